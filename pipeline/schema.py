@@ -1,0 +1,148 @@
+"""The public data contracts: the tick on `financial_prices`, the anomaly, and the alert event envelope.
+
+See ../shared/DESIGN.md. Validation lives here so that every entry point (bridge, API, tests) rejects the
+same inputs with the same human-readable reason.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9./_:\-]{1,20}$")
+
+Symbol = Annotated[str, Field(description="1-20 chars of A-Z 0-9 . - / _ : (upper-cased)")]
+
+
+def normalise_symbol(value: str) -> str:
+    """Upper-case and check a symbol; raises ValueError with the rule it broke."""
+    symbol = value.strip().upper()
+    if not SYMBOL_PATTERN.fullmatch(symbol):
+        raise ValueError("symbol must be 1-20 characters of A-Z 0-9 . - / _ :")
+    return symbol
+
+
+def to_utc(value: datetime) -> datetime:
+    """Naive timestamps are UTC by contract; aware ones are converted."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def to_ms(value: datetime) -> int:
+    return round(value.timestamp() * 1000)
+
+
+def from_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def iso(value: datetime) -> str:
+    """RFC 3339 with millisecond precision and `Z`, as every Tickwatch message writes times."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Tick(BaseModel):
+    """One price observation, keyed by symbol on Kafka. `timestamp` is event time."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    symbol: Symbol
+    timestamp: datetime
+    price: float = Field(gt=0, allow_inf_nan=False)
+    volume: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    @field_validator("symbol", mode="before")
+    @classmethod
+    def _symbol(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError("symbol must be a string")
+        return normalise_symbol(value)
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _timestamp_is_iso(cls, value: Any) -> Any:
+        if not isinstance(value, str | datetime):
+            raise ValueError("timestamp must be an ISO-8601 string, e.g. 2026-11-23T14:30:00Z")
+        return value
+
+    @field_validator("timestamp")
+    @classmethod
+    def _timestamp_utc(cls, value: datetime) -> datetime:
+        return to_utc(value)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class InvalidTick(ValueError):
+    """A message that is not a valid tick; `reason` is what goes on the dead-letter record."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_tick(raw: bytes | None) -> Tick:
+    """Bytes from Kafka to a Tick, or InvalidTick with a one-line reason (never any other exception)."""
+    if not raw:
+        raise InvalidTick("empty message")
+    try:
+        return Tick.model_validate_json(raw)
+    except ValidationError as error:
+        raise InvalidTick(describe(error)) from None
+
+
+def describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+RuleName = Literal["drop", "rise"]
+
+
+class Anomaly(BaseModel):
+    """One episode of a rule holding for a symbol. The id is the same however often the ticks replay."""
+
+    id: str
+    symbol: Symbol
+    rule: RuleName
+    timestamp: datetime = Field(description="event time of the tick that crossed the threshold")
+    price: float
+    volume: float | None = None
+    reference_price: float = Field(description="the window's extreme the change is measured from")
+    reference_timestamp: datetime
+    change_pct: float = Field(description="signed, e.g. -7.9")
+    threshold_pct: float
+    window_seconds: int
+    peak_price: float = Field(description="the most extreme price of the episode so far")
+    peak_change_pct: float
+    peak_timestamp: datetime
+    published_at: datetime | None = Field(None, description="when the crossing tick reached Kafka")
+    detected_at: datetime
+    muted: bool = False
+
+    def headline(self) -> str:
+        window = f"{self.window_seconds // 60} min" if self.window_seconds % 60 == 0 else f"{self.window_seconds} s"
+        return f"{self.symbol} {self.change_pct:+.2f}% in {window} ({self.rule})"
+
+
+class AlertEvent(BaseModel):
+    """The envelope every channel carries: Kafka `alerts`, webhooks (and the source of Slack messages)."""
+
+    type: Literal["anomaly.detected"] = "anomaly.detected"
+    id: str
+    timestamp: datetime
+    data: Anomaly
+
+    @classmethod
+    def for_anomaly(cls, anomaly: Anomaly) -> AlertEvent:
+        return cls(id=f"msg_{anomaly.id}", timestamp=anomaly.detected_at, data=anomaly)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()

@@ -1,0 +1,99 @@
+"""Configuration: one pydantic-settings object, read from `TICKWATCH_*` env vars (and Slack's own names).
+
+Defaults point at the local real stack started by `tickwatch stack up`, so nothing needs setting to try it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TICKWATCH_", env_file=".env", extra="ignore")
+
+    # --- engines -----------------------------------------------------------------------------------
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    es_url: str = "http://127.0.0.1:9200"
+
+    # --- Kafka topics and consumer group ------------------------------------------------------------
+    ticks_topic: str = "financial_prices"
+    dlq_topic: str = "financial_prices.dlq"
+    alerts_topic: str = "alerts"
+    ticks_partitions: int = Field(6, ge=1)
+    consumer_group: str = "tickwatch-bridge"
+
+    # --- Elasticsearch ------------------------------------------------------------------------------
+    index_prefix: str = "tickwatch"
+    tick_retention_days: int = Field(30, ge=1)
+
+    # --- detection defaults (per-symbol overrides live in Redis, see pipeline.controls) -------------
+    drop_pct: float = Field(5.0, gt=0, lt=100)
+    rise_pct: float = Field(5.0, ge=0, description="0 turns the rise rule off")
+    window_seconds: int = Field(300, gt=0)
+    cooldown_seconds: int | None = Field(None, ge=0, description="default: window_seconds")
+    lateness_seconds: int = Field(30, ge=0)
+
+    # --- bridge batching ----------------------------------------------------------------------------
+    batch_max_ticks: int = Field(2000, ge=1)
+    batch_max_wait_ms: int = Field(50, ge=1)
+    celery_queue: str = "ticks"
+    alerts_queue: str = "alerts"
+
+    # --- alert channels -----------------------------------------------------------------------------
+    slack_bot_token: str | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))
+    slack_signing_secret: str | None = Field(None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET"))
+    slack_app_token: str | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
+    slack_api_url: str = "https://slack.com/api/"
+    slack_channel: str = "#market-alerts"
+    webhook_urls: list[str] = Field(default_factory=list, description="JSON list of subscriber URLs")
+    webhook_secret: str | None = Field(None, description="Standard Webhooks secret, whsec_<base64>")
+    delivery_max_retries: int = Field(8, ge=0)
+
+    # --- observability ------------------------------------------------------------------------------
+    metrics_port: int = Field(9464, ge=0, description="bridge's Prometheus port; 0 = off")
+
+    # --- local stack --------------------------------------------------------------------------------
+    stack_dir: Path = Path("/var/tmp/tickwatch")
+    cache_dir: Path = Path.home() / ".cache" / "tickwatch"
+    kafka_version: str = "4.1.1"
+    es_version: str = "8.19.21"
+    es_heap: str = "768m"
+    kafka_heap: str = "512m"
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _whsec(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("whsec_"):
+            raise ValueError("webhook secrets use the Standard Webhooks form whsec_<base64>")
+        return value
+
+    @property
+    def effective_cooldown_seconds(self) -> int:
+        return self.window_seconds if self.cooldown_seconds is None else self.cooldown_seconds
+
+    @property
+    def kafka_host_port(self) -> tuple[str, int]:
+        host, _, port = self.kafka_bootstrap.split(",")[0].rpartition(":")
+        return host, int(port)
+
+    @property
+    def redis_host_port(self) -> tuple[str, int]:
+        parts = urlsplit(self.redis_url)
+        return parts.hostname or "127.0.0.1", parts.port or 6379
+
+    @property
+    def es_host_port(self) -> tuple[str, int]:
+        parts = urlsplit(self.es_url)
+        return parts.hostname or "127.0.0.1", parts.port or 9200
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings; tests build their own `Settings(...)` instead of patching this."""
+    return Settings()
