@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     batch_max_wait_ms: int = Field(50, ge=1)
     celery_queue: str = "ticks"
     alerts_queue: str = "alerts"
+    gap_timeout_seconds: int = Field(
+        600, ge=1, description="how long a batch waits for a missing predecessor before skipping the gap"
+    )
 
     # --- alert channels -----------------------------------------------------------------------------
     slack_bot_token: str | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))

@@ -1,0 +1,266 @@
+"""Pure anomaly detection: a symbol's window state and a batch of ticks in, new state and anomalies out.
+
+No I/O here, so every rule and invariant is testable alone. Times are epoch milliseconds.
+
+How event time and lateness work. The state keeps the recent ticks sorted by event time and the episode
+state of each rule as of the *watermark* (newest event time seen minus the allowed lateness). Each batch
+re-evaluates, in event-time order, only the ticks newer than the watermark, starting from that settled
+state. Ticks arriving out of order within the lateness therefore give exactly the result they would have
+given in order; ticks older than the watermark are reported as `late` (stored, not evaluated).
+
+Episodes (one alert per episode, like Alertmanager): an anomaly opens when a rule's condition starts to
+hold; while it holds (and until it has been clear for `cooldown`) the same anomaly is updated, never
+re-opened. Its id comes from (symbol, rule, the reference tick it is measured from), so a replay, or the
+same crash seen in another order, yields the same id.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from pipeline.schema import Anomaly, RuleName, from_ms
+
+
+class TickPoint(NamedTuple):
+    """The compact form of a tick the workers handle: event time, price, volume, Kafka record time."""
+
+    ts: int
+    price: float
+    volume: float | None = None
+    published: int | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule's parameters for one symbol; threshold 0 disables it."""
+
+    name: RuleName
+    threshold_pct: float
+    window_seconds: int
+    cooldown_seconds: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.threshold_pct > 0
+
+    @property
+    def window_ms(self) -> int:
+        return self.window_seconds * 1000
+
+
+def crossing(rule: Rule, price: float, window: Sequence[float]) -> int | None:
+    """Index in `window` of the reference price if `price` crosses the rule's threshold, else None.
+
+    drop: price <= (1 - X) * highest price of the window; rise: price >= (1 + X) * lowest price.
+    """
+    if not window:
+        return None
+    if rule.name == "drop":
+        reference = max(window)
+        hit = price <= reference * (1 - rule.threshold_pct / 100)
+    else:
+        reference = min(window)
+        hit = price >= reference * (1 + rule.threshold_pct / 100)
+    # The latest tick at the extreme: the move is measured from where the price last stood there.
+    return len(window) - 1 - window[::-1].index(reference) if hit else None
+
+
+def anomaly_id(symbol: str, rule: RuleName, reference_ts: int) -> str:
+    digest = hashlib.blake2b(f"{symbol}|{rule}|{reference_ts}".encode(), digest_size=10).hexdigest()
+    return f"{symbol.lower().replace('/', '-')}-{rule}-{digest}"
+
+
+@dataclass
+class Episode:
+    """The open anomaly of one rule (None when armed) and the last event time its condition held."""
+
+    anomaly: dict[str, Any] | None = None
+    last_hold: int = 0
+
+    def copy(self) -> Episode:
+        return Episode(dict(self.anomaly) if self.anomaly else None, self.last_hold)
+
+
+@dataclass
+class SymbolState:
+    """Everything detection remembers about one symbol between batches (serialised to Redis as JSON).
+
+    `ts`, `prices` and `volumes` are the window, sorted by event time. `known` holds, for anomalies still
+    open or newer than the watermark, what must not change when they are re-evaluated: when the opening
+    tick reached Kafka and when we first detected it.
+    """
+
+    ts: list[int] = field(default_factory=list)
+    prices: list[float] = field(default_factory=list)
+    volumes: list[float | None] = field(default_factory=list)
+    watermark: int | None = None
+    episodes: dict[str, Episode] = field(default_factory=dict)
+    known: dict[str, dict[str, int | None]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ts": self.ts,
+            "prices": self.prices,
+            "volumes": self.volumes,
+            "watermark": self.watermark,
+            "episodes": {name: {"anomaly": ep.anomaly, "last_hold": ep.last_hold}
+                         for name, ep in self.episodes.items()},
+            "known": self.known,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SymbolState:
+        return cls(
+            ts=data["ts"],
+            prices=data["prices"],
+            volumes=data["volumes"],
+            watermark=data["watermark"],
+            episodes={name: Episode(ep["anomaly"], ep["last_hold"]) for name, ep in data["episodes"].items()},
+            known=data["known"],
+        )
+
+
+@dataclass
+class Outcome:
+    """What a batch changed: anomalies to store (new or updated), the ids that are new, and late ticks."""
+
+    anomalies: list[Anomaly]
+    new_ids: list[str]
+    late: list[TickPoint]
+    duplicates: int
+
+
+def advance(
+    state: SymbolState,
+    symbol: str,
+    ticks: Iterable[TickPoint],
+    rules: Sequence[Rule],
+    *,
+    lateness_ms: int,
+    now: datetime,
+    muted: bool = False,
+) -> Outcome:
+    """Fold a batch of one symbol's ticks into `state` (mutated in place) and report what it found."""
+    late, published, duplicates = _insert(state, ticks)
+    if not state.ts:
+        return Outcome([], [], late, duplicates)
+
+    active = [rule for rule in rules if rule.enabled]
+    old_watermark = state.watermark if state.watermark is not None else state.ts[0] - 1
+    new_watermark = max(old_watermark, state.ts[-1] - lateness_ms)
+    episodes = {rule.name: state.episodes.get(rule.name, Episode()).copy() for rule in active}
+    touched: dict[str, dict[str, Any]] = {}
+    settled = False
+    for i in range(bisect.bisect_right(state.ts, old_watermark), len(state.ts)):
+        ts, price = state.ts[i], state.prices[i]
+        if ts > new_watermark and not settled:
+            state.episodes, settled = _copy(episodes), True
+        for rule in active:
+            lo = bisect.bisect_left(state.ts, ts - rule.window_ms, 0, i)
+            ref = crossing(rule, price, state.prices[lo:i])
+            episode = episodes[rule.name]
+            if ref is not None:
+                if episode.anomaly is None:
+                    tick = TickPoint(ts, price, state.volumes[i], published.get(ts))
+                    episode.anomaly = _open(symbol, rule, tick, state.ts[lo + ref], state.prices[lo + ref],
+                                            now, state.known)
+                else:
+                    _deepen(episode.anomaly, price, ts)
+                episode.last_hold = ts
+                touched[episode.anomaly["id"]] = episode.anomaly
+            elif episode.anomaly is not None and ts - episode.last_hold >= rule.cooldown_seconds * 1000:
+                episode.anomaly = None  # clear for a whole cooldown: the rule re-arms
+    if not settled:
+        state.episodes = _copy(episodes)
+    state.watermark = new_watermark
+
+    new_ids = [key for key in touched if key not in state.known]
+    for key in touched:
+        data = touched[key]
+        state.known[key] = {"timestamp": data["timestamp"], "published_at": data["published_at"],
+                            "detected_at": data["detected_at"]}
+    _prune(state, max((rule.window_ms for rule in active), default=0))
+    return Outcome([_model(data, muted) for data in touched.values()], new_ids, late, duplicates)
+
+
+def _insert(state: SymbolState, ticks: Iterable[TickPoint]) -> tuple[list[TickPoint], dict[int, int], int]:
+    """Merge ticks into the sorted window; returns the late ones, Kafka times by event time, duplicates."""
+    late: list[TickPoint] = []
+    published: dict[int, int] = {}
+    duplicates = 0
+    for tick in ticks:
+        if state.watermark is not None and tick.ts <= state.watermark:
+            late.append(tick)
+            continue
+        i = bisect.bisect_left(state.ts, tick.ts)
+        if i < len(state.ts) and state.ts[i] == tick.ts:
+            duplicates += 1  # same symbol and event time: the same tick again (a replay)
+            continue
+        state.ts.insert(i, tick.ts)
+        state.prices.insert(i, tick.price)
+        state.volumes.insert(i, tick.volume)
+        if tick.published is not None:
+            published[tick.ts] = tick.published
+    return late, published, duplicates
+
+
+def _copy(episodes: dict[str, Episode]) -> dict[str, Episode]:
+    return {name: episode.copy() for name, episode in episodes.items()}
+
+
+def _open(symbol: str, rule: Rule, tick: TickPoint, ref_ts: int, ref_price: float, now: datetime,
+          known: dict[str, dict[str, int | None]]) -> dict[str, Any]:
+    change = round((tick.price / ref_price - 1) * 100, 4)
+    key = anomaly_id(symbol, rule.name, ref_ts)
+    seen = known.get(key, {})
+    same_tick = seen.get("timestamp") == tick.ts
+    return {
+        "id": key,
+        "symbol": symbol,
+        "rule": rule.name,
+        "timestamp": tick.ts,
+        "price": tick.price,
+        "volume": tick.volume,
+        "reference_price": ref_price,
+        "reference_timestamp": ref_ts,
+        "change_pct": change,
+        "threshold_pct": rule.threshold_pct,
+        "window_seconds": rule.window_seconds,
+        "peak_price": tick.price,
+        "peak_change_pct": change,
+        "peak_timestamp": tick.ts,
+        # Re-evaluating the same episode must not move when it was published or first detected.
+        "published_at": seen.get("published_at") if same_tick and tick.published is None else tick.published,
+        "detected_at": seen.get("detected_at") or round(now.timestamp() * 1000),
+    }
+
+
+def _deepen(anomaly: dict[str, Any], price: float, ts: int) -> None:
+    """A further move in the rule's direction updates the open anomaly instead of opening another."""
+    change = round((price / anomaly["reference_price"] - 1) * 100, 4)
+    if abs(change) > abs(anomaly["peak_change_pct"]):
+        anomaly.update(peak_price=price, peak_change_pct=change, peak_timestamp=ts)
+
+
+def _prune(state: SymbolState, window_ms: int) -> None:
+    """Drop ticks no future evaluation can see, and ids no re-evaluation can produce again."""
+    assert state.watermark is not None
+    keep_from = bisect.bisect_left(state.ts, state.watermark - window_ms)
+    if keep_from:
+        del state.ts[:keep_from]
+        del state.prices[:keep_from]
+        del state.volumes[:keep_from]
+    open_ids = {ep.anomaly["id"] for ep in state.episodes.values() if ep.anomaly}
+    state.known = {key: seen for key, seen in state.known.items()
+                   if (seen["timestamp"] or 0) > state.watermark or key in open_ids}
+
+
+def _model(data: dict[str, Any], muted: bool) -> Anomaly:
+    times = ("timestamp", "reference_timestamp", "peak_timestamp", "published_at", "detected_at")
+    return Anomaly(**{**data, **{key: from_ms(data[key]) for key in times if data[key] is not None},
+                      "muted": muted})

@@ -1,0 +1,46 @@
+"""Alert fan-out channels. Each takes the same AlertEvent envelope; each is delivered by its own Celery
+task (pipeline.tasks.deliver) so a failing channel is retried with backoff and never blocks the others.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pipeline.schema import AlertEvent
+from pipeline.settings import Settings
+
+
+class Notifier(Protocol):
+    """Send one alert; raise to have the delivery retried."""
+
+    def send(self, event: AlertEvent) -> None: ...
+
+
+def channel_names(settings: Settings) -> list[str]:
+    """The channels configured now: `kafka` and `log` always, Slack with a token, one per webhook URL."""
+    names = ["kafka", "log"]
+    if settings.slack_bot_token:
+        names.append("slack")
+    names += [f"webhook:{url}" for url in settings.webhook_urls]
+    return names
+
+
+def build(name: str, settings: Settings) -> Notifier:
+    """The notifier behind a channel name (imports stay lazy so a worker loads only what it uses)."""
+    if name == "kafka":
+        from pipeline.notifiers.kafka import KafkaNotifier
+
+        return KafkaNotifier(settings)
+    if name == "log":
+        from pipeline.notifiers.log import LogNotifier
+
+        return LogNotifier()
+    if name == "slack":
+        from pipeline.notifiers.slack import SlackNotifier
+
+        return SlackNotifier(settings)
+    if name.startswith("webhook:"):
+        from pipeline.notifiers.webhook import WebhookNotifier
+
+        return WebhookNotifier(name.removeprefix("webhook:"), settings.webhook_secret)
+    raise ValueError(f"unknown alert channel {name!r}")

@@ -1,0 +1,129 @@
+"""Elasticsearch storage: index templates, bulk writes with deterministic ids, and tick retention.
+
+Ticks go to daily indices named by *event* date (`<prefix>-ticks-YYYY.MM.DD`) behind the alias
+`<prefix>-ticks`, so a replayed tick lands on its own document again and retention is a cheap index
+delete. Anomalies live in one index, `<prefix>-anomalies`, keyed by anomaly id (an update overwrites).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from elasticsearch import Elasticsearch, helpers
+
+from pipeline.schema import Anomaly, from_ms
+from pipeline.settings import Settings
+
+_TICK_PROPERTIES = {
+    "symbol": {"type": "keyword"},
+    "timestamp": {"type": "date"},
+    "price": {"type": "double"},
+    "volume": {"type": "double"},
+    "late": {"type": "boolean"},
+    "published_at": {"type": "date"},
+    "kafka": {"properties": {"partition": {"type": "integer"}, "offset": {"type": "long"}}},
+}
+
+_ANOMALY_PROPERTIES = {
+    "id": {"type": "keyword"},
+    "symbol": {"type": "keyword"},
+    "rule": {"type": "keyword"},
+    "timestamp": {"type": "date"},
+    "price": {"type": "double"},
+    "volume": {"type": "double"},
+    "reference_price": {"type": "double"},
+    "reference_timestamp": {"type": "date"},
+    "change_pct": {"type": "double"},
+    "threshold_pct": {"type": "double"},
+    "window_seconds": {"type": "integer"},
+    "peak_price": {"type": "double"},
+    "peak_change_pct": {"type": "double"},
+    "peak_timestamp": {"type": "date"},
+    "published_at": {"type": "date"},
+    "detected_at": {"type": "date"},
+    "muted": {"type": "boolean"},
+}
+
+
+class Indices:
+    """Index and alias names derived from one prefix, so tests and benches can use their own."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.ticks = f"{prefix}-ticks"
+        self.anomalies = f"{prefix}-anomalies"
+
+    def tick_index(self, ts_ms: int) -> str:
+        return f"{self.ticks}-{from_ms(ts_ms):%Y.%m.%d}"
+
+
+def connect(settings: Settings) -> Elasticsearch:
+    return Elasticsearch(settings.es_url, request_timeout=30, retry_on_timeout=True, max_retries=3)
+
+
+def ensure_templates(es: Elasticsearch, indices: Indices) -> None:
+    """Install the index templates and create the anomalies index; safe to repeat."""
+    settings = {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"}
+    es.indices.put_index_template(
+        name=indices.ticks,
+        index_patterns=[f"{indices.ticks}-*"],
+        template={"settings": settings, "aliases": {indices.ticks: {}},
+                  "mappings": {"dynamic": "strict", "properties": _TICK_PROPERTIES}},
+        priority=100,
+    )
+    es.indices.put_index_template(
+        name=indices.anomalies,
+        index_patterns=[indices.anomalies],
+        template={"settings": settings, "mappings": {"dynamic": "strict", "properties": _ANOMALY_PROPERTIES}},
+        priority=100,
+    )
+    if not es.indices.exists(index=indices.anomalies):
+        es.indices.create(index=indices.anomalies)
+
+
+def tick_action(indices: Indices, tick: dict[str, Any]) -> dict[str, Any]:
+    """One bulk action for a tick in the compact form the workers use (see pipeline.tasks)."""
+    source = {
+        "symbol": tick["symbol"],
+        "timestamp": tick["ts"],
+        "price": tick["price"],
+        "late": tick["late"],
+        "kafka": {"partition": tick["partition"], "offset": tick["offset"]},
+    }
+    if tick["volume"] is not None:
+        source["volume"] = tick["volume"]
+    if tick["published"] is not None:
+        source["published_at"] = tick["published"]
+    return {"_index": indices.tick_index(tick["ts"]), "_id": f"{tick['symbol']}@{tick['ts']}", "_source": source}
+
+
+def anomaly_action(indices: Indices, anomaly: Anomaly) -> dict[str, Any]:
+    return {"_index": indices.anomalies, "_id": anomaly.id, "_source": anomaly.model_dump(mode="json")}
+
+
+def write(es: Elasticsearch, actions: Iterable[dict[str, Any]]) -> int:
+    """Bulk-index; raises if any document was rejected so the batch is retried, never half-lost."""
+    done, _ = helpers.bulk(es, actions, chunk_size=5000, max_chunk_bytes=20 * 1024 * 1024, raise_on_error=True)
+    return done
+
+
+def expired_tick_indices(names: Iterable[str], indices: Indices, keep_days: int, today: date) -> Iterator[str]:
+    """Daily tick indices whose whole day is older than `keep_days` (pure, so it is tested alone)."""
+    cutoff = today - timedelta(days=keep_days)
+    for name in names:
+        try:
+            day = datetime.strptime(name.removeprefix(f"{indices.ticks}-"), "%Y.%m.%d").date()
+        except ValueError:
+            continue  # not one of ours
+        if day < cutoff:
+            yield name
+
+
+def drop_expired_ticks(es: Elasticsearch, indices: Indices, keep_days: int, today: date | None = None) -> list[str]:
+    names = list(es.indices.get(index=f"{indices.ticks}-*", expand_wildcards="open,closed").keys())
+    expired = sorted(expired_tick_indices(names, indices, keep_days, today or datetime.now(UTC).date()))
+    for name in expired:
+        es.indices.delete(index=name)
+    return expired

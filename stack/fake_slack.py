@@ -1,0 +1,384 @@
+"""A local fake of the Slack Web API for the tests and the offline demo, since Slack is unreachable here.
+
+Stdlib only (a `ThreadingHTTPServer` in a daemon thread), so it adds no dependency. It answers the methods
+Tickwatch uses the way slack_sdk's `WebClient` calls them: JSON bodies for `chat.*` (the client sends
+those with `json=`), form-encoded bodies for `params=`/`data=` calls such as `auth.test`. Point
+`WebClient(base_url=...)` or `TICKWATCH_SLACK_API_URL` at the URL `start()` returns.
+
+    with FakeSlack() as slack:
+        WebClient(token="xoxb-test", base_url=slack.url).chat_postMessage(channel="#alerts", text="hi")
+        assert slack.calls("chat.postMessage")[0].params["text"] == "hi"
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import re
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+log = logging.getLogger(__name__)
+
+TEAM_ID, USER_ID, BOT_ID = "T0FAKE0001", "U0FAKE0001", "B0FAKE0001"
+# Slack takes these as JSON strings in form bodies; decoded so tests see the same shape for every encoding.
+JSON_FIELDS = ("blocks", "attachments", "metadata")
+CONTENT_FIELDS = ("text", "blocks", "attachments")
+_CHANNEL_ID = re.compile(r"[CDG][A-Z0-9]{8,}")
+_USER_ID = re.compile(r"[UW][A-Z0-9]{8,}")
+
+Response = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """One request the fake answered: what a test asserts on."""
+
+    method: str
+    params: dict[str, Any]
+    authorization: str | None
+    content_type: str  # "json", "form" or "none" (no body): which encoding the client chose
+    status: int
+    response: Response
+    simulated_failure: bool = False  # answered by `fail_next`, not by the method itself
+    at: float = field(default_factory=time.time)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and bool(self.response.get("ok"))
+
+
+def load_calls(path: Path) -> list[RecordedCall]:
+    """Read a `record_to` file, e.g. in a demo whose server runs in another process."""
+    with path.open(encoding="utf-8") as lines:
+        return [RecordedCall(**json.loads(line)) for line in lines if line.strip()]
+
+
+class FakeSlack:
+    """The fake server: start it, point a client at `url`, then inspect `calls()`.
+
+    Thread-safe: handler threads record while tests read. With `record_to`, every call is also appended
+    as a JSON line (token redacted), so processes other than the server's can see what was sent.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, record_to: Path | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.record_to = record_to
+        self._cond = threading.Condition()
+        self._calls: list[RecordedCall] = []
+        self._failures: dict[str, deque[tuple[int, int | None]]] = {}
+        self._messages: dict[tuple[str, str], Response] = {}
+        self._last_ts_us = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._methods: dict[str, Callable[[dict[str, Any]], Response]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "chat.postEphemeral": self._post_ephemeral,
+        }
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    def start(self) -> str:
+        """Listen (port 0 picks a free one) and return the base URL, e.g. http://127.0.0.1:PORT/api/."""
+        if self._server is not None:
+            raise RuntimeError(f"FakeSlack is already running at {self.url}")
+        if self.record_to is not None:
+            self.record_to.parent.mkdir(parents=True, exist_ok=True)
+        server = _Server((self.host, self.port), _Handler)
+        server.fake = self
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-slack", daemon=True)
+        self._thread.start()
+        self._server = server
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeSlack is not running; call start() first")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/api/"
+
+    def __enter__(self) -> FakeSlack:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # --- what tests use -----------------------------------------------------------------------------
+    def calls(self, method: str | None = None) -> list[RecordedCall]:
+        """Recorded calls in arrival order, failed ones included; only `method`'s if given."""
+        with self._cond:
+            return self._matching(method)
+
+    def clear(self) -> None:
+        """Forget calls, posted messages and pending failures, so one server can serve many tests."""
+        with self._cond:
+            self._calls.clear()
+            self._failures.clear()
+            self._messages.clear()
+
+    def wait_for(self, method: str | None, count: int = 1, timeout: float = 5.0) -> list[RecordedCall]:
+        """Block until at least `count` calls of `method` arrived (from workers in other threads);
+        returns all of them so far, or raises TimeoutError saying how many came."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(found := self._matching(method)) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"waited {timeout}s for {count} {method or 'any'} call(s), "
+                                       f"got {len(found)}")
+                self._cond.wait(remaining)
+            return found
+
+    def fail_next(self, method: str, status: int = 429, retry_after: int | None = 1, times: int = 1) -> None:
+        """Answer the next `times` calls of `method` with HTTP `status` (and a Retry-After header unless
+        None), as Slack does when rate limiting; slack_sdk's RateLimitErrorRetryHandler reacts to this."""
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._cond:
+            self._failures.setdefault(method, deque()).extend([(status, retry_after)] * times)
+
+    # --- serving ------------------------------------------------------------------------------------
+    def _matching(self, method: str | None) -> list[RecordedCall]:
+        return [call for call in self._calls if method is None or call.method == method]
+
+    def _serve(self, method: str, params: dict[str, Any], authorization: str | None,
+               content_type: str) -> tuple[int, dict[str, str], Response]:
+        headers: dict[str, str] = {}
+        with self._cond:
+            pending = self._failures.get(method)
+            simulated = bool(pending)
+            if pending:
+                status, retry_after = pending.popleft()
+                if retry_after is not None:
+                    headers["Retry-After"] = str(retry_after)
+                response = _error("ratelimited" if status == 429 else "fatal_error")
+            else:
+                status, response = 200, self._dispatch(method, params, authorization)
+            call = RecordedCall(method, params, authorization, content_type, status, response, simulated)
+            self._calls.append(call)
+            self._persist(call)
+            self._cond.notify_all()
+        return status, headers, response
+
+    def _dispatch(self, method: str, params: dict[str, Any], authorization: str | None) -> Response:
+        handler = self._methods.get(method)
+        if handler is None:
+            return _error("unknown_method")
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _error("not_authed")
+        if not token.startswith("xox"):
+            return _error("invalid_auth")
+        return handler(params)
+
+    def _persist(self, call: RecordedCall) -> None:
+        if self.record_to is None:
+            return
+        line = json.dumps({**asdict(call), "authorization": _redact(call.authorization)}, default=str)
+        with self.record_to.open("a", encoding="utf-8") as out:
+            out.write(line + "\n")
+
+    def _next_ts(self) -> str:
+        """Slack's message ids: epoch seconds with six decimals, unique and increasing per server."""
+        self._last_ts_us = max(time.time_ns() // 1000, self._last_ts_us + 1)
+        return f"{self._last_ts_us // 1_000_000}.{self._last_ts_us % 1_000_000:06d}"
+
+    # --- methods ------------------------------------------------------------------------------------
+    def _auth_test(self, params: dict[str, Any]) -> Response:
+        return {"ok": True, "url": "https://tickwatch-fake.slack.com/", "team": "Tickwatch (fake)",
+                "user": "tickwatch", "team_id": TEAM_ID, "user_id": USER_ID, "bot_id": BOT_ID,
+                "is_enterprise_install": False}
+
+    def _post_message(self, params: dict[str, Any]) -> Response:
+        channel = _channel_id(params.get("channel"))
+        if channel is None:
+            return _error("channel_not_found")
+        if not _has_content(params):
+            return _error("no_text")
+        ts = self._next_ts()
+        message = {"type": "message", "user": USER_ID, "bot_id": BOT_ID, "team": TEAM_ID,
+                   "text": params.get("text", ""), "ts": ts, **_content(params)}
+        if params.get("thread_ts"):
+            message["thread_ts"] = str(params["thread_ts"])
+        self._messages[(channel, ts)] = message
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _update(self, params: dict[str, Any]) -> Response:
+        channel = _channel_id(params.get("channel"))
+        if channel is None:
+            return _error("channel_not_found")
+        ts = str(params.get("ts", ""))
+        if (channel, ts) not in self._messages:
+            return _error("message_not_found")
+        if not _has_content(params):
+            return _error("no_text")
+        message = {**self._messages[(channel, ts)], "text": params.get("text", ""), **_content(params),
+                   "edited": {"user": USER_ID, "ts": self._next_ts()}}
+        self._messages[(channel, ts)] = message
+        return {"ok": True, "channel": channel, "ts": ts, "text": message["text"], "message": message}
+
+    def _post_ephemeral(self, params: dict[str, Any]) -> Response:
+        if _channel_id(params.get("channel")) is None:
+            return _error("channel_not_found")
+        if not params.get("user"):
+            return _error("user_not_in_channel")
+        if not _has_content(params):
+            return _error("no_text")
+        return {"ok": True, "message_ts": self._next_ts()}
+
+
+def _error(code: str) -> Response:
+    return {"ok": False, "error": code}
+
+
+def _redact(authorization: str | None) -> str | None:
+    """Keep the scheme and token type (xoxb-, xoxp-) but never write a token to disk."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return f"{scheme} {token[:5]}…" if token else scheme
+
+
+def _channel_id(raw: Any) -> str | None:
+    """Slack answers with ids, not names: the same name always maps to the same C… id, a user to a D…."""
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    name = raw.strip()
+    if _CHANNEL_ID.fullmatch(name):
+        return name
+    prefix = "D" if _USER_ID.fullmatch(name) else "C"
+    return prefix + hashlib.sha1(name.lstrip("#").lower().encode()).hexdigest()[:10].upper()
+
+
+def _has_content(params: dict[str, Any]) -> bool:
+    return any(params.get(name) for name in CONTENT_FIELDS)
+
+
+def _content(params: dict[str, Any]) -> dict[str, Any]:
+    return {name: params[name] for name in JSON_FIELDS if params.get(name)}
+
+
+def _parse_body(body: bytes, content_type: str) -> tuple[str, dict[str, Any] | None]:
+    """Body params and which encoding carried them; None params means the JSON was unreadable.
+
+    WebClient labels every request application/json, even a bodyless one, and switches the label to
+    form-encoded when it sends `params=`; multipart only carries file uploads, which this fake lacks.
+    """
+    if not body:
+        return "none", {}
+    if content_type.split(";")[0].strip().lower() == "application/json":
+        try:
+            params = json.loads(body)
+        except ValueError:
+            return "json", None
+        return "json", params if isinstance(params, dict) else None
+    return "form", dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def _decode_json_fields(params: dict[str, Any]) -> dict[str, Any]:
+    decoded = dict(params)
+    for name in JSON_FIELDS:
+        # Unparseable JSON stays a string: Slack would reject it, and the test still sees what was sent.
+        if isinstance(decoded.get(name), str):
+            with suppress(ValueError):
+                decoded[name] = json.loads(decoded[name])
+    return decoded
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeSlack
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "FakeSlack/1.0"
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_GET(self) -> None:  # Slack also takes GET with query parameters
+        self._handle()
+
+    def _handle(self) -> None:
+        url = urlsplit(self.path)
+        method = url.path.removeprefix("/api/")
+        if not url.path.startswith("/api/") or not method or "/" in method:
+            self._reply(404, {}, _error("not_found"))
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        content_type, body_params = _parse_body(self.rfile.read(length), self.headers.get("Content-Type", ""))
+        if body_params is None:
+            self._reply(200, {}, _error("invalid_json"))
+            return
+        params = _decode_json_fields({**dict(parse_qsl(url.query, keep_blank_values=True)), **body_params})
+        status, headers, response = self.server.fake._serve(method, params, self.headers.get("Authorization"),
+                                                            content_type)
+        self._reply(status, headers, response)
+
+    def _reply(self, status: int, headers: dict[str, str], response: Response) -> None:
+        payload = json.dumps(response).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("fake slack: " + format, *args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until Ctrl-C, printing the URL alone on stdout so scripts can capture it."""
+    parser = argparse.ArgumentParser(
+        prog="python -m stack.fake_slack",
+        description="Serve a local fake of the Slack Web API (auth.test, chat.postMessage, chat.update, "
+                    "chat.postEphemeral).",
+        epilog="example: python -m stack.fake_slack --port 8765 --record-to /tmp/slack.jsonl",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default: %(default)s)")
+    parser.add_argument("--record-to", type=Path, help="append every call as a JSON line to this file")
+    args = parser.parse_args(argv)
+    fake = FakeSlack(host=args.host, port=args.port, record_to=args.record_to)
+    print(fake.start(), flush=True)
+    print(f"export TICKWATCH_SLACK_API_URL={fake.url}  # Ctrl-C stops", file=sys.stderr, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Fixtures for end-to-end tests over the real local stack (Kafka, Elasticsearch, Redis, Celery workers).
+
+Each test gets its own namespace: its own topics, index prefix, consumer group and Redis database (which is
+also its Celery broker), so tests never see each other's data. Workers and the bridge run as real
+subprocesses of the `tickwatch` command, exactly as a user runs them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from elasticsearch import Elasticsearch
+from kafka import KafkaConsumer
+from redis import Redis
+
+from pipeline import store
+from pipeline.settings import Settings
+from pipeline.topics import ensure_topics
+
+T = TypeVar("T")
+_databases = itertools.count(1)  # Redis db 0 is the demo's; tests take 1..15
+
+
+def wait_for(check: Callable[[], T], *, timeout: float = 60, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def real_stack() -> Settings:
+    """The local stack, started if it is not running (`tickwatch stack up` does the same)."""
+    from stack import StackError, all_services
+
+    settings = Settings()
+    try:
+        for service in all_services(settings):
+            service.up()
+    except StackError as error:
+        pytest.fail(f"the local stack could not start: {error}")
+    return settings
+
+
+@dataclass
+class Namespace:
+    """One test's slice of the stack, and the processes it started."""
+
+    settings: Settings
+    env: dict[str, str]
+    log_dir: Path
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def redis(self) -> Redis:
+        return Redis.from_url(self.settings.redis_url)
+
+    @property
+    def es(self) -> Elasticsearch:
+        return store.connect(self.settings)
+
+    @property
+    def indices(self) -> store.Indices:
+        return store.Indices(self.settings.index_prefix)
+
+    def start(self, *args: str, name: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        proc = subprocess.Popen([sys.executable, "-m", "tickwatch", *args], env={**self.env, **(extra_env or {})},
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, concurrency: int = 2) -> subprocess.Popen:
+        return self.start("worker", "-c", str(concurrency), "--loglevel", "WARNING",
+                          name=f"worker-{len(self.procs)}")
+
+    def bridge(self, **extra_env: str) -> subprocess.Popen:
+        return self.start("bridge", "--loglevel", "WARNING", name=f"bridge-{len(self.procs)}", extra_env=extra_env)
+
+    def stop(self, proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+        return proc.wait(timeout=timeout)
+
+    def applied(self) -> bool:
+        """Every record on the ticks topic has been applied by the workers."""
+        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap)
+        try:
+            parts = consumer.partitions_for_topic(self.settings.ticks_topic) or set()
+            from kafka.structs import TopicPartition
+
+            ends = consumer.end_offsets([TopicPartition(self.settings.ticks_topic, p) for p in parts])
+        finally:
+            consumer.close()
+        redis = self.redis
+        for tp, end in ends.items():
+            if end == 0:
+                continue
+            done = redis.get(f"tickwatch:progress:{tp.topic}:{tp.partition}")
+            if done is None or int(done) < end:
+                return False
+        return True
+
+    def anomalies(self) -> dict[str, dict[str, Any]]:
+        self.es.indices.refresh(index=self.indices.anomalies)
+        hits = self.es.search(index=self.indices.anomalies, size=1000, query={"match_all": {}})["hits"]["hits"]
+        return {hit["_id"]: hit["_source"] for hit in hits}
+
+    def topic_messages(self, topic: str, expect: int, timeout: float = 30) -> list:
+        consumer = KafkaConsumer(topic, bootstrap_servers=self.settings.kafka_bootstrap,
+                                 auto_offset_reset="earliest", consumer_timeout_ms=1000,
+                                 group_id=f"reader-{uuid.uuid4().hex[:6]}")
+        found: list = []
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and len(found) < expect:
+                found += list(consumer)
+            # read a little longer to catch anything beyond what was expected
+            found += list(consumer)
+        finally:
+            consumer.close()
+        return found
+
+
+@pytest.fixture
+def make_namespace(real_stack: Settings, tmp_path: Path, request) -> Iterator[Callable[[], Namespace]]:
+    made: list[tuple[Namespace, str]] = []
+
+    def make() -> Namespace:
+        tag = f"t{uuid.uuid4().hex[:8]}"
+        db = next(_databases)
+        if db > 15:
+            pytest.fail("more e2e namespaces than Redis databases; give redis-server more --databases")
+        values = {
+            "TICKWATCH_REDIS_URL": f"redis://127.0.0.1:{real_stack.redis_host_port[1]}/{db}",
+            "TICKWATCH_TICKS_TOPIC": f"{tag}.financial_prices",
+            "TICKWATCH_DLQ_TOPIC": f"{tag}.financial_prices.dlq",
+            "TICKWATCH_ALERTS_TOPIC": f"{tag}.alerts",
+            "TICKWATCH_CONSUMER_GROUP": f"{tag}-bridge",
+            "TICKWATCH_INDEX_PREFIX": f"tw-{tag}",
+            "TICKWATCH_METRICS_PORT": "0",
+        }
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("TICKWATCH_", "SLACK_"))}
+        env.update(values)
+        settings = Settings(**{key.removeprefix("TICKWATCH_").lower(): value for key, value in values.items()})
+        Redis.from_url(settings.redis_url).flushdb()
+        ensure_topics(settings)
+        store.ensure_templates(store.connect(settings), store.Indices(settings.index_prefix))
+        log_dir = tmp_path / tag
+        log_dir.mkdir()
+        ns = Namespace(settings, env, log_dir)
+        made.append((ns, tag))
+        return ns
+
+    yield make
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for ns, tag in made:
+        for proc in ns.procs:
+            ns.stop(proc, signal.SIGKILL)
+        if failed:
+            for log in sorted(ns.log_dir.glob("*.log")):
+                print(f"----- {tag}/{log.name}\n{log.read_text(errors='replace')[-4000:]}")
+        es = store.connect(ns.settings)
+        for index in es.indices.get(index=f"tw-{tag}-*"):  # names, not a wildcard: ES refuses wildcard deletes
+            es.indices.delete(index=index)
+
+
+@pytest.fixture
+def namespace(make_namespace: Callable[[], Namespace]) -> Namespace:
+    return make_namespace()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -1,0 +1,134 @@
+"""Unit tests of the pure detection logic: rules, episodes, event time, lateness, replay."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from pipeline.detection import Rule, SymbolState, TickPoint, advance, crossing
+
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+T0 = 1_800_000_000_000  # ms
+DROP = Rule("drop", 5.0, 300, 300)
+RISE = Rule("rise", 5.0, 300, 300)
+
+
+def path(*segments: tuple[float, float, int]) -> list[TickPoint]:
+    """Ticks one second apart: each segment moves linearly from a price to another over n seconds."""
+    ticks: list[TickPoint] = []
+    for start, end, seconds in segments:
+        for k in range(seconds):
+            ticks.append(TickPoint(T0 + len(ticks) * 1000, start + (end - start) * k / seconds, 10.0))
+    return ticks
+
+
+def run(ticks: list[TickPoint], rules=(DROP, RISE), *, batch=50, lateness_ms=30_000, roundtrip=True):
+    """Feed ticks batch by batch (state through JSON, as Redis holds it); return the final anomalies by id."""
+    state = SymbolState()
+    found = {}
+    new_ids: list[str] = []
+    for i in range(0, len(ticks), batch):
+        out = advance(state, "TSLA", ticks[i:i + batch], rules, lateness_ms=lateness_ms, now=NOW)
+        new_ids += out.new_ids
+        found.update({a.id: a for a in out.anomalies})
+        if roundtrip:
+            state = SymbolState.from_dict(json.loads(json.dumps(state.to_dict())))
+    return found, new_ids, state
+
+
+def comparable(anomalies: dict) -> dict:
+    return {key: a.model_dump(exclude={"detected_at"}) for key, a in anomalies.items()}
+
+
+CRASH = path((100, 100, 600), (100, 92, 90), (92, 92, 600))
+
+
+def test_crossing_measures_from_window_extreme():
+    assert crossing(DROP, 94.9, [99.0, 100.0, 98.0]) == 1
+    assert crossing(DROP, 95.1, [99.0, 100.0, 98.0]) is None
+    assert crossing(RISE, 105.0, [100.0, 101.0]) == 0
+    assert crossing(DROP, 1.0, []) is None
+
+
+def test_a_crash_alerts_once_and_the_deeper_move_updates_it():
+    found, new_ids, _ = run(CRASH)
+    assert len(new_ids) == 1 and list(found) == new_ids
+    anomaly = found[new_ids[0]]
+    assert anomaly.rule == "drop" and anomaly.symbol == "TSLA"
+    assert anomaly.reference_price == 100
+    assert -5.1 < anomaly.change_pct <= -5.0
+    assert anomaly.peak_change_pct == pytest.approx(-7.9, abs=0.1)  # the deepest point of the episode
+    assert anomaly.timestamp < anomaly.peak_timestamp
+
+
+def test_replaying_the_same_ticks_alerts_nothing_new():
+    state = SymbolState()
+    first = advance(state, "TSLA", CRASH, [DROP], lateness_ms=30_000, now=NOW)
+    again = advance(state, "TSLA", CRASH[-100:], [DROP], lateness_ms=30_000, now=NOW)
+    assert len(first.new_ids) == 1
+    assert again.new_ids == []
+    assert again.duplicates + len(again.late) == 100
+
+
+def test_batch_boundaries_do_not_change_the_result():
+    whole, ids_whole, _ = run(CRASH, batch=len(CRASH))
+    small, ids_small, _ = run(CRASH, batch=7)
+    assert ids_whole == ids_small
+    assert comparable(whole) == comparable(small)
+
+
+def test_out_of_order_within_lateness_gives_the_in_order_result():
+    rng = random.Random(7)
+    shuffled = []
+    for i in range(0, len(CRASH), 20):  # disorder of up to 20 s, inside the 30 s lateness
+        block = CRASH[i:i + 20]
+        rng.shuffle(block)
+        shuffled += block
+    in_order, ids_in_order, _ = run(CRASH, batch=10)
+    disordered, ids_disordered, _ = run(shuffled, batch=10)
+    assert ids_disordered == ids_in_order
+    assert comparable(disordered) == comparable(in_order)
+
+
+def test_ticks_older_than_the_lateness_are_reported_late_not_evaluated():
+    state = SymbolState()
+    advance(state, "TSLA", CRASH[:200], [DROP], lateness_ms=30_000, now=NOW)
+    stale = TickPoint(CRASH[100].ts - 500, 1.0)  # would be a huge drop, but it is 100 s late
+    out = advance(state, "TSLA", [stale], [DROP], lateness_ms=30_000, now=NOW)
+    assert out.late == [stale] and out.anomalies == []
+
+
+def test_rule_rearms_only_after_a_clear_cooldown():
+    # Two crashes 8 minutes apart: the first stays in the window for 5 min, then 5 min of cooldown.
+    close = path((100, 100, 400), (100, 90, 30), (90, 90, 450), (90, 80, 30), (80, 80, 400))
+    _, close_ids, _ = run(close, rules=[DROP])
+    far = path((100, 100, 400), (100, 90, 30), (90, 90, 700), (90, 80, 30), (80, 80, 400))
+    found, far_ids, _ = run(far, rules=[DROP])
+    assert len(close_ids) == 1
+    assert len(far_ids) == 2
+    assert found[far_ids[1]].reference_price == 90
+
+
+def test_rise_is_the_mirror_of_drop():
+    found, ids, _ = run(path((100, 100, 400), (100, 110, 60), (110, 110, 400)), rules=[DROP, RISE])
+    assert [found[i].rule for i in ids] == ["rise"]
+    assert found[ids[0]].change_pct >= 5.0
+
+
+def test_a_disabled_rule_never_fires():
+    _, ids, _ = run(CRASH, rules=[Rule("drop", 0, 300, 300)])
+    assert ids == []
+
+
+def test_muted_symbols_are_flagged():
+    state = SymbolState()
+    out = advance(state, "TSLA", CRASH, [DROP], lateness_ms=30_000, now=NOW, muted=True)
+    assert out.anomalies and all(a.muted for a in out.anomalies)
+
+
+def test_window_memory_is_bounded():
+    _, _, state = run(path((100, 100, 5000)), rules=[DROP])
+    assert len(state.ts) <= 300 + 30 + 1

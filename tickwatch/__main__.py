@@ -1,0 +1,3 @@
+from tickwatch.cli import app
+
+app()

@@ -1,0 +1,148 @@
+"""`tickwatch`: the one command line for the stack, the pipeline's processes, the demo and the bench."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.settings import get_settings
+
+app = typer.Typer(help="Tickwatch: real-time market surveillance, alerts in Slack.", no_args_is_help=True,
+                  rich_markup_mode="rich")
+stack_app = typer.Typer(help="The local real stack: Kafka, Elasticsearch and Redis on loopback, no Docker.",
+                        no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+console = Console()
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start Redis, Kafka and Elasticsearch (downloading them once), then create topics and indices.
+
+    Idempotent: running it again leaves running servers alone.
+
+    Example: [bold]tickwatch stack up[/bold]
+    """
+    from stack import StackError, all_services
+
+    settings = get_settings()
+    try:
+        for service in all_services(settings):
+            with console.status(f"Starting {service.name} on {service.address}…"):
+                outcome = service.up()
+            console.print(f"[green]✔[/green] {service.name} {service.version() or ''} on {service.address}: {outcome}")
+    except StackError as error:
+        console.print(f"[red]✘ {error}[/red]")
+        raise typer.Exit(1) from None
+    stack_init()
+
+
+@stack_app.command("init")
+def stack_init() -> None:
+    """Create the Kafka topics and Elasticsearch templates (for servers started elsewhere, e.g. Compose)."""
+    from pipeline import store
+    from pipeline.topics import ensure_topics
+
+    settings = get_settings()
+    created = ensure_topics(settings)
+    es = store.connect(settings)
+    store.ensure_templates(es, store.Indices(settings.index_prefix))
+    news = f" (created {', '.join(created)})" if created else ""
+    console.print(f"[green]✔[/green] topics ready{news}; index templates for {settings.index_prefix}-* installed")
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the servers `stack up` started (anything else on those ports is left alone). Data is kept."""
+    from stack import all_services
+
+    for service in reversed(all_services(get_settings())):
+        stopped = service.down()
+        console.print(f"{service.name}: {'stopped' if stopped else 'was not running (from tickwatch)'}")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show each server with its version and address."""
+    from stack import all_services
+
+    table = Table("service", "address", "state", "version", "pid")
+    for service in all_services(get_settings()):
+        ready = service.ready()
+        pid = service.proc.pid()
+        table.add_row(service.name, service.address,
+                      "[green]ready[/green]" if ready else "[red]down[/red]",
+                      (service.version() if ready else None) or "-", str(pid) if pid else "-")
+    console.print(table)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="worker processes")] = 2,
+    queues: Annotated[str, typer.Option(help="Celery queues to consume")] = "",
+    loglevel: Annotated[str, typer.Option()] = "INFO",
+) -> None:
+    """Run a Celery worker: applies tick batches (detect, index, alert) and delivers alerts.
+
+    Run as many as you like; results do not depend on how many (see README, Guarantees).
+
+    Example: [bold]tickwatch worker -c 4[/bold]
+    """
+    from pipeline.tasks import app as celery_app
+
+    settings = get_settings()
+    names = queues or f"{settings.celery_queue},{settings.alerts_queue}"
+    celery_app.worker_main(["worker", "-Q", names, "-c", str(concurrency), "--loglevel", loglevel,
+                            "-n", "tickwatch@%h", "--without-gossip",
+                            "--without-mingle"])
+
+
+@app.command()
+def bridge(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
+    """Consume `financial_prices` and hand batches to the workers; SIGTERM finishes the batch and exits.
+
+    Serves Prometheus metrics on TICKWATCH_METRICS_PORT (default 9464; 0 = off).
+
+    Example: [bold]tickwatch bridge[/bold]
+    """
+    from prometheus_client import start_http_server
+
+    from pipeline.bridge import Bridge
+
+    _logging(loglevel)
+    settings = get_settings()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    console.print(f"bridge: {settings.ticks_topic} → Celery queue {settings.celery_queue!r}; Ctrl-C to stop")
+    Bridge(settings, stop=stop).run()
+
+
+@app.command()
+def retention(
+    days: Annotated[int | None, typer.Option(help="keep this many days (default TICKWATCH_TICK_RETENTION_DAYS)")]
+    = None,
+) -> None:
+    """Delete daily tick indices older than N days (anomalies are kept).
+
+    Example: [bold]tickwatch retention --days 7[/bold]
+    """
+    from pipeline import store
+
+    settings = get_settings()
+    dropped = store.drop_expired_ticks(store.connect(settings), store.Indices(settings.index_prefix),
+                                       days or settings.tick_retention_days)
+    console.print(f"deleted {len(dropped)} tick indices" + (f": {', '.join(dropped)}" if dropped else ""))
+
