@@ -15,7 +15,7 @@ import re
 import time
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import count as count_from
 from itertools import islice
@@ -205,6 +205,7 @@ class Scenario:
     count: int | None = None
     seed: int = 0
     events: tuple[InjectedEvent, ...] = ()
+    opening_prices: Mapping[str, float] = field(default_factory=dict)  # default: each symbol's profile price
 
     def __post_init__(self) -> None:
         if not self.symbols or len(set(self.symbols)) != len(self.symbols):
@@ -229,6 +230,7 @@ class Scenario:
         count: int | None = None,
         seed: int = 0,
         events: Iterable[InjectedEvent | str] = (),
+        opening_prices: Mapping[str, float] | None = None,
     ) -> Scenario:
         """The one way CLI options and scenario files become a Scenario: parses the human forms, defaults
         the start to now, and adds any symbol an event names, so `--inject drop:XYZ:...` just works."""
@@ -248,6 +250,7 @@ class Scenario:
             count=count,
             seed=seed,
             events=parsed,
+            opening_prices=dict(opening_prices or {}),
         )
 
     @property
@@ -269,7 +272,8 @@ class Scenario:
         rng = random.Random(self.seed)
         profiles = [profile_for(symbol) for symbol in self.symbols]
         step_vols = [p.volatility * math.sqrt(self.interval_s / p.seconds_per_year) for p in profiles]
-        log_prices = [math.log(p.price) for p in profiles]
+        log_prices = [math.log(self.opening_prices.get(symbol, profile.price))
+                      for symbol, profile in zip(self.symbols, profiles, strict=True)]
         events = {s: [e for e in self.events if e.symbol == s] for s in self.symbols}
         for step in count_from():
             elapsed_s = step * self.interval_s

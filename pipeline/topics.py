@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
@@ -21,12 +23,11 @@ def ensure_topics(settings: Settings, partitions: dict[str, int] | None = None) 
     try:
         missing = [name for name in wanted if name not in set(admin.list_topics())]
         if missing:
-            try:
+            # Another process may win the race; the topic is then there, which is all we need.
+            with suppress(TopicAlreadyExistsError):
                 admin.create_topics(
                     [NewTopic(name, num_partitions=wanted[name], replication_factor=1) for name in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another process won the race; the topic is there, which is all we need
         return missing
     finally:
         admin.close()

@@ -8,10 +8,7 @@ subprocesses of the `tickwatch` command, exactly as a user runs them.
 from __future__ import annotations
 
 import itertools
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +24,7 @@ from redis import Redis
 from pipeline import store
 from pipeline.settings import Settings
 from pipeline.topics import ensure_topics
+from tickwatch.fleet import Fleet, env_for, pending
 
 T = TypeVar("T")
 _databases = itertools.count(1)  # Redis db 0 is the demo's; tests take 1..15
@@ -58,13 +56,10 @@ def real_stack() -> Settings:
 
 
 @dataclass
-class Namespace:
-    """One test's slice of the stack, and the processes it started."""
+class Namespace(Fleet):
+    """One test's slice of the stack, and the worker/bridge processes it started."""
 
-    settings: Settings
-    env: dict[str, str]
-    log_dir: Path
-    procs: list[subprocess.Popen] = field(default_factory=list)
+    settings: Settings = field(default_factory=Settings)
 
     @property
     def redis(self) -> Redis:
@@ -78,43 +73,9 @@ class Namespace:
     def indices(self) -> store.Indices:
         return store.Indices(self.settings.index_prefix)
 
-    def start(self, *args: str, name: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-        log = (self.log_dir / f"{name}.log").open("ab")
-        proc = subprocess.Popen([sys.executable, "-m", "tickwatch", *args], env={**self.env, **(extra_env or {})},
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append(proc)
-        return proc
-
-    def worker(self, concurrency: int = 2) -> subprocess.Popen:
-        return self.start("worker", "-c", str(concurrency), "--loglevel", "WARNING",
-                          name=f"worker-{len(self.procs)}")
-
-    def bridge(self, **extra_env: str) -> subprocess.Popen:
-        return self.start("bridge", "--loglevel", "WARNING", name=f"bridge-{len(self.procs)}", extra_env=extra_env)
-
-    def stop(self, proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if proc.poll() is None:
-            os.killpg(proc.pid, sig)
-        return proc.wait(timeout=timeout)
-
     def applied(self) -> bool:
         """Every record on the ticks topic has been applied by the workers."""
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap)
-        try:
-            parts = consumer.partitions_for_topic(self.settings.ticks_topic) or set()
-            from kafka.structs import TopicPartition
-
-            ends = consumer.end_offsets([TopicPartition(self.settings.ticks_topic, p) for p in parts])
-        finally:
-            consumer.close()
-        redis = self.redis
-        for tp, end in ends.items():
-            if end == 0:
-                continue
-            done = redis.get(f"tickwatch:progress:{tp.topic}:{tp.partition}")
-            if done is None or int(done) < end:
-                return False
-        return True
+        return pending(self.settings, self.redis) == 0
 
     def anomalies(self) -> dict[str, dict[str, Any]]:
         self.es.indices.refresh(index=self.indices.anomalies)
@@ -155,23 +116,21 @@ def make_namespace(real_stack: Settings, tmp_path: Path, request) -> Iterator[Ca
             "TICKWATCH_INDEX_PREFIX": f"tw-{tag}",
             "TICKWATCH_METRICS_PORT": "0",
         }
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("TICKWATCH_", "SLACK_"))}
-        env.update(values)
+        env = env_for(values)
         settings = Settings(**{key.removeprefix("TICKWATCH_").lower(): value for key, value in values.items()})
         Redis.from_url(settings.redis_url).flushdb()
         ensure_topics(settings)
         store.ensure_templates(store.connect(settings), store.Indices(settings.index_prefix))
         log_dir = tmp_path / tag
         log_dir.mkdir()
-        ns = Namespace(settings, env, log_dir)
+        ns = Namespace(env, log_dir, settings=settings)
         made.append((ns, tag))
         return ns
 
     yield make
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     for ns, tag in made:
-        for proc in ns.procs:
-            ns.stop(proc, signal.SIGKILL)
+        ns.stop_all(signal.SIGKILL)
         if failed:
             for log in sorted(ns.log_dir.glob("*.log")):
                 print(f"----- {tag}/{log.name}\n{log.read_text(errors='replace')[-4000:]}")

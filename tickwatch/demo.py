@@ -1,0 +1,182 @@
+"""`tickwatch demo`: the whole pipeline, live, on the local real stack, with or without a Slack token.
+
+It replays a scenario with injected crashes through Kafka, a bridge and Celery workers, shows throughput,
+lag and alerts as they happen, then compares what was injected with what was detected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from elasticsearch import Elasticsearch
+from kafka import KafkaConsumer
+from redis import Redis
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from pipeline import state, store
+from pipeline.generator import Scenario, default_symbols, pace
+from pipeline.publish import publish
+from pipeline.schema import from_ms
+from pipeline.settings import Settings
+from stack.fake_slack import FakeSlack
+from tickwatch.fleet import Fleet, env_for, pending
+
+DEMO_EVENTS = (
+    "drop:TSLA:9%:90s@6m",
+    "rise:BTC-USD:7%:2m@9m",
+    "drop:NVDA:6%:60s@13m",
+    "drop:ETH-USD:12%:3m@17m",
+    "drop:META:5.5%:45s@22m",
+)
+
+
+def demo_scenario(redis: Redis, symbols: int, seed: int) -> Scenario:
+    """30 minutes of market ending about now, or going on from where the last run stopped (time and prices).
+
+    Event time never goes backwards for a symbol: ticks older than the last ones seen (minus the allowed
+    lateness) are only stored, not evaluated, so a second run must continue after the first.
+    """
+    names = default_symbols(symbols)
+    last = {symbol: (s.ts[-1], s.prices[-1]) for symbol, s in state.load_states(redis, names).items() if s.ts}
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    if last:
+        start = max(start, from_ms(max(ts for ts, _ in last.values())).replace(microsecond=0) + timedelta(seconds=1))
+    return Scenario.build(symbols=names, start=start, duration="30m", interval_s=1, seed=seed, events=DEMO_EVENTS,
+                          opening_prices={symbol: price for symbol, (_, price) in last.items()})
+
+
+def _stats_table(current: dict[str, int], base: dict[str, int], lag: int, rate: float, published: int) -> Table:
+    table = Table(title="Tickwatch demo — live", show_header=False, min_width=48)
+    delta = {key: current.get(key, 0) - base.get(key, 0) for key in current}
+    table.add_row("published to Kafka", f"{published:,}")
+    table.add_row("applied by workers", f"{delta.get('ticks', 0):,}")
+    table.add_row("throughput", f"{rate:,.0f} ticks/s")
+    table.add_row("lag (not yet applied)", f"{lag:,}")
+    table.add_row("dead-lettered", f"{delta.get('dead_lettered', 0):,}")
+    table.add_row("late (beyond lateness)", f"{delta.get('late', 0):,}")
+    table.add_row("alerts sent", f"[bold red]{delta.get('alerts', 0)}[/bold red]")
+    return table
+
+
+def run(settings: Settings, console: Console, *, symbols: int, speed: float | None, workers: int, seed: int) -> None:
+    redis = Redis.from_url(settings.redis_url)
+    scenario = demo_scenario(redis, symbols, seed)
+    es = store.connect(settings)
+    log_dir = settings.stack_dir / "logs" / "demo"
+    slack = None
+    values: dict[str, str] = {}
+    if not settings.slack_bot_token:
+        slack = FakeSlack(record_to=log_dir / "slack-calls.jsonl")
+        values = {"SLACK_BOT_TOKEN": "xoxb-offline-demo", "TICKWATCH_SLACK_API_URL": slack.start()}
+        console.print(f"No SLACK_BOT_TOKEN: Slack messages go to a local fake Slack Web API at {slack.url}")
+    fleet = Fleet(env_for({**_tickwatch_env(), **values}), log_dir)
+    base = state.stats(redis)
+    published = [0]
+
+    def produce() -> None:
+        published[0] = publish(pace(scenario.ticks(), speed), settings, progress=False)
+
+    try:
+        for _ in range(workers):
+            fleet.worker(concurrency=2)
+        fleet.bridge(TICKWATCH_METRICS_PORT="0")
+        producer = threading.Thread(target=produce, daemon=True)
+        started = time.monotonic()
+        producer.start()
+        _live(console, redis, settings, base, producer, scenario.tick_count, started)
+        _settle(redis, settings.alerts_queue)
+    finally:
+        fleet.stop_all()
+        if slack:
+            slack.stop()
+    _summary(console, settings, es, scenario, slack)
+    console.print(f"\nLogs of the demo's workers and bridge: {log_dir}")
+
+
+def _tickwatch_env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key.startswith(("TICKWATCH_", "SLACK_"))}
+
+
+def _live(console: Console, redis: Redis, settings: Settings, base: dict[str, int], producer: threading.Thread,
+          total: int, started: float) -> None:
+    last_time, last_ticks, rate = time.monotonic(), 0, 0.0
+    with Live(console=console, refresh_per_second=4) as live:
+        while True:
+            current = state.stats(redis)
+            lag = pending(settings, redis)
+            applied = current.get("ticks", 0) - base.get("ticks", 0)
+            now = time.monotonic()
+            if now - last_time >= 1:
+                rate, last_time, last_ticks = (applied - last_ticks) / (now - last_time), now, applied
+            live.update(_stats_table(current, base, lag, rate, min(total, applied + lag)))
+            if not producer.is_alive() and lag == 0:
+                break
+            time.sleep(0.25)
+    console.print(f"\nReplayed {total:,} ticks end to end in {time.monotonic() - started:.1f}s")
+
+
+def _settle(redis: Redis, queue: str, timeout: float = 30) -> None:
+    """Give the alert deliveries (their own queue) a moment to drain before the summary."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and redis.llen(queue):
+        time.sleep(0.2)
+    time.sleep(1)
+
+
+def _summary(console: Console, settings: Settings, es: Elasticsearch, scenario: Scenario,
+             slack: FakeSlack | None) -> None:
+    indices = store.Indices(settings.index_prefix)
+    es.indices.refresh(index=indices.anomalies)
+    end = scenario.start + timedelta(seconds=scenario.duration_s)
+    hits = es.search(index=indices.anomalies, size=100, sort=[{"timestamp": "asc"}], query={
+        "range": {"timestamp": {"gte": scenario.start.isoformat(), "lte": end.isoformat()}}})["hits"]["hits"]
+    found = [hit["_source"] for hit in hits]
+
+    table = Table("injected", "detected", "change", "deepest", "delay after start", title="Injected vs detected")
+    for event in scenario.ground_truth():
+        match = next((a for a in found if a["symbol"] == event["symbol"] and a["rule"] == event["kind"]), None)
+        injected = f"{event['kind']} {event['symbol']} {event['pct']}% over {event['duration_s']:.0f}s"
+        if match:
+            delay = datetime.fromisoformat(match["timestamp"]) - datetime.fromisoformat(event["start"])
+            table.add_row(injected, "[green]yes[/green]", f"{match['change_pct']:+.2f}%",
+                          f"{match['peak_change_pct']:+.2f}%", f"{delay.total_seconds():.0f}s")
+        else:
+            table.add_row(injected, "[red]no[/red]", "-", "-", "-")
+    console.print(table)
+    expected = {(e["symbol"], e["kind"]) for e in scenario.ground_truth()}
+    extra = [a for a in found if (a["symbol"], a["rule"]) not in expected]
+    console.print(f"Anomalies not injected (false positives): {len(extra)}")
+
+    if slack:
+        for call in slack.calls("chat.postMessage"):
+            blocks = call.params.get("blocks") or []
+            words = [b["text"]["text"] for b in blocks if b.get("type") in {"header", "section"}]
+            console.print(Panel("\n".join(words), title=f"Slack → {call.params['channel']}", width=90))
+    events = _alert_events(settings)
+    if events:
+        console.print(Panel(json.dumps(events[-1], indent=2)[:1500], title=f"Kafka '{settings.alerts_topic}': "
+                            f"{len(events)} events in all, the latest", width=90))
+    console.print(Group(
+        "\nWhere to look:",
+        f"  anomalies: curl -s '{settings.es_url}/{indices.anomalies}/_search?pretty&sort=timestamp:desc'",
+        f"  ticks:     curl -s '{settings.es_url}/{indices.ticks}/_count?pretty'",
+        f"  alerts:    Kafka topic '{settings.alerts_topic}' on {settings.kafka_bootstrap}",
+        f"  dead letters: Kafka topic '{settings.dlq_topic}'",
+    ))
+
+
+def _alert_events(settings: Settings) -> list[dict]:
+    consumer = KafkaConsumer(settings.alerts_topic, bootstrap_servers=settings.kafka_bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=1500, group_id=None)
+    try:
+        return [json.loads(record.value) for record in consumer]
+    finally:
+        consumer.close()
+

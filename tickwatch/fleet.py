@@ -1,0 +1,84 @@
+"""Run the pipeline's processes (workers, bridge) as real subprocesses, and measure how far behind they are.
+
+Shared by the demo, the bench and the end-to-end tests so all three exercise the pipeline the way a user
+runs it: `tickwatch worker` and `tickwatch bridge`, configured only through the environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafka import KafkaConsumer
+from kafka.structs import TopicPartition
+from redis import Redis
+
+from pipeline import state
+from pipeline.settings import Settings
+
+
+def env_for(values: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any Tickwatch or Slack settings, plus `values`."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("TICKWATCH_", "SLACK_"))}
+    return {**env, **values}
+
+
+@dataclass
+class Fleet:
+    env: dict[str, str]
+    log_dir: Path
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def start(self, *args: str, name: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / f"{name}.log").open("ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "tickwatch", *args], env={**self.env, **(extra_env or {})},
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, concurrency: int = 2, loglevel: str = "WARNING") -> subprocess.Popen:
+        return self.start("worker", "-c", str(concurrency), "--loglevel", loglevel, name=f"worker-{len(self.procs)}")
+
+    def bridge(self, **extra_env: str) -> subprocess.Popen:
+        return self.start("bridge", "--loglevel", "WARNING", name=f"bridge-{len(self.procs)}", extra_env=extra_env)
+
+    @staticmethod
+    def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return proc.wait()
+
+    def stop_all(self, sig: int = signal.SIGTERM) -> None:
+        for proc in reversed(self.procs):  # the bridge (started last) stops before the workers
+            self.stop(proc, sig)
+
+
+def end_offsets(settings: Settings) -> dict[int, int]:
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        parts = consumer.partitions_for_topic(settings.ticks_topic) or set()
+        ends = consumer.end_offsets([TopicPartition(settings.ticks_topic, p) for p in parts])
+    finally:
+        consumer.close()
+    return {tp.partition: end for tp, end in ends.items()}
+
+
+def pending(settings: Settings, redis: Redis | None = None) -> int:
+    """Records on the ticks topic that the workers have not applied yet (the pipeline's lag)."""
+    redis = redis or Redis.from_url(settings.redis_url)
+    behind = 0
+    for partition, end in end_offsets(settings).items():
+        done = state.progress(redis, settings.ticks_topic, partition) or 0
+        behind += max(0, end - done)
+    return behind
