@@ -1,7 +1,7 @@
 """The bridge: Kafka `financial_prices` -> validated batches -> Celery, with at-least-once offsets.
 
-Per poll, each partition's records become one `process_batch` task (valid ticks in compact form) and the
-invalid ones go to the dead-letter topic with their original bytes and the reason. Offsets are committed
+Each poll becomes one `process_batch` task (the valid ticks of every partition polled, in compact form) and
+the invalid records go to the dead-letter topic with their original bytes and the reason. Offsets are committed
 only after every task is in the broker and every dead letter is acknowledged by Kafka. Validation happens
 here because this is where the original bytes are, so a dead letter keeps them untouched.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
@@ -34,33 +34,28 @@ BATCHES = Counter("tickwatch_bridge_batches_total", "Batches handed to Celery")
 LAG = Gauge("tickwatch_bridge_lag", "Records not yet read, per partition", ["partition"])
 
 
-def to_batch(topic: str, partition: int, records: Sequence[ConsumerRecord], *, first: bool
-             ) -> tuple[dict[str, Any], list]:
-    """Split one partition's records into a Celery batch of valid ticks and a list of (record, reason).
+def to_batch(polled: Mapping[TopicPartition, Sequence[ConsumerRecord]], started: set[TopicPartition]
+             ) -> tuple[dict[str, Any], list[tuple[ConsumerRecord, str]]]:
+    """Turn one poll into a Celery batch of valid ticks (all partitions) and a list of (record, reason).
 
-    `first` marks the first batch since this bridge was assigned the partition: with no progress recorded
-    yet, workers start the partition there and make later batches wait for it.
+    Each part names a partition's offset range; `first` marks the first range since this bridge was
+    assigned the partition: with no progress recorded yet, workers start the partition there.
     """
+    parts: list[dict[str, Any]] = []
     ticks: list[list[Any]] = []
     rejected: list[tuple[ConsumerRecord, str]] = []
-    for record in records:
-        try:
-            tick = parse_tick(record.value)
-        except InvalidTick as error:
-            rejected.append((record, error.reason))
-            continue
-        ticks.append([tick.symbol, to_ms(tick.timestamp), tick.price, tick.volume, record.offset,
-                      record.timestamp])
-    batch = {
-        "topic": topic,
-        "partition": partition,
-        "first_offset": records[0].offset,
-        "next_offset": records[-1].offset + 1,
-        "first": first,
-        "sent_at": time.time(),
-        "ticks": ticks,
-    }
-    return batch, rejected
+    for tp, records in polled.items():
+        parts.append({"topic": tp.topic, "partition": tp.partition, "first_offset": records[0].offset,
+                      "next_offset": records[-1].offset + 1, "first": tp not in started})
+        for record in records:
+            try:
+                tick = parse_tick(record.value)
+            except InvalidTick as error:
+                rejected.append((record, error.reason))
+                continue
+            ticks.append([tick.symbol, to_ms(tick.timestamp), tick.price, tick.volume, tp.partition,
+                          record.offset, record.timestamp])
+    return {"parts": parts, "ticks": ticks, "sent_at": time.time()}, rejected
 
 
 class _Restart(ConsumerRebalanceListener):
@@ -109,24 +104,23 @@ class Bridge:
         polled = self.consumer.poll(timeout_ms=100, max_records=self.settings.batch_max_ticks)
         if not polled:
             return 0
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        dead = []
-        consumed = 0
-        for tp, records in polled.items():
-            batch, rejected = to_batch(tp.topic, tp.partition, records, first=tp not in self.started)
-            # Sent even with no valid tick: the partition's progress must move past these offsets too.
-            process_batch.apply_async((batch,), queue=self.settings.celery_queue)
-            self.started.add(tp)
-            BATCHES.inc()
-            dead += [self._dead_letter(record, reason) for record, reason in rejected]
-            offsets[tp] = OffsetAndMetadata(batch["next_offset"], "", -1)
-            consumed += len(records)
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                LAG.labels(str(tp.partition)).set(highwater - batch["next_offset"])
+        batch, rejected = to_batch(polled, self.started)
+        # Sent even with no valid tick: the partitions' progress must move past these offsets too.
+        process_batch.apply_async((batch,), queue=self.settings.celery_queue)
+        BATCHES.inc()
+        dead = [self._dead_letter(record, reason) for record, reason in rejected]
         for future in dead:
             future.get(timeout=30)  # a dead letter Kafka did not take must not be committed past
+        offsets = {}
+        for part in batch["parts"]:
+            tp = TopicPartition(part["topic"], part["partition"])
+            self.started.add(tp)
+            offsets[tp] = OffsetAndMetadata(part["next_offset"], "", -1)
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                LAG.labels(str(tp.partition)).set(highwater - part["next_offset"])
         self.consumer.commit(offsets)
+        consumed = sum(len(records) for records in polled.values())
         CONSUMED.inc(consumed)
         DEAD_LETTERED.inc(len(dead))
         state.bump(self.redis, {"consumed": consumed, "dead_lettered": len(dead)})

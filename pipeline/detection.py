@@ -53,21 +53,22 @@ class Rule:
         return self.window_seconds * 1000
 
 
-def crossing(rule: Rule, price: float, window: Sequence[float]) -> int | None:
-    """Index in `window` of the reference price if `price` crosses the rule's threshold, else None.
+def crossed(rule: Rule, price: float, extreme: float) -> bool:
+    """drop: price <= (1 - X) * the window's high; rise: price >= (1 + X) * the window's low."""
+    if rule.name == "drop":
+        return price <= extreme * (1 - rule.threshold_pct / 100)
+    return price >= extreme * (1 + rule.threshold_pct / 100)
 
-    drop: price <= (1 - X) * highest price of the window; rise: price >= (1 + X) * lowest price.
-    """
+
+def crossing(rule: Rule, price: float, window: Sequence[float]) -> int | None:
+    """Index in `window` of the reference price if `price` crosses the rule's threshold, else None."""
     if not window:
         return None
-    if rule.name == "drop":
-        reference = max(window)
-        hit = price <= reference * (1 - rule.threshold_pct / 100)
-    else:
-        reference = min(window)
-        hit = price >= reference * (1 + rule.threshold_pct / 100)
+    extreme = max(window) if rule.name == "drop" else min(window)
+    if not crossed(rule, price, extreme):
+        return None
     # The latest tick at the extreme: the move is measured from where the price last stood there.
-    return len(window) - 1 - window[::-1].index(reference) if hit else None
+    return len(window) - 1 - window[::-1].index(extreme)
 
 
 def anomaly_id(symbol: str, rule: RuleName, reference_ts: int) -> str:
@@ -90,16 +91,20 @@ class Episode:
 class SymbolState:
     """Everything detection remembers about one symbol between batches (serialised to Redis as JSON).
 
-    `ts`, `prices` and `volumes` are the window, sorted by event time. `known` holds, for anomalies still
-    open or newer than the watermark, what must not change when they are re-evaluated: when the opening
-    tick reached Kafka and when we first detected it.
+    `ts`, `prices` and `volumes` are the window, sorted by event time. `settled` is each rule's episode as
+    of the `watermark`; `live` as of `evaluated_upto`, the newest tick evaluated; `changes` records every
+    episode change in between, so the settled state can move forward without re-evaluating. `known` holds,
+    for anomalies still open or newer than the watermark, what must not change when they are re-evaluated.
     """
 
     ts: list[int] = field(default_factory=list)
     prices: list[float] = field(default_factory=list)
     volumes: list[float | None] = field(default_factory=list)
     watermark: int | None = None
-    episodes: dict[str, Episode] = field(default_factory=dict)
+    settled: dict[str, Episode] = field(default_factory=dict)
+    evaluated_upto: int | None = None
+    live: dict[str, Episode] = field(default_factory=dict)
+    changes: list[tuple[int, str, Episode]] = field(default_factory=list)
     known: dict[str, dict[str, int | None]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,8 +113,10 @@ class SymbolState:
             "prices": self.prices,
             "volumes": self.volumes,
             "watermark": self.watermark,
-            "episodes": {name: {"anomaly": ep.anomaly, "last_hold": ep.last_hold}
-                         for name, ep in self.episodes.items()},
+            "settled": _dump(self.settled),
+            "evaluated_upto": self.evaluated_upto,
+            "live": _dump(self.live),
+            "changes": [[ts, name, ep.anomaly, ep.last_hold] for ts, name, ep in self.changes],
             "known": self.known,
         }
 
@@ -120,9 +127,20 @@ class SymbolState:
             prices=data["prices"],
             volumes=data["volumes"],
             watermark=data["watermark"],
-            episodes={name: Episode(ep["anomaly"], ep["last_hold"]) for name, ep in data["episodes"].items()},
+            settled=_load(data["settled"]),
+            evaluated_upto=data["evaluated_upto"],
+            live=_load(data["live"]),
+            changes=[(ts, name, Episode(anomaly, last_hold)) for ts, name, anomaly, last_hold in data["changes"]],
             known=data["known"],
         )
+
+
+def _dump(episodes: dict[str, Episode]) -> dict[str, Any]:
+    return {name: {"anomaly": ep.anomaly, "last_hold": ep.last_hold} for name, ep in episodes.items()}
+
+
+def _load(data: dict[str, Any]) -> dict[str, Episode]:
+    return {name: Episode(ep["anomaly"], ep["last_hold"]) for name, ep in data.items()}
 
 
 @dataclass
@@ -145,24 +163,34 @@ def advance(
     now: datetime,
     muted: bool = False,
 ) -> Outcome:
-    """Fold a batch of one symbol's ticks into `state` (mutated in place) and report what it found."""
-    late, published, duplicates = _insert(state, ticks)
-    if not state.ts:
+    """Fold a batch of one symbol's ticks into `state` (mutated in place) and report what it found.
+
+    Ticks newer than everything evaluated so far (the usual case) are evaluated from the live episode
+    state; a tick landing among evaluated ones makes the batch re-evaluate everything after the watermark
+    from the settled state, exactly as if the ticks had come in order.
+    """
+    late, published, duplicates, earliest = _insert(state, ticks)
+    if earliest is None:
         return Outcome([], [], late, duplicates)
 
     active = [rule for rule in rules if rule.enabled]
-    old_watermark = state.watermark if state.watermark is not None else state.ts[0] - 1
-    new_watermark = max(old_watermark, state.ts[-1] - lateness_ms)
-    episodes = {rule.name: state.episodes.get(rule.name, Episode()).copy() for rule in active}
+    watermark = state.watermark if state.watermark is not None else state.ts[0] - 1
+    in_order = state.evaluated_upto is not None and earliest > state.evaluated_upto
+    if in_order:
+        assert state.evaluated_upto is not None
+        start, source, changes = state.evaluated_upto, state.live, state.changes
+    else:
+        start, source, changes = watermark, state.settled, []
+    episodes = {rule.name: source.get(rule.name, Episode()).copy() for rule in active}
     touched: dict[str, dict[str, Any]] = {}
-    settled = False
-    for i in range(bisect.bisect_right(state.ts, old_watermark), len(state.ts)):
+    extremes = _WindowExtremes(state.prices)
+    for i in range(bisect.bisect_right(state.ts, start), len(state.ts)):
         ts, price = state.ts[i], state.prices[i]
-        if ts > new_watermark and not settled:
-            state.episodes, settled = _copy(episodes), True
         for rule in active:
             lo = bisect.bisect_left(state.ts, ts - rule.window_ms, 0, i)
-            ref = crossing(rule, price, state.prices[lo:i])
+            # Cheap test on the window's extreme first; the reference is only looked up on a crossing.
+            extreme = extremes(rule, lo, i)
+            ref = crossing(rule, price, state.prices[lo:i]) if extreme and crossed(rule, price, extreme) else None
             episode = episodes[rule.name]
             if ref is not None:
                 if episode.anomaly is None:
@@ -175,24 +203,35 @@ def advance(
                 touched[episode.anomaly["id"]] = episode.anomaly
             elif episode.anomaly is not None and ts - episode.last_hold >= rule.cooldown_seconds * 1000:
                 episode.anomaly = None  # clear for a whole cooldown: the rule re-arms
-    if not settled:
-        state.episodes = _copy(episodes)
-    state.watermark = new_watermark
+            else:
+                continue
+            changes.append((ts, rule.name, episode.copy()))
+
+    state.watermark = max(watermark, state.ts[-1] - lateness_ms)
+    settled = {name: ep.copy() for name, ep in state.settled.items()}
+    settled.update({name: ep for ts, name, ep in changes if ts <= state.watermark})
+    state.settled = settled
+    state.changes = [change for change in changes if change[0] > state.watermark]
+    state.live, state.evaluated_upto = episodes, state.ts[-1]
 
     new_ids = [key for key in touched if key not in state.known]
-    for key in touched:
-        data = touched[key]
+    for key, data in touched.items():
         state.known[key] = {"timestamp": data["timestamp"], "published_at": data["published_at"],
                             "detected_at": data["detected_at"]}
     _prune(state, max((rule.window_ms for rule in active), default=0))
     return Outcome([_model(data, muted) for data in touched.values()], new_ids, late, duplicates)
 
 
-def _insert(state: SymbolState, ticks: Iterable[TickPoint]) -> tuple[list[TickPoint], dict[int, int], int]:
-    """Merge ticks into the sorted window; returns the late ones, Kafka times by event time, duplicates."""
+def _insert(state: SymbolState, ticks: Iterable[TickPoint]) -> tuple[list[TickPoint], dict[int, int], int, int | None]:
+    """Merge ticks into the sorted window.
+
+    Returns the late ticks, Kafka times by event time, the number of duplicates, and the earliest event
+    time inserted (None if nothing was).
+    """
     late: list[TickPoint] = []
     published: dict[int, int] = {}
     duplicates = 0
+    earliest: int | None = None
     for tick in ticks:
         if state.watermark is not None and tick.ts <= state.watermark:
             late.append(tick)
@@ -206,11 +245,25 @@ def _insert(state: SymbolState, ticks: Iterable[TickPoint]) -> tuple[list[TickPo
         state.volumes.insert(i, tick.volume)
         if tick.published is not None:
             published[tick.ts] = tick.published
-    return late, published, duplicates
+        earliest = tick.ts if earliest is None else min(earliest, tick.ts)
+    return late, published, duplicates, earliest
 
 
-def _copy(episodes: dict[str, Episode]) -> dict[str, Episode]:
-    return {name: episode.copy() for name, episode in episodes.items()}
+class _WindowExtremes:
+    """max/min of prices[lo:hi], computed once per window even when several rules share it."""
+
+    def __init__(self, prices: list[float]) -> None:
+        self.prices = prices
+        self.key: tuple[int, int] = (-1, -1)
+        self.high = self.low = 0.0
+
+    def __call__(self, rule: Rule, lo: int, hi: int) -> float | None:
+        if lo >= hi:
+            return None
+        if (lo, hi) != self.key:
+            window = self.prices[lo:hi]
+            self.key, self.high, self.low = (lo, hi), max(window), min(window)
+        return self.high if rule.name == "drop" else self.low
 
 
 def _open(symbol: str, rule: Rule, tick: TickPoint, ref_ts: int, ref_price: float, now: datetime,
@@ -255,7 +308,7 @@ def _prune(state: SymbolState, window_ms: int) -> None:
         del state.ts[:keep_from]
         del state.prices[:keep_from]
         del state.volumes[:keep_from]
-    open_ids = {ep.anomaly["id"] for ep in state.episodes.values() if ep.anomaly}
+    open_ids = {ep.anomaly["id"] for eps in (state.settled, state.live) for ep in eps.values() if ep.anomaly}
     state.known = {key: seen for key, seen in state.known.items()
                    if (seen["timestamp"] or 0) > state.watermark or key in open_ids}
 

@@ -1,18 +1,20 @@
 """Per-symbol window state and per-partition progress in Redis.
 
 Correctness under concurrency comes from the data, not from how many workers run: each Kafka partition's
-batches are applied one at a time (a short Redis lock) and in offset order (the partition's `progress`,
-the next offset to apply, is committed in the same MULTI as the states it produced). A batch that arrives
+offset ranges are applied one at a time (a short Redis lock) and in offset order (the partition's
+`progress`, the next offset to apply, is committed in the same MULTI as the states it produced). A batch that arrives
 early waits for its predecessor; a batch that arrives again only applies the ticks not yet applied.
+Progress only moves forward.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from typing import Any
 
 import orjson
 from redis import Redis
-from redis.lock import Lock
 
 from pipeline.detection import SymbolState
 
@@ -27,9 +29,27 @@ def _progress_key(topic: str, partition: int) -> str:
     return f"tickwatch:progress:{topic}:{partition}"
 
 
-def partition_lock(redis: Redis, topic: str, partition: int) -> Lock:
-    """Held while one batch of a partition is applied; expires by itself if its worker dies."""
-    return redis.lock(f"tickwatch:lock:{topic}:{partition}", timeout=120, blocking_timeout=5.0)
+def _lock_key(topic: str, partition: int) -> str:
+    return f"tickwatch:lock:{topic}:{partition}"
+
+
+@contextmanager
+def partition_locks(redis: Redis, parts: Iterable[Mapping[str, Any]]) -> Iterator[None]:
+    """Hold the locks of a batch's partitions (taken in a fixed order, so two batches never deadlock).
+
+    They expire by themselves if their worker dies.
+    """
+    with ExitStack() as stack:
+        for topic, partition in sorted({(part["topic"], part["partition"]) for part in parts}):
+            stack.enter_context(redis.lock(_lock_key(topic, partition), timeout=120, blocking_timeout=30.0))
+        yield
+
+
+def progress_of(redis: Redis, parts: list[Mapping[str, Any]]) -> dict[int, int | None]:
+    """The next offset to apply for each partition of a batch (None: nothing applied yet)."""
+    values = redis.mget([_progress_key(part["topic"], part["partition"]) for part in parts])
+    return {part["partition"]: int(value) if value is not None else None
+            for part, value in zip(parts, values, strict=True)}
 
 
 def progress(redis: Redis, topic: str, partition: int) -> int | None:
@@ -46,17 +66,15 @@ def load_states(redis: Redis, symbols: list[str]) -> dict[str, SymbolState]:
 def commit(
     redis: Redis,
     *,
-    topic: str,
-    partition: int,
-    next_offset: int,
+    progress: Mapping[tuple[str, int], int],
     states: Mapping[str, SymbolState],
     counts: Mapping[str, int],
 ) -> None:
-    """Atomically store the new states, the partition's progress and the running counters."""
+    """Atomically store the new states, the partitions' progress and the running counters."""
     pipe = redis.pipeline(transaction=True)
     if states:
         pipe.mset({_state_key(symbol): orjson.dumps(state.to_dict()) for symbol, state in states.items()})
-    pipe.set(_progress_key(topic, partition), next_offset)
+    pipe.mset({_progress_key(topic, partition): offset for (topic, partition), offset in progress.items()})
     for name, amount in counts.items():
         if amount:
             pipe.hincrby(STATS_KEY, name, amount)
@@ -73,8 +91,3 @@ def bump(redis: Redis, counts: Mapping[str, int]) -> None:
     for name, amount in counts.items():
         pipe.hincrby(STATS_KEY, name, amount)
     pipe.execute()
-
-
-def symbols_with_state(redis: Redis) -> Iterable[str]:
-    prefix = len(_state_key(""))
-    return (key.decode()[prefix:] for key in redis.scan_iter(match=_state_key("*"), count=500))

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
+from elasticsearch.serializer import OrjsonSerializer
 
 from pipeline.schema import Anomaly, from_ms
 from pipeline.settings import Settings
@@ -47,6 +49,9 @@ _ANOMALY_PROPERTIES = {
 }
 
 
+_DAY_MS = 86_400_000
+
+
 class Indices:
     """Index and alias names derived from one prefix, so tests and benches can use their own."""
 
@@ -56,11 +61,17 @@ class Indices:
         self.anomalies = f"{prefix}-anomalies"
 
     def tick_index(self, ts_ms: int) -> str:
-        return f"{self.ticks}-{from_ms(ts_ms):%Y.%m.%d}"
+        return self._day_index(ts_ms // _DAY_MS)
+
+    @lru_cache(maxsize=64)  # noqa: B019 - a handful of Indices live for the whole process
+    def _day_index(self, day: int) -> str:
+        return f"{self.ticks}-{from_ms(day * _DAY_MS):%Y.%m.%d}"
 
 
 def connect(settings: Settings) -> Elasticsearch:
-    return Elasticsearch(settings.es_url, request_timeout=30, retry_on_timeout=True, max_retries=3)
+    # orjson serialises bulk bodies about twice as fast as the standard library.
+    return Elasticsearch(settings.es_url, request_timeout=30, retry_on_timeout=True, max_retries=3,
+                         serializer=OrjsonSerializer())
 
 
 def ensure_templates(es: Elasticsearch, indices: Indices) -> None:

@@ -1,9 +1,10 @@
 """Celery tasks: apply a partition's batch of ticks (detect, store, alert) and deliver alerts per channel.
 
-The bridge sends one `process_batch` per Kafka partition poll. Batches of one partition are applied one
+The bridge sends one `process_batch` per Kafka poll. For every partition, its offset ranges are applied one
 at a time and in offset order (see pipeline.state), so any number of workers gives the result one would.
 Side effects come before the state commit: a crash re-runs the batch, ES writes are idempotent (fixed
-ids) and deliveries are deduplicated per channel, so re-processing is harmless.
+ids) and deliveries are deduplicated per channel, so re-processing is harmless. Alerts are queued before
+the ES write so that they neither wait for storage nor depend on it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 DELIVERED_TTL_SECONDS = 7 * 24 * 3600
 LATENCY_SAMPLES = 10_000
+PREDECESSOR_WAIT_SECONDS = 30.0
 
 
 def make_app(settings: Settings) -> Celery:
@@ -81,33 +83,44 @@ def resources() -> Resources:
                      channel_names(settings))
 
 
-@app.task(bind=True, name="tickwatch.process_batch", max_retries=None)
+@app.task(bind=True, name="tickwatch.process_batch", max_retries=None, autoretry_for=(Exception,),
+          retry_backoff=1, retry_backoff_max=60, retry_jitter=True)
 def process_batch(self: Task, batch: dict[str, Any]) -> dict[str, int]:
-    """Apply one batch once its partition's predecessor has been applied; until then, requeue it."""
+    """Apply one poll's batch as soon as, for each of its partitions, the previous range has been applied.
+
+    Waiting here is safe: batches are queued in poll order and a worker takes a task only when a child is
+    free (prefetch 1), so a predecessor is already running or done. Should it fail and be retried later,
+    this batch stops waiting after PREDECESSOR_WAIT_SECONDS and is retried after it.
+    """
     res = resources()
-    topic, partition = batch["topic"], batch["partition"]
-    lock = state.partition_lock(res.redis, topic, partition)
-    if not lock.acquire():
-        raise self.retry(countdown=0.05)
-    try:
-        done = state.progress(res.redis, topic, partition)
-        if (done is None and not batch["first"]) or (done is not None and batch["first_offset"] > done):
-            waited = time.time() - batch["sent_at"]
-            if waited <= res.settings.gap_timeout_seconds:
-                # The partition's previous batch is not applied yet: step aside rather than hold a worker.
-                raise self.retry(countdown=0.02)
-            logger.warning("partition %s:%s: the batch before offset %s never arrived in %.0fs; going on",
-                           topic, partition, batch["first_offset"], waited)
-        return apply_batch(res, batch, done)
-    finally:
-        lock.release()
+    parts = batch["parts"]
+    deadline = time.monotonic() + PREDECESSOR_WAIT_SECONDS
+    while True:
+        done = state.progress_of(res.redis, parts)
+        waiting = [part for part in parts if not _ready(part, done)]
+        if not waiting or time.time() - batch["sent_at"] > res.settings.gap_timeout_seconds:
+            break
+        if time.monotonic() > deadline:
+            raise self.retry(countdown=1, max_retries=None)
+        time.sleep(0.002)
+    for part in waiting:
+        logger.warning("partition %s:%s: the range before offset %s never arrived in %ss; going on",
+                       part["topic"], part["partition"], part["first_offset"], res.settings.gap_timeout_seconds)
+    # The locks make check-and-apply atomic against a duplicate copy of this very batch.
+    with state.partition_locks(res.redis, parts):
+        return apply_batch(res, batch, state.progress_of(res.redis, parts))
 
 
-def apply_batch(res: Resources, batch: dict[str, Any], done: int | None) -> dict[str, int]:
+def _ready(part: dict[str, Any], done: dict[int, int | None]) -> bool:
+    applied = done[part["partition"]]
+    return part["first"] if applied is None else part["first_offset"] <= applied
+
+
+def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | None]) -> dict[str, int]:
     """Detect, store, alert and commit the ticks of `batch` not applied before (offset >= `done`)."""
-    fresh = [tick for tick in batch["ticks"] if done is None or tick[4] >= done]
+    fresh = [tick for tick in batch["ticks"] if done[tick[4]] is None or tick[5] >= done[tick[4]]]
     by_symbol: dict[str, list[TickPoint]] = defaultdict(list)
-    for symbol, ts, price, volume, _offset, published in fresh:
+    for symbol, ts, price, volume, _partition, _offset, published in fresh:
         by_symbol[symbol].append(TickPoint(ts, price, volume, published))
 
     symbols = sorted(by_symbol)
@@ -125,23 +138,25 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: int | None) -> dict
         alerts += [a for a in outcome.anomalies if a.id in outcome.new_ids and not a.muted]
         late.update((symbol, tick.ts) for tick in outcome.late)
 
-    partition = batch["partition"]
-    actions = [store.tick_action(res.indices, {
-        "symbol": symbol, "ts": ts, "price": price, "volume": volume, "published": published,
-        "late": (symbol, ts) in late, "partition": partition, "offset": offset,
-    }) for symbol, ts, price, volume, offset, published in fresh]
-    actions += [store.anomaly_action(res.indices, anomaly) for anomaly in anomalies]
-    store.write(res.es, actions)
-
+    # Alerts first: they must not wait for (or on) storage. A retry after a failed write re-sends nothing,
+    # as deliveries are deduplicated per channel.
     for anomaly in alerts:
         event = AlertEvent.for_anomaly(anomaly).model_dump(mode="json")
         for channel in res.channels:
             deliver.apply_async((channel, event), queue=res.settings.alerts_queue)
 
+    actions = [store.tick_action(res.indices, {
+        "symbol": symbol, "ts": ts, "price": price, "volume": volume, "published": published,
+        "late": (symbol, ts) in late, "partition": partition, "offset": offset,
+    }) for symbol, ts, price, volume, partition, offset, published in fresh]
+    actions += [store.anomaly_action(res.indices, anomaly) for anomaly in anomalies]
+    store.write(res.es, actions)
+
     counts = {"ticks": len(fresh), "late": len(late), "anomalies": len({a.id for a in anomalies}),
               "alerts": len(alerts), "batches": 1}
-    state.commit(res.redis, topic=batch["topic"], partition=partition, next_offset=batch["next_offset"],
-                 states=states, counts=counts)
+    progress = {(part["topic"], part["partition"]): max(part["next_offset"], done[part["partition"]] or 0)
+                for part in batch["parts"]}
+    state.commit(res.redis, progress=progress, states=states, counts=counts)
     return counts
 
 

@@ -132,3 +132,12 @@ def test_muted_symbols_are_flagged():
 def test_window_memory_is_bounded():
     _, _, state = run(path((100, 100, 5000)), rules=[DROP])
     assert len(state.ts) <= 300 + 30 + 1
+
+
+def test_a_tick_arriving_after_later_ones_resettles_from_the_watermark():
+    moved = CRASH[:650] + CRASH[651:670] + [CRASH[650]] + CRASH[670:]  # 20 s late, mid-crash
+    in_order, ids_in_order, _ = run(CRASH, batch=5)
+    late_one, ids_late_one, state = run(moved, batch=5)
+    assert ids_late_one == ids_in_order
+    assert comparable(late_one) == comparable(in_order)
+    assert state.watermark == CRASH[-1].ts - 30_000

@@ -1,0 +1,212 @@
+"""`tickwatch bench`: throughput and alert latency figures, all measured in one run on the same stack.
+
+Ratios matter more than absolute numbers on a shared 2-core machine, so every rate is taken in the same
+run: the raw kafka-python consume+decode rate (the ceiling), the pipeline's end-to-end rate (produced ->
+detected -> indexed), and the same pipeline forced to one Celery task per tick (the naive baseline).
+Alert latency is Kafka publish time -> notifier, with ticks paced at a fixed rate.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from kafka import KafkaConsumer
+from kafka.admin import KafkaAdminClient
+from redis import Redis
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from pipeline import state, store
+from pipeline.generator import Scenario, default_symbols, pace
+from pipeline.publish import publish
+from pipeline.settings import Settings
+from pipeline.tasks import latency_key
+from pipeline.topics import ensure_topics
+from tickwatch.fleet import Fleet, env_for, pending
+
+BENCH_REDIS_DB = 14
+BENCH_SYMBOLS = 50
+
+
+@dataclass
+class Lane:
+    """A private slice of the stack for one measurement: its own topics, indices, Redis db and processes."""
+
+    settings: Settings
+    fleet: Fleet
+
+    @property
+    def redis(self) -> Redis:
+        return Redis.from_url(self.settings.redis_url)
+
+
+@contextmanager
+def lane(base: Settings, log_dir: Path, name: str, **overrides: str) -> Iterator[Lane]:
+    tag = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+    host, port = base.redis_host_port
+    values = {
+        "TICKWATCH_KAFKA_BOOTSTRAP": base.kafka_bootstrap,
+        "TICKWATCH_ES_URL": base.es_url,
+        "TICKWATCH_REDIS_URL": f"redis://{host}:{port}/{BENCH_REDIS_DB}",
+        "TICKWATCH_TICKS_TOPIC": f"{tag}.financial_prices",
+        "TICKWATCH_DLQ_TOPIC": f"{tag}.financial_prices.dlq",
+        "TICKWATCH_ALERTS_TOPIC": f"{tag}.alerts",
+        "TICKWATCH_CONSUMER_GROUP": tag,
+        "TICKWATCH_INDEX_PREFIX": tag,
+        "TICKWATCH_METRICS_PORT": "0",
+        **overrides,
+    }
+    settings = Settings(**{key.removeprefix("TICKWATCH_").lower(): value for key, value in values.items()})
+    redis = Redis.from_url(settings.redis_url)
+    redis.flushdb()
+    ensure_topics(settings)
+    es = store.connect(settings)
+    store.ensure_templates(es, store.Indices(tag))
+    current = Lane(settings, Fleet(env_for(values), log_dir / tag))
+    try:
+        yield current
+    finally:
+        current.fleet.stop_all()
+        for index in es.indices.get(index=f"{tag}-*"):
+            es.indices.delete(index=index)
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin.delete_topics([settings.ticks_topic, settings.dlq_topic, settings.alerts_topic])
+        admin.close()
+        redis.flushdb()
+
+
+def scenario(count: int) -> Scenario:
+    start = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
+    return Scenario.build(symbols=default_symbols(BENCH_SYMBOLS), start=start, interval_s=1, count=count, seed=1,
+                          duration=f"{count // BENCH_SYMBOLS + 1}s")
+
+
+def raw_consume_rate(settings: Settings, expected: int) -> float:
+    """The ceiling: kafka-python reading the topic and decoding each JSON value, nothing else."""
+    consumer = KafkaConsumer(settings.ticks_topic, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                             auto_offset_reset="earliest", max_poll_records=settings.batch_max_ticks,
+                             max_partition_fetch_bytes=4 * 1024 * 1024)
+    seen = 0
+    started = None
+    try:
+        while seen < expected:
+            for records in consumer.poll(timeout_ms=500).values():
+                started = started or time.perf_counter()
+                for record in records:
+                    json.loads(record.value)
+                seen += len(records)
+        return seen / (time.perf_counter() - started)
+    finally:
+        consumer.close()
+
+
+def pipeline_rate(current: Lane, expected: int, workers: int, concurrency: int) -> float:
+    """Ticks per second from the first batch applied until every tick is applied and searchable in ES."""
+    for _ in range(workers):
+        current.fleet.worker(concurrency=concurrency)
+    time.sleep(3)  # let the workers connect before the clock can start
+    current.fleet.bridge()
+    redis = current.redis
+    while not state.stats(redis).get("ticks"):
+        time.sleep(0.01)
+    started, before = time.perf_counter(), state.stats(redis)["ticks"]
+    es = store.connect(current.settings)
+    indices = store.Indices(current.settings.index_prefix)
+    while pending(current.settings, redis):
+        time.sleep(0.05)
+    es.indices.refresh(index=indices.ticks)
+    indexed = es.count(index=indices.ticks)["count"]
+    elapsed = time.perf_counter() - started
+    if indexed != expected:
+        raise RuntimeError(f"pipeline indexed {indexed} ticks, expected {expected}")
+    return (expected - before) / elapsed
+
+
+def alert_latency(current: Lane, rate: int, seconds: int, concurrency: int) -> tuple[list[float], float]:
+    """Pace ticks at `rate`/s with a crash every few seconds; latencies (ms) from Kafka to the alerts topic."""
+    symbols = default_symbols(BENCH_SYMBOLS)
+    speed = rate / len(symbols)  # event seconds per wall second: all symbols tick once per event second
+    span = seconds * speed  # event seconds the run covers; one crash per symbol, spread over it
+    events = [f"drop:{symbol}:8%:{speed:.0f}s@{60 + i * (span - 120) / len(symbols):.0f}s"
+              for i, symbol in enumerate(symbols)]
+    market = Scenario.build(symbols=symbols, start=datetime.now(UTC) - timedelta(hours=1), interval_s=1, seed=2,
+                            duration=f"{int(seconds * speed)}s", events=events)
+    current.fleet.worker(concurrency=concurrency)
+    current.fleet.bridge()
+    time.sleep(3)
+    started = time.perf_counter()
+    sent = publish(pace(market.ticks(), speed), current.settings, progress=False)
+    produce_rate = sent / (time.perf_counter() - started)
+    redis = current.redis
+    deadline = time.monotonic() + 30
+    while pending(current.settings, redis) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)
+    samples = [float(value) for value in redis.lrange(latency_key("kafka"), 0, -1)]
+    return samples, produce_rate
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[int(pct) - 1] if len(samples) > 1 else samples[0]
+
+
+def run(base: Settings, console: Console, *, ticks: int, naive_ticks: int, workers: int, concurrency: int,
+        rate: int, seconds: int) -> None:
+    log_dir = base.stack_dir / "logs"
+    figures: dict[str, float] = {}
+    with Progress(console=console, transient=True) as progress:
+        step = progress.add_task("benchmarking", total=5)
+        with lane(base, log_dir, "e2e") as main:
+            progress.update(step, description=f"producing {ticks:,} ticks")
+            started = time.perf_counter()
+            publish(scenario(ticks).ticks(), main.settings, progress=False)
+            figures["produce"] = ticks / (time.perf_counter() - started)
+            progress.advance(step)
+            progress.update(step, description="raw kafka-python consume + JSON decode")
+            figures["raw"] = raw_consume_rate(main.settings, ticks)
+            progress.advance(step)
+            progress.update(step, description=f"pipeline: {workers} worker(s) x {concurrency}")
+            figures["pipeline"] = pipeline_rate(main, ticks, workers, concurrency)
+            progress.advance(step)
+        with lane(base, log_dir, "naive", TICKWATCH_BATCH_MAX_TICKS="1") as naive:
+            progress.update(step, description=f"naive baseline: one task per tick, {naive_ticks:,} ticks")
+            publish(scenario(naive_ticks).ticks(), naive.settings, progress=False)
+            figures["naive"] = pipeline_rate(naive, naive_ticks, workers, concurrency)
+            progress.advance(step)
+        with lane(base, log_dir, "latency") as paced:
+            progress.update(step, description=f"alert latency at {rate:,} ticks/s for {seconds}s")
+            samples, figures["paced"] = alert_latency(paced, rate, seconds, concurrency * workers)
+            progress.advance(step)
+    _report(console, figures, samples, rate)
+
+
+def _report(console: Console, figures: dict[str, float], samples: list[float], rate: int) -> None:
+    def verdict(ok: bool) -> str:
+        return "[green]met[/green]" if ok else "[red]missed[/red]"
+
+    table = Table("measure", "figure", "target", "", title="tickwatch bench")
+    table.add_row("produce (generator -> Kafka)", f"{figures['produce']:,.0f} ticks/s", "", "")
+    table.add_row("raw consume + decode (ceiling)", f"{figures['raw']:,.0f} ticks/s", "", "")
+    table.add_row("pipeline end to end (-> detected -> indexed)", f"{figures['pipeline']:,.0f} ticks/s", "", "")
+    table.add_row("naive: one Celery task per tick", f"{figures['naive']:,.0f} ticks/s", "", "")
+    share = figures["pipeline"] / figures["raw"]
+    speedup = figures["pipeline"] / figures["naive"]
+    table.add_row("pipeline / raw", f"{share:.1%}", ">= 50%", verdict(share >= 0.5))
+    table.add_row("pipeline / naive", f"{speedup:.1f}x", ">= 20x", verdict(speedup >= 20))
+    if samples:
+        p50, p99 = percentile(samples, 50), percentile(samples, 99)
+        table.add_row(f"alert latency p50 ({len(samples)} alerts, paced {figures['paced']:,.0f}/s)",
+                      f"{p50:.0f} ms", "", "")
+        table.add_row(f"alert latency p99 (at {rate:,} ticks/s)", f"{p99:.0f} ms", "< 250 ms", verdict(p99 < 250))
+    else:
+        table.add_row("alert latency", "no alerts measured", "< 250 ms", verdict(False))
+    console.print(table)
