@@ -1,7 +1,8 @@
 """The bridge: Kafka `financial_prices` -> validated batches -> Celery, with at-least-once offsets.
 
-Each poll becomes one `process_batch` task (the valid ticks of every partition polled, in compact form) and
-the invalid records go to the dead-letter topic with their original bytes and the reason. Offsets are committed
+Each poll becomes one `process_batch` task per lane (the valid ticks of the lane's partitions, in compact
+form; partitions are spread over `TICKWATCH_LANES` lanes so that many workers can apply a poll in parallel)
+and the invalid records go to the dead-letter topic with their original bytes and the reason. Offsets are committed
 only after every task is in the broker and every dead letter is acknowledged by Kafka. Validation happens
 here because this is where the original bytes are, so a dead letter keeps them untouched.
 """
@@ -100,19 +101,45 @@ class Bridge:
             self.consumer.close()
             self.dlq.close()
 
+    def collect(self) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """Records for one batch: up to `batch_max_ticks`, gathered for at most `batch_max_wait_ms` after the
+        first arrives. Bigger batches cost workers far less per tick; the wait bounds the added latency."""
+        limit = self.settings.batch_max_ticks
+        collected: dict[TopicPartition, list[ConsumerRecord]] = {}
+        count, deadline = 0, None
+        while count < limit:
+            remaining_ms = 100 if deadline is None else int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                break
+            polled = self.consumer.poll(timeout_ms=remaining_ms, max_records=limit - count)
+            if not polled:
+                break  # nothing more within the time left (or nothing at all)
+            for tp, records in polled.items():
+                collected.setdefault(tp, []).extend(records)
+                count += len(records)
+            if deadline is None:
+                deadline = time.monotonic() + self.settings.batch_max_wait_ms / 1000
+        return collected
+
     def poll_once(self) -> int:
-        polled = self.consumer.poll(timeout_ms=100, max_records=self.settings.batch_max_ticks)
+        polled = self.collect()
         if not polled:
             return 0
-        batch, rejected = to_batch(polled, self.started)
-        # Sent even with no valid tick: the partitions' progress must move past these offsets too.
-        process_batch.apply_async((batch,), queue=self.settings.celery_queue)
-        BATCHES.inc()
-        dead = [self._dead_letter(record, reason) for record, reason in rejected]
+        lanes: dict[int, dict[TopicPartition, Sequence[ConsumerRecord]]] = {}
+        for tp, records in polled.items():
+            lanes.setdefault(tp.partition % self.settings.lanes, {})[tp] = records
+        batches, dead = [], []
+        for lane in lanes.values():
+            batch, rejected = to_batch(lane, self.started)
+            # Sent even with no valid tick: the partitions' progress must move past these offsets too.
+            process_batch.apply_async((batch,), queue=self.settings.celery_queue)
+            BATCHES.inc()
+            batches.append(batch)
+            dead += [self._dead_letter(record, reason) for record, reason in rejected]
         for future in dead:
             future.get(timeout=30)  # a dead letter Kafka did not take must not be committed past
         offsets = {}
-        for part in batch["parts"]:
+        for part in (part for batch in batches for part in batch["parts"]):
             tp = TopicPartition(part["topic"], part["partition"])
             self.started.add(tp)
             offsets[tp] = OffsetAndMetadata(part["next_offset"], "", -1)

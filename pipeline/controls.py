@@ -1,13 +1,16 @@
 """Operator controls kept in Redis: muted symbols and per-symbol rule overrides.
 
-The Slack bot and the API change these; workers read them once per batch. Defaults come from settings,
-so an empty Redis means "the documented defaults for every symbol".
+The Slack bot and the API change these; workers read them once per batch, in one round trip (two hashes,
+so the cost does not grow with the number of keys). Defaults come from settings, so an empty Redis means
+"the documented defaults for every symbol".
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+import orjson
 from redis import Redis
 
 from pipeline.detection import Rule
@@ -15,15 +18,9 @@ from pipeline.schema import RuleName, normalise_symbol
 from pipeline.settings import Settings
 
 RULES: tuple[RuleName, ...] = ("drop", "rise")
+MUTES_KEY = "tickwatch:mutes"  # symbol -> {"until": epoch seconds or null, "by": who}
+RULES_KEY = "tickwatch:rules"  # "SYMBOL:rule" -> {"threshold_pct": …, "window_seconds": …, "cooldown_seconds": …}
 _OVERRIDE_FIELDS = {"threshold_pct", "window_seconds", "cooldown_seconds"}
-
-
-def _mute_key(symbol: str) -> str:
-    return f"tickwatch:mute:{symbol}"
-
-
-def _rule_key(symbol: str, rule: RuleName) -> str:
-    return f"tickwatch:rule:{symbol}:{rule}"
 
 
 @dataclass(frozen=True)
@@ -42,25 +39,32 @@ def default_rules(settings: Settings) -> dict[RuleName, Rule]:
 
 def controls_for(redis: Redis, settings: Settings, symbols: list[str]) -> dict[str, SymbolControls]:
     """Rules and mute flags for many symbols in one round trip (called once per batch)."""
+    if not symbols:
+        return {}
     defaults = default_rules(settings)
     pipe = redis.pipeline(transaction=False)
-    for symbol in symbols:
-        pipe.exists(_mute_key(symbol))
-        for rule in RULES:
-            pipe.hgetall(_rule_key(symbol, rule))
-    replies = iter(pipe.execute())
+    pipe.hmget(MUTES_KEY, symbols)
+    pipe.hmget(RULES_KEY, [f"{symbol}:{rule}" for symbol in symbols for rule in RULES])
+    mutes, overrides = pipe.execute()
+    now = time.time()
     result = {}
-    for symbol in symbols:
-        muted = bool(next(replies))
-        rules = [_apply(defaults[rule], next(replies)) for rule in RULES]
-        result[symbol] = SymbolControls(rules, muted)
+    for i, symbol in enumerate(symbols):
+        rules = [_apply(defaults[rule], overrides[i * len(RULES) + j]) for j, rule in enumerate(RULES)]
+        result[symbol] = SymbolControls(rules, _muted(mutes[i], now))
     return result
 
 
-def _apply(rule: Rule, override: dict[bytes, bytes]) -> Rule:
-    if not override:
+def _muted(raw: bytes | None, now: float) -> bool:
+    if raw is None:
+        return False
+    until = orjson.loads(raw).get("until")
+    return until is None or until > now
+
+
+def _apply(rule: Rule, raw: bytes | None) -> Rule:
+    if raw is None:
         return rule
-    values = {key.decode(): value.decode() for key, value in override.items()}
+    values = orjson.loads(raw)
     return Rule(
         rule.name,
         float(values.get("threshold_pct", rule.threshold_pct)),
@@ -77,17 +81,20 @@ def set_rule(redis: Redis, symbol: str, rule: RuleName, **override: float | int)
                          f"fields: {sorted(_OVERRIDE_FIELDS)}")
     if override.get("threshold_pct", 0) < 0 or override.get("window_seconds", 1) <= 0:
         raise ValueError("threshold_pct must be >= 0 (0 turns the rule off) and window_seconds > 0")
-    redis.hset(_rule_key(normalise_symbol(symbol), rule), mapping=override)
+    key = f"{normalise_symbol(symbol)}:{rule}"
+    current = redis.hget(RULES_KEY, key)
+    redis.hset(RULES_KEY, key, orjson.dumps({**(orjson.loads(current) if current else {}), **override}))
 
 
 def clear_rule(redis: Redis, symbol: str, rule: RuleName) -> None:
-    redis.delete(_rule_key(normalise_symbol(symbol), rule))
+    redis.hdel(RULES_KEY, f"{normalise_symbol(symbol)}:{rule}")
 
 
 def mute(redis: Redis, symbol: str, *, seconds: int | None = None, by: str = "") -> None:
     """Mute a symbol's notifications (anomalies are still stored, flagged muted), optionally for a while."""
-    redis.set(_mute_key(normalise_symbol(symbol)), by or "-", ex=seconds)
+    until = time.time() + seconds if seconds else None
+    redis.hset(MUTES_KEY, normalise_symbol(symbol), orjson.dumps({"until": until, "by": by}))
 
 
 def unmute(redis: Redis, symbol: str) -> None:
-    redis.delete(_mute_key(normalise_symbol(symbol)))
+    redis.hdel(MUTES_KEY, normalise_symbol(symbol))

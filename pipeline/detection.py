@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -89,7 +90,7 @@ class Episode:
 
 @dataclass
 class SymbolState:
-    """Everything detection remembers about one symbol between batches (serialised to Redis as JSON).
+    """Everything detection remembers about one symbol between batches (pipeline.state stores it).
 
     `ts`, `prices` and `volumes` are the window, sorted by event time. `settled` is each rule's episode as
     of the `watermark`; `live` as of `evaluated_upto`, the newest tick evaluated; `changes` records every
@@ -99,48 +100,13 @@ class SymbolState:
 
     ts: list[int] = field(default_factory=list)
     prices: list[float] = field(default_factory=list)
-    volumes: list[float | None] = field(default_factory=list)
+    volumes: list[float] = field(default_factory=list)  # NaN where a tick had no volume
     watermark: int | None = None
     settled: dict[str, Episode] = field(default_factory=dict)
     evaluated_upto: int | None = None
     live: dict[str, Episode] = field(default_factory=dict)
     changes: list[tuple[int, str, Episode]] = field(default_factory=list)
     known: dict[str, dict[str, int | None]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ts": self.ts,
-            "prices": self.prices,
-            "volumes": self.volumes,
-            "watermark": self.watermark,
-            "settled": _dump(self.settled),
-            "evaluated_upto": self.evaluated_upto,
-            "live": _dump(self.live),
-            "changes": [[ts, name, ep.anomaly, ep.last_hold] for ts, name, ep in self.changes],
-            "known": self.known,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SymbolState:
-        return cls(
-            ts=data["ts"],
-            prices=data["prices"],
-            volumes=data["volumes"],
-            watermark=data["watermark"],
-            settled=_load(data["settled"]),
-            evaluated_upto=data["evaluated_upto"],
-            live=_load(data["live"]),
-            changes=[(ts, name, Episode(anomaly, last_hold)) for ts, name, anomaly, last_hold in data["changes"]],
-            known=data["known"],
-        )
-
-
-def _dump(episodes: dict[str, Episode]) -> dict[str, Any]:
-    return {name: {"anomaly": ep.anomaly, "last_hold": ep.last_hold} for name, ep in episodes.items()}
-
-
-def _load(data: dict[str, Any]) -> dict[str, Episode]:
-    return {name: Episode(ep["anomaly"], ep["last_hold"]) for name, ep in data.items()}
 
 
 @dataclass
@@ -194,7 +160,8 @@ def advance(
             episode = episodes[rule.name]
             if ref is not None:
                 if episode.anomaly is None:
-                    tick = TickPoint(ts, price, state.volumes[i], published.get(ts))
+                    volume = None if math.isnan(state.volumes[i]) else state.volumes[i]
+                    tick = TickPoint(ts, price, volume, published.get(ts))
                     episode.anomaly = _open(symbol, rule, tick, state.ts[lo + ref], state.prices[lo + ref],
                                             now, state.known)
                 else:
@@ -242,7 +209,7 @@ def _insert(state: SymbolState, ticks: Iterable[TickPoint]) -> tuple[list[TickPo
             continue
         state.ts.insert(i, tick.ts)
         state.prices.insert(i, tick.price)
-        state.volumes.insert(i, tick.volume)
+        state.volumes.insert(i, math.nan if tick.volume is None else tick.volume)
         if tick.published is not None:
             published[tick.ts] = tick.published
         earliest = tick.ts if earliest is None else min(earliest, tick.ts)

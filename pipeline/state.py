@@ -9,6 +9,8 @@ Progress only moves forward.
 
 from __future__ import annotations
 
+import struct
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import orjson
 from redis import Redis
 
-from pipeline.detection import SymbolState
+from pipeline.detection import Episode, SymbolState
 
 STATS_KEY = "tickwatch:stats"
 
@@ -59,8 +61,56 @@ def progress(redis: Redis, topic: str, partition: int) -> int | None:
 
 def load_states(redis: Redis, symbols: list[str]) -> dict[str, SymbolState]:
     raw = redis.mget([_state_key(symbol) for symbol in symbols]) if symbols else []
-    return {symbol: SymbolState.from_dict(orjson.loads(data)) if data else SymbolState()
-            for symbol, data in zip(symbols, raw, strict=True)}
+    return {symbol: decode(data) if data else SymbolState() for symbol, data in zip(symbols, raw, strict=True)}
+
+
+_HEADER = struct.Struct("<II")  # length of the JSON part, number of ticks in the window
+
+
+def encode(state: SymbolState) -> bytes:
+    """The window as packed arrays (it is most of the bytes, rewritten every batch), the rest as JSON."""
+    meta = orjson.dumps({
+        "watermark": state.watermark,
+        "settled": _episodes_out(state.settled),
+        "evaluated_upto": state.evaluated_upto,
+        "live": _episodes_out(state.live),
+        "changes": [[ts, name, ep.anomaly, ep.last_hold] for ts, name, ep in state.changes],
+        "known": state.known,
+    })
+    return b"".join((_HEADER.pack(len(meta), len(state.ts)), meta, array("q", state.ts).tobytes(),
+                     array("d", state.prices).tobytes(), array("d", state.volumes).tobytes()))
+
+
+def decode(raw: bytes) -> SymbolState:
+    meta_len, count = _HEADER.unpack_from(raw)
+    offset = _HEADER.size + meta_len
+    meta = orjson.loads(raw[_HEADER.size:offset])
+    columns = []
+    for code in "qdd":
+        column = array(code)
+        column.frombytes(raw[offset:offset + count * column.itemsize])
+        offset += count * column.itemsize
+        columns.append(column.tolist())
+    ts, prices, volumes = columns
+    return SymbolState(
+        ts=ts,
+        prices=prices,
+        volumes=volumes,
+        watermark=meta["watermark"],
+        settled=_episodes_in(meta["settled"]),
+        evaluated_upto=meta["evaluated_upto"],
+        live=_episodes_in(meta["live"]),
+        changes=[(ts, name, Episode(anomaly, hold)) for ts, name, anomaly, hold in meta["changes"]],
+        known=meta["known"],
+    )
+
+
+def _episodes_out(episodes: dict[str, Episode]) -> dict[str, Any]:
+    return {name: [ep.anomaly, ep.last_hold] for name, ep in episodes.items()}
+
+
+def _episodes_in(data: dict[str, Any]) -> dict[str, Episode]:
+    return {name: Episode(anomaly, last_hold) for name, (anomaly, last_hold) in data.items()}
 
 
 def commit(
@@ -73,7 +123,7 @@ def commit(
     """Atomically store the new states, the partitions' progress and the running counters."""
     pipe = redis.pipeline(transaction=True)
     if states:
-        pipe.mset({_state_key(symbol): orjson.dumps(state.to_dict()) for symbol, state in states.items()})
+        pipe.mset({_state_key(symbol): encode(state) for symbol, state in states.items()})
     pipe.mset({_progress_key(topic, partition): offset for (topic, partition), offset in progress.items()})
     for name, amount in counts.items():
         if amount:

@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from celery import Celery, Task
+from celery.signals import worker_process_init
 from elasticsearch import Elasticsearch
 from redis import Redis
 
@@ -73,6 +74,14 @@ class Resources:
         if channel not in self.notifiers:
             self.notifiers[channel] = build(channel, self.settings)
         return self.notifiers[channel]
+
+
+@worker_process_init.connect
+def _warm_up(**_: Any) -> None:
+    """Connect every client and channel when a worker child starts, not on its first alert."""
+    res = resources()
+    for channel in res.channels:
+        res.notifier(channel)
 
 
 @lru_cache

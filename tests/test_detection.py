@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import UTC, datetime
 
 import pytest
 
 from pipeline.detection import Rule, SymbolState, TickPoint, advance, crossing
+from pipeline.state import decode, encode
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 T0 = 1_800_000_000_000  # ms
@@ -26,7 +26,7 @@ def path(*segments: tuple[float, float, int]) -> list[TickPoint]:
 
 
 def run(ticks: list[TickPoint], rules=(DROP, RISE), *, batch=50, lateness_ms=30_000, roundtrip=True):
-    """Feed ticks batch by batch (state through JSON, as Redis holds it); return the final anomalies by id."""
+    """Feed ticks batch by batch (state encoded as Redis holds it); return the final anomalies by id."""
     state = SymbolState()
     found = {}
     new_ids: list[str] = []
@@ -35,7 +35,7 @@ def run(ticks: list[TickPoint], rules=(DROP, RISE), *, batch=50, lateness_ms=30_
         new_ids += out.new_ids
         found.update({a.id: a for a in out.anomalies})
         if roundtrip:
-            state = SymbolState.from_dict(json.loads(json.dumps(state.to_dict())))
+            state = decode(encode(state))
     return found, new_ids, state
 
 

@@ -132,9 +132,9 @@ def pipeline_rate(current: Lane, expected: int, workers: int, concurrency: int) 
 
 
 def alert_latency(current: Lane, rate: int, seconds: int, concurrency: int) -> tuple[list[float], float]:
-    """Pace ticks at `rate`/s with a crash every few seconds; latencies (ms) from Kafka to the alerts topic."""
-    symbols = default_symbols(BENCH_SYMBOLS)
-    speed = rate / len(symbols)  # event seconds per wall second: all symbols tick once per event second
+    """Pace ticks at `rate`/s with one crash per symbol spread over the run; latencies (ms), Kafka -> alerts topic."""
+    symbols = default_symbols(max(1, rate // 10))
+    speed = rate / len(symbols)  # event seconds per wall second: every symbol ticks once per event second
     span = seconds * speed  # event seconds the run covers; one crash per symbol, spread over it
     events = [f"drop:{symbol}:8%:{speed:.0f}s@{60 + i * (span - 120) / len(symbols):.0f}s"
               for i, symbol in enumerate(symbols)]
@@ -161,6 +161,7 @@ def percentile(samples: list[float], pct: float) -> float:
 
 def run(base: Settings, console: Console, *, ticks: int, naive_ticks: int, workers: int, concurrency: int,
         rate: int, seconds: int) -> None:
+    """Run every measurement and print the figures with the targets they are held to."""
     log_dir = base.stack_dir / "logs"
     figures: dict[str, float] = {}
     with Progress(console=console, transient=True) as progress:

@@ -228,7 +228,7 @@ def bench(
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="children per worker process")] = 2,
     rate: Annotated[int, typer.Option(help="ticks/s for the alert latency run")] = 1_000,
-    seconds: Annotated[int, typer.Option(help="length of the alert latency run")] = 30,
+    seconds: Annotated[int, typer.Option(help="length of the alert latency run")] = 60,
 ) -> None:
     """Print throughput and latency figures, measured in one run on the local stack (in private topics,
     indices and Redis db, removed afterwards): raw consume rate, pipeline rate, naive baseline, ratios,

@@ -11,6 +11,7 @@ class KafkaNotifier:
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.alerts_topic
         self.producer = make_producer(settings, linger_ms=0)
+        self.producer.partitions_for(self.topic)  # fetch metadata now, not on the first alert
 
     def send(self, event: AlertEvent) -> None:
         # Wait for the broker's ack: a failure must raise so that the delivery task retries.
