@@ -116,7 +116,9 @@ def anomaly_action(indices: Indices, anomaly: Anomaly) -> dict[str, Any]:
 
 def write(es: Elasticsearch, actions: Iterable[dict[str, Any]]) -> int:
     """Bulk-index; raises if any document was rejected so the batch is retried, never half-lost."""
-    done, _ = helpers.bulk(es, actions, chunk_size=5000, max_chunk_bytes=20 * 1024 * 1024, raise_on_error=True)
+    done, _ = helpers.bulk(es, actions, chunk_size=5000, max_chunk_bytes=20 * 1024 * 1024, raise_on_error=True,
+                           # Per-item status and errors only: parsing the full response cost as much as sending.
+                           filter_path="errors,items.*.status,items.*.error,items.*._id")
     return done
 
 

@@ -77,7 +77,7 @@ class Resources:
 
 
 @worker_process_init.connect
-def _warm_up(**_: Any) -> None:
+def warm_up(**_: Any) -> None:
     """Connect every client and channel when a worker child starts, not on its first alert."""
     res = resources()
     for channel in res.channels:

@@ -111,8 +111,7 @@ def raw_consume_rate(settings: Settings, expected: int) -> float:
 
 def pipeline_rate(current: Lane, expected: int, workers: int, concurrency: int) -> float:
     """Ticks per second from the first batch applied until every tick is applied and searchable in ES."""
-    for _ in range(workers):
-        current.fleet.worker(concurrency=concurrency)
+    current.fleet.split_workers(workers, concurrency)
     time.sleep(3)  # let the workers connect before the clock can start
     current.fleet.bridge()
     redis = current.redis
@@ -140,7 +139,7 @@ def alert_latency(current: Lane, rate: int, seconds: int, concurrency: int) -> t
               for i, symbol in enumerate(symbols)]
     market = Scenario.build(symbols=symbols, start=datetime.now(UTC) - timedelta(hours=1), interval_s=1, seed=2,
                             duration=f"{int(seconds * speed)}s", events=events)
-    current.fleet.worker(concurrency=concurrency)
+    current.fleet.split_workers(concurrency=concurrency)
     current.fleet.bridge()
     time.sleep(3)
     started = time.perf_counter()
@@ -185,7 +184,7 @@ def run(base: Settings, console: Console, *, ticks: int, naive_ticks: int, worke
             progress.advance(step)
         with lane(base, log_dir, "latency") as paced:
             progress.update(step, description=f"alert latency at {rate:,} ticks/s for {seconds}s")
-            samples, figures["paced"] = alert_latency(paced, rate, seconds, concurrency * workers)
+            samples, figures["paced"] = alert_latency(paced, rate, seconds, concurrency)
             progress.advance(step)
     _report(console, figures, samples, rate)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -89,22 +90,30 @@ def stack_status() -> None:
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="worker processes")] = 2,
-    queues: Annotated[str, typer.Option(help="Celery queues to consume")] = "",
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="processes (or threads)")] = 2,
+    queues: Annotated[str, typer.Option(help="queues to consume, default both: ticks,alerts")] = "",
+    pool: Annotated[str, typer.Option(help="prefork for ticks (CPU-bound), threads for alerts (I/O-bound)")]
+    = "prefork",
     loglevel: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
     """Run a Celery worker: applies tick batches (detect, index, alert) and delivers alerts.
 
-    Run as many as you like; results do not depend on how many (see README, Guarantees).
+    Run as many as you like; results do not depend on how many (see README, Guarantees). For the lowest
+    alert latency give deliveries their own worker, so they never queue behind tick batches.
 
-    Example: [bold]tickwatch worker -c 4[/bold]
+    Examples:
+      [bold]tickwatch worker -c 2 --queues ticks[/bold]
+      [bold]tickwatch worker -c 8 --queues alerts --pool threads[/bold]
     """
     from pipeline.tasks import app as celery_app
+    from pipeline.tasks import warm_up
 
     settings = get_settings()
     names = queues or f"{settings.celery_queue},{settings.alerts_queue}"
-    celery_app.worker_main(["worker", "-Q", names, "-c", str(concurrency), "--loglevel", loglevel,
-                            "-n", "tickwatch@%h", "-O", "fair", "--without-gossip",
+    if pool == "threads":
+        warm_up()  # threads run in this process; prefork children warm up as they start
+    celery_app.worker_main(["worker", "-Q", names, "-c", str(concurrency), "-P", pool, "--loglevel", loglevel,
+                            "-n", f"tickwatch-{os.getpid()}@%h", "-O", "fair", "--without-gossip",
                             "--without-mingle"])
 
 

@@ -10,7 +10,9 @@ import json
 import os
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer
@@ -21,35 +23,31 @@ from rich.panel import Panel
 from rich.table import Table
 
 from pipeline import state, store
-from pipeline.generator import Scenario, default_symbols, pace
+from pipeline.generator import Scenario, default_symbols, load_scenario, pace
 from pipeline.publish import publish
 from pipeline.schema import from_ms
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
 from tickwatch.fleet import Fleet, env_for, pending
 
-DEMO_EVENTS = (
-    "drop:TSLA:9%:90s@6m",
-    "rise:BTC-USD:7%:2m@9m",
-    "drop:NVDA:6%:60s@13m",
-    "drop:ETH-USD:12%:3m@17m",
-    "drop:META:5.5%:45s@22m",
-)
+DEMO_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "demo.toml"
 
 
 def demo_scenario(redis: Redis, symbols: int, seed: int) -> Scenario:
-    """30 minutes of market ending about now, or going on from where the last run stopped (time and prices).
+    """The scripted moves of scenarios/demo.toml over `symbols` symbols: 30 minutes of market ending about
+    now, or going on from where the last run stopped (time and prices).
 
     Event time never goes backwards for a symbol: ticks older than the last ones seen (minus the allowed
     lateness) are only stored, not evaluated, so a second run must continue after the first.
     """
-    names = default_symbols(symbols)
+    script = load_scenario(DEMO_SCENARIO)
+    names = list(dict.fromkeys(default_symbols(symbols) + [event.symbol for event in script.events]))
     last = {symbol: (s.ts[-1], s.prices[-1]) for symbol, s in state.load_states(redis, names).items() if s.ts}
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=script.duration_s)
     if last:
         start = max(start, from_ms(max(ts for ts, _ in last.values())).replace(microsecond=0) + timedelta(seconds=1))
-    return Scenario.build(symbols=names, start=start, duration="30m", interval_s=1, seed=seed, events=DEMO_EVENTS,
-                          opening_prices={symbol: price for symbol, (_, price) in last.items()})
+    return replace(script, symbols=tuple(names), start=start, seed=seed,
+                   opening_prices={symbol: price for symbol, (_, price) in last.items()})
 
 
 def _stats_table(current: dict[str, int], base: dict[str, int], lag: int, rate: float, published: int) -> Table:
@@ -84,8 +82,7 @@ def run(settings: Settings, console: Console, *, symbols: int, speed: float | No
         published[0] = publish(pace(scenario.ticks(), speed), settings, progress=False)
 
     try:
-        for _ in range(workers):
-            fleet.worker(concurrency=2)
+        fleet.split_workers(workers)
         fleet.bridge(TICKWATCH_METRICS_PORT="0")
         producer = threading.Thread(target=produce, daemon=True)
         started = time.monotonic()
