@@ -17,6 +17,7 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import Counter, Gauge
 from redis import Redis
@@ -35,32 +36,40 @@ BATCHES = Counter("tickwatch_bridge_batches_total", "Batches handed to Celery")
 LAG = Gauge("tickwatch_bridge_lag", "Records not yet read, per partition", ["partition"])
 
 
-def to_batch(polled: Mapping[TopicPartition, Sequence[ConsumerRecord]], started: set[TopicPartition]
+def to_batch(polled: Mapping[TopicPartition, Sequence[ConsumerRecord]], *, max_future_ms: int
              ) -> tuple[dict[str, Any], list[tuple[ConsumerRecord, str]]]:
-    """Turn one poll into a Celery batch of valid ticks (all partitions) and a list of (record, reason).
+    """Turn one poll (or one lane of it) into a Celery batch of valid ticks and a list of (record, reason).
 
-    Each part names a partition's offset range; `first` marks the first range since this bridge was
-    assigned the partition: with no progress recorded yet, workers start the partition there.
+    Besides schema errors, a record is rejected when its key is not its symbol (the symbol's ticks must
+    all share one partition to stay in order) or when it is dated too far ahead (one tick from 2099 would
+    otherwise make every real tick of that symbol "late").
     """
     parts: list[dict[str, Any]] = []
     ticks: list[list[Any]] = []
     rejected: list[tuple[ConsumerRecord, str]] = []
+    horizon = time.time() * 1000 + max_future_ms
     for tp, records in polled.items():
         parts.append({"topic": tp.topic, "partition": tp.partition, "first_offset": records[0].offset,
-                      "next_offset": records[-1].offset + 1, "first": tp not in started})
+                      "next_offset": records[-1].offset + 1})
         for record in records:
             try:
                 tick = parse_tick(record.value)
             except InvalidTick as error:
                 rejected.append((record, error.reason))
                 continue
-            ticks.append([tick.symbol, to_ms(tick.timestamp), tick.price, tick.volume, tp.partition,
-                          record.offset, record.timestamp])
+            ts = to_ms(tick.timestamp)
+            if (record.key or b"").decode(errors="replace").strip().upper() != tick.symbol:
+                rejected.append((record, f"message key must be the symbol {tick.symbol!r}, got {record.key!r}"))
+            elif ts > horizon:
+                rejected.append((record, f"timestamp is more than {max_future_ms // 1000}s in the future"))
+            else:
+                ticks.append([tick.symbol, ts, tick.price, tick.volume, tp.partition, record.offset,
+                              record.timestamp])
     return {"parts": parts, "ticks": ticks, "sent_at": time.time()}, rejected
 
 
 class _Restart(ConsumerRebalanceListener):
-    """A partition (re)assigned to us starts a new sequence of batches."""
+    """A partition (re)assigned to us starts again from the position Kafka gives us."""
 
     def __init__(self, started: set[TopicPartition]) -> None:
         self.started = started
@@ -87,6 +96,10 @@ class Bridge:
             fetch_max_wait_ms=settings.batch_max_wait_ms,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
+        # Fetch the topic's metadata before joining the group: joining without it can leave this member
+        # with no partitions until the next metadata refresh, minutes later.
+        if not self.consumer.partitions_for_topic(settings.ticks_topic):
+            raise RuntimeError(f"Kafka topic {settings.ticks_topic!r} does not exist: run `tickwatch stack init`")
         self.started: set[TopicPartition] = set()
         self.consumer.subscribe([settings.ticks_topic], listener=_Restart(self.started))
         self.dlq = make_producer(settings, linger_ms=5)
@@ -125,33 +138,44 @@ class Bridge:
         polled = self.collect()
         if not polled:
             return 0
+        for tp, records in polled.items():
+            if tp not in self.started:
+                # Where this bridge starts the partition; workers apply its ranges in order from there.
+                state.start_partition(self.redis, tp.topic, tp.partition, records[0].offset)
+                self.started.add(tp)
         lanes: dict[int, dict[TopicPartition, Sequence[ConsumerRecord]]] = {}
         for tp, records in polled.items():
             lanes.setdefault(tp.partition % self.settings.lanes, {})[tp] = records
-        batches, dead = [], []
+        dead = []
         for lane in lanes.values():
-            batch, rejected = to_batch(lane, self.started)
+            batch, rejected = to_batch(lane, max_future_ms=self.settings.max_future_seconds * 1000)
             # Sent even with no valid tick: the partitions' progress must move past these offsets too.
             process_batch.apply_async((batch,), queue=self.settings.celery_queue)
             BATCHES.inc()
-            batches.append(batch)
             dead += [self._dead_letter(record, reason) for record, reason in rejected]
         for future in dead:
             future.get(timeout=30)  # a dead letter Kafka did not take must not be committed past
-        offsets = {}
-        for part in (part for batch in batches for part in batch["parts"]):
-            tp = TopicPartition(part["topic"], part["partition"])
-            self.started.add(tp)
-            offsets[tp] = OffsetAndMetadata(part["next_offset"], "", -1)
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                LAG.labels(str(tp.partition)).set(highwater - part["next_offset"])
-        self.consumer.commit(offsets)
+        self._commit(polled)
         consumed = sum(len(records) for records in polled.values())
         CONSUMED.inc(consumed)
         DEAD_LETTERED.inc(len(dead))
         state.bump(self.redis, {"consumed": consumed, "dead_lettered": len(dead)})
         return consumed
+
+    def _commit(self, polled: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
+        """Commit what was handed on, for the partitions we still own (a rebalance may have moved some)."""
+        assigned = self.consumer.assignment()
+        offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)
+                   for tp, records in polled.items() if tp in assigned}
+        for tp, offset in offsets.items():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                LAG.labels(str(tp.partition)).set(highwater - offset.offset)
+        try:
+            self.consumer.commit(offsets)
+        except CommitFailedError as error:
+            # The new owner re-reads from the last commit; re-processing is harmless (see pipeline.tasks).
+            logger.warning("offset commit lost to a rebalance: %s", error)
 
     def _dead_letter(self, record: ConsumerRecord, reason: str):
         logger.warning("dead letter %s:%s@%s: %s", record.topic, record.partition, record.offset, reason)

@@ -7,6 +7,7 @@ so the cost does not grow with the number of keys). Defaults come from settings,
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -81,6 +82,8 @@ def set_rule(redis: Redis, symbol: str, rule: RuleName, **override: float | int)
                          f"fields: {sorted(_OVERRIDE_FIELDS)}")
     if override.get("threshold_pct", 0) < 0 or override.get("window_seconds", 1) <= 0:
         raise ValueError("threshold_pct must be >= 0 (0 turns the rule off) and window_seconds > 0")
+    if override.get("cooldown_seconds", math.inf) < override.get("window_seconds", 0):
+        raise ValueError("cooldown_seconds must be at least window_seconds")
     key = f"{normalise_symbol(symbol)}:{rule}"
     current = redis.hget(RULES_KEY, key)
     redis.hset(RULES_KEY, key, orjson.dumps({**(orjson.loads(current) if current else {}), **override}))

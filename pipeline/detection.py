@@ -53,6 +53,11 @@ class Rule:
     def window_ms(self) -> int:
         return self.window_seconds * 1000
 
+    @property
+    def cooldown_ms(self) -> int:
+        """Never shorter than the window: a new episode must not measure from the previous one's reference."""
+        return max(self.cooldown_seconds, self.window_seconds) * 1000
+
 
 def crossed(rule: Rule, price: float, extreme: float) -> bool:
     """drop: price <= (1 - X) * the window's high; rise: price >= (1 + X) * the window's low."""
@@ -106,17 +111,17 @@ class SymbolState:
     evaluated_upto: int | None = None
     live: dict[str, Episode] = field(default_factory=dict)
     changes: list[tuple[int, str, Episode]] = field(default_factory=list)
-    known: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    known: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
 class Outcome:
-    """What a batch changed: anomalies to store (new or updated), the ids that are new, and late ticks."""
+    """What a batch changed: anomalies to store (new or updated), the ids that are new, late and duplicate ticks."""
 
     anomalies: list[Anomaly]
     new_ids: list[str]
     late: list[TickPoint]
-    duplicates: int
+    duplicates: list[TickPoint]
 
 
 def advance(
@@ -145,8 +150,10 @@ def advance(
     if in_order:
         assert state.evaluated_upto is not None
         start, source, changes = state.evaluated_upto, state.live, state.changes
+        reusable: dict[str, list[str]] = {}
     else:
         start, source, changes = watermark, state.settled, []
+        reusable = _tentative_ids(state, watermark)
     episodes = {rule.name: source.get(rule.name, Episode()).copy() for rule in active}
     touched: dict[str, dict[str, Any]] = {}
     extremes = _WindowExtremes(state.prices)
@@ -163,18 +170,19 @@ def advance(
                     volume = None if math.isnan(state.volumes[i]) else state.volumes[i]
                     tick = TickPoint(ts, price, volume, published.get(ts))
                     episode.anomaly = _open(symbol, rule, tick, state.ts[lo + ref], state.prices[lo + ref],
-                                            now, state.known)
+                                            now, state.known, reusable.get(rule.name))
                 else:
                     _deepen(episode.anomaly, price, ts)
                 episode.last_hold = ts
                 touched[episode.anomaly["id"]] = episode.anomaly
-            elif episode.anomaly is not None and ts - episode.last_hold >= rule.cooldown_seconds * 1000:
+            elif episode.anomaly is not None and ts - episode.last_hold >= rule.cooldown_ms:
                 episode.anomaly = None  # clear for a whole cooldown: the rule re-arms
             else:
                 continue
             changes.append((ts, rule.name, episode.copy()))
 
-    state.watermark = max(watermark, state.ts[-1] - lateness_ms)
+    newest_allowed_late = state.ts[-1] - lateness_ms
+    state.watermark = newest_allowed_late if state.watermark is None else max(state.watermark, newest_allowed_late)
     settled = {name: ep.copy() for name, ep in state.settled.items()}
     settled.update({name: ep for ts, name, ep in changes if ts <= state.watermark})
     state.settled = settled
@@ -183,21 +191,22 @@ def advance(
 
     new_ids = [key for key in touched if key not in state.known]
     for key, data in touched.items():
-        state.known[key] = {"timestamp": data["timestamp"], "published_at": data["published_at"],
-                            "detected_at": data["detected_at"]}
+        state.known[key] = {"rule": data["rule"], "timestamp": data["timestamp"],
+                            "published_at": data["published_at"], "detected_at": data["detected_at"]}
     _prune(state, max((rule.window_ms for rule in active), default=0))
     return Outcome([_model(data, muted) for data in touched.values()], new_ids, late, duplicates)
 
 
-def _insert(state: SymbolState, ticks: Iterable[TickPoint]) -> tuple[list[TickPoint], dict[int, int], int, int | None]:
+def _insert(state: SymbolState, ticks: Iterable[TickPoint]
+            ) -> tuple[list[TickPoint], dict[int, int], list[TickPoint], int | None]:
     """Merge ticks into the sorted window.
 
-    Returns the late ticks, Kafka times by event time, the number of duplicates, and the earliest event
-    time inserted (None if nothing was).
+    Returns the late ticks, Kafka times by event time, the duplicates, and the earliest event time
+    inserted (None if nothing was).
     """
     late: list[TickPoint] = []
     published: dict[int, int] = {}
-    duplicates = 0
+    duplicates: list[TickPoint] = []
     earliest: int | None = None
     for tick in ticks:
         if state.watermark is not None and tick.ts <= state.watermark:
@@ -205,7 +214,7 @@ def _insert(state: SymbolState, ticks: Iterable[TickPoint]) -> tuple[list[TickPo
             continue
         i = bisect.bisect_left(state.ts, tick.ts)
         if i < len(state.ts) and state.ts[i] == tick.ts:
-            duplicates += 1  # same symbol and event time: the same tick again (a replay)
+            duplicates.append(tick)  # same symbol and event time: the same tick again (a replay)
             continue
         state.ts.insert(i, tick.ts)
         state.prices.insert(i, tick.price)
@@ -233,10 +242,23 @@ class _WindowExtremes:
         return self.high if rule.name == "drop" else self.low
 
 
+def _tentative_ids(state: SymbolState, watermark: int) -> dict[str, list[str]]:
+    """Per rule, the ids of anomalies opened after the watermark, oldest first.
+
+    Re-evaluation re-opens those episodes; it reuses their ids even when the tick that now opens one (or
+    its reference) differs, so a late tick updates an alert already sent instead of sending another.
+    """
+    tentative: dict[str, list[tuple[int, str]]] = {}
+    for key, seen in state.known.items():
+        if (seen["timestamp"] or 0) > watermark:
+            tentative.setdefault(str(seen.get("rule")), []).append((seen["timestamp"] or 0, key))
+    return {rule: [key for _, key in sorted(items)] for rule, items in tentative.items()}
+
+
 def _open(symbol: str, rule: Rule, tick: TickPoint, ref_ts: int, ref_price: float, now: datetime,
-          known: dict[str, dict[str, int | None]]) -> dict[str, Any]:
+          known: dict[str, dict[str, Any]], reusable: list[str] | None) -> dict[str, Any]:
     change = round((tick.price / ref_price - 1) * 100, 4)
-    key = anomaly_id(symbol, rule.name, ref_ts)
+    key = reusable.pop(0) if reusable else anomaly_id(symbol, rule.name, ref_ts)
     seen = known.get(key, {})
     same_tick = seen.get("timestamp") == tick.ts
     return {

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9./_:\-]{1,20}$")
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 Symbol = Annotated[str, Field(description="1-20 chars of A-Z 0-9 . - / _ : (upper-cased)")]
 
@@ -63,14 +64,20 @@ class Tick(BaseModel):
     @field_validator("timestamp", mode="before")
     @classmethod
     def _timestamp_is_iso(cls, value: Any) -> Any:
-        if not isinstance(value, str | datetime):
-            raise ValueError("timestamp must be an ISO-8601 string, e.g. 2026-11-23T14:30:00Z")
+        # ISO-8601 date and time only: no epoch numbers (quoted or not), no bare dates.
+        if isinstance(value, datetime):
+            return value
+        if not isinstance(value, str) or not _ISO_DATETIME.match(value.strip()):
+            raise ValueError("timestamp must be an ISO-8601 date and time, e.g. 2026-11-23T14:30:00Z")
         return value
 
     @field_validator("timestamp")
     @classmethod
     def _timestamp_utc(cls, value: datetime) -> datetime:
-        return to_utc(value)
+        try:
+            return to_utc(value)
+        except (OverflowError, ValueError):
+            raise ValueError("timestamp is out of range") from None
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -92,6 +99,8 @@ def parse_tick(raw: bytes | None) -> Tick:
         return Tick.model_validate_json(raw)
     except ValidationError as error:
         raise InvalidTick(describe(error)) from None
+    except Exception as error:  # whatever a hostile message triggers, it is dead-lettered
+        raise InvalidTick(f"unreadable tick: {error}") from None
 
 
 def describe(error: ValidationError) -> str:

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,8 +36,9 @@ class Settings(BaseSettings):
     drop_pct: float = Field(5.0, gt=0, lt=100)
     rise_pct: float = Field(5.0, ge=0, description="0 turns the rise rule off")
     window_seconds: int = Field(300, gt=0)
-    cooldown_seconds: int | None = Field(None, ge=0, description="default: window_seconds")
+    cooldown_seconds: int | None = Field(None, ge=0, description="default and minimum: window_seconds")
     lateness_seconds: int = Field(30, ge=0)
+    max_future_seconds: int = Field(86_400, ge=0, description="ticks dated further ahead are dead-lettered")
 
     # --- bridge batching ----------------------------------------------------------------------------
     batch_max_ticks: int = Field(2000, ge=1)
@@ -76,6 +77,13 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith("whsec_"):
             raise ValueError("webhook secrets use the Standard Webhooks form whsec_<base64>")
         return value
+
+    @model_validator(mode="after")
+    def _cooldown_covers_window(self) -> Settings:
+        if self.cooldown_seconds is not None and self.cooldown_seconds < self.window_seconds:
+            raise ValueError("cooldown_seconds must be at least window_seconds (an episode ends only after the "
+                             "old reference has left the window)")
+        return self
 
     @property
     def effective_cooldown_seconds(self) -> int:

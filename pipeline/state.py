@@ -9,7 +9,9 @@ Progress only moves forward.
 
 from __future__ import annotations
 
+import math
 import struct
+import time
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -21,6 +23,7 @@ from redis import Redis
 from pipeline.detection import Episode, SymbolState
 
 STATS_KEY = "tickwatch:stats"
+PROGRESS_AT_KEY = "tickwatch:progress_at"  # "topic:partition" -> when its progress last moved (epoch s)
 
 
 def _state_key(symbol: str) -> str:
@@ -52,6 +55,17 @@ def progress_of(redis: Redis, parts: list[Mapping[str, Any]]) -> dict[int, int |
     values = redis.mget([_progress_key(part["topic"], part["partition"]) for part in parts])
     return {part["partition"]: int(value) if value is not None else None
             for part, value in zip(parts, values, strict=True)}
+
+
+def start_partition(redis: Redis, topic: str, partition: int, offset: int) -> None:
+    """Record where a partition starts if nothing was applied for it yet (a no-op otherwise)."""
+    redis.set(_progress_key(topic, partition), offset, nx=True)
+
+
+def stalled_seconds(redis: Redis, parts: list[Mapping[str, Any]]) -> float:
+    """How long the least recently advanced partition of a batch has not moved (inf if it never did)."""
+    moved = redis.hmget(PROGRESS_AT_KEY, [f"{part['topic']}:{part['partition']}" for part in parts])
+    return max((time.time() - float(value) if value else math.inf) for value in moved)
 
 
 def progress(redis: Redis, topic: str, partition: int) -> int | None:
@@ -125,6 +139,7 @@ def commit(
     if states:
         pipe.mset({_state_key(symbol): encode(state) for symbol, state in states.items()})
     pipe.mset({_progress_key(topic, partition): offset for (topic, partition), offset in progress.items()})
+    pipe.hset(PROGRESS_AT_KEY, mapping={f"{topic}:{partition}": time.time() for topic, partition in progress})
     for name, amount in counts.items():
         if amount:
             pipe.hincrby(STATS_KEY, name, amount)

@@ -94,8 +94,11 @@ def ensure_templates(es: Elasticsearch, indices: Indices) -> None:
         es.indices.create(index=indices.anomalies)
 
 
-def tick_action(indices: Indices, tick: dict[str, Any]) -> dict[str, Any]:
-    """One bulk action for a tick in the compact form the workers use (see pipeline.tasks)."""
+def tick_action(indices: Indices, tick: dict[str, Any], *, create_only: bool = False) -> dict[str, Any]:
+    """One bulk action for a tick in the compact form the workers use (see pipeline.tasks).
+
+    `create_only` leaves an existing document as it is (write() ignores the 409 that answers it).
+    """
     source = {
         "symbol": tick["symbol"],
         "timestamp": tick["ts"],
@@ -107,7 +110,8 @@ def tick_action(indices: Indices, tick: dict[str, Any]) -> dict[str, Any]:
         source["volume"] = tick["volume"]
     if tick["published"] is not None:
         source["published_at"] = tick["published"]
-    return {"_index": indices.tick_index(tick["ts"]), "_id": f"{tick['symbol']}@{tick['ts']}", "_source": source}
+    return {"_op_type": "create" if create_only else "index", "_index": indices.tick_index(tick["ts"]),
+            "_id": f"{tick['symbol']}@{tick['ts']}", "_source": source}
 
 
 def anomaly_action(indices: Indices, anomaly: Anomaly) -> dict[str, Any]:
@@ -117,6 +121,7 @@ def anomaly_action(indices: Indices, anomaly: Anomaly) -> dict[str, Any]:
 def write(es: Elasticsearch, actions: Iterable[dict[str, Any]]) -> int:
     """Bulk-index; raises if any document was rejected so the batch is retried, never half-lost."""
     done, _ = helpers.bulk(es, actions, chunk_size=5000, max_chunk_bytes=20 * 1024 * 1024, raise_on_error=True,
+                           ignore_status=(409,),
                            # Per-item status and errors only: parsing the full response cost as much as sending.
                            filter_path="errors,items.*.status,items.*.error,items.*._id")
     return done

@@ -32,6 +32,7 @@ from pipeline.settings import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 DELIVERED_TTL_SECONDS = 7 * 24 * 3600
+CLAIM_TTL_SECONDS = 120  # longer than one send with its own retries takes
 LATENCY_SAMPLES = 10_000
 PREDECESSOR_WAIT_SECONDS = 30.0
 
@@ -95,34 +96,34 @@ def resources() -> Resources:
 @app.task(bind=True, name="tickwatch.process_batch", max_retries=None, autoretry_for=(Exception,),
           retry_backoff=1, retry_backoff_max=60, retry_jitter=True)
 def process_batch(self: Task, batch: dict[str, Any]) -> dict[str, int]:
-    """Apply one poll's batch as soon as, for each of its partitions, the previous range has been applied.
+    """Apply one batch as soon as, for each of its partitions, the previous range has been applied.
 
     Waiting here is safe: batches are queued in poll order and a worker takes a task only when a child is
-    free (prefetch 1), so a predecessor is already running or done. Should it fail and be retried later,
-    this batch stops waiting after PREDECESSOR_WAIT_SECONDS and is retried after it.
+    free (prefetch 1), so a predecessor is already running or done. After PREDECESSOR_WAIT_SECONDS the
+    batch is retried later, unless its partitions have not moved for TICKWATCH_GAP_TIMEOUT_SECONDS: then
+    the missing range is taken as gone (e.g. offsets reset past it) and the batch goes ahead.
     """
     res = resources()
     parts = batch["parts"]
     deadline = time.monotonic() + PREDECESSOR_WAIT_SECONDS
-    while True:
-        done = state.progress_of(res.redis, parts)
-        waiting = [part for part in parts if not _ready(part, done)]
-        if not waiting or time.time() - batch["sent_at"] > res.settings.gap_timeout_seconds:
-            break
+    while not all(_ready(part, state.progress_of(res.redis, parts)) for part in parts):
         if time.monotonic() > deadline:
-            raise self.retry(countdown=1, max_retries=None)
-        time.sleep(0.002)
-    for part in waiting:
-        logger.warning("partition %s:%s: the range before offset %s never arrived in %ss; going on",
-                       part["topic"], part["partition"], part["first_offset"], res.settings.gap_timeout_seconds)
+            stalled = state.stalled_seconds(res.redis, parts)
+            if stalled <= res.settings.gap_timeout_seconds:
+                raise self.retry(countdown=1, max_retries=None)
+            logger.warning("partitions %s have not moved for %.0fs; skipping the offsets before %s",
+                           [p["partition"] for p in parts], stalled, [p["first_offset"] for p in parts])
+            break
+        time.sleep(0.005)
     # The locks make check-and-apply atomic against a duplicate copy of this very batch.
     with state.partition_locks(res.redis, parts):
         return apply_batch(res, batch, state.progress_of(res.redis, parts))
 
 
 def _ready(part: dict[str, Any], done: dict[int, int | None]) -> bool:
+    """The partition's earlier offsets are applied (no progress at all: Redis was emptied, start anywhere)."""
     applied = done[part["partition"]]
-    return part["first"] if applied is None else part["first_offset"] <= applied
+    return applied is None or part["first_offset"] <= applied
 
 
 def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | None]) -> dict[str, int]:
@@ -139,6 +140,7 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
     anomalies: list[Anomaly] = []
     alerts: list[Anomaly] = []
     late: set[tuple[str, int]] = set()
+    seen: set[tuple[str, int]] = set()
     for symbol in symbols:
         outcome = advance(states[symbol], symbol, by_symbol[symbol], controls[symbol].rules,
                           lateness_ms=res.settings.lateness_seconds * 1000, now=now,
@@ -146,6 +148,7 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
         anomalies += outcome.anomalies
         alerts += [a for a in outcome.anomalies if a.id in outcome.new_ids and not a.muted]
         late.update((symbol, tick.ts) for tick in outcome.late)
+        seen.update((symbol, tick.ts) for tick in outcome.duplicates)
 
     # Alerts first: they must not wait for (or on) storage. A retry after a failed write re-sends nothing,
     # as deliveries are deduplicated per channel.
@@ -154,10 +157,12 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
         for channel in res.channels:
             deliver.apply_async((channel, event), queue=res.settings.alerts_queue)
 
+    # Late and duplicate ticks may be replays of stored ones: they only create documents, never overwrite.
     actions = [store.tick_action(res.indices, {
         "symbol": symbol, "ts": ts, "price": price, "volume": volume, "published": published,
         "late": (symbol, ts) in late, "partition": partition, "offset": offset,
-    }) for symbol, ts, price, volume, partition, offset, published in fresh]
+    }, create_only=(symbol, ts) in late or (symbol, ts) in seen)
+        for symbol, ts, price, volume, partition, offset, published in fresh]
     actions += [store.anomaly_action(res.indices, anomaly) for anomaly in anomalies]
     store.write(res.es, actions)
 
@@ -176,11 +181,16 @@ def deliver(self: Task, channel: str, event: dict[str, Any]) -> str:
     res = resources()
     alert = AlertEvent.model_validate(event)
     delivered = f"tickwatch:delivered:{channel}:{alert.id}"
-    if res.redis.exists(delivered):
+    # Claim before sending, so two copies of this task never both send; release the claim on failure.
+    if not res.redis.set(delivered, "sending", nx=True, ex=CLAIM_TTL_SECONDS):
         return "duplicate"
-    res.notifier(channel).send(alert)
+    try:
+        res.notifier(channel).send(alert)
+    except Exception:
+        res.redis.delete(delivered)
+        raise
     pipe = res.redis.pipeline(transaction=False)
-    pipe.set(delivered, 1, ex=DELIVERED_TTL_SECONDS)
+    pipe.set(delivered, "sent", ex=DELIVERED_TTL_SECONDS)
     if alert.data.published_at is not None:
         latency_ms = (datetime.now(UTC) - alert.data.published_at).total_seconds() * 1000
         pipe.lpush(latency_key(channel), round(latency_ms, 1))
