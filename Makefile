@@ -1,7 +1,8 @@
 # The two commands of the README: `make demo` (the live demo) and `make test` (the whole test suite).
 # Both set everything up on a fresh machine: OS packages, the Python environment and the local stack.
 
-UV := python3 -m uv
+UV := .tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never  # use the machine's python3 (>= 3.11); fail clearly otherwise
 VENV := .venv
 TW := $(VENV)/bin/tickwatch
 

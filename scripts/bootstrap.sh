@@ -7,22 +7,25 @@ missing=()
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-command -v unzip >/dev/null 2>&1 || true  # not needed: the stack unzips with Python
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if ((${#missing[@]})); then
   if [ "$(id -u)" -eq 0 ]; then
     echo "bootstrap: installing ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The package may start a system Redis on 6379; `tickwatch stack up` runs its own there instead.
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
+      systemctl disable --now redis-server || true
+    fi
   else
     echo "bootstrap: please install: sudo apt-get install ${missing[*]}" >&2
     exit 1
   fi
 fi
 
-# A system redis-server package may start a service on 6379; the stack starts its own, so stop that one.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
-  systemctl stop redis-server || true
+# uv in a private venv: works where the system Python is "externally managed" (PEP 668) or has no pip.
+if [ ! -x .tools/bin/uv ]; then
+  python3 -m venv .tools
+  .tools/bin/pip install --quiet --disable-pip-version-check uv
 fi
-
-python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
