@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -17,6 +15,7 @@ from pipeline.notifiers.webhook import WebhookNotifier
 from pipeline.schema import AlertEvent, Anomaly
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
+from tests.conftest import WebhookReceiver
 
 AT = datetime(2026, 11, 23, 14, 31, tzinfo=UTC)
 EVENT = AlertEvent.for_anomaly(Anomaly(
@@ -24,27 +23,6 @@ EVENT = AlertEvent.for_anomaly(Anomaly(
     reference_timestamp=AT, change_pct=-6, threshold_pct=5, window_seconds=300, peak_price=94,
     peak_change_pct=-6, peak_timestamp=AT, detected_at=AT))
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-class Receiver:
-    """A webhook subscriber on loopback answering with the given statuses in turn."""
-
-    def __init__(self, *statuses: int) -> None:
-        self.received: list[tuple[dict, bytes]] = []
-        replies, received = list(statuses), self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                received.append((dict(self.headers.items()), self.rfile.read(int(self.headers["content-length"]))))
-                self.send_response(replies.pop(0) if replies else 204)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
 
 
 def test_channels_follow_the_settings():
@@ -56,7 +34,7 @@ def test_channels_follow_the_settings():
 
 
 def test_webhook_is_signed_per_standard_webhooks():
-    receiver = Receiver()
+    receiver = WebhookReceiver()
     WebhookNotifier(receiver.url, SECRET).send(EVENT)
     headers, body = receiver.received[0]
     assert headers["webhook-id"] == "msg_tsla-drop-1"
@@ -67,7 +45,7 @@ def test_webhook_is_signed_per_standard_webhooks():
 
 
 def test_a_failing_webhook_raises_so_the_delivery_is_retried():
-    receiver = Receiver(503)
+    receiver = WebhookReceiver(503)
     with pytest.raises(httpx.HTTPStatusError):
         WebhookNotifier(receiver.url, SECRET).send(EVENT)
     WebhookNotifier(receiver.url, SECRET).send(EVENT)  # the retry goes through, with the same webhook-id

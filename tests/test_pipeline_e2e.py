@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -20,7 +18,7 @@ from pipeline import controls
 from pipeline.generator import Scenario
 from pipeline.topics import make_producer
 from stack.fake_slack import FakeSlack
-from tests.conftest import Namespace, wait_for
+from tests.conftest import Namespace, WebhookReceiver, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -64,27 +62,6 @@ def produce(ns: Namespace, *, disorder_s: int = 10, malformed: bool = True, seed
 def comparable(anomalies: dict) -> dict:
     return {key: {k: v for k, v in doc.items() if k not in {"detected_at", "published_at"}}
             for key, doc in anomalies.items()}
-
-
-class WebhookReceiver:
-    """A subscriber endpoint on loopback that records what it is sent."""
-
-    def __init__(self) -> None:
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                received.append((dict(self.headers.items()), body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/tickwatch"
 
 
 def test_scenario_alerts_exactly_the_injected_events_on_every_channel(namespace: Namespace):
