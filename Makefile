@@ -2,7 +2,8 @@
 # Both set everything up on a fresh machine: OS packages, the Python environment and the local stack.
 
 UV := .tools/bin/uv
-export UV_PYTHON_DOWNLOADS := never  # use the machine's python3 (>= 3.11); fail clearly otherwise
+# Use the machine's python3 (>= 3.11); fail clearly rather than try to download an interpreter.
+export UV_PYTHON_DOWNLOADS := never
 VENV := .venv
 TW := $(VENV)/bin/tickwatch
 
