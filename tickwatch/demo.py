@@ -106,8 +106,8 @@ def _live(console: Console, redis: Redis, settings: Settings, base: dict[str, in
     last_time, last_ticks, rate = time.monotonic(), 0, 0.0
     with Live(console=console, refresh_per_second=4) as live:
         while True:
+            lag = pending(settings, redis)  # before the counters, so "applied + lag" never undercounts
             current = state.stats(redis)
-            lag = pending(settings, redis)
             applied = current.get("ticks", 0) - base.get("ticks", 0)
             now = time.monotonic()
             if now - last_time >= 1:
