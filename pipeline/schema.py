@@ -136,10 +136,6 @@ class Anomaly(BaseModel):
     detected_at: datetime
     muted: bool = False
 
-    def headline(self) -> str:
-        window = f"{self.window_seconds // 60} min" if self.window_seconds % 60 == 0 else f"{self.window_seconds} s"
-        return f"{self.symbol} {self.change_pct:+.2f}% in {window} ({self.rule})"
-
 
 class AlertEvent(BaseModel):
     """The envelope every channel carries: Kafka `alerts`, webhooks (and the source of Slack messages)."""

@@ -46,7 +46,8 @@ def partition_locks(redis: Redis, parts: Iterable[Mapping[str, Any]]) -> Iterato
     """
     with ExitStack() as stack:
         for topic, partition in sorted({(part["topic"], part["partition"]) for part in parts}):
-            stack.enter_context(redis.lock(_lock_key(topic, partition), timeout=120, blocking_timeout=30.0))
+            # Longer than the slowest apply (ES client: 3 retries of 30 s), so a commit never outlives its lock.
+            stack.enter_context(redis.lock(_lock_key(topic, partition), timeout=300, blocking_timeout=30.0))
         yield
 
 

@@ -46,6 +46,8 @@ def make_app(settings: Settings) -> Celery:
         task_acks_late=True,  # a task is acknowledged after it ran, so a dying worker loses nothing
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,  # a reserved batch must not sit behind a busy child
+        # Longer than any retry countdown (deliveries back off up to 240 s), so Redis never hands a waiting
+        # task to a second worker.
         broker_transport_options={"visibility_timeout": 300},
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.celery_queue,
@@ -175,7 +177,7 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
 
 
 @app.task(bind=True, name="tickwatch.deliver", autoretry_for=(Exception,), retry_backoff=1,
-          retry_backoff_max=300, retry_jitter=True, max_retries=get_settings().delivery_max_retries)
+          retry_backoff_max=240, retry_jitter=True, max_retries=get_settings().delivery_max_retries)
 def deliver(self: Task, channel: str, event: dict[str, Any]) -> str:
     """Send one alert on one channel, at most once per channel as far as we can tell."""
     res = resources()

@@ -35,6 +35,8 @@ MALFORMED = [
     (b"TSLA", b'{"symbol": "TSLA", "timestamp": "2026-11-23T14:00:00Z", "price": -3}'),
     (b"XX", b'{"symbol": "bad symbol!", "timestamp": "2026-11-23T14:00:00Z", "price": 3}'),
     (b"AAPL", b'{"symbol": "AAPL", "price": 3}'),
+    (b"AAPL", b'{"symbol": "TSLA", "timestamp": "2026-11-23T14:00:00Z", "price": 3}'),
+    (b"TSLA", b'{"symbol": "TSLA", "timestamp": "2099-01-01T00:00:00Z", "price": 3}'),
 ]
 
 
@@ -115,6 +117,8 @@ def test_scenario_alerts_exactly_the_injected_events_on_every_channel(namespace:
         assert "price" in reasons[MALFORMED[1][1]] and "greater than 0" in reasons[MALFORMED[1][1]]
         assert "symbol" in reasons[MALFORMED[2][1]]
         assert "timestamp" in reasons[MALFORMED[3][1]]
+        assert "key must be the symbol" in reasons[MALFORMED[4][1]]
+        assert "in the future" in reasons[MALFORMED[5][1]]
 
         # Replays: the same ticks again (new offsets) and a redelivery from offset 0 (new consumer group).
         before = comparable(anomalies)
