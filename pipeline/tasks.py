@@ -2,9 +2,9 @@
 
 The bridge sends one `process_batch` per Kafka poll. For every partition, its offset ranges are applied one
 at a time and in offset order (see pipeline.state), so any number of workers gives the result one would.
-Side effects come before the state commit: a crash re-runs the batch, ES writes are idempotent (fixed
-ids) and deliveries are deduplicated per channel, so re-processing is harmless. Alerts are queued before
-the ES write so that they neither wait for storage nor depend on it.
+Side effects are handed on before the state commit: a crash re-runs the batch, ES writes are idempotent
+(fixed ids) and deliveries are claimed per channel, so re-processing is harmless. Alerts and tick storage
+are tasks of their own, so neither waits for the other or holds up the next batch.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def make_app(settings: Settings) -> Celery:
         task_default_queue=settings.celery_queue,
         task_routes={
             "tickwatch.process_batch": {"queue": settings.celery_queue},
+            "tickwatch.store_ticks": {"queue": settings.celery_queue},
             "tickwatch.deliver": {"queue": settings.alerts_queue},
         },
     )
@@ -159,14 +160,17 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
         for channel in res.channels:
             deliver.apply_async((channel, event), queue=res.settings.alerts_queue)
 
-    # Late and duplicate ticks may be replays of stored ones: they only create documents, never overwrite.
-    actions = [store.tick_action(res.indices, {
-        "symbol": symbol, "ts": ts, "price": price, "volume": volume, "published": published,
-        "late": (symbol, ts) in late, "partition": partition, "offset": offset,
-    }, create_only=(symbol, ts) in late or (symbol, ts) in seen)
-        for symbol, ts, price, volume, partition, offset, published in fresh]
-    actions += [store.anomaly_action(res.indices, anomaly) for anomaly in anomalies]
-    store.write(res.es, actions)
+    # Anomaly documents change as episodes deepen, so they are written here, in batch order. Tick documents
+    # never change (late and duplicate ticks may be replays: they only create), so they are written by a
+    # task of their own: storage then runs in parallel, off the path the next batch of this lane waits on.
+    if anomalies:
+        store.write(res.es, [store.anomaly_action(res.indices, anomaly) for anomaly in anomalies])
+    if fresh:
+        store_ticks.apply_async(([store.tick_action(res.indices, {
+            "symbol": symbol, "ts": ts, "price": price, "volume": volume, "published": published,
+            "late": (symbol, ts) in late, "partition": partition, "offset": offset,
+        }, create_only=(symbol, ts) in late or (symbol, ts) in seen)
+            for symbol, ts, price, volume, partition, offset, published in fresh],), queue=res.settings.celery_queue)
 
     counts = {"ticks": len(fresh), "late": len(late), "anomalies": len({a.id for a in anomalies}),
               "alerts": len(alerts), "batches": 1}
@@ -174,6 +178,13 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
                 for part in batch["parts"]}
     state.commit(res.redis, progress=progress, states=states, counts=counts)
     return counts
+
+
+@app.task(name="tickwatch.store_ticks", max_retries=None, autoretry_for=(Exception,), retry_backoff=1,
+          retry_backoff_max=240, retry_jitter=True)
+def store_ticks(actions: list[dict[str, Any]]) -> int:
+    """Bulk-index one batch's ticks; retried until Elasticsearch takes them (ids make repeats harmless)."""
+    return store.write(resources().es, actions)
 
 
 @app.task(bind=True, name="tickwatch.deliver", autoretry_for=(Exception,), retry_backoff=1,

@@ -96,6 +96,10 @@ class Namespace(Fleet):
     def indices(self) -> store.Indices:
         return store.Indices(self.settings.index_prefix)
 
+    def ticks_indexed(self) -> int:
+        self.es.indices.refresh(index=self.indices.ticks, ignore_unavailable=True)
+        return self.es.count(index=self.indices.ticks, ignore_unavailable=True)["count"]
+
     def applied(self) -> bool:
         """Every record on the ticks topic has been applied by the workers."""
         return pending(self.settings, self.redis) == 0

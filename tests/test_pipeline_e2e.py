@@ -82,8 +82,7 @@ def test_scenario_alerts_exactly_the_injected_events_on_every_channel(namespace:
         wait_for(ns.applied, timeout=120, what="all ticks applied")
 
         # Elasticsearch: every valid tick, and exactly the injected anomalies.
-        ns.es.indices.refresh(index=ns.indices.ticks)
-        assert ns.es.count(index=ns.indices.ticks)["count"] == total
+        wait_for(lambda: ns.ticks_indexed() == total, timeout=60, what="every valid tick indexed")
         anomalies = ns.anomalies()
         assert {(a["symbol"], a["rule"]) for a in anomalies.values()} == EXPECTED
         by_symbol = {a["symbol"]: a for a in anomalies.values()}

@@ -122,12 +122,17 @@ def pipeline_rate(current: Lane, expected: int, workers: int, concurrency: int) 
     indices = store.Indices(current.settings.index_prefix)
     while pending(current.settings, redis):
         time.sleep(0.05)
-    es.indices.refresh(index=indices.ticks)
-    indexed = es.count(index=indices.ticks)["count"]
-    elapsed = time.perf_counter() - started
-    if indexed != expected:
-        raise RuntimeError(f"pipeline indexed {indexed} ticks, expected {expected}")
-    return (expected - before) / elapsed
+    deadline = time.monotonic() + 120
+    while (indexed := _indexed(es, indices)) < expected:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"pipeline indexed {indexed} ticks, expected {expected}")
+        time.sleep(0.05)
+    return (expected - before) / (time.perf_counter() - started)
+
+
+def _indexed(es, indices: store.Indices) -> int:
+    es.indices.refresh(index=indices.ticks, ignore_unavailable=True)  # none yet before the first write
+    return es.count(index=indices.ticks, ignore_unavailable=True)["count"]
 
 
 def alert_latency(current: Lane, rate: int, seconds: int, concurrency: int) -> tuple[list[float], float]:
