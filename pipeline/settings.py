@@ -42,7 +42,7 @@ class Settings(BaseSettings):
 
     # --- bridge batching ----------------------------------------------------------------------------
     batch_max_ticks: int = Field(2000, ge=1)
-    batch_max_wait_ms: int = Field(50, ge=1)
+    batch_max_wait_ms: int = Field(25, ge=1)
     lanes: int = Field(2, ge=1, description="batches per poll, by partition; worth one per worker process")
     celery_queue: str = "ticks"
     alerts_queue: str = "alerts"
