@@ -153,8 +153,8 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
         late.update((symbol, tick.ts) for tick in outcome.late)
         seen.update((symbol, tick.ts) for tick in outcome.duplicates)
 
-    # Alerts first: they must not wait for (or on) storage. A retry after a failed write re-sends nothing,
-    # as deliveries are deduplicated per channel.
+    # Alerts first: they must not wait for (or on) storage. A re-run of this batch re-sends nothing, as
+    # deliveries are claimed per channel.
     for anomaly in alerts:
         event = AlertEvent.for_anomaly(anomaly).model_dump(mode="json")
         for channel in res.channels:
@@ -166,11 +166,7 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
     if anomalies:
         store.write(res.es, [store.anomaly_action(res.indices, anomaly) for anomaly in anomalies])
     if fresh:
-        store_ticks.apply_async(([store.tick_action(res.indices, {
-            "symbol": symbol, "ts": ts, "price": price, "volume": volume, "published": published,
-            "late": (symbol, ts) in late, "partition": partition, "offset": offset,
-        }, create_only=(symbol, ts) in late or (symbol, ts) in seen)
-            for symbol, ts, price, volume, partition, offset, published in fresh],), queue=res.settings.celery_queue)
+        store_ticks.apply_async((_tick_actions(res.indices, fresh, late, seen),), queue=res.settings.celery_queue)
 
     counts = {"ticks": len(fresh), "late": len(late), "anomalies": len({a.id for a in anomalies}),
               "alerts": len(alerts), "batches": 1}
@@ -178,6 +174,15 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
                 for part in batch["parts"]}
     state.commit(res.redis, progress=progress, states=states, counts=counts)
     return counts
+
+
+def _tick_actions(indices: store.Indices, ticks: list[list[Any]], late: set[tuple[str, int]],
+                  seen: set[tuple[str, int]]) -> list[dict[str, Any]]:
+    return [store.tick_action(indices, {
+        "symbol": symbol, "ts": ts, "price": price, "volume": volume, "published": published,
+        "late": (symbol, ts) in late, "partition": partition, "offset": offset,
+    }, create_only=(symbol, ts) in late or (symbol, ts) in seen)
+        for symbol, ts, price, volume, partition, offset, published in ticks]
 
 
 @app.task(name="tickwatch.store_ticks", max_retries=None, autoretry_for=(Exception,), retry_backoff=1,
