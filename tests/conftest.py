@@ -25,8 +25,7 @@ from redis import Redis
 
 from pipeline import store
 from pipeline.settings import Settings
-from pipeline.topics import ensure_topics
-from tickwatch.fleet import Fleet, env_for, pending
+from tickwatch.fleet import Fleet, discard, isolated, pending
 
 T = TypeVar("T")
 _databases = itertools.count(1)  # Redis db 0: the demo; 1..12: e2e tests; 13-15: bench and other tests
@@ -127,43 +126,26 @@ class Namespace(Fleet):
 
 @pytest.fixture
 def make_namespace(real_stack: Settings, tmp_path: Path, request) -> Iterator[Callable[[], Namespace]]:
-    made: list[tuple[Namespace, str]] = []
+    made: list[Namespace] = []
 
     def make() -> Namespace:
-        tag = f"t{uuid.uuid4().hex[:8]}"
         db = next(_databases)
         if db > 12:
             pytest.fail("more e2e namespaces than Redis databases; give redis-server more --databases")
-        values = {
-            "TICKWATCH_REDIS_URL": f"redis://127.0.0.1:{real_stack.redis_host_port[1]}/{db}",
-            "TICKWATCH_TICKS_TOPIC": f"{tag}.financial_prices",
-            "TICKWATCH_DLQ_TOPIC": f"{tag}.financial_prices.dlq",
-            "TICKWATCH_ALERTS_TOPIC": f"{tag}.alerts",
-            "TICKWATCH_CONSUMER_GROUP": f"{tag}-bridge",
-            "TICKWATCH_INDEX_PREFIX": f"tw-{tag}",
-            "TICKWATCH_METRICS_PORT": "0",
-        }
-        env = env_for(values)
-        settings = Settings(**{key.removeprefix("TICKWATCH_").lower(): value for key, value in values.items()})
-        Redis.from_url(settings.redis_url).flushdb()
-        ensure_topics(settings)
-        store.ensure_templates(store.connect(settings), store.Indices(settings.index_prefix))
-        log_dir = tmp_path / tag
-        log_dir.mkdir()
-        ns = Namespace(env, log_dir, settings=settings)
-        made.append((ns, tag))
+        tag = f"tw-t{uuid.uuid4().hex[:8]}"
+        settings, env = isolated(real_stack, tag, db)
+        ns = Namespace(env, tmp_path / tag, settings=settings)
+        made.append(ns)
         return ns
 
     yield make
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    for ns, tag in made:
+    for ns in made:
         ns.stop_all(signal.SIGKILL)
         if failed:
             for log in sorted(ns.log_dir.glob("*.log")):
-                print(f"----- {tag}/{log.name}\n{log.read_text(errors='replace')[-4000:]}")
-        es = store.connect(ns.settings)
-        for index in es.indices.get(index=f"tw-{tag}-*"):  # names, not a wildcard: ES refuses wildcard deletes
-            es.indices.delete(index=index)
+                print(f"----- {ns.settings.index_prefix}/{log.name}\n{log.read_text(errors='replace')[-4000:]}")
+        discard(ns.settings)
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kafka import KafkaConsumer
-from kafka.admin import KafkaAdminClient
 from redis import Redis
 from rich.console import Console
 from rich.progress import Progress
@@ -30,8 +29,7 @@ from pipeline.generator import Scenario, default_symbols, pace
 from pipeline.publish import publish
 from pipeline.settings import Settings
 from pipeline.tasks import latency_key
-from pipeline.topics import ensure_topics
-from tickwatch.fleet import Fleet, env_for, pending
+from tickwatch.fleet import Fleet, discard, isolated, pending
 
 BENCH_REDIS_DB = 14
 BENCH_SYMBOLS = 50
@@ -52,36 +50,13 @@ class Lane:
 @contextmanager
 def lane(base: Settings, log_dir: Path, name: str, **overrides: str) -> Iterator[Lane]:
     tag = f"bench-{name}-{uuid.uuid4().hex[:6]}"
-    host, port = base.redis_host_port
-    values = {
-        "TICKWATCH_KAFKA_BOOTSTRAP": base.kafka_bootstrap,
-        "TICKWATCH_ES_URL": base.es_url,
-        "TICKWATCH_REDIS_URL": f"redis://{host}:{port}/{BENCH_REDIS_DB}",
-        "TICKWATCH_TICKS_TOPIC": f"{tag}.financial_prices",
-        "TICKWATCH_DLQ_TOPIC": f"{tag}.financial_prices.dlq",
-        "TICKWATCH_ALERTS_TOPIC": f"{tag}.alerts",
-        "TICKWATCH_CONSUMER_GROUP": tag,
-        "TICKWATCH_INDEX_PREFIX": tag,
-        "TICKWATCH_METRICS_PORT": "0",
-        **overrides,
-    }
-    settings = Settings(**{key.removeprefix("TICKWATCH_").lower(): value for key, value in values.items()})
-    redis = Redis.from_url(settings.redis_url)
-    redis.flushdb()
-    ensure_topics(settings)
-    es = store.connect(settings)
-    store.ensure_templates(es, store.Indices(tag))
-    current = Lane(settings, Fleet(env_for(values), log_dir / tag))
+    settings, env = isolated(base, tag, BENCH_REDIS_DB, **overrides)
+    current = Lane(settings, Fleet(env, log_dir / tag))
     try:
         yield current
     finally:
         current.fleet.stop_all()
-        for index in es.indices.get(index=f"{tag}-*"):
-            es.indices.delete(index=index)
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        admin.delete_topics([settings.ticks_topic, settings.dlq_topic, settings.alerts_topic])
-        admin.close()
-        redis.flushdb()
+        discard(settings)
 
 
 def scenario(count: int) -> Scenario:

@@ -15,17 +15,55 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kafka import KafkaConsumer
+from kafka.admin import KafkaAdminClient
 from kafka.structs import TopicPartition
 from redis import Redis
 
-from pipeline import state
+from pipeline import state, store
 from pipeline.settings import Settings
+from pipeline.topics import ensure_topics
 
 
 def env_for(values: dict[str, str]) -> dict[str, str]:
     """This process's environment without any Tickwatch or Slack settings, plus `values`."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("TICKWATCH_", "SLACK_"))}
     return {**env, **values}
+
+
+def isolated(base: Settings, tag: str, redis_db: int, **overrides: str) -> tuple[Settings, dict[str, str]]:
+    """A private slice of the stack named `tag`: its own topics, index prefix, consumer group and Redis
+    database (also its Celery broker), created empty. Returns its settings and the env that selects it."""
+    host, port = base.redis_host_port
+    values = {
+        "TICKWATCH_KAFKA_BOOTSTRAP": base.kafka_bootstrap,
+        "TICKWATCH_ES_URL": base.es_url,
+        "TICKWATCH_REDIS_URL": f"redis://{host}:{port}/{redis_db}",
+        "TICKWATCH_TICKS_TOPIC": f"{tag}.financial_prices",
+        "TICKWATCH_DLQ_TOPIC": f"{tag}.financial_prices.dlq",
+        "TICKWATCH_ALERTS_TOPIC": f"{tag}.alerts",
+        "TICKWATCH_CONSUMER_GROUP": tag,
+        "TICKWATCH_INDEX_PREFIX": tag,
+        "TICKWATCH_METRICS_PORT": "0",
+        **overrides,
+    }
+    settings = Settings(**{key.removeprefix("TICKWATCH_").lower(): value for key, value in values.items()})
+    Redis.from_url(settings.redis_url).flushdb()
+    ensure_topics(settings)
+    store.ensure_templates(store.connect(settings), store.Indices(settings.index_prefix))
+    return settings, env_for(values)
+
+
+def discard(settings: Settings) -> None:
+    """Remove what `isolated` made: indices (by name: ES refuses wildcard deletes), topics, Redis data."""
+    es = store.connect(settings)
+    for index in es.indices.get(index=f"{settings.index_prefix}-*"):
+        es.indices.delete(index=index)
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        admin.delete_topics([settings.ticks_topic, settings.dlq_topic, settings.alerts_topic])
+    finally:
+        admin.close()
+    Redis.from_url(settings.redis_url).flushdb()
 
 
 @dataclass
