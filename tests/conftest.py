@@ -23,9 +23,9 @@ from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer
 from redis import Redis
 
-from pipeline import store
+from pipeline import state, store
 from pipeline.settings import Settings
-from tickwatch.fleet import Fleet, discard, isolated, pending
+from tickwatch.fleet import Fleet, discard, end_offsets, isolated, pending
 
 T = TypeVar("T")
 _databases = itertools.count(1)  # Redis db 0: the demo; 1..12: e2e tests; 13-15: bench and other tests
@@ -103,6 +103,13 @@ class Namespace(Fleet):
         """Every record on the ticks topic has been applied by the workers."""
         return pending(self.settings, self.redis) == 0
 
+    def diagnosis(self) -> str:
+        """Where the pipeline stands, printed when a test fails: per partition end offset vs progress."""
+        parts = {p: (end, state.progress(self.redis, self.settings.ticks_topic, p))
+                 for p, end in sorted(end_offsets(self.settings).items())}
+        queues = {q: self.redis.llen(q) for q in (self.settings.celery_queue, self.settings.alerts_queue)}
+        return f"partitions (end, progress) {parts}; queues {queues}; stats {state.stats(self.redis)}"
+
     def anomalies(self) -> dict[str, dict[str, Any]]:
         self.es.indices.refresh(index=self.indices.anomalies)
         hits = self.es.search(index=self.indices.anomalies, size=1000, query={"match_all": {}})["hits"]["hits"]
@@ -143,6 +150,7 @@ def make_namespace(real_stack: Settings, tmp_path: Path, request) -> Iterator[Ca
     for ns in made:
         ns.stop_all(signal.SIGKILL)
         if failed:
+            print(f"----- {ns.settings.index_prefix}: {ns.diagnosis()}")
             for log in sorted(ns.log_dir.glob("*.log")):
                 print(f"----- {ns.settings.index_prefix}/{log.name}\n{log.read_text(errors='replace')[-4000:]}")
         discard(ns.settings)

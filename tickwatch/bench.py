@@ -68,8 +68,8 @@ def scenario(count: int) -> Scenario:
 def raw_consume_rate(settings: Settings, expected: int) -> float:
     """The ceiling: kafka-python reading the topic and decoding each JSON value, nothing else."""
     consumer = KafkaConsumer(settings.ticks_topic, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                             auto_offset_reset="earliest", max_poll_records=settings.batch_max_ticks,
-                             max_partition_fetch_bytes=4 * 1024 * 1024)
+                             enable_auto_commit=False, auto_offset_reset="earliest",
+                             max_poll_records=settings.batch_max_ticks, max_partition_fetch_bytes=4 * 1024 * 1024)
     seen = 0
     started = None
     try:

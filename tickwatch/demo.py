@@ -171,7 +171,8 @@ def _summary(console: Console, settings: Settings, es: Elasticsearch, scenario: 
 
 def _alert_events(settings: Settings) -> list[dict]:
     consumer = KafkaConsumer(settings.alerts_topic, bootstrap_servers=settings.kafka_bootstrap,
-                             auto_offset_reset="earliest", consumer_timeout_ms=1500, group_id=None)
+                             auto_offset_reset="earliest", consumer_timeout_ms=1500, group_id=None,
+                             enable_auto_commit=False)
     try:
         return [json.loads(record.value) for record in consumer]
     finally:

@@ -110,7 +110,7 @@ class Fleet:
 
 
 def end_offsets(settings: Settings) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     try:
         parts = consumer.partitions_for_topic(settings.ticks_topic) or set()
         ends = consumer.end_offsets([TopicPartition(settings.ticks_topic, p) for p in parts])
