@@ -34,6 +34,7 @@ CONSUMED = Counter("tickwatch_bridge_consumed_total", "Kafka records read from t
 DEAD_LETTERED = Counter("tickwatch_bridge_dead_lettered_total", "Records sent to the dead-letter topic")
 BATCHES = Counter("tickwatch_bridge_batches_total", "Batches handed to Celery")
 LAG = Gauge("tickwatch_bridge_lag", "Records not yet read, per partition", ["partition"])
+ASSIGNED = Gauge("tickwatch_bridge_assigned_partitions", "Partitions this bridge owns (0 for long: nothing consumed)")
 
 
 def to_batch(polled: Mapping[TopicPartition, Sequence[ConsumerRecord]], *, max_future_ms: int
@@ -76,9 +77,12 @@ class _Restart(ConsumerRebalanceListener):
 
     def on_partitions_revoked(self, revoked) -> None:
         self.started.difference_update(revoked)
+        ASSIGNED.set(0)
 
     def on_partitions_assigned(self, assigned) -> None:
         self.started.difference_update(assigned)
+        ASSIGNED.set(len(assigned))
+        logger.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
 
 
 class Bridge:
