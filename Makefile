@@ -19,11 +19,14 @@ test: setup
 bench: setup
 	$(TW) bench
 
+# Bytecode is compiled ahead (this machine sets PYTHONDONTWRITEBYTECODE): it cuts every worker's, bridge's and
+# command's start from ~2.8 s to ~0.8 s of CPU.
 setup: $(VENV)/.synced
+	$(VENV)/bin/python -m compileall -q pipeline stack tickwatch
 
 $(VENV)/.synced: pyproject.toml uv.lock scripts/bootstrap.sh
 	scripts/bootstrap.sh
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	touch $@
 
 stack-up: setup

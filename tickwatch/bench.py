@@ -9,6 +9,7 @@ Alert latency is Kafka publish time -> notifier, with ticks paced at a fixed rat
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 import uuid
@@ -29,6 +30,7 @@ from pipeline.generator import Scenario, default_symbols, pace
 from pipeline.publish import publish
 from pipeline.settings import Settings
 from pipeline.tasks import latency_key
+from stack import all_services
 from tickwatch.fleet import Fleet, discard, isolated, pending
 
 BENCH_REDIS_DB = 14
@@ -84,15 +86,18 @@ def raw_consume_rate(settings: Settings, expected: int) -> float:
         consumer.close()
 
 
-def pipeline_rate(current: Lane, expected: int, workers: int, concurrency: int) -> float:
-    """Ticks per second from the first batch applied until every tick is applied and searchable in ES."""
+def pipeline_rate(current: Lane, expected: int, workers: int, concurrency: int) -> tuple[float, dict[str, float]]:
+    """Ticks per second from the first batch applied until every tick is applied and searchable in ES, and
+    the CPU each process spent per tick meanwhile (where the time goes, see `cpu_seconds`)."""
     current.fleet.split_workers(workers, concurrency)
     time.sleep(3)  # let the workers connect before the clock can start
-    current.fleet.bridge()
+    workers_started = [proc.pid for proc in current.fleet.procs]
+    processes = {"bridge": [current.fleet.bridge().pid], "workers": workers_started}
+    processes |= {service.name: [pid] for service in all_services(current.settings) if (pid := service.proc.pid())}
     redis = current.redis
     while not state.stats(redis).get("ticks"):
         time.sleep(0.01)
-    started, before = time.perf_counter(), state.stats(redis)["ticks"]
+    started, before, cpu_before = time.perf_counter(), state.stats(redis)["ticks"], cpu_seconds(processes)
     es = store.connect(current.settings)
     indices = store.Indices(current.settings.index_prefix)
     while pending(current.settings, redis):
@@ -102,7 +107,37 @@ def pipeline_rate(current: Lane, expected: int, workers: int, concurrency: int) 
         if time.monotonic() > deadline:
             raise RuntimeError(f"pipeline indexed {indexed} ticks, expected {expected}")
         time.sleep(0.05)
-    return (expected - before) / (time.perf_counter() - started)
+    rate = (expected - before) / (time.perf_counter() - started)
+    cpu_after = cpu_seconds(processes)
+    per_tick_us = {name: (cpu_after[name] - cpu_before.get(name, 0.0)) / (expected - before) * 1e6
+                   for name in cpu_after}
+    return rate, per_tick_us
+
+
+def cpu_seconds(processes: dict[str, list[int]]) -> dict[str, float]:
+    """CPU time (user + system) used so far by each named group of processes and all their descendants.
+
+    Reads Linux's /proc (elsewhere: nothing). On a shared machine this, not wall time, says which component
+    a faster pipeline has to take time from.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        pid = int(entry.parent.name)
+        parent[pid], used[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parent.items():
+        children.setdefault(ppid, []).append(pid)
+
+    def tree(pid: int) -> float:
+        return used.get(pid, 0.0) + sum(tree(child) for child in children.get(pid, []))
+
+    return {name: sum(tree(pid) for pid in pids) for name, pids in processes.items() if any(p in used for p in pids)}
 
 
 def _indexed(es, indices: store.Indices) -> int:
@@ -155,18 +190,19 @@ def run(base: Settings, console: Console, *, ticks: int, naive_ticks: int, worke
             figures["raw"] = raw_consume_rate(main.settings, ticks)
             progress.advance(step)
             progress.update(step, description=f"pipeline: {workers} worker(s) x {concurrency}")
-            figures["pipeline"] = pipeline_rate(main, ticks, workers, concurrency)
+            figures["pipeline"], cpu = pipeline_rate(main, ticks, workers, concurrency)
             progress.advance(step)
         with lane(base, log_dir, "naive", TICKWATCH_BATCH_MAX_TICKS="1") as naive:
             progress.update(step, description=f"naive baseline: one task per tick, {naive_ticks:,} ticks")
             publish(scenario(naive_ticks).ticks(), naive.settings, progress=False)
-            figures["naive"] = pipeline_rate(naive, naive_ticks, workers, concurrency)
+            figures["naive"], _ = pipeline_rate(naive, naive_ticks, workers, concurrency)
             progress.advance(step)
         with lane(base, log_dir, "latency") as paced:
             progress.update(step, description=f"alert latency at {rate:,} ticks/s for {seconds}s")
             samples, figures["paced"] = alert_latency(paced, rate, seconds, concurrency)
             progress.advance(step)
     _report(console, figures, samples, rate)
+    _report_cpu(console, cpu, figures["pipeline"])
 
 
 def _report(console: Console, figures: dict[str, float], samples: list[float], rate: int) -> None:
@@ -189,4 +225,15 @@ def _report(console: Console, figures: dict[str, float], samples: list[float], r
         table.add_row(f"alert latency p99 (at {rate:,} ticks/s)", f"{p99:.0f} ms", "< 250 ms", verdict(p99 < 250))
     else:
         table.add_row("alert latency", "no alerts measured", "< 250 ms", verdict(False))
+    console.print(table)
+
+
+def _report_cpu(console: Console, per_tick_us: dict[str, float], rate: float) -> None:
+    if not per_tick_us:
+        return
+    table = Table("process", "CPU per tick", "cores busy", title="where the CPU went (pipeline run)")
+    for name, micros in sorted(per_tick_us.items(), key=lambda item: -item[1]):
+        table.add_row(name, f"{micros:.0f} µs", f"{micros * rate / 1e6:.2f}")
+    total = sum(per_tick_us.values())
+    table.add_row("all", f"{total:.0f} µs", f"{total * rate / 1e6:.2f} of {os.cpu_count()}")
     console.print(table)
