@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -156,14 +157,17 @@ def advance(
         reusable = _tentative_ids(state, watermark)
     episodes = {rule.name: source.get(rule.name, Episode()).copy() for rule in active}
     touched: dict[str, dict[str, Any]] = {}
-    extremes = _WindowExtremes(state.prices)
+    # One sliding window per window length (rules may share one).
+    extremes = {rule.window_ms: SlidingExtremes(state.prices) for rule in active}
     for i in range(bisect.bisect_right(state.ts, start), len(state.ts)):
         ts, price = state.ts[i], state.prices[i]
         for rule in active:
             lo = bisect.bisect_left(state.ts, ts - rule.window_ms, 0, i)
             # Cheap test on the window's extreme first; the reference is only looked up on a crossing.
-            extreme = extremes(rule, lo, i)
-            ref = crossing(rule, price, state.prices[lo:i]) if extreme and crossed(rule, price, extreme) else None
+            window = extremes[rule.window_ms](lo, i)
+            extreme = None if window is None else window[0] if rule.name == "drop" else window[1]
+            crossed_now = extreme is not None and crossed(rule, price, extreme)
+            ref = crossing(rule, price, state.prices[lo:i]) if crossed_now else None
             episode = episodes[rule.name]
             if ref is not None:
                 if episode.anomaly is None:
@@ -225,21 +229,38 @@ def _insert(state: SymbolState, ticks: Iterable[TickPoint]
     return late, published, duplicates, earliest
 
 
-class _WindowExtremes:
-    """max/min of prices[lo:hi], computed once per window even when several rules share it."""
+class SlidingExtremes:
+    """max and min of prices[lo:hi] while the window slides right (neither end ever moves left).
 
-    def __init__(self, prices: list[float]) -> None:
+    Monotonic queues of indices make each step O(1) amortised; re-scanning the window for every tick cost
+    a fifth of a worker's time with a 5-minute window of 1-second ticks.
+    """
+
+    def __init__(self, prices: Sequence[float]) -> None:
         self.prices = prices
-        self.key: tuple[int, int] = (-1, -1)
-        self.high = self.low = 0.0
+        self.end: int | None = None  # prices[:end] have been offered to the queues
+        self.highs: deque[int] = deque()  # indices with decreasing prices: the front is the window's max
+        self.lows: deque[int] = deque()  # indices with increasing prices: the front is the window's min
 
-    def __call__(self, rule: Rule, lo: int, hi: int) -> float | None:
+    def __call__(self, lo: int, hi: int) -> tuple[float, float] | None:
+        """(max, min) of prices[lo:hi], None for an empty window; `lo` and `hi` must not decrease."""
+        prices, highs, lows = self.prices, self.highs, self.lows
+        for j in range(lo if self.end is None else max(self.end, lo), hi):
+            price = prices[j]
+            while highs and prices[highs[-1]] <= price:
+                highs.pop()
+            highs.append(j)
+            while lows and prices[lows[-1]] >= price:
+                lows.pop()
+            lows.append(j)
+        self.end = hi if self.end is None else max(self.end, hi)
+        while highs and highs[0] < lo:
+            highs.popleft()
+        while lows and lows[0] < lo:
+            lows.popleft()
         if lo >= hi:
             return None
-        if (lo, hi) != self.key:
-            window = self.prices[lo:hi]
-            self.key, self.high, self.low = (lo, hi), max(window), min(window)
-        return self.high if rule.name == "drop" else self.low
+        return prices[highs[0]], prices[lows[0]]
 
 
 def _tentative_ids(state: SymbolState, watermark: int) -> dict[str, list[str]]:

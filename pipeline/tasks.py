@@ -17,9 +17,11 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from celery import Celery, Task
 from celery.signals import worker_process_init
 from elasticsearch import Elasticsearch
+from kombu import serialization
 from redis import Redis
 
 from pipeline import state, store
@@ -37,11 +39,15 @@ LATENCY_SAMPLES = 10_000
 PREDECESSOR_WAIT_SECONDS = 30.0
 
 
+# Task messages carry whole batches: orjson encodes them ~10x and decodes them ~5x faster than kombu's json.
+serialization.register("orjson", orjson.dumps, orjson.loads, content_type="application/x-orjson")
+
+
 def make_app(settings: Settings) -> Celery:
     app = Celery("tickwatch", broker=settings.redis_url)
     app.conf.update(
-        task_serializer="json",
-        accept_content=["json"],
+        task_serializer="orjson",
+        accept_content=["orjson", "json"],  # json: tasks queued by an older bridge
         task_ignore_result=True,
         task_acks_late=True,  # a task is acknowledged after it ran, so a dying worker loses nothing
         task_reject_on_worker_lost=True,
@@ -166,7 +172,9 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
     if anomalies:
         store.write(res.es, [store.anomaly_action(res.indices, anomaly) for anomaly in anomalies])
     if fresh:
-        store_ticks.apply_async((_tick_actions(res.indices, fresh, late, seen),), queue=res.settings.celery_queue)
+        keys = [(tick[0], tick[1]) for tick in fresh]  # (symbol, event time)
+        rows = [[*tick, key in late, key in late or key in seen] for tick, key in zip(fresh, keys, strict=True)]
+        store_ticks.apply_async((rows,), queue=res.settings.celery_queue)
 
     counts = {"ticks": len(fresh), "late": len(late), "anomalies": len({a.id for a in anomalies}),
               "alerts": len(alerts), "batches": 1}
@@ -176,20 +184,20 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
     return counts
 
 
-def _tick_actions(indices: store.Indices, ticks: list[list[Any]], late: set[tuple[str, int]],
-                  seen: set[tuple[str, int]]) -> list[dict[str, Any]]:
-    return [store.tick_action(indices, {
-        "symbol": symbol, "ts": ts, "price": price, "volume": volume, "published": published,
-        "late": (symbol, ts) in late, "partition": partition, "offset": offset,
-    }, create_only=(symbol, ts) in late or (symbol, ts) in seen)
-        for symbol, ts, price, volume, partition, offset, published in ticks]
-
-
 @app.task(name="tickwatch.store_ticks", max_retries=None, autoretry_for=(Exception,), retry_backoff=1,
           retry_backoff_max=240, retry_jitter=True)
-def store_ticks(actions: list[dict[str, Any]]) -> int:
-    """Bulk-index one batch's ticks; retried until Elasticsearch takes them (ids make repeats harmless)."""
-    return store.write(resources().es, actions)
+def store_ticks(rows: list[list[Any]]) -> int:
+    """Bulk-index one batch's ticks; retried until Elasticsearch takes them (ids make repeats harmless).
+
+    Rows are a batch's compact ticks plus two flags: late, and create-only (late or duplicate ticks may be
+    replays, so they never overwrite). The documents are built here, off the path the lane's next batch
+    waits on.
+    """
+    res = resources()
+    return store.write(res.es, (store.tick_action(res.indices, {
+        "symbol": symbol, "ts": ts, "price": price, "volume": volume, "published": published, "late": late,
+        "partition": partition, "offset": offset,
+    }, create_only=create_only) for symbol, ts, price, volume, partition, offset, published, late, create_only in rows))
 
 
 @app.task(bind=True, name="tickwatch.deliver", autoretry_for=(Exception,), retry_backoff=1,

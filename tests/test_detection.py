@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.detection import Rule, SymbolState, TickPoint, advance, crossing
+from pipeline.detection import Rule, SlidingExtremes, SymbolState, TickPoint, advance, crossing
 from pipeline.state import decode, encode
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -44,6 +44,18 @@ def comparable(anomalies: dict) -> dict:
 
 
 CRASH = path((100, 100, 600), (100, 92, 90), (92, 92, 600))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sliding_extremes_match_the_window_they_slide_over(seed: int):
+    rng = random.Random(seed)
+    prices = [rng.choice([rng.uniform(90, 110), 100.0]) for _ in range(400)]  # ties included
+    extremes = SlidingExtremes(prices)
+    lo = rng.randrange(0, 50)
+    for hi in range(lo, len(prices)):
+        lo = min(hi, lo + rng.choice([0, 0, 1, 2, 40]))  # steady, then sometimes a gap empties the window
+        expected = (max(prices[lo:hi]), min(prices[lo:hi])) if lo < hi else None
+        assert extremes(lo, hi) == expected
 
 
 def test_crossing_measures_from_window_extreme():
