@@ -70,7 +70,8 @@ def to_batch(polled: Mapping[TopicPartition, Sequence[ConsumerRecord]], *, max_f
 
 
 class _Restart(ConsumerRebalanceListener):
-    """A partition (re)assigned to us starts again from the position Kafka gives us."""
+    """A partition (re)assigned to us starts again from the position Kafka gives us; the gauge shows how many
+    we own."""
 
     def __init__(self, started: set[TopicPartition]) -> None:
         self.started = started

@@ -194,10 +194,13 @@ def store_ticks(rows: list[list[Any]]) -> int:
     waits on.
     """
     res = resources()
-    return store.write(res.es, (store.tick_action(res.indices, {
-        "symbol": symbol, "ts": ts, "price": price, "volume": volume, "published": published, "late": late,
-        "partition": partition, "offset": offset,
-    }, create_only=create_only) for symbol, ts, price, volume, partition, offset, published, late, create_only in rows))
+    actions = (
+        store.tick_action(res.indices, {"symbol": symbol, "ts": ts, "price": price, "volume": volume,
+                                        "published": published, "late": late, "partition": partition,
+                                        "offset": offset}, create_only=create_only)
+        for symbol, ts, price, volume, partition, offset, published, late, create_only in rows
+    )
+    return store.write(res.es, actions)
 
 
 @app.task(bind=True, name="tickwatch.deliver", autoretry_for=(Exception,), retry_backoff=1,
