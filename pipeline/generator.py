@@ -22,6 +22,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from pipeline.durations import parse_seconds
 from pipeline.schema import Tick, iso, normalise_symbol, to_utc
 
 # --- symbols ----------------------------------------------------------------------------------------
@@ -88,25 +89,6 @@ def default_symbols(n: int) -> list[str]:
 
 
 # --- durations, percentages, timestamps -----------------------------------------------------------
-
-DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
-DURATION_PATTERN = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)")
-
-
-def parse_duration(value: str | float) -> float:
-    """Seconds from `90s`, `10m`, `1.5h`, `45` or a number, as scenarios and `--inject` write them."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = DURATION_PATTERN.fullmatch(str(value).strip().lower())
-        if match is None:
-            raise ValueError(f"duration must be seconds or a number ending in s, m or h (e.g. 90s, 10m); "
-                             f"got {value!r}")
-        seconds = float(match[1]) * DURATION_UNITS[match[2]]
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"duration must be a finite number of seconds >= 0; got {value!r}")
-    return seconds
-
 
 def parse_pct(value: str | float) -> float:
     """A percentage from `8%`, `8` or 8; the sign is given by the event kind, so it must be positive."""
@@ -185,8 +167,8 @@ def parse_inject(spec: str) -> InjectedEvent:
         raise ValueError(f"bad event {spec!r}: expected {INJECT_FORM}")
     symbol, pct, duration = parts
     try:
-        return InjectedEvent(parse_kind(kind), symbol, parse_pct(pct), parse_duration(duration),
-                             parse_duration(offset))
+        return InjectedEvent(parse_kind(kind), symbol, parse_pct(pct), parse_seconds(duration),
+                             parse_seconds(offset))
     except ValueError as error:
         raise ValueError(f"bad event {spec!r}: {error} (expected {INJECT_FORM})") from None
 
@@ -245,8 +227,8 @@ class Scenario:
         return cls(
             symbols=tuple(dict.fromkeys(names)),
             start=parse_start(start) if start is not None else datetime.now(UTC).replace(microsecond=0),
-            interval_s=parse_duration(interval_s),
-            duration_s=parse_duration(duration),
+            interval_s=parse_seconds(interval_s),
+            duration_s=parse_seconds(duration),
             count=count,
             seed=seed,
             events=parsed,
@@ -337,7 +319,7 @@ def _scenario_options(document: Mapping[str, Any]) -> dict[str, Any]:
         if missing:
             raise ValueError(f"[[events]] #{number} lacks {', '.join(sorted(missing))}")
         events.append(InjectedEvent(parse_kind(table["kind"]), table["symbol"], parse_pct(table["pct"]),
-                                    parse_duration(table["duration"]), parse_duration(table["at"])))
+                                    parse_seconds(table["duration"]), parse_seconds(table["at"])))
     return {**options, "events": events}
 
 

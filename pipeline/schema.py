@@ -113,6 +113,15 @@ def describe(error: ValidationError) -> str:
 
 
 RuleName = Literal["drop", "rise"]
+AnomalyStatus = Literal["open", "acknowledged", "resolved"]
+EventType = Literal["anomaly.detected", "anomaly.resolved", "digest.daily"]
+
+
+class SlackRef(BaseModel):
+    """Where an anomaly's Slack message is, so every state change edits it instead of posting anew."""
+
+    channel: str
+    ts: str
 
 
 class Anomaly(BaseModel):
@@ -135,6 +144,12 @@ class Anomaly(BaseModel):
     published_at: datetime | None = Field(None, description="when the crossing tick reached Kafka")
     detected_at: datetime
     muted: bool = False
+    # Human state (the bot and the API change it; detection never overwrites it).
+    status: AnomalyStatus = "open"
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = Field(None, description="event time at which the episode ended")
+    slack: SlackRef | None = None
 
 
 class AlertEvent(BaseModel):

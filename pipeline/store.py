@@ -46,6 +46,21 @@ _ANOMALY_PROPERTIES = {
     "published_at": {"type": "date"},
     "detected_at": {"type": "date"},
     "muted": {"type": "boolean"},
+    "status": {"type": "keyword"},
+    "acknowledged_by": {"type": "keyword"},
+    "acknowledged_at": {"type": "date"},
+    "resolved_at": {"type": "date"},
+    "slack": {"properties": {"channel": {"type": "keyword"}, "ts": {"type": "keyword"}}},
+}
+
+# Every change to mutes and rules: who, when, old -> new, through which front-end (see pipeline.controls).
+_AUDIT_PROPERTIES = {
+    "at": {"type": "date"},
+    "action": {"type": "keyword"},
+    "symbol": {"type": "keyword"},
+    "actor": {"properties": {"name": {"type": "keyword"}, "id": {"type": "keyword"}, "via": {"type": "keyword"}}},
+    "old": {"type": "object", "enabled": False},
+    "new": {"type": "object", "enabled": False},
 }
 
 
@@ -59,6 +74,7 @@ class Indices:
         self.prefix = prefix
         self.ticks = f"{prefix}-ticks"
         self.anomalies = f"{prefix}-anomalies"
+        self.audit = f"{prefix}-audit"
 
     def tick_index(self, ts_ms: int) -> str:
         return self._day_index(ts_ms // _DAY_MS)
@@ -90,8 +106,17 @@ def ensure_templates(es: Elasticsearch, indices: Indices) -> None:
         template={"settings": settings, "mappings": {"dynamic": "strict", "properties": _ANOMALY_PROPERTIES}},
         priority=100,
     )
-    if not es.indices.exists(index=indices.anomalies):
-        es.indices.create(index=indices.anomalies)
+    es.indices.put_index_template(
+        name=indices.audit,
+        index_patterns=[indices.audit],
+        template={"settings": settings, "mappings": {"dynamic": "strict", "properties": _AUDIT_PROPERTIES}},
+        priority=100,
+    )
+    for name, properties in ((indices.anomalies, _ANOMALY_PROPERTIES), (indices.audit, _AUDIT_PROPERTIES)):
+        if es.indices.exists(index=name):
+            es.indices.put_mapping(index=name, properties=properties)  # fields added since it was created
+        else:
+            es.indices.create(index=name)
 
 
 def tick_action(indices: Indices, tick: dict[str, Any], *, create_only: bool = False) -> dict[str, Any]:

@@ -120,7 +120,9 @@ class Redis(Service):
         data.mkdir(parents=True, exist_ok=True)
         host, port = self.host_port
         self.proc.start([server, "--bind", host, "--port", str(port), "--dir", str(data),
-                         "--appendonly", "yes", "--save", "", "--daemonize", "no"])
+                         "--appendonly", "yes", "--save", "", "--daemonize", "no",
+                         # One database per concurrent test namespace (tests lease them, see tests/conftest.py).
+                         "--databases", "64"])
 
 
 class Kafka(Service):

@@ -7,7 +7,7 @@ subprocesses of the `tickwatch` command, exactly as a user runs them.
 
 from __future__ import annotations
 
-import itertools
+import os
 import signal
 import threading
 import time
@@ -28,7 +28,8 @@ from pipeline.settings import Settings
 from tickwatch.fleet import Fleet, discard, end_offsets, isolated, pending
 
 T = TypeVar("T")
-_databases = itertools.count(1)  # Redis db 0: the demo; 1..12: e2e tests; 13-15: bench and other tests
+REDIS_DATABASES = 64  # `tickwatch stack up` starts redis-server with this many; db 0 is the demo's, 63 the bench's
+_LEASE = "tickwatch:test-db-lease:{}"
 
 
 def wait_for(check: Callable[[], T], *, timeout: float = 60, what: str = "condition") -> T:
@@ -75,6 +76,35 @@ def real_stack() -> Settings:
     except StackError as error:
         pytest.fail(f"the local stack could not start: {error}")
     return settings
+
+
+def lease_database(settings: Settings) -> int:
+    """A Redis database no other test (in this or a concurrent pytest run) is using, until `release_database`."""
+    lessor = Redis.from_url(settings.redis_url)
+    for db in range(1, REDIS_DATABASES - 1):
+        if lessor.set(_LEASE.format(db), os.getpid(), nx=True, ex=3600):
+            return db
+    pytest.fail("every test Redis database is leased: stale leases expire after an hour")
+
+
+def release_database(settings: Settings, db: int) -> None:
+    Redis.from_url(settings.redis_url).delete(_LEASE.format(db))
+
+
+def redis_url_for(settings: Settings, db: int) -> str:
+    host, port = settings.redis_host_port
+    return f"redis://{host}:{port}/{db}"
+
+
+@pytest.fixture
+def fresh_redis(real_stack: Settings) -> Iterator[Redis]:
+    """An empty Redis database of the real server, leased for this test."""
+    db = lease_database(real_stack)
+    client = Redis.from_url(redis_url_for(real_stack, db))
+    client.flushdb()
+    yield client
+    client.flushdb()
+    release_database(real_stack, db)
 
 
 @dataclass
@@ -133,27 +163,26 @@ class Namespace(Fleet):
 
 @pytest.fixture
 def make_namespace(real_stack: Settings, tmp_path: Path, request) -> Iterator[Callable[[], Namespace]]:
-    made: list[Namespace] = []
+    made: list[tuple[Namespace, int]] = []
 
     def make() -> Namespace:
-        db = next(_databases)
-        if db > 12:
-            pytest.fail("more e2e namespaces than Redis databases; give redis-server more --databases")
+        db = lease_database(real_stack)
         tag = f"tw-t{uuid.uuid4().hex[:8]}"
         settings, env = isolated(real_stack, tag, db)
         ns = Namespace(env, tmp_path / tag, settings=settings)
-        made.append(ns)
+        made.append((ns, db))
         return ns
 
     yield make
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    for ns in made:
+    for ns, db in made:
         ns.stop_all(signal.SIGKILL)
         if failed:
             print(f"----- {ns.settings.index_prefix}: {ns.diagnosis()}")
             for log in sorted(ns.log_dir.glob("*.log")):
                 print(f"----- {ns.settings.index_prefix}/{log.name}\n{log.read_text(errors='replace')[-4000:]}")
         discard(ns.settings)
+        release_database(real_stack, db)
 
 
 @pytest.fixture

@@ -12,11 +12,8 @@ from pipeline.settings import Settings
 
 
 @pytest.fixture
-def redis(real_stack: Settings) -> Redis:
-    client = Redis.from_url(real_stack.redis_url.rsplit("/", 1)[0] + "/15")
-    client.flushdb()
-    yield client
-    client.flushdb()
+def redis(fresh_redis: Redis) -> Redis:
+    return fresh_redis
 
 
 def test_defaults_then_a_per_symbol_override(redis: Redis):

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.durations import format_duration, parse_seconds, parse_window
 from pipeline.generator import (
     InjectedEvent,
     Scenario,
@@ -18,7 +19,6 @@ from pipeline.generator import (
     load_scenario,
     merge_streams,
     pace,
-    parse_duration,
     parse_inject,
 )
 from pipeline.schema import Tick
@@ -125,10 +125,31 @@ def test_parse_inject_rejects_bad_specs_showing_the_form(spec: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("90s", 90), ("10m", 600), ("1.5h", 5400), (" 45 ", 45), (2.5, 2.5)]
+    ("text", "seconds"),
+    [("90s", 90), ("10m", 600), ("1.5h", 5400), (" 45 ", 45), (2.5, 2.5), ("2h30m", 9000), ("1d", 86400),
+     ("1h 15m", 4500)],
 )
-def test_parse_duration(text: str | float, seconds: float) -> None:
-    assert parse_duration(text) == seconds
+def test_parse_seconds(text: str | float, seconds: float) -> None:
+    assert parse_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "m", "10x", "-5m", "1h-", "abc", "nan"])
+def test_parse_seconds_rejects_with_examples(text: str) -> None:
+    with pytest.raises(ValueError, match="e.g. 90s"):
+        parse_seconds(text)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(90, "1m30s"), (9000, "2h30m"), (86400, "1d"), (45, "45s"), (0, "0s")])
+def test_format_duration_round_trips(seconds: int, text: str) -> None:
+    assert format_duration(seconds) == text
+    assert parse_seconds(text) == seconds
+
+
+def test_windows_are_positive_and_bounded() -> None:
+    assert parse_window("2h30m").total_seconds() == 9000
+    for bad in ("0m", "40d"):
+        with pytest.raises(ValueError, match="window"):
+            parse_window(bad)
 
 
 # --- scenario files --------------------------------------------------------------------------------
