@@ -1,0 +1,39 @@
+"""The ids of the interactive elements on alert messages: built by the pipeline, handled by the Slack bot.
+
+They live in the core because both sides need them and front-ends never import each other. A value never
+appears as a string literal twice.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AlertAction(StrEnum):
+    """`action_id`s of the alert message's elements; the element's value carries what it acts on."""
+
+    ACKNOWLEDGE = "alert.acknowledge"  # button, value: anomaly id
+    MUTE = "alert.mute"  # static select, option values: MuteChoice.value_for(anomaly id)
+    HISTORY = "alert.history"  # button, value: anomaly id
+    ADJUST_THRESHOLD = "alert.adjust_threshold"  # button, value: anomaly id
+    STORM_ACKNOWLEDGE_ALL = "storm.acknowledge_all"  # button, value: storm id
+    STORM_MUTE_ALL = "storm.mute_all"  # button, value: storm id
+
+
+class MuteChoice(StrEnum):
+    """The Mute menu's options; `custom` opens a modal with a duration and a reason."""
+
+    ONE_HOUR = "1h"
+    UNTIL_TOMORROW = "tomorrow"
+    CUSTOM = "custom"
+
+    def value_for(self, anomaly_id: str) -> str:
+        return f"{anomaly_id}|{self.value}"
+
+    @staticmethod
+    def parse(value: str) -> tuple[str, MuteChoice]:
+        """`anomaly-id|1h` -> (anomaly id, choice); raises ValueError on anything else."""
+        anomaly_id, _, choice = value.rpartition("|")
+        if not anomaly_id:
+            raise ValueError(f"not a mute option value: {value!r}")
+        return anomaly_id, MuteChoice(choice)
