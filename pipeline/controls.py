@@ -1,27 +1,35 @@
-"""Operator controls kept in Redis: muted symbols and per-symbol rule overrides.
+"""Operator controls kept in Redis: muted symbols and per-symbol rule overrides, every change audited.
 
-The Slack bot and the API change these; workers read them once per batch, in one round trip (two hashes,
-so the cost does not grow with the number of keys). Defaults come from settings, so an empty Redis means
-"the documented defaults for every symbol".
+Workers read them once per batch (`controls_for`), in one round trip (two hashes, so the cost does not grow
+with the number of keys). Front-ends (the Slack bot, the API, the CLI) change them only through `Controls`,
+which validates once for all of them and appends each change (who, when, old -> new, via which front-end)
+to the audit index in Elasticsearch. Defaults come from settings, so an empty Redis means "the documented
+defaults for every symbol".
 """
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 import orjson
+from elasticsearch import Elasticsearch
 from redis import Redis
 
+from pipeline import store
 from pipeline.detection import Rule
-from pipeline.schema import RuleName, normalise_symbol
+from pipeline.durations import format_duration
+from pipeline.schema import RuleName, iso, normalise_symbol
 from pipeline.settings import Settings
 
 RULES: tuple[RuleName, ...] = ("drop", "rise")
-MUTES_KEY = "tickwatch:mutes"  # symbol -> {"until": epoch seconds or null, "by": who}
+MUTES_KEY = "tickwatch:mutes"  # symbol -> {"until": epoch s or null, "by": who, "reason": …, "at": epoch s}
 RULES_KEY = "tickwatch:rules"  # "SYMBOL:rule" -> {"threshold_pct": …, "window_seconds": …, "cooldown_seconds": …}
-_OVERRIDE_FIELDS = {"threshold_pct", "window_seconds", "cooldown_seconds"}
+MAX_MUTE = timedelta(days=90)
+MAX_WINDOW = timedelta(days=1)
+MAX_REASON_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -51,15 +59,17 @@ def controls_for(redis: Redis, settings: Settings, symbols: list[str]) -> dict[s
     result = {}
     for i, symbol in enumerate(symbols):
         rules = [_apply(defaults[rule], overrides[i * len(RULES) + j]) for j, rule in enumerate(RULES)]
-        result[symbol] = SymbolControls(rules, _muted(mutes[i], now))
+        result[symbol] = SymbolControls(rules, _active(mutes[i], now) is not None)
     return result
 
 
-def _muted(raw: bytes | None, now: float) -> bool:
+def _active(raw: bytes | None, now: float) -> dict[str, Any] | None:
+    """The stored mute if it is still in force."""
     if raw is None:
-        return False
-    until = orjson.loads(raw).get("until")
-    return until is None or until > now
+        return None
+    mute = orjson.loads(raw)
+    until = mute.get("until")
+    return mute if until is None or until > now else None
 
 
 def _apply(rule: Rule, raw: bytes | None) -> Rule:
@@ -74,30 +84,231 @@ def _apply(rule: Rule, raw: bytes | None) -> Rule:
     )
 
 
-def set_rule(redis: Redis, symbol: str, rule: RuleName, **override: float | int) -> None:
-    """Override a rule for one symbol, e.g. set_rule(r, "TSLA", "drop", threshold_pct=3, window_seconds=600)."""
-    unknown = set(override) - _OVERRIDE_FIELDS
-    if unknown or rule not in RULES:
-        raise ValueError(f"unknown rule {rule!r} or fields {sorted(unknown)}; rules: {RULES}, "
-                         f"fields: {sorted(_OVERRIDE_FIELDS)}")
-    if override.get("threshold_pct", 0) < 0 or override.get("window_seconds", 1) <= 0:
-        raise ValueError("threshold_pct must be >= 0 (0 turns the rule off) and window_seconds > 0")
-    if override.get("cooldown_seconds", math.inf) < override.get("window_seconds", 0):
-        raise ValueError("cooldown_seconds must be at least window_seconds")
-    key = f"{normalise_symbol(symbol)}:{rule}"
-    current = redis.hget(RULES_KEY, key)
-    redis.hset(RULES_KEY, key, orjson.dumps({**(orjson.loads(current) if current else {}), **override}))
+# --- the front-ends' service ----------------------------------------------------------------------
 
 
-def clear_rule(redis: Redis, symbol: str, rule: RuleName) -> None:
-    redis.hdel(RULES_KEY, f"{normalise_symbol(symbol)}:{rule}")
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change, and through which front-end (`id`: e.g. a Slack user id)."""
+
+    name: str
+    via: Literal["slack", "api", "cli"]
+    id: str | None = None
 
 
-def mute(redis: Redis, symbol: str, *, seconds: int | None = None, by: str = "") -> None:
-    """Mute a symbol's notifications (anomalies are still stored, flagged muted), optionally for a while."""
-    until = time.time() + seconds if seconds else None
-    redis.hset(MUTES_KEY, normalise_symbol(symbol), orjson.dumps({"until": until, "by": by}))
+@dataclass(frozen=True)
+class Mute:
+    symbol: str
+    until: datetime | None  # None: until unmuted
+    by: str
+    reason: str
+    at: datetime | None
 
 
-def unmute(redis: Redis, symbol: str) -> None:
-    redis.hdel(MUTES_KEY, normalise_symbol(symbol))
+@dataclass(frozen=True)
+class RuleView:
+    """A rule as it applies to one symbol now; `overridden` when it differs from the defaults by choice."""
+
+    name: RuleName
+    threshold_pct: float
+    window_seconds: int
+    cooldown_seconds: int
+    overridden: bool
+
+    @property
+    def enabled(self) -> bool:
+        return self.threshold_pct > 0
+
+    def describe(self) -> str:
+        """`drop 5% in 5m` / `rise off`."""
+        if not self.enabled:
+            return f"{self.name} off"
+        return f"{self.name} {self.threshold_pct:g}% in {format_duration(self.window_seconds)}"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One audited change: what it did, to which symbol, the state before and after, who and when."""
+
+    action: str  # set_rule, reset_rule, mute, unmute
+    symbol: str
+    old: dict[str, Any] | None
+    new: dict[str, Any] | None
+    actor: Actor
+    at: datetime
+
+    def document(self) -> dict[str, Any]:
+        return {"at": iso(self.at), "action": self.action, "symbol": self.symbol, "old": self.old, "new": self.new,
+                "actor": asdict(self.actor)}
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> Change:
+        return cls(doc["action"], doc["symbol"], doc.get("old"), doc.get("new"), Actor(**doc["actor"]),
+                   datetime.fromisoformat(doc["at"]))
+
+
+class Controls:
+    """Mutes and per-symbol rules for the bot, the API and the CLI: validated, written to Redis, audited.
+
+    Every method raises ValueError with a message a user can act on when the input is wrong. The audit
+    record is written first: if Elasticsearch cannot take it, nothing changes.
+    """
+
+    def __init__(self, redis: Redis, settings: Settings, es: Elasticsearch, indices: store.Indices) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.es = es
+        self.indices = indices
+
+    # --- rules ------------------------------------------------------------------------------------
+
+    def rules(self, symbol: str) -> dict[RuleName, RuleView]:
+        symbol = normalise_symbol(symbol)
+        raw = self.redis.hmget(RULES_KEY, [f"{symbol}:{rule}" for rule in RULES])
+        defaults = default_rules(self.settings)
+        views = {}
+        for name, override in zip(RULES, raw, strict=True):
+            rule = _apply(defaults[name], override)
+            views[name] = RuleView(name, rule.threshold_pct, rule.window_seconds, max(rule.cooldown_seconds,
+                                   rule.window_seconds), overridden=rule != defaults[name])
+        return views
+
+    def set_rule(self, symbol: str, rule: RuleName, actor: Actor, *, threshold_pct: float | None = None,
+                 window_seconds: int | None = None, cooldown_seconds: int | None = None) -> Change:
+        """Override some of a rule's parameters for one symbol; the others keep their current values."""
+        symbol = normalise_symbol(symbol)
+        _check_rule_name(rule)
+        old = self.rules(symbol)[rule]
+        window = old.window_seconds if window_seconds is None else int(window_seconds)
+        if cooldown_seconds is not None:
+            cooldown = int(cooldown_seconds)
+        elif old.cooldown_seconds == old.window_seconds:
+            cooldown = window  # a cooldown that follows the window keeps following it
+        else:
+            cooldown = max(old.cooldown_seconds, window)
+        threshold = old.threshold_pct if threshold_pct is None else float(threshold_pct)
+        new = RuleView(rule, threshold, window, cooldown, overridden=True)
+        _validate(new)
+        change = self._record("set_rule", symbol, _rule_state(old), _rule_state(new), actor)
+        self.redis.hset(RULES_KEY, f"{symbol}:{rule}", orjson.dumps(
+            {"threshold_pct": new.threshold_pct, "window_seconds": new.window_seconds,
+             "cooldown_seconds": new.cooldown_seconds}))
+        return change
+
+    def reset_rule(self, symbol: str, rule: RuleName, actor: Actor) -> Change:
+        """Back to the defaults from settings."""
+        symbol = normalise_symbol(symbol)
+        _check_rule_name(rule)
+        old = self.rules(symbol)[rule]
+        default = default_rules(self.settings)[rule]
+        new = RuleView(rule, default.threshold_pct, default.window_seconds, default.cooldown_seconds, False)
+        change = self._record("reset_rule", symbol, _rule_state(old), _rule_state(new), actor)
+        self.redis.hdel(RULES_KEY, f"{symbol}:{rule}")
+        return change
+
+    # --- mutes ------------------------------------------------------------------------------------
+
+    def mute(self, symbol: str, actor: Actor, *, duration: timedelta | None = None, until: datetime | None = None,
+             reason: str = "") -> Change:
+        """Silence a symbol's notifications (its anomalies are still stored, flagged muted).
+
+        `duration` or `until` bound it; neither means until someone unmutes.
+        """
+        symbol = normalise_symbol(symbol)
+        now = datetime.now(UTC)
+        if duration is not None and until is not None:
+            raise ValueError("give a duration or an end time, not both")
+        if duration is not None:
+            if duration <= timedelta(0):
+                raise ValueError("a mute lasts longer than zero, e.g. 30m, 2h, 1d")
+            until = now + duration
+        if until is not None:
+            until = until.astimezone(UTC)
+            if until <= now:
+                raise ValueError("a mute must end in the future")
+            if until - now > MAX_MUTE:
+                raise ValueError(f"a mute can last at most {format_duration(MAX_MUTE.total_seconds())}; "
+                                 "leave the duration out to mute until unmuted")
+        reason = reason.strip()
+        if len(reason) > MAX_REASON_CHARS:
+            raise ValueError(f"the reason can be at most {MAX_REASON_CHARS} characters")
+        old = self.mute_of(symbol)
+        new = Mute(symbol, until, actor.name, reason, now)
+        change = self._record("mute", symbol, _mute_state(old), _mute_state(new), actor)
+        self.redis.hset(MUTES_KEY, symbol, orjson.dumps(
+            {"until": until.timestamp() if until else None, "by": actor.name, "reason": reason,
+             "at": now.timestamp()}))
+        return change
+
+    def unmute(self, symbol: str, actor: Actor) -> Change | None:
+        """None when the symbol was not muted (nothing to record)."""
+        symbol = normalise_symbol(symbol)
+        old = self.mute_of(symbol)
+        if old is None:
+            self.redis.hdel(MUTES_KEY, symbol)  # an expired entry, if any
+            return None
+        change = self._record("unmute", symbol, _mute_state(old), None, actor)
+        self.redis.hdel(MUTES_KEY, symbol)
+        return change
+
+    def mute_of(self, symbol: str) -> Mute | None:
+        symbol = normalise_symbol(symbol)
+        mute = _active(self.redis.hget(MUTES_KEY, symbol), time.time())
+        return None if mute is None else _mute(symbol, mute)
+
+    def mutes(self) -> list[Mute]:
+        """Mutes in force, soonest to end first (open-ended ones last)."""
+        now = time.time()
+        found = [_mute(key.decode(), mute) for key, raw in self.redis.hgetall(MUTES_KEY).items()
+                 if (mute := _active(raw, now)) is not None]
+        return sorted(found, key=lambda m: (m.until is None, m.until or datetime.max.replace(tzinfo=UTC), m.symbol))
+
+    # --- audit ------------------------------------------------------------------------------------
+
+    def audit_log(self, *, symbol: str | None = None, limit: int = 50) -> list[Change]:
+        """The newest changes first (all symbols, or one)."""
+        if not 1 <= limit <= 1000:
+            raise ValueError("limit must be between 1 and 1000")
+        self.es.indices.refresh(index=self.indices.audit)  # a change made a moment ago is listed
+        query = {"term": {"symbol": normalise_symbol(symbol)}} if symbol else {"match_all": {}}
+        hits = self.es.search(index=self.indices.audit, query=query, size=limit,
+                              sort=[{"at": "desc"}])["hits"]["hits"]
+        return [Change.from_document(hit["_source"]) for hit in hits]
+
+    def _record(self, action: str, symbol: str, old: dict[str, Any] | None, new: dict[str, Any] | None,
+                actor: Actor) -> Change:
+        change = Change(action, symbol, old, new, actor, datetime.now(UTC))
+        self.es.index(index=self.indices.audit, document=change.document())
+        return change
+
+
+def _check_rule_name(rule: str) -> None:
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; rules: {', '.join(RULES)}")
+
+
+def _validate(rule: RuleView) -> None:
+    if not 0 <= rule.threshold_pct < 100:
+        raise ValueError("a threshold is a percentage from 0 (off) to below 100, e.g. 3%")
+    if not 0 < rule.window_seconds <= MAX_WINDOW.total_seconds():
+        raise ValueError(f"a window is longer than zero and at most {format_duration(MAX_WINDOW.total_seconds())}")
+    if rule.cooldown_seconds < rule.window_seconds:
+        raise ValueError("the cooldown must be at least the window (an episode ends only after its reference "
+                         "has left the window)")
+
+
+def _rule_state(rule: RuleView) -> dict[str, Any]:
+    return {"rule": rule.name, "threshold_pct": rule.threshold_pct, "window_seconds": rule.window_seconds,
+            "cooldown_seconds": rule.cooldown_seconds}
+
+
+def _mute(symbol: str, stored: dict[str, Any]) -> Mute:
+    until, at = stored.get("until"), stored.get("at")
+    return Mute(symbol, datetime.fromtimestamp(until, UTC) if until else None, stored.get("by", ""),
+                stored.get("reason", ""), datetime.fromtimestamp(at, UTC) if at else None)
+
+
+def _mute_state(mute: Mute | None) -> dict[str, Any] | None:
+    if mute is None:
+        return None
+    return {"until": iso(mute.until) if mute.until else None, "by": mute.by, "reason": mute.reason}

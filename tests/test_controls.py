@@ -1,50 +1,88 @@
-"""Controls against the real Redis of the local stack: overrides and mutes as workers read them."""
+"""Controls against the real Redis and Elasticsearch: overrides and mutes as workers read them, and the audit."""
 
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis import Redis
 
-from pipeline import controls
+from pipeline import controls, store
+from pipeline.controls import Actor, Controls
 from pipeline.settings import Settings
+
+ALICE = Actor("alice", "slack", "U0ALICE01")
+API = Actor("ci-token", "api")
 
 
 @pytest.fixture
-def redis(fresh_redis: Redis) -> Redis:
-    return fresh_redis
+def service(fresh_redis: Redis, real_stack: Settings) -> Iterator[Controls]:
+    es = store.connect(real_stack)
+    indices = store.Indices(f"tw-ctl{uuid.uuid4().hex[:8]}")
+    store.ensure_templates(es, indices)
+    yield Controls(fresh_redis, Settings(drop_pct=5, rise_pct=5, window_seconds=300), es, indices)
+    for name in (indices.anomalies, indices.audit):
+        es.indices.delete(index=name, ignore_unavailable=True)
 
 
-def test_defaults_then_a_per_symbol_override(redis: Redis):
-    settings = Settings(drop_pct=5, window_seconds=300)
-    controls.set_rule(redis, "tsla", "drop", threshold_pct=3, window_seconds=600)
-    got = controls.controls_for(redis, settings, ["TSLA", "AAPL"])
-    assert [(r.name, r.threshold_pct, r.window_seconds) for r in got["TSLA"].rules] == [
-        ("drop", 3.0, 600), ("rise", 5.0, 300)]
+def test_an_override_is_what_workers_read_and_is_audited(service: Controls):
+    change = service.set_rule("tsla", "drop", ALICE, threshold_pct=3, window_seconds=600)
+    assert (change.old["threshold_pct"], change.new["threshold_pct"], change.new["window_seconds"]) == (5, 3, 600)
+    got = controls.controls_for(service.redis, service.settings, ["TSLA", "AAPL"])
+    assert [(r.name, r.threshold_pct, r.window_seconds, r.cooldown_seconds) for r in got["TSLA"].rules] == [
+        ("drop", 3.0, 600, 600), ("rise", 5.0, 300, 300)]
     assert [(r.name, r.threshold_pct) for r in got["AAPL"].rules] == [("drop", 5.0), ("rise", 5.0)]
-    controls.set_rule(redis, "TSLA", "drop", threshold_pct=4)  # merges with the window set before
-    assert controls.controls_for(redis, settings, ["TSLA"])["TSLA"].rules[0].window_seconds == 600
-    controls.clear_rule(redis, "TSLA", "drop")
-    assert controls.controls_for(redis, settings, ["TSLA"])["TSLA"].rules[0].threshold_pct == 5.0
+
+    service.set_rule("TSLA", "drop", API, threshold_pct=4)  # keeps the window set before
+    rules = service.rules("TSLA")
+    assert (rules["drop"].threshold_pct, rules["drop"].window_seconds, rules["drop"].overridden) == (4, 600, True)
+    assert rules["drop"].describe() == "drop 4% in 10m" and not rules["rise"].overridden
+
+    service.reset_rule("TSLA", "drop", ALICE)
+    assert controls.controls_for(service.redis, service.settings, ["TSLA"])["TSLA"].rules[0].threshold_pct == 5.0
+
+    log = service.audit_log(symbol="TSLA")
+    assert [(c.action, c.actor.name, c.actor.via) for c in log] == [
+        ("reset_rule", "alice", "slack"), ("set_rule", "ci-token", "api"), ("set_rule", "alice", "slack")]
+    assert (log[1].old["threshold_pct"], log[1].new["threshold_pct"]) == (3, 4)
 
 
-def test_mutes_with_and_without_expiry(redis: Redis):
-    settings = Settings()
-    controls.mute(redis, "BTC-USD", by="U123")
-    controls.mute(redis, "ETH-USD", seconds=1)
-    got = controls.controls_for(redis, settings, ["BTC-USD", "ETH-USD", "SOL-USD"])
+def test_mutes_with_reason_and_expiry(service: Controls):
+    service.mute("BTC-USD", ALICE, reason="exchange maintenance")
+    service.mute("eth-usd", API, duration=timedelta(seconds=1))
+    got = controls.controls_for(service.redis, service.settings, ["BTC-USD", "ETH-USD", "SOL-USD"])
     assert (got["BTC-USD"].muted, got["ETH-USD"].muted, got["SOL-USD"].muted) == (True, True, False)
+    assert [(m.symbol, m.by) for m in service.mutes()] == [("ETH-USD", "ci-token"), ("BTC-USD", "alice")]
+    assert service.mute_of("btc-usd").reason == "exchange maintenance"
     time.sleep(1.1)
-    assert controls.controls_for(redis, settings, ["ETH-USD"])["ETH-USD"].muted is False
-    controls.unmute(redis, "btc-usd")
-    assert controls.controls_for(redis, settings, ["BTC-USD"])["BTC-USD"].muted is False
+    assert controls.controls_for(service.redis, service.settings, ["ETH-USD"])["ETH-USD"].muted is False
+    assert [m.symbol for m in service.mutes()] == ["BTC-USD"]
+    assert service.unmute("ETH-USD", ALICE) is None  # expired: nothing to undo, nothing audited
+    change = service.unmute("btc-usd", ALICE)
+    assert change is not None and change.old["reason"] == "exchange maintenance" and change.new is None
+    assert service.mutes() == []
+    assert [c.action for c in service.audit_log()] == ["unmute", "mute", "mute"]
 
 
-def test_bad_overrides_are_refused(redis: Redis):
-    with pytest.raises(ValueError, match="unknown rule"):
-        controls.set_rule(redis, "TSLA", "drop", threshold=3)
-    with pytest.raises(ValueError, match="threshold_pct must be >= 0"):
-        controls.set_rule(redis, "TSLA", "drop", threshold_pct=-1)
-    with pytest.raises(ValueError, match="symbol"):
-        controls.mute(redis, "not a symbol!")
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda s: s.set_rule("TSLA", "spike", ALICE, threshold_pct=3), "unknown rule"),
+        (lambda s: s.set_rule("TSLA", "drop", ALICE, threshold_pct=-1), "percentage from 0"),
+        (lambda s: s.set_rule("TSLA", "drop", ALICE, threshold_pct=100), "percentage from 0"),
+        (lambda s: s.set_rule("TSLA", "drop", ALICE, window_seconds=0), "window"),
+        (lambda s: s.set_rule("TSLA", "drop", ALICE, window_seconds=600, cooldown_seconds=60), "cooldown"),
+        (lambda s: s.mute("not a symbol!", ALICE), "symbol"),
+        (lambda s: s.mute("TSLA", ALICE, duration=timedelta(days=365)), "at most"),
+        (lambda s: s.mute("TSLA", ALICE, until=datetime(2020, 1, 1, tzinfo=UTC)), "future"),
+        (lambda s: s.mute("TSLA", ALICE, reason="x" * 501), "reason"),
+    ],
+)
+def test_bad_changes_are_refused_and_change_nothing(service: Controls, call, message: str):
+    with pytest.raises(ValueError, match=message):
+        call(service)
+    assert service.redis.keys("*") == []
+    assert service.audit_log() == []

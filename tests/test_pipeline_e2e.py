@@ -69,7 +69,8 @@ def comparable(anomalies: dict) -> dict:
 def test_scenario_alerts_exactly_the_injected_events_on_every_channel(namespace: Namespace):
     ns = namespace
     hooks = WebhookReceiver()
-    controls.mute(ns.redis, "NVDA", by="test")  # NVDA's crash is stored, flagged muted, and not notified
+    controls.Controls(ns.redis, ns.settings, ns.es, ns.indices).mute("NVDA", controls.Actor("test", "cli"))
+    # NVDA's crash is stored, flagged muted, and not notified
     with FakeSlack() as slack:  # context manager starts it
         ns.env.update({
             "SLACK_BOT_TOKEN": "xoxb-test", "TICKWATCH_SLACK_API_URL": slack.url,
