@@ -1,9 +1,14 @@
 """A local fake of the Slack Web API for the tests and the offline demo, since Slack is unreachable here.
 
 Stdlib only (a `ThreadingHTTPServer` in a daemon thread), so it adds no dependency. It answers the methods
-Tickwatch uses the way slack_sdk's `WebClient` calls them: JSON bodies for `chat.*` (the client sends
-those with `json=`), form-encoded bodies for `params=`/`data=` calls such as `auth.test`. Point
+Tickwatch uses the way slack_sdk's `WebClient` calls them: JSON bodies for `chat.*` and `views.*` (the
+client sends those with `json=`), form-encoded bodies for `params=`/`data=` calls such as `auth.test`. Point
 `WebClient(base_url=...)` or `TICKWATCH_SLACK_API_URL` at the URL `start()` returns.
+
+Beyond `/api/`, it serves what Slack serves elsewhere: the `upload_url` that `files.getUploadURLExternal`
+hands out (the bytes of `files_upload_v2` land there, method `files.upload_bytes`), and `response_url`s
+for slash commands and buttons (`response_url(name)`; what the bot `respond()`s is recorded as method
+`response_url`, its `params` the JSON body plus `_name`).
 
     with FakeSlack() as slack:
         WebClient(token="xoxb-test", base_url=slack.url).chat_postMessage(channel="#alerts", text="hi")
@@ -34,7 +39,7 @@ log = logging.getLogger(__name__)
 
 TEAM_ID, USER_ID, BOT_ID = "T0FAKE0001", "U0FAKE0001", "B0FAKE0001"
 # Slack takes these as JSON strings in form bodies; decoded so tests see the same shape for every encoding.
-JSON_FIELDS = ("blocks", "attachments", "metadata")
+JSON_FIELDS = ("blocks", "attachments", "metadata", "files", "view")
 CONTENT_FIELDS = ("text", "blocks", "attachments")
 _CHANNEL_ID = re.compile(r"[CDG][A-Z0-9]{8,}")
 _USER_ID = re.compile(r"[UW][A-Z0-9]{8,}")
@@ -81,6 +86,8 @@ class FakeSlack:
         self._calls: list[RecordedCall] = []
         self._failures: dict[str, deque[tuple[int, int | None]]] = {}
         self._messages: dict[tuple[str, str], Response] = {}
+        self._views: dict[str, Response] = {}
+        self._uploads: dict[str, dict[str, Any]] = {}  # file id -> {"filename", "length", "data": bytes | None}
         self._last_ts_us = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -89,6 +96,12 @@ class FakeSlack:
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral,
+            "chat.getPermalink": self._get_permalink,
+            "views.open": self._views_open,
+            "views.push": self._views_open,
+            "views.update": self._views_update,
+            "files.getUploadURLExternal": self._get_upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }
 
     # --- lifecycle ----------------------------------------------------------------------------------
@@ -142,6 +155,8 @@ class FakeSlack:
             self._calls.clear()
             self._failures.clear()
             self._messages.clear()
+            self._views.clear()
+            self._uploads.clear()
 
     def wait_for(self, method: str | None, count: int = 1, timeout: float = 5.0) -> list[RecordedCall]:
         """Block until at least `count` calls of `method` arrived (from workers in other threads);
@@ -155,6 +170,27 @@ class FakeSlack:
                                        f"got {len(found)}")
                 self._cond.wait(remaining)
             return found
+
+    def response_url(self, name: str = "hook") -> str:
+        """A `response_url` to put in a signed slash-command or button payload; posts to it are recorded."""
+        return f"{self.url.removesuffix('api/')}response/{name}"
+
+    def message(self, channel: str, ts: str) -> Response | None:
+        """The message as it stands now (after any `chat.update`), or None."""
+        with self._cond:
+            found = self._messages.get((_channel_id(channel) or "", ts))
+            return dict(found) if found else None
+
+    def view(self, view_id: str) -> Response | None:
+        """A modal as it stands now (after any `views.update`), or None."""
+        with self._cond:
+            found = self._views.get(view_id)
+            return dict(found) if found else None
+
+    def uploaded(self, file_id: str) -> bytes | None:
+        """The bytes POSTed to a file's `upload_url`, or None if none came."""
+        with self._cond:
+            return self._uploads.get(file_id, {}).get("data")
 
     def fail_next(self, method: str, status: int = 429, retry_after: int | None = 1, times: int = 1) -> None:
         """Answer the next `times` calls of `method` with HTTP `status` (and a Retry-After header unless
@@ -186,6 +222,36 @@ class FakeSlack:
             self._persist(call)
             self._cond.notify_all()
         return status, headers, response
+
+    def _record_outside_api(self, method: str, params: dict[str, Any], status: int, response: Response) -> None:
+        with self._cond:
+            call = RecordedCall(method, params, None, "json", status, response)
+            self._calls.append(call)
+            self._persist(call)
+            self._cond.notify_all()
+
+    def _receive_upload(self, file_id: str, data: bytes) -> int:
+        """The POST of a file's bytes to its upload_url: 200 if the id was handed out and the length matches."""
+        with self._cond:
+            upload = self._uploads.get(file_id)
+            ok = upload is not None and upload["length"] == len(data)
+            if ok:
+                upload["data"] = data
+        status = 200 if ok else 400
+        self._record_outside_api("files.upload_bytes", {"file_id": file_id, "length": len(data)}, status,
+                                 {"ok": ok})
+        return status
+
+    def _receive_response(self, name: str, body: bytes) -> int:
+        try:
+            params = json.loads(body)
+        except ValueError:
+            params = None
+        ok = isinstance(params, dict) and (_has_content(params) or bool(params.get("delete_original")))
+        status = 200 if ok else 400
+        self._record_outside_api("response_url", {**(params if isinstance(params, dict) else {}), "_name": name},
+                                 status, {"ok": ok})
+        return status
 
     def _dispatch(self, method: str, params: dict[str, Any], authorization: str | None) -> Response:
         handler = self._methods.get(method)
@@ -254,6 +320,67 @@ class FakeSlack:
         return {"ok": True, "message_ts": self._next_ts()}
 
 
+    def _get_permalink(self, params: dict[str, Any]) -> Response:
+        channel = _channel_id(params.get("channel"))
+        ts = str(params.get("message_ts", ""))
+        if channel is None:
+            return _error("channel_not_found")
+        if (channel, ts) not in self._messages:
+            return _error("message_not_found")
+        return {"ok": True, "channel": channel,
+                "permalink": f"https://tickwatch-fake.slack.com/archives/{channel}/p{ts.replace('.', '')}"}
+
+    def _views_open(self, params: dict[str, Any]) -> Response:
+        if not params.get("trigger_id"):
+            return _error("invalid_arguments")
+        return self._store_view(self._new_view_id(), params.get("view"))
+
+    def _views_update(self, params: dict[str, Any]) -> Response:
+        view_id = str(params.get("view_id") or "")
+        if view_id not in self._views:
+            return _error("not_found")
+        if params.get("hash") and params["hash"] != self._views[view_id]["hash"]:
+            return _error("hash_conflict")
+        return self._store_view(view_id, params.get("view"))
+
+    def _store_view(self, view_id: str, view: Any) -> Response:
+        if not isinstance(view, dict) or view.get("type") not in ("modal", "home") or not view.get("blocks"):
+            return _error("invalid_arguments")
+        stored = {**view, "id": view_id, "hash": self._next_ts(), "state": {"values": {}}}
+        self._views[view_id] = stored
+        return {"ok": True, "view": stored}
+
+    def _new_view_id(self) -> str:
+        return f"V{len(self._views) + 1:010d}"
+
+    def _get_upload_url(self, params: dict[str, Any]) -> Response:
+        try:
+            length = int(params.get("length", ""))
+        except ValueError:
+            return _error("invalid_arguments")
+        if not params.get("filename") or length <= 0:
+            return _error("invalid_arguments")
+        file_id = f"F{len(self._uploads) + 1:010d}"
+        self._uploads[file_id] = {"filename": params["filename"], "length": length, "data": None}
+        return {"ok": True, "file_id": file_id, "upload_url": f"{self.url.removesuffix('api/')}upload/{file_id}"}
+
+    def _complete_upload(self, params: dict[str, Any]) -> Response:
+        files = params.get("files")
+        if not isinstance(files, list) or not files:
+            return _error("invalid_arguments")
+        completed = []
+        for item in files:
+            upload = self._uploads.get(str(item.get("id")))
+            if upload is None or upload["data"] is None:
+                return _error("file_not_found")  # never handed out, or its bytes never arrived
+            completed.append({"id": item["id"], "name": upload["filename"],
+                              "title": item.get("title") or upload["filename"], "size": upload["length"]})
+        channel = params.get("channel_id")
+        if channel is not None and _channel_id(channel) is None:
+            return _error("channel_not_found")
+        return {"ok": True, "files": completed}
+
+
 def _error(code: str) -> Response:
     return {"ok": False, "error": code}
 
@@ -289,7 +416,7 @@ def _parse_body(body: bytes, content_type: str) -> tuple[str, dict[str, Any] | N
     """Body params and which encoding carried them; None params means the JSON was unreadable.
 
     WebClient labels every request application/json, even a bodyless one, and switches the label to
-    form-encoded when it sends `params=`; multipart only carries file uploads, which this fake lacks.
+    form-encoded when it sends `params=`; file bytes go to the `upload_url`, not through here.
     """
     if not body:
         return "none", {}
@@ -329,11 +456,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        for prefix, receive in (("/upload/", self.server.fake._receive_upload),
+                                ("/response/", self.server.fake._receive_response)):
+            if url.path.startswith(prefix) and self.command == "POST":
+                status = receive(url.path.removeprefix(prefix), self.rfile.read(length))
+                self._reply(status, {}, {"ok": status == 200})
+                return
         method = url.path.removeprefix("/api/")
         if not url.path.startswith("/api/") or not method or "/" in method:
             self._reply(404, {}, _error("not_found"))
             return
-        length = int(self.headers.get("Content-Length") or 0)
         content_type, body_params = _parse_body(self.rfile.read(length), self.headers.get("Content-Type", ""))
         if body_params is None:
             self._reply(200, {}, _error("invalid_json"))
@@ -361,8 +494,8 @@ def main(argv: list[str] | None = None) -> None:
     """Serve until Ctrl-C, printing the URL alone on stdout so scripts can capture it."""
     parser = argparse.ArgumentParser(
         prog="python -m stack.fake_slack",
-        description="Serve a local fake of the Slack Web API (auth.test, chat.postMessage, chat.update, "
-                    "chat.postEphemeral).",
+        description="Serve a local fake of the Slack Web API (auth.test, chat.*, views.*, files upload v2, "
+                    "response_url receivers).",
         epilog="example: python -m stack.fake_slack --port 8765 --record-to /tmp/slack.jsonl",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")

@@ -229,3 +229,83 @@ def test_command_line_prints_a_url_that_serves(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(timeout=10)
     assert [call.method for call in load_calls(record)] == ["auth.test"]
+
+
+MODAL = {"type": "modal", "title": {"type": "plain_text", "text": "Mute"},
+         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Mute TSLA"}}]}
+
+
+def test_views_open_update_and_push_keep_one_id_and_refuse_stale_hashes(slack: FakeSlack) -> None:
+    web = client(slack)
+    opened = web.views_open(trigger_id="12345.98765.abcd", view=MODAL)["view"]
+    changed = {**MODAL, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "preview: 3 alerts"}}]}
+
+    updated = web.views_update(view_id=opened["id"], hash=opened["hash"], view=changed)["view"]
+    pushed = web.views_push(trigger_id="12345.98765.abcd", view=MODAL)["view"]
+
+    assert updated["id"] == opened["id"] and pushed["id"] != opened["id"]
+    assert slack.view(opened["id"])["blocks"] == changed["blocks"]
+    refused = [(lambda: web.views_update(view_id=opened["id"], hash=opened["hash"], view=MODAL), "hash_conflict"),
+               (lambda: web.views_update(view_id="V404", view=MODAL), "not_found"),
+               (lambda: web.views_open(trigger_id="", view=MODAL), "invalid_arguments")]
+    for call, error in refused:
+        with pytest.raises(SlackApiError) as raised:
+            call()
+        assert raised.value.response["error"] == error
+
+
+def test_permalink_only_for_messages_it_has(slack: FakeSlack) -> None:
+    web = client(slack)
+    posted = web.chat_postMessage(channel="#market-alerts", text="TSLA fell")
+
+    link = web.chat_getPermalink(channel=posted["channel"], message_ts=posted["ts"])["permalink"]
+
+    assert link.endswith(f"/archives/{posted['channel']}/p{posted['ts'].replace('.', '')}")
+    with pytest.raises(SlackApiError) as raised:
+        web.chat_getPermalink(channel=posted["channel"], message_ts="1700000000.000001")
+    assert raised.value.response["error"] == "message_not_found"
+
+
+def test_files_upload_v2_posts_the_bytes_to_the_fakes_own_upload_url(slack: FakeSlack) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+    done = client(slack).files_upload_v2(channel="C0123456789", filename="tsla.png", content=png,
+                                         title="TSLA 1h", initial_comment="TSLA")
+
+    [url_call] = slack.calls("files.getUploadURLExternal")
+    [upload] = slack.calls("files.upload_bytes")
+    [complete] = slack.calls("files.completeUploadExternal")
+    file_id = url_call.response["file_id"]
+    assert url_call.response["upload_url"].startswith(slack.url.removesuffix("api/"))
+    assert upload.ok and upload.params == {"file_id": file_id, "length": len(png)}
+    assert slack.uploaded(file_id) == png
+    assert complete.params["files"][0]["id"] == file_id and complete.params["channel_id"] == "C0123456789"
+    assert done["file"]["title"] == "TSLA 1h"
+
+
+def test_completing_an_upload_whose_bytes_never_came_fails(slack: FakeSlack) -> None:
+    web = client(slack)
+    file_id = web.files_getUploadURLExternal(filename="x.png", length=10)["file_id"]
+
+    with pytest.raises(SlackApiError) as raised:
+        web.files_completeUploadExternal(files=[{"id": file_id, "title": "x"}], channel_id="C0123456789")
+
+    assert raised.value.response["error"] == "file_not_found"
+
+
+def test_response_url_records_what_is_posted_and_refuses_empty_messages(slack: FakeSlack) -> None:
+    url = slack.response_url("cmd-1")
+
+    def post(body: bytes) -> int:
+        request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert post(json.dumps({"text": "TSLA 250.10", "response_type": "ephemeral"}).encode()) == 200
+    assert post(b"{}") == 400
+    ok, empty = slack.calls("response_url")
+    assert ok.params == {"text": "TSLA 250.10", "response_type": "ephemeral", "_name": "cmd-1"} and ok.ok
+    assert not empty.ok
