@@ -7,10 +7,19 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiToken(BaseModel):
+    """A static API token given in the environment (tokens made with `tickwatch token create` live in Redis)."""
+
+    name: str = Field(min_length=1)
+    token: str = Field(min_length=16, description="at least 16 characters")
+    scope: Literal["read", "admin"] = "read"
 
 
 class Settings(BaseSettings):
@@ -60,8 +69,39 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(None, description="Standard Webhooks secret, whsec_<base64>")
     delivery_max_retries: int = Field(8, ge=0)
 
+    # --- Slack bot (bot/): who may change mutes and thresholds ---------------------------------------
+    slack_admin_users: list[str] = Field(
+        default_factory=list, description="JSON list of Slack user ids (U…); empty = everyone")
+    slack_admin_channels: list[str] = Field(
+        default_factory=list, description="JSON list of Slack channel ids (C…) changes may be made from; empty = any")
+
     # --- observability ------------------------------------------------------------------------------
-    metrics_port: int = Field(9464, ge=0, description="bridge's Prometheus port; 0 = off")
+    metrics_port: int = Field(9464, ge=0, description="bridge's own Prometheus port (taken: a free one); 0 = off")
+
+    # --- HTTP API (api/, pipeline.tokens) --------------------------------------------------------------
+    api_tokens: list[ApiToken] = Field(default_factory=list, description='JSON list of {"name","token","scope"}')
+    slack_workspace_url: str | None = Field(
+        None, description="e.g. https://acme.slack.com: anomalies link to their Slack message with https permalinks")
+
+    # --- daily digest (pipeline.digest, dags/daily_digest.py, `tickwatch digest`) ---------------------
+    digest_tz: str = Field("UTC", description="IANA time zone whose calendar day a digest covers")
+    digest_channel: str | None = Field(None, description="Slack channel of the digest; default: slack_channel")
+    digest_schedule: str = Field("30 21 * * 1-5", description="the DAG's cron schedule (UTC): weekdays after the "
+                                                              "US close")
+    digest_top: int = Field(5, ge=1, le=10, description="symbols per list (movers, drawdowns, rises; chart lines)")
+    digest_silence_minutes: int = Field(15, ge=5, le=240, description="a slot this long with no tick while the "
+                                                                      "market traded counts as silence")
+
+    @field_validator("digest_tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as UTC or America/New_York") from None
+        return value
 
     # --- local stack --------------------------------------------------------------------------------
     stack_dir: Path = Path("/var/tmp/tickwatch")

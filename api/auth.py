@@ -1,0 +1,71 @@
+"""Bearer-token authentication and scopes, as FastAPI dependencies (shared by every router, webhooks too).
+
+`Depends(require_scope("read"))` on a router lets any valid token in; `require_scope("admin")` only admin
+tokens (controls, webhooks). No token or an unknown one: 401 with `WWW-Authenticate: Bearer`; a read token
+on an admin route: 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.deps import Services, services
+from api.errors import Problem
+from pipeline import tokens
+
+if TYPE_CHECKING:
+    from pipeline.controls import Actor
+
+_bearer = HTTPBearer(auto_error=False, description="an API token: TICKWATCH_API_TOKENS or `tickwatch token create`")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's name and scope."""
+
+    name: str
+    scope: tokens.Scope
+
+    @property
+    def actor(self) -> Actor:
+        """How controls changes made through the API are audited."""
+        from pipeline.controls import Actor
+
+        return Actor(name=self.name, via="api")
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, "unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="tickwatch"'})
+
+
+def authenticated(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    svc: Annotated[Services, Depends(services)],
+) -> Principal:
+    if credentials is None:
+        raise _unauthorized("send an API token: Authorization: Bearer <token>")
+    info = tokens.authenticate(svc.redis, svc.settings, credentials.credentials)
+    if info is None:
+        raise _unauthorized("unknown or revoked token")
+    return Principal(info.name, info.scope)
+
+
+def require_scope(scope: tokens.Scope) -> Callable[..., Principal]:
+    """A dependency admitting tokens of `scope` (admin tokens may also read)."""
+
+    def check(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+        if scope == "admin" and principal.scope != "admin":
+            raise Problem(403, "forbidden", f"token {principal.name!r} has scope {principal.scope!r}; "
+                                            "this route needs an admin token")
+        return principal
+
+    return check
+
+
+Reader = Annotated[Principal, Depends(require_scope("read"))]
+Admin = Annotated[Principal, Depends(require_scope("admin"))]

@@ -1,0 +1,92 @@
+"""RFC 9457 problem details for every error the API answers (`application/problem+json`).
+
+Routes raise `Problem` (or let FastAPI raise its own errors); the handlers here turn each into the same
+shape: type, title, status, detail, instance, plus `errors` (which field, what is wrong) on validation
+failures and `suggestions` for an unknown symbol.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://tickwatch.dev/problems/"
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="where the bad value is, e.g. query.interval or body.threshold_pct")
+    message: str
+
+
+class ProblemDetails(BaseModel):
+    """The body of every error response."""
+
+    type: str = Field(description="a URI naming the kind of problem")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = Field(None, description="the path that was requested")
+    errors: list[FieldError] | None = None
+    suggestions: list[str] | None = Field(None, description="closest known symbols, for an unknown symbol")
+
+
+class Problem(Exception):
+    """Raise from a route to answer with a problem: `Problem(404, "unknown-symbol", "…", suggestions=[…])`."""
+
+    def __init__(self, status: int, kind: str, detail: str, *, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.kind, self.detail, self.headers, self.extra = status, kind, detail, headers, extra
+
+
+def problem_response(request: Request, status: int, kind: str, detail: str | None, *,
+                     headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    body = ProblemDetails(type=TYPE_BASE + kind, title=HTTPStatus(status).phrase, status=status, detail=detail,
+                          instance=request.url.path, **extra)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers,
+                        media_type=PROBLEM_JSON)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _problem(request: Request, error: Problem) -> JSONResponse:
+    return problem_response(request, error.status, error.kind, error.detail, headers=error.headers, **error.extra)
+
+
+async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
+    errors = [FieldError(field=_field(item["loc"]), message=item["msg"].removeprefix("Value error, "))
+              for item in error.errors()]
+    detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
+    return problem_response(request, 422, "validation", detail, errors=errors)
+
+
+async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    kind = HTTPStatus(error.status_code).phrase.lower().replace(" ", "-")
+    return problem_response(request, error.status_code, kind, str(error.detail), headers=error.headers)
+
+
+async def _unexpected(request: Request, _: Exception) -> JSONResponse:
+    return problem_response(request, 500, "internal", "unexpected error; it has been logged")
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error of `app` with problem details."""
+    app.add_exception_handler(Problem, _problem)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+# For `responses=` on routes, so the OpenAPI document shows the problem shape.
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ProblemDetails, "content": {PROBLEM_JSON: {}},
+                     "description": HTTPStatus(status).phrase} for status in statuses}
