@@ -10,9 +10,10 @@ defaults for every symbol".
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
 from elasticsearch import Elasticsearch
@@ -20,7 +21,7 @@ from redis import Redis
 
 from pipeline import store
 from pipeline.detection import Rule
-from pipeline.durations import format_duration
+from pipeline.durations import format_duration, parse_seconds
 from pipeline.schema import RuleName, iso, normalise_symbol
 from pipeline.settings import Settings
 
@@ -280,6 +281,35 @@ class Controls:
         change = Change(action, symbol, old, new, actor, datetime.now(UTC))
         self.es.index(index=self.indices.audit, document=change.document())
         return change
+
+
+RULE_USAGE = "RULE THRESHOLD [WINDOW] [cooldown DURATION], e.g. `drop 3% 10m`, `rise 8%`, `drop off`"
+
+
+def parse_rule_args(words: Sequence[str]) -> tuple[RuleName, dict[str, float | int]]:
+    """`drop 3% 10m` -> ("drop", {"threshold_pct": 3.0, "window_seconds": 600}), as the bot and CLI take them.
+
+    `off` (or 0) as the threshold turns the rule off; `cooldown 15m` sets the re-arm time.
+    """
+    if len(words) < 2:
+        raise ValueError(f"expected {RULE_USAGE}")
+    rule, threshold, *rest = (word.strip().lower() for word in words)
+    _check_rule_name(rule)
+    if threshold == "off":
+        threshold_pct = 0.0
+    else:
+        try:
+            threshold_pct = float(threshold.removesuffix("%"))
+        except ValueError:
+            raise ValueError(f"{threshold!r} is not a threshold; expected {RULE_USAGE}") from None
+    change: dict[str, float | int] = {"threshold_pct": threshold_pct}
+    if rest and rest[0] != "cooldown":
+        change["window_seconds"] = round(parse_seconds(rest.pop(0), bare_unit="m"))
+    if rest[:1] == ["cooldown"] and len(rest) == 2:
+        change["cooldown_seconds"] = round(parse_seconds(rest[1], bare_unit="m"))
+    elif rest:
+        raise ValueError(f"unexpected {' '.join(rest)!r}; expected {RULE_USAGE}")
+    return cast(RuleName, rule), change
 
 
 def _check_rule_name(rule: str) -> None:

@@ -86,3 +86,24 @@ def test_bad_changes_are_refused_and_change_nothing(service: Controls, call, mes
         call(service)
     assert service.redis.keys("*") == []
     assert service.audit_log() == []
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("drop 3% 10m", ("drop", {"threshold_pct": 3.0, "window_seconds": 600})),
+        ("RISE 8", ("rise", {"threshold_pct": 8.0})),
+        ("drop off", ("drop", {"threshold_pct": 0.0})),
+        ("drop 4% 2h30m cooldown 3h", ("drop", {"threshold_pct": 4.0, "window_seconds": 9000,
+                                                "cooldown_seconds": 10800})),
+        ("drop 4 15", ("drop", {"threshold_pct": 4.0, "window_seconds": 900})),  # bare windows are minutes
+    ],
+)
+def test_rule_arguments_as_people_type_them(words: str, expected):
+    assert controls.parse_rule_args(words.split()) == expected
+
+
+@pytest.mark.parametrize("words", ["drop", "spike 3%", "drop three", "drop 3% 10m extra", "drop 3% soon"])
+def test_bad_rule_arguments_say_the_form(words: str):
+    with pytest.raises(ValueError, match=r"e\.g\.|unknown rule"):
+        controls.parse_rule_args(words.split())
