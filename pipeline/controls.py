@@ -138,6 +138,16 @@ class Change:
     actor: Actor
     at: datetime
 
+    def summary(self) -> str:
+        """One line for people: `drop 5% in 5m → drop 3% in 10m`, `muted until 2026-11-24 18:00 UTC: earnings`."""
+        if self.action in ("set_rule", "reset_rule"):
+            return f"{_describe_rule(self.old)} → {_describe_rule(self.new)}"
+        if self.action == "mute" and self.new:
+            until = self.new["until"]
+            ends = f"until {until[:16].replace('T', ' ')} UTC" if until else "until unmuted"
+            return f"muted {ends}" + (f": {self.new['reason']}" if self.new.get("reason") else "")
+        return "unmuted"
+
     def document(self) -> dict[str, Any]:
         return {"at": iso(self.at), "action": self.action, "symbol": self.symbol, "old": self.old, "new": self.new,
                 "actor": asdict(self.actor)}
@@ -330,6 +340,13 @@ def _validate(rule: RuleView) -> None:
 def _rule_state(rule: RuleView) -> dict[str, Any]:
     return {"rule": rule.name, "threshold_pct": rule.threshold_pct, "window_seconds": rule.window_seconds,
             "cooldown_seconds": rule.cooldown_seconds}
+
+
+def _describe_rule(state: dict[str, Any] | None) -> str:
+    if state is None:
+        return "-"
+    return RuleView(state["rule"], state["threshold_pct"], state["window_seconds"], state["cooldown_seconds"],
+                    overridden=False).describe()
 
 
 def _mute(symbol: str, stored: dict[str, Any]) -> Mute:

@@ -48,6 +48,7 @@ def test_an_override_is_what_workers_read_and_is_audited(service: Controls):
     assert [(c.action, c.actor.name, c.actor.via) for c in log] == [
         ("reset_rule", "alice", "slack"), ("set_rule", "ci-token", "api"), ("set_rule", "alice", "slack")]
     assert (log[1].old["threshold_pct"], log[1].new["threshold_pct"]) == (3, 4)
+    assert log[2].summary() == "drop 5% in 5m → drop 3% in 10m"
 
 
 def test_mutes_with_reason_and_expiry(service: Controls):
@@ -57,6 +58,7 @@ def test_mutes_with_reason_and_expiry(service: Controls):
     assert (got["BTC-USD"].muted, got["ETH-USD"].muted, got["SOL-USD"].muted) == (True, True, False)
     assert [(m.symbol, m.by) for m in service.mutes()] == [("ETH-USD", "ci-token"), ("BTC-USD", "alice")]
     assert service.mute_of("btc-usd").reason == "exchange maintenance"
+    assert service.audit_log(symbol="BTC-USD")[0].summary() == "muted until unmuted: exchange maintenance"
     time.sleep(1.1)
     assert controls.controls_for(service.redis, service.settings, ["ETH-USD"])["ETH-USD"].muted is False
     assert [m.symbol for m in service.mutes()] == ["BTC-USD"]

@@ -14,12 +14,14 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.settings import get_settings
+from tickwatch import controls_command
 
 app = typer.Typer(help="Tickwatch: real-time market surveillance, alerts in Slack.", no_args_is_help=True,
                   rich_markup_mode="rich")
 stack_app = typer.Typer(help="The local real stack: Kafka, Elasticsearch and Redis on loopback, no Docker.",
                         no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+controls_command.register(app)
 console = Console()
 
 

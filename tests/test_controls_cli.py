@@ -1,0 +1,58 @@
+"""`tickwatch mute | unmute | mutes | threshold | audit` as a user runs them, against the real Redis and ES."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from pipeline import store
+from pipeline.settings import Settings
+from tests.conftest import lease_database, redis_url_for, release_database
+from tickwatch.fleet import env_for
+
+
+@pytest.fixture
+def tickwatch(real_stack: Settings) -> Iterator[Callable[..., subprocess.CompletedProcess]]:
+    db = lease_database(real_stack)
+    prefix = f"tw-cli{uuid.uuid4().hex[:8]}"
+    env = env_for({"TICKWATCH_REDIS_URL": redis_url_for(real_stack, db), "TICKWATCH_INDEX_PREFIX": prefix,
+                   "TICKWATCH_ES_URL": real_stack.es_url, "COLUMNS": "200"})
+    es = store.connect(real_stack)
+    store.ensure_templates(es, store.Indices(prefix))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tickwatch", *args], env=env, capture_output=True, text=True,
+                              timeout=60)
+
+    yield run
+    for name in es.indices.get(index=f"{prefix}-*"):
+        es.indices.delete(index=name)
+    release_database(real_stack, db)
+
+
+def test_controls_from_the_terminal_are_applied_and_audited(tickwatch):
+    shown = tickwatch("threshold", "tsla", "drop", "3%", "10m", "--as", "dana")
+    assert shown.returncode == 0 and "3%" in shown.stdout and "override" in shown.stdout
+    assert tickwatch("mute", "TSLA", "--for", "2h", "--reason", "earnings call", "--as", "dana").returncode == 0
+    listed = tickwatch("mutes").stdout
+    assert "TSLA" in listed and "earnings call" in listed and "dana" in listed
+    assert "TSLA unmuted" in tickwatch("unmute", "tsla", "--as", "dana").stdout
+    log = tickwatch("audit", "TSLA").stdout
+    assert "drop 5% in 5m → drop 3% in 10m" in log and "muted until" in log and "unmuted" in log
+    assert log.count("dana") == 3 and "cli" in log
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("threshold", "TSLA", "drop", "200%"), "percentage from 0"),
+    (("threshold", "TSLA", "spike", "3%"), "unknown rule"),
+    (("mute", "TSLA", "--for", "soon"), "a duration is a number with a unit"),
+])
+def test_bad_changes_get_one_clear_line_and_exit_2(tickwatch, args, message):
+    result = tickwatch(*args)
+    assert result.returncode == 2 and message in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "No changes recorded" in tickwatch("audit").stdout

@@ -1,0 +1,152 @@
+"""`tickwatch mute | unmute | mutes | threshold | audit`: the operator controls from a terminal.
+
+The same `pipeline.controls.Controls` service as the Slack bot and the API, so the same validation and the
+same audit trail (recorded as via "cli", by `--as` or the login name).
+"""
+
+from __future__ import annotations
+
+import getpass
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.durations import format_duration, parse_duration
+from pipeline.settings import get_settings
+
+if TYPE_CHECKING:
+    from pipeline.controls import Actor, Controls
+
+console = Console()
+RULE_USAGE = "RULE THRESHOLD [WINDOW] [cooldown DURATION], e.g. drop 3% 10m, rise 8%, drop off"
+As = Annotated[str | None, typer.Option("--as", help="who is making the change (default: your login name)")]
+
+
+def _controls() -> Controls:
+    """Made on use: the clients' imports stay off every other command's start-up."""
+    from redis import Redis
+
+    from pipeline import store
+    from pipeline.controls import Controls
+
+    settings = get_settings()
+    return Controls(Redis.from_url(settings.redis_url), settings, store.connect(settings),
+                    store.Indices(settings.index_prefix))
+
+
+def _actor(name: str | None) -> Actor:
+    from pipeline.controls import Actor
+
+    return Actor(name or getpass.getuser(), "cli")
+
+
+def _refuse(error: ValueError) -> typer.Exit:
+    console.print(f"[red]✘ {error}[/red]")
+    return typer.Exit(2)
+
+
+def mute(
+    symbol: Annotated[str, typer.Argument(help="e.g. TSLA or BTC-USD")],
+    duration: Annotated[str | None, typer.Option("--for", help="how long, e.g. 30m, 2h, 1d (default: until unmuted)")]
+    = None,
+    reason: Annotated[str, typer.Option(help="why, shown with the mute")] = "",
+    actor: As = None,
+) -> None:
+    """Stop notifying a symbol's anomalies (they are still detected and stored, flagged muted).
+
+    Example: [bold]tickwatch mute TSLA --for 2h --reason "earnings call"[/bold]
+    """
+    try:
+        change = _controls().mute(symbol, _actor(actor), duration=parse_duration(duration) if duration else None,
+                                  reason=reason)
+    except ValueError as error:
+        raise _refuse(error) from None
+    console.print(f"[green]✔[/green] {change.symbol} {change.summary()}")
+
+
+def unmute(symbol: Annotated[str, typer.Argument(help="e.g. TSLA")], actor: As = None) -> None:
+    """Notify a muted symbol's anomalies again.
+
+    Example: [bold]tickwatch unmute TSLA[/bold]
+    """
+    try:
+        change = _controls().unmute(symbol, _actor(actor))
+    except ValueError as error:
+        raise _refuse(error) from None
+    console.print(f"[green]✔[/green] {symbol.upper()} unmuted" if change else f"{symbol.upper()} was not muted")
+
+
+def mutes() -> None:
+    """List the mutes in force: until when, by whom, why.
+
+    Example: [bold]tickwatch mutes[/bold]
+    """
+    found = _controls().mutes()
+    if not found:
+        console.print("No symbol is muted.")
+        return
+    table = Table("symbol", "until", "by", "reason", "since")
+    for item in found:
+        table.add_row(item.symbol, f"{item.until:%Y-%m-%d %H:%M} UTC" if item.until else "unmuted",
+                      item.by, item.reason or "-", f"{item.at:%Y-%m-%d %H:%M} UTC" if item.at else "-")
+    console.print(table)
+
+
+def threshold(
+    symbol: Annotated[str, typer.Argument(help="e.g. TSLA")],
+    change: Annotated[list[str] | None, typer.Argument(help=RULE_USAGE)] = None,
+    reset: Annotated[str | None, typer.Option(help="put this rule (drop, rise) back to the defaults")] = None,
+    actor: As = None,
+) -> None:
+    """Show a symbol's rules, or change one.
+
+    Examples:
+      [bold]tickwatch threshold TSLA[/bold]
+      [bold]tickwatch threshold TSLA drop 3% 10m[/bold]
+      [bold]tickwatch threshold BTC-USD rise off[/bold]
+      [bold]tickwatch threshold TSLA --reset drop[/bold]
+    """
+    controls = _controls()
+    try:
+        if reset:
+            controls.reset_rule(symbol, reset.lower(), _actor(actor))  # type: ignore[arg-type]
+        elif change:
+            from pipeline.controls import parse_rule_args
+
+            rule, values = parse_rule_args(change)
+            controls.set_rule(symbol, rule, _actor(actor), **values)
+        views = controls.rules(symbol)
+    except ValueError as error:
+        raise _refuse(error) from None
+    table = Table("rule", "threshold", "window", "cooldown", "", title=f"{symbol.upper()} rules")
+    for view in views.values():
+        table.add_row(view.name, f"{view.threshold_pct:g}%" if view.enabled else "off",
+                      format_duration(view.window_seconds), format_duration(view.cooldown_seconds),
+                      "override" if view.overridden else "default")
+    console.print(table)
+
+
+def audit(
+    symbol: Annotated[str | None, typer.Argument(help="only this symbol")] = None,
+    limit: Annotated[int, typer.Option(help="how many changes, newest first")] = 20,
+) -> None:
+    """Every change to mutes and rules: when, who, through which front-end, old → new.
+
+    Example: [bold]tickwatch audit TSLA[/bold]
+    """
+    try:
+        changes = _controls().audit_log(symbol=symbol, limit=limit)
+    except ValueError as error:
+        raise _refuse(error) from None
+    table = Table("when (UTC)", "who", "via", "symbol", "change")
+    for change in changes:
+        table.add_row(f"{change.at:%Y-%m-%d %H:%M:%S}", change.actor.name, change.actor.via, change.symbol,
+                      change.summary())
+    console.print(table if changes else "No changes recorded.")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (mute, unmute, mutes, threshold, audit):
+        app.command()(command)
