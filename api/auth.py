@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -17,9 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.deps import Services, services
 from api.errors import Problem
 from pipeline import tokens
-
-if TYPE_CHECKING:
-    from pipeline.controls import Actor
+from pipeline.controls import Actor
 
 _bearer = HTTPBearer(auto_error=False, description="an API token: TICKWATCH_API_TOKENS or `tickwatch token create`")
 
@@ -34,8 +32,6 @@ class Principal:
     @property
     def actor(self) -> Actor:
         """How controls changes made through the API are audited."""
-        from pipeline.controls import Actor
-
         return Actor(name=self.name, via="api")
 
 

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 from elasticsearch import Elasticsearch
 from fastapi import Request
 from redis import Redis
 
 from pipeline import store
+from pipeline.controls import Controls
 from pipeline.settings import Settings
-
-if TYPE_CHECKING:
-    from pipeline.controls import Controls
 
 
 @dataclass
@@ -37,8 +34,6 @@ class Services:
 
     @cached_property
     def controls(self) -> Controls:
-        from pipeline.controls import Controls
-
         return Controls(self.redis, self.settings, self.es, self.indices)
 
 

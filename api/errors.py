@@ -10,11 +10,15 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+from elasticsearch import ConnectionError as EsConnectionError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pipeline.history import UnknownSymbol
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://tickwatch.dev/problems/"
@@ -74,6 +78,15 @@ async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse
     return problem_response(request, error.status_code, kind, str(error.detail), headers=error.headers)
 
 
+async def _unknown_symbol(request: Request, error: UnknownSymbol) -> JSONResponse:
+    return problem_response(request, 404, "unknown-symbol", str(error), suggestions=error.suggestions)
+
+
+async def _unavailable(request: Request, error: Exception) -> JSONResponse:
+    return problem_response(request, 503, "unavailable", f"a backing service is unreachable "
+                            f"({error.__class__.__module__.split('.')[0]}); try again shortly")
+
+
 async def _unexpected(request: Request, _: Exception) -> JSONResponse:
     return problem_response(request, 500, "internal", "unexpected error; it has been logged")
 
@@ -83,6 +96,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(UnknownSymbol, _unknown_symbol)
+    for unreachable in (EsConnectionError, RedisConnectionError):
+        app.add_exception_handler(unreachable, _unavailable)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -1,0 +1,60 @@
+"""Anomalies: search with filters and cursors, and one anomaly with its human state and Slack link."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from api.auth import Reader
+from api.deps import Services, services
+from api.errors import Problem, problem_responses
+from api.models import AnomalyOut, AnomalyPage
+from api.views import invalid_as_problem, next_link
+from pipeline import history
+from pipeline.schema import Anomaly, AnomalyStatus, RuleName, normalise_symbol, to_utc
+
+router = APIRouter(prefix="/v1", tags=["anomalies"], responses=problem_responses(401, 422))
+
+
+def slack_url(anomaly: Anomaly, workspace_url: str | None) -> str | None:
+    """The message's permalink, built as Slack builds them (no Web API call per request)."""
+    if anomaly.slack is None or not workspace_url:
+        return None
+    return f"{workspace_url.rstrip('/')}/archives/{anomaly.slack.channel}/p{anomaly.slack.ts.replace('.', '')}"
+
+
+def _out(anomaly: Anomaly, svc: Services) -> AnomalyOut:
+    return AnomalyOut(**anomaly.model_dump(), slack_url=slack_url(anomaly, svc.settings.slack_workspace_url))
+
+
+@router.get("/anomalies", response_model=AnomalyPage, summary="Anomalies, newest first, filtered")
+def anomalies(
+    _: Reader, request: Request, svc: Annotated[Services, Depends(services)],
+    symbol: str | None = None, rule: RuleName | None = None, status: AnomalyStatus | None = None,
+    muted: bool | None = None,
+    start: Annotated[datetime | None, Query(description="event time from")] = None,
+    end: Annotated[datetime | None, Query(description="event time until")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
+) -> AnomalyPage:
+    if symbol is not None:
+        with invalid_as_problem("query.symbol"):
+            symbol = normalise_symbol(symbol)
+    start, end = (to_utc(value) if value else None for value in (start, end))
+    with invalid_as_problem("query.cursor"):
+        page = history.anomalies_page(svc.es, svc.indices, symbol=symbol, rule=rule, status=status, muted=muted,
+                                      start=start, end=end, limit=limit, cursor=cursor)
+    link = next_link(request.url.path, page.next_cursor, symbol=symbol, rule=rule, status=status,
+                     muted=None if muted is None else str(muted).lower(), start=start, end=end, limit=limit)
+    return AnomalyPage(items=[_out(anomaly, svc) for anomaly in page.items], next_cursor=page.next_cursor, next=link)
+
+
+@router.get("/anomalies/{anomaly_id}", response_model=AnomalyOut, responses=problem_responses(404),
+            summary="One anomaly: its figures, status, who acknowledged it and its Slack message")
+def anomaly(_: Reader, svc: Annotated[Services, Depends(services)], anomaly_id: str) -> AnomalyOut:
+    found = history.get_anomaly(svc.es, svc.indices, anomaly_id)
+    if found is None:
+        raise Problem(404, "unknown-anomaly", f"no anomaly with id {anomaly_id!r}")
+    return _out(found, svc)

@@ -1,0 +1,156 @@
+"""Response and request bodies of the API (pydantic), built from the plain data `pipeline` services return."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from pipeline import history
+from pipeline.controls import Change, Mute, RuleView
+from pipeline.schema import Anomaly, RuleName
+
+
+class SymbolOut(BaseModel):
+    symbol: str
+    last_price: float
+    last_timestamp: datetime
+
+    @classmethod
+    def of(cls, info: history.SymbolInfo) -> SymbolOut:
+        return cls(symbol=info.symbol, last_price=info.last_price, last_timestamp=info.last_timestamp)
+
+
+class SymbolList(BaseModel):
+    items: list[SymbolOut]
+
+
+class TickOut(BaseModel):
+    timestamp: datetime
+    price: float
+    volume: float | None
+
+    @classmethod
+    def of(cls, row: history.TickRow) -> TickOut:
+        return cls(timestamp=row.timestamp, price=row.price, volume=row.volume)
+
+
+class TickPage(BaseModel):
+    symbol: str
+    start: datetime
+    end: datetime
+    items: list[TickOut] = Field(description="oldest first")
+    next_cursor: str | None = Field(description="pass as ?cursor= (with the same start and end) for the next page")
+    next: str | None = Field(description="the next page's URL path and query, ready to call")
+
+
+class BarOut(BaseModel):
+    start: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float | None
+    ticks: int
+
+    @classmethod
+    def of(cls, bar: history.Bar) -> BarOut:
+        return cls(start=bar.start, open=bar.open, high=bar.high, low=bar.low, close=bar.close, volume=bar.volume,
+                   ticks=bar.ticks)
+
+
+class Ohlc(BaseModel):
+    symbol: str
+    interval: str
+    start: datetime
+    end: datetime
+    bars: list[BarOut] = Field(description="oldest first; intervals without a tick are left out")
+
+
+class AnomalyOut(Anomaly):
+    slack_url: str | None = Field(None, description="link to the alert's Slack message (needs "
+                                                    "TICKWATCH_SLACK_WORKSPACE_URL), when it was posted")
+
+
+class AnomalyPage(BaseModel):
+    items: list[AnomalyOut] = Field(description="newest first")
+    next_cursor: str | None
+    next: str | None
+
+
+class RuleOut(BaseModel):
+    threshold_pct: float = Field(description="0: the rule is off")
+    window_seconds: int
+    cooldown_seconds: int
+    overridden: bool = Field(description="true when set for this symbol, false when the defaults apply")
+
+    @classmethod
+    def of(cls, view: RuleView) -> RuleOut:
+        return cls(threshold_pct=view.threshold_pct, window_seconds=view.window_seconds,
+                   cooldown_seconds=view.cooldown_seconds, overridden=view.overridden)
+
+
+class Thresholds(BaseModel):
+    symbol: str
+    rules: dict[RuleName, RuleOut]
+
+
+class ThresholdChange(BaseModel):
+    """Set one rule's parameters for a symbol; those left out keep their current values."""
+
+    rule: RuleName
+    threshold_pct: float | None = Field(None, ge=0, lt=100, description="percent; 0 turns the rule off")
+    window: str | None = Field(None, description="e.g. 90s, 5m, 1h (a bare number counts in seconds)",
+                               examples=["10m"])
+    cooldown: str | None = Field(None, description="how long the condition must be clear before the rule re-arms",
+                                 examples=["15m"])
+
+
+class MuteOut(BaseModel):
+    symbol: str
+    until: datetime | None = Field(description="null: until unmuted")
+    by: str
+    reason: str
+    at: datetime | None
+
+    @classmethod
+    def of(cls, mute: Mute) -> MuteOut:
+        return cls(symbol=mute.symbol, until=mute.until, by=mute.by, reason=mute.reason, at=mute.at)
+
+
+class MuteList(BaseModel):
+    items: list[MuteOut] = Field(description="mutes in force, soonest to end first")
+
+
+class MuteRequest(BaseModel):
+    symbol: str
+    duration: str | None = Field(None, description="e.g. 30m, 2h, 1d; leave out (and until) to mute until unmuted",
+                                 examples=["2h"])
+    until: datetime | None = Field(None, description="end time (ISO-8601); instead of duration")
+    reason: str = Field("", max_length=500)
+
+
+class ActorOut(BaseModel):
+    name: str
+    via: Literal["slack", "api", "cli"]
+    id: str | None
+
+
+class ChangeOut(BaseModel):
+    at: datetime
+    action: str
+    symbol: str
+    old: dict | None
+    new: dict | None
+    actor: ActorOut
+
+    @classmethod
+    def of(cls, change: Change) -> ChangeOut:
+        actor = ActorOut(name=change.actor.name, via=change.actor.via, id=change.actor.id)
+        return cls(at=change.at, action=change.action, symbol=change.symbol, old=change.old, new=change.new,
+                   actor=actor)
+
+
+class AuditLog(BaseModel):
+    items: list[ChangeOut] = Field(description="newest first")

@@ -1,0 +1,34 @@
+"""Helpers every router uses: turning a service's ValueError into a 422 that names the field, symbols."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlencode
+
+from api.errors import Problem
+from pipeline.schema import normalise_symbol
+
+
+@contextmanager
+def invalid_as_problem(field: str | None = None) -> Iterator[None]:
+    """A ValueError a service raises on bad input becomes a 422 problem (the service's message, the field)."""
+    try:
+        yield
+    except ValueError as error:
+        errors = [{"field": field, "message": str(error)}] if field else None
+        raise Problem(422, "validation", f"{field}: {error}" if field else str(error), errors=errors) from None
+
+
+def symbol_param(symbol: str) -> str:
+    with invalid_as_problem("path.symbol"):
+        return normalise_symbol(symbol)
+
+
+def next_link(path: str, cursor: str | None, **query: object) -> str | None:
+    """The next page's path and query (None when there is no next page)."""
+    if cursor is None:
+        return None
+    params = {key: value.isoformat() if hasattr(value, "isoformat") else value
+              for key, value in query.items() if value is not None}
+    return f"{path}?{urlencode({**params, 'cursor': cursor})}"
