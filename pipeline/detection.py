@@ -11,7 +11,8 @@ given in order; ticks older than the watermark are reported as `late` (stored, n
 Episodes (one alert per episode, like Alertmanager): an anomaly opens when a rule's condition starts to
 hold; while it holds (and until it has been clear for `cooldown`) the same anomaly is updated, never
 re-opened. Its id comes from (symbol, rule, the reference tick it is measured from), so a replay, or the
-same crash seen in another order, yields the same id.
+same crash seen in another order, yields the same id. When the condition has been clear for the cooldown
+the episode ends: the anomaly is reported once more with `resolved_at` (the event time that ended it).
 """
 
 from __future__ import annotations
@@ -117,12 +118,15 @@ class SymbolState:
 
 @dataclass
 class Outcome:
-    """What a batch changed: anomalies to store (new or updated), the ids that are new, late and duplicate ticks."""
+    """What a batch changed: anomalies to store (new or updated), the ids that are new, deepened (a new peak)
+    and resolved (their episode ended), and the late and duplicate ticks."""
 
     anomalies: list[Anomaly]
     new_ids: list[str]
     late: list[TickPoint]
     duplicates: list[TickPoint]
+    deepened_ids: list[str] = field(default_factory=list)
+    resolved_ids: list[str] = field(default_factory=list)
 
 
 def advance(
@@ -157,6 +161,7 @@ def advance(
         reusable = _tentative_ids(state, watermark)
     episodes = {rule.name: source.get(rule.name, Episode()).copy() for rule in active}
     touched: dict[str, dict[str, Any]] = {}
+    deepened: set[str] = set()
     # One sliding window per window length (rules may share one).
     extremes = {rule.window_ms: SlidingExtremes(state.prices) for rule in active}
     for i in range(bisect.bisect_right(state.ts, start), len(state.ts)):
@@ -175,12 +180,15 @@ def advance(
                     tick = TickPoint(ts, price, volume, published.get(ts))
                     episode.anomaly = _open(symbol, rule, tick, state.ts[lo + ref], state.prices[lo + ref],
                                             now, state.known, reusable.get(rule.name))
-                else:
-                    _deepen(episode.anomaly, price, ts)
+                elif _deepen(episode.anomaly, price, ts):
+                    deepened.add(episode.anomaly["id"])
                 episode.last_hold = ts
                 touched[episode.anomaly["id"]] = episode.anomaly
             elif episode.anomaly is not None and ts - episode.last_hold >= rule.cooldown_ms:
-                episode.anomaly = None  # clear for a whole cooldown: the rule re-arms
+                # Clear for a whole cooldown: the episode ends (reported once) and the rule re-arms.
+                episode.anomaly["resolved_at"] = ts
+                touched[episode.anomaly["id"]] = episode.anomaly
+                episode.anomaly = None
             else:
                 continue
             changes.append((ts, rule.name, episode.copy()))
@@ -198,7 +206,10 @@ def advance(
         state.known[key] = {"rule": data["rule"], "timestamp": data["timestamp"],
                             "published_at": data["published_at"], "detected_at": data["detected_at"]}
     _prune(state, max((rule.window_ms for rule in active), default=0))
-    return Outcome([_model(data, muted) for data in touched.values()], new_ids, late, duplicates)
+    resolved_ids = [key for key, data in touched.items() if data.get("resolved_at") is not None]
+    return Outcome([_model(data, muted) for data in touched.values()], new_ids, late, duplicates,
+                   deepened_ids=[key for key in touched if key in deepened and key not in new_ids],
+                   resolved_ids=resolved_ids)
 
 
 def _insert(state: SymbolState, ticks: Iterable[TickPoint]
@@ -303,11 +314,15 @@ def _open(symbol: str, rule: Rule, tick: TickPoint, ref_ts: int, ref_price: floa
     }
 
 
-def _deepen(anomaly: dict[str, Any], price: float, ts: int) -> None:
-    """A further move in the rule's direction updates the open anomaly instead of opening another."""
+def _deepen(anomaly: dict[str, Any], price: float, ts: int) -> bool:
+    """A further move in the rule's direction updates the open anomaly instead of opening another.
+
+    Returns whether the peak moved (the alert message then shows the new peak)."""
     change = round((price / anomaly["reference_price"] - 1) * 100, 4)
     if abs(change) > abs(anomaly["peak_change_pct"]):
         anomaly.update(peak_price=price, peak_change_pct=change, peak_timestamp=ts)
+        return True
+    return False
 
 
 def _prune(state: SymbolState, window_ms: int) -> None:
@@ -324,6 +339,7 @@ def _prune(state: SymbolState, window_ms: int) -> None:
 
 
 def _model(data: dict[str, Any], muted: bool) -> Anomaly:
-    times = ("timestamp", "reference_timestamp", "peak_timestamp", "published_at", "detected_at")
-    return Anomaly(**{**data, **{key: from_ms(data[key]) for key in times if data[key] is not None},
-                      "muted": muted})
+    times = ("timestamp", "reference_timestamp", "peak_timestamp", "published_at", "detected_at", "resolved_at")
+    status = {"status": "resolved"} if data.get("resolved_at") is not None else {}
+    return Anomaly(**{**data, **{key: from_ms(data[key]) for key in times if data.get(key) is not None},
+                      "muted": muted, **status})

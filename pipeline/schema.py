@@ -155,13 +155,21 @@ class Anomaly(BaseModel):
 class AlertEvent(BaseModel):
     """The envelope every channel carries: Kafka `alerts`, webhooks (and the source of Slack messages)."""
 
-    type: Literal["anomaly.detected"] = "anomaly.detected"
+    type: EventType = "anomaly.detected"
     id: str
     timestamp: datetime
     data: Anomaly
 
     @classmethod
-    def for_anomaly(cls, anomaly: Anomaly) -> AlertEvent:
+    def for_anomaly(cls, anomaly: Anomaly, type: EventType = "anomaly.detected") -> AlertEvent:
+        """`anomaly.detected` (id `msg_<anomaly id>`, at detection) or `anomaly.resolved` (id
+        `msg_<anomaly id>_resolved`, at the event time the episode ended): a replay yields the same ids."""
+        if type == "anomaly.resolved":
+            if anomaly.resolved_at is None:
+                raise ValueError(f"anomaly {anomaly.id} has not resolved")
+            return cls(type=type, id=f"msg_{anomaly.id}_resolved", timestamp=anomaly.resolved_at, data=anomaly)
+        if type != "anomaly.detected":
+            raise ValueError(f"{type} events do not carry one anomaly")
         return cls(id=f"msg_{anomaly.id}", timestamp=anomaly.detected_at, data=anomaly)
 
     def to_json(self) -> bytes:

@@ -171,3 +171,32 @@ def test_the_first_batch_of_a_symbol_also_tolerates_lateness():
     advance(state, "TSLA", [TickPoint(T0 + 60_000, 100.0)], [DROP], lateness_ms=30_000, now=NOW)
     out = advance(state, "TSLA", [TickPoint(T0 + 50_000, 100.0)], [DROP], lateness_ms=30_000, now=NOW)
     assert out.late == [] and state.ts == [T0 + 50_000, T0 + 60_000]
+
+
+def test_an_episode_ends_once_the_condition_has_been_clear_for_the_cooldown():
+    found, new_ids, _ = run(CRASH, rules=[DROP], batch=25)
+    anomaly = found[new_ids[0]]
+    assert anomaly.status == "resolved"
+    # Prices sit at 92 from 690 s. The condition holds while the window (300 s) still holds a price >= 96.84,
+    # i.e. a tick of the slope up to 635 s: it last holds at 935 s and the episode ends a cooldown later.
+    assert anomaly.resolved_at is not None
+    assert (anomaly.resolved_at.timestamp() * 1000 - T0) / 1000 == pytest.approx(935 + 300, abs=1)
+
+
+def test_resolution_and_deepening_are_reported_once_each_batch_they_happen_in():
+    state = SymbolState()
+    resolved: list[str] = []
+    deepened: list[list[str]] = []
+    for i in range(0, len(CRASH), 30):
+        out = advance(state, "TSLA", CRASH[i:i + 30], [DROP], lateness_ms=30_000, now=NOW)
+        resolved += out.resolved_ids
+        deepened.append(out.deepened_ids)
+        assert not set(out.deepened_ids) & set(out.new_ids)  # a new anomaly is not also "deepened"
+    assert len(resolved) == 1
+    assert any(deepened) and all(ids in ([], resolved) for ids in deepened)  # only that episode deepens
+    assert not any(deepened[-5:])  # after the bottom, the peak no longer moves
+
+
+def test_an_episode_still_holding_is_not_resolved():
+    found, new_ids, _ = run(CRASH[:800], rules=[DROP])
+    assert found[new_ids[0]].status == "open" and found[new_ids[0]].resolved_at is None
