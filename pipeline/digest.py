@@ -1,0 +1,540 @@
+"""The daily digest: one calendar day of the market as data, rendered to Block Kit, plain text and a chart,
+posted once per (day, channel) and edited on every re-run.
+
+The day is a calendar day in `TICKWATCH_DIGEST_TZ`, never a scheduler's data interval (a cron schedule gives
+an interval whose start equals its end). Every query is bounded by the day and by a size: one composite pass
+over the day's ticks gives each symbol's open/close (top_hits size 1 by timestamp), low/high, late ticks and
+the time slots it traded in (for silence); small queries add anomaly counts, mute changes and the top
+movers' paths; dead letters are counted from the DLQ topic's offsets at the day's bounds (Kafka's
+`offsets_for_times`), which is exact and reads no record.
+
+Where a posted digest is: the `<prefix>-digests` index, one document per (day, channel) with the message
+ts, so a retry or re-run edits the message (`chat.update`) instead of posting again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from elasticsearch import Elasticsearch, NotFoundError
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
+from kafka.structs import TopicPartition
+from pydantic import BaseModel
+from slack_sdk import WebClient
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from pipeline import store
+from pipeline.messages import _template
+from pipeline.schema import from_ms, iso, to_ms
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SECTION_CHARS = 3000  # Slack's limit per section text
+HEADER_CHARS = 150
+MAX_SYMBOLS = 20_000  # composite paging stops here: a digest of more symbols than this is cut, and says so
+MAX_BUCKETS = 60_000  # under Elasticsearch's search.max_buckets (65,536) per page
+ANOMALY_LINES = 15
+MUTE_LINES = 15
+SILENT_LINES = 10
+CHART_POINTS = 150
+
+
+# --- the day ---------------------------------------------------------------------------------------------------
+
+def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
+    """[start, end) of a calendar day in `tz`, in UTC. 23 or 25 hours long on DST changes."""
+    zone = ZoneInfo(tz)
+    start = datetime.combine(day, datetime.min.time(), zone)
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def last_complete_day(tz: str, now: datetime | None = None) -> date:
+    """Yesterday in `tz`: the newest day that has ended."""
+    return (now or datetime.now(UTC)).astimezone(ZoneInfo(tz)).date() - timedelta(days=1)
+
+
+# --- the summary as data (JSON for XCom and the `digest.daily` event) ---------------------------------------
+
+class SymbolDay(BaseModel):
+    symbol: str
+    open: float
+    close: float
+    low: float
+    high: float
+    first_at: datetime
+    last_at: datetime
+    ticks: int
+    late: int
+    change_pct: float  # open -> close
+    drawdown_pct: float  # open -> the day's low (<= 0)
+    rise_pct: float  # open -> the day's high (>= 0)
+
+
+class RuleCount(BaseModel):
+    """Anomalies of one symbol and rule in the day, by human state."""
+
+    symbol: str
+    rule: str
+    total: int
+    acknowledged: int
+    open: int
+    resolved: int
+    muted: int
+
+
+class MuteEntry(BaseModel):
+    symbol: str
+    action: Literal["mute", "unmute"]
+    by: str
+    at: datetime
+    until: datetime | None = None
+    reason: str = ""
+
+
+class Silence(BaseModel):
+    """A symbol with at least one whole slot without ticks while the market traded."""
+
+    symbol: str
+    last_at: datetime
+    silent_minutes: int  # longest run of empty slots (a lower bound of the gap)
+    stopped_early: bool  # its last tick came a slot or more before the market's last
+
+
+class Health(BaseModel):
+    late_ticks: int
+    late_by_symbol: list[tuple[str, int]]
+    dead_letters: int | None  # None: Kafka could not be asked
+    silent: list[Silence]
+    silent_total: int
+    silence_minutes: int
+
+
+class Digest(BaseModel):
+    day: date
+    tz: str
+    start: datetime
+    end: datetime
+    generated_at: datetime
+    symbols: int
+    ticks: int
+    truncated: bool  # more than MAX_SYMBOLS symbols traded
+    movers: list[SymbolDay]
+    drawdowns: list[SymbolDay]
+    rises: list[SymbolDay]
+    anomalies: list[RuleCount]
+    anomalies_total: int
+    acknowledged_total: int
+    mute_changes: list[MuteEntry]
+    muted_at_end: list[MuteEntry]
+    health: Health
+    paths: dict[str, list[tuple[datetime, float]]]  # top movers, price normalised to 100 at the open
+    timings_ms: dict[str, float]  # where the time went, per query
+
+    @property
+    def event_id(self) -> str:
+        return f"msg_digest_{self.day.isoformat()}"
+
+
+# --- building it --------------------------------------------------------------------------------------------
+
+class _Timer:
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = round((time.perf_counter() - began) * 1000, 1)
+
+
+def build(es: Elasticsearch, indices: store.Indices, settings: Settings, day: date,
+          *, now: datetime | None = None) -> Digest:
+    """The digest of `day` (a calendar day in settings.digest_tz), from Elasticsearch and the DLQ topic."""
+    start, end = day_bounds(day, settings.digest_tz)
+    slot = timedelta(minutes=settings.digest_silence_minutes)
+    top = settings.digest_top
+    timer = _Timer()
+    with timer("symbols"):
+        days, slots, truncated = _symbol_days(es, indices, start, end, slot)
+    with timer("anomalies"):
+        anomalies = _anomaly_counts(es, indices, start, end)
+    with timer("mutes"):
+        changes, muted_at_end = _mutes(es, indices, start, end)
+    with timer("dead_letters"):
+        dead = dead_letters(settings, start, end)
+    movers = sorted(days, key=lambda d: (-abs(d.change_pct), d.symbol))[:top]
+    with timer("paths"):
+        paths = _paths(es, indices, movers, start, end)
+    silent = silences(slots, slot)
+    late = sorted(((d.symbol, d.late) for d in days if d.late), key=lambda item: (-item[1], item[0]))
+    by_symbol = {d.symbol: d for d in days}
+    return Digest(
+        day=day, tz=settings.digest_tz, start=start, end=end, generated_at=now or datetime.now(UTC),
+        symbols=len(days), ticks=sum(d.ticks for d in days), truncated=truncated,
+        movers=movers,
+        drawdowns=sorted((d for d in days if d.drawdown_pct < 0), key=lambda d: (d.drawdown_pct, d.symbol))[:top],
+        rises=sorted((d for d in days if d.rise_pct > 0), key=lambda d: (-d.rise_pct, d.symbol))[:top],
+        anomalies=anomalies, anomalies_total=sum(c.total for c in anomalies),
+        acknowledged_total=sum(c.acknowledged for c in anomalies),
+        mute_changes=changes, muted_at_end=muted_at_end,
+        health=Health(late_ticks=sum(n for _, n in late), late_by_symbol=late[:top], dead_letters=dead,
+                      silent=[Silence(symbol=s, last_at=by_symbol[s].last_at, silent_minutes=minutes,
+                                      stopped_early=early) for s, minutes, early in silent[:SILENT_LINES]],
+                      silent_total=len(silent), silence_minutes=settings.digest_silence_minutes),
+        paths=paths, timings_ms=timer.ms,
+    )
+
+
+def _day_range(field: str, start: datetime, end: datetime) -> dict[str, Any]:
+    return {"range": {field: {"gte": iso(start), "lt": iso(end)}}}
+
+
+def _symbol_days(es: Elasticsearch, indices: store.Indices, start: datetime, end: datetime,
+                 slot: timedelta) -> tuple[list[SymbolDay], dict[str, list[int]], bool]:
+    """Every symbol's day in one composite pass: open/close, low/high, ticks, late ticks, traded slots."""
+    slots_per_day = math.ceil((end - start) / slot) + 1
+    page = max(1, min(1000, MAX_BUCKETS // (slots_per_day + 4)))
+    aggs = {
+        "low": {"min": {"field": "price"}},
+        "high": {"max": {"field": "price"}},
+        "open": {"top_hits": {"size": 1, "sort": [{"timestamp": "asc"}], "_source": ["price", "timestamp"]}},
+        "close": {"top_hits": {"size": 1, "sort": [{"timestamp": "desc"}], "_source": ["price", "timestamp"]}},
+        "late": {"filter": {"term": {"late": True}}},
+        "slots": {"date_histogram": {"field": "timestamp", "fixed_interval": f"{int(slot.total_seconds())}s",
+                                     "min_doc_count": 1}},
+    }
+    days: list[SymbolDay] = []
+    slots: dict[str, list[int]] = {}
+    after: dict[str, Any] | None = None
+    while True:
+        composite: dict[str, Any] = {"size": page, "sources": [{"symbol": {"terms": {"field": "symbol"}}}]}
+        if after:
+            composite["after"] = after
+        result = es.options(request_timeout=120).search(
+            index=indices.ticks, size=0, query=_day_range("timestamp", start, end),
+            aggs={"symbols": {"composite": composite, "aggs": aggs}}, ignore_unavailable=True, allow_no_indices=True)
+        body = result.get("aggregations", {}).get("symbols", {"buckets": []})
+        for bucket in body["buckets"]:
+            symbol = bucket["key"]["symbol"]
+            days.append(_symbol_day(symbol, bucket))
+            slots[symbol] = [b["key"] for b in bucket["slots"]["buckets"]]
+        after = body.get("after_key")
+        if not after or not body["buckets"]:
+            return days, slots, False
+        if len(days) >= MAX_SYMBOLS:
+            return days, slots, True
+
+
+def _symbol_day(symbol: str, bucket: dict[str, Any]) -> SymbolDay:
+    first = bucket["open"]["hits"]["hits"][0]["_source"]
+    last = bucket["close"]["hits"]["hits"][0]["_source"]
+    opening, closing = first["price"], last["price"]
+    low, high = bucket["low"]["value"], bucket["high"]["value"]
+    return SymbolDay(symbol=symbol, open=opening, close=closing, low=low, high=high,
+                     first_at=first["timestamp"], last_at=last["timestamp"], ticks=bucket["doc_count"],
+                     late=bucket["late"]["doc_count"], change_pct=_pct(opening, closing),
+                     drawdown_pct=_pct(opening, low), rise_pct=_pct(opening, high))
+
+
+def _pct(base: float, value: float) -> float:
+    return round((value - base) / base * 100, 4)
+
+
+def silences(slots: dict[str, list[int]], slot: timedelta) -> list[tuple[str, int, bool]]:
+    """(symbol, silent minutes, stopped early) for symbols with a whole empty slot inside the market's span
+    (from the first slot any symbol traded in to the last), longest silence first. Pure."""
+    width = int(slot.total_seconds() * 1000)
+    traded = [keys for keys in slots.values() if keys]
+    if not traded:
+        return []
+    market_first, market_last = min(keys[0] for keys in traded), max(keys[-1] for keys in traded)
+    found = []
+    for symbol, keys in slots.items():
+        if not keys:
+            continue
+        edges = [market_first - width, *keys, market_last + width]
+        empty = max((b - a) // width - 1 for a, b in pairwise(edges))
+        if empty >= 1:
+            found.append((symbol, empty * width // 60_000, keys[-1] < market_last))
+    return sorted(found, key=lambda item: (-item[1], item[0]))
+
+
+def _anomaly_counts(es: Elasticsearch, indices: store.Indices, start: datetime, end: datetime) -> list[RuleCount]:
+    """Anomalies of the day (by event time) per symbol and rule, by status; most first."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    after: dict[str, Any] | None = None
+    for _ in range(MAX_SYMBOLS // 1000):
+        composite: dict[str, Any] = {"size": 1000, "sources": [
+            {"symbol": {"terms": {"field": "symbol"}}}, {"rule": {"terms": {"field": "rule"}}},
+            {"status": {"terms": {"field": "status", "missing_bucket": True}}}]}
+        if after:
+            composite["after"] = after
+        result = es.search(index=indices.anomalies, size=0, query=_day_range("timestamp", start, end),
+                           aggs={"groups": {"composite": composite,
+                                            "aggs": {"muted": {"filter": {"term": {"muted": True}}}}}},
+                           ignore_unavailable=True)
+        body = result.get("aggregations", {}).get("groups", {"buckets": []})
+        for bucket in body["buckets"]:
+            key = bucket["key"]
+            row = counts.setdefault((key["symbol"], key["rule"]), {"open": 0, "acknowledged": 0, "resolved": 0,
+                                                                   "muted": 0})
+            status = key["status"] or "open"  # documents from before human state existed
+            row[status] = row.get(status, 0) + bucket["doc_count"]
+            row["muted"] += bucket["muted"]["doc_count"]
+        after = body.get("after_key")
+        if not after or not body["buckets"]:
+            break
+    rows = [RuleCount(symbol=symbol, rule=rule, total=c["open"] + c["acknowledged"] + c["resolved"],
+                      acknowledged=c["acknowledged"], open=c["open"], resolved=c["resolved"], muted=c["muted"])
+            for (symbol, rule), c in counts.items()]
+    return sorted(rows, key=lambda r: (-r.total, r.symbol, r.rule))
+
+
+def _mutes(es: Elasticsearch, indices: store.Indices, start: datetime,
+           end: datetime) -> tuple[list[MuteEntry], list[MuteEntry]]:
+    """Mute changes made during the day, and the mutes in force at its end, from the audit index."""
+    actions = {"terms": {"action": ["mute", "unmute"]}}
+    during = es.search(index=indices.audit, size=100, sort=[{"at": "asc"}], ignore_unavailable=True,
+                       query={"bool": {"filter": [actions, _day_range("at", start, end)]}})["hits"]["hits"]
+    latest = es.search(index=indices.audit, size=0, ignore_unavailable=True,
+                       query={"bool": {"filter": [actions, {"range": {"at": {"lt": iso(end)}}}]}},
+                       aggs={"symbols": {"terms": {"field": "symbol", "size": 1000},
+                                         "aggs": {"last": {"top_hits": {"size": 1, "sort": [{"at": "desc"}]}}}}})
+    buckets = latest.get("aggregations", {}).get("symbols", {"buckets": []})["buckets"]
+    last = [_mute_entry(b["last"]["hits"]["hits"][0]["_source"]) for b in buckets]
+    in_force = [m for m in last if m.action == "mute" and (m.until is None or m.until > end)]
+    return [_mute_entry(hit["_source"]) for hit in during], sorted(in_force, key=lambda m: m.symbol)
+
+
+def _mute_entry(doc: dict[str, Any]) -> MuteEntry:
+    state = doc.get("new") or {}
+    return MuteEntry(symbol=doc["symbol"], action=doc["action"], by=doc["actor"]["name"], at=doc["at"],
+                     until=state.get("until"), reason=state.get("reason") or "")
+
+
+def dead_letters(settings: Settings, start: datetime, end: datetime) -> int | None:
+    """Records the DLQ topic received in [start, end), from offsets by timestamp; None if Kafka cannot say."""
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                                 request_timeout_ms=15_000)
+    except KafkaError as error:
+        log.warning("dead letters not counted: %s", error)
+        return None
+    try:
+        partitions = [TopicPartition(settings.dlq_topic, p)
+                      for p in consumer.partitions_for_topic(settings.dlq_topic) or ()]
+        if not partitions:
+            return 0
+        ends = consumer.end_offsets(partitions)
+        at_start = consumer.offsets_for_times({tp: to_ms(start) for tp in partitions})
+        at_end = consumer.offsets_for_times({tp: to_ms(end) for tp in partitions})
+        # No record at or after a time: the partition's end offset stands for it.
+        return sum((at_end[tp].offset if at_end[tp] else ends[tp]) - (at_start[tp].offset if at_start[tp] else ends[tp])
+                   for tp in partitions)
+    except KafkaError as error:
+        log.warning("dead letters not counted: %s", error)
+        return None
+    finally:
+        consumer.close()
+
+
+def _paths(es: Elasticsearch, indices: store.Indices, movers: list[SymbolDay], start: datetime,
+           end: datetime) -> dict[str, list[tuple[datetime, float]]]:
+    """The movers' mean price per interval, as 100 x price / open, bracketed by the open and the close."""
+    if not movers:
+        return {}
+    interval = max(60, math.ceil((end - start).total_seconds() / CHART_POINTS / 60) * 60)
+    result = es.search(index=indices.ticks, size=0, ignore_unavailable=True, allow_no_indices=True,
+                       query={"bool": {"filter": [_day_range("timestamp", start, end),
+                                                  {"terms": {"symbol": [m.symbol for m in movers]}}]}},
+                       aggs={"symbols": {"terms": {"field": "symbol", "size": len(movers)}, "aggs": {
+                           "path": {"date_histogram": {"field": "timestamp", "fixed_interval": f"{interval}s",
+                                                       "min_doc_count": 1},
+                                    "aggs": {"price": {"avg": {"field": "price"}}}}}}})
+    buckets = {b["key"]: b["path"]["buckets"] for b in result["aggregations"]["symbols"]["buckets"]}
+    paths = {}
+    for mover in movers:
+        scale = 100 / mover.open
+        middle = [(from_ms(b["key"] + interval * 500), round(b["price"]["value"] * scale, 3))
+                  for b in buckets.get(mover.symbol, [])]
+        paths[mover.symbol] = [(mover.first_at, 100.0), *middle, (mover.last_at, round(mover.close * scale, 3))]
+    return paths
+
+
+# --- rendering --------------------------------------------------------------------------------------------
+
+def _context(digest: Digest) -> dict[str, Any]:
+    zone = ZoneInfo(digest.tz)
+
+    def local(value: datetime) -> str:
+        return f"{value.astimezone(zone):%H:%M}"
+
+    return {"d": digest, "local": local, "anomaly_lines": ANOMALY_LINES, "mute_lines": MUTE_LINES}
+
+
+def fit(text: str, limit: int = SECTION_CHARS) -> str:
+    """Cut to Slack's limit on whole lines, saying how many were left out."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    lines = text.splitlines()
+    while lines:
+        lines.pop()
+        note = f"… {len(text.splitlines()) - len(lines)} more lines"
+        candidate = "\n".join([*lines, note])
+        if len(candidate) <= limit:
+            return candidate
+    return text[: limit - 1] + "…"
+
+
+def blocks(digest: Digest) -> list[Block]:
+    """Block Kit for Slack: header, overview, then one section per part that has something to say."""
+    module = _template("digest_slack.j2").make_module(_context(digest))
+    result: list[Block] = [HeaderBlock(text=fit(str(module.header()), HEADER_CHARS)),
+                           SectionBlock(text=MarkdownTextObject(text=fit(str(module.overview()))))]
+    for part in (module.movers, module.extremes, module.anomalies, module.mutes, module.health):
+        text = str(part()).strip()
+        if text:
+            result += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text=fit(text)))]
+    result.append(ContextBlock(elements=[MarkdownTextObject(text=fit(str(module.footer())))]))
+    return result
+
+
+def text(digest: Digest) -> str:
+    """The plain-text digest: Slack's fallback `text`, the terminal without Rich, logs."""
+    return _template("digest_text.j2").render(_context(digest)).strip()
+
+
+def chart(digest: Digest) -> bytes | None:
+    """PNG of the top movers' paths (100 = the open), or None when no symbol traded."""
+    from pipeline.charts import normalised_paths
+
+    if not digest.paths:
+        return None
+    return normalised_paths(digest.paths, title=chart_title(digest), tz=digest.tz)
+
+
+def chart_title(digest: Digest) -> str:
+    return str(_template("digest_text.j2").make_module(_context(digest)).chart_title()).strip()
+
+
+# --- posting, once per (day, channel) ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Posted:
+    channel: str  # the channel id Slack answered with
+    ts: str
+    updated: bool  # True: an earlier message of the same day was edited
+    file_id: str | None
+
+
+def digests_index(indices: store.Indices) -> str:
+    return f"{indices.prefix}-digests"
+
+
+_DIGEST_PROPERTIES = {
+    "day": {"type": "keyword"}, "channel": {"type": "keyword"}, "channel_id": {"type": "keyword"},
+    "ts": {"type": "keyword"}, "posted_at": {"type": "date"}, "updated_at": {"type": "date"},
+    "runs": {"type": "integer"}, "file_ids": {"type": "keyword"},
+    "summary": {"type": "object", "enabled": False},
+}
+
+
+def _ensure_digests_index(es: Elasticsearch, name: str) -> None:
+    if not es.indices.exists(index=name):
+        es.indices.create(index=name, settings={"number_of_shards": 1, "number_of_replicas": 0},
+                          mappings={"dynamic": "strict", "properties": _DIGEST_PROPERTIES})
+
+
+def posted_message(es: Elasticsearch, indices: store.Indices, day: date, channel: str) -> dict[str, Any] | None:
+    """The record of the digest already posted for (day, channel), if any."""
+    try:
+        return es.get(index=digests_index(indices), id=f"{day.isoformat()}|{channel}")["_source"]
+    except NotFoundError:
+        return None
+
+
+def message(digest: Digest) -> dict[str, Any]:
+    """What chat.postMessage / chat.update send, as JSON (small enough to pass between DAG tasks)."""
+    return {"text": fit(text(digest), 4000), "blocks": [block.to_dict() for block in blocks(digest)]}
+
+
+def post(digest: Digest, content: dict[str, Any], settings: Settings, es: Elasticsearch, indices: store.Indices,
+         client: WebClient, *, channel: str | None = None, png: bytes | None = None) -> Posted:
+    """Post `content` (from `message`), or edit the digest already posted for its day in that channel; then
+    upload the chart into the message's thread. The (day, channel) -> ts record is written right after the
+    first post, so only a crash between Slack's answer and that write could lead a retry to post again."""
+    channel = channel or settings.digest_channel or settings.slack_channel
+    index = digests_index(indices)
+    _ensure_digests_index(es, index)
+    doc_id = f"{digest.day.isoformat()}|{channel}"
+    known = posted_message(es, indices, digest.day, channel)
+    options = {"unfurl_links": False,
+               "metadata": {"event_type": "digest.daily", "event_payload": {"day": digest.day.isoformat()}}}
+    now = iso(datetime.now(UTC))
+    if known:
+        client.chat_update(channel=known["channel_id"], ts=known["ts"], **content, **options)
+        record = {**known, "updated_at": now, "runs": known.get("runs", 1) + 1}
+    else:
+        answer = client.chat_postMessage(channel=channel, **content, **options)
+        record = {"day": digest.day.isoformat(), "channel": channel, "channel_id": answer["channel"],
+                  "ts": answer["ts"], "posted_at": now, "updated_at": now, "runs": 1, "file_ids": []}
+    record["summary"] = digest.model_dump(mode="json", exclude={"paths"})
+    es.index(index=index, id=doc_id, document=record, refresh="wait_for")
+    file_id = None
+    if png is not None:
+        upload = client.files_upload_v2(channel=record["channel_id"], thread_ts=record["ts"], file=png,
+                                        filename=f"digest-{digest.day.isoformat()}.png", title=chart_title(digest))
+        file_id = upload["file"]["id"]
+        es.update(index=index, id=doc_id, doc={"file_ids": [*record["file_ids"], file_id]}, refresh="wait_for")
+    return Posted(channel=record["channel_id"], ts=record["ts"], updated=bool(known), file_id=file_id)
+
+
+def event(digest: Digest) -> dict[str, Any]:
+    """The `digest.daily` event in the envelope every channel carries (DESIGN.md, alert lifecycle events)."""
+    return {"type": "digest.daily", "id": digest.event_id, "timestamp": iso(digest.generated_at),
+            "data": digest.model_dump(mode="json", exclude={"paths", "timings_ms"})}
+
+
+def deliver(digest: Digest, settings: Settings, *, channel: str | None = None) -> Posted:
+    """Everything `tickwatch digest --post` does in one call (the DAG runs the same steps as separate tasks)."""
+    from pipeline.notifiers.slack import web_client
+
+    es = store.connect(settings)
+    return post(digest, message(digest), settings, es, store.Indices(settings.index_prefix), web_client(settings),
+                channel=channel, png=chart(digest))
+
+
+def notify(digest: Digest, settings: Settings) -> None:
+    """The `digest.daily` event onto the Kafka `alerts` topic (key `digest`), as every alert event goes."""
+    import orjson
+
+    from pipeline.topics import make_producer
+
+    producer = make_producer(settings, linger_ms=0)
+    try:
+        producer.send(settings.alerts_topic, key=b"digest", value=orjson.dumps(event(digest))).get(timeout=10)
+    finally:
+        producer.close()

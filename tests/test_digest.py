@@ -1,0 +1,188 @@
+"""The daily digest: day bounds, silence detection and Slack limits as pure functions; the numbers over a seeded
+day in the real Elasticsearch; `tickwatch digest` posting to the fake Slack, once per day, edits on re-runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from pipeline import digest, store
+from stack.fake_slack import FakeSlack
+from tests.digest_day import DAY, seed
+
+# --- pure parts --------------------------------------------------------------------------------------------
+
+
+def test_day_bounds_in_utc_and_across_dst() -> None:
+    assert digest.day_bounds(date(2026, 11, 20), "UTC") == (datetime(2026, 11, 20, tzinfo=UTC),
+                                                             datetime(2026, 11, 21, tzinfo=UTC))
+    start, end = digest.day_bounds(date(2026, 11, 1), "America/New_York")  # clocks go back: 25 hours
+    assert (start, end - start) == (datetime(2026, 11, 1, 4, tzinfo=UTC), timedelta(hours=25))
+    start, end = digest.day_bounds(date(2026, 3, 8), "America/New_York")  # clocks go forward: 23 hours
+    assert (start, end - start) == (datetime(2026, 3, 8, 5, tzinfo=UTC), timedelta(hours=23))
+    start, _ = digest.day_bounds(date(2026, 11, 20), "Asia/Tokyo")
+    assert start == datetime(2026, 11, 19, 15, tzinfo=UTC)
+
+
+def test_last_complete_day_is_yesterday_in_the_digest_zone() -> None:
+    now = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)  # still the 20th in New York
+    assert digest.last_complete_day("UTC", now) == date(2026, 11, 20)
+    assert digest.last_complete_day("America/New_York", now) == date(2026, 11, 19)
+
+
+def test_silences_find_gaps_late_starts_and_early_stops() -> None:
+    slot = timedelta(minutes=15)
+    w = 15 * 60_000
+    slots = {"FULL": [0, w, 2 * w, 3 * w, 4 * w], "GAP": [0, 3 * w, 4 * w], "STOP": [0, w], "LATE": [2 * w, 4 * w]}
+    assert digest.silences(slots, slot) == [("STOP", 45, True), ("GAP", 30, False), ("LATE", 30, False)]
+    assert digest.silences({}, slot) == []
+
+
+def test_fit_cuts_whole_lines_and_says_how_many() -> None:
+    text = "\n".join(f"line {i:04d}" for i in range(1000))
+    cut = digest.fit(text, 3000)
+    assert len(cut) <= 3000
+    assert cut.endswith("more lines")
+    kept = cut.splitlines()[:-1]
+    assert kept == text.splitlines()[: len(kept)]
+    assert cut.splitlines()[-1] == f"… {1000 - len(kept)} more lines"
+    assert digest.fit("short") == "short"
+
+
+def _big_digest() -> digest.Digest:
+    """A digest with far more rows than Slack can show, and long names, to test the limits."""
+    start, end = digest.day_bounds(DAY, "UTC")
+    symbol = "VERYLONG.SYMBOL-NAME"
+    day = digest.SymbolDay(symbol=symbol, open=1e6, close=2e6, low=1.0, high=3e6, first_at=start, last_at=end,
+                           ticks=10**7, late=10**5, change_pct=100.0, drawdown_pct=-99.99, rise_pct=200.0)
+    return digest.Digest(
+        day=DAY, tz="UTC", start=start, end=end, generated_at=end, symbols=20_000, ticks=10**10, truncated=True,
+        movers=[day] * 10, drawdowns=[day] * 10, rises=[day] * 10,
+        anomalies=[digest.RuleCount(symbol=f"S{i}", rule="drop", total=999, acknowledged=1, open=998, resolved=0,
+                                    muted=3) for i in range(500)],
+        anomalies_total=499_500, acknowledged_total=500,
+        mute_changes=[digest.MuteEntry(symbol=symbol, action="mute", by="x" * 200, at=start, reason="r" * 500)] * 100,
+        muted_at_end=[digest.MuteEntry(symbol=symbol, action="mute", by="y" * 200, at=start, reason="z" * 500)] * 100,
+        health=digest.Health(late_ticks=10**6, late_by_symbol=[(symbol, 10**5)] * 10, dead_letters=None,
+                             silent=[digest.Silence(symbol=symbol, last_at=start, silent_minutes=600,
+                                                    stopped_early=True)] * 10,
+                             silent_total=5000, silence_minutes=15),
+        paths={}, timings_ms={},
+    )
+
+
+def test_blocks_stay_within_slacks_limits() -> None:
+    big = _big_digest()
+    blocks = [block.to_dict() for block in digest.blocks(big)]
+    assert len(blocks) <= 50
+    assert len(blocks[0]["text"]["text"]) <= 150
+    for block in blocks:
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= 3000
+    anomalies = next(b["text"]["text"] for b in blocks if b["type"] == "section" and "Anomalies" in b["text"]["text"])
+    assert f"and {500 - digest.ANOMALY_LINES} more" in anomalies
+    assert len(digest.message(big)["text"]) <= 4000
+    assert digest.chart(big) is None  # no paths, no chart
+
+
+# --- over the real Elasticsearch ---------------------------------------------------------------------------
+
+
+def test_digest_of_a_seeded_day_has_the_numbers_the_seed_implies(namespace) -> None:
+    expected = seed(namespace.settings)
+    es, indices = store.connect(namespace.settings), store.Indices(namespace.settings.index_prefix)
+    summary = digest.build(es, indices, namespace.settings, DAY)
+    assert (summary.symbols, summary.ticks) == (expected.symbols, expected.ticks)
+    assert (summary.anomalies_total, summary.acknowledged_total) == (expected.anomalies, expected.acknowledged)
+    assert [(c.symbol, c.rule, c.total, c.acknowledged, c.open, c.resolved, c.muted) for c in summary.anomalies] == [
+        ("AAA", "drop", 2, 1, 1, 0, 0), ("BBB", "drop", 1, 0, 0, 1, 1)]
+    movers = {m.symbol: m for m in summary.movers}
+    assert (movers["AAA"].open, movers["AAA"].close, movers["AAA"].low, movers["AAA"].high) == (100, 102, 90, 104)
+    assert movers["BBB"].change_pct == pytest.approx(-10.0)
+    assert movers["CCC"].change_pct == pytest.approx(5.0)
+    assert [m.symbol for m in summary.movers] == ["BBB", "CCC", "AAA", "DDD"]
+    assert [m.symbol for m in summary.drawdowns] == ["AAA", "BBB"]  # -10 % each, by name
+    assert [m.symbol for m in summary.rises] == ["CCC", "AAA"]
+    assert summary.health.late_ticks == expected.late
+    assert summary.health.late_by_symbol == [("AAA", 10)]
+    assert summary.health.dead_letters == expected.dead_letters
+    silent = {s.symbol: s for s in summary.health.silent}
+    assert set(silent) == {"CCC", "DDD"}
+    assert silent["CCC"].stopped_early and silent["CCC"].last_at == datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
+    assert not silent["DDD"].stopped_early and 75 <= silent["DDD"].silent_minutes <= 90
+    assert [(m.symbol, m.by, m.reason) for m in summary.muted_at_end] == [("CCC", "bob", "halted")]
+    assert [(m.symbol, m.action) for m in summary.mute_changes] == [("CCC", "mute"), ("DDD", "mute")]
+    assert set(summary.paths) == {"AAA", "BBB", "CCC", "DDD"}
+    assert summary.paths["BBB"][0][1] == 100.0 and summary.paths["BBB"][-1][1] == pytest.approx(90.0)
+    png = digest.chart(summary)
+    assert png is not None and png.startswith(b"\x89PNG")
+    overview = digest.message(summary)["blocks"][1]["text"]["text"]
+    assert f"*{expected.ticks:,}* ticks" in overview and "*3* anomalies (1 acknowledged)" in overview
+
+
+def test_an_empty_day_is_a_digest_too(namespace) -> None:
+    es, indices = store.connect(namespace.settings), store.Indices(namespace.settings.index_prefix)
+    summary = digest.build(es, indices, namespace.settings, DAY)
+    assert (summary.symbols, summary.ticks, summary.anomalies_total, summary.paths) == (0, 0, 0, {})
+    assert digest.message(summary)["text"].startswith("Market digest 2026-11-20 (UTC): 0 symbols")
+
+
+# --- tickwatch digest --post --------------------------------------------------------------------------------
+
+
+def _cli(namespace, slack: FakeSlack, *args: str) -> subprocess.CompletedProcess:
+    env = {**namespace.env, "TICKWATCH_SLACK_API_URL": slack.url, "SLACK_BOT_TOKEN": "xoxb-test",
+           "TICKWATCH_DIGEST_CHANNEL": "#market-digest", "COLUMNS": "200"}
+    done = subprocess.run([sys.executable, "-m", "tickwatch", "digest", "--date", DAY.isoformat(), *args],
+                          env=env, capture_output=True, text=True, timeout=120, cwd=os.getcwd())
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def posted_numbers(blocks: list[dict]) -> str:
+    return "\n".join(b["text"]["text"] for b in blocks if b.get("type") == "section")
+
+
+def test_cli_posts_once_then_edits_and_dry_run_sends_nothing(namespace) -> None:
+    expected = seed(namespace.settings)
+    with FakeSlack() as slack:
+        shown = _cli(namespace, slack)  # the terminal view
+        assert f"{expected.ticks:,} ticks" in shown.stdout and not slack.calls()
+
+        dry = _cli(namespace, slack, "--post", "--dry-run")
+        assert "would post to #market-digest" in dry.stdout
+        assert slack.calls() == []
+
+        _cli(namespace, slack, "--post")
+        [first] = slack.calls("chat.postMessage")
+        text = posted_numbers(first.params["blocks"])
+        assert f"*4* symbols traded · *{expected.ticks:,}* ticks · *3* anomalies (1 acknowledged)" in text
+        assert "*BBB* -10.00%" in text and "Late ticks: 10" in text and "dead letters: 3" in text
+        assert "🔕 *CCC* muted by bob until unmuted — halted" in text
+        [upload] = slack.calls("files.completeUploadExternal")
+        assert upload.params["thread_ts"] == first.response["ts"]
+        file_id = upload.params["files"][0]["id"]
+        assert slack.uploaded(file_id).startswith(b"\x89PNG")
+
+        again = _cli(namespace, slack, "--post", "--dry-run")
+        assert f"would update message {first.response['ts']}" in again.stdout
+        _cli(namespace, slack, "--post")
+        assert len(slack.calls("chat.postMessage")) == 1  # never twice
+        [update] = slack.calls("chat.update")
+        assert (update.params["channel"], update.params["ts"]) == (first.response["channel"], first.response["ts"])
+        assert posted_numbers(update.params["blocks"]) == text
+        second = slack.calls("files.completeUploadExternal")[1]
+        assert second.params["thread_ts"] == first.response["ts"]
+
+    record = digest.posted_message(store.connect(namespace.settings),
+                                   store.Indices(namespace.settings.index_prefix), DAY, "#market-digest")
+    assert record["runs"] == 2 and record["ts"] == first.response["ts"] and len(record["file_ids"]) == 2
+    [message] = namespace.topic_messages(namespace.settings.alerts_topic, expect=2, timeout=10)[:1]
+    envelope = json.loads(message.value)
+    assert (envelope["type"], envelope["id"]) == ("digest.daily", "msg_digest_2026-11-20")
+    assert envelope["data"]["ticks"] == expected.ticks
