@@ -1,0 +1,104 @@
+"""The daily digest as an Airflow 3 DAG: extract -> render, chart -> post -> notify.
+
+No logic of its own: every step is one call into `pipeline.digest`, which `tickwatch digest` uses too. The
+tasks pass small JSON between them (the summary, the rendered message, the chart's file path) and never
+touch Airflow's database. Which day: the `day` param if given, else the calendar day (in
+TICKWATCH_DIGEST_TZ) of the run's logical date -- the schedule fires after the close of the day it
+summarises; the data interval is not used (a cron schedule makes it zero-length). Re-running a day edits
+its Slack message (see pipeline.digest.post).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Param, dag, task
+
+from pipeline.settings import Settings
+
+
+def _day(params: dict[str, Any], logical_date: datetime | None, run_after: datetime | None,
+         settings: Settings) -> date:
+    from zoneinfo import ZoneInfo
+
+    if params.get("day"):
+        return date.fromisoformat(params["day"])
+    moment = logical_date or run_after or datetime.now(UTC)
+    return moment.astimezone(ZoneInfo(settings.digest_tz)).date()
+
+
+@dag(
+    dag_id="daily_digest",
+    description="The day's market summary to Slack, webhooks and Kafka (pipeline.digest)",
+    schedule=Settings().digest_schedule,
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,  # two runs of one day must not race to post
+    default_args={"retries": 3, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True,
+                  "max_retry_delay": timedelta(minutes=15), "execution_timeout": timedelta(minutes=10)},
+    params={"day": Param(None, type=["null", "string"], format="date",
+                         description="YYYY-MM-DD; empty: the day of the run's logical date")},
+    tags=["tickwatch"],
+)
+def daily_digest() -> None:
+    @task
+    def extract(params: dict[str, Any] | None = None, logical_date: datetime | None = None,
+                dag_run: Any = None) -> str:
+        """The summary of the day, as JSON."""
+        from pipeline import digest, store
+
+        settings = Settings()
+        day = _day(params or {}, logical_date, getattr(dag_run, "run_after", None), settings)
+        summary = digest.build(store.connect(settings), store.Indices(settings.index_prefix), settings, day)
+        return summary.model_dump_json()
+
+    @task
+    def render(summary: str) -> dict[str, Any]:
+        """Block Kit and fallback text."""
+        from pipeline import digest
+
+        return digest.message(digest.Digest.model_validate_json(summary))
+
+    @task
+    def chart(summary: str) -> str | None:
+        """The PNG in a file (its path goes on), or None when no symbol traded."""
+        from pipeline import digest
+
+        parsed = digest.Digest.model_validate_json(summary)
+        png = digest.chart(parsed)
+        if png is None:
+            return None
+        folder = Path(tempfile.gettempdir()) / "tickwatch-digest"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"digest-{parsed.day.isoformat()}.png"
+        path.write_bytes(png)
+        return str(path)
+
+    @task
+    def post(summary: str, message: dict[str, Any], chart_path: str | None) -> dict[str, Any]:
+        """Post, or edit the day's message; the chart goes into its thread."""
+        from pipeline import digest, store
+        from pipeline.notifiers.slack import web_client
+
+        settings = Settings()
+        posted = digest.post(digest.Digest.model_validate_json(summary), message, settings,
+                             store.connect(settings), store.Indices(settings.index_prefix), web_client(settings),
+                             png=Path(chart_path).read_bytes() if chart_path else None)
+        return {"channel": posted.channel, "ts": posted.ts, "updated": posted.updated, "file_id": posted.file_id}
+
+    @task
+    def notify_webhooks(summary: str) -> None:
+        """The digest.daily event to subscribers and the Kafka alerts topic."""
+        from pipeline import digest
+
+        digest.notify(digest.Digest.model_validate_json(summary), Settings())
+
+    summary = extract()
+    posted = post(summary, render(summary), chart(summary))
+    posted >> notify_webhooks(summary)
+
+
+daily_digest()

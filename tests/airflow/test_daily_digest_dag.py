@@ -1,0 +1,66 @@
+"""The daily digest DAG: it imports cleanly with the expected schedule and tasks, and `dag.test()` over a seeded
+day posts the numbers the seed implies, then edits that message on a second run instead of posting again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from pipeline import digest, store
+from stack.fake_slack import FakeSlack
+from tests.airflow.conftest import REPO
+from tests.digest_day import DAY, seed
+from tests.test_digest import posted_numbers
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    return DagBag(dag_folder=str(REPO / "dags"))
+
+
+def test_dag_imports_with_its_schedule_and_tasks(dagbag: DagBag) -> None:
+    assert dagbag.import_errors == {}
+    dag = dagbag.dags["daily_digest"]
+    assert dag is not None
+    assert dag.timetable.expression == "30 21 * * 1-5"
+    assert dag.catchup is False
+    assert {t.task_id for t in dag.tasks} == {"extract", "render", "chart", "post", "notify_webhooks"}
+    assert dag.get_task("post").upstream_task_ids == {"extract", "render", "chart"}
+    assert dag.get_task("notify_webhooks").upstream_task_ids == {"extract", "post"}
+    assert all(t.retries == 3 and t.retry_exponential_backoff for t in dag.tasks)
+
+
+def test_dag_run_posts_the_seeded_day_then_edits_it(dagbag: DagBag, airflow_db, namespace, monkeypatch) -> None:
+    expected = seed(namespace.settings)
+    dag = dagbag.dags["daily_digest"]
+    with FakeSlack() as slack:
+        for key, value in namespace.env.items():
+            if key.startswith("TICKWATCH_"):
+                monkeypatch.setenv(key, value)
+        monkeypatch.setenv("TICKWATCH_SLACK_API_URL", slack.url)
+        monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+        monkeypatch.setenv("TICKWATCH_DIGEST_CHANNEL", "#market-digest")
+
+        first = dag.test(logical_date=datetime(2026, 11, 20, 21, 30, tzinfo=UTC))
+        assert first.state == "success"  # dag.test() returns a failed run without raising
+        [posted] = slack.calls("chat.postMessage")
+        text = posted_numbers(posted.params["blocks"])
+        assert f"*4* symbols traded · *{expected.ticks:,}* ticks · *3* anomalies (1 acknowledged)" in text
+        assert "*BBB* -10.00%" in text and f"Late ticks: {expected.late}" in text
+        assert f"dead letters: {expected.dead_letters}" in text
+        [upload] = slack.calls("files.completeUploadExternal")
+        assert upload.params["thread_ts"] == posted.response["ts"]
+
+        second = dag.test(logical_date=datetime(2026, 11, 20, 23, 0, tzinfo=UTC))  # a re-run of the same day
+        assert second.state == "success"
+        assert len(slack.calls("chat.postMessage")) == 1
+        [update] = slack.calls("chat.update")
+        assert update.params["ts"] == posted.response["ts"]
+        assert posted_numbers(update.params["blocks"]) == text
+        assert slack.calls("files.completeUploadExternal")[1].params["thread_ts"] == posted.response["ts"]
+
+    record = digest.posted_message(store.connect(namespace.settings),
+                                   store.Indices(namespace.settings.index_prefix), DAY, "#market-digest")
+    assert record["runs"] == 2
