@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     slack_admin_channels: list[str] = Field(
         default_factory=list, description="JSON list of Slack channel ids (C…) changes may be made from; empty = any")
 
+    # --- alert messages in Slack: edits and storms (pipeline.notifiers.slack, pipeline.storms) ------
+    slack_edit_interval_seconds: float = Field(10, ge=0, description="at most one edit per message this often "
+                                                                     "for a new peak (state changes edit at once)")
+    storm_threshold: int = Field(5, ge=1, description="more alerts than this to one channel within "
+                                                      "storm_window_seconds are grouped in one message")
+    storm_window_seconds: int = Field(60, ge=1)
+    storm_edit_interval_seconds: float = Field(3, ge=0, description="at most one edit of a storm's message this "
+                                                                    "often (chat.update is ~50/min)")
+
     # --- observability ------------------------------------------------------------------------------
     metrics_port: int = Field(9464, ge=0, description="bridge's own Prometheus port (taken: a free one); 0 = off")
 

@@ -2,7 +2,8 @@
 
 Ticks go to daily indices named by *event* date (`<prefix>-ticks-YYYY.MM.DD`) behind the alias
 `<prefix>-ticks`, so a replayed tick lands on its own document again and retention is a cheap index
-delete. Anomalies live in one index, `<prefix>-anomalies`, keyed by anomaly id (an update overwrites).
+delete. Anomalies live in one index, `<prefix>-anomalies`, keyed by anomaly id; detection updates only its
+own fields, so the human state people set (status, acknowledgement, Slack ref) is never overwritten.
 """
 
 from __future__ import annotations
@@ -139,8 +140,24 @@ def tick_action(indices: Indices, tick: dict[str, Any], *, create_only: bool = F
             "_id": f"{tick['symbol']}@{tick['ts']}", "_source": source}
 
 
+# Set by people (the bot, the API) or by the Slack notifier; detection's writes never carry them.
+HUMAN_FIELDS = frozenset({"status", "acknowledged_by", "acknowledged_at", "slack"})
+# Retries of an update that raced another writer of the same document (ES re-reads and merges again).
+UPDATE_RETRIES = 10
+
+
 def anomaly_action(indices: Indices, anomaly: Anomaly) -> dict[str, Any]:
-    return {"_index": indices.anomalies, "_id": anomaly.id, "_source": anomaly.model_dump(mode="json")}
+    """A partial update carrying only detection's fields, so an acknowledgement or a Slack ref set meanwhile
+    survives; a resolution also sets `status: resolved` (over `acknowledged`). A new document is the whole
+    anomaly (`upsert`). No scripts: the loopback Elasticsearch has no painless."""
+    full = anomaly.model_dump(mode="json")
+    doc = {key: value for key, value in full.items() if key not in HUMAN_FIELDS}
+    if anomaly.resolved_at is None:
+        del doc["resolved_at"]  # never un-resolve a stored resolution from a stale re-evaluation
+    else:
+        doc["status"] = "resolved"
+    return {"_op_type": "update", "_index": indices.anomalies, "_id": anomaly.id, "doc": doc,
+            "upsert": full, "retry_on_conflict": UPDATE_RETRIES}
 
 
 def write(es: Elasticsearch, actions: Iterable[dict[str, Any]]) -> int:

@@ -28,6 +28,7 @@ from pipeline import state, store
 from pipeline.controls import controls_for
 from pipeline.detection import SymbolState, TickPoint, advance
 from pipeline.notifiers import Notifier, build, channel_names
+from pipeline.notifiers import slack as slack_messages
 from pipeline.schema import AlertEvent, Anomaly
 from pipeline.settings import Settings, get_settings
 
@@ -61,6 +62,7 @@ def make_app(settings: Settings) -> Celery:
             "tickwatch.process_batch": {"queue": settings.celery_queue},
             "tickwatch.store_ticks": {"queue": settings.celery_queue},
             "tickwatch.deliver": {"queue": settings.alerts_queue},
+            "tickwatch.slack_refresh": {"queue": settings.alerts_queue},
         },
     )
     return app
@@ -147,7 +149,9 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
     states: dict[str, SymbolState] = state.load_states(res.redis, symbols)
     now = datetime.now(UTC)
     anomalies: list[Anomaly] = []
-    alerts: list[Anomaly] = []
+    alerts: list[Anomaly] = []  # newly detected, not muted
+    resolved: list[Anomaly] = []  # episodes that ended, not muted
+    deepened: list[Anomaly] = []  # a new peak of an alert already out: only its Slack message is edited
     late: set[tuple[str, int]] = set()
     seen: set[tuple[str, int]] = set()
     for symbol in symbols:
@@ -156,15 +160,23 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
                           muted=controls[symbol].muted)
         anomalies += outcome.anomalies
         alerts += [a for a in outcome.anomalies if a.id in outcome.new_ids and not a.muted]
+        resolved += [a for a in outcome.anomalies if a.id in outcome.resolved_ids and not a.muted]
+        deepened += [a for a in outcome.anomalies if a.id in outcome.deepened_ids and not a.muted
+                     and a.resolved_at is None]
         late.update((symbol, tick.ts) for tick in outcome.late)
         seen.update((symbol, tick.ts) for tick in outcome.duplicates)
 
     # Alerts first: they must not wait for (or on) storage. A re-run of this batch re-sends nothing, as
-    # deliveries are claimed per channel.
-    for anomaly in alerts:
-        event = AlertEvent.for_anomaly(anomaly).model_dump(mode="json")
+    # deliveries are claimed per channel and event id (detected and resolved have their own).
+    events = [AlertEvent.for_anomaly(a) for a in alerts] + [AlertEvent.for_anomaly(a, "anomaly.resolved")
+                                                            for a in resolved]
+    for event in events:
+        payload = event.model_dump(mode="json")
         for channel in res.channels:
-            deliver.apply_async((channel, event), queue=res.settings.alerts_queue)
+            deliver.apply_async((channel, payload), queue=res.settings.alerts_queue)
+    if deepened and "slack" in res.channels:
+        for anomaly in deepened:
+            slack_messages.anomaly_changed(res.redis, res.settings, anomaly, slack_messages.enqueue_refresh)
 
     # Anomaly documents change as episodes deepen, so they are written here, in batch order. Tick documents
     # never change (late and duplicate ticks may be replays: they only create), so they are written by a
@@ -220,7 +232,7 @@ def deliver(self: Task, channel: str, event: dict[str, Any]) -> str:
         raise
     pipe = res.redis.pipeline(transaction=False)
     pipe.set(delivered, "sent", ex=DELIVERED_TTL_SECONDS)
-    if alert.data.published_at is not None:
+    if alert.data.published_at is not None and alert.type == "anomaly.detected":
         latency_ms = (datetime.now(UTC) - alert.data.published_at).total_seconds() * 1000
         pipe.lpush(latency_key(channel), round(latency_ms, 1))
         pipe.ltrim(latency_key(channel), 0, LATENCY_SAMPLES - 1)
@@ -231,3 +243,10 @@ def deliver(self: Task, channel: str, event: dict[str, Any]) -> str:
 def latency_key(channel: str) -> str:
     """Redis list of recent produce-to-delivery latencies (ms) for a channel: the bench and demo read it."""
     return f"tickwatch:latency:{channel}"
+
+
+@app.task(name="tickwatch.slack_refresh", autoretry_for=(Exception,), retry_backoff=1, retry_backoff_max=240,
+          retry_jitter=True, max_retries=get_settings().delivery_max_retries)
+def slack_refresh(kind: str, key: str) -> None:
+    """Edit an alert's (or a storm's) Slack message with its newest state: the follow-up of a throttled change."""
+    resources().notifier("slack").refresh(kind, key)  # type: ignore[attr-defined]

@@ -12,4 +12,4 @@ logger = logging.getLogger("tickwatch.alerts")
 
 class LogNotifier:
     def send(self, event: AlertEvent) -> None:
-        logger.warning("ALERT %s", alert_text(event.data), extra={"alert": event.model_dump(mode="json")})
+        logger.warning("%s %s", event.type, alert_text(event.data), extra={"alert": event.model_dump(mode="json")})
