@@ -1,4 +1,4 @@
-"""Tick sources for `tickwatch generate`: synthetic markets with injected crashes, and CSV bar replay.
+"""Tick sources for `tickwatch generate`: synthetic markets with injected crashes, and pacing.
 
 Everything here is pure (no Kafka): a scenario is a deterministic function of its seed, so a test, a demo
 and a benchmark can replay exactly the same market and check the detector against the ground truth.
@@ -6,12 +6,9 @@ and a benchmark can replay exactly the same market and check the detector agains
 
 from __future__ import annotations
 
-import csv
-import heapq
 import json
 import math
 import random
-import re
 import time
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -109,6 +106,17 @@ def parse_start(value: str | datetime) -> datetime:
         return to_utc(datetime.fromisoformat(str(value).strip()))
     except ValueError:
         raise ValueError(f"start must be ISO-8601, e.g. 2026-11-23T14:30:00Z; got {value!r}") from None
+
+
+def parse_shift_to(value: str) -> datetime:
+    """Where `--shift-to` moves a replay's first tick: `now` (to the second) or an ISO-8601 start."""
+    if value.strip().lower() == "now":
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        return parse_start(value)
+    except ValueError:
+        raise ValueError(f"--shift-to takes now or an ISO-8601 start such as 2026-11-23T14:30:00Z; got {value!r}") \
+            from None
 
 
 # --- injected events ------------------------------------------------------------------------------
@@ -330,81 +338,21 @@ def _reject_unknown(table: Mapping[str, Any], known: set[str], where: str) -> No
         raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(known))}")
 
 
-# --- CSV replay -----------------------------------------------------------------------------------
-
-BAR_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
-EPOCH_MS_THRESHOLD = 100_000_000_000  # epoch seconds reach this only in the year 5138
-
-
-def parse_bar_time(value: str) -> datetime:
-    """ISO-8601 (naive = UTC), epoch seconds or epoch milliseconds, as market data exports vary."""
-    try:
-        number = float(value)
-    except ValueError:
-        try:
-            return to_utc(datetime.fromisoformat(value))
-        except ValueError:
-            raise ValueError(f"timestamp must be ISO-8601 or epoch seconds/ms; got {value!r}") from None
-    seconds = number / 1000 if abs(number) >= EPOCH_MS_THRESHOLD else number
-    return datetime.fromtimestamp(seconds, tz=UTC)
-
-
-def csv_ticks(path: str | Path, symbol: str) -> Iterator[Tick]:
-    """Replays 1-minute OHLCV bars as 4 ticks each (open, the extremes in a plausible order, close)."""
-    symbol = normalise_symbol(symbol)
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        rows = csv.reader(file)
-        header = [name.strip().lower() for name in next(rows, [])]
-        missing = [name for name in BAR_COLUMNS if name not in header]
-        if missing:
-            raise ValueError(f"{path}:1: missing column(s) {', '.join(missing)}; "
-                             f"expected header {','.join(BAR_COLUMNS)}")
-        positions = [header.index(name) for name in BAR_COLUMNS]
-        previous: datetime | None = None
-        for row in rows:
-            if not any(cell.strip() for cell in row):
-                continue
-            try:
-                if len(row) != len(header):
-                    raise ValueError(f"{len(row)} fields where the header has {len(header)}")
-                opened, ticks = _bar_ticks(symbol, [row[i].strip() for i in positions], previous)
-            except ValueError as error:
-                raise ValueError(f"{path}:{rows.line_num}: {error}") from None
-            previous = opened
-            yield from ticks
-
-
-def _bar_ticks(symbol: str, cells: list[str], previous: datetime | None) -> tuple[datetime, list[Tick]]:
-    opened = parse_bar_time(cells[0])
-    if previous is not None and opened <= previous:
-        raise ValueError("bars must be in ascending time order")
-    open_, high, low, close, volume = numbers = [float(cell) for cell in cells[1:]]
-    if not all(map(math.isfinite, numbers)) or not 0 < low <= min(open_, close) <= max(open_, close) <= high:
-        raise ValueError("bar needs finite numbers with 0 < low <= open, close <= high")
-    if volume < 0:
-        raise ValueError("bar volume must be >= 0")
-    extremes = (low, high) if close >= open_ else (high, low)
-    prices = (open_, *extremes, close)
-    return opened, [
-        Tick(symbol=symbol, timestamp=opened + timedelta(seconds=15 * i), price=price, volume=share)
-        for i, (price, share) in enumerate(zip(prices, split_volume(volume), strict=True))
-    ]
-
-
-def split_volume(volume: float) -> list[float]:
-    """A bar's volume over its 4 ticks; whole volumes stay whole and still add up exactly."""
-    if not volume.is_integer():
-        return [volume / 4] * 4
-    quarter, remainder = divmod(int(volume), 4)
-    return [float(quarter + (i < remainder)) for i in range(4)]
-
-
-def merge_streams(*streams: Iterable[Tick]) -> Iterator[Tick]:
-    """Several time-ordered streams (files, symbols) as one time-ordered stream; ties keep stream order."""
-    return heapq.merge(*streams, key=lambda tick: tick.timestamp)
-
-
 # --- pacing ---------------------------------------------------------------------------------------
+
+def parse_speed(value: str) -> float | None:
+    """`max` (None: as fast as Kafka takes it) or event seconds per wall second, e.g. 1 or 60."""
+    text = value.strip().lower()
+    if text == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = math.nan
+    if not math.isfinite(speed) or speed <= 0:
+        raise ValueError(f"speed must be max or a number > 0 (1 = real time, 60 = a minute per second); got {value!r}")
+    return speed
+
 
 def pace(
     ticks: Iterable[Tick],

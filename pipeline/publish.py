@@ -12,8 +12,12 @@ from pipeline.settings import Settings
 from pipeline.topics import make_producer
 
 
+class DeliveryError(RuntimeError):
+    """Some ticks did not reach Kafka; the message says how many and the first reason."""
+
+
 class TickRateColumn(rp.ProgressColumn):
-    """Throughput is what matters when feeding the pipeline, so show ticks/s rather than an ETA."""
+    """Throughput is what matters when feeding the pipeline, so show ticks/s next to the time left."""
 
     def render(self, task: rp.Task) -> Text:
         return Text(f"{task.speed or 0:,.0f} ticks/s", style="progress.data.speed")
@@ -28,13 +32,15 @@ def publish(
     total: int | None = None,
 ) -> int:
     """Sends every tick (key = symbol, so one symbol stays in order on one partition) and returns how many
-    were delivered. Raises if any send failed: a silently lost tick is a missed crash."""
+    were delivered. `total` (the number of ticks to come) gives the progress bar its length and an ETA.
+    Raises DeliveryError if any send failed: a silently lost tick is a missed crash. Connecting waits at
+    most `kafka_connect_timeout_seconds`, so an unreachable Kafka fails before the first tick."""
     target = topic or settings.ticks_topic
-    producer = make_producer(settings)
+    producer = make_producer(settings, bootstrap_timeout_ms=round(settings.kafka_connect_timeout_seconds * 1000))
     failures: list[Exception] = []
     sent = 0
     columns = (rp.TextColumn(f"→ {target}"), rp.BarColumn(), rp.MofNCompleteColumn(), TickRateColumn(),
-               rp.TimeElapsedColumn())
+               rp.TimeElapsedColumn(), rp.TimeRemainingColumn())
     try:
         with rp.Progress(*columns, disable=not progress) as bar:
             task = bar.add_task("publishing", total=total)
@@ -47,5 +53,5 @@ def publish(
     finally:
         producer.close()
     if failures:
-        raise RuntimeError(f"{len(failures)} of {sent} ticks were not delivered to {target}: {failures[0]}")
+        raise DeliveryError(f"{len(failures)} of {sent} ticks were not delivered to {target}: {failures[0]}")
     return sent

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     storm_edit_interval_seconds: float = Field(3, ge=0, description="at most one edit of a storm's message this "
                                                                     "often (chat.update is ~50/min)")
 
+    # --- replay (tickwatch generate, pipeline.publish) ----------------------------------------------
+    kafka_connect_timeout_seconds: float = Field(
+        10.0, gt=0, description="how long `generate` waits for Kafka before saying it is not reachable")
+
     # --- observability ------------------------------------------------------------------------------
     metrics_port: int = Field(9464, ge=0, description="bridge's own Prometheus port (taken: a free one); 0 = off")
 

@@ -1,4 +1,4 @@
-"""Unit tests for pipeline.generator: deterministic markets, exact injected moves, CSV replay, pacing."""
+"""Unit tests for pipeline.generator: deterministic markets, exact injected moves, pacing."""
 
 from __future__ import annotations
 
@@ -14,17 +14,16 @@ from pipeline.durations import format_duration, parse_seconds, parse_window
 from pipeline.generator import (
     InjectedEvent,
     Scenario,
-    csv_ticks,
     default_symbols,
     load_scenario,
-    merge_streams,
     pace,
     parse_inject,
+    parse_shift_to,
+    parse_speed,
 )
 from pipeline.schema import Tick
 
 START = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
-HEADER = "timestamp,open,high,low,close,volume\n"
 
 
 def scenario(**options: Any) -> Scenario:
@@ -135,7 +134,7 @@ def test_parse_seconds(text: str | float, seconds: float) -> None:
 
 @pytest.mark.parametrize("text", ["", "m", "10x", "-5m", "1h-", "abc", "nan"])
 def test_parse_seconds_rejects_with_examples(text: str) -> None:
-    with pytest.raises(ValueError, match="e.g. 90s"):
+    with pytest.raises(ValueError, match=r"e\.g\. 90s"):
         parse_seconds(text)
 
 
@@ -184,61 +183,6 @@ def test_scenario_file_symbol_count_and_typos(tmp_path: Path) -> None:
         load_scenario(typo)
 
 
-# --- CSV replay ------------------------------------------------------------------------------------
-
-def write_bars(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
-def test_csv_bars_become_four_ticks_with_padding_and_any_time_format(tmp_path: Path) -> None:
-    path = write_bars(tmp_path, "tsla.csv", (
-        " timestamp , open , high , low , close , volume \n"
-        " 2026-11-23T14:30:00 , 100.0 , 101.5 , 99.5 , 101.0 , 1002 \n"   # up bar, naive ISO = UTC
-        "\n"
-        " 1795444260 , 101.0 , 102.0 , 98.0 , 99.0 , 10.5 \n"               # down bar, epoch seconds
-        "1795444320000,99,99,99,99,0\n"                                      # epoch milliseconds
-    ))
-    ticks = list(csv_ticks(path, "tsla"))
-    assert [t.symbol for t in ticks] == ["TSLA"] * 12
-    offsets = [(t.timestamp - START).total_seconds() for t in ticks]
-    assert offsets == [0, 15, 30, 45, 60, 75, 90, 105, 120, 135, 150, 165]
-    assert [t.price for t in ticks[:8]] == [100.0, 99.5, 101.5, 101.0, 101.0, 102.0, 98.0, 99.0]
-    assert [t.volume for t in ticks[:4]] == [251, 251, 250, 250]
-    assert [t.volume for t in ticks[4:8]] == [2.625] * 4
-
-
-@pytest.mark.parametrize(
-    ("row", "problem"),
-    [("2026-11-23T14:31:00Z,1,2,x,1,5", "could not convert"),
-     ("2026-11-23T14:31:00Z,1,2,1.5,1,5", "low <= open"),
-     ("2026-11-23T14:31:00Z,1,2,1,1,-5", "volume must be >= 0"),
-     ("2026-11-23T14:31:00Z,1,2,1,1,nan", "finite"),
-     ("2026-11-23T14:30:00Z,1,2,1,1,5", "ascending"),
-     ("yesterday,1,2,1,1,5", "ISO-8601 or epoch"),
-     ("2026-11-23T14:31:00Z,1,2,1", "4 fields where the header has 6")],
-)
-def test_csv_bad_rows_name_file_and_line(tmp_path: Path, row: str, problem: str) -> None:
-    path = write_bars(tmp_path, "bad.csv", f"{HEADER}2026-11-23T14:30:00Z,1,2,1,1,5\n{row}\n")
-    with pytest.raises(ValueError, match=rf"bad\.csv:3: .*{problem}"):
-        list(csv_ticks(path, "TSLA"))
-
-
-def test_csv_missing_column_names_the_expected_header(tmp_path: Path) -> None:
-    path = write_bars(tmp_path, "nohigh.csv", "timestamp,open,low,close,volume\n")
-    with pytest.raises(ValueError, match=r"nohigh\.csv:1: missing column\(s\) high"):
-        list(csv_ticks(path, "TSLA"))
-
-
-def test_merge_streams_interleaves_by_time_keeping_ties_in_stream_order(tmp_path: Path) -> None:
-    a = write_bars(tmp_path, "a.csv", f"{HEADER}2026-11-23T14:30Z,1,2,1,2,4\n2026-11-23T14:32Z,2,2,2,2,4\n")
-    b = write_bars(tmp_path, "b.csv", f"{HEADER}2026-11-23T14:31Z,5,6,5,6,4\n2026-11-23T14:32Z,6,6,6,6,4\n")
-    merged = list(merge_streams(csv_ticks(a, "AAA"), csv_ticks(b, "BBB")))
-    assert [t.timestamp for t in merged] == sorted(t.timestamp for t in merged)
-    assert "".join(t.symbol[0] for t in merged) == "AAAABBBBABABABAB"
-
-
 # --- pacing ----------------------------------------------------------------------------------------
 
 class FakeClock:
@@ -278,3 +222,22 @@ def test_pace_never_waits_for_late_ticks_or_when_unpaced() -> None:
     assert clock.sleeps == [30.0]
     with pytest.raises(ValueError, match="speed must be > 0"):
         next(pace(ticks_at(0), 0, clock=clock, sleep=clock.sleep))
+
+
+@pytest.mark.parametrize(("text", "speed"), [("max", None), ("MAX", None), ("1", 1.0), ("60", 60.0), ("0.5", 0.5)])
+def test_parse_speed(text: str, speed: float | None) -> None:
+    assert parse_speed(text) == speed
+
+
+@pytest.mark.parametrize("text", ["fast", "0", "-2", "nan", "inf", ""])
+def test_parse_speed_rejects_with_the_choices(text: str) -> None:
+    with pytest.raises(ValueError, match=r"speed must be max or a number > 0 \(1 = real time"):
+        parse_speed(text)
+
+
+def test_shift_to_now_or_an_iso_start() -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    assert before <= parse_shift_to("now") <= datetime.now(UTC)
+    assert parse_shift_to("2026-11-23T09:30:00-05:00") == START
+    with pytest.raises(ValueError, match="--shift-to takes now or an ISO-8601 start"):
+        parse_shift_to("tomorrow")

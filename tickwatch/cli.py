@@ -6,7 +6,6 @@ import logging
 import os
 import signal
 import threading
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.settings import get_settings
-from tickwatch import controls_command
+from tickwatch import controls_command, generate_command
 
 app = typer.Typer(help="Tickwatch: real-time market surveillance, alerts in Slack.", no_args_is_help=True,
                   rich_markup_mode="rich")
@@ -22,6 +21,7 @@ stack_app = typer.Typer(help="The local real stack: Kafka, Elasticsearch and Red
                         no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 controls_command.register(app)
+generate_command.register(app)
 console = Console()
 
 
@@ -161,60 +161,10 @@ def retention(
 
 
 @app.command()
-def generate(
-    symbols: Annotated[int, typer.Option("--symbols", "-n", help="how many synthetic symbols")] = 12,
-    symbol: Annotated[list[str] | None, typer.Option("--symbol", help="a symbol to include (repeatable)")] = None,
-    duration: Annotated[str, typer.Option(help="event time to cover, e.g. 30m, 2h")] = "30m",
-    interval: Annotated[str, typer.Option(help="event time between a symbol's ticks")] = "1s",
-    count: Annotated[int | None, typer.Option(help="stop after this many ticks in all")] = None,
-    seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same prices")] = 0,
-    start: Annotated[str | None, typer.Option(help="event time of the first tick (ISO-8601); default now")] = None,
-    inject: Annotated[list[str] | None, typer.Option(
-        help="an injected move, kind:SYMBOL:pct:duration@offset, e.g. drop:TSLA:8%:90s@10m")] = None,
-    scenario: Annotated[Path | None, typer.Option(help="a TOML scenario file (symbols, duration, events)",
-                                                  exists=True, dir_okay=False)] = None,
-    csv: Annotated[list[str] | None, typer.Option(
-        help="replay 1-minute OHLCV bars, SYMBOL=path.csv (repeatable; files are merged by time)")] = None,
-    speed: Annotated[str, typer.Option(help="1 = real time, 60 = a minute per second, max = as fast as Kafka takes it")]
-    = "max",
-    ground_truth: Annotated[Path | None, typer.Option(help="write the injected events here (JSON lines)")] = None,
-    topic: Annotated[str | None, typer.Option(help="default: TICKWATCH_TICKS_TOPIC")] = None,
-) -> None:
-    """Publish price ticks to Kafka: synthetic (geometric Brownian motion with injected moves) or CSV replay.
-
-    Examples:
-      [bold]tickwatch generate -n 20 --duration 1h --inject drop:TSLA:8%:90s@10m --speed 60[/bold]
-      [bold]tickwatch generate --scenario scenarios/demo.toml --ground-truth truth.jsonl[/bold]
-      [bold]tickwatch generate --csv AAPL=aapl.csv --csv MSFT=msft.csv --speed max[/bold]
-    """
-    from pipeline.generator import Scenario, csv_ticks, load_scenario, merge_streams, pace
-    from pipeline.publish import publish
-
-    try:
-        pace_speed = None if speed == "max" else float(speed)
-        if csv:
-            pairs = [item.split("=", 1) for item in csv]
-            if any(len(pair) != 2 for pair in pairs):
-                raise ValueError("--csv takes SYMBOL=path.csv")
-            ticks, total = merge_streams(*(csv_ticks(path, name) for name, path in pairs)), None
-        else:
-            built = load_scenario(scenario) if scenario else Scenario.build(
-                symbols=symbol or None, symbol_count=None if symbol else symbols, start=start,
-                interval_s=interval, duration=duration, count=count, seed=seed, events=inject or ())
-            if ground_truth:
-                built.write_ground_truth(ground_truth)
-            ticks, total = built.ticks(), built.tick_count
-        sent = publish(pace(ticks, pace_speed), get_settings(), topic=topic, total=total)
-    except ValueError as error:
-        console.print(f"[red]✘ {error}[/red]")
-        raise typer.Exit(2) from None
-    console.print(f"[green]✔[/green] published {sent:,} ticks")
-
-
-@app.command()
 def demo(
     symbols: Annotated[int, typer.Option("--symbols", "-n", help="symbols in the market")] = 12,
-    speed: Annotated[str, typer.Option(help="replay speed: max, or a factor such as 60")] = "max",
+    speed: Annotated[str, typer.Option(help="replay speed: max, or a factor such as 60",
+                                       callback=generate_command.check_speed)] = "max",
     workers: Annotated[int, typer.Option(help="worker processes to start (2 children each)")] = 1,
     seed: Annotated[int, typer.Option(help="random seed of the market")] = 7,
 ) -> None:
@@ -225,10 +175,11 @@ def demo(
 
     Example: [bold]tickwatch demo --symbols 20[/bold]
     """
+    from pipeline.generator import parse_speed
     from tickwatch import demo as demo_module
 
     stack_up()
-    demo_module.run(get_settings(), console, symbols=symbols, speed=None if speed == "max" else float(speed),
+    demo_module.run(get_settings(), console, symbols=symbols, speed=parse_speed(speed),
                     workers=workers, seed=seed)
 
 
