@@ -143,6 +143,11 @@ def _macro(module: Any, name: str, *args: Any) -> str:
     return str(getattr(module, name)(*args)).strip()
 
 
+def webhook_disabled_text(url: str, subscription_id: str, reason: str) -> str:
+    """The Slack notice that a webhook endpoint was disabled, and how to bring it back."""
+    return _template("webhook_disabled.j2").render(url=url, id=subscription_id, reason=reason).strip()
+
+
 def alert_text(anomaly: Anomaly) -> str:
     """One line for notifications, logs and Slack's fallback `text`."""
     return _template("alert_text.j2").render(a=anomaly).strip()[:MAX_TEXT_CHARS]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -65,15 +65,10 @@ class Settings(BaseSettings):
     slack_app_token: str | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
     slack_api_url: str = "https://slack.com/api/"
     slack_channel: str = "#market-alerts"
-    webhook_urls: list[str] = Field(default_factory=list, description="JSON list of subscriber URLs")
-    webhook_secret: str | None = Field(None, description="Standard Webhooks secret, whsec_<base64>")
+    # Removed (webhooks are subscriptions now); declared only so that setting them fails loudly.
+    webhook_urls: str | None = Field(None, description="removed: see README, Webhook subscriptions")
+    webhook_secret: str | None = Field(None, description="removed: see README, Webhook subscriptions")
     delivery_max_retries: int = Field(8, ge=0)
-
-    # --- Slack bot (bot/): who may change mutes and thresholds ---------------------------------------
-    slack_admin_users: list[str] = Field(
-        default_factory=list, description="JSON list of Slack user ids (U…); empty = everyone")
-    slack_admin_channels: list[str] = Field(
-        default_factory=list, description="JSON list of Slack channel ids (C…) changes may be made from; empty = any")
 
     # --- alert messages in Slack: edits and storms (pipeline.notifiers.slack, pipeline.storms) ------
     slack_edit_interval_seconds: float = Field(10, ge=0, description="at most one edit per message this often "
@@ -83,6 +78,12 @@ class Settings(BaseSettings):
     storm_window_seconds: int = Field(60, ge=1)
     storm_edit_interval_seconds: float = Field(3, ge=0, description="at most one edit of a storm's message this "
                                                                     "often (chat.update is ~50/min)")
+
+    # --- Slack bot (bot/): who may change mutes and thresholds ---------------------------------------
+    slack_admin_users: list[str] = Field(
+        default_factory=list, description="JSON list of Slack user ids (U…); empty = everyone")
+    slack_admin_channels: list[str] = Field(
+        default_factory=list, description="JSON list of Slack channel ids (C…) changes may be made from; empty = any")
 
     # --- replay (tickwatch generate, pipeline.publish) ----------------------------------------------
     kafka_connect_timeout_seconds: float = Field(
@@ -116,6 +117,29 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}; use an IANA name such as UTC or America/New_York") from None
         return value
 
+    # --- webhook subscriptions (pipeline.subscriptions, pipeline.webhook_delivery, pipeline.ssrf) ------
+    secret_key: SecretStr | None = Field(
+        None, description="Fernet key encrypting webhook secrets at rest; unset: generated once into "
+                          "<stack_dir>/secret.key (set it when processes do not share that directory)")
+    webhook_allow_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list, description="JSON list of CIDRs webhooks may reach although not public, "
+                                          'e.g. ["127.0.0.0/8"] for local receivers')
+    webhook_retry_schedule: list[float] = Field(
+        default=[0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400], min_length=1,
+        description="seconds before each attempt, after the previous one failed (Standard Webhooks' schedule)")
+    webhook_timeout_seconds: float = Field(15.0, gt=0, description="per attempt; connecting gets at most 3 s")
+    webhook_disable_after_seconds: int = Field(
+        5 * 86_400, gt=0, description="an endpoint failing without a success for this long is disabled")
+    webhook_secret_grace_seconds: int = Field(
+        86_400, ge=0, description="after rotate-secret, the old secret keeps signing for this long")
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _delays(cls, value: list[float]) -> list[float]:
+        if any(delay < 0 for delay in value):
+            raise ValueError("retry delays are seconds, not negative")
+        return value
+
     # --- local stack --------------------------------------------------------------------------------
     stack_dir: Path = Path("/var/tmp/tickwatch")
     cache_dir: Path = Path.home() / ".cache" / "tickwatch"
@@ -124,12 +148,14 @@ class Settings(BaseSettings):
     es_heap: str = "768m"
     kafka_heap: str = "512m"
 
-    @field_validator("webhook_secret")
+    @field_validator("webhook_urls", "webhook_secret")
     @classmethod
-    def _whsec(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("whsec_"):
-            raise ValueError("webhook secrets use the Standard Webhooks form whsec_<base64>")
-        return value
+    def _removed(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError("TICKWATCH_WEBHOOK_URLS and TICKWATCH_WEBHOOK_SECRET were removed: webhook endpoints are "
+                             "subscriptions now, each with its own secret. Create one with POST /v1/webhooks (see "
+                             "README, Webhook subscriptions) and unset these variables.")
+        return None
 
     @model_validator(mode="after")
     def _cooldown_covers_window(self) -> Settings:

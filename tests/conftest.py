@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,27 +39,6 @@ def wait_for(check: Callable[[], T], *, timeout: float = 60, what: str = "condit
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.2)
-
-
-class WebhookReceiver:
-    """A webhook subscriber on loopback answering with the given statuses in turn."""
-
-    def __init__(self, *statuses: int) -> None:
-        self.received: list[tuple[dict, bytes]] = []
-        replies, received = list(statuses), self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                received.append((dict(self.headers.items()), self.rfile.read(int(self.headers["content-length"]))))
-                self.send_response(replies.pop(0) if replies else 204)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
 
 
 @pytest.fixture(scope="session")

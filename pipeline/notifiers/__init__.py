@@ -1,5 +1,6 @@
 """Alert fan-out channels. Each takes the same AlertEvent envelope; each is delivered by its own Celery
 task (pipeline.tasks.deliver) so a failing channel is retried with backoff and never blocks the others.
+Webhooks are not a channel here: they are subscriptions (pipeline.subscriptions.dispatch).
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ class Notifier(Protocol):
 
 
 def channel_names(settings: Settings) -> list[str]:
-    """The channels configured now: `kafka` and `log` always, Slack with a token, one per webhook URL."""
+    """The channels configured now: `kafka` and `log` always, Slack with a token."""
     names = ["kafka", "log"]
     if settings.slack_bot_token:
         names.append("slack")
-    names += [f"webhook:{url}" for url in settings.webhook_urls]
     return names
 
 
@@ -39,8 +39,4 @@ def build(name: str, settings: Settings) -> Notifier:
         from pipeline.notifiers.slack import SlackNotifier
 
         return SlackNotifier(settings)
-    if name.startswith("webhook:"):
-        from pipeline.notifiers.webhook import WebhookNotifier
-
-        return WebhookNotifier(name.removeprefix("webhook:"), settings.webhook_secret)
     raise ValueError(f"unknown alert channel {name!r}")
