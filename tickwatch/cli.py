@@ -14,6 +14,7 @@ from rich.table import Table
 
 from pipeline.settings import get_settings
 from tickwatch import controls_command, generate_command
+from tickwatch.errors import DEBUG_ENV
 
 app = typer.Typer(help="Tickwatch: real-time market surveillance, alerts in Slack.", no_args_is_help=True,
                   rich_markup_mode="rich")
@@ -23,6 +24,15 @@ app.add_typer(stack_app, name="stack")
 controls_command.register(app)
 generate_command.register(app)
 console = Console()
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", help=f"show the traceback when a command fails (or {DEBUG_ENV}=1)")]
+    = False,
+) -> None:
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # read by tickwatch.errors, and inherited by the processes commands start
 
 
 def _logging(level: str = "INFO") -> None:
