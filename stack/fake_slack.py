@@ -158,6 +158,11 @@ class FakeSlack:
             self._views.clear()
             self._uploads.clear()
 
+    def clear_calls(self) -> None:
+        """Forget only the recorded calls: messages, modals and uploads stay for the next test to act on."""
+        with self._cond:
+            self._calls.clear()
+
     def wait_for(self, method: str | None, count: int = 1, timeout: float = 5.0) -> list[RecordedCall]:
         """Block until at least `count` calls of `method` arrived (from workers in other threads);
         returns all of them so far, or raises TimeoutError saying how many came."""

@@ -1,0 +1,169 @@
+"""What each command and button answers: blocking core calls composed into a `Message`.
+
+Plain functions of a `Backend`, run off the event loop (`Backend.run`) after the request is acknowledged.
+Bad input from a user comes back as a message saying what to do, never as an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bot.backend import Backend
+from bot.messages import (
+    MAX_LISTED,
+    Message,
+    control_error_message,
+    muted_message,
+    mutes_message,
+    no_ticks_message,
+    not_muted_message,
+    preview_message,
+    price_message,
+    rule_changed_message,
+    rules_message,
+    unknown_symbol_message,
+    unmuted_message,
+)
+from bot.parsing import MuteRequest, ThresholdRequest
+from pipeline import backtest, history
+from pipeline.controls import MAX_WINDOW, Actor, RuleView
+from pipeline.detection import Rule
+from pipeline.durations import format_duration
+from pipeline.history import UnknownSymbol
+from pipeline.schema import Anomaly, RuleName
+
+PREVIEW_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Preview:
+    candidate: backtest.Replay
+    current: backtest.Replay
+
+
+def price_answer(b: Backend, symbol: str, window: timedelta, *, end: datetime | None = None,
+                 context: str | None = None) -> Message:
+    """`/price`: the window ending at `end` (default: the symbol's last tick) and the anomalies in it."""
+    try:
+        last = history.require_symbol(b.es, b.indices, symbol)
+    except UnknownSymbol as error:
+        return unknown_symbol_message(error)
+    end = end or last.timestamp
+    summary = history.window_summary(b.es, b.indices, symbol, window, end=end)
+    if summary is None:
+        return no_ticks_message(symbol, window, end)
+    page = history.anomalies_page(b.es, b.indices, symbol=symbol, start=summary.start, end=summary.end,
+                                  limit=MAX_LISTED)
+    return price_message(summary, window, page.items, more=page.next_cursor is not None, context=context)
+
+
+def recent_anomalies(b: Backend, symbol: str | None, window: timedelta) -> tuple[list[Anomaly], bool] | Message:
+    """`/anomalies`: newest first within the window up to now, and whether there were more than listed."""
+    if symbol is not None:
+        try:
+            history.require_symbol(b.es, b.indices, symbol)
+        except UnknownSymbol as error:
+            return unknown_symbol_message(error)
+    page = history.anomalies_page(b.es, b.indices, symbol=symbol, start=datetime.now(UTC) - window,
+                                  limit=MAX_LISTED)
+    return page.items, page.next_cursor is not None
+
+
+def mute(b: Backend, request: MuteRequest, who: Actor) -> tuple[Message, bool]:
+    """(answer, whether anything changed)."""
+    try:
+        history.require_symbol(b.es, b.indices, request.symbol)
+        change = b.controls.mute(request.symbol, who, duration=request.duration, reason=request.reason)
+    except UnknownSymbol as error:
+        return unknown_symbol_message(error), False
+    except ValueError as error:
+        return control_error_message(str(error)), False
+    return muted_message(change, who.id or who.name), True
+
+
+def mute_until(b: Backend, symbol: str, who: Actor, until: datetime, reason: str = "") -> tuple[Message, bool]:
+    try:
+        change = b.controls.mute(symbol, who, until=until, reason=reason)
+    except ValueError as error:
+        return control_error_message(str(error)), False
+    return muted_message(change, who.id or who.name), True
+
+
+def unmute(b: Backend, symbol: str, who: Actor) -> Message:
+    change = b.controls.unmute(symbol, who)
+    return not_muted_message(symbol) if change is None else unmuted_message(symbol, who.id or who.name)
+
+
+def mutes(b: Backend) -> Message:
+    return mutes_message(b.controls.mutes())
+
+
+def rules(b: Backend, symbol: str) -> Message:
+    try:
+        history.require_symbol(b.es, b.indices, symbol)
+    except UnknownSymbol as error:
+        return unknown_symbol_message(error)
+    return rules_message(symbol, b.controls.rules(symbol).values())
+
+
+def set_threshold(b: Backend, request: ThresholdRequest, who: Actor) -> tuple[Message, bool]:
+    """Save (or reset) a rule; (answer, whether anything changed)."""
+    try:
+        history.require_symbol(b.es, b.indices, request.symbol)
+        if request.reset:
+            change = b.controls.reset_rule(request.symbol, request.rule, who)
+        else:
+            change = b.controls.set_rule(request.symbol, request.rule, who, threshold_pct=request.threshold_pct,
+                                         window_seconds=request.window_seconds,
+                                         cooldown_seconds=request.cooldown_seconds)
+    except UnknownSymbol as error:
+        return unknown_symbol_message(error), False
+    except ValueError as error:
+        return control_error_message(str(error)), False
+    return rule_changed_message(change, who.id or who.name), True
+
+
+def preview_threshold(b: Backend, request: ThresholdRequest) -> Message:
+    """`--preview`: the candidate and the current rule replayed over the last 7 days; nothing saved."""
+    try:
+        history.require_symbol(b.es, b.indices, request.symbol)
+        result = preview(b, request.symbol, request.rule, threshold_pct=request.threshold_pct,
+                         window_seconds=request.window_seconds, cooldown_seconds=request.cooldown_seconds)
+    except UnknownSymbol as error:
+        return unknown_symbol_message(error)
+    except ValueError as error:
+        return control_error_message(str(error))
+    return preview_message(result.candidate, result.current)
+
+
+def preview(b: Backend, symbol: str, rule: RuleName, *, threshold_pct: float | None,
+            window_seconds: int | None, cooldown_seconds: int | None = None) -> Preview:
+    current = b.controls.rules(symbol)[rule]
+    candidate = candidate_rule(current, threshold_pct, window_seconds, cooldown_seconds)
+    last = history.last_tick(b.es, b.indices, symbol)
+    end = last.timestamp if last else None  # both replays over the same span
+    return Preview(backtest.replay(b.es, b.indices, symbol, candidate, days=PREVIEW_DAYS, end=end),
+                   backtest.replay(b.es, b.indices, symbol, _as_rule(current), days=PREVIEW_DAYS, end=end))
+
+
+def candidate_rule(current: RuleView, threshold_pct: float | None, window_seconds: int | None,
+                   cooldown_seconds: int | None) -> Rule:
+    """The rule `Controls.set_rule` would store for these changes (same defaults: a cooldown that followed
+    the window keeps following it), checked the same way, without saving it."""
+    window = current.window_seconds if window_seconds is None else window_seconds
+    if cooldown_seconds is None:
+        cooldown_seconds = window if current.cooldown_seconds == current.window_seconds else max(
+            current.cooldown_seconds, window)
+    threshold = current.threshold_pct if threshold_pct is None else threshold_pct
+    if not 0 <= threshold < 100:
+        raise ValueError("a threshold is a percentage from 0 (off) to below 100, e.g. 3%")
+    if not 0 < window <= MAX_WINDOW.total_seconds():
+        raise ValueError(f"a window is longer than zero and at most {format_duration(MAX_WINDOW.total_seconds())}")
+    if cooldown_seconds < window:
+        raise ValueError("the cooldown must be at least the window")
+    return Rule(current.name, threshold, window, cooldown_seconds)
+
+
+def _as_rule(view: RuleView) -> Rule:
+    return Rule(view.name, view.threshold_pct, view.window_seconds, view.cooldown_seconds)

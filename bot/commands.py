@@ -1,0 +1,181 @@
+"""Slash-command listeners: parse, ack (with the usage or help right in the ack body), then answer.
+
+Answers go through `respond()` (the command's `response_url`); reads are ephemeral, changes are posted
+in the channel so the team sees who muted what. `configure(app)` registers one listener per `Command`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import answers
+from bot.backend import Backend, actor
+from bot.enums import Command
+from bot.messages import Message, anomalies_message, help_message, refused_message, usage_message
+from bot.parsing import (
+    HELP,
+    SymbolRequest,
+    Usage,
+    parse_anomalies,
+    parse_mute,
+    parse_no_arguments,
+    parse_price,
+    parse_symbol_only,
+    parse_threshold,
+)
+from bot.texts import COMMANDS, render
+from pipeline import charts, history
+from pipeline.durations import format_duration
+from pipeline.schema import Anomaly
+
+_NOT_PARSED = object()
+
+
+async def price(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient,
+                context: AsyncBoltContext) -> None:
+    request = await _parse_and_ack(ack, Command.PRICE, parse_price, command)
+    if request is _NOT_PARSED:
+        return
+    backend: Backend = context["backend"]
+    await _answer(respond, await backend.run(answers.price_answer, backend, request.symbol, request.window))
+    if request.chart:
+        await _upload_chart(backend, client, command["channel_id"], request.symbol, request.window)
+
+
+async def anomalies(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient,
+                    context: AsyncBoltContext) -> None:
+    request = await _parse_and_ack(ack, Command.ANOMALIES, parse_anomalies, command)
+    if request is _NOT_PARSED:
+        return
+    backend: Backend = context["backend"]
+    found = await backend.run(answers.recent_anomalies, backend, request.symbol, request.window)
+    if isinstance(found, Message):
+        await _answer(respond, found)
+        return
+    items, truncated = found
+    links = await asyncio.gather(*(_permalink(client, anomaly) for anomaly in items))
+    await _answer(respond, anomalies_message(request.symbol, request.window, list(zip(items, links, strict=True)),
+                                             truncated=truncated))
+
+
+async def mute(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
+    request = await _parse_and_ack(ack, Command.MUTE, parse_mute, command)
+    if request is _NOT_PARSED or not await _allowed(context, command, respond):
+        return
+    backend: Backend = context["backend"]
+    message, changed = await backend.run(answers.mute, backend, request, actor(command))
+    await _answer(respond, message, public=changed)
+
+
+async def unmute(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
+    request = await _parse_and_ack(ack, Command.UNMUTE, parse_symbol_only, command)
+    if request is _NOT_PARSED or not await _allowed(context, command, respond):
+        return
+    backend: Backend = context["backend"]
+    message = await backend.run(answers.unmute, backend, request.symbol, actor(command))
+    await _answer(respond, message, public=True)
+
+
+async def mutes(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
+    if await _parse_and_ack(ack, Command.MUTES, parse_no_arguments, command) is _NOT_PARSED:
+        return
+    backend: Backend = context["backend"]
+    await _answer(respond, await backend.run(answers.mutes, backend))
+
+
+async def threshold(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond,
+                    context: AsyncBoltContext) -> None:
+    request = await _parse_and_ack(ack, Command.THRESHOLD, parse_threshold, command)
+    if request is _NOT_PARSED:
+        return
+    backend: Backend = context["backend"]
+    if isinstance(request, SymbolRequest):
+        await _answer(respond, await backend.run(answers.rules, backend, request.symbol))
+    elif request.preview:
+        await _answer(respond, await backend.run(answers.preview_threshold, backend, request))
+    elif await _allowed(context, command, respond):
+        message, changed = await backend.run(answers.set_threshold, backend, request, actor(command))
+        await _answer(respond, message, public=changed)
+
+
+LISTENERS: dict[Command, Callable[..., Any]] = {
+    Command.PRICE: price, Command.ANOMALIES: anomalies, Command.MUTE: mute, Command.UNMUTE: unmute,
+    Command.MUTES: mutes, Command.THRESHOLD: threshold,
+}
+
+
+def configure(app: AsyncApp) -> None:
+    for command, listener in LISTENERS.items():
+        app.command(command)(listener)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+async def _parse_and_ack(ack: AsyncAck, command: Command, parser: Callable[[str], Any],
+                         body: dict[str, Any]) -> Any:
+    """Parse the text and ack at once: with help or the usage line when that is the whole answer."""
+    try:
+        request = parser(body.get("text") or "")
+    except Usage as error:
+        await ack(**usage_message(command, str(error)).payload(), response_type="ephemeral")
+        return _NOT_PARSED
+    if request is HELP:
+        await ack(**help_message(command).payload(), response_type="ephemeral")
+        return _NOT_PARSED
+    await ack()
+    return request
+
+
+async def _allowed(context: AsyncBoltContext, body: dict[str, Any], respond: AsyncRespond) -> bool:
+    backend: Backend = context["backend"]
+    if backend.may_change(body.get("user_id"), body.get("channel_id")):
+        return True
+    settings = backend.settings
+    await _answer(respond, refused_message(settings.slack_admin_users, settings.slack_admin_channels))
+    return False
+
+
+async def _answer(respond: AsyncRespond, message: Message, *, public: bool = False) -> None:
+    await respond(**message.payload(), response_type="in_channel" if public else "ephemeral")
+
+
+async def _permalink(client: AsyncWebClient, anomaly: Anomaly) -> str | None:
+    """The link to the anomaly's alert message, when it has one Slack still knows."""
+    if anomaly.slack is None:
+        return None
+    try:
+        found = await client.chat_getPermalink(channel=anomaly.slack.channel, message_ts=anomaly.slack.ts)
+    except SlackApiError:
+        return None
+    return found.get("permalink")
+
+
+async def _upload_chart(backend: Backend, client: AsyncWebClient, channel: str, symbol: str,
+                        window: timedelta) -> None:
+    """`--chart`: the window as a PNG in the channel (files_upload_v2), after the text answer."""
+    interval = charts.bar_interval(window)
+    title = render(COMMANDS, "chart_title", symbol, window, interval)
+
+    def draw() -> bytes | None:
+        last = history.last_tick(backend.es, backend.indices, symbol)
+        if last is None:
+            return None
+        end = last.timestamp + timedelta(milliseconds=1)  # ohlc's end is exclusive
+        bars = history.ohlc(backend.es, backend.indices, symbol, end - window, end, interval)
+        return charts.price_chart(title, bars) if bars else None
+
+    png = await backend.run(draw)
+    if png is not None:
+        filename = f"{symbol}-{format_duration(window.total_seconds())}.png"
+        await client.files_upload_v2(channel=channel, content=png, filename=filename, title=title)

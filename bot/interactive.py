@@ -1,0 +1,297 @@
+"""Listeners for the alert message's buttons, the modals they open, and the storm message's buttons.
+
+Alert and storm actions are acknowledged by their middleware (`bot.middleware`) before anything is read;
+the listeners here do the work. Every change goes through `Controls` (which audits it) and is confirmed in
+the alert's thread, where the whole team sees it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import answers
+from bot.backend import Backend, actor
+from bot.enums import BlockId, ModalAction, ModalCallback
+from bot.fields import picked_duration
+from bot.messages import (
+    Message,
+    control_error_message,
+    history_context,
+    preview_text,
+    refused_message,
+    storm_acknowledged_message,
+    storm_muted_message,
+)
+from bot.middleware import load_alert, load_modal_subject, load_storm
+from bot.modals import ModalSubject, mute_modal, submitted, threshold_modal
+from bot.parsing import ThresholdRequest
+from pipeline import alerts, storms
+from pipeline.alert_actions import AlertAction, MuteChoice
+from pipeline.durations import parse_seconds
+from pipeline.messages import alert_message, storm_message
+from pipeline.schema import Anomaly
+
+HISTORY_WINDOW = timedelta(hours=1)
+STORM_MUTE = timedelta(hours=1)
+
+
+# --- alert buttons --------------------------------------------------------------------------------
+
+
+async def acknowledge(body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
+    """Record who acknowledged (idempotent: the first click wins) and redraw the message in place."""
+    backend: Backend = context["backend"]
+    who = actor(body)
+    updated = await backend.run(alerts.acknowledge, backend.es, backend.indices, context["anomaly"].id,
+                                who.id or who.name)
+    await _redraw(backend, client, updated, context["message_ref"])
+
+
+async def mute(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond,
+               context: AsyncBoltContext) -> None:
+    """1 h and "until tomorrow" (00:00 UTC) mute at once; "custom" opens a modal with duration and reason."""
+    backend: Backend = context["backend"]
+    anomaly: Anomaly = context["anomaly"]
+    if not await _allowed(backend, body, respond, context):
+        return
+    subject = ModalSubject.of(anomaly, *context["message_ref"])
+    choice: MuteChoice = context["mute_choice"]
+    if choice is MuteChoice.CUSTOM:
+        await client.views_open(trigger_id=body["trigger_id"], view=mute_modal(subject))
+        return
+    message, changed = await backend.run(answers.mute_until, backend, anomaly.symbol, actor(body),
+                                         mute_end(choice, datetime.now(UTC)))
+    await _confirm(client, subject, body["user"]["id"], message, changed)
+
+
+async def show_history(respond: AsyncRespond, context: AsyncBoltContext) -> None:
+    """A `/price`-style answer for the hour around the anomaly, only for whoever clicked."""
+    backend: Backend = context["backend"]
+    anomaly: Anomaly = context["anomaly"]
+    message = await backend.run(answers.price_answer, backend, anomaly.symbol, HISTORY_WINDOW,
+                                end=anomaly.timestamp + HISTORY_WINDOW / 2, context=history_context(anomaly))
+    await respond(**message.payload(), response_type="ephemeral", replace_original=False)
+
+
+async def adjust_threshold(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond,
+                           context: AsyncBoltContext) -> None:
+    """Open the threshold modal, prefilled with the rule as it applies to the symbol now."""
+    backend: Backend = context["backend"]
+    anomaly: Anomaly = context["anomaly"]
+    if not await _allowed(backend, body, respond, context):
+        return
+    current = (await backend.run(backend.controls.rules, anomaly.symbol))[anomaly.rule]
+    subject = ModalSubject.of(anomaly, *context["message_ref"])
+    await client.views_open(trigger_id=body["trigger_id"], view=threshold_modal(subject, current))
+
+
+# --- modals ---------------------------------------------------------------------------------------
+
+
+async def preview_in_modal(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
+                           context: AsyncBoltContext) -> None:
+    """The modal's Preview button: replay the typed rule over 7 days and redraw the modal with the count."""
+    await ack()
+    backend: Backend = context["backend"]
+    subject: ModalSubject = context["subject"]
+    view = body["view"]
+    try:
+        threshold_pct, window_seconds = threshold_inputs(view)
+        result = await backend.run(answers.preview, backend, subject.symbol, subject.rule,
+                                   threshold_pct=threshold_pct, window_seconds=window_seconds)
+        text = preview_text(result.candidate, result.current)
+    except InputErrors as error:
+        text = control_error_message(" ".join(error.errors.values())).text
+    except ValueError as error:
+        text = control_error_message(str(error)).text
+    current = (await backend.run(backend.controls.rules, subject.symbol))[subject.rule]
+    typed = submitted(view, BlockId.THRESHOLD, ModalAction.THRESHOLD)
+    await client.views_update(view_id=view["id"], hash=view.get("hash"), view=threshold_modal(
+        subject, current, threshold_pct=_float_or_none(typed),
+        window=submitted(view, BlockId.WINDOW, ModalAction.WINDOW), preview=text))
+
+
+async def threshold_submitted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
+                              context: AsyncBoltContext) -> None:
+    backend: Backend = context["backend"]
+    subject: ModalSubject = context["subject"]
+    try:
+        threshold_pct, window_seconds = threshold_inputs(body["view"])
+    except InputErrors as error:
+        await ack(response_action="errors", errors=error.errors)
+        return
+    await ack()
+    if not backend.may_change(body["user"]["id"], subject.channel):
+        await _tell(client, subject, body["user"]["id"], _refusal(backend))
+        return
+    request = ThresholdRequest(subject.symbol, subject.rule, threshold_pct, window_seconds)
+    message, changed = await backend.run(answers.set_threshold, backend, request, actor(body))
+    await _confirm(client, subject, body["user"]["id"], message, changed)
+
+
+async def mute_submitted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
+                         context: AsyncBoltContext) -> None:
+    backend: Backend = context["backend"]
+    subject: ModalSubject = context["subject"]
+    view = body["view"]
+    try:
+        duration = picked_duration(submitted(view, BlockId.DURATION, ModalAction.DURATION) or "")
+    except ValueError as error:
+        await ack(response_action="errors", errors={BlockId.DURATION: str(error)})
+        return
+    await ack()
+    if not backend.may_change(body["user"]["id"], subject.channel):
+        await _tell(client, subject, body["user"]["id"], _refusal(backend))
+        return
+    reason = submitted(view, BlockId.REASON, ModalAction.REASON) or ""
+    message, changed = await backend.run(answers.mute_until, backend, subject.symbol, actor(body),
+                                         datetime.now(UTC) + duration, reason)
+    await _confirm(client, subject, body["user"]["id"], message, changed)
+
+
+# --- storm buttons --------------------------------------------------------------------------------
+
+
+async def storm_acknowledge_all(body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
+    """Acknowledge every member, then redraw the grouped message and say so in its thread."""
+    backend: Backend = context["backend"]
+    storm_id: str = context["storm_id"]
+    who = actor(body)
+
+    def acknowledge_all() -> tuple[int, tuple[str, list[Any]]]:
+        seen = {anomaly.id: anomaly for anomaly in storms.members(backend.redis, storm_id)}
+        done = 0
+        for anomaly_id in context["storm_members"]:
+            try:
+                acked = alerts.acknowledge(backend.es, backend.indices, anomaly_id, who.id or who.name)
+            except LookupError:
+                continue  # alerted but not stored yet: its entry in the storm stays as it is
+            storms.put_member(backend.redis, storm_id, alerts.latest(acked, seen[anomaly_id]) if anomaly_id in seen
+                              else acked)
+            done += 1
+        current = storms.members(backend.redis, storm_id)
+        return done, storm_message(storms.view(backend.redis, storm_id, current))
+
+    done, (text, blocks) = await backend.run(acknowledge_all)
+    channel, ts = context["message_ref"]
+    await client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+    await client.chat_postMessage(channel=channel, thread_ts=ts,
+                                  **storm_acknowledged_message(done, body["user"]["id"]).payload())
+
+
+async def storm_mute_all(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond,
+                         context: AsyncBoltContext) -> None:
+    """Mute every symbol of the storm for an hour (each change audited), and say so in the thread."""
+    backend: Backend = context["backend"]
+    if not await _allowed(backend, body, respond, context):
+        return
+    storm_id: str = context["storm_id"]
+    who, until = actor(body), datetime.now(UTC) + STORM_MUTE
+
+    def mute_all() -> list[str]:
+        symbols = sorted({anomaly.symbol for anomaly in storms.members(backend.redis, storm_id)})
+        for symbol in symbols:
+            backend.controls.mute(symbol, who, until=until, reason=f"storm {storm_id}")
+        return symbols
+
+    symbols = await backend.run(mute_all)
+    channel, ts = context["message_ref"]
+    await client.chat_postMessage(channel=channel, thread_ts=ts,
+                                  **storm_muted_message(symbols, until, body["user"]["id"]).payload())
+
+
+def configure(app: AsyncApp) -> None:
+    app.action(AlertAction.ACKNOWLEDGE, middleware=[load_alert])(acknowledge)
+    app.action(AlertAction.MUTE, middleware=[load_alert])(mute)
+    app.action(AlertAction.HISTORY, middleware=[load_alert])(show_history)
+    app.action(AlertAction.ADJUST_THRESHOLD, middleware=[load_alert])(adjust_threshold)
+    app.action(AlertAction.STORM_ACKNOWLEDGE_ALL, middleware=[load_storm])(storm_acknowledge_all)
+    app.action(AlertAction.STORM_MUTE_ALL, middleware=[load_storm])(storm_mute_all)
+    app.action(ModalAction.PREVIEW, middleware=[load_modal_subject])(preview_in_modal)
+    app.view(ModalCallback.THRESHOLD, middleware=[load_modal_subject])(threshold_submitted)
+    app.view(ModalCallback.MUTE, middleware=[load_modal_subject])(mute_submitted)
+
+
+# --- pure helpers ---------------------------------------------------------------------------------
+
+
+class InputErrors(ValueError):
+    """Modal input Slack should show next to the fields (block id -> message)."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def threshold_inputs(view: dict[str, Any]) -> tuple[float, int]:
+    """(threshold %, window seconds) typed in the threshold modal; InputErrors says which field is wrong."""
+    errors: dict[str, str] = {}
+    threshold = _float_or_none(submitted(view, BlockId.THRESHOLD, ModalAction.THRESHOLD))
+    if threshold is None or not 0 <= threshold < 100:
+        errors[BlockId.THRESHOLD] = "a percentage from 0 (off) to below 100, e.g. 3"
+    try:
+        window = round(parse_seconds(submitted(view, BlockId.WINDOW, ModalAction.WINDOW) or "", bare_unit="m"))
+        if window <= 0:
+            raise ValueError("a window is longer than zero")
+    except ValueError as error:
+        errors[BlockId.WINDOW] = str(error)
+    if errors:
+        raise InputErrors(errors)
+    return threshold, window  # type: ignore[return-value]
+
+
+def mute_end(choice: MuteChoice, now: datetime) -> datetime:
+    """1 h from now, or the next midnight UTC for "until tomorrow"."""
+    if choice is MuteChoice.ONE_HOUR:
+        return now + timedelta(hours=1)
+    if choice is MuteChoice.UNTIL_TOMORROW:
+        return datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    raise ValueError(f"{choice} has no fixed end; it opens the modal")
+
+
+def _float_or_none(raw: Any) -> float | None:
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+async def _redraw(backend: Backend, client: AsyncWebClient, anomaly: Anomaly, ref: tuple[str, str]) -> None:
+    context = await backend.run(alerts.alert_context, backend.es, backend.indices, anomaly)
+    text, blocks = alert_message(anomaly, context)
+    channel, ts = ref
+    await client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+
+
+async def _allowed(backend: Backend, body: dict[str, Any], respond: AsyncRespond,
+                   context: AsyncBoltContext) -> bool:
+    channel, _ = context["message_ref"]
+    if backend.may_change(body["user"]["id"], channel):
+        return True
+    await respond(**_refusal(backend).payload(), response_type="ephemeral", replace_original=False)
+    return False
+
+
+def _refusal(backend: Backend) -> Message:
+    return refused_message(backend.settings.slack_admin_users, backend.settings.slack_admin_channels)
+
+
+async def _confirm(client: AsyncWebClient, subject: ModalSubject, user_id: str, message: Message,
+                   changed: bool) -> None:
+    """A change goes to the alert's thread for everyone; a refusal or an error only to the user."""
+    if changed and subject.channel and subject.ts:
+        await client.chat_postMessage(channel=subject.channel, thread_ts=subject.ts, **message.payload())
+    else:
+        await _tell(client, subject, user_id, message)
+
+
+async def _tell(client: AsyncWebClient, subject: ModalSubject, user_id: str, message: Message) -> None:
+    if subject.channel:
+        await client.chat_postEphemeral(channel=subject.channel, user=user_id, **message.payload())

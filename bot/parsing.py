@@ -1,0 +1,187 @@
+"""Slash-command text to typed requests: pure, so every accepted and refused input is tested alone.
+
+Each parser returns a request, `HELP` for `help`, or raises `Usage` with a reason the user can act on
+(the listener answers it with the command's usage line).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final, cast
+
+from pipeline.controls import RULES, parse_rule_args
+from pipeline.durations import parse_duration, parse_window
+from pipeline.schema import RuleName, normalise_symbol
+
+DEFAULT_PRICE_WINDOW = timedelta(hours=1)
+DEFAULT_ANOMALIES_WINDOW = timedelta(days=1)
+DEFAULT_MUTE = timedelta(hours=1)
+
+
+class Usage(ValueError):
+    """The command text cannot be understood; the message says why."""
+
+
+class _Help:
+    def __repr__(self) -> str:
+        return "HELP"
+
+
+HELP: Final = _Help()
+
+
+@dataclass(frozen=True)
+class PriceRequest:
+    symbol: str
+    window: timedelta
+    chart: bool = False
+
+
+@dataclass(frozen=True)
+class AnomaliesRequest:
+    symbol: str | None
+    window: timedelta
+
+
+@dataclass(frozen=True)
+class MuteRequest:
+    symbol: str
+    duration: timedelta
+    reason: str
+
+
+@dataclass(frozen=True)
+class SymbolRequest:
+    """`/unmute SYMBOL`, and `/threshold SYMBOL` (show the rules)."""
+
+    symbol: str
+
+
+@dataclass(frozen=True)
+class ThresholdRequest:
+    """Set (or with `reset`, restore the default of) one rule; `preview` replays instead of saving."""
+
+    symbol: str
+    rule: RuleName
+    threshold_pct: float | None = None
+    window_seconds: int | None = None
+    cooldown_seconds: int | None = None
+    reset: bool = False
+    preview: bool = False
+
+
+def parse_price(text: str) -> PriceRequest | _Help:
+    words, flags = _split(text, allowed=frozenset({"--chart"}))
+    if words == ["help"]:
+        return HELP
+    if not 1 <= len(words) <= 2:
+        raise Usage("give a symbol and optionally a window")
+    return PriceRequest(_symbol(words[0]), _window(words[1]) if len(words) > 1 else DEFAULT_PRICE_WINDOW,
+                        chart="--chart" in flags)
+
+
+def parse_anomalies(text: str) -> AnomaliesRequest | _Help:
+    words, _ = _split(text)
+    if words == ["help"]:
+        return HELP
+    if len(words) > 2:
+        raise Usage("give at most a symbol and a window")
+    if len(words) == 1 and _looks_like_duration(words[0]):
+        return AnomaliesRequest(None, _window(words[0]))
+    symbol = _symbol(words[0]) if words else None
+    return AnomaliesRequest(symbol, _window(words[1]) if len(words) > 1 else DEFAULT_ANOMALIES_WINDOW)
+
+
+def parse_mute(text: str) -> MuteRequest | _Help:
+    words, _ = _split(text)
+    if words == ["help"]:
+        return HELP
+    if not words:
+        raise Usage("give the symbol to mute")
+    symbol, rest = _symbol(words[0]), words[1:]
+    duration = DEFAULT_MUTE
+    if rest and _looks_like_duration(rest[0]):
+        duration = parse_duration(rest.pop(0))
+        if duration <= timedelta(0):
+            raise Usage("a mute lasts longer than zero, e.g. 30m, 2h, 1d")
+    return MuteRequest(symbol, duration, " ".join(rest))
+
+
+def parse_symbol_only(text: str) -> SymbolRequest | _Help:
+    words, _ = _split(text)
+    if words == ["help"]:
+        return HELP
+    if len(words) != 1:
+        raise Usage("give one symbol")
+    return SymbolRequest(_symbol(words[0]))
+
+
+def parse_no_arguments(text: str) -> _Help | None:
+    words, _ = _split(text)
+    if words == ["help"]:
+        return HELP
+    if words:
+        raise Usage("this command takes no arguments")
+    return None
+
+
+def parse_threshold(text: str) -> ThresholdRequest | SymbolRequest | _Help:
+    """`SYMBOL` shows the rules; `SYMBOL drop reset` restores the default; otherwise `SYMBOL` + the rule
+    arguments every front-end takes (`controls.parse_rule_args`: `drop 3% 10m`, `rise off`, `… cooldown 15m`)."""
+    words, flags = _split(text, allowed=frozenset({"--preview"}))
+    if words == ["help"]:
+        return HELP
+    if not words:
+        raise Usage("give a symbol")
+    symbol, rule_words = _symbol(words[0]), words[1:]
+    preview = "--preview" in flags
+    if not rule_words:
+        if preview:
+            raise Usage("--preview needs a rule and a threshold, e.g. drop 3% 10m")
+        return SymbolRequest(symbol)
+    if len(rule_words) == 2 and rule_words[1].lower() == "reset":
+        if rule_words[0].lower() not in RULES:
+            raise Usage(f"the rule is one of {', '.join(RULES)}; got {rule_words[0]!r}")
+        if preview:
+            raise Usage("reset cannot be previewed; preview the default's values instead")
+        return ThresholdRequest(symbol, cast(RuleName, rule_words[0].lower()), reset=True)
+    try:
+        rule, change = parse_rule_args(rule_words)
+    except ValueError as error:
+        raise Usage(str(error)) from None
+    return ThresholdRequest(symbol, rule, preview=preview, **change)
+
+
+def _split(text: str, allowed: frozenset[str] = frozenset()) -> tuple[list[str], set[str]]:
+    words, flags = [], set()
+    for word in (text or "").split():
+        if word.startswith("--"):
+            if word.lower() not in allowed:
+                raise Usage(f"unknown option {word}" + (f"; options: {', '.join(sorted(allowed))}" if allowed else ""))
+            flags.add(word.lower())
+        else:
+            words.append(word)
+    return words, flags
+
+
+def _symbol(word: str) -> str:
+    try:
+        return normalise_symbol(word)
+    except ValueError as error:
+        raise Usage(f"{word!r}: {error}") from None
+
+
+def _window(word: str) -> timedelta:
+    try:
+        return parse_window(word)
+    except ValueError as error:
+        raise Usage(str(error)) from None
+
+
+def _looks_like_duration(word: str) -> bool:
+    try:
+        parse_duration(word)
+    except ValueError:
+        return False
+    return not word.isdigit()  # a bare number is more likely the start of a reason

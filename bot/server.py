@@ -1,0 +1,31 @@
+"""The bot over HTTP: FastAPI with Bolt's async adapter at `POST /slack/events`, and `GET /healthz`.
+
+One URL takes slash commands, interactivity (buttons, menus, modals) and events, as `bot/manifest.yml`
+declares. Run it with `tickwatch bot --port 3000`, i.e.
+`uvicorn.run("bot.server:create_app", factory=True, ...)`.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, Response
+from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+
+from bot.bolt import create_bolt_app
+from pipeline.settings import Settings, get_settings
+
+EVENTS_PATH = "/slack/events"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    handler = AsyncSlackRequestHandler(create_bolt_app(settings or get_settings()))
+    api = FastAPI(title="Tickwatch Slack bot", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @api.post(EVENTS_PATH)
+    async def slack_events(request: Request) -> Response:
+        return await handler.handle(request)
+
+    @api.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return api

@@ -1,0 +1,64 @@
+"""The bot's words: Jinja2 macros in `templates/bot_*.j2`, rendered with a few formatting filters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from pipeline.durations import format_duration
+from pipeline.messages import TEMPLATES, pct, price, sparkline
+from pipeline.schema import Anomaly
+
+COMMANDS = "bot_commands.j2"
+ACTIONS = "bot_actions.j2"
+
+
+def render(template: str, macro: str, *args: Any, **kwargs: Any) -> str:
+    """Call one macro of a bot template, e.g. render(COMMANDS, "help", "/price")."""
+    return str(getattr(_module(template), macro)(*args, **kwargs)).strip()
+
+
+def exported(template: str, name: str) -> Any:
+    """A value a template sets at its top level, e.g. the usage lines of COMMANDS."""
+    return getattr(_module(template), name)
+
+
+def duration(value: float | timedelta) -> str:
+    return format_duration(value.total_seconds() if isinstance(value, timedelta) else value)
+
+
+def rule_text(rule: Any) -> str:
+    """`drop 3% in 10m` for a Rule, a RuleView or a stored rule state (dict); `drop off` when disabled."""
+    get = rule.get if isinstance(rule, Mapping) else lambda name: getattr(rule, name)
+    name = get("rule") if isinstance(rule, Mapping) else rule.name
+    if not get("threshold_pct"):
+        return f"{name} off"
+    return f"{name} {get('threshold_pct'):g}% in {format_duration(get('window_seconds'))}"
+
+
+def anomaly_line(anomaly: Anomaly) -> str:
+    arrow = "📉" if anomaly.rule == "drop" else "📈"
+    return (f"{arrow} {pct(anomaly.peak_change_pct)} at {anomaly.timestamp:%H:%M} UTC "
+            f"(threshold {anomaly.threshold_pct:g}% in {format_duration(anomaly.window_seconds)}) · {anomaly.status}")
+
+
+@lru_cache
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False)
+    env.filters.update(
+        price=price, pct=pct, dur=duration, spark=sparkline, rule_text=rule_text, anomaly_line=anomaly_line,
+        amount=lambda value: f"{value:,.0f}",
+        hhmm=lambda value: f"{value:%H:%M} UTC",
+        stamp=lambda value: f"{value:%Y-%m-%d %H:%M} UTC",
+        iso_stamp=lambda value: f"{datetime.fromisoformat(value):%Y-%m-%d %H:%M} UTC",
+    )
+    return env
+
+
+@lru_cache
+def _module(template: str) -> Any:
+    return _environment().get_template(template).module
