@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import anomalies, controls, errors, health, prices
+from api import anomalies, controls, errors, health, prices, webhooks
 from api.deps import Services
 from pipeline.settings import Settings, get_settings
 
@@ -25,6 +25,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine_checks = health.EngineChecks(svc)
     errors.install(app)
     app.include_router(health.router)
-    for router in (prices.router, anomalies.router, controls.router):
+    for router in (prices.router, anomalies.router, controls.router, webhooks.router):
         app.include_router(router)
     return app

@@ -1,0 +1,155 @@
+"""Webhook subscriptions (admin tokens only): thin views over pipeline.subscriptions.
+
+Create, list, change and delete endpoints; rotate a secret; send a test event; read the delivery log;
+replay one delivery or recover everything that failed since a time. Secrets appear exactly twice in the
+API's life: in the answer to the creation and to a rotation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, Field
+
+from api.auth import Admin
+from api.deps import Services, services
+from api.errors import Problem, problem_responses
+from api.views import next_link
+from pipeline import subscriptions
+from pipeline.delivery_log import Delivery, Status
+from pipeline.schema import to_utc
+from pipeline.ssrf import UnsafeURL
+from pipeline.subscriptions import Subscription, SubscriptionPatch, SubscriptionSpec
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=problem_responses(401, 403, 422))
+Svc = Annotated[Services, Depends(services)]
+FOUND = problem_responses(404)
+
+
+class CreatedWebhook(Subscription):
+    secret: str = Field(description="whsec_… signing secret: shown only now; verify deliveries with it")
+
+
+class WebhookList(BaseModel):
+    items: list[Subscription]
+
+
+class RotatedSecret(BaseModel):
+    secret: str = Field(description="the new whsec_… secret: shown only now")
+    previous_valid_until: datetime = Field(description="until then deliveries are signed with both secrets")
+
+
+class DeliveryPage(BaseModel):
+    items: list[Delivery]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next (older) page")
+    next: str | None = Field(None, description="the next page's path and query")
+
+
+class Recovered(BaseModel):
+    resent: int = Field(description="failed deliveries queued again")
+
+
+@contextmanager
+def _as_problems() -> Iterator[None]:
+    """The service's errors as problem details: unknown ids 404, state conflicts 409, refused URLs 422."""
+    try:
+        yield
+    except subscriptions.NotFound as error:
+        raise Problem(404, "not-found", str(error)) from None
+    except subscriptions.Conflict as error:
+        raise Problem(409, "conflict", str(error)) from None
+    except UnsafeURL as error:
+        raise Problem(422, "unsafe-url", f"body.url: {error}",
+                      errors=[{"field": "body.url", "message": str(error)}]) from None
+    except ValueError as error:
+        raise Problem(422, "validation", str(error)) from None
+
+
+@router.post("", response_model=CreatedWebhook, status_code=201,
+             summary="Subscribe a URL to events; the answer holds its signing secret, shown only this once")
+def create_webhook(_: Admin, svc: Svc, spec: SubscriptionSpec) -> CreatedWebhook:
+    with _as_problems():
+        created, secret = subscriptions.create(svc.redis, svc.settings, spec)
+    return CreatedWebhook(**created.model_dump(), secret=secret)
+
+
+@router.get("", response_model=WebhookList, summary="Every subscription, oldest first")
+def list_webhooks(_: Admin, svc: Svc) -> WebhookList:
+    return WebhookList(items=subscriptions.list_all(svc.redis))
+
+
+@router.get("/{webhook_id}", response_model=Subscription, responses=FOUND, summary="One subscription")
+def get_webhook(_: Admin, svc: Svc, webhook_id: str) -> Subscription:
+    with _as_problems():
+        return subscriptions.get(svc.redis, webhook_id)
+
+
+@router.patch("/{webhook_id}", response_model=Subscription, responses=FOUND,
+              summary='Change URL, events, symbols or description; {"enabled": true} re-enables a disabled one')
+def patch_webhook(_: Admin, svc: Svc, webhook_id: str, patch: SubscriptionPatch) -> Subscription:
+    with _as_problems():
+        return subscriptions.update(svc.redis, svc.settings, webhook_id, patch)
+
+
+@router.delete("/{webhook_id}", status_code=204, response_class=Response, responses=FOUND,
+               summary="Delete a subscription and its delivery log")
+def delete_webhook(_: Admin, svc: Svc, webhook_id: str) -> Response:
+    with _as_problems():
+        subscriptions.delete(svc.redis, webhook_id)
+    return Response(status_code=204)
+
+
+@router.post("/{webhook_id}/rotate-secret", response_model=RotatedSecret, responses=FOUND,
+             summary="A new signing secret; the old one keeps signing during the grace period")
+def rotate_secret(_: Admin, svc: Svc, webhook_id: str) -> RotatedSecret:
+    with _as_problems():
+        secret, until = subscriptions.rotate_secret(svc.redis, svc.settings, webhook_id)
+    return RotatedSecret(secret=secret, previous_valid_until=until)
+
+
+@router.post("/{webhook_id}/test", response_model=Delivery, status_code=202,
+             responses={**FOUND, **problem_responses(409)},
+             summary="Send a `webhook.test` event to this subscription now")
+def test_webhook(_: Admin, svc: Svc, webhook_id: str) -> Delivery:
+    with _as_problems():
+        return subscriptions.send_test(svc.redis, svc.settings, webhook_id)
+
+
+@router.get("/{webhook_id}/deliveries", response_model=DeliveryPage, responses=FOUND,
+            summary="The delivery log, newest first: event, status, attempts, response code, latency, next attempt")
+def list_deliveries(_: Admin, svc: Svc, webhook_id: str,
+                    status: Annotated[Status | None, Query(description="only deliveries in this state")] = None,
+                    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+                    ) -> DeliveryPage:
+    try:
+        before = None if cursor is None else float(cursor)
+    except ValueError:
+        raise Problem(422, "validation", "query.cursor: not a cursor this API handed out",
+                      errors=[{"field": "query.cursor", "message": "not a cursor this API handed out"}]) from None
+    with _as_problems():
+        items, after = subscriptions.deliveries(svc.redis, webhook_id, limit=limit, before=before, status=status)
+    next_cursor = None if after is None else repr(after)
+    return DeliveryPage(items=items, next_cursor=next_cursor,
+                        next=next_link(f"/v1/webhooks/{webhook_id}/deliveries", next_cursor, status=status,
+                                       limit=limit))
+
+
+@router.post("/{webhook_id}/deliveries/{delivery_id}/replay", response_model=Delivery, status_code=202,
+             responses={**FOUND, **problem_responses(409)},
+             summary="Send a finished delivery again (same body and webhook-id), on a fresh retry schedule")
+def replay_delivery(_: Admin, svc: Svc, webhook_id: str, delivery_id: str) -> Delivery:
+    with _as_problems():
+        return subscriptions.replay(svc.redis, svc.settings, webhook_id, delivery_id)
+
+
+@router.post("/{webhook_id}/recover", response_model=Recovered, status_code=202, responses=FOUND,
+             summary="Send again every delivery that failed since a time (e.g. after an outage)")
+def recover(_: Admin, svc: Svc, webhook_id: str,
+            since: Annotated[datetime, Query(description="ISO-8601; deliveries created from then on")]) -> Recovered:
+    with _as_problems():
+        return Recovered(resent=subscriptions.recover(svc.redis, svc.settings, webhook_id, to_utc(since)))
