@@ -157,3 +157,14 @@ def test_shift_to_moves_a_scenario_and_its_ground_truth(real_stack: Settings, to
     assert (len(ticks), ticks[0].timestamp) == (120, at("2030-01-02T00:00:00Z"))
     event = json.loads(truth.read_text())
     assert (event["start"], event["end"]) == ("2030-01-02T00:01:00.000Z", "2030-01-02T00:01:30.000Z")
+
+
+def test_shifted_to_now_and_replayed_fast_warns_before_ticks_would_be_dead_lettered(real_stack: Settings, topic: str):
+    code, output = generate(topic, "--symbol", "TSLA", "--duration", "3d", "--interval", "1h", "--count", "2",
+                            "--shift-to", "now")
+    assert code == 0, output
+    assert "note: at this speed the last ticks are dated 72.0 h ahead of the clock" in output
+    assert "TICKWATCH_MAX_FUTURE_SECONDS (86400 s)" in output
+    code, output = generate(topic, "--symbol", "TSLA", "--duration", "3d", "--interval", "1h", "--count", "2",
+                            "--shift-to", "2026-01-01T00:00:00Z")
+    assert code == 0 and "note:" not in output, output

@@ -12,6 +12,7 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from rich.console import Console
 from rich.text import Text
@@ -66,9 +67,8 @@ def _settings_error(error: Exception) -> Failure:
 
     from pipeline.settings import Settings
 
-    assert isinstance(error, ValidationError)
     problems = []
-    for item in error.errors(include_url=False):
+    for item in cast(ValidationError, error).errors(include_url=False):
         message = item["msg"].removeprefix("Value error, ")
         if not item["loc"]:
             problems.append(message)
@@ -105,8 +105,8 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
         return _settings_error(error) if getattr(error, "title", "") == "Settings" else unexpected(error)
 
     def missing_file(error: Exception) -> Failure:
-        assert isinstance(error, OSError)
-        return Failure(f"{error.filename}: {error.strerror} — check the path", EXIT_INPUT)
+        os_error = cast(OSError, error)
+        return Failure(f"{os_error.filename}: {os_error.strerror} — check the path", EXIT_INPUT)
 
     def delivery(error: Exception) -> Failure:
         return Failure(f"{error} — check `tickwatch stack status`")
@@ -145,6 +145,9 @@ def run(app: Callable[[], object]) -> None:
     except Exception as error:
         if debug_requested():
             raise
-        failure = explain(error)
+        try:
+            failure = explain(error)
+        except Exception:  # explaining must never hide the error behind another traceback
+            failure = unexpected(error)
         Console(stderr=True, soft_wrap=True).print(Text(f"✘ {failure.message}", style="red"))
         sys.exit(failure.exit_code)

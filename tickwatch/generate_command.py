@@ -63,9 +63,9 @@ def generate(
     """Publish price ticks to Kafka: synthetic (geometric Brownian motion with injected moves) or a replay of
     market data files (the documented layout, Yahoo Finance, kline exports, or any via --columns).
 
-    A replay reads and checks every file before the first tick is sent: rows out of order are sorted,
-    duplicate timestamps kept once, and a row that cannot be read stops it (or, with --skip-bad-rows, is
-    skipped). Each bar becomes four ticks spread over it: open, low/high, close (see README).
+    A replay reads and checks every file before the first tick is sent (README: Replaying market data files):
+    rows out of order are sorted, duplicate timestamps kept once, a bad row stops it (--skip-bad-rows: skipped).
+    Each bar becomes four ticks spread over it: open, the extremes, close.
 
     Examples:
       [bold]tickwatch generate -n 20 --duration 1h --inject drop:TSLA:8%:90s@10m --speed 60[/bold]
