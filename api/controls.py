@@ -52,7 +52,7 @@ def put_thresholds(principal: Admin, svc: Svc, symbol: str, change: ThresholdCha
     with invalid_as_problem("body.cooldown"):
         cooldown = None if change.cooldown is None else round(parse_seconds(change.cooldown))
     with invalid_as_problem():
-        svc.controls.set_rule(symbol, change.rule, principal.actor, threshold_pct=change.threshold_pct,
+        svc.controls.set_rule(symbol, change.rule, principal.actor, threshold_pct=change.threshold,
                               window_seconds=window, cooldown_seconds=cooldown)
     return _thresholds(svc, symbol)
 

@@ -79,15 +79,19 @@ class AnomalyPage(BaseModel):
     next: str | None
 
 
+THRESHOLD_MEANING = ("drop/rise: percent; zscore: k sigmas; volume: a multiple of the usual volume; "
+                     "0 turns the rule off")
+
+
 class RuleOut(BaseModel):
-    threshold_pct: float = Field(description="0: the rule is off")
+    threshold: float = Field(description=THRESHOLD_MEANING)
     window_seconds: int
     cooldown_seconds: int
     overridden: bool = Field(description="true when set for this symbol, false when the defaults apply")
 
     @classmethod
     def of(cls, view: RuleView) -> RuleOut:
-        return cls(threshold_pct=view.threshold_pct, window_seconds=view.window_seconds,
+        return cls(threshold=view.threshold_pct, window_seconds=view.window_seconds,
                    cooldown_seconds=view.cooldown_seconds, overridden=view.overridden)
 
 
@@ -100,7 +104,7 @@ class ThresholdChange(BaseModel):
     """Set one rule's parameters for a symbol; those left out keep their current values."""
 
     rule: RuleName
-    threshold_pct: float | None = Field(None, ge=0, lt=100, description="percent; 0 turns the rule off")
+    threshold: float | None = Field(None, ge=0, description=THRESHOLD_MEANING, examples=[3])
     window: str | None = Field(None, description="e.g. 90s, 5m, 1h (a bare number counts in seconds)",
                                examples=["10m"])
     cooldown: str | None = Field(None, description="how long the condition must be clear before the rule re-arms",

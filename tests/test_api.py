@@ -1,0 +1,277 @@
+"""The HTTP API over the real Elasticsearch and Redis: every endpoint's happy path and its errors, auth, and
+controls changed through the API landing in Redis (what workers read) and in the audit index.
+
+The data is a small seeded history (tickwatch.seed) in a private index prefix, made once for this module.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from redis import Redis
+
+from api.app import create_app
+from pipeline import controls, history, store, tokens
+from pipeline.schema import iso
+from pipeline.settings import Settings
+from tests.conftest import redis_url_for
+from tickwatch.seed import DAY, SeedSpec, discard, ensure_history
+
+pytestmark = pytest.mark.e2e
+
+ADMIN = "admin-token-0123456789"
+READER = "read-token-0123456789"
+SPEC = SeedSpec(symbols=3, ticks_per_symbol=600, moves_per_symbol=2)  # AAPL, MSFT, TSLA; 40 minutes each
+WORKSPACE = "https://acme.slack.com"
+
+
+@pytest.fixture(scope="module")
+def seeded(real_stack: Settings) -> Iterator[store.Indices]:
+    indices = ensure_history(real_stack, SPEC, prefix=f"tw-api-{uuid.uuid4().hex[:8]}")
+    yield indices
+    discard(store.connect(real_stack), indices)
+
+
+@pytest.fixture
+def settings(real_stack: Settings, seeded: store.Indices, fresh_redis: Redis) -> Settings:
+    db = fresh_redis.connection_pool.connection_kwargs["db"]
+    return Settings(redis_url=redis_url_for(real_stack, db), es_url=real_stack.es_url,
+                    kafka_bootstrap=real_stack.kafka_bootstrap, index_prefix=seeded.prefix,
+                    slack_workspace_url=WORKSPACE,
+                    api_tokens=[{"name": "ops-bot", "token": ADMIN, "scope": "admin"},
+                                {"name": "grafana", "token": READER, "scope": "read"}])
+
+
+@pytest.fixture
+def client(settings: Settings) -> TestClient:
+    return TestClient(create_app(settings), raise_server_exceptions=False)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def problem(response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status and body["type"].startswith("https://") and body["title"]
+    return body
+
+
+# --- auth -------------------------------------------------------------------------------------------
+
+
+def test_health_is_open_and_everything_else_needs_a_token(client: TestClient):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"kafka": "ok", "redis": "ok", "elasticsearch": "ok"}
+    assert client.get("/metrics").status_code == 200
+    for path in ("/v1/symbols", "/v1/anomalies", "/v1/mutes", "/v1/audit", "/v1/prices/AAPL"):
+        missing = client.get(path)
+        assert problem(missing, 401)["instance"] == path
+        assert missing.headers["www-authenticate"].startswith("Bearer")
+        assert problem(client.get(path, headers=bearer("wrong-token-0123456789")), 401)
+        assert client.get(path, headers=bearer(READER)).status_code == 200
+
+
+def test_a_read_token_cannot_change_controls(client: TestClient):
+    body = problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop", "threshold": 3},
+                              headers=bearer(READER)), 403)
+    assert "admin" in body["detail"]
+    assert problem(client.post("/v1/mutes", json={"symbol": "AAPL"}, headers=bearer(READER)), 403)
+    assert problem(client.delete("/v1/mutes/AAPL", headers=bearer(READER)), 403)
+
+
+def test_created_tokens_work_until_revoked(client: TestClient, settings: Settings, fresh_redis: Redis):
+    token = tokens.create(fresh_redis, settings, "ci", "admin")
+    assert token.encode() not in b"".join(fresh_redis.hvals(tokens.TOKENS_KEY))  # only the hash is stored
+    assert client.get("/v1/mutes", headers=bearer(token)).status_code == 200
+    with pytest.raises(ValueError, match="exists"):
+        tokens.create(fresh_redis, settings, "ci", "read")
+    assert tokens.revoke(fresh_redis, "ci")
+    assert problem(client.get("/v1/mutes", headers=bearer(token)), 401)
+
+
+# --- prices -----------------------------------------------------------------------------------------
+
+
+def test_symbols_with_their_last_price(client: TestClient, seeded: store.Indices):
+    items = client.get("/v1/symbols", headers=bearer(READER)).json()["items"]
+    assert [item["symbol"] for item in items] == ["AAPL", "MSFT", "TSLA"]
+    last = DAY + timedelta(milliseconds=(SPEC.ticks_per_symbol - 1) * SPEC.interval_ms)
+    assert all(item["last_timestamp"] == iso(last).replace(".000", "") for item in items)
+
+
+def test_prices_page_through_the_default_range_ending_at_the_last_tick(client: TestClient):
+    first = client.get("/v1/prices/aapl?limit=200", headers=bearer(READER))
+    assert first.status_code == 200
+    page = first.json()
+    # Default: the hour before the last tick; ticks every 4 s over 40 minutes -> every tick of the day.
+    rows, pages = list(page["items"]), 1
+    while page["next"]:
+        page = client.get(page["next"], headers=bearer(READER)).json()
+        rows += page["items"]
+        pages += 1
+    assert pages == 3 and len(rows) == SPEC.ticks_per_symbol
+    times = [row["timestamp"] for row in rows]
+    assert times == sorted(times) and len(set(times)) == len(times)
+
+
+def test_prices_errors(client: TestClient):
+    unknown = problem(client.get("/v1/prices/AAPX", headers=bearer(READER)), 404)
+    assert "AAPL" in unknown["suggestions"] and "did you mean" in unknown["detail"]
+    bad = problem(client.get("/v1/prices/no%20way", headers=bearer(READER)), 422)
+    assert bad["errors"][0]["field"] == "path.symbol"
+    backwards = problem(client.get("/v1/prices/AAPL", headers=bearer(READER),
+                                   params={"start": "2026-01-05T01:00:00Z", "end": "2026-01-05T00:00:00Z"}), 422)
+    assert backwards["errors"][0]["field"] == "query.end"
+    assert problem(client.get("/v1/prices/AAPL?cursor=garbage", headers=bearer(READER)), 422)
+    assert problem(client.get("/v1/prices/AAPL?limit=0", headers=bearer(READER)), 422)["errors"][0]["field"] == \
+        "query.limit"
+
+
+def test_ohlc_bars_add_up_to_the_ticks(client: TestClient, settings: Settings):
+    response = client.get("/v1/prices/MSFT/ohlc?interval=5m", headers=bearer(READER))
+    assert response.status_code == 200
+    bars = response.json()["bars"]
+    assert sum(bar["ticks"] for bar in bars) == SPEC.ticks_per_symbol
+    assert len(bars) == 8  # 40 minutes
+    es, indices = store.connect(settings), store.Indices(settings.index_prefix)
+    first_ticks = history.ticks_page(es, indices, "MSFT", DAY, DAY + timedelta(minutes=5), limit=75).items
+    assert bars[0]["open"] == first_ticks[0].price and bars[0]["close"] == first_ticks[-1].price
+    assert bars[0]["high"] == max(t.price for t in first_ticks) and bars[0]["low"] == min(t.price for t in first_ticks)
+
+
+def test_ohlc_errors(client: TestClient):
+    interval = problem(client.get("/v1/prices/MSFT/ohlc?interval=7m", headers=bearer(READER)), 422)
+    assert interval["errors"][0]["field"] == "query.interval"
+    too_many = problem(client.get("/v1/prices/MSFT/ohlc", params={"interval": "1m", "start": "2026-01-01T00:00:00Z",
+                                                                   "end": "2026-01-06T00:00:00Z"},
+                                  headers=bearer(READER)), 422)
+    assert "at most" in too_many["detail"]
+    assert problem(client.get("/v1/prices/MSFX/ohlc", headers=bearer(READER)), 404)["suggestions"] == ["MSFT"]
+
+
+# --- anomalies --------------------------------------------------------------------------------------
+
+
+def test_anomalies_newest_first_filtered_and_paged(client: TestClient):
+    everything = client.get("/v1/anomalies?limit=100", headers=bearer(READER)).json()["items"]
+    assert len(everything) == SPEC.anomalies
+    times = [item["timestamp"] for item in everything]
+    assert times == sorted(times, reverse=True)
+    page = client.get("/v1/anomalies?limit=4", headers=bearer(READER)).json()
+    second = client.get(page["next"], headers=bearer(READER)).json()
+    assert [a["id"] for a in page["items"] + second["items"]] == [a["id"] for a in everything]
+    tsla = client.get("/v1/anomalies?symbol=tsla", headers=bearer(READER)).json()["items"]
+    assert {a["symbol"] for a in tsla} == {"TSLA"} and len(tsla) == SPEC.moves_per_symbol
+    for status in ("open", "acknowledged", "resolved"):
+        found = client.get(f"/v1/anomalies?status={status}", headers=bearer(READER)).json()["items"]
+        assert [a["id"] for a in found] == [a["id"] for a in everything if a["status"] == status]
+    muted = client.get("/v1/anomalies?muted=true", headers=bearer(READER)).json()["items"]
+    assert [a["id"] for a in muted] == [a["id"] for a in everything if a["muted"]]
+    assert problem(client.get("/v1/anomalies?status=gone", headers=bearer(READER)), 422)["errors"][0]["field"] == \
+        "query.status"
+
+
+def test_one_anomaly_with_its_slack_link(client: TestClient):
+    items = client.get("/v1/anomalies?limit=100", headers=bearer(READER)).json()["items"]
+    posted = next(a for a in items if a["slack"])
+    one = client.get(f"/v1/anomalies/{posted['id']}", headers=bearer(READER)).json()
+    channel, ts = posted["slack"]["channel"], posted["slack"]["ts"]
+    assert one["slack_url"] == f"{WORKSPACE}/archives/{channel}/p{ts.replace('.', '')}"
+    assert one["status"] in ("open", "acknowledged", "resolved")
+    body = problem(client.get("/v1/anomalies/nope", headers=bearer(READER)), 404)
+    assert "nope" in body["detail"]
+
+
+# --- controls ---------------------------------------------------------------------------------------
+
+
+def _audit(settings: Settings) -> list[controls.Change]:
+    ctl = controls.Controls(Redis.from_url(settings.redis_url), settings, store.connect(settings),
+                            store.Indices(settings.index_prefix))
+    return ctl.audit_log(limit=10)
+
+
+def test_thresholds_through_the_api_reach_the_workers_and_the_audit(client: TestClient, settings: Settings):
+    redis = Redis.from_url(settings.redis_url)
+    before = client.get("/v1/thresholds/NVDA", headers=bearer(READER))
+    assert problem(before, 404)  # no ticks for NVDA in this history: a typo must not change nothing silently
+    got = client.get("/v1/thresholds/AAPL", headers=bearer(READER)).json()
+    assert got["rules"]["drop"] == {"threshold": 5.0, "window_seconds": 300, "cooldown_seconds": 300,
+                                    "overridden": False}
+    put = client.put("/v1/thresholds/aapl", json={"rule": "drop", "threshold": 3, "window": "10m"},
+                     headers=bearer(ADMIN))
+    assert put.status_code == 200 and put.json()["rules"]["drop"]["threshold"] == 3.0
+    rules = controls.controls_for(redis, settings, ["AAPL"])["AAPL"].rules
+    assert (rules[0].name, rules[0].threshold_pct, rules[0].window_seconds) == ("drop", 3.0, 600)
+    change = _audit(settings)[0]
+    assert (change.action, change.symbol, change.actor.name, change.actor.via) == ("set_rule", "AAPL", "ops-bot", "api")
+    assert change.old["threshold_pct"] == 5.0 and change.new["threshold_pct"] == 3.0
+
+    listed = client.get("/v1/audit?symbol=AAPL", headers=bearer(READER)).json()["items"]
+    assert listed[0]["action"] == "set_rule" and listed[0]["actor"] == {"name": "ops-bot", "via": "api", "id": None}
+
+    reset = client.delete("/v1/thresholds/AAPL", headers=bearer(ADMIN)).json()
+    assert reset["rules"]["drop"]["overridden"] is False
+    assert controls.controls_for(redis, settings, ["AAPL"])["AAPL"].rules[0].threshold_pct == 5.0
+
+
+def test_threshold_errors_name_the_field(client: TestClient):
+    window = problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop", "window": "soon"},
+                                headers=bearer(ADMIN)), 422)
+    assert window["errors"][0]["field"] == "body.window" and "15m" in window["detail"]
+    negative = problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop", "threshold": -1},
+                                  headers=bearer(ADMIN)), 422)
+    assert negative["errors"][0]["field"] == "body.threshold"
+    pct = problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop", "threshold": 120},
+                             headers=bearer(ADMIN)), 422)
+    assert "percentage" in pct["detail"]  # the Controls service's own rule, as the bot says it
+    rule = problem(client.put("/v1/thresholds/AAPL", json={"rule": "sideways"}, headers=bearer(ADMIN)), 422)
+    assert rule["errors"][0]["field"] == "body.rule"
+    cooldown = problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop", "cooldown": "1m"},
+                                  headers=bearer(ADMIN)), 422)
+    assert "cooldown" in cooldown["detail"]
+
+
+def test_mutes_through_the_api(client: TestClient, settings: Settings):
+    redis = Redis.from_url(settings.redis_url)
+    created = client.post("/v1/mutes", json={"symbol": "tsla", "duration": "2h", "reason": "earnings"},
+                          headers=bearer(ADMIN))
+    assert created.status_code == 201
+    body = created.json()
+    assert body["symbol"] == "TSLA" and body["by"] == "ops-bot" and body["reason"] == "earnings"
+    assert controls.controls_for(redis, settings, ["TSLA"])["TSLA"].muted
+    assert [m["symbol"] for m in client.get("/v1/mutes", headers=bearer(READER)).json()["items"]] == ["TSLA"]
+    change = _audit(settings)[0]
+    assert (change.action, change.actor.name, change.actor.via) == ("mute", "ops-bot", "api")
+
+    assert client.delete("/v1/mutes/TSLA", headers=bearer(ADMIN)).status_code == 204
+    assert not controls.controls_for(redis, settings, ["TSLA"])["TSLA"].muted
+    assert problem(client.delete("/v1/mutes/TSLA", headers=bearer(ADMIN)), 404)
+    assert _audit(settings)[0].action == "unmute"
+
+
+def test_mute_errors(client: TestClient):
+    duration = problem(client.post("/v1/mutes", json={"symbol": "AAPL", "duration": "forever"},
+                                   headers=bearer(ADMIN)), 422)
+    assert duration["errors"][0]["field"] == "body.duration"
+    both = problem(client.post("/v1/mutes", json={"symbol": "AAPL", "duration": "1h",
+                                                  "until": "2099-01-01T00:00:00Z"}, headers=bearer(ADMIN)), 422)
+    assert "not both" in both["detail"]
+    assert problem(client.post("/v1/mutes", json={"symbol": "APPL"}, headers=bearer(ADMIN)), 404)["suggestions"]
+    assert problem(client.post("/v1/mutes", json={}, headers=bearer(ADMIN)), 422)["errors"][0]["field"] == "body.symbol"
+
+
+def test_openapi_and_docs(client: TestClient):
+    schema = client.get("/openapi.json").json()
+    paths = {"/v1/symbols", "/v1/prices/{symbol}/ohlc", "/v1/anomalies/{anomaly_id}", "/v1/mutes"}
+    assert paths <= set(schema["paths"])
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert client.get("/docs").status_code == 200
