@@ -90,11 +90,14 @@ def daily_digest() -> None:
         return {"channel": posted.channel, "ts": posted.ts, "updated": posted.updated, "file_id": posted.file_id}
 
     @task
-    def notify_webhooks(summary: str) -> None:
-        """The digest.daily event to subscribers and the Kafka alerts topic."""
+    def notify_webhooks(summary: str) -> int:
+        """The digest.daily event to webhook subscribers and the Kafka alerts topic; deliveries queued."""
+        from redis import Redis
+
         from pipeline import digest
 
-        digest.notify(digest.Digest.model_validate_json(summary), Settings())
+        settings = Settings()
+        return digest.notify(digest.Digest.model_validate_json(summary), settings, Redis.from_url(settings.redis_url))
 
     summary = extract()
     posted = post(summary, render(summary), chart(summary))

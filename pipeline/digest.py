@@ -30,6 +30,7 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 from pydantic import BaseModel
+from redis import Redis
 from slack_sdk import WebClient
 from slack_sdk.models.blocks import (
     Block,
@@ -527,14 +528,20 @@ def deliver(digest: Digest, settings: Settings, *, channel: str | None = None) -
                 channel=channel, png=chart(digest))
 
 
-def notify(digest: Digest, settings: Settings) -> None:
-    """The `digest.daily` event onto the Kafka `alerts` topic (key `digest`), as every alert event goes."""
+def notify(digest: Digest, settings: Settings, redis: Redis) -> int:
+    """The `digest.daily` event to webhook subscribers of that type (returns how many deliveries were queued;
+    a re-run queues none, delivery ids derive from the event id) and onto the Kafka `alerts` topic (key
+    `digest`), in the envelope every alert event has."""
     import orjson
 
+    from pipeline import subscriptions
     from pipeline.topics import make_producer
 
+    envelope = event(digest)
+    queued = subscriptions.dispatch(redis, settings, envelope)
     producer = make_producer(settings, linger_ms=0)
     try:
-        producer.send(settings.alerts_topic, key=b"digest", value=orjson.dumps(event(digest))).get(timeout=10)
+        producer.send(settings.alerts_topic, key=b"digest", value=orjson.dumps(envelope)).get(timeout=10)
     finally:
         producer.close()
+    return queued

@@ -8,10 +8,13 @@ import os
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
+from ipaddress import ip_network
 
 import pytest
+from redis import Redis
 
-from pipeline import digest, store
+from pipeline import digest, store, subscriptions
+from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
 from tests.digest_day import DAY, seed
 
@@ -148,15 +151,28 @@ def posted_numbers(blocks: list[dict]) -> str:
     return "\n".join(b["text"]["text"] for b in blocks if b.get("type") == "section")
 
 
+def subscribe_to_digests(settings: Settings) -> str:
+    """A webhook subscription to digest.daily (on loopback, so allowed explicitly); returns its id."""
+    allowed = settings.model_copy(update={"webhook_allow_networks": [ip_network("127.0.0.0/8")]})
+    spec = subscriptions.SubscriptionSpec(url="http://127.0.0.1:9/hook", events=["digest.daily"])
+    return subscriptions.create(Redis.from_url(settings.redis_url), allowed, spec)[0].id
+
+
+def digest_deliveries(settings: Settings, subscription_id: str) -> list[tuple[str, str]]:
+    found, _ = subscriptions.deliveries(Redis.from_url(settings.redis_url), subscription_id)
+    return [(d.event_type, d.event_id) for d in found]
+
+
 def test_cli_posts_once_then_edits_and_dry_run_sends_nothing(namespace) -> None:
     expected = seed(namespace.settings)
+    subscription = subscribe_to_digests(namespace.settings)
     with FakeSlack() as slack:
         shown = _cli(namespace, slack)  # the terminal view
         assert f"{expected.ticks:,} ticks" in shown.stdout and not slack.calls()
 
         dry = _cli(namespace, slack, "--post", "--dry-run")
         assert "would post to #market-digest" in dry.stdout
-        assert slack.calls() == []
+        assert slack.calls() == [] and digest_deliveries(namespace.settings, subscription) == []
 
         _cli(namespace, slack, "--post")
         [first] = slack.calls("chat.postMessage")
@@ -182,6 +198,7 @@ def test_cli_posts_once_then_edits_and_dry_run_sends_nothing(namespace) -> None:
     record = digest.posted_message(store.connect(namespace.settings),
                                    store.Indices(namespace.settings.index_prefix), DAY, "#market-digest")
     assert record["runs"] == 2 and record["ts"] == first.response["ts"] and len(record["file_ids"]) == 2
+    assert digest_deliveries(namespace.settings, subscription) == [("digest.daily", "msg_digest_2026-11-20")]
     [message] = namespace.topic_messages(namespace.settings.alerts_topic, expect=2, timeout=10)[:1]
     envelope = json.loads(message.value)
     assert (envelope["type"], envelope["id"]) == ("digest.daily", "msg_digest_2026-11-20")

@@ -56,10 +56,13 @@ def digest(
                       f"and send the digest.daily event:")
         console.print(digests.text(summary), markup=False)
         return
+    from redis import Redis
+
     posted = digests.deliver(summary, settings, channel=target)
-    digests.notify(summary, settings)
+    queued = digests.notify(summary, settings, Redis.from_url(settings.redis_url))
     console.print(f"[green]✔[/green] {'updated' if posted.updated else 'posted'} the {chosen} digest in {target} "
-                  f"(ts {posted.ts}); chart {posted.file_id or 'none: no ticks'}; digest.daily sent")
+                  f"(ts {posted.ts}); chart {posted.file_id or 'none: no ticks'}; digest.daily on Kafka and to "
+                  f"{queued} new webhook deliveries")
 
 
 def show(summary: Digest) -> None:

@@ -12,7 +12,7 @@ from pipeline import digest, store
 from stack.fake_slack import FakeSlack
 from tests.airflow.conftest import REPO
 from tests.digest_day import DAY, seed
-from tests.test_digest import posted_numbers
+from tests.test_digest import digest_deliveries, posted_numbers, subscribe_to_digests
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,7 @@ def test_dag_imports_with_its_schedule_and_tasks(dagbag: DagBag) -> None:
 
 def test_dag_run_posts_the_seeded_day_then_edits_it(dagbag: DagBag, airflow_db, namespace, monkeypatch) -> None:
     expected = seed(namespace.settings)
+    subscription = subscribe_to_digests(namespace.settings)
     dag = dagbag.dags["daily_digest"]
     with FakeSlack() as slack:
         for key, value in namespace.env.items():
@@ -64,3 +65,4 @@ def test_dag_run_posts_the_seeded_day_then_edits_it(dagbag: DagBag, airflow_db, 
     record = digest.posted_message(store.connect(namespace.settings),
                                    store.Indices(namespace.settings.index_prefix), DAY, "#market-digest")
     assert record["runs"] == 2
+    assert digest_deliveries(namespace.settings, subscription) == [("digest.daily", "msg_digest_2026-11-20")]
