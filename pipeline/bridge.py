@@ -23,6 +23,7 @@ from prometheus_client import Counter, Gauge
 from redis import Redis
 
 from pipeline import state
+from pipeline.metrics import Recorder
 from pipeline.schema import InvalidTick, parse_tick, to_ms
 from pipeline.settings import Settings
 from pipeline.tasks import process_batch
@@ -165,15 +166,17 @@ class Bridge:
             dead += [self._dead_letter(record, reason) for record, reason in rejected]
         for future in dead:
             future.get(timeout=30)  # a dead letter Kafka did not take must not be committed past
-        self._commit(polled)
+        figures = Recorder()
+        self._commit(polled, figures)
         consumed = sum(len(records) for records in polled.values())
         CONSUMED.inc(consumed)
         DEAD_LETTERED.inc(len(dead))
-        state.bump(self.redis, {"consumed": consumed, "dead_lettered": len(dead)})
+        state.bump(self.redis, {"consumed": consumed, "dead_lettered": len(dead)}, figures)
         return consumed
 
-    def _commit(self, polled: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
-        """Commit what was handed on, for the partitions we still own (a rebalance may have moved some)."""
+    def _commit(self, polled: Mapping[TopicPartition, Sequence[ConsumerRecord]], figures: Recorder) -> None:
+        """Commit what was handed on, for the partitions we still own (a rebalance may have moved some);
+        the lag per partition goes to this process's gauge and to `figures` (the fleet's view, in Redis)."""
         assigned = self.consumer.assignment()
         offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)
                    for tp, records in polled.items() if tp in assigned}
@@ -181,6 +184,7 @@ class Bridge:
             highwater = self.consumer.highwater(tp)
             if highwater is not None:
                 LAG.labels(str(tp.partition)).set(highwater - offset.offset)
+                figures.set("bridge_lag", highwater - offset.offset, partition=str(tp.partition))
         try:
             self.consumer.commit(offsets)
         except CommitFailedError as error:

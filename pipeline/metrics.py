@@ -16,11 +16,13 @@ makes the buckets cumulative.
 from __future__ import annotations
 
 import bisect
+import errno
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis import Redis
@@ -182,3 +184,15 @@ def _histograms(rows: list[tuple[str, dict[str, str], float]], label_names: tupl
             buckets.append((le, running))
         result[key] = (buckets, sums[key])
     return result
+
+
+def serve_process_metrics(port: int, addr: str = "127.0.0.1") -> int:
+    """Serve this process's own prometheus_client metrics on `port`, or on a free port when another process
+    (a second bridge on the host) has it; returns the port used. The fleet-wide view is the API's /metrics."""
+    try:
+        server, _ = start_http_server(port, addr=addr)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        server, _ = start_http_server(0, addr=addr)
+    return server.server_port

@@ -21,6 +21,7 @@ import orjson
 from redis import Redis
 
 from pipeline.detection import Episode, SymbolState
+from pipeline.metrics import Recorder
 
 STATS_KEY = "tickwatch:stats"
 PROGRESS_AT_KEY = "tickwatch:progress_at"  # "topic:partition" -> when its progress last moved (epoch s)
@@ -134,8 +135,9 @@ def commit(
     progress: Mapping[tuple[str, int], int],
     states: Mapping[str, SymbolState],
     counts: Mapping[str, int],
+    figures: Recorder | None = None,
 ) -> None:
-    """Atomically store the new states, the partitions' progress and the running counters."""
+    """Atomically store the new states, the partitions' progress, the running counters and `figures`."""
     pipe = redis.pipeline(transaction=True)
     if states:
         pipe.mset({_state_key(symbol): encode(state) for symbol, state in states.items()})
@@ -144,6 +146,8 @@ def commit(
     for name, amount in counts.items():
         if amount:
             pipe.hincrby(STATS_KEY, name, amount)
+    if figures is not None:
+        figures.add_to(pipe)
     pipe.execute()
 
 
@@ -151,9 +155,11 @@ def stats(redis: Redis) -> dict[str, int]:
     return {key.decode(): int(value) for key, value in redis.hgetall(STATS_KEY).items()}
 
 
-def bump(redis: Redis, counts: Mapping[str, int]) -> None:
+def bump(redis: Redis, counts: Mapping[str, int], figures: Recorder | None = None) -> None:
     """Add to the running counters outside a batch commit (e.g. the bridge's dead-letter count)."""
     pipe = redis.pipeline(transaction=False)
     for name, amount in counts.items():
         pipe.hincrby(STATS_KEY, name, amount)
+    if figures is not None:
+        figures.add_to(pipe)
     pipe.execute()

@@ -27,6 +27,7 @@ from redis import Redis
 from pipeline import state, store
 from pipeline.controls import controls_for
 from pipeline.detection import SymbolState, TickPoint, advance
+from pipeline.metrics import Recorder
 from pipeline.notifiers import Notifier, build, channel_names
 from pipeline.notifiers import slack as slack_messages
 from pipeline.schema import AlertEvent, Anomaly
@@ -139,6 +140,7 @@ def _ready(part: dict[str, Any], done: dict[int, int | None]) -> bool:
 
 def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | None]) -> dict[str, int]:
     """Detect, store, alert and commit the ticks of `batch` not applied before (offset >= `done`)."""
+    began = time.perf_counter()
     fresh = [tick for tick in batch["ticks"] if done[tick[4]] is None or tick[5] >= done[tick[4]]]
     by_symbol: dict[str, list[TickPoint]] = defaultdict(list)
     for symbol, ts, price, volume, _partition, _offset, published in fresh:
@@ -192,7 +194,13 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
               "alerts": len(alerts), "batches": 1}
     progress = {(part["topic"], part["partition"]): max(part["next_offset"], done[part["partition"]] or 0)
                 for part in batch["parts"]}
-    state.commit(res.redis, progress=progress, states=states, counts=counts)
+    figures = Recorder()
+    for anomaly in alerts:
+        if anomaly.published_at is not None:
+            figures.observe("detection_latency_seconds", (anomaly.detected_at - anomaly.published_at).total_seconds())
+    figures.observe("batch_apply_seconds", time.perf_counter() - began)
+    figures.observe("batch_latency_seconds", time.time() - batch["sent_at"])
+    state.commit(res.redis, progress=progress, states=states, counts=counts, figures=figures)
     return counts
 
 
@@ -223,19 +231,27 @@ def deliver(self: Task, channel: str, event: dict[str, Any]) -> str:
     alert = AlertEvent.model_validate(event)
     delivered = f"tickwatch:delivered:{channel}:{alert.id}"
     # Claim before sending, so two copies of this task never both send; release the claim on failure.
+    figures = Recorder()
     if not res.redis.set(delivered, "sending", nx=True, ex=CLAIM_TTL_SECONDS):
+        figures.count("deliveries", channel=channel, outcome="duplicate")
+        figures.send(res.redis)
         return "duplicate"
     try:
         res.notifier(channel).send(alert)
     except Exception:
         res.redis.delete(delivered)
+        figures.count("deliveries", channel=channel, outcome="failed")
+        figures.send(res.redis)
         raise
     pipe = res.redis.pipeline(transaction=False)
     pipe.set(delivered, "sent", ex=DELIVERED_TTL_SECONDS)
+    figures.count("deliveries", channel=channel, outcome="sent")
     if alert.data.published_at is not None and alert.type == "anomaly.detected":
         latency_ms = (datetime.now(UTC) - alert.data.published_at).total_seconds() * 1000
+        figures.observe("delivery_latency_seconds", latency_ms / 1000, channel=channel)
         pipe.lpush(latency_key(channel), round(latency_ms, 1))
         pipe.ltrim(latency_key(channel), 0, LATENCY_SAMPLES - 1)
+    figures.add_to(pipe)
     pipe.execute()
     return "sent"
 

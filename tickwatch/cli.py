@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.settings import get_settings
-from tickwatch import controls_command, generate_command
+from tickwatch import api_command, controls_command, generate_command
 from tickwatch.errors import DEBUG_ENV
 
 app = typer.Typer(help="Tickwatch: real-time market surveillance, alerts in Slack.", no_args_is_help=True,
@@ -23,6 +23,7 @@ stack_app = typer.Typer(help="The local real stack: Kafka, Elasticsearch and Red
 app.add_typer(stack_app, name="stack")
 controls_command.register(app)
 generate_command.register(app)
+api_command.register(app)
 console = Console()
 
 
@@ -133,18 +134,19 @@ def worker(
 def bridge(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
     """Consume `financial_prices` and hand batches to the workers; SIGTERM finishes the batch and exits.
 
-    Serves Prometheus metrics on TICKWATCH_METRICS_PORT (default 9464; 0 = off).
+    Serves its own Prometheus metrics on TICKWATCH_METRICS_PORT (default 9464; taken by another bridge: a free
+    port, logged; 0 = off). Every bridge's and worker's figures are also in `tickwatch api`'s /metrics.
 
     Example: [bold]tickwatch bridge[/bold]
     """
-    from prometheus_client import start_http_server
-
     from pipeline.bridge import Bridge
+    from pipeline.metrics import serve_process_metrics
 
     _logging(loglevel)
     settings = get_settings()
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        port = serve_process_metrics(settings.metrics_port)
+        logging.getLogger("tickwatch.bridge").info("this bridge's metrics: http://127.0.0.1:%d/metrics", port)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
