@@ -1,0 +1,319 @@
+"""The rules' arithmetic and the guards against bad data: pure functions and running figures, O(1) per tick.
+
+`pipeline.detection` drives them over a symbol's window (sorted by event time); nothing here does I/O or
+knows about episodes. Each rule is a condition on one tick and the window of W before it:
+
+- `drop` / `rise`: the price against the window's high / low (`price_crossed`);
+- `zscore`: the log return over the window in units of the symbol's own volatility over W (`zscore`);
+- `volume`: the volume traded in the window against the symbol's usual volume for W (`volume_ratio`).
+
+The two last measure against a `Baseline`: exponentially decayed sums over the ticks *older* than the
+window (and the lateness), so the move being judged never inflates its own yardstick, and a replay in any
+batching folds the same ticks in the same order.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from pipeline.schema import RuleName
+
+PRICE_RULES: tuple[RuleName, ...] = ("drop", "rise")
+BASELINE_RULES: tuple[RuleName, ...] = ("zscore", "volume")
+# A floor under volatility (1 basis point per √minute): a symbol whose price never moved would otherwise make
+# any move infinitely many sigma.
+MIN_VARIANCE_PER_SECOND = 1e-4 ** 2 / 60
+# A contradicting tick takes back at least this share of the outlier's move.
+REVERT_SHARE = 0.5
+
+
+# --- the conditions ---------------------------------------------------------------------------------
+
+
+def price_crossed(rule: RuleName, price: float, extreme: float, threshold_pct: float) -> bool:
+    """drop: price <= (1 - X) * the window's high; rise: price >= (1 + X) * the window's low."""
+    if rule == "drop":
+        return price <= extreme * (1 - threshold_pct / 100)
+    return price >= extreme * (1 + threshold_pct / 100)
+
+
+def zscore(price: float, start_price: float, elapsed_seconds: float, variance_per_second: float) -> float:
+    """ln(price / start_price) in sigmas of a move that long: sigma = sqrt(variance per second * elapsed)."""
+    sigma = math.sqrt(max(variance_per_second, MIN_VARIANCE_PER_SECOND) * max(elapsed_seconds, 1e-3))
+    return math.log(price / start_price) / sigma
+
+
+def volume_ratio(window_volume: float, volume_per_second: float, window_seconds: float) -> float | None:
+    """Volume traded in the window over the usual volume for that long; None when the usual is zero."""
+    usual = volume_per_second * window_seconds
+    return window_volume / usual if usual > 0 else None
+
+
+# --- bad data -----------------------------------------------------------------------------------------
+
+
+def skew_reason(ts: int, newest: int | None, now_ms: int, tolerance_ms: int) -> str | None:
+    """Why a tick's timestamp cannot be trusted, or None.
+
+    Suspect: dated more than `tolerance_ms` ahead of the real clock *and* of the symbol's newest tick. A
+    tick ahead of the clock but close to the symbol's own ticks is a feed replayed faster than real time
+    (`tickwatch generate --speed max`), not one bad clock, so it passes.
+    """
+    ahead = ts - now_ms
+    if ahead <= tolerance_ms:
+        return None
+    if newest is not None and ts - newest <= tolerance_ms:
+        return None
+    after = "no earlier tick of the symbol" if newest is None else f"{(ts - newest) / 1000:.0f}s after its newest tick"
+    return f"timestamp {ahead / 1000:.0f}s ahead of the clock, {after}"
+
+
+def contradicts(reference: float, outlier: float, price: float) -> bool:
+    """`price` takes back at least half of the move from `reference` to `outlier`: the outlier was a bad print."""
+    move = outlier - reference
+    return move != 0 and (outlier - price) / move >= REVERT_SHARE
+
+
+def bad_print_reason(rule: str, reference: float, outlier: float, price: float) -> str:
+    change = (outlier / reference - 1) * 100
+    return f"isolated print: {rule} {change:+.1f}% taken back by the next tick ({price:g})"
+
+
+class Pending(NamedTuple):
+    """A condition that holds but is not confirmed yet (Alertmanager's pending state)."""
+
+    since: int  # event time of the first tick it held on
+    ticks: int  # consecutive evaluated ticks it has held on
+    reference_price: float  # what the first tick's move was measured from
+    first_price: float
+
+
+def confirmed(pending: Pending, ts: int, confirm_ticks: int, confirm_seconds: float) -> bool:
+    """The condition has held on `confirm_ticks` ticks in a row, or (when > 0) for `confirm_seconds`."""
+    return pending.ticks >= confirm_ticks or (confirm_seconds > 0 and ts - pending.since >= confirm_seconds * 1000)
+
+
+# --- running figures ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Baseline:
+    """What is usual for a symbol: exponentially decayed sums (time constant τ) over ticks folded in
+    event-time order.
+
+    `squared_returns` = Σ ln(pⱼ/pⱼ₋₁)² and `volume` = Σ vⱼ, each term weighted e^(-(last - tⱼ)/τ); divided by
+    the decayed time they cover, τ(1 - e^(-(last - first)/τ)), they are a variance and a volume per second.
+    """
+
+    first_ts: int | None = None
+    last_ts: int | None = None
+    last_price: float = 0.0
+    squared_returns: float = 0.0
+    volume: float = 0.0
+
+    def fold(self, ts: int, price: float, volume: float, tau_ms: float) -> None:
+        if self.last_ts is None:
+            self.first_ts, self.last_ts, self.last_price = ts, ts, price
+            return
+        decay = math.exp(-(ts - self.last_ts) / tau_ms)
+        step = math.log(price / self.last_price)
+        self.squared_returns = self.squared_returns * decay + step * step
+        self.volume = self.volume * decay + (0.0 if math.isnan(volume) else volume)
+        self.last_ts, self.last_price = ts, price
+
+    def covered_seconds(self, tau_ms: float) -> float:
+        if self.first_ts is None or self.last_ts is None:
+            return 0.0
+        return tau_ms / 1000 * -math.expm1(-(self.last_ts - self.first_ts) / tau_ms)
+
+    def history_ms(self) -> int:
+        return 0 if self.first_ts is None or self.last_ts is None else self.last_ts - self.first_ts
+
+    def per_second(self, tau_ms: float) -> tuple[float, float] | None:
+        """(variance, volume) per second, None before any time is covered."""
+        covered = self.covered_seconds(tau_ms)
+        return None if covered <= 0 else (self.squared_returns / covered, self.volume / covered)
+
+    def copy(self) -> Baseline:
+        return Baseline(self.first_ts, self.last_ts, self.last_price, self.squared_returns, self.volume)
+
+    def to_list(self) -> list[float | int | None]:
+        return [self.first_ts, self.last_ts, self.last_price, self.squared_returns, self.volume]
+
+    @classmethod
+    def from_list(cls, values: Sequence[float | int | None] | None) -> Baseline:
+        if not values:
+            return cls()
+        first, last, price, squares, volume = values
+        return cls(None if first is None else int(first), None if last is None else int(last), float(price or 0),
+                   float(squares or 0), float(volume or 0))
+
+
+class SlidingExtremes:
+    """max and min of prices[lo:hi] while the window slides right (neither end ever moves left).
+
+    Monotonic queues of indices make each step O(1) amortised; re-scanning the window for every tick cost
+    a fifth of a worker's time with a 5-minute window of 1-second ticks. Indices in `excluded` (bad prints)
+    are never offered; `reset()` after excluding one already offered rebuilds the queues on the next call.
+    """
+
+    def __init__(self, prices: Sequence[float], excluded: Collection[int] = ()) -> None:
+        self.prices = prices
+        self.excluded = excluded
+        self.end: int | None = None  # prices[:end] have been offered to the queues
+        self.highs: deque[int] = deque()  # indices with decreasing prices: the front is the window's max
+        self.lows: deque[int] = deque()  # indices with increasing prices: the front is the window's min
+
+    def reset(self) -> None:
+        self.end = None
+        self.highs.clear()
+        self.lows.clear()
+
+    def __call__(self, lo: int, hi: int) -> tuple[float, float] | None:
+        """(max, min) of prices[lo:hi], None for an empty window; `lo` and `hi` must not decrease."""
+        prices, highs, lows, excluded = self.prices, self.highs, self.lows, self.excluded
+        for j in range(lo if self.end is None else max(self.end, lo), hi):
+            if excluded and j in excluded:
+                continue
+            price = prices[j]
+            while highs and prices[highs[-1]] <= price:
+                highs.pop()
+            highs.append(j)
+            while lows and prices[lows[-1]] >= price:
+                lows.pop()
+            lows.append(j)
+        self.end = hi if self.end is None else max(self.end, hi)
+        while highs and highs[0] < lo:
+            highs.popleft()
+        while lows and lows[0] < lo:
+            lows.popleft()
+        if not highs:
+            return None
+        return prices[highs[0]], prices[lows[0]]
+
+    def latest_at(self, lo: int, hi: int, price: float) -> int:
+        """The latest index in [lo, hi) at `price` (the window's extreme, so one exists), bad prints skipped."""
+        for j in range(hi - 1, lo - 1, -1):
+            if self.prices[j] == price and j not in self.excluded:
+                return j
+        raise ValueError(f"{price} is not in the window")
+
+
+class SlidingSum:
+    """Σ values[lo:hi] (NaN and excluded indices count 0) while the window slides right."""
+
+    def __init__(self, values: Sequence[float], excluded: Collection[int] = ()) -> None:
+        self.values = values
+        self.excluded = excluded
+        self.lo = self.hi = 0
+        self.total = 0.0
+
+    def reset(self) -> None:
+        self.lo = self.hi = 0
+        self.total = 0.0
+
+    def _value(self, j: int) -> float:
+        value = self.values[j]
+        return 0.0 if math.isnan(value) or j in self.excluded else value
+
+    def __call__(self, lo: int, hi: int) -> float:
+        if lo >= self.hi:  # the window moved past everything summed: start again
+            self.lo = self.hi = lo
+            self.total = 0.0
+        for j in range(self.hi, hi):
+            self.total += self._value(j)
+        for j in range(self.lo, lo):
+            self.total -= self._value(j)
+        self.lo, self.hi = lo, max(self.hi, hi)
+        return max(self.total, 0.0)  # float drift must not make a volume negative
+
+
+class Crossing(NamedTuple):
+    """A rule's condition holds at a tick: the reference tick it is measured from, and the measures."""
+
+    ref: int  # index of the reference tick in the window's arrays
+    zscore: float | None = None
+    volume_ratio: float | None = None
+
+
+class Limits(Protocol):
+    """What a rule check needs to know of one rule (pipeline.detection.Rule is one)."""
+
+    @property
+    def name(self) -> RuleName: ...
+
+    @property
+    def threshold(self) -> float: ...
+
+    @property
+    def window_ms(self) -> int: ...
+
+
+class WindowChecks:
+    """Every rule's condition at successive ticks of one symbol's sorted arrays, O(1) amortised per tick.
+
+    One sliding window (extremes, volume sum, baseline cursor) per window length. The baseline of a tick at
+    t holds the ticks older than t - W - lateness: `baseline` covers those already pruned from the arrays,
+    and each window length folds the rest from the arrays into its own copy as t advances.
+    """
+
+    def __init__(self, ts: Sequence[int], prices: Sequence[float], volumes: Sequence[float], *,
+                 excluded: set[int], baseline: Baseline, tau_ms: float, lateness_ms: int) -> None:
+        self.ts, self.prices, self.volumes = ts, prices, volumes
+        self.excluded = excluded
+        self.baseline, self.tau_ms, self.lateness_ms = baseline, tau_ms, lateness_ms
+        self.extremes: dict[int, SlidingExtremes] = {}
+        self.sums: dict[int, SlidingSum] = {}
+        self.cursors: dict[int, tuple[int, Baseline]] = {}
+
+    def exclude(self, index: int) -> None:
+        """Take a tick out of every window from now on (it was found to be a bad print)."""
+        self.excluded.add(index)
+        for window in (*self.extremes.values(), *self.sums.values()):
+            window.reset()
+
+    def check(self, rule: Limits, i: int) -> Crossing | None:
+        ts, price = self.ts[i], self.prices[i]
+        lo = bisect.bisect_left(self.ts, ts - rule.window_ms, 0, i)
+        if rule.window_ms not in self.extremes:
+            self.extremes[rule.window_ms] = SlidingExtremes(self.prices, self.excluded)
+        extremes = self.extremes[rule.window_ms]
+        window = extremes(lo, i)
+        if window is None:
+            return None
+        if rule.name in PRICE_RULES:
+            extreme = window[0] if rule.name == "drop" else window[1]
+            if not price_crossed(rule.name, price, extreme, rule.threshold):
+                return None
+            # The latest tick at the extreme: the move is measured from where the price last stood there.
+            return Crossing(extremes.latest_at(lo, i, extreme))
+        usual = self._usual(rule.window_ms, ts)
+        if usual is None:
+            return None  # not enough history yet
+        start = next(j for j in range(lo, i) if j not in self.excluded)  # window is not None: one exists
+        if rule.name == "zscore":
+            score = zscore(price, self.prices[start], (ts - self.ts[start]) / 1000, usual[0])
+            return Crossing(start, zscore=round(score, 3)) if abs(score) >= rule.threshold else None
+        if rule.window_ms not in self.sums:
+            self.sums[rule.window_ms] = SlidingSum(self.volumes, self.excluded)
+        ratio = volume_ratio(self.sums[rule.window_ms](lo, i + 1), usual[1], rule.window_ms / 1000)
+        return Crossing(start, volume_ratio=round(ratio, 3)) if ratio is not None and ratio >= rule.threshold \
+            else None
+
+    def _usual(self, window_ms: int, ts: int) -> tuple[float, float] | None:
+        """(variance, volume) per second before t - W - lateness; None with less than W of history there."""
+        cursor, baseline = self.cursors.get(window_ms) or (0, self.baseline.copy())
+        cut = ts - window_ms - self.lateness_ms
+        while cursor < len(self.ts) and self.ts[cursor] < cut:
+            if cursor not in self.excluded:
+                baseline.fold(self.ts[cursor], self.prices[cursor], self.volumes[cursor], self.tau_ms)
+            cursor += 1
+        self.cursors[window_ms] = (cursor, baseline)
+        if baseline.history_ms() < window_ms:
+            return None
+        return baseline.per_second(self.tau_ms)
