@@ -422,3 +422,18 @@ def test_the_manifest_declares_exactly_the_commands_the_app_answers(bot: BotServ
     for command in declared:  # each one is answered (an unregistered command would get a 404)
         assert bot.command(command, "help", user=OTHER)[0].status_code == 200
     assert bot.command("/nonsense", "help", user=OTHER)[0].status_code == 404
+
+
+def test_replay_from_bars_agrees_with_the_ticks_on_clear_moves(bot: BotServer, backend: Any) -> None:
+    from pipeline.backtest import replay
+    from pipeline.detection import Rule
+
+    for threshold, expected in ((3, 2), (5, 1), (10, 0)):
+        rule = Rule("drop", threshold, 300, 300)
+        from_ticks = replay(backend.es, backend.indices, "TSLA", rule)
+        from_bars = replay(backend.es, backend.indices, "TSLA", rule, max_ticks=100)
+        assert (from_ticks.alerts, from_ticks.from_bars) == (expected, False)
+        assert (from_bars.alerts, from_bars.from_bars) == (expected, True)
+        assert from_ticks.points == int((END - START) / STEP) + 1
+        assert from_bars.points == 2 * (int((END - START).total_seconds() // 60) + 1)
+    assert replay(backend.es, backend.indices, "NOPE", Rule("drop", 3, 300, 300)).alerts == 0

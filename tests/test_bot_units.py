@@ -1,0 +1,161 @@
+"""The bot's pure parts: command parsing, modal input, mute ends, message limits, the replay count, the manifest."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.enums import BlockId
+from bot.interactive import InputErrors, mute_end, threshold_inputs
+from bot.messages import anomalies_message, mutes_message
+from bot.parsing import (
+    HELP,
+    AnomaliesRequest,
+    MuteRequest,
+    PriceRequest,
+    SymbolRequest,
+    ThresholdRequest,
+    Usage,
+    parse_anomalies,
+    parse_mute,
+    parse_no_arguments,
+    parse_price,
+    parse_threshold,
+)
+from pipeline.alert_actions import MuteChoice
+from pipeline.backtest import count_alerts
+from pipeline.controls import Mute
+from pipeline.detection import Rule, TickPoint
+from pipeline.messages import MAX_BLOCKS, MAX_SECTION_CHARS
+from pipeline.schema import Anomaly, SlackRef
+from tests.bot_harness import assert_valid_blocks
+from tickwatch.bot_command import manifest_text
+
+H = timedelta(hours=1)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("tsla", PriceRequest("TSLA", H)),
+    ("BTC-USD 2h30m", PriceRequest("BTC-USD", timedelta(hours=2, minutes=30))),
+    ("AAPL 1d --chart", PriceRequest("AAPL", timedelta(days=1), chart=True)),
+    ("help", HELP),
+])
+def test_price_accepts(text: str, expected: object) -> None:
+    assert parse_price(text) == expected
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("", "give a symbol"), ("TSLA 1h extra", "give a symbol"), ("TSLA 0s", "longer than zero"),
+    ("TSLA 60d", "at most 31d"), ("TSLA soon", "number with a unit"), ("TSLA --bars", "unknown option --bars"),
+    ("TS LA!", "number with a unit"), ("$$$", "symbol must be"),
+])
+def test_price_refuses_with_a_reason(text: str, reason: str) -> None:
+    with pytest.raises(Usage, match=reason):
+        parse_price(text)
+
+
+def test_anomalies_symbol_and_window_are_both_optional() -> None:
+    assert parse_anomalies("") == AnomaliesRequest(None, timedelta(days=1))
+    assert parse_anomalies("2h") == AnomaliesRequest(None, 2 * H)
+    assert parse_anomalies("tsla 7d") == AnomaliesRequest("TSLA", timedelta(days=7))
+    with pytest.raises(Usage):
+        parse_anomalies("TSLA 1h more")
+
+
+def test_mute_takes_an_optional_duration_then_the_reason() -> None:
+    assert parse_mute("TSLA") == MuteRequest("TSLA", H, "")
+    assert parse_mute("tsla 2h earnings call") == MuteRequest("TSLA", 2 * H, "earnings call")
+    assert parse_mute("TSLA 3 analysts downgrade") == MuteRequest("TSLA", H, "3 analysts downgrade")
+    with pytest.raises(Usage, match="longer than zero"):
+        parse_mute("TSLA 0m")
+    with pytest.raises(Usage):
+        parse_mute("")
+
+
+def test_threshold_shows_sets_resets_and_previews() -> None:
+    assert parse_threshold("tsla") == SymbolRequest("TSLA")
+    assert parse_threshold("TSLA drop 3% 10m") == ThresholdRequest("TSLA", "drop", 3.0, 600)
+    assert parse_threshold("TSLA rise off --preview") == ThresholdRequest("TSLA", "rise", 0.0, preview=True)
+    assert parse_threshold("TSLA drop 2.5 cooldown 20m") == ThresholdRequest("TSLA", "drop", 2.5,
+                                                                             cooldown_seconds=1200)
+    assert parse_threshold("TSLA drop reset") == ThresholdRequest("TSLA", "drop", reset=True)
+    for bad in ("", "TSLA --preview", "TSLA fall 3%", "TSLA drop", "TSLA drop lots", "TSLA drop reset --preview"):
+        with pytest.raises(Usage):
+            parse_threshold(bad)
+
+
+def test_mutes_takes_no_arguments() -> None:
+    assert parse_no_arguments("") is None and parse_no_arguments(" help ") is HELP
+    with pytest.raises(Usage):
+        parse_no_arguments("TSLA")
+
+
+def test_mute_menu_ends() -> None:
+    now = datetime(2026, 11, 24, 22, 15, tzinfo=UTC)
+    assert mute_end(MuteChoice.ONE_HOUR, now) == now + H
+    assert mute_end(MuteChoice.UNTIL_TOMORROW, now) == datetime(2026, 11, 25, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        mute_end(MuteChoice.CUSTOM, now)
+
+
+def _view(threshold: str | None, window: str | None) -> dict:
+    return {"state": {"values": {
+        BlockId.THRESHOLD: {"threshold_pct": {"type": "number_input", "value": threshold}},
+        BlockId.WINDOW: {"window": {"type": "plain_text_input", "value": window}}}}}
+
+
+def test_threshold_modal_input_is_read_or_refused_per_field() -> None:
+    assert threshold_inputs(_view("3", "10m")) == (3.0, 600)
+    assert threshold_inputs(_view("0", "90s")) == (0.0, 90)
+    with pytest.raises(InputErrors) as raised:
+        threshold_inputs(_view("100", "later"))
+    assert set(raised.value.errors) == {BlockId.THRESHOLD, BlockId.WINDOW}
+    with pytest.raises(InputErrors) as raised:
+        threshold_inputs(_view(None, "5m"))
+    assert set(raised.value.errors) == {BlockId.THRESHOLD}
+
+
+def _anomaly(i: int) -> Anomaly:
+    at = datetime(2026, 11, 24, 9, tzinfo=UTC) + timedelta(minutes=i)
+    return Anomaly(id=f"sym{i}-drop-{'x' * 40}", symbol=f"SYMBOL{i:04d}.LONG", rule="drop", timestamp=at,
+                   price=90, reference_price=100, reference_timestamp=at, change_pct=-10, threshold_pct=5,
+                   window_seconds=300, peak_price=90, peak_change_pct=-10, peak_timestamp=at, detected_at=at,
+                   acknowledged_by="U0SOMEBODY1", slack=SlackRef(channel="C0ALERTS01", ts="1.1"))
+
+
+def test_long_lists_stay_within_slacks_limits() -> None:
+    link = "https://tickwatch-fake.slack.com/archives/C0ALERTS01/p1700000000000100" + "x" * 40
+    listed = anomalies_message("SYMBOL", timedelta(days=31), [(_anomaly(i), link) for i in range(200)],
+                               truncated=True)
+    mutes = mutes_message([Mute(f"SYMBOL{i:05d}", None, "someone" * 5, "r" * 200, None) for i in range(500)])
+
+    for message in (listed, mutes):
+        blocks = message.payload()["blocks"]
+        assert_valid_blocks(blocks)
+        assert len(blocks) <= MAX_BLOCKS
+        assert all(len(b["text"]["text"]) <= MAX_SECTION_CHARS for b in blocks if b["type"] == "section")
+    assert "Showing the newest 25" in str(listed.payload()["blocks"][-1])
+
+
+def test_replay_counts_one_alert_per_episode() -> None:
+    minute = 60_000
+    prices = [100.0] * 60
+    prices[10:12] = [96.0, 96.0]  # -4 %
+    prices[40:45] = [92.0, 91.0, 90.0, 92.0, 95.0]  # one episode reaching -10 %
+    points = [TickPoint(i * minute, price) for i, price in enumerate(prices)]
+
+    assert count_alerts("X", Rule("drop", 3, 300, 300), points) == (2, 60)
+    assert count_alerts("X", Rule("drop", 5, 300, 300), points) == (1, 60)
+    assert count_alerts("X", Rule("drop", 12, 300, 300), points) == (0, 60)
+    assert count_alerts("X", Rule("rise", 3, 300, 300), points)[0] == 2  # the recoveries
+
+
+def test_manifest_gets_the_request_url_everywhere() -> None:
+    text = manifest_text("https://bot.example.org/", socket=True)
+
+    assert text.count("https://bot.example.org/slack/events") == 7  # six commands and interactivity
+    assert "example.com" not in text and "socket_mode_enabled: true" in text
+    assert manifest_text("https://bot.example.org/slack/events") == manifest_text("https://bot.example.org")
+    with pytest.raises(ValueError, match="https"):
+        manifest_text("http://bot.example.org")
