@@ -437,3 +437,34 @@ def test_replay_from_bars_agrees_with_the_ticks_on_clear_moves(bot: BotServer, b
         assert from_ticks.points == int((END - START) / STEP) + 1
         assert from_bars.points == 2 * (int((END - START).total_seconds() // 60) + 1)
     assert replay(backend.es, backend.indices, "NOPE", Rule("drop", 3, 300, 300)).alerts == 0
+
+
+def test_a_failure_after_the_answer_is_reported_where_the_user_asked(bot: BotServer, backend: Any) -> None:
+    bot.slack.fail_next("files.completeUploadExternal", status=500, retry_after=None)
+
+    _, hook = bot.command("/price", "TSLA 1h --chart", user=OTHER)
+
+    deadline = time.monotonic() + 10
+    while len(said := [c for c in bot.slack.calls("response_url") if c.params["_name"] == hook]) < 2:
+        assert time.monotonic() < deadline, said
+        time.sleep(0.05)
+    answer, failure = said
+    assert answer.params["text"].startswith("TSLA")
+    assert "Something went wrong" in failure.params["text"] and failure.params["response_type"] == "ephemeral"
+
+
+def test_socket_mode_needs_an_app_token() -> None:
+    import asyncio
+
+    from bot.bolt import NotConfigured
+    from bot.socket_mode import serve as serve_socket_mode
+    from pipeline.settings import get_settings
+
+    get_settings.cache_clear()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+        env.setenv("SLACK_SIGNING_SECRET", SECRET)
+        env.delenv("SLACK_APP_TOKEN", raising=False)
+        with pytest.raises(NotConfigured, match="SLACK_APP_TOKEN"):
+            asyncio.run(serve_socket_mode())
+    get_settings.cache_clear()
