@@ -19,20 +19,22 @@ The bot, after a button changed an anomaly, calls `SlackNotifier(settings).chang
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, Elasticsearch, TransportError
 from redis import Redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from pipeline import alerts, store, storms
-from pipeline.messages import alert_message, storm_message
+from pipeline.messages import AlertContext, alert_message, storm_message
 from pipeline.schema import AlertEvent, Anomaly, SlackRef
 from pipeline.settings import Settings
 
+logger = logging.getLogger(__name__)
 Kind = Literal["alert", "storm"]
 Enqueue = Callable[[Kind, str, float], None]  # (kind, key, delay in seconds): run `refresh` later
 GONE = {"message_not_found", "channel_not_found"}
@@ -140,7 +142,7 @@ class SlackNotifier:
         with self.redis.lock(_key("lock", "alert", anomaly_id), timeout=LOCK_SECONDS,
                              blocking_timeout=LOCK_WAIT_SECONDS):
             anomaly = self._current(anomaly_id)
-            text, blocks = alert_message(anomaly, alerts.alert_context(self.es, self.indices, anomaly))
+            text, blocks = alert_message(anomaly, self._context(anomaly))
             ref = self._post_or_update(anomaly.slack, text, blocks,
                                        {"event_type": "tickwatch_alert", "event_payload": {"anomaly_id": anomaly.id}})
             if ref != anomaly.slack:
@@ -177,6 +179,16 @@ class SlackNotifier:
         posted = self.client.chat_postMessage(channel=self.channel, text=text, blocks=blocks, metadata=metadata,
                                               unfurl_links=False)
         return SlackRef(channel=posted["channel"], ts=posted["ts"])
+
+    def _context(self, anomaly: Anomaly) -> AlertContext:
+        """The "why" from stored ticks; an alert goes out without it rather than wait for Elasticsearch (e.g.
+        a tick index being created answers 503 for a moment), and a later edit fills it in. KeyError: today
+        history.window_summary fails that way while no tick index exists yet (the alert beat tick storage)."""
+        try:
+            return alerts.alert_context(self.es, self.indices, anomaly)
+        except (ApiError, TransportError, KeyError) as error:
+            logger.warning("alert %s goes out without context: %s", anomaly.id, error)
+            return AlertContext()
 
     def _current(self, anomaly_id: str) -> Anomaly:
         raw = self.redis.get(_key("seen", "alert", anomaly_id))
