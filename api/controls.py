@@ -14,7 +14,7 @@ from api.auth import Admin, Reader
 from api.deps import Services, services
 from api.errors import Problem, problem_responses
 from api.models import AuditLog, ChangeOut, MuteList, MuteOut, MuteRequest, RuleOut, ThresholdChange, Thresholds
-from api.views import invalid_as_problem, symbol_param
+from api.views import SymbolPath, invalid_as_problem, symbol_param
 from pipeline import history
 from pipeline.controls import RULES
 from pipeline.durations import parse_duration, parse_seconds
@@ -39,13 +39,13 @@ def _thresholds(svc: Services, symbol: str) -> Thresholds:
 
 @router.get("/thresholds/{symbol}", response_model=Thresholds, responses=problem_responses(404),
             summary="The rules that apply to a symbol now (defaults or its overrides)")
-def get_thresholds(_: Reader, svc: Svc, symbol: str) -> Thresholds:
+def get_thresholds(_: Reader, svc: Svc, symbol: SymbolPath) -> Thresholds:
     return _thresholds(svc, _known(svc, symbol))
 
 
 @router.put("/thresholds/{symbol}", response_model=Thresholds, responses={**ADMIN_ONLY, **problem_responses(404)},
             summary="Set a rule's threshold, window or cooldown for a symbol (audited)")
-def put_thresholds(principal: Admin, svc: Svc, symbol: str, change: ThresholdChange) -> Thresholds:
+def put_thresholds(principal: Admin, svc: Svc, symbol: SymbolPath, change: ThresholdChange) -> Thresholds:
     symbol = _known(svc, symbol)
     with invalid_as_problem("body.window"):
         window = None if change.window is None else round(parse_seconds(change.window))
@@ -59,7 +59,7 @@ def put_thresholds(principal: Admin, svc: Svc, symbol: str, change: ThresholdCha
 
 @router.delete("/thresholds/{symbol}", response_model=Thresholds, responses=ADMIN_ONLY,
                summary="Back to the default rules for a symbol (one rule, or all)")
-def delete_thresholds(principal: Admin, svc: Svc, symbol: str,
+def delete_thresholds(principal: Admin, svc: Svc, symbol: SymbolPath,
                       rule: Annotated[RuleName | None, Query(description="default: every rule")] = None) -> Thresholds:
     symbol = symbol_param(symbol)
     for name in [rule] if rule else RULES:
@@ -88,7 +88,7 @@ def create_mute(principal: Admin, svc: Svc, request: MuteRequest) -> MuteOut:
 
 @router.delete("/mutes/{symbol}", status_code=204, response_class=Response,
                responses={**ADMIN_ONLY, **problem_responses(404)}, summary="Unmute a symbol")
-def delete_mute(principal: Admin, svc: Svc, symbol: str) -> Response:
+def delete_mute(principal: Admin, svc: Svc, symbol: SymbolPath) -> Response:
     if svc.controls.unmute(symbol_param(symbol), principal.actor) is None:
         raise Problem(404, "not-muted", f"{symbol_param(symbol)} is not muted")
     return Response(status_code=204)

@@ -100,9 +100,31 @@ def install(app: FastAPI) -> None:
     for unreachable in (EsConnectionError, RedisConnectionError):
         app.add_exception_handler(unreachable, _unavailable)
     app.add_exception_handler(Exception, _unexpected)
+    document_problems(app)
 
 
-# For `responses=` on routes, so the OpenAPI document shows the problem shape.
+_PROBLEM_SCHEMA = {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ProblemDetails, "content": {PROBLEM_JSON: {}},
+    """For `responses=` on routes and routers, so the OpenAPI document shows the problem shape."""
+    return {status: {"model": ProblemDetails, "content": {PROBLEM_JSON: _PROBLEM_SCHEMA},
                      "description": HTTPStatus(status).phrase} for status in statuses}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Error responses are problem+json only: drop the application/json twin FastAPI adds beside it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for operation in (op for path in schema["paths"].values() for op in path.values()):
+                for response in operation.get("responses", {}).values():
+                    content = response.get("content", {})
+                    if PROBLEM_JSON in content:
+                        content.pop("application/json", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -11,7 +11,7 @@ from api.auth import Reader
 from api.deps import Services, services
 from api.errors import problem_responses
 from api.models import BarOut, Ohlc, SymbolList, SymbolOut, TickOut, TickPage
-from api.views import invalid_as_problem, next_link, symbol_param
+from api.views import SymbolPath, invalid_as_problem, next_link, symbol_param
 from pipeline import history
 from pipeline.schema import to_utc
 
@@ -49,7 +49,7 @@ def _range(svc: Services, symbol: str, start: datetime | None, end: datetime | N
 @router.get("/prices/{symbol}", response_model=TickPage, responses=problem_responses(404),
             summary="Raw ticks of a symbol, oldest first, a page at a time")
 def prices(
-    _: Reader, request: Request, svc: Annotated[Services, Depends(services)], symbol: str,
+    _: Reader, request: Request, svc: Annotated[Services, Depends(services)], symbol: SymbolPath,
     start: Annotated[datetime | None, Query(description="default: an hour before end")] = None,
     end: Annotated[datetime | None, Query(description="default: the symbol's last tick")] = None,
     limit: Annotated[int, Query(ge=1, le=history.MAX_PAGE)] = 100,
@@ -67,7 +67,7 @@ def prices(
 @router.get("/prices/{symbol}/ohlc", response_model=Ohlc, responses=problem_responses(404),
             summary="OHLCV bars of a symbol")
 def ohlc(
-    _: Reader, svc: Annotated[Services, Depends(services)], symbol: str,
+    _: Reader, svc: Annotated[Services, Depends(services)], symbol: SymbolPath,
     interval: Interval = "1m",
     start: Annotated[datetime | None, Query(description="default: a span before end that suits the interval")]
     = None,

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated
 from urllib.parse import urlencode
+
+from fastapi import Path
 
 from api.errors import Problem
 from pipeline.schema import normalise_symbol
+
+# As the tick contract has it, in either case (normalised to upper case); "/" cannot be a path segment.
+SymbolPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:\-]{1,20}$", description="e.g. TSLA, BRK.B, BTC-USD",
+                                 examples=["TSLA"])]
 
 
 @contextmanager
