@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import pytest
 
 from pipeline.notifiers import build, channel_names
-from pipeline.notifiers.slack import SlackNotifier
 from pipeline.schema import AlertEvent, Anomaly
 from pipeline.settings import Settings
-from stack.fake_slack import FakeSlack
 
 AT = datetime(2026, 11, 23, 14, 31, tzinfo=UTC)
 EVENT = AlertEvent.for_anomaly(Anomaly(
@@ -31,16 +28,3 @@ def test_the_removed_static_webhook_settings_fail_with_directions():
     for name in ("webhook_urls", "webhook_secret"):
         with pytest.raises(ValueError, match=r"were removed.*POST /v1/webhooks"):
             Settings(**{name: '["https://example.com/h"]'})
-
-
-def test_slack_posts_block_kit_and_waits_out_a_rate_limit():
-    with FakeSlack() as slack:
-        slack.fail_next("chat.postMessage", status=429, retry_after=0)
-        settings = Settings(SLACK_BOT_TOKEN="xoxb-test", slack_api_url=slack.url, slack_channel="#alerts")
-        SlackNotifier(settings).send(EVENT)
-        calls = slack.calls("chat.postMessage")
-    assert [call.status for call in calls] == [429, 200]
-    posted = calls[-1].params
-    assert posted["channel"] == "#alerts" and posted["text"].startswith("📉 TSLA -6.00%")
-    assert [block["type"] for block in posted["blocks"]] == ["header", "section", "context"]
-    assert json.dumps(posted["metadata"]["event_payload"]) == '{"anomaly_id": "tsla-drop-1"}'
