@@ -53,6 +53,7 @@ HEADER_CHARS = 150
 MAX_SYMBOLS = 20_000  # composite paging stops here: a digest of more symbols than this is cut, and says so
 MAX_BUCKETS = 60_000  # under Elasticsearch's search.max_buckets (65,536) per page
 ANOMALY_LINES = 15
+ANOMALY_ROWS = 100  # (symbol, rule) rows kept in the summary (XCom, the event); the totals count them all
 MUTE_LINES = 15
 SILENT_LINES = 10
 CHART_POINTS = 150
@@ -141,7 +142,8 @@ class Digest(BaseModel):
     movers: list[SymbolDay]
     drawdowns: list[SymbolDay]
     rises: list[SymbolDay]
-    anomalies: list[RuleCount]
+    anomalies: list[RuleCount]  # the most first, at most ANOMALY_ROWS
+    anomaly_pairs: int  # (symbol, rule) pairs with anomalies, all of them
     anomalies_total: int
     acknowledged_total: int
     mute_changes: list[MuteEntry]
@@ -197,8 +199,8 @@ def build(es: Elasticsearch, indices: store.Indices, settings: Settings, day: da
         movers=movers,
         drawdowns=sorted((d for d in days if d.drawdown_pct < 0), key=lambda d: (d.drawdown_pct, d.symbol))[:top],
         rises=sorted((d for d in days if d.rise_pct > 0), key=lambda d: (-d.rise_pct, d.symbol))[:top],
-        anomalies=anomalies, anomalies_total=sum(c.total for c in anomalies),
-        acknowledged_total=sum(c.acknowledged for c in anomalies),
+        anomalies=anomalies[:ANOMALY_ROWS], anomaly_pairs=len(anomalies),
+        anomalies_total=sum(c.total for c in anomalies), acknowledged_total=sum(c.acknowledged for c in anomalies),
         mute_changes=changes, muted_at_end=muted_at_end,
         health=Health(late_ticks=sum(n for _, n in late), late_by_symbol=late[:top], dead_letters=dead,
                       silent=[Silence(symbol=s, last_at=by_symbol[s].last_at, silent_minutes=minutes,
@@ -242,7 +244,7 @@ def _symbol_days(es: Elasticsearch, indices: store.Indices, start: datetime, end
             days.append(_symbol_day(symbol, bucket))
             slots[symbol] = [b["key"] for b in bucket["slots"]["buckets"]]
         after = body.get("after_key")
-        if not after or not body["buckets"]:
+        if not after or len(body["buckets"]) < page:  # a short page is the last: no empty round trip
             return days, slots, False
         if len(days) >= MAX_SYMBOLS:
             return days, slots, True
@@ -305,7 +307,7 @@ def _anomaly_counts(es: Elasticsearch, indices: store.Indices, start: datetime, 
             row[status] = row.get(status, 0) + bucket["doc_count"]
             row["muted"] += bucket["muted"]["doc_count"]
         after = body.get("after_key")
-        if not after or not body["buckets"]:
+        if not after or len(body["buckets"]) < 1000:
             break
     rows = [RuleCount(symbol=symbol, rule=rule, total=c["open"] + c["acknowledged"] + c["resolved"],
                       acknowledged=c["acknowledged"], open=c["open"], resolved=c["resolved"], muted=c["muted"])
@@ -392,7 +394,11 @@ def _context(digest: Digest) -> dict[str, Any]:
     def local(value: datetime) -> str:
         return f"{value.astimezone(zone):%H:%M}"
 
-    return {"d": digest, "local": local, "anomaly_lines": ANOMALY_LINES, "mute_lines": MUTE_LINES}
+    def day_time(value: datetime) -> str:
+        return f"{value.astimezone(zone):%a %d %b %H:%M}"
+
+    return {"d": digest, "local": local, "day_time": day_time, "anomaly_lines": ANOMALY_LINES,
+            "mute_lines": MUTE_LINES}
 
 
 def fit(text: str, limit: int = SECTION_CHARS) -> str:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pipeline.digest import Digest
 
 console = Console()
+TERMINAL_ROWS = 20
 
 
 def digest(
@@ -84,10 +85,12 @@ def show(summary: Digest) -> None:
                          up.symbol if up else "", f"{up.rise_pct:+.2f}%" if up else "")
     console.print(extremes)
     counts = Table("symbol", "rule", "anomalies", "acknowledged", "open", "resolved", "muted", title="Anomalies")
-    for c in summary.anomalies:
+    for c in summary.anomalies[:TERMINAL_ROWS]:
         counts.add_row(c.symbol, c.rule, str(c.total), str(c.acknowledged), str(c.open), str(c.resolved),
                        str(c.muted))
     console.print(counts)
+    if summary.anomaly_pairs > TERMINAL_ROWS:
+        console.print(f"  … and {summary.anomaly_pairs - TERMINAL_ROWS} more symbol/rule pairs")
     mutes = Table("symbol", "muted by", "until", "reason", title="Muted at the end of the day")
     for m in summary.muted_at_end:
         mutes.add_row(m.symbol, m.by, f"{m.until:%Y-%m-%d %H:%M} UTC" if m.until else "until unmuted", m.reason)
