@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
@@ -25,7 +25,7 @@ from pipeline.durations import format_duration, parse_seconds
 from pipeline.schema import RuleName, iso, normalise_symbol
 from pipeline.settings import Settings
 
-RULES: tuple[RuleName, ...] = ("drop", "rise")
+RULES: tuple[RuleName, ...] = ("drop", "rise", "zscore", "volume")
 MUTES_KEY = "tickwatch:mutes"  # symbol -> {"until": epoch s or null, "by": who, "reason": …, "at": epoch s}
 RULES_KEY = "tickwatch:rules"  # "SYMBOL:rule" -> {"threshold_pct": …, "window_seconds": …, "cooldown_seconds": …}
 MAX_MUTE = timedelta(days=90)
@@ -40,11 +40,10 @@ class SymbolControls:
 
 
 def default_rules(settings: Settings) -> dict[RuleName, Rule]:
-    cooldown = settings.effective_cooldown_seconds
-    return {
-        "drop": Rule("drop", settings.drop_pct, settings.window_seconds, cooldown),
-        "rise": Rule("rise", settings.rise_pct, settings.window_seconds, cooldown),
-    }
+    thresholds: dict[RuleName, float] = {"drop": settings.drop_pct, "rise": settings.rise_pct,
+                                         "zscore": settings.zscore_k, "volume": settings.volume_spike_x}
+    return {name: Rule(name, threshold, settings.window_seconds, settings.effective_cooldown_seconds,
+                       settings.confirm_ticks, settings.confirm_seconds) for name, threshold in thresholds.items()}
 
 
 def controls_for(redis: Redis, settings: Settings, symbols: list[str]) -> dict[str, SymbolControls]:
@@ -77,11 +76,11 @@ def _apply(rule: Rule, raw: bytes | None) -> Rule:
     if raw is None:
         return rule
     values = orjson.loads(raw)
-    return Rule(
-        rule.name,
-        float(values.get("threshold_pct", rule.threshold_pct)),
-        int(values.get("window_seconds", rule.window_seconds)),
-        int(values.get("cooldown_seconds", rule.cooldown_seconds)),
+    return replace(
+        rule,
+        threshold_pct=float(values.get("threshold_pct", rule.threshold_pct)),
+        window_seconds=int(values.get("window_seconds", rule.window_seconds)),
+        cooldown_seconds=int(values.get("cooldown_seconds", rule.cooldown_seconds)),
     )
 
 
@@ -121,10 +120,11 @@ class RuleView:
         return self.threshold_pct > 0
 
     def describe(self) -> str:
-        """`drop 5% in 5m` / `rise off`."""
+        """`drop 5% in 5m` / `zscore 4 sigma in 5m` / `volume 5x in 15m` / `rise off`."""
         if not self.enabled:
             return f"{self.name} off"
-        return f"{self.name} {self.threshold_pct:g}% in {format_duration(self.window_seconds)}"
+        threshold = format_threshold(self.name, self.threshold_pct)
+        return f"{self.name} {threshold} in {format_duration(self.window_seconds)}"
 
 
 @dataclass(frozen=True)
@@ -293,7 +293,18 @@ class Controls:
         return change
 
 
-RULE_USAGE = "RULE THRESHOLD [WINDOW] [cooldown DURATION], e.g. `drop 3% 10m`, `rise 8%`, `drop off`"
+RULE_USAGE = ("RULE THRESHOLD [WINDOW] [cooldown DURATION], e.g. `drop 3% 10m`, `rise 8%`, `zscore 4`, "
+              "`volume 5x 15m`, `drop off`")
+# How each rule's threshold is written: a percentage, k (sigmas), a multiple of the usual volume.
+THRESHOLD_UNITS: dict[RuleName, tuple[str, ...]] = {"drop": ("%",), "rise": ("%",), "zscore": ("sigma", "\u03c3", "sd"),
+                                                    "volume": ("x",)}
+
+
+def format_threshold(rule: RuleName, threshold: float) -> str:
+    """`5%`, `4 sigma`, `5x`: a threshold as people write it for that rule."""
+    if rule == "zscore":
+        return f"{threshold:g} sigma"
+    return f"{threshold:g}{THRESHOLD_UNITS[rule][0]}"
 
 
 def parse_rule_args(words: Sequence[str]) -> tuple[RuleName, dict[str, float | int]]:
@@ -308,10 +319,13 @@ def parse_rule_args(words: Sequence[str]) -> tuple[RuleName, dict[str, float | i
     if threshold == "off":
         threshold_pct = 0.0
     else:
+        number = threshold
+        for unit in THRESHOLD_UNITS[cast(RuleName, rule)]:
+            number = number.removesuffix(unit)
         try:
-            threshold_pct = float(threshold.removesuffix("%"))
+            threshold_pct = float(number)
         except ValueError:
-            raise ValueError(f"{threshold!r} is not a threshold; expected {RULE_USAGE}") from None
+            raise ValueError(f"{threshold!r} is not a threshold for {rule}; expected {RULE_USAGE}") from None
     change: dict[str, float | int] = {"threshold_pct": threshold_pct}
     if rest and rest[0] != "cooldown":
         change["window_seconds"] = round(parse_seconds(rest.pop(0), bare_unit="m"))
@@ -328,7 +342,13 @@ def _check_rule_name(rule: str) -> None:
 
 
 def _validate(rule: RuleView) -> None:
-    if not 0 <= rule.threshold_pct < 100:
+    threshold = rule.threshold_pct
+    if rule.name == "zscore" and not (threshold == 0 or 1 <= threshold <= 50):
+        raise ValueError("a zscore threshold is k sigmas from 1 to 50 (0: off), e.g. zscore 4")
+    if rule.name == "volume" and not (threshold == 0 or 1 < threshold <= 1000):
+        raise ValueError("a volume threshold is a multiple of the usual volume above 1 and at most 1000 (0: off), "
+                         "e.g. volume 5x")
+    if rule.name in ("drop", "rise") and not 0 <= threshold < 100:
         raise ValueError("a threshold is a percentage from 0 (off) to below 100, e.g. 3%")
     if not 0 < rule.window_seconds <= MAX_WINDOW.total_seconds():
         raise ValueError(f"a window is longer than zero and at most {format_duration(MAX_WINDOW.total_seconds())}")

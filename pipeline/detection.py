@@ -20,13 +20,27 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from pipeline.schema import Anomaly, RuleName, from_ms
+from pipeline.rules import (
+    BASELINE_RULES,
+    Baseline,
+    Crossing,
+    Pending,
+    SlidingExtremes,
+    WindowChecks,
+    bad_print_reason,
+    confirmed,
+    contradicts,
+    price_crossed,
+    skew_reason,
+)
+from pipeline.schema import Anomaly, RuleName, from_ms, to_ms
+
+__all__ = ["Episode", "Outcome", "Rule", "SlidingExtremes", "SymbolState", "TickPoint", "advance", "crossing"]
 
 
 class TickPoint(NamedTuple):
@@ -40,16 +54,26 @@ class TickPoint(NamedTuple):
 
 @dataclass(frozen=True)
 class Rule:
-    """One rule's parameters for one symbol; threshold 0 disables it."""
+    """One rule's parameters for one symbol; threshold 0 disables it.
+
+    `threshold_pct` is a percentage for drop and rise, k (sigmas) for zscore and a ratio for volume. An episode
+    opens once the condition has held on `confirm_ticks` ticks in a row or for `confirm_seconds` (> 0).
+    """
 
     name: RuleName
     threshold_pct: float
     window_seconds: int
     cooldown_seconds: int
+    confirm_ticks: int = 1
+    confirm_seconds: float = 0.0
 
     @property
     def enabled(self) -> bool:
         return self.threshold_pct > 0
+
+    @property
+    def threshold(self) -> float:
+        return self.threshold_pct
 
     @property
     def window_ms(self) -> int:
@@ -63,9 +87,7 @@ class Rule:
 
 def crossed(rule: Rule, price: float, extreme: float) -> bool:
     """drop: price <= (1 - X) * the window's high; rise: price >= (1 + X) * the window's low."""
-    if rule.name == "drop":
-        return price <= extreme * (1 - rule.threshold_pct / 100)
-    return price >= extreme * (1 + rule.threshold_pct / 100)
+    return price_crossed(rule.name, price, extreme, rule.threshold_pct)
 
 
 def crossing(rule: Rule, price: float, window: Sequence[float]) -> int | None:
@@ -86,13 +108,15 @@ def anomaly_id(symbol: str, rule: RuleName, reference_ts: int) -> str:
 
 @dataclass
 class Episode:
-    """The open anomaly of one rule (None when armed) and the last event time its condition held."""
+    """The open anomaly of one rule (None when armed), the last event time its condition held, and the
+    condition holding but not confirmed yet (`pending`)."""
 
     anomaly: dict[str, Any] | None = None
     last_hold: int = 0
+    pending: Pending | None = None
 
     def copy(self) -> Episode:
-        return Episode(dict(self.anomaly) if self.anomaly else None, self.last_hold)
+        return Episode(dict(self.anomaly) if self.anomaly else None, self.last_hold, self.pending)
 
 
 @dataclass
@@ -114,12 +138,16 @@ class SymbolState:
     live: dict[str, Episode] = field(default_factory=dict)
     changes: list[tuple[int, str, Episode]] = field(default_factory=list)
     known: dict[str, dict[str, Any]] = field(default_factory=dict)
+    suspect: dict[int, int] = field(default_factory=dict)  # bad print's event time -> that of the tick judging it
+    baseline: Baseline = field(default_factory=Baseline)  # the ticks pruned from the window, for zscore and volume
 
 
 @dataclass
 class Outcome:
     """What a batch changed: anomalies to store (new or updated), the ids that are new, deepened (a new peak)
-    and resolved (their episode ended), and the late and duplicate ticks."""
+    and resolved (their episode ended), the late and duplicate ticks, and the ticks newly found suspect
+    (event time, reason): quarantined for their timestamp (never evaluated) or bad prints (taken out of
+    the windows; possibly a tick of an earlier batch)."""
 
     anomalies: list[Anomaly]
     new_ids: list[str]
@@ -127,6 +155,7 @@ class Outcome:
     duplicates: list[TickPoint]
     deepened_ids: list[str] = field(default_factory=list)
     resolved_ids: list[str] = field(default_factory=list)
+    suspects: list[tuple[int, str]] = field(default_factory=list)
 
 
 def advance(
@@ -138,16 +167,24 @@ def advance(
     lateness_ms: int,
     now: datetime,
     muted: bool = False,
+    clock_skew_ms: int | None = None,
+    baseline_seconds: int = 3600,
 ) -> Outcome:
     """Fold a batch of one symbol's ticks into `state` (mutated in place) and report what it found.
 
     Ticks newer than everything evaluated so far (the usual case) are evaluated from the live episode
     state; a tick landing among evaluated ones makes the batch re-evaluate everything after the watermark
     from the settled state, exactly as if the ticks had come in order.
+
+    A tick dated more than `clock_skew_ms` ahead of `now` and of the symbol's newest tick is quarantined
+    (see rules.skew_reason): it never enters the window, so it cannot move the watermark. A tick that opens
+    a pending condition and is contradicted by the next tick is a bad print: it leaves the windows.
+    `baseline_seconds` is the time constant of the zscore and volume rules' baseline.
     """
-    late, published, duplicates, earliest = _insert(state, ticks)
+    late, published, duplicates, earliest, skewed = _insert(
+        state, ticks, None if clock_skew_ms is None else (to_ms(now), clock_skew_ms))
     if earliest is None:
-        return Outcome([], [], late, duplicates)
+        return Outcome([], [], late, duplicates, suspects=skewed)
 
     active = [rule for rule in rules if rule.enabled]
     watermark = state.watermark if state.watermark is not None else state.ts[0] - 1
@@ -162,28 +199,52 @@ def advance(
     episodes = {rule.name: source.get(rule.name, Episode()).copy() for rule in active}
     touched: dict[str, dict[str, Any]] = {}
     deepened: set[str] = set()
-    # One sliding window per window length (rules may share one).
-    extremes = {rule.window_ms: SlidingExtremes(state.prices) for rule in active}
-    for i in range(bisect.bisect_right(state.ts, start), len(state.ts)):
+    # Bad prints judged by a tick after `start` are judged again, by the ticks known now.
+    flagged_before = set(state.suspect)
+    state.suspect = {ts: judged for ts, judged in state.suspect.items() if judged <= start}
+    excluded = {bisect.bisect_left(state.ts, ts) for ts in state.suspect}
+    checks = WindowChecks(state.ts, state.prices, state.volumes, excluded=excluded, baseline=state.baseline,
+                          tau_ms=baseline_seconds * 1000, lateness_ms=lateness_ms)
+    first = bisect.bisect_right(state.ts, start)
+    prev = next((j for j in range(first - 1, -1, -1) if j not in excluded), None)  # the last trusted tick
+    suspects = list(skewed)
+    for i in range(first, len(state.ts)):
         ts, price = state.ts[i], state.prices[i]
+        hits = {rule.name: checks.check(rule, i) for rule in active}
+        if prev is not None and (reason := _contradicted(episodes, hits, state.ts[prev], state.prices[prev], price)):
+            # The previous tick opened a condition this one takes back: a bad print, out of every window.
+            checks.exclude(prev)
+            state.suspect[state.ts[prev]] = ts
+            if state.ts[prev] not in flagged_before:
+                suspects.append((state.ts[prev], reason))
+            for name, episode in episodes.items():
+                if episode.pending is not None and episode.pending.since == state.ts[prev]:
+                    episode.pending = None
+                    changes.append((ts, name, episode.copy()))
+            hits = {rule.name: checks.check(rule, i) for rule in active}
+        prev = i
         for rule in active:
-            lo = bisect.bisect_left(state.ts, ts - rule.window_ms, 0, i)
-            # Cheap test on the window's extreme first; the reference is only looked up on a crossing.
-            window = extremes[rule.window_ms](lo, i)
-            extreme = None if window is None else window[0] if rule.name == "drop" else window[1]
-            crossed_now = extreme is not None and crossed(rule, price, extreme)
-            ref = crossing(rule, price, state.prices[lo:i]) if crossed_now else None
+            hit = hits[rule.name]
             episode = episodes[rule.name]
-            if ref is not None:
+            if hit is not None:
                 if episode.anomaly is None:
+                    pending = (Pending(ts, 1, state.prices[hit.ref], price) if episode.pending is None
+                               else episode.pending._replace(ticks=episode.pending.ticks + 1))
+                    if not confirmed(pending, ts, rule.confirm_ticks, rule.confirm_seconds):
+                        episode.pending = pending  # holds, not confirmed yet (Alertmanager's "pending")
+                        changes.append((ts, rule.name, episode.copy()))
+                        continue
+                    episode.pending = None
                     volume = None if math.isnan(state.volumes[i]) else state.volumes[i]
                     tick = TickPoint(ts, price, volume, published.get(ts))
-                    episode.anomaly = _open(symbol, rule, tick, state.ts[lo + ref], state.prices[lo + ref],
-                                            now, state.known, reusable.get(rule.name))
+                    episode.anomaly = _open(symbol, rule, tick, hit, state.ts[hit.ref], state.prices[hit.ref],
+                                            pending.since, now, state.known, reusable.get(rule.name))
                 elif _deepen(episode.anomaly, price, ts):
                     deepened.add(episode.anomaly["id"])
                 episode.last_hold = ts
                 touched[episode.anomaly["id"]] = episode.anomaly
+            elif episode.pending is not None:
+                episode.pending = None  # it stopped holding before it was confirmed
             elif episode.anomaly is not None and ts - episode.last_hold >= rule.cooldown_ms:
                 # Clear for a whole cooldown: the episode ends (reported once) and the rule re-arms.
                 episode.anomaly["resolved_at"] = ts
@@ -205,27 +266,47 @@ def advance(
     for key, data in touched.items():
         state.known[key] = {"rule": data["rule"], "timestamp": data["timestamp"],
                             "published_at": data["published_at"], "detected_at": data["detected_at"]}
-    _prune(state, max((rule.window_ms for rule in active), default=0))
+    # The zscore and volume rules measure against ticks older than the window and the lateness: keep those
+    # in the window until they are folded into the baseline.
+    baseline = any(rule.name in BASELINE_RULES for rule in active)
+    _prune(state, max((rule.window_ms for rule in active), default=0) + (lateness_ms if baseline else 0),
+           baseline_seconds * 1000 if baseline else None)
     resolved_ids = [key for key, data in touched.items() if data.get("resolved_at") is not None]
     return Outcome([_model(data, muted) for data in touched.values()], new_ids, late, duplicates,
                    deepened_ids=[key for key in touched if key in deepened and key not in new_ids],
-                   resolved_ids=resolved_ids)
+                   resolved_ids=resolved_ids, suspects=suspects)
 
 
-def _insert(state: SymbolState, ticks: Iterable[TickPoint]
-            ) -> tuple[list[TickPoint], dict[int, int], list[TickPoint], int | None]:
+def _contradicted(episodes: dict[str, Episode], hits: dict[str, Crossing | None], prev_ts: int, prev_price: float,
+                  price: float) -> str | None:
+    """Why the previous tick is a bad print: it alone made a condition hold, and this tick takes the move back."""
+    for name, episode in episodes.items():
+        pending = episode.pending
+        if (pending is not None and pending.ticks == 1 and pending.since == prev_ts and hits[name] is None
+                and contradicts(pending.reference_price, prev_price, price)):
+            return bad_print_reason(name, pending.reference_price, prev_price, price)
+    return None
+
+
+def _insert(state: SymbolState, ticks: Iterable[TickPoint], clock: tuple[int, int] | None
+            ) -> tuple[list[TickPoint], dict[int, int], list[TickPoint], int | None, list[tuple[int, str]]]:
     """Merge ticks into the sorted window.
 
-    Returns the late ticks, Kafka times by event time, the duplicates, and the earliest event time
-    inserted (None if nothing was).
+    Returns the late ticks, Kafka times by event time, the duplicates, the earliest event time inserted
+    (None if nothing was), and the ticks quarantined for a timestamp too far ahead of `clock` (now in ms,
+    tolerance in ms) and of the symbol's newest tick.
     """
     late: list[TickPoint] = []
     published: dict[int, int] = {}
     duplicates: list[TickPoint] = []
+    skewed: list[tuple[int, str]] = []
     earliest: int | None = None
     for tick in ticks:
         if state.watermark is not None and tick.ts <= state.watermark:
             late.append(tick)
+            continue
+        if clock is not None and (reason := skew_reason(tick.ts, state.ts[-1] if state.ts else None, *clock)):
+            skewed.append((tick.ts, reason))
             continue
         i = bisect.bisect_left(state.ts, tick.ts)
         if i < len(state.ts) and state.ts[i] == tick.ts:
@@ -237,41 +318,7 @@ def _insert(state: SymbolState, ticks: Iterable[TickPoint]
         if tick.published is not None:
             published[tick.ts] = tick.published
         earliest = tick.ts if earliest is None else min(earliest, tick.ts)
-    return late, published, duplicates, earliest
-
-
-class SlidingExtremes:
-    """max and min of prices[lo:hi] while the window slides right (neither end ever moves left).
-
-    Monotonic queues of indices make each step O(1) amortised; re-scanning the window for every tick cost
-    a fifth of a worker's time with a 5-minute window of 1-second ticks.
-    """
-
-    def __init__(self, prices: Sequence[float]) -> None:
-        self.prices = prices
-        self.end: int | None = None  # prices[:end] have been offered to the queues
-        self.highs: deque[int] = deque()  # indices with decreasing prices: the front is the window's max
-        self.lows: deque[int] = deque()  # indices with increasing prices: the front is the window's min
-
-    def __call__(self, lo: int, hi: int) -> tuple[float, float] | None:
-        """(max, min) of prices[lo:hi], None for an empty window; `lo` and `hi` must not decrease."""
-        prices, highs, lows = self.prices, self.highs, self.lows
-        for j in range(lo if self.end is None else max(self.end, lo), hi):
-            price = prices[j]
-            while highs and prices[highs[-1]] <= price:
-                highs.pop()
-            highs.append(j)
-            while lows and prices[lows[-1]] >= price:
-                lows.pop()
-            lows.append(j)
-        self.end = hi if self.end is None else max(self.end, hi)
-        while highs and highs[0] < lo:
-            highs.popleft()
-        while lows and lows[0] < lo:
-            lows.popleft()
-        if lo >= hi:
-            return None
-        return prices[highs[0]], prices[lows[0]]
+    return late, published, duplicates, earliest, skewed
 
 
 def _tentative_ids(state: SymbolState, watermark: int) -> dict[str, list[str]]:
@@ -287,8 +334,8 @@ def _tentative_ids(state: SymbolState, watermark: int) -> dict[str, list[str]]:
     return {rule: [key for _, key in sorted(items)] for rule, items in tentative.items()}
 
 
-def _open(symbol: str, rule: Rule, tick: TickPoint, ref_ts: int, ref_price: float, now: datetime,
-          known: dict[str, dict[str, Any]], reusable: list[str] | None) -> dict[str, Any]:
+def _open(symbol: str, rule: Rule, tick: TickPoint, hit: Crossing, ref_ts: int, ref_price: float, started: int,
+          now: datetime, known: dict[str, dict[str, Any]], reusable: list[str] | None) -> dict[str, Any]:
     change = round((tick.price / ref_price - 1) * 100, 4)
     key = reusable.pop(0) if reusable else anomaly_id(symbol, rule.name, ref_ts)
     seen = known.get(key, {})
@@ -308,6 +355,9 @@ def _open(symbol: str, rule: Rule, tick: TickPoint, ref_ts: int, ref_price: floa
         "peak_price": tick.price,
         "peak_change_pct": change,
         "peak_timestamp": tick.ts,
+        "started_at": started,
+        "zscore": hit.zscore,
+        "volume_ratio": hit.volume_ratio,
         # Re-evaluating the same episode must not move when it was published or first detected.
         "published_at": seen.get("published_at") if same_tick and tick.published is None else tick.published,
         "detected_at": seen.get("detected_at") or round(now.timestamp() * 1000),
@@ -325,11 +375,17 @@ def _deepen(anomaly: dict[str, Any], price: float, ts: int) -> bool:
     return False
 
 
-def _prune(state: SymbolState, window_ms: int) -> None:
-    """Drop ticks no future evaluation can see, and ids no re-evaluation can produce again."""
+def _prune(state: SymbolState, window_ms: int, tau_ms: float | None) -> None:
+    """Drop ticks no future evaluation can see (folding them into the baseline when `tau_ms` is given, bad
+    prints left out), and ids no re-evaluation can produce again."""
     assert state.watermark is not None
     keep_from = bisect.bisect_left(state.ts, state.watermark - window_ms)
     if keep_from:
+        if tau_ms is not None:
+            for j in range(keep_from):
+                if state.ts[j] not in state.suspect:
+                    state.baseline.fold(state.ts[j], state.prices[j], state.volumes[j], tau_ms)
+        state.suspect = {ts: judged for ts, judged in state.suspect.items() if ts > state.ts[keep_from - 1]}
         del state.ts[:keep_from]
         del state.prices[:keep_from]
         del state.volumes[:keep_from]
@@ -339,7 +395,8 @@ def _prune(state: SymbolState, window_ms: int) -> None:
 
 
 def _model(data: dict[str, Any], muted: bool) -> Anomaly:
-    times = ("timestamp", "reference_timestamp", "peak_timestamp", "published_at", "detected_at", "resolved_at")
+    times = ("timestamp", "reference_timestamp", "peak_timestamp", "started_at", "published_at", "detected_at",
+             "resolved_at")
     status = {"status": "resolved"} if data.get("resolved_at") is not None else {}
     return Anomaly(**{**data, **{key: from_ms(data[key]) for key in times if data.get(key) is not None},
                       "muted": muted, **status})

@@ -49,6 +49,18 @@ class Settings(BaseSettings):
     lateness_seconds: int = Field(30, ge=0)
     max_future_seconds: int = Field(86_400, ge=0, description="ticks dated further ahead are dead-lettered")
 
+    # --- robust detection (pipeline.rules): skewed clocks, bad prints, volatility-aware rules ----------
+    clock_skew_seconds: int = Field(60, ge=0, description="a tick dated this much further ahead of the clock and "
+                                                          "of its symbol's newest tick is quarantined")
+    confirm_ticks: int = Field(2, ge=1, description="ticks in a row a rule's condition must hold on before it "
+                                                    "alerts (1 = at once)")
+    confirm_seconds: float = Field(0, ge=0, description="or event seconds it must hold for (0 = by ticks only)")
+    zscore_k: float = Field(0, ge=0, description="zscore rule: alert at a move of k sigmas over the window; 0 = off")
+    volume_spike_x: float = Field(0, ge=0, description="volume rule: alert at x times the usual volume over the "
+                                                       "window; 0 = off")
+    baseline_seconds: int = Field(3600, ge=60, description="time constant of the usual volatility and volume the "
+                                                           "zscore and volume rules measure against")
+
     # --- bridge batching ----------------------------------------------------------------------------
     batch_max_ticks: int = Field(2000, ge=1)
     batch_max_wait_ms: int = Field(25, ge=1)

@@ -22,6 +22,7 @@ from redis import Redis
 
 from pipeline.detection import Episode, SymbolState
 from pipeline.metrics import Recorder
+from pipeline.rules import Baseline, Pending
 
 STATS_KEY = "tickwatch:stats"
 PROGRESS_AT_KEY = "tickwatch:progress_at"  # "topic:partition" -> when its progress last moved (epoch s)
@@ -90,8 +91,10 @@ def encode(state: SymbolState) -> bytes:
         "settled": _episodes_out(state.settled),
         "evaluated_upto": state.evaluated_upto,
         "live": _episodes_out(state.live),
-        "changes": [[ts, name, ep.anomaly, ep.last_hold] for ts, name, ep in state.changes],
+        "changes": [[ts, name, *_episode_out(ep)] for ts, name, ep in state.changes],
         "known": state.known,
+        "suspect": list(state.suspect.items()),
+        "baseline": state.baseline.to_list(),
     })
     return b"".join((_HEADER.pack(len(meta), len(state.ts)), meta, array("q", state.ts).tobytes(),
                      array("d", state.prices).tobytes(), array("d", state.volumes).tobytes()))
@@ -116,17 +119,28 @@ def decode(raw: bytes) -> SymbolState:
         settled=_episodes_in(meta["settled"]),
         evaluated_upto=meta["evaluated_upto"],
         live=_episodes_in(meta["live"]),
-        changes=[(ts, name, Episode(anomaly, hold)) for ts, name, anomaly, hold in meta["changes"]],
+        changes=[(ts, name, _episode(*episode)) for ts, name, *episode in meta["changes"]],
         known=meta["known"],
+        suspect=dict(meta.get("suspect", ())),
+        baseline=Baseline.from_list(meta.get("baseline")),
     )
 
 
 def _episodes_out(episodes: dict[str, Episode]) -> dict[str, Any]:
-    return {name: [ep.anomaly, ep.last_hold] for name, ep in episodes.items()}
+    return {name: _episode_out(ep) for name, ep in episodes.items()}
+
+
+def _episode_out(episode: Episode) -> list[Any]:
+    return [episode.anomaly, episode.last_hold, list(episode.pending) if episode.pending else None]
 
 
 def _episodes_in(data: dict[str, Any]) -> dict[str, Episode]:
-    return {name: Episode(anomaly, last_hold) for name, (anomaly, last_hold) in data.items()}
+    return {name: _episode(*values) for name, values in data.items()}
+
+
+def _episode(anomaly: dict[str, Any] | None, last_hold: int, pending: list[Any] | None = None) -> Episode:
+    """An episode as stored (states written before confirmation existed have no `pending`)."""
+    return Episode(anomaly, last_hold, Pending(*pending) if pending else None)
 
 
 def commit(

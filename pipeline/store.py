@@ -25,6 +25,8 @@ _TICK_PROPERTIES = {
     "price": {"type": "double"},
     "volume": {"type": "double"},
     "late": {"type": "boolean"},
+    "suspect": {"type": "boolean"},  # quarantined timestamp or bad print (pipeline.rules); not evaluated
+    "suspect_reason": {"type": "keyword", "ignore_above": 256},
     "published_at": {"type": "date"},
     "kafka": {"properties": {"partition": {"type": "integer"}, "offset": {"type": "long"}}},
 }
@@ -44,6 +46,9 @@ _ANOMALY_PROPERTIES = {
     "peak_price": {"type": "double"},
     "peak_change_pct": {"type": "double"},
     "peak_timestamp": {"type": "date"},
+    "started_at": {"type": "date"},
+    "zscore": {"type": "double"},
+    "volume_ratio": {"type": "double"},
     "published_at": {"type": "date"},
     "detected_at": {"type": "date"},
     "muted": {"type": "boolean"},
@@ -118,6 +123,8 @@ def ensure_templates(es: Elasticsearch, indices: Indices) -> None:
             es.indices.put_mapping(index=name, properties=properties)  # fields added since it was created
         else:
             es.indices.create(index=name)
+    # Daily tick indices made before a field was added (a strict mapping would refuse documents with it).
+    es.indices.put_mapping(index=f"{indices.ticks}-*", properties=_TICK_PROPERTIES, allow_no_indices=True)
 
 
 def tick_action(indices: Indices, tick: dict[str, Any], *, create_only: bool = False) -> dict[str, Any]:
@@ -136,8 +143,17 @@ def tick_action(indices: Indices, tick: dict[str, Any], *, create_only: bool = F
         source["volume"] = tick["volume"]
     if tick["published"] is not None:
         source["published_at"] = tick["published"]
+    if tick.get("suspect_reason"):
+        source.update(suspect=True, suspect_reason=tick["suspect_reason"])
     return {"_op_type": "create" if create_only else "index", "_index": indices.tick_index(tick["ts"]),
             "_id": f"{tick['symbol']}@{tick['ts']}", "_source": source}
+
+
+def suspect_action(indices: Indices, symbol: str, ts: int, reason: str) -> dict[str, Any]:
+    """Flag a stored tick found to be a bad print by a later tick. A partial update: it fails (and its task is
+    retried) while the tick's own document is not written yet, and never creates a document of its own."""
+    return {"_op_type": "update", "_index": indices.tick_index(ts), "_id": f"{symbol}@{ts}",
+            "doc": {"suspect": True, "suspect_reason": reason}, "retry_on_conflict": UPDATE_RETRIES}
 
 
 # Set by people (the bot, the API) or by the Slack notifier; detection's writes never carry them.

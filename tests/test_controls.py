@@ -33,8 +33,9 @@ def test_an_override_is_what_workers_read_and_is_audited(service: Controls):
     assert (change.old["threshold_pct"], change.new["threshold_pct"], change.new["window_seconds"]) == (5, 3, 600)
     got = controls.controls_for(service.redis, service.settings, ["TSLA", "AAPL"])
     assert [(r.name, r.threshold_pct, r.window_seconds, r.cooldown_seconds) for r in got["TSLA"].rules] == [
-        ("drop", 3.0, 600, 600), ("rise", 5.0, 300, 300)]
-    assert [(r.name, r.threshold_pct) for r in got["AAPL"].rules] == [("drop", 5.0), ("rise", 5.0)]
+        ("drop", 3.0, 600, 600), ("rise", 5.0, 300, 300), ("zscore", 0.0, 300, 300), ("volume", 0.0, 300, 300)]
+    assert [(r.name, r.threshold_pct) for r in got["AAPL"].rules] == [
+        ("drop", 5.0), ("rise", 5.0), ("zscore", 0.0), ("volume", 0.0)]
 
     service.set_rule("TSLA", "drop", API, threshold_pct=4)  # keeps the window set before
     rules = service.rules("TSLA")
@@ -49,6 +50,20 @@ def test_an_override_is_what_workers_read_and_is_audited(service: Controls):
         ("reset_rule", "alice", "slack"), ("set_rule", "ci-token", "api"), ("set_rule", "alice", "slack")]
     assert (log[1].old["threshold_pct"], log[1].new["threshold_pct"]) == (3, 4)
     assert log[2].summary() == "drop 5% in 5m → drop 3% in 10m"
+
+
+def test_volatility_and_volume_rules_are_set_like_the_others(service: Controls):
+    rule, change = controls.parse_rule_args(["zscore", "4"])
+    service.set_rule("TSLA", rule, ALICE, **change)
+    rule, change = controls.parse_rule_args(["volume", "5x", "15m"])
+    service.set_rule("TSLA", rule, API, **change)
+    got = {r.name: r for r in controls.controls_for(service.redis, service.settings, ["TSLA"])["TSLA"].rules}
+    assert (got["zscore"].threshold_pct, got["zscore"].window_seconds) == (4.0, 300)
+    assert (got["volume"].threshold_pct, got["volume"].window_seconds, got["volume"].cooldown_seconds) == (5, 900, 900)
+    assert got["zscore"].confirm_ticks == service.settings.confirm_ticks  # confirmation follows the settings
+    views = service.rules("TSLA")
+    assert (views["zscore"].describe(), views["volume"].describe()) == ("zscore 4 sigma in 5m", "volume 5x in 15m")
+    assert service.audit_log(symbol="TSLA")[0].summary() == "volume off → volume 5x in 15m"
 
 
 def test_mutes_with_reason_and_expiry(service: Controls):
@@ -76,6 +91,8 @@ def test_mutes_with_reason_and_expiry(service: Controls):
         (lambda s: s.set_rule("TSLA", "drop", ALICE, threshold_pct=-1), "percentage from 0"),
         (lambda s: s.set_rule("TSLA", "drop", ALICE, threshold_pct=100), "percentage from 0"),
         (lambda s: s.set_rule("TSLA", "drop", ALICE, window_seconds=0), "window"),
+        (lambda s: s.set_rule("TSLA", "zscore", ALICE, threshold_pct=0.5), "k sigmas from 1"),
+        (lambda s: s.set_rule("TSLA", "volume", ALICE, threshold_pct=1), "multiple of the usual volume"),
         (lambda s: s.set_rule("TSLA", "drop", ALICE, window_seconds=600, cooldown_seconds=60), "cooldown"),
         (lambda s: s.mute("not a symbol!", ALICE), "symbol"),
         (lambda s: s.mute("TSLA", ALICE, duration=timedelta(days=365)), "at most"),
@@ -99,13 +116,18 @@ def test_bad_changes_are_refused_and_change_nothing(service: Controls, call, mes
         ("drop 4% 2h30m cooldown 3h", ("drop", {"threshold_pct": 4.0, "window_seconds": 9000,
                                                 "cooldown_seconds": 10800})),
         ("drop 4 15", ("drop", {"threshold_pct": 4.0, "window_seconds": 900})),  # bare windows are minutes
+        ("zscore 4", ("zscore", {"threshold_pct": 4.0})),
+        ("zscore 3.5sigma 10m", ("zscore", {"threshold_pct": 3.5, "window_seconds": 600})),
+        ("volume 5x 15m", ("volume", {"threshold_pct": 5.0, "window_seconds": 900})),
+        ("volume off", ("volume", {"threshold_pct": 0.0})),
     ],
 )
 def test_rule_arguments_as_people_type_them(words: str, expected):
     assert controls.parse_rule_args(words.split()) == expected
 
 
-@pytest.mark.parametrize("words", ["drop", "spike 3%", "drop three", "drop 3% 10m extra", "drop 3% soon"])
+@pytest.mark.parametrize("words", ["drop", "spike 3%", "drop three", "drop 3% 10m extra", "drop 3% soon",
+                                   "volume 5%", "zscore 4x"])
 def test_bad_rule_arguments_say_the_form(words: str):
     with pytest.raises(ValueError, match=r"e\.g\.|unknown rule"):
         controls.parse_rule_args(words.split())
