@@ -6,6 +6,7 @@ Bad input from a user comes back as a message saying what to do, never as an exc
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -44,18 +45,24 @@ class Preview:
 
 def price_answer(b: Backend, symbol: str, window: timedelta, *, end: datetime | None = None,
                  context: str | None = None) -> Message:
-    """`/price`: the window ending at `end` (default: the symbol's last tick) and the anomalies in it."""
-    try:
-        last = history.require_symbol(b.es, b.indices, symbol)
-    except UnknownSymbol as error:
-        return unknown_symbol_message(error)
-    end = end or last.timestamp
-    summary = history.window_summary(b.es, b.indices, symbol, window, end=end)
+    """`/price`: the window ending at `end` (default: the symbol's last tick) and the anomalies in it.
+
+    Two rounds of queries, not three: the last tick and the symbol's newest anomalies are read at once
+    (anomalies never postdate the last tick, so the window's are the newest ones), then the window.
+    """
+    with ThreadPoolExecutor(2) as pool:
+        last_tick = pool.submit(history.last_tick, b.es, b.indices, symbol)
+        newest = pool.submit(history.anomalies_page, b.es, b.indices, symbol=symbol, end=end,
+                             start=end - window if end else None, limit=MAX_LISTED + 1)
+        last = last_tick.result()
+        if last is None:
+            return unknown_symbol_message(UnknownSymbol(symbol, history.closest_symbols(b.es, b.indices, symbol)))
+        end = end or last.timestamp
+        summary = history.window_summary(b.es, b.indices, symbol, window, end=end)
+        anomalies = [a for a in newest.result().items if end - window <= a.timestamp <= end]
     if summary is None:
         return no_ticks_message(symbol, window, end)
-    page = history.anomalies_page(b.es, b.indices, symbol=symbol, start=summary.start, end=summary.end,
-                                  limit=MAX_LISTED)
-    return price_message(summary, window, page.items, more=page.next_cursor is not None, context=context)
+    return price_message(summary, window, anomalies[:MAX_LISTED], more=len(anomalies) > MAX_LISTED, context=context)
 
 
 def recent_anomalies(b: Backend, symbol: str | None, window: timedelta) -> tuple[list[Anomaly], bool] | Message:

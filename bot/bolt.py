@@ -19,7 +19,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import commands, interactive
+from bot import commands, interactive, timing
 from bot.backend import Backend, web_client
 from bot.messages import failure_message
 from pipeline.settings import Settings
@@ -46,7 +46,8 @@ def create_bolt_app(settings: Settings, backend: Backend | None = None) -> Async
                    authorize=authorize, process_before_response=False, raise_error_for_unhandled_request=False)
 
     @app.middleware
-    async def attach_backend(context: AsyncBoltContext, next: Any) -> None:
+    async def attach_backend(body: dict[str, Any], context: AsyncBoltContext, next: Any) -> None:
+        timing.start(body.get("command"))
         context["backend"] = backend
         await next()
 

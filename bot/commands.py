@@ -18,7 +18,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import answers
+from bot import answers, timing
 from bot.backend import Backend, actor
 from bot.enums import Command
 from bot.messages import Message, anomalies_message, help_message, refused_message, usage_message
@@ -147,6 +147,7 @@ async def _allowed(context: AsyncBoltContext, body: dict[str, Any], respond: Asy
 
 
 async def _answer(respond: AsyncRespond, message: Message, *, public: bool = False) -> None:
+    timing.answered()
     await respond(**message.payload(), response_type="in_channel" if public else "ephemeral")
 
 

@@ -6,6 +6,7 @@ module, and the manifest is read as a file.
 
 from __future__ import annotations
 
+import logging
 import runpy
 from pathlib import Path
 from typing import Annotated
@@ -30,7 +31,7 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     socket: Annotated[bool, typer.Option("--socket", help="Socket Mode instead of HTTP (needs SLACK_APP_TOKEN)")]
     = False,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_level: Annotated[str, typer.Option(help="log level (info logs each command's server time)")] = "info",
 ) -> None:
     """Serve the bot: HTTP at POST /slack/events (commands, interactivity, events), or Socket Mode.
 
@@ -52,6 +53,7 @@ def serve(
     if missing:
         console.print(f"[red]✘ set {', '.join(missing)} first (see README, Slack bot)[/red]")
         raise typer.Exit(2)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if socket:
         console.print("bot: Socket Mode; Ctrl-C to stop")
         runpy.run_module("bot.socket_mode", run_name="__main__")
