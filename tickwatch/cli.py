@@ -203,15 +203,21 @@ def bench(
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="children per worker process")] = 2,
     rate: Annotated[int, typer.Option(help="ticks/s for the alert latency run")] = 1_000,
     seconds: Annotated[int, typer.Option(help="length of the alert latency run")] = 60,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="run only this section (repeatable): pipeline, api, …; default: all")] = None,
 ) -> None:
     """Print throughput and latency figures, measured in one run on the local stack (in private topics,
     indices and Redis db, removed afterwards): raw consume rate, pipeline rate, naive baseline, ratios,
-    alert latency p50/p99.
+    alert latency p50/p99; the API's reads over the seeded history (`tickwatch seed`, made on first use).
 
-    Example: [bold]tickwatch bench --ticks 100000[/bold]
+    Examples: [bold]tickwatch bench --ticks 100000[/bold], [bold]tickwatch bench --only api[/bold]
     """
     from tickwatch import bench as bench_module
 
     stack_up()
-    bench_module.run(get_settings(), console, ticks=ticks, naive_ticks=naive_ticks, workers=workers,
-                     concurrency=concurrency, rate=rate, seconds=seconds)
+    try:
+        bench_module.run_sections(get_settings(), console, only or (), ticks=ticks, naive_ticks=naive_ticks,
+                                  workers=workers, concurrency=concurrency, rate=rate, seconds=seconds)
+    except ValueError as error:
+        console.print(f"[red]✘ {error}[/red]")
+        raise typer.Exit(2) from None
