@@ -341,7 +341,8 @@ def dead_letters(settings: Settings, start: datetime, end: datetime) -> int | No
     """Records the DLQ topic received in [start, end), from offsets by timestamp; None if Kafka cannot say."""
     try:
         consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                 request_timeout_ms=15_000)
+                                 request_timeout_ms=15_000,
+                                 bootstrap_timeout_ms=round(settings.kafka_connect_timeout_seconds * 1000))
     except KafkaError as error:
         log.warning("dead letters not counted: %s", error)
         return None

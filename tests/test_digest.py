@@ -90,7 +90,14 @@ def test_blocks_stay_within_slacks_limits() -> None:
     anomalies = next(b["text"]["text"] for b in blocks if b["type"] == "section" and "Anomalies" in b["text"]["text"])
     assert f"and {500 - digest.ANOMALY_LINES} more" in anomalies
     assert len(digest.message(big)["text"]) <= 4000
+    assert "dead letters: unknown (Kafka unreachable)" in posted_numbers(blocks)
     assert digest.chart(big) is None  # no paths, no chart
+
+
+def test_unreachable_kafka_leaves_dead_letters_unknown_instead_of_failing() -> None:
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", kafka_connect_timeout_seconds=1)
+    start, end = digest.day_bounds(DAY, "UTC")
+    assert digest.dead_letters(settings, start, end) is None
 
 
 # --- over the real Elasticsearch ---------------------------------------------------------------------------
