@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.settings import get_settings
-from tickwatch import api_command, controls_command, generate_command
+from tickwatch import api_command, bot_command, controls_command, digest_command, generate_command
 from tickwatch.errors import DEBUG_ENV
 
 app = typer.Typer(help="Tickwatch: real-time market surveillance, alerts in Slack.", no_args_is_help=True,
@@ -22,7 +22,9 @@ stack_app = typer.Typer(help="The local real stack: Kafka, Elasticsearch and Red
                         no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 controls_command.register(app)
+digest_command.register(app)
 generate_command.register(app)
+bot_command.register(app)
 api_command.register(app)
 console = Console()
 
