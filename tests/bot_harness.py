@@ -3,9 +3,6 @@ db, its Web API calls going to a FakeSlack, and requests signed like Slack signs
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import socket
 import threading
 import time
@@ -14,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import uvicorn
@@ -23,14 +19,15 @@ from slack_sdk.models.blocks import Block
 from pipeline.messages import MAX_BLOCKS, MAX_SECTION_CHARS
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack, RecordedCall
+from stack.slack_requests import (
+    block_actions,
+    interaction,
+    signed_headers,
+    slack_user,
+    slash_command,
+)
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-TEAM = "T0FAKE0001"
-
-
-def signature(secret: str, timestamp: str, body: str) -> str:
-    """`v0=` HMAC-SHA256 of `v0:{timestamp}:{body}`, as Slack signs (slack_sdk.signature checks the same)."""
-    return "v0=" + hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
 
 
 def assert_valid_blocks(blocks: list[dict[str, Any]]) -> None:
@@ -62,50 +59,35 @@ class BotServer:
     # --- requests as Slack sends them -------------------------------------------------------------
     def post(self, body: str, *, timestamp: str | None = None, secret: str = SECRET, signed: bool = True,
              content_type: str = "application/x-www-form-urlencoded") -> httpx.Response:
-        ts = timestamp or str(int(time.time()))
         headers = {"Content-Type": content_type}
         if signed:
-            headers |= {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature(secret, ts, body)}
+            headers = signed_headers(secret, body, timestamp=timestamp, content_type=content_type)
         return self.http.post(f"{self.url}/slack/events", content=body, headers=headers)
 
     def command(self, command: str, text: str = "", *, user: str, channel: str = "C0ALERTS01",
                 **post: Any) -> tuple[httpx.Response, str]:
         """Send a slash command; returns the HTTP answer (the ack) and the name of its response_url."""
         hook = f"cmd-{uuid.uuid4().hex[:8]}"
-        body = urlencode({"token": "legacy", "team_id": TEAM, "team_domain": "fake", "channel_id": channel,
-                          "channel_name": "market-alerts", "user_id": user, "user_name": user.lower(),
-                          "command": command, "text": text, "api_app_id": "A0TICKWATCH",
-                          "response_url": self.slack.response_url(hook), "trigger_id": "1337.42.abcdef"})
+        body = slash_command(command, text, user=user, channel=channel, response_url=self.slack.response_url(hook))
         return self.post(body, **post), hook
 
     def interact(self, payload: dict[str, Any], **post: Any) -> httpx.Response:
-        payload = {"team": {"id": TEAM, "domain": "fake"}, "api_app_id": "A0TICKWATCH", "token": "legacy",
-                   **payload}
-        return self.post(urlencode({"payload": json.dumps(payload)}), **post)
+        return self.post(interaction(payload), **post)
 
     def click(self, action_id: str, value: str, *, user: str, channel: str, ts: str, select: bool = False,
               **post: Any) -> tuple[httpx.Response, str]:
         """A button (or menu option) on the message (channel, ts); returns the ack and its response_url name."""
         hook = f"act-{uuid.uuid4().hex[:8]}"
-        element = ({"type": "static_select", "selected_option": {"value": value, "text": {"type": "plain_text",
-                                                                                          "text": value}}}
-                   if select else {"type": "button", "value": value})
-        response = self.interact({
-            "type": "block_actions", "user": {"id": user, "username": user.lower(), "name": user.lower(),
-                                              "team_id": TEAM},
-            "container": {"type": "message", "channel_id": channel, "message_ts": ts},
-            "channel": {"id": channel, "name": "market-alerts"}, "message": {"ts": ts, "type": "message"},
-            "trigger_id": f"trig-{uuid.uuid4().hex[:6]}", "response_url": self.slack.response_url(hook),
-            "actions": [{"action_id": action_id, "block_id": "b", "action_ts": str(time.time()), **element}],
-        }, **post)
+        body = block_actions(action_id, value, user=user, channel=channel, ts=ts, select=select,
+                             response_url=self.slack.response_url(hook))
+        response = self.post(body, **post)
         return response, hook
 
     def in_modal(self, view: dict[str, Any], *, user: str, values: dict[str, Any], action_id: str | None = None
                  ) -> httpx.Response:
         """A modal submission (or, with `action_id`, a click inside the modal) with typed `values`."""
         state_view = {**view, "state": {"values": values}}
-        base = {"user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
-                "view": state_view, "trigger_id": f"trig-{uuid.uuid4().hex[:6]}"}
+        base = {"user": slack_user(user), "view": state_view, "trigger_id": f"trig-{uuid.uuid4().hex[:6]}"}
         if action_id is None:
             return self.interact({"type": "view_submission", **base})
         return self.interact({"type": "block_actions", **base, "container": {"type": "view", "view_id": view["id"]},

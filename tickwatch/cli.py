@@ -181,20 +181,25 @@ def demo(
                                        callback=generate_command.check_speed)] = "max",
     workers: Annotated[int, typer.Option(help="worker processes to start (2 children each)")] = 1,
     seed: Annotated[int, typer.Option(help="random seed of the market")] = 7,
+    hold: Annotated[bool | None, typer.Option("--hold/--no-hold", help="keep the API and bot up after the tour "
+                                              "until Enter (default: when run in a terminal)")] = None,
 ) -> None:
-    """The live demo: start the stack, a worker and the bridge, replay 30 minutes of a market with injected
-    crashes, show throughput, lag and alerts live, then injected vs detected and where to look.
+    """The live demo: start the stack, workers, the bridge, the HTTP API and the Slack bot; replay 30 minutes
+    of a market with injected crashes, show throughput, lag and alerts live, then injected vs detected, and a
+    tour: the Slack alert, a signed Acknowledge click, /price, a signed webhook delivery and the daily digest.
 
     Works offline: with no SLACK_BOT_TOKEN, Slack messages go to a local fake Slack Web API and are shown.
 
     Example: [bold]tickwatch demo --symbols 20[/bold]
     """
+    import sys
+
     from pipeline.generator import parse_speed
     from tickwatch import demo as demo_module
 
     stack_up()
-    demo_module.run(get_settings(), console, symbols=symbols, speed=parse_speed(speed),
-                    workers=workers, seed=seed)
+    demo_module.run(get_settings(), console, symbols=symbols, speed=parse_speed(speed), workers=workers, seed=seed,
+                    hold=sys.stdin.isatty() and console.is_terminal if hold is None else hold)
 
 
 @app.command()

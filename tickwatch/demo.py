@@ -1,7 +1,8 @@
 """`tickwatch demo`: the whole pipeline, live, on the local real stack, with or without a Slack token.
 
-It replays a scenario with injected crashes through Kafka, a bridge and Celery workers, shows throughput,
-lag and alerts as they happen, then compares what was injected with what was detected.
+It starts the HTTP API and the Slack bot next to the pipeline, replays a scenario with injected crashes
+through Kafka, a bridge and Celery workers, shows throughput, lag and alerts as they happen, compares what
+was injected with what was detected, then tours the front-ends (`tickwatch.tour`).
 """
 
 from __future__ import annotations
@@ -10,16 +11,17 @@ import json
 import os
 import threading
 import time
+from collections import Counter
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer
 from redis import Redis
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
-from rich.panel import Panel
 from rich.table import Table
 
 from pipeline import state, store
@@ -28,6 +30,7 @@ from pipeline.publish import publish
 from pipeline.schema import from_ms
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
+from tickwatch import tour
 from tickwatch.fleet import Fleet, env_for, pending
 
 DEMO_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "demo.toml"
@@ -63,20 +66,27 @@ def _stats_table(current: dict[str, int], base: dict[str, int], lag: int, rate: 
     return table
 
 
-def run(settings: Settings, console: Console, *, symbols: int, speed: float | None, workers: int, seed: int) -> None:
+def run(settings: Settings, console: Console, *, symbols: int, speed: float | None, workers: int, seed: int,
+        hold: bool = False) -> None:
+    """The demo; with `hold`, the API and the bot stay up after the tour until Enter is pressed."""
     redis = Redis.from_url(settings.redis_url)
     scenario = demo_scenario(redis, symbols, seed)
     es = store.connect(settings)
     log_dir = settings.stack_dir / "logs" / "demo"
-    slack = None
-    values: dict[str, str] = {}
-    if not settings.slack_bot_token:
-        slack = FakeSlack(record_to=log_dir / "slack-calls.jsonl")
-        values = {"SLACK_BOT_TOKEN": "xoxb-offline-demo", "TICKWATCH_SLACK_API_URL": slack.start()}
+    offline = not settings.slack_bot_token
+    # With a real token the fake only receives the bot's response_url answers (Slack's own would go to Slack).
+    slack = FakeSlack(record_to=log_dir / "slack-calls.jsonl")
+    values = tour.fleet_env()
+    if offline:
+        values |= {"SLACK_BOT_TOKEN": "xoxb-offline-demo", "TICKWATCH_SLACK_API_URL": slack.start()}
         console.print(f"No SLACK_BOT_TOKEN: Slack messages go to a local fake Slack Web API at {slack.url}")
+    else:
+        slack.start()
+        console.print(f"SLACK_BOT_TOKEN is set: alerts go to {settings.slack_channel} in your Slack workspace")
     fleet = Fleet(env_for({**_tickwatch_env(), **values}), log_dir)
     base = state.stats(redis)
     published = [0]
+    front = None
 
     def produce() -> None:
         published[0] = publish(pace(scenario.ticks(), speed), settings, progress=False)
@@ -84,17 +94,36 @@ def run(settings: Settings, console: Console, *, symbols: int, speed: float | No
     try:
         fleet.split_workers(workers)
         fleet.bridge(TICKWATCH_METRICS_PORT="0")
+        front = tour.start(fleet, slack, offline, console)
         producer = threading.Thread(target=produce, daemon=True)
         started = time.monotonic()
         producer.start()
         _live(console, redis, settings, base, producer, scenario.tick_count, started)
         _settle(redis, settings.alerts_queue)
+        _summary(console, settings, es, scenario, slack if offline else None)
+        tour.run(console, front, fleet, _day(settings, scenario), _digest_channel() if offline else None)
+        _where_to_look(console, settings)
+        tour.where_to_look(console, front, hold)
+        console.print(f"Logs of the demo's workers, bridge, API and bot: {log_dir}")
+        if hold:
+            console.input("\n[bold]Press Enter to stop the demo's API, bot and workers.[/bold] ")
     finally:
+        if front:
+            tour.close(front)
         fleet.stop_all()
-        if slack:
-            slack.stop()
-    _summary(console, settings, es, scenario, slack)
-    console.print(f"\nLogs of the demo's workers and bridge: {log_dir}")
+        slack.stop()
+
+
+def _day(settings: Settings, scenario: Scenario) -> date:
+    """The calendar day (in the digest's zone) the replayed market ended on."""
+    end = scenario.start + timedelta(seconds=scenario.duration_s)
+    return end.astimezone(ZoneInfo(settings.digest_tz)).date()
+
+
+def _digest_channel() -> str:
+    """A channel of this run: the fake Slack forgets its messages between runs, and a second post of a day to
+    the same channel edits the first message (the digest is idempotent per day and channel)."""
+    return f"#digest-demo-{datetime.now(UTC):%H%M%S}"
 
 
 def _tickwatch_env() -> dict[str, str]:
@@ -136,10 +165,10 @@ def _summary(console: Console, settings: Settings, es: Elasticsearch, scenario: 
         "range": {"timestamp": {"gte": scenario.start.isoformat(), "lte": end.isoformat()}}})["hits"]["hits"]
     found = [hit["_source"] for hit in hits]
 
-    table = Table("injected", "detected", "change", "deepest", "delay after start", title="Injected vs detected")
+    table = Table("injected", "detected", "change", "deepest", "after", title="Injected vs detected")
     for event in scenario.ground_truth():
         match = next((a for a in found if a["symbol"] == event["symbol"] and a["rule"] == event["kind"]), None)
-        injected = f"{event['kind']} {event['symbol']} {event['pct']}% over {event['duration_s']:.0f}s"
+        injected = f"{event['kind']} {event['symbol']} {event['pct']}% in {event['duration_s']:.0f}s"
         if match:
             delay = datetime.fromisoformat(match["timestamp"]) - datetime.fromisoformat(event["start"])
             table.add_row(injected, "[green]yes[/green]", f"{match['change_pct']:+.2f}%",
@@ -152,21 +181,27 @@ def _summary(console: Console, settings: Settings, es: Elasticsearch, scenario: 
     console.print(f"Anomalies not injected (false positives): {len(extra)}")
 
     if slack:
-        for call in slack.calls("chat.postMessage"):
-            blocks = call.params.get("blocks") or []
-            words = [b["text"]["text"] for b in blocks if b.get("type") in {"header", "section"}]
-            console.print(Panel("\n".join(words), title=f"Slack → {call.params['channel']}", width=90))
-    events = _alert_events(settings)
-    if events:
-        console.print(Panel(json.dumps(events[-1], indent=2)[:1500], title=f"Kafka '{settings.alerts_topic}': "
-                            f"{len(events)} events in all, the latest", width=90))
-    console.print(Group(
-        "\nWhere to look:",
-        f"  anomalies: curl -s '{settings.es_url}/{indices.anomalies}/_search?pretty&sort=timestamp:desc'",
-        f"  ticks:     curl -s '{settings.es_url}/{indices.ticks}/_count?pretty'",
-        f"  alerts:    Kafka topic '{settings.alerts_topic}' on {settings.kafka_bootstrap}",
-        f"  dead letters: Kafka topic '{settings.dlq_topic}'",
-    ))
+        posts, edits = len(slack.calls("chat.postMessage")), len(slack.calls("chat.update"))
+        console.print(f"Slack (fake): {posts} messages posted, {edits} edits (new peaks, recoveries)")
+    kinds = Counter(event["type"] for event in _alert_events(settings) if _in_replay(event, scenario.start, end))
+    console.print(f"Kafka '{settings.alerts_topic}': {sum(kinds.values())} events of this replay ("
+                  + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) + ")")
+
+
+def _where_to_look(console: Console, settings: Settings) -> None:
+    indices = store.Indices(settings.index_prefix)
+    for line in ["\n[bold]Where to look[/bold]:",
+                 f"  anomalies   curl -s '{settings.es_url}/{indices.anomalies}/_search?pretty&sort=timestamp:desc'",
+                 f"  ticks       curl -s '{settings.es_url}/{indices.ticks}/_count?pretty'",
+                 f"  alerts      Kafka topic '{settings.alerts_topic}' on {settings.kafka_bootstrap}",
+                 f"  dead letters  Kafka topic '{settings.dlq_topic}'"]:
+        console.print(line, soft_wrap=True)
+
+
+def _in_replay(event: dict, start: datetime, end: datetime) -> bool:
+    """Whether an `alerts` event is about an anomaly of this replay (the topic keeps every run's)."""
+    stamp = (event.get("data") or {}).get("timestamp")
+    return isinstance(stamp, str) and start <= datetime.fromisoformat(stamp) <= end
 
 
 def _alert_events(settings: Settings) -> list[dict]:

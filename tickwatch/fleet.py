@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 from kafka.structs import TopicPartition
@@ -66,6 +69,23 @@ def discard(settings: Settings) -> None:
     Redis.from_url(settings.redis_url).flushdb()
 
 
+def free_port() -> int:
+    """A TCP port free on loopback right now, for a server the fleet starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Server:
+    """An HTTP server the fleet started (`tickwatch api`, `tickwatch bot`)."""
+
+    name: str
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+
 @dataclass
 class Fleet:
     env: dict[str, str]
@@ -92,6 +112,26 @@ class Fleet:
 
     def bridge(self, **extra_env: str) -> subprocess.Popen:
         return self.start("bridge", "--loglevel", "WARNING", name=f"bridge-{len(self.procs)}", extra_env=extra_env)
+
+    def serve(self, command: str, *options: str) -> Server:
+        """Start `tickwatch <command> --port <free port> <options>`; `wait_ready` before talking to it."""
+        port = free_port()
+        proc = self.start(command, "--port", str(port), *options, name=command)
+        return Server(command, f"http://127.0.0.1:{port}", proc, self.log_dir / f"{command}.log")
+
+    @staticmethod
+    def wait_ready(server: Server, timeout: float = 60) -> None:
+        """Until GET /healthz answers 200; RuntimeError naming the log if the process exits or never answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if server.proc.poll() is not None:
+                raise RuntimeError(f"tickwatch {server.name} exited with {server.proc.returncode}; see {server.log}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"tickwatch {server.name} did not answer {server.url}/healthz in {timeout:.0f}s; "
+                           f"see {server.log}")
 
     @staticmethod
     def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
