@@ -25,7 +25,7 @@ from itertools import pairwise
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from elasticsearch import Elasticsearch, NotFoundError
+from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
@@ -57,6 +57,7 @@ ANOMALY_ROWS = 100  # (symbol, rule) rows kept in the summary (XCom, the event);
 MUTE_LINES = 15
 SILENT_LINES = 10
 CHART_POINTS = 150
+CLAIM_SECONDS = 600  # a first post not recorded within this is from a run that died (see _claim)
 
 
 # --- the day ---------------------------------------------------------------------------------------------------
@@ -464,24 +465,64 @@ def digests_index(indices: store.Indices) -> str:
 
 _DIGEST_PROPERTIES = {
     "day": {"type": "keyword"}, "channel": {"type": "keyword"}, "channel_id": {"type": "keyword"},
-    "ts": {"type": "keyword"}, "posted_at": {"type": "date"}, "updated_at": {"type": "date"},
+    "ts": {"type": "keyword"}, "claimed_at": {"type": "date"}, "posted_at": {"type": "date"},
+    "updated_at": {"type": "date"},
     "runs": {"type": "integer"}, "file_ids": {"type": "keyword"},
     "summary": {"type": "object", "enabled": False},
 }
 
 
-def _ensure_digests_index(es: Elasticsearch, name: str) -> None:
+def ensure_digests_index(es: Elasticsearch, indices: store.Indices) -> str:
+    """Create `<prefix>-digests` if missing; returns its name."""
+    name = digests_index(indices)
     if not es.indices.exists(index=name):
         es.indices.create(index=name, settings={"number_of_shards": 1, "number_of_replicas": 0},
                           mappings={"dynamic": "strict", "properties": _DIGEST_PROPERTIES})
+    return name
 
 
 def posted_message(es: Elasticsearch, indices: store.Indices, day: date, channel: str) -> dict[str, Any] | None:
     """The record of the digest already posted for (day, channel), if any."""
     try:
-        return es.get(index=digests_index(indices), id=f"{day.isoformat()}|{channel}")["_source"]
+        found = es.get(index=digests_index(indices), id=f"{day.isoformat()}|{channel}")["_source"]
     except NotFoundError:
         return None
+    return found if found.get("ts") else None  # a claim: being posted
+
+
+class DigestBusy(RuntimeError):
+    """Another run is posting the same day's digest to the same channel right now; retry in a few minutes."""
+
+
+def _claim(es: Elasticsearch, index: str, doc_id: str, day: date, channel: str) -> dict[str, Any] | None:
+    """The posted record to edit, or None once this run holds the right to post first.
+
+    The right is a document created only if absent (Elasticsearch's `create`), so of two concurrent first
+    runs (a DAG run and `tickwatch digest --post`, say) one posts and the other gets DigestBusy. A claim
+    older than CLAIM_SECONDS is from a run that died before recording its post; it is taken over (compare
+    and swap on the document's sequence number, so by one run only).
+    """
+    now = datetime.now(UTC)
+    claim = {"day": day.isoformat(), "channel": channel, "claimed_at": iso(now)}
+    try:
+        es.create(index=index, id=doc_id, document=claim, refresh="wait_for")
+        return None
+    except ConflictError:
+        pass
+    held = es.get(index=index, id=doc_id)
+    if held["_source"].get("ts"):
+        return held["_source"]
+    since = datetime.fromisoformat(held["_source"]["claimed_at"].replace("Z", "+00:00"))
+    if now - since < timedelta(seconds=CLAIM_SECONDS):
+        raise DigestBusy(f"another run has been posting the {day} digest to {channel} since {iso(since)}; "
+                         "try again in a few minutes")
+    try:
+        es.index(index=index, id=doc_id, document=claim, if_seq_no=held["_seq_no"],
+                 if_primary_term=held["_primary_term"], refresh="wait_for")
+    except ConflictError:
+        raise DigestBusy(f"another run took over posting the {day} digest to {channel}") from None
+    log.warning("taking over a stale claim on the %s digest in %s from %s", day, channel, iso(since))
+    return None
 
 
 def message(digest: Digest) -> dict[str, Any]:
@@ -493,12 +534,12 @@ def post(digest: Digest, content: dict[str, Any], settings: Settings, es: Elasti
          client: WebClient, *, channel: str | None = None, png: bytes | None = None) -> Posted:
     """Post `content` (from `message`), or edit the digest already posted for its day in that channel; then
     upload the chart into the message's thread. The (day, channel) -> ts record is written right after the
-    first post, so only a crash between Slack's answer and that write could lead a retry to post again."""
+    first post, so only a crash between Slack's answer and that write (then a claim goes stale, see _claim)
+    could lead to a second message. DigestBusy: another run is posting it now."""
     channel = channel or settings.digest_channel or settings.slack_channel
-    index = digests_index(indices)
-    _ensure_digests_index(es, index)
+    index = ensure_digests_index(es, indices)
     doc_id = f"{digest.day.isoformat()}|{channel}"
-    known = posted_message(es, indices, digest.day, channel)
+    known = _claim(es, index, doc_id, digest.day, channel)
     options = {"unfurl_links": False,
                "metadata": {"event_type": "digest.daily", "event_payload": {"day": digest.day.isoformat()}}}
     now = iso(datetime.now(UTC))

@@ -14,6 +14,7 @@ import pytest
 from redis import Redis
 
 from pipeline import digest, store, subscriptions
+from pipeline.notifiers.slack import web_client
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
 from tests.digest_day import DAY, seed
@@ -140,6 +141,31 @@ def test_an_empty_day_is_a_digest_too(namespace) -> None:
     summary = digest.build(es, indices, namespace.settings, DAY)
     assert (summary.symbols, summary.ticks, summary.anomalies_total, summary.paths) == (0, 0, 0, {})
     assert digest.message(summary)["text"].startswith("Market digest 2026-11-20 (UTC): 0 symbols")
+
+
+def test_a_run_that_finds_another_posting_sends_nothing_and_a_stale_claim_is_taken_over(namespace) -> None:
+    es, indices = store.connect(namespace.settings), store.Indices(namespace.settings.index_prefix)
+    summary = digest.build(es, indices, namespace.settings, DAY)
+    index = digest.ensure_digests_index(es, indices)
+    with FakeSlack() as slack:
+        settings = namespace.settings.model_copy(update={"slack_api_url": slack.url, "slack_bot_token": "xoxb-t"})
+        client = web_client(settings)
+        doc_id = f"{DAY.isoformat()}|#desk"
+        es.index(index=index, id=doc_id, refresh=True,
+                 document={"day": DAY.isoformat(), "channel": "#desk", "claimed_at": minutes_ago(1)})
+        with pytest.raises(digest.DigestBusy, match="another run has been posting"):
+            digest.post(summary, digest.message(summary), settings, es, indices, client, channel="#desk")
+        assert slack.calls() == []
+
+        es.index(index=index, id=doc_id, refresh=True,
+                 document={"day": DAY.isoformat(), "channel": "#desk", "claimed_at": minutes_ago(11)})
+        posted = digest.post(summary, digest.message(summary), settings, es, indices, client, channel="#desk")
+        assert not posted.updated and [c.params["channel"] for c in slack.calls("chat.postMessage")] == ["#desk"]
+        assert digest.posted_message(es, indices, DAY, "#desk")["ts"] == posted.ts
+
+
+def minutes_ago(minutes: int) -> str:
+    return (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat()
 
 
 # --- tickwatch digest --post --------------------------------------------------------------------------------
