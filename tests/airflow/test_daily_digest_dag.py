@@ -32,6 +32,17 @@ def test_dag_imports_with_its_schedule_and_tasks(dagbag: DagBag) -> None:
     assert all(t.retries == 3 and t.retry_exponential_backoff for t in dag.tasks)
 
 
+def test_the_day_is_the_runs_calendar_day_in_the_digest_zone_or_the_param() -> None:
+    from dags.daily_digest import _day
+    from pipeline.settings import Settings
+
+    evening = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)  # 21:00 on the 20th in New York
+    assert _day({}, evening, None, Settings(digest_tz="America/New_York")).isoformat() == "2026-11-20"
+    assert _day({}, evening, None, Settings(digest_tz="UTC")).isoformat() == "2026-11-21"
+    assert _day({}, None, evening, Settings()).isoformat() == "2026-11-21"  # manual runs: run_after
+    assert _day({"day": "2026-11-18"}, evening, None, Settings()).isoformat() == "2026-11-18"
+
+
 def test_dag_run_posts_the_seeded_day_then_edits_it(dagbag: DagBag, airflow_db, namespace, monkeypatch) -> None:
     expected = seed(namespace.settings)
     subscription = subscribe_to_digests(namespace.settings)
