@@ -5,6 +5,9 @@ claimed atomically; Redis is already the pipeline's durable store (AOF on) and t
 delivery's record, its queued task and its retry schedule live and survive together. It is bounded: each
 subscription keeps its last KEEP_PER_SUBSCRIPTION deliveries, each record expires after RETENTION_SECONDS.
 
+Scripts go as EVAL (Redis caches them by hash): in a pipeline, redis-py's registered scripts would cost
+an extra SCRIPT EXISTS round trip each time.
+
 Keys (prefix `tickwatch:webhooks:`):
 - `delivery:<id>`   JSON DeliveryRecord (with the exact body that is signed, so replays send the same bytes)
 - `log:<sub id>`    sorted set of delivery ids by creation time (newest last), trimmed with their records
@@ -19,10 +22,11 @@ import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 from redis import Redis
+from redis.client import Pipeline
 
 from pipeline.settings import Settings, get_settings
 
@@ -118,15 +122,20 @@ end
 return 1
 """
 
-# Take the subscription's slot, or queue behind it: wait in `waiting` and, should the holder die, in `due`
-# until the slot expires. 1 = taken.
+# If the job is still current (its record pending at this seq), take the subscription's slot and return the
+# record; or queue behind the holder: wait in `waiting` and, should the holder die, in `due` until the slot
+# expires. Returns {1, record}, {0} (queued) or {-1} (stale: a newer attempt or a final state exists).
 _ACQUIRE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+local raw = redis.call('GET', KEYS[4])
+if not raw then return {-1} end
+local record = cjson.decode(raw)
+if record['status'] ~= 'pending' or tonumber(record['seq']) ~= tonumber(ARGV[4]) then return {-1} end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, raw} end
 local ttl = math.max(redis.call('PTTL', KEYS[1]), 0)
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], 86400)
 redis.call('ZADD', KEYS[3], tonumber(ARGV[3]) + ttl / 1000, ARGV[1])
-return 0
+return {0}
 """
 
 # Free the slot and hand it to one waiter still scheduled (returned, for the caller to start now).
@@ -151,12 +160,11 @@ def create(redis: Redis, records: list[DeliveryRecord]) -> list[DeliveryRecord]:
     """Store new deliveries (one round trip); returns those that did not exist yet."""
     if not records:
         return []
-    script = redis.register_script(_CREATE)
     pipe = redis.pipeline(transaction=False)
     for record in records:
-        script(keys=[_record_key(record.id), _log_key(record.subscription_id)],
-               args=[record.model_dump_json(), RETENTION_SECONDS, record.created_at.timestamp(), record.id,
-                     KEEP_PER_SUBSCRIPTION, PREFIX + "delivery:"], client=pipe)
+        pipe.eval(_CREATE, 2, _record_key(record.id), _log_key(record.subscription_id), record.model_dump_json(),
+                  RETENTION_SECONDS, record.created_at.timestamp(), record.id, KEEP_PER_SUBSCRIPTION,
+                  PREFIX + "delivery:")
     return [record for record, created in zip(records, pipe.execute(), strict=True) if created]
 
 
@@ -165,7 +173,7 @@ def load(redis: Redis, delivery: str) -> DeliveryRecord | None:
     return DeliveryRecord.model_validate_json(raw) if raw else None
 
 
-def save(redis: Redis, record: DeliveryRecord) -> None:
+def save(redis: Redis | Pipeline, record: DeliveryRecord) -> None:
     """Update a record in place (never re-creates one deleted meanwhile with its subscription)."""
     redis.set(_record_key(record.id), record.model_dump_json(), xx=True, keepttl=True)
 
@@ -210,26 +218,40 @@ def forget(redis: Redis, subscription_id: str) -> None:
         redis.delete(*keys[start:start + 500])
 
 
-def schedule(redis: Redis, job: Job, at: datetime) -> None:
+def schedule(redis: Redis | Pipeline, job: Job, at: datetime) -> None:
     redis.zadd(DUE, {_member(job): at.timestamp()})
 
 
 def take_due(redis: Redis, now: datetime, limit: int = 500) -> list[Job]:
-    return [_job(member) for member in redis.register_script(_TAKE_DUE)(keys=[DUE], args=[now.timestamp(), limit])]
+    return [_job(member) for member in redis.eval(_TAKE_DUE, 1, DUE, now.timestamp(), limit)]
 
 
-def acquire(redis: Redis, subscription_id: str, job: Job, *, hold_seconds: float) -> bool:
-    """Take the subscription's one sending slot for at most `hold_seconds`, or queue behind its holder."""
-    keys = [f"{PREFIX}slot:{subscription_id}", f"{PREFIX}waiting:{subscription_id}", DUE]
+def _slot_keys(subscription_id: str) -> list[str]:
+    return [f"{PREFIX}slot:{subscription_id}", f"{PREFIX}waiting:{subscription_id}", DUE]
+
+
+def acquire(redis: Redis | Pipeline, subscription_id: str, job: Job, *, hold_seconds: float) -> Any:
+    """Take the subscription's one sending slot for at most `hold_seconds` if `job` is still current, or queue
+    behind its holder. Its result (read with `acquired`) tells which; on a pipeline it comes with `execute`."""
     now = datetime.now(UTC).timestamp()
-    return bool(redis.register_script(_ACQUIRE)(keys=keys, args=[_member(job), int(hold_seconds * 1000), now]))
+    return redis.eval(_ACQUIRE, 4, *_slot_keys(subscription_id), _record_key(job[0]),
+                      _member(job), int(hold_seconds * 1000), now, job[1])
 
 
-def release(redis: Redis, subscription_id: str, job: Job) -> Job | None:
-    """Free the slot; returns the waiting job that should start now, if any."""
-    keys = [f"{PREFIX}slot:{subscription_id}", f"{PREFIX}waiting:{subscription_id}", DUE]
-    member = redis.register_script(_RELEASE)(keys=keys, args=[_member(job)])
-    return _job(member) if member else None
+def acquired(result: list[Any]) -> DeliveryRecord | Literal["waiting", "stale"]:
+    """What `acquire` answered: the current record (the slot is ours), "waiting" or "stale"."""
+    if result[0] == 1:
+        return DeliveryRecord.model_validate_json(result[1])
+    return "waiting" if result[0] == 0 else "stale"
+
+
+def release(redis: Redis | Pipeline, subscription_id: str, job: Job) -> Any:
+    """Free the slot; its result (read with `waiter`) is the waiting job that should start now, if any."""
+    return redis.eval(_RELEASE, 3, *_slot_keys(subscription_id), _member(job))
+
+
+def waiter(result: bytes | None) -> Job | None:
+    return _job(result) if result else None
 
 
 def enqueue(settings: Settings, jobs: Iterable[Job]) -> None:

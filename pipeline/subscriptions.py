@@ -22,6 +22,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, Field, field_validator
 from redis import Redis, WatchError
+from redis.client import Pipeline
 
 from pipeline import delivery_log, encryption, ssrf
 from pipeline.delivery_log import Delivery, DeliveryRecord
@@ -228,14 +229,18 @@ def disable(redis: Redis, subscription_id: str, reason: str) -> bool:
     return True
 
 
-def note_outcome(redis: Redis, subscription_id: str, succeeded: bool, now: datetime) -> float:
-    """Track failing in a row; returns for how many seconds the endpoint has been failing (0: it works)."""
-    if succeeded:
-        redis.hdel(FAILING_SINCE, subscription_id)
-        return 0.0
-    redis.hsetnx(FAILING_SINCE, subscription_id, now.timestamp())
-    since = redis.hget(FAILING_SINCE, subscription_id)
+def failing_for(redis: Redis, subscription_id: str, now: datetime) -> float:
+    """Note a failed attempt; returns for how many seconds the endpoint has been failing without a success."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.hsetnx(FAILING_SINCE, subscription_id, now.timestamp())
+    pipe.hget(FAILING_SINCE, subscription_id)
+    since = pipe.execute()[1]
     return now.timestamp() - float(since) if since else 0.0
+
+
+def note_success(redis: Redis | Pipeline, subscription_id: str) -> None:
+    """The endpoint works: its failure clock stops."""
+    redis.hdel(FAILING_SINCE, subscription_id)
 
 
 # --- dispatch and the delivery log ------------------------------------------------------------------------

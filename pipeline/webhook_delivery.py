@@ -162,86 +162,89 @@ def deliver_webhook(delivery: str, seq: int) -> str:
 
 
 def run(redis: Redis, settings: Settings, job: Job) -> str:
-    """Make the attempt `job` stands for, if it is still due; returns what happened (for logs and tests)."""
-    record = _current(redis, job)
-    if record is None:
-        return "stale"
-    try:
-        stored = subscriptions.load(redis, record.subscription_id)
-    except subscriptions.NotFound:
-        return "gone"
-    if not stored.enabled:
-        refused = Attempt(at=datetime.now(UTC), error=f"not sent: endpoint disabled ({stored.disabled_reason})")
-        _finish(redis, record, "failed", refused, counted=False)
-        return "disabled"
-    hold = settings.webhook_timeout_seconds + CONNECT_TIMEOUT_SECONDS + 5
-    if not delivery_log.acquire(redis, stored.id, job, hold_seconds=hold):
-        return "waiting"
-    try:
-        record = _current(redis, job)  # another copy of this task may have made the attempt meanwhile
-        if record is None:
-            return "stale"
-        attempt, retry_after = send(settings, stored, record, datetime.now(UTC))
-        return _settle(redis, settings, stored, record, attempt, retry_after)
-    finally:
-        waiter = delivery_log.release(redis, stored.id, job)
-        if waiter is not None:
-            delivery_log.enqueue(settings, [waiter])
+    """Make the attempt `job` stands for, if it is still due; returns what happened (for logs and tests).
 
-
-def _current(redis: Redis, job: Job) -> DeliveryRecord | None:
+    Three Redis round trips on the way of a delivery: read its record; read the subscription and take its
+    slot (re-checking the record atomically: a duplicate task finds it moved on); write the outcome, the
+    retry and the figures while freeing the slot for the next waiting delivery.
+    """
     record = delivery_log.load(redis, job[0])
-    return record if record is not None and record.seq == job[1] and record.status == "pending" else None
-
-
-def _settle(redis: Redis, settings: Settings, stored: subscriptions.StoredSubscription, record: DeliveryRecord,
-            attempt: Attempt, retry_after: float | None) -> str:
-    code = attempt.response_code
-    succeeded = code is not None and 200 <= code < 300
-    failing_for = subscriptions.note_outcome(redis, stored.id, succeeded, attempt.at)
-    figures = Recorder()
-    if succeeded:
-        outcome = "succeeded"
-        _finish(redis, record, "succeeded", attempt)
-        published = _published_at(record)
-        if published is not None:
-            figures.observe("delivery_latency_seconds", (datetime.now(UTC) - published).total_seconds(),
-                            channel="webhook")
-    elif code == 410:
-        outcome = "failed"
-        _finish(redis, record, "failed", attempt)
-        _disable(redis, settings, stored, "the endpoint answered 410 Gone")
-    elif failing_for >= settings.webhook_disable_after_seconds:
-        outcome = "failed"
-        _finish(redis, record, "failed", attempt)
-        _disable(redis, settings, stored, f"failing for {format_duration(failing_for)} without a success")
-    else:
-        delay = next_delay(record.step + 1, settings.webhook_retry_schedule, retry_after)
-        if delay is None:
-            outcome = "failed"
-            _finish(redis, record, "failed", attempt)
-        else:
-            outcome = "retrying"
-            due = attempt.at + timedelta(seconds=delay)
-            retry = _finish(redis, record, "pending", attempt, next_attempt_at=due)
-            delivery_log.schedule(redis, retry.job, due)  # after the save: the job must find its seq stored
-    figures.count("deliveries", channel="webhook", outcome=outcome)
-    figures.send(redis)
+    if record is None or record.seq != job[1] or record.status != "pending":
+        return "stale"
+    subscription_id = record.subscription_id
+    pipe = redis.pipeline(transaction=False)
+    pipe.hget(subscriptions.SUBSCRIPTIONS, subscription_id)
+    delivery_log.acquire(pipe, subscription_id, job, hold_seconds=settings.webhook_timeout_seconds + 10)
+    raw, result = pipe.execute()
+    current = delivery_log.acquired(result)
+    if isinstance(current, str):
+        return current
+    try:
+        outcome, waiting = _attempt(redis, settings, raw, current)
+    except BaseException:
+        _start(settings, delivery_log.waiter(delivery_log.release(redis, subscription_id, job)))
+        raise
+    _start(settings, waiting)
     return outcome
 
 
-def _finish(redis: Redis, record: DeliveryRecord, status: delivery_log.Status, attempt: Attempt, *,
-            next_attempt_at: datetime | None = None, counted: bool = True) -> DeliveryRecord:
-    """Record the attempt (`counted`: one was made) and the delivery's new status (a retry gets the next seq)."""
+def _start(settings: Settings, job: Job | None) -> None:
+    if job is not None:
+        delivery_log.enqueue(settings, [job])
+
+
+def _attempt(redis: Redis, settings: Settings, raw: bytes | None, record: DeliveryRecord) -> tuple[str, Job | None]:
+    """Send (unless the subscription is gone or disabled) and settle; returns the outcome and the next job."""
+    now = datetime.now(UTC)
+    if raw is None:  # deleted meanwhile (its log went with it)
+        return "gone", delivery_log.waiter(delivery_log.release(redis, record.subscription_id, record.job))
+    stored = subscriptions.StoredSubscription.model_validate_json(raw)
+    if not stored.enabled:
+        refused = Attempt(at=now, error=f"not sent: endpoint disabled ({stored.disabled_reason})")
+        return "disabled", _settle(redis, record, refused, "failed", counted=False)
+    attempt, retry_after = send(settings, stored, record, now)
+    code = attempt.response_code
+    if code is not None and 200 <= code < 300:
+        return "succeeded", _settle(redis, record, attempt, "succeeded")
+    disable_for = "the endpoint answered 410 Gone" if code == 410 else None
+    failing = subscriptions.failing_for(redis, stored.id, now)
+    if disable_for is None and failing >= settings.webhook_disable_after_seconds:
+        disable_for = f"failing for {format_duration(failing)} without a success"
+    delay = None if disable_for else next_delay(record.step + 1, settings.webhook_retry_schedule, retry_after)
+    if delay is None:
+        waiting = _settle(redis, record, attempt, "failed")
+        if disable_for:
+            _disable(redis, settings, stored, disable_for)
+        return "failed", waiting
+    return "retrying", _settle(redis, record, attempt, "pending", retry_at=now + timedelta(seconds=delay))
+
+
+def _settle(redis: Redis, record: DeliveryRecord, attempt: Attempt, status: delivery_log.Status, *,
+            retry_at: datetime | None = None, counted: bool = True) -> Job | None:
+    """In one round trip: record the attempt (`counted`: one was made) and the new status, schedule the
+    retry (its job carries the next seq), count the outcome, free the slot. Returns the job to start next."""
     made = int(counted)
     updated = record.model_copy(update={
         "status": status, "attempts": record.attempts + made, "step": record.step + made,
-        "seq": record.seq + (status == "pending"), "next_attempt_at": next_attempt_at,
+        "seq": record.seq + (retry_at is not None), "next_attempt_at": retry_at,
         "response_code": attempt.response_code, "latency_ms": attempt.latency_ms, "error": attempt.error,
         "last_attempt_at": attempt.at, "history": [*record.history, attempt][-delivery_log.HISTORY_KEPT:],
     })
-    delivery_log.save(redis, updated)
-    return updated
+    figures = Recorder()
+    figures.count("deliveries", channel="webhook", outcome="retrying" if retry_at else status)
+    published = _published_at(record) if status == "succeeded" else None
+    if published is not None:
+        figures.observe("delivery_latency_seconds", (datetime.now(UTC) - published).total_seconds(),
+                        channel="webhook")
+    pipe = redis.pipeline(transaction=False)
+    delivery_log.save(pipe, updated)
+    if retry_at is not None:
+        delivery_log.schedule(pipe, updated.job, retry_at)  # after the save: the job must find its seq stored
+    if status == "succeeded":
+        subscriptions.note_success(pipe, record.subscription_id)
+    figures.add_to(pipe)
+    delivery_log.release(pipe, record.subscription_id, record.job)
+    return delivery_log.waiter(pipe.execute()[-1])
 
 
 def _published_at(record: DeliveryRecord) -> datetime | None:
