@@ -11,7 +11,7 @@ import pytest
 from redis import Redis
 
 from pipeline import alerts, store, storms
-from pipeline.notifiers.slack import SlackNotifier
+from pipeline.notifiers.slack import SlackNotifier, anomaly_changed
 from pipeline.schema import AlertEvent, Anomaly, SlackRef
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
@@ -109,6 +109,22 @@ def test_one_message_per_episode_edited_in_place_and_reposted_when_gone(real_sta
     stored = Anomaly.model_validate(es.get(index=indices.anomalies, id="tsla-drop-1")["_source"])
     assert stored.slack is not None and stored.slack.ts == reposted.response["ts"] != ref.ts
     assert len(slack.calls("chat.postMessage")) == 1 and queued == []
+
+
+def test_new_peaks_edit_at_most_once_per_interval_and_the_last_is_never_lost(real_stack, fresh_redis, es_indices,
+                                                                            slack):
+    queued: list = []
+    sender = notifier(real_stack, fresh_redis, es_indices, slack, queued, slack_edit_interval_seconds=10)
+    sender.send(AlertEvent.for_anomaly(anomaly()))
+    for peak in (-7.0, -8.5):  # two new peaks within the interval: one follow-up, for when it expires
+        anomaly_changed(fresh_redis, sender.settings, anomaly(peak_price=100 + peak, peak_change_pct=peak),
+                        sender.enqueue)
+    assert [(kind, key) for kind, key, _ in queued] == [("alert", "tsla-drop-1")] and 9 < queued[0][2] <= 10
+    assert slack.calls("chat.update") == []
+    sender.refresh("alert", "tsla-drop-1")  # the follow-up task: the newest peak, not the first one
+    assert "91.50" in str(slack.calls("chat.update")[-1].params["blocks"])
+    anomaly_changed(fresh_redis, sender.settings, anomaly(peak_price=90, peak_change_pct=-10), sender.enqueue)
+    assert len(queued) == 2 and 9 < queued[1][2] <= 10  # the interval counts again from that edit
 
 
 def test_a_storm_of_concurrent_alerts_posts_one_grouped_message(real_stack, fresh_redis, es_indices, slack):
