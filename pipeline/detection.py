@@ -57,7 +57,7 @@ class Rule:
     """One rule's parameters for one symbol; threshold 0 disables it.
 
     `threshold_pct` is a percentage for drop and rise, k (sigmas) for zscore and a ratio for volume. An episode
-    opens once the condition has held on `confirm_ticks` ticks in a row or for `confirm_seconds` (> 0).
+    opens once the condition has held on `confirm_ticks` ticks in a row and for `confirm_seconds`.
     """
 
     name: RuleName

@@ -94,8 +94,9 @@ class Pending(NamedTuple):
 
 
 def confirmed(pending: Pending, ts: int, confirm_ticks: int, confirm_seconds: float) -> bool:
-    """The condition has held on `confirm_ticks` ticks in a row, or (when > 0) for `confirm_seconds`."""
-    return pending.ticks >= confirm_ticks or (confirm_seconds > 0 and ts - pending.since >= confirm_seconds * 1000)
+    """The condition has held on `confirm_ticks` ticks in a row and for `confirm_seconds` of event time (like
+    Alertmanager's `for:`, which also needs a second evaluation)."""
+    return pending.ticks >= confirm_ticks and ts - pending.since >= confirm_seconds * 1000
 
 
 # --- running figures ------------------------------------------------------------------------------------

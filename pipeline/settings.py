@@ -54,7 +54,8 @@ class Settings(BaseSettings):
                                                           "of its symbol's newest tick is quarantined")
     confirm_ticks: int = Field(2, ge=1, description="ticks in a row a rule's condition must hold on before it "
                                                     "alerts (1 = at once)")
-    confirm_seconds: float = Field(0, ge=0, description="or event seconds it must hold for (0 = by ticks only)")
+    confirm_seconds: float = Field(0, ge=0, le=3600, description="and event seconds it must hold for (0 = ticks "
+                                                                 "only)")
     zscore_k: float = Field(0, ge=0, description="zscore rule: alert at a move of k sigmas over the window; 0 = off")
     volume_spike_x: float = Field(0, ge=0, description="volume rule: alert at x times the usual volume over the "
                                                        "window; 0 = off")

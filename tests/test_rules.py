@@ -73,13 +73,14 @@ def test_a_print_is_bad_when_the_next_tick_takes_back_half_its_move(reference, o
     assert contradicts(reference, outlier, price) is bad
 
 
-def test_confirmation_by_ticks_or_by_seconds():
+def test_confirmation_by_ticks_and_seconds():
     first = Pending(T0, 1, 100.0, 90.0)
     assert not confirmed(first, T0, confirm_ticks=2, confirm_seconds=0)
     assert confirmed(first._replace(ticks=2), T0 + 1000, confirm_ticks=2, confirm_seconds=0)
     assert confirmed(first, T0, confirm_ticks=1, confirm_seconds=0)  # 1 tick: alert at once
-    assert confirmed(first._replace(ticks=2), T0 + 10_000, confirm_ticks=5, confirm_seconds=10)
-    assert not confirmed(first._replace(ticks=2), T0 + 9_999, confirm_ticks=5, confirm_seconds=10)
+    assert confirmed(first._replace(ticks=2), T0 + 10_000, confirm_ticks=2, confirm_seconds=10)
+    assert not confirmed(first._replace(ticks=9), T0 + 9_999, confirm_ticks=2, confirm_seconds=10)
+    assert not confirmed(first, T0 + 60_000, confirm_ticks=2, confirm_seconds=10)  # one tick is never enough
 
 
 def test_baseline_estimates_the_volatility_and_volume_of_a_random_walk():
