@@ -24,7 +24,7 @@ from elasticsearch import Elasticsearch
 from kombu import serialization
 from redis import Redis
 
-from pipeline import state, store
+from pipeline import state, store, subscriptions
 from pipeline.controls import controls_for
 from pipeline.detection import SymbolState, TickPoint, advance
 from pipeline.metrics import Recorder
@@ -60,10 +60,12 @@ def make_app(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.celery_queue,
         task_routes={
+        include=["pipeline.webhook_delivery"],  # webhook delivery tasks and their retry scheduler
             "tickwatch.process_batch": {"queue": settings.celery_queue},
             "tickwatch.store_ticks": {"queue": settings.celery_queue},
             "tickwatch.deliver": {"queue": settings.alerts_queue},
             "tickwatch.slack_refresh": {"queue": settings.alerts_queue},
+            "tickwatch.deliver_webhook": {"queue": settings.alerts_queue},
         },
     )
     return app
@@ -180,6 +182,7 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
         for anomaly in deepened:
             slack_messages.anomaly_changed(res.redis, res.settings, anomaly, slack_messages.enqueue_refresh)
 
+        subscriptions.dispatch(res.redis, res.settings, payload)  # webhooks: one delivery per subscription
     # Anomaly documents change as episodes deepen, so they are written here, in batch order. Tick documents
     # never change (late and duplicate ticks may be replays: they only create), so they are written by a
     # task of their own: storage then runs in parallel, off the path the next batch of this lane waits on.

@@ -10,19 +10,21 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime
+from ipaddress import ip_network
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from pipeline import controls
+from pipeline import controls, subscriptions
 from pipeline.generator import Scenario
 from pipeline.topics import make_producer
 from stack.fake_slack import FakeSlack
-from tests.conftest import Namespace, WebhookReceiver, wait_for
+from stack.webhook_receiver import WebhookReceiver
+from tests.conftest import Namespace, wait_for
 
 pytestmark = pytest.mark.e2e
 
-WEBHOOK_SECRET = "whsec_" + "dGlja3dhdGNoLXRlc3Qtc2VjcmV0LWtleS0zMmJ5dGVz"
+LOOPBACK = '["127.0.0.0/8"]'  # webhook receivers here are local: allow-listed on purpose
 START = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 SCENARIO = Scenario.build(
     symbols=["AAPL", "MSFT", "TSLA", "NVDA", "AMZN", "GOOGL", "META", "BRK.B", "BTC-USD", "ETH-USD"],
@@ -69,13 +71,16 @@ def comparable(anomalies: dict) -> dict:
 def test_scenario_alerts_exactly_the_injected_events_on_every_channel(namespace: Namespace):
     ns = namespace
     hooks = WebhookReceiver()
+    local = ns.settings.model_copy(update={"webhook_allow_networks": [ip_network("127.0.0.0/8")]})
+    _, webhook_secret = subscriptions.create(ns.redis, local, subscriptions.SubscriptionSpec(
+        url=hooks.url, events=["anomaly.detected"]))
     controls.Controls(ns.redis, ns.settings, ns.es, ns.indices).mute("NVDA", controls.Actor("test", "cli"))
     # NVDA's crash is stored, flagged muted, and not notified
     with FakeSlack() as slack:  # context manager starts it
         ns.env.update({
             "SLACK_BOT_TOKEN": "xoxb-test", "TICKWATCH_SLACK_API_URL": slack.url,
             "TICKWATCH_SLACK_CHANNEL": "#surveillance",
-            "TICKWATCH_WEBHOOK_URLS": json.dumps([hooks.url]), "TICKWATCH_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "TICKWATCH_WEBHOOK_ALLOW_NETWORKS": LOOPBACK,
         })
         ns.worker(concurrency=2)
         bridge = ns.bridge()
@@ -121,7 +126,7 @@ def test_scenario_alerts_exactly_the_injected_events_on_every_channel(namespace:
 
         # Webhooks: signed per Standard Webhooks, verifiable with the subscriber's secret.
         wait_for(lambda: len(hooks.received) >= 2, timeout=30, what="webhook deliveries")
-        verifier = Webhook(WEBHOOK_SECRET)
+        verifier = Webhook(webhook_secret)
         bodies = [verifier.verify(body, headers) for headers, body in hooks.received]
         assert sorted(b["data"]["symbol"] for b in bodies if b["type"] == "anomaly.detected") == ["BTC-USD", "TSLA"]
 
