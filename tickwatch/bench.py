@@ -241,7 +241,7 @@ def _report_cpu(console: Console, per_tick_us: dict[str, float], rate: float) ->
 
 # --- sections: `tickwatch bench --only NAME` --------------------------------------------------------------
 
-SECTIONS = ("pipeline", "api")
+SECTIONS = ("pipeline", "api", "digest")
 
 
 def run_sections(settings: Settings, console: Console, only: Iterable[str] = (), **pipeline_options: int) -> None:
@@ -256,3 +256,7 @@ def run_sections(settings: Settings, console: Console, only: Iterable[str] = (),
         from tickwatch.bench_api import api_figures  # it imports this module
 
         api_figures(settings, console)
+    if "digest" in chosen:
+        from tickwatch.bench_digest import digest_figures
+
+        digest_figures(settings, console)
