@@ -241,7 +241,7 @@ def _report_cpu(console: Console, per_tick_us: dict[str, float], rate: float) ->
 
 # --- sections: `tickwatch bench --only NAME` --------------------------------------------------------------
 
-SECTIONS = ("pipeline", "api", "digest")
+SECTIONS = ("pipeline", "api", "digest", "storm")
 
 
 def run_sections(settings: Settings, console: Console, only: Iterable[str] = (), **pipeline_options: int) -> None:
@@ -260,3 +260,7 @@ def run_sections(settings: Settings, console: Console, only: Iterable[str] = (),
         from tickwatch.bench_digest import digest_figures
 
         digest_figures(settings, console)
+    if "storm" in chosen:
+        from tickwatch.bench_storm import storm_figures
+
+        storm_figures(settings, console)
