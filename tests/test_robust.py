@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from pipeline.detection import Rule, SymbolState, TickPoint, advance
-from pipeline.schema import from_ms
+from pipeline.schema import Anomaly, from_ms
 from pipeline.state import decode, encode
 
 T0 = 1_800_000_000_000  # ms
@@ -227,3 +227,24 @@ def test_replays_alert_nothing_new_with_every_rule_on():
     first = advance(state, "TSLA", ticks, ALL_RULES, lateness_ms=30_000, now=now)
     again = advance(state, "TSLA", ticks[-500:], ALL_RULES, lateness_ms=30_000, now=now)
     assert len(first.new_ids) == 3 and again.new_ids == [] and again.anomalies == []
+
+
+# --- the new rules in alert messages ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rule", "measure", "says"), [
+    ("zscore", {"zscore": -14.2, "threshold_pct": 6},
+     "a move of 6 \u03c3 of its usual volatility (this one: -14.2 \u03c3)"),
+    ("volume", {"volume_ratio": 4.8, "threshold_pct": 3}, "3\u00d7 its usual volume (this window: 4.8\u00d7)"),
+])
+def test_alerts_of_the_new_rules_say_what_they_measured(rule: str, measure: dict, says: str):
+    from pipeline.messages import AlertContext, alert_message, alert_text
+
+    at = datetime(2026, 11, 23, 14, 31, 5, tzinfo=UTC)
+    anomaly = Anomaly(id=f"tsla-{rule}-1", symbol="TSLA", rule=rule, timestamp=at, price=236.1, reference_price=250.4,
+                      reference_timestamp=at - timedelta(minutes=4), change_pct=-5.71, window_seconds=300,
+                      peak_price=236.1, peak_change_pct=-5.71, peak_timestamp=at, detected_at=at, **measure)
+    _, blocks = alert_message(anomaly, AlertContext())
+    words = "\n".join(block.to_dict().get("text", {}).get("text", "") for block in blocks)
+    assert f"Rule `{rule}`: {says} within 5 min." in words and "window's first price" in words
+    assert alert_text(anomaly).startswith("📊" if rule == "volume" else "📉")
