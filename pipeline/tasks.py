@@ -59,8 +59,8 @@ def make_app(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": 300},
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.celery_queue,
-        task_routes={
         include=["pipeline.webhook_delivery"],  # webhook delivery tasks and their retry scheduler
+        task_routes={
             "tickwatch.process_batch": {"queue": settings.celery_queue},
             "tickwatch.store_ticks": {"queue": settings.celery_queue},
             "tickwatch.deliver": {"queue": settings.alerts_queue},
@@ -178,11 +178,11 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
         payload = event.model_dump(mode="json")
         for channel in res.channels:
             deliver.apply_async((channel, payload), queue=res.settings.alerts_queue)
+        subscriptions.dispatch(res.redis, res.settings, payload)  # webhooks: one delivery per subscription
     if deepened and "slack" in res.channels:
         for anomaly in deepened:
             slack_messages.anomaly_changed(res.redis, res.settings, anomaly, slack_messages.enqueue_refresh)
 
-        subscriptions.dispatch(res.redis, res.settings, payload)  # webhooks: one delivery per subscription
     # Anomaly documents change as episodes deepen, so they are written here, in batch order. Tick documents
     # never change (late and duplicate ticks may be replays: they only create), so they are written by a
     # task of their own: storage then runs in parallel, off the path the next batch of this lane waits on.
