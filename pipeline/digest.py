@@ -473,11 +473,14 @@ _DIGEST_PROPERTIES = {
 
 
 def ensure_digests_index(es: Elasticsearch, indices: store.Indices) -> str:
-    """Create `<prefix>-digests` if missing; returns its name."""
+    """Create `<prefix>-digests` if missing, else add the fields newer code writes (the mapping is strict);
+    returns its name."""
     name = digests_index(indices)
     if not es.indices.exists(index=name):
         es.indices.create(index=name, settings={"number_of_shards": 1, "number_of_replicas": 0},
                           mappings={"dynamic": "strict", "properties": _DIGEST_PROPERTIES})
+    else:
+        es.indices.put_mapping(index=name, properties=_DIGEST_PROPERTIES)
     return name
 
 
