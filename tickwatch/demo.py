@@ -77,9 +77,12 @@ def run(settings: Settings, console: Console, *, symbols: int, speed: float | No
     # With a real token the fake only receives the bot's response_url answers (Slack's own would go to Slack).
     slack = FakeSlack(record_to=log_dir / "slack-calls.jsonl")
     values = tour.fleet_env()
+    channel = _run_channel() if offline else None
     if offline:
-        values |= {"SLACK_BOT_TOKEN": "xoxb-offline-demo", "TICKWATCH_SLACK_API_URL": slack.start()}
-        console.print(f"No SLACK_BOT_TOKEN: Slack messages go to a local fake Slack Web API at {slack.url}")
+        values |= {"SLACK_BOT_TOKEN": "xoxb-offline-demo", "TICKWATCH_SLACK_API_URL": slack.start(),
+                   "TICKWATCH_SLACK_CHANNEL": channel or ""}
+        console.print(f"No SLACK_BOT_TOKEN: Slack messages go to {channel} in a local fake Slack Web API at "
+                      f"{slack.url}")
     else:
         slack.start()
         console.print(f"SLACK_BOT_TOKEN is set: alerts go to {settings.slack_channel} in your Slack workspace")
@@ -101,7 +104,7 @@ def run(settings: Settings, console: Console, *, symbols: int, speed: float | No
         _live(console, redis, settings, base, producer, scenario.tick_count, started)
         _settle(redis, settings.alerts_queue)
         _summary(console, settings, es, scenario, slack if offline else None)
-        tour.run(console, front, fleet, _day(settings, scenario), _digest_channel() if offline else None)
+        tour.run(console, front, fleet, _day(settings, scenario), channel)
         _where_to_look(console, settings)
         tour.where_to_look(console, front, hold)
         console.print(f"Logs of the demo's workers, bridge, API and bot: {log_dir}")
@@ -120,10 +123,11 @@ def _day(settings: Settings, scenario: Scenario) -> date:
     return end.astimezone(ZoneInfo(settings.digest_tz)).date()
 
 
-def _digest_channel() -> str:
-    """A channel of this run: the fake Slack forgets its messages between runs, and a second post of a day to
-    the same channel edits the first message (the digest is idempotent per day and channel)."""
-    return f"#digest-demo-{datetime.now(UTC):%H%M%S}"
+def _run_channel() -> str:
+    """The fake Slack's channel of this run. The fake forgets its messages between runs, and both a digest
+    (edited, not posted again, for the same day and channel) and storms (alerts per channel per minute)
+    would otherwise carry over from the last run."""
+    return f"#demo-{datetime.now(UTC):%H%M%S}"
 
 
 def _tickwatch_env() -> dict[str, str]:

@@ -134,6 +134,7 @@ ACK_BUTTONS = (AlertAction.ACKNOWLEDGE, AlertAction.STORM_ACKNOWLEDGE_ALL)  # an
 @dataclass(frozen=True)
 class Posted:
     channel: str
+    name: str  # the channel as the message was posted to it
     ts: str
     message: dict[str, Any]  # its current state in the fake Slack
     action: AlertAction  # the acknowledge button it carries
@@ -146,12 +147,13 @@ class Posted:
 def _alert_message(front: FrontEnds) -> Posted | None:
     """The latest alert still open for acknowledgement as the fake Slack holds it now; else the latest storm
     message (alerts that recovered during the fast replay keep only their History button)."""
-    messages = [(c.response["channel"], c.response["ts"]) for c in front.slack.calls("chat.postMessage") if c.ok]
+    posts = [c for c in front.slack.calls("chat.postMessage") if c.ok]
     for action in ACK_BUTTONS:
-        for channel, ts in reversed(messages):
+        for call in reversed(posts):
+            channel, ts = call.response["channel"], call.response["ts"]
             message = front.slack.message(channel, ts) or {}
             if action in action_ids(message.get("blocks", [])):
-                return Posted(channel, ts, message, action)
+                return Posted(channel, str(call.params.get("channel")), ts, message, action)
     return None
 
 
@@ -159,9 +161,10 @@ def _show_alert(console: Console, alert: Posted) -> None:
     if alert.action is AlertAction.ACKNOWLEDGE:
         title, note = "a · An alert in Slack", "header, facts, sparkline, why, then the buttons and the Mute… menu"
     else:
-        title = "a · A storm in Slack: more alerts than TICKWATCH_STORM_THRESHOLD in a minute, grouped"
-        note = "header, a line per alert, then the buttons (each alert recovered during the fast replay)"
-    _panel(console, title, f"[dim]chat.postMessage → channel {alert.channel}, ts {alert.ts}[/dim]\n\n"
+        title = "a · A storm in Slack (alerts grouped in one message)"
+        note = ("header, a line per alert, then the buttons. More alerts than TICKWATCH_STORM_THRESHOLD to a "
+                "channel within a minute are grouped like this")
+    _panel(console, title, f"[dim]chat.postMessage → {alert.name} ({alert.channel}), ts {alert.ts}[/dim]\n\n"
            + blocks_text(alert.message["blocks"]), note=f"Block Kit as Slack shows it: {note}.")
 
 
@@ -185,7 +188,8 @@ def _acknowledge(console: Console, front: FrontEnds, alert: Posted) -> None:
     after = blocks_text(update.params.get("blocks", []), {USER_ID: USER_NAME}).splitlines()
     changed = "\n".join(line for line in after if line not in before)
     _panel(console, title, f"{request}\n\nThe bot edits the message in place (chat.update); what changed:\n{changed}",
-           note="Elasticsearch now records who acknowledged and when (the digest below counts it).")
+           note="The redraw also refreshes the facts from Elasticsearch, which now records who acknowledged "
+                "and when.")
 
 
 # --- (c) a slash command ---------------------------------------------------------------------------------
