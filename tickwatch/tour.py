@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -222,17 +223,19 @@ def _webhooks(console: Console, front: FrontEnds) -> None:
     if not receipts:
         _panel(console, "d · Webhook deliveries", "[red]the receiver got nothing[/red] (see the alerts worker's log)")
         return
-    counts = ", ".join(f"{sum(1 for e in good if e['type'] == kind)} {kind}" for kind in EVENTS[:2])
+    kinds = Counter(event["type"] for event in good)
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
     receipt, event = next(((r, e) for r, e in events if e and e["type"] == "anomaly.detected"), events[0])
     data = (event or {}).get("data", {})
-    lines = [f"{len(receipts)} deliveries to {front.receiver.url}: {counts}; "
-             + (f"[green]{len(good)} of {len(receipts)} signatures verified[/green] with standardwebhooks"
-                if len(good) == len(receipts) else f"[red]{len(receipts) - len(good)} signatures did NOT verify[/red]"),
+    summary = {"type": (event or {}).get("type"),
+               "data": {key: data.get(key) for key in ("symbol", "rule", "change_pct")}}
+    lines = [f"{len(receipts)} POST{'s' if len(receipts) > 1 else ''} to {front.receiver.url} ({counts})",
+             f"[green]✔ {len(good)} of {len(receipts)} signatures verified with standardwebhooks[/green]"
+             if len(good) == len(receipts) else f"[red]✘ {len(receipts) - len(good)} signatures did NOT verify[/red]",
              "", "One of them:",
              *(f"  {name}: {receipt.headers.get(name, '')[:60]}" for name in ("webhook-id", "webhook-timestamp",
                                                                                "webhook-signature")),
-             f"  body: {{\"type\": \"{(event or {}).get('type')}\", \"data\": {{\"symbol\": \"{data.get('symbol')}\", "
-             f"\"rule\": \"{data.get('rule')}\", \"change_pct\": {data.get('change_pct')}, …}}}}",
+             f"  body: {escape(json.dumps(summary))} [dim](abridged)[/dim]",
              "  " + ("[green]✔ signature verified[/green]" if event else "[red]✘ signature not verified[/red]")]
     _panel(console, f"d · What the webhook subscriber received ({front.subscription['id']})",
            "\n".join(lines), note="Standard Webhooks: HMAC-SHA256 over id.timestamp.body with the whsec_ secret that "
