@@ -39,6 +39,7 @@ RETENTION_SECONDS = 30 * 86_400
 KEEP_PER_SUBSCRIPTION = 1000
 HISTORY_KEPT = 20
 TASK_NAME = "tickwatch.deliver_webhook"
+JOBS_PER_TASK = 25
 
 Status = Literal["pending", "succeeded", "failed"]
 Job = tuple[str, int]  # (delivery id, seq): a task for an older seq of a delivery does nothing
@@ -107,9 +108,14 @@ def _job(member: bytes | str) -> Job:
     return delivery, int(seq)
 
 
-# Create a record unless it exists; log it; trim the log, deleting the records that fall off. 1 = created.
+# Create a record unless it exists; log it; trim the log, deleting the records that fall off. 1 = created,
+# 2 = exists but was never attempted (its task may have been lost: queue it again), 0 = exists.
 _CREATE = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  local record = cjson.decode(redis.call('GET', KEYS[1]))
+  if record['status'] == 'pending' and tonumber(record['attempts']) == 0 then return 2 end
+  return 0
+end
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5])
@@ -156,16 +162,20 @@ return jobs
 """
 
 
-def create(redis: Redis, records: list[DeliveryRecord]) -> list[DeliveryRecord]:
-    """Store new deliveries (one round trip); returns those that did not exist yet."""
+def create(redis: Redis, records: list[DeliveryRecord]) -> tuple[list[DeliveryRecord], list[Job]]:
+    """Store new deliveries (one round trip). Returns those that did not exist yet, and the jobs to queue: the
+    new ones plus existing ones never attempted (a crash between storing and queueing loses no delivery;
+    a job queued twice is harmless, see pipeline.webhook_delivery)."""
     if not records:
-        return []
+        return [], []
     pipe = redis.pipeline(transaction=False)
     for record in records:
         pipe.eval(_CREATE, 2, _record_key(record.id), _log_key(record.subscription_id), record.model_dump_json(),
                   RETENTION_SECONDS, record.created_at.timestamp(), record.id, KEEP_PER_SUBSCRIPTION,
                   PREFIX + "delivery:")
-    return [record for record, created in zip(records, pipe.execute(), strict=True) if created]
+    answers = pipe.execute()
+    return ([record for record, answer in zip(records, answers, strict=True) if answer == 1],
+            [(record.id, 0) for record, answer in zip(records, answers, strict=True) if answer])
 
 
 def load(redis: Redis, delivery: str) -> DeliveryRecord | None:
@@ -255,11 +265,15 @@ def waiter(result: bytes | None) -> Job | None:
 
 
 def enqueue(settings: Settings, jobs: Iterable[Job]) -> None:
-    """Queue a delivery task per job on the alerts queue (sent by name: senders need not import the task)."""
+    """Queue delivery tasks on the alerts queue, up to JOBS_PER_TASK jobs each (an event's deliveries to many
+    subscriptions go side by side in a worker's delivery threads; a Celery task per delivery would cost more
+    than the delivery). Sent by name: senders need not import the task."""
+    pending = list(jobs)
     app = _sender(settings.redis_url)
     with app.producer_or_acquire() as producer:
-        for job in jobs:
-            app.send_task(TASK_NAME, args=job, queue=settings.alerts_queue, producer=producer)
+        for start in range(0, len(pending), JOBS_PER_TASK):
+            app.send_task(TASK_NAME, args=(pending[start:start + JOBS_PER_TASK],), queue=settings.alerts_queue,
+                          producer=producer)
 
 
 @lru_cache

@@ -265,8 +265,8 @@ def _queue(redis: Redis, settings: Settings, event: dict[str, Any], subscription
     records = [DeliveryRecord(id=delivery_log.delivery_id(sub, event["id"]), subscription_id=sub,
                               event_type=event["type"], event_id=event["id"], created_at=now, next_attempt_at=now,
                               body=body) for sub in subscription_ids]
-    created = delivery_log.create(redis, records)
-    delivery_log.enqueue(settings, [record.job for record in created])
+    created, jobs = delivery_log.create(redis, records)
+    delivery_log.enqueue(settings, jobs)
     return len(created)
 
 

@@ -203,7 +203,10 @@ def test_events_reach_the_subscriptions_that_want_them_once(namespace: Namespace
     subscriptions.update(ns.redis, ns.settings, paused, subscriptions.SubscriptionPatch(enabled=False))
 
     assert subscriptions.dispatch(ns.redis, ns.settings, event(1, "TSLA")) == 2
+    assert ns.redis.llen(ns.settings.alerts_queue) == 1  # one task carries both deliveries
+    ns.redis.delete(ns.settings.alerts_queue)  # as if the process died before its tasks reached the broker
     assert subscriptions.dispatch(ns.redis, ns.settings, event(1, "TSLA")) == 0  # the same event: no new delivery
+    assert ns.redis.llen(ns.settings.alerts_queue) == 1  # ...but the never-attempted ones are queued again
     assert subscriptions.dispatch(ns.redis, ns.settings, event(2, "AAPL")) == 1
     assert subscriptions.dispatch(ns.redis, ns.settings, event(3, "TSLA", "anomaly.resolved")) == 1
     digest = {"type": "digest.daily", "id": "msg_digest-2026-11-24", "timestamp": "2026-11-24T21:30:00Z",
