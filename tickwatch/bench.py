@@ -241,7 +241,7 @@ def _report_cpu(console: Console, per_tick_us: dict[str, float], rate: float) ->
 
 # --- sections: `tickwatch bench --only NAME` --------------------------------------------------------------
 
-SECTIONS = ("pipeline", "api", "digest", "storm")
+SECTIONS = ("pipeline", "api", "digest", "storm", "detection")
 
 
 def run_sections(settings: Settings, console: Console, only: Iterable[str] = (), **pipeline_options: int) -> None:
@@ -264,3 +264,7 @@ def run_sections(settings: Settings, console: Console, only: Iterable[str] = (),
         from tickwatch.bench_storm import storm_figures
 
         storm_figures(settings, console)
+    if "detection" in chosen:
+        from tickwatch.bench_detection import detection_cost
+
+        detection_cost(console)
