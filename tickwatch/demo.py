@@ -105,6 +105,8 @@ def run(settings: Settings, console: Console, *, symbols: int, speed: float | No
         _settle(redis, settings.alerts_queue)
         _summary(console, settings, es, scenario, slack if offline else None)
         tour.run(console, front, fleet, _day(settings, scenario), channel)
+        with console.status("Letting the last Slack edits go out…"):
+            _drain(redis, settings.alerts_queue)
         _where_to_look(console, settings)
         tour.where_to_look(console, front, hold)
         console.print(f"Logs of the demo's workers, bridge, API and bot: {log_dir}")
@@ -158,6 +160,15 @@ def _settle(redis: Redis, queue: str, timeout: float = 30) -> None:
     while time.monotonic() < deadline and redis.llen(queue):
         time.sleep(0.2)
     time.sleep(1)
+
+
+def _drain(redis: Redis, queue: str, timeout: float = 15) -> None:
+    """Wait (bounded) for deliveries still queued or scheduled: throttled Slack edits wait in Celery's
+    `unacked` hash, and would otherwise go out with the next run's workers, to a message that run's fake
+    Slack never saw."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (redis.llen(queue) or redis.hlen("unacked")):
+        time.sleep(0.2)
 
 
 def _summary(console: Console, settings: Settings, es: Elasticsearch, scenario: Scenario,
