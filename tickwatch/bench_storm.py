@@ -21,8 +21,8 @@ from tickwatch.fleet import Fleet, discard, isolated
 BENCH_REDIS_DB = 63  # the bench's Redis database (tests lease 1..62)
 
 
-def storm_figures(base: Settings, console: Console, *, alerts: int = 200, seconds: float = 20.0,
-                  threads: int = 8) -> dict[str, float]:
+def storm_figures(base: Settings, console: Console, *, alerts: int = 200, seconds: float = 60.0,
+                  threads: int = 8, redis_db: int = BENCH_REDIS_DB) -> dict[str, float]:
     """A storm of `alerts` crashes reaching Slack within `seconds` (inside the 60 s storm window), driven
     through the real delivery path: `deliver` tasks on a threaded alerts worker, against a local fake Slack.
     Prints the Slack calls made, the messages posted, and how long until the grouped message listed every
@@ -33,7 +33,7 @@ def storm_figures(base: Settings, console: Console, *, alerts: int = 200, second
                        threshold_pct=5.0, window_seconds=300, peak_price=92.0 - i / 100,
                        peak_change_pct=-8.0 - i / 100, peak_timestamp=now, detected_at=now) for i in range(alerts)]
     tag = f"bench-storm-{uuid.uuid4().hex[:6]}"
-    settings, env = isolated(base, tag, BENCH_REDIS_DB)
+    settings, env = isolated(base, tag, redis_db)  # emptied first: nothing else may use that database meanwhile
     fleet = Fleet(env, base.stack_dir / "logs" / tag)
     try:
         with FakeSlack() as slack:
