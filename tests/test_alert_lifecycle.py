@@ -79,6 +79,16 @@ def test_detection_writes_keep_acknowledgement_and_slack_ref(es_indices):
         alerts.acknowledge(es, indices, "nope", "U0ALICE01")
 
 
+def test_people_clicking_acknowledge_at_once_give_one_acknowledgement(es_indices):
+    es, indices = es_indices
+    store.write(es, [store.anomaly_action(indices, anomaly())])
+    names = [f"U0PERSON{i}" for i in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda name: alerts.acknowledge(es, indices, "tsla-drop-1", name), names))
+    stored = Anomaly.model_validate(es.get(index=indices.anomalies, id="tsla-drop-1")["_source"])
+    assert stored.acknowledged_by in names and {r.acknowledged_by for r in results} == {stored.acknowledged_by}
+
+
 def test_one_message_per_episode_edited_in_place_and_reposted_when_gone(real_stack, fresh_redis, es_indices, slack):
     es, indices = es_indices
     queued: list = []
