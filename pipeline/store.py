@@ -177,11 +177,19 @@ def anomaly_action(indices: Indices, anomaly: Anomaly) -> dict[str, Any]:
 
 
 def write(es: Elasticsearch, actions: Iterable[dict[str, Any]]) -> int:
-    """Bulk-index; raises if any document was rejected so the batch is retried, never half-lost."""
-    done, _ = helpers.bulk(es, actions, chunk_size=5000, max_chunk_bytes=20 * 1024 * 1024, raise_on_error=True,
-                           ignore_status=(409,),
-                           # Per-item status and errors only: parsing the full response cost as much as sending.
-                           filter_path="errors,items.*.status,items.*.error,items.*._id")
+    """Bulk-write; raises if any document was rejected so the batch is retried, never half-lost.
+
+    A 409 answering a create-only action means the document is already there (what was wanted); a 409 on an
+    update (after its retries) is a lost write and raises like any other rejection.
+    """
+    done, errors = helpers.bulk(es, actions, chunk_size=5000, max_chunk_bytes=20 * 1024 * 1024,
+                                raise_on_error=False, raise_on_exception=True,
+                                # Per-item status and errors only: parsing the full response cost as much as
+                                # sending.
+                                filter_path="errors,items.*.status,items.*.error,items.*._id")
+    failed = [item for item in errors if item.get("create", {}).get("status") != 409]
+    if failed:
+        raise helpers.BulkIndexError(f"{len(failed)} document(s) failed to index.", failed)
     return done
 
 
