@@ -8,6 +8,8 @@ attempts call `webhook_delivery.run` (what the Celery task runs) in this process
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
@@ -55,8 +57,8 @@ def subscribe(ns: Namespace, url: str, **spec: Any) -> tuple[str, str]:
     return created.id, secret
 
 
-def alerts_worker(ns: Namespace, threads: int = 4) -> None:
-    ns.worker(threads, "--queues", ns.settings.alerts_queue, "--pool", "threads")
+def alerts_worker(ns: Namespace, threads: int = 4) -> subprocess.Popen:
+    return ns.worker(threads, "--queues", ns.settings.alerts_queue, "--pool", "threads")
 
 
 def log_of(ns: Namespace, subscription_id: str) -> list[delivery_log.Delivery]:
@@ -259,3 +261,17 @@ def test_an_endpoint_failing_too_long_is_disabled_with_a_notice_in_slack(namespa
         assert subscriptions.get(ns.redis, sub).disabled_reason is None
         subscriptions.dispatch(ns.redis, settings, event(2))
         assert run(ns.redis, settings, (delivery_log.delivery_id(sub, "msg_test-2"), 0)) == "retrying"
+
+
+def test_a_scheduled_retry_survives_a_worker_killed_meanwhile(namespace: Namespace):
+    ns = namespace
+    configure(ns, schedule="[0, 3]")
+    with WebhookReceiver(503, 204) as hooks:
+        sub, secret = subscribe(ns, hooks.url)
+        first = alerts_worker(ns)
+        subscriptions.dispatch(ns.redis, ns.settings, event(1))
+        wait_for(lambda: log_of(ns, sub)[0].attempts == 1, timeout=30, what="the first, failing attempt")
+        ns.stop(first, signal.SIGKILL)  # the retry waits in Redis, not in the worker
+        alerts_worker(ns)
+        wait_for(lambda: log_of(ns, sub)[0].status == "succeeded", timeout=30, what="the retry by a new worker")
+    assert [Webhook(secret).verify(body, headers)["id"] for headers, body in hooks.received] == ["msg_test-1"] * 2
