@@ -74,3 +74,13 @@ def test_token_lifecycle_and_the_served_api(real_stack: Settings, fresh_redis: R
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.mark.parametrize("command", [["api"], ["token", "create"], ["token", "list"], ["token", "revoke"], ["seed"]])
+def test_the_commands_have_help_with_examples(command: list[str]):
+    result = subprocess.run([str(TICKWATCH), *command, "--help"], capture_output=True, text=True, timeout=60,
+                            env={**env_for({}), "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+    if command != ["token", "list"]:
+        assert "Example" in result.stdout
