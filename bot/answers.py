@@ -28,9 +28,7 @@ from bot.messages import (
 )
 from bot.parsing import MuteRequest, ThresholdRequest
 from pipeline import backtest, history
-from pipeline.controls import MAX_WINDOW, Actor, RuleView
-from pipeline.detection import Rule
-from pipeline.durations import format_duration
+from pipeline.controls import Actor
 from pipeline.history import UnknownSymbol
 from pipeline.schema import Anomaly, RuleName
 
@@ -121,9 +119,7 @@ def set_threshold(b: Backend, request: ThresholdRequest, who: Actor) -> tuple[Me
         if request.reset:
             change = b.controls.reset_rule(request.symbol, request.rule, who)
         else:
-            change = b.controls.set_rule(request.symbol, request.rule, who, threshold_pct=request.threshold_pct,
-                                         window_seconds=request.window_seconds,
-                                         cooldown_seconds=request.cooldown_seconds)
+            change = b.controls.set_rule(request.symbol, request.rule, who, **request.change)
     except UnknownSymbol as error:
         return unknown_symbol_message(error), False
     except ValueError as error:
@@ -135,8 +131,7 @@ def preview_threshold(b: Backend, request: ThresholdRequest) -> Message:
     """`--preview`: the candidate and the current rule replayed over the last 7 days; nothing saved."""
     try:
         history.require_symbol(b.es, b.indices, request.symbol)
-        result = preview(b, request.symbol, request.rule, threshold_pct=request.threshold_pct,
-                         window_seconds=request.window_seconds, cooldown_seconds=request.cooldown_seconds)
+        result = preview(b, request.symbol, request.rule, **request.change)
     except UnknownSymbol as error:
         return unknown_symbol_message(error)
     except ValueError as error:
@@ -144,33 +139,13 @@ def preview_threshold(b: Backend, request: ThresholdRequest) -> Message:
     return preview_message(result.candidate, result.current)
 
 
-def preview(b: Backend, symbol: str, rule: RuleName, *, threshold_pct: float | None,
-            window_seconds: int | None, cooldown_seconds: int | None = None) -> Preview:
+def preview(b: Backend, symbol: str, rule: RuleName, **change: float | int) -> Preview:
+    """The rule with `change` (what `Controls.set_rule` takes) and the current one, replayed over 7 days."""
     current = b.controls.rules(symbol)[rule]
-    candidate = candidate_rule(current, threshold_pct, window_seconds, cooldown_seconds)
+    candidate = b.controls.candidate(symbol, rule, **change).as_rule()
     last = history.last_tick(b.es, b.indices, symbol)
     end = last.timestamp if last else None  # both replays over the same span
     return Preview(backtest.replay(b.es, b.indices, symbol, candidate, days=PREVIEW_DAYS, end=end),
-                   backtest.replay(b.es, b.indices, symbol, _as_rule(current), days=PREVIEW_DAYS, end=end))
+                   backtest.replay(b.es, b.indices, symbol, current.as_rule(), days=PREVIEW_DAYS, end=end))
 
 
-def candidate_rule(current: RuleView, threshold_pct: float | None, window_seconds: int | None,
-                   cooldown_seconds: int | None) -> Rule:
-    """The rule `Controls.set_rule` would store for these changes (same defaults: a cooldown that followed
-    the window keeps following it), checked the same way, without saving it."""
-    window = current.window_seconds if window_seconds is None else window_seconds
-    if cooldown_seconds is None:
-        cooldown_seconds = window if current.cooldown_seconds == current.window_seconds else max(
-            current.cooldown_seconds, window)
-    threshold = current.threshold_pct if threshold_pct is None else threshold_pct
-    if not 0 <= threshold < 100:
-        raise ValueError("a threshold is a percentage from 0 (off) to below 100, e.g. 3%")
-    if not 0 < window <= MAX_WINDOW.total_seconds():
-        raise ValueError(f"a window is longer than zero and at most {format_duration(MAX_WINDOW.total_seconds())}")
-    if cooldown_seconds < window:
-        raise ValueError("the cooldown must be at least the window")
-    return Rule(current.name, threshold, window, cooldown_seconds)
-
-
-def _as_rule(view: RuleView) -> Rule:
-    return Rule(view.name, view.threshold_pct, view.window_seconds, view.cooldown_seconds)

@@ -131,7 +131,8 @@ async def threshold_submitted(ack: AsyncAck, body: dict[str, Any], client: Async
     if not backend.may_change(body["user"]["id"], subject.channel):
         await _tell(client, subject, body["user"]["id"], _refusal(backend))
         return
-    request = ThresholdRequest(subject.symbol, subject.rule, threshold_pct, window_seconds)
+    request = ThresholdRequest(subject.symbol, subject.rule,
+                               {"threshold_pct": threshold_pct, "window_seconds": window_seconds})
     message, changed = await backend.run(answers.set_threshold, backend, request, actor(body))
     await _confirm(client, subject, body["user"]["id"], message, changed)
 

@@ -6,7 +6,8 @@ Each parser returns a request, `HELP` for `help`, or raises `Usage` with a reaso
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final, cast
 
@@ -60,13 +61,14 @@ class SymbolRequest:
 
 @dataclass(frozen=True)
 class ThresholdRequest:
-    """Set (or with `reset`, restore the default of) one rule; `preview` replays instead of saving."""
+    """Set (or with `reset`, restore the default of) one rule; `preview` replays instead of saving.
+
+    `change` holds the parameters given, as `Controls.set_rule` takes them (see `controls.parse_rule_args`).
+    """
 
     symbol: str
     rule: RuleName
-    threshold_pct: float | None = None
-    window_seconds: int | None = None
-    cooldown_seconds: int | None = None
+    change: Mapping[str, float | int] = field(default_factory=dict)
     reset: bool = False
     preview: bool = False
 
@@ -150,7 +152,7 @@ def parse_threshold(text: str) -> ThresholdRequest | SymbolRequest | _Help:
         rule, change = parse_rule_args(rule_words)
     except ValueError as error:
         raise Usage(str(error)) from None
-    return ThresholdRequest(symbol, rule, preview=preview, **change)
+    return ThresholdRequest(symbol, rule, change, preview=preview)
 
 
 def _split(text: str, allowed: frozenset[str] = frozenset()) -> tuple[list[str], set[str]]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from pipeline.controls import describe_rule
 from pipeline.durations import format_duration
 from pipeline.messages import TEMPLATES, pct, price, sparkline
 from pipeline.schema import Anomaly
@@ -33,17 +34,15 @@ def duration(value: float | timedelta) -> str:
 
 def rule_text(rule: Any) -> str:
     """`drop 3% in 10m` for a Rule, a RuleView or a stored rule state (dict); `drop off` when disabled."""
-    get = rule.get if isinstance(rule, Mapping) else lambda name: getattr(rule, name)
-    name = get("rule") if isinstance(rule, Mapping) else rule.name
-    if not get("threshold_pct"):
-        return f"{name} off"
-    return f"{name} {get('threshold_pct'):g}% in {format_duration(get('window_seconds'))}"
+    if isinstance(rule, Mapping):
+        return describe_rule(rule["rule"], rule["threshold_pct"], rule["window_seconds"])
+    return describe_rule(rule.name, rule.threshold_pct, rule.window_seconds)
 
 
 def anomaly_line(anomaly: Anomaly) -> str:
-    arrow = "📉" if anomaly.rule == "drop" else "📈"
+    arrow = "📉" if anomaly.peak_change_pct < 0 else "📈"
     return (f"{arrow} {pct(anomaly.peak_change_pct)} at {anomaly.timestamp:%H:%M} UTC "
-            f"(threshold {anomaly.threshold_pct:g}% in {format_duration(anomaly.window_seconds)}) · {anomaly.status}")
+            f"({describe_rule(anomaly.rule, anomaly.threshold_pct, anomaly.window_seconds)}) · {anomaly.status}")
 
 
 @lru_cache

@@ -75,10 +75,14 @@ def test_mute_takes_an_optional_duration_then_the_reason() -> None:
 
 def test_threshold_shows_sets_resets_and_previews() -> None:
     assert parse_threshold("tsla") == SymbolRequest("TSLA")
-    assert parse_threshold("TSLA drop 3% 10m") == ThresholdRequest("TSLA", "drop", 3.0, 600)
-    assert parse_threshold("TSLA rise off --preview") == ThresholdRequest("TSLA", "rise", 0.0, preview=True)
-    assert parse_threshold("TSLA drop 2.5 cooldown 20m") == ThresholdRequest("TSLA", "drop", 2.5,
-                                                                             cooldown_seconds=1200)
+    assert parse_threshold("TSLA drop 3% 10m") == ThresholdRequest(
+        "TSLA", "drop", {"threshold_pct": 3.0, "window_seconds": 600})
+    assert parse_threshold("TSLA rise off --preview") == ThresholdRequest(
+        "TSLA", "rise", {"threshold_pct": 0.0}, preview=True)
+    assert parse_threshold("TSLA drop 2.5 cooldown 20m") == ThresholdRequest(
+        "TSLA", "drop", {"threshold_pct": 2.5, "cooldown_seconds": 1200})
+    assert parse_threshold("TSLA zscore 4 confirm 3") == ThresholdRequest(
+        "TSLA", "zscore", {"threshold_pct": 4.0, "confirm_ticks": 3})
     assert parse_threshold("TSLA drop reset") == ThresholdRequest("TSLA", "drop", reset=True)
     for bad in ("", "TSLA --preview", "TSLA fall 3%", "TSLA drop", "TSLA drop lots", "TSLA drop reset --preview"):
         with pytest.raises(Usage):
