@@ -28,6 +28,9 @@ from pipeline.settings import Settings
 RULES: tuple[RuleName, ...] = ("drop", "rise", "zscore", "volume")
 MUTES_KEY = "tickwatch:mutes"  # symbol -> {"until": epoch s or null, "by": who, "reason": …, "at": epoch s}
 RULES_KEY = "tickwatch:rules"  # "SYMBOL:rule" -> {"threshold_pct": …, "window_seconds": …, "cooldown_seconds": …}
+# (and "confirm_ticks" / "confirm_seconds" when they differ from the settings)
+MAX_CONFIRM_TICKS = 100
+MAX_CONFIRM_SECONDS = 3600
 MAX_MUTE = timedelta(days=90)
 MAX_WINDOW = timedelta(days=1)
 MAX_REASON_CHARS = 500
@@ -81,6 +84,8 @@ def _apply(rule: Rule, raw: bytes | None) -> Rule:
         threshold_pct=float(values.get("threshold_pct", rule.threshold_pct)),
         window_seconds=int(values.get("window_seconds", rule.window_seconds)),
         cooldown_seconds=int(values.get("cooldown_seconds", rule.cooldown_seconds)),
+        confirm_ticks=int(values.get("confirm_ticks", rule.confirm_ticks)),
+        confirm_seconds=float(values.get("confirm_seconds", rule.confirm_seconds)),
     )
 
 
@@ -114,17 +119,20 @@ class RuleView:
     window_seconds: int
     cooldown_seconds: int
     overridden: bool
+    confirm_ticks: int = 1  # the condition must hold on this many ticks in a row ...
+    confirm_seconds: float = 0.0  # ... and for this long before the rule alerts
 
     @property
     def enabled(self) -> bool:
         return self.threshold_pct > 0
 
+    def as_rule(self) -> Rule:
+        """What detection runs (e.g. a preview replays it)."""
+        return Rule(self.name, self.threshold_pct, self.window_seconds, self.cooldown_seconds, self.confirm_ticks,
+                    self.confirm_seconds)
+
     def describe(self) -> str:
-        """`drop 5% in 5m` / `zscore 4 sigma in 5m` / `volume 5x in 15m` / `rise off`."""
-        if not self.enabled:
-            return f"{self.name} off"
-        threshold = format_threshold(self.name, self.threshold_pct)
-        return f"{self.name} {threshold} in {format_duration(self.window_seconds)}"
+        return describe_rule(self.name, self.threshold_pct, self.window_seconds)
 
 
 @dataclass(frozen=True)
@@ -181,29 +189,49 @@ class Controls:
         for name, override in zip(RULES, raw, strict=True):
             rule = _apply(defaults[name], override)
             views[name] = RuleView(name, rule.threshold_pct, rule.window_seconds, max(rule.cooldown_seconds,
-                                   rule.window_seconds), overridden=rule != defaults[name])
+                                   rule.window_seconds), overridden=rule != defaults[name],
+                                   confirm_ticks=rule.confirm_ticks, confirm_seconds=rule.confirm_seconds)
         return views
 
-    def set_rule(self, symbol: str, rule: RuleName, actor: Actor, *, threshold_pct: float | None = None,
-                 window_seconds: int | None = None, cooldown_seconds: int | None = None) -> Change:
-        """Override some of a rule's parameters for one symbol; the others keep their current values."""
-        symbol = normalise_symbol(symbol)
+    def candidate(self, symbol: str, rule: RuleName, *, threshold_pct: float | None = None,
+                  window_seconds: int | None = None, cooldown_seconds: int | None = None,
+                  confirm_ticks: int | None = None, confirm_seconds: float | None = None) -> RuleView:
+        """The rule `set_rule` would store for these changes, validated, without storing it (for previews).
+
+        Parameters not given keep their current values; a cooldown that followed the window keeps following it.
+        """
         _check_rule_name(rule)
         old = self.rules(symbol)[rule]
         window = old.window_seconds if window_seconds is None else int(window_seconds)
         if cooldown_seconds is not None:
             cooldown = int(cooldown_seconds)
         elif old.cooldown_seconds == old.window_seconds:
-            cooldown = window  # a cooldown that follows the window keeps following it
+            cooldown = window
         else:
             cooldown = max(old.cooldown_seconds, window)
         threshold = old.threshold_pct if threshold_pct is None else float(threshold_pct)
-        new = RuleView(rule, threshold, window, cooldown, overridden=True)
+        new = RuleView(rule, threshold, window, cooldown, overridden=True,
+                       confirm_ticks=old.confirm_ticks if confirm_ticks is None else int(confirm_ticks),
+                       confirm_seconds=old.confirm_seconds if confirm_seconds is None else float(confirm_seconds))
         _validate(new)
+        return new
+
+    def set_rule(self, symbol: str, rule: RuleName, actor: Actor, *, threshold_pct: float | None = None,
+                 window_seconds: int | None = None, cooldown_seconds: int | None = None,
+                 confirm_ticks: int | None = None, confirm_seconds: float | None = None) -> Change:
+        """Override some of a rule's parameters for one symbol; the others keep their current values."""
+        symbol = normalise_symbol(symbol)
+        new = self.candidate(symbol, rule, threshold_pct=threshold_pct, window_seconds=window_seconds,
+                             cooldown_seconds=cooldown_seconds, confirm_ticks=confirm_ticks,
+                             confirm_seconds=confirm_seconds)
+        old = self.rules(symbol)[rule]
         change = self._record("set_rule", symbol, _rule_state(old), _rule_state(new), actor)
-        self.redis.hset(RULES_KEY, f"{symbol}:{rule}", orjson.dumps(
-            {"threshold_pct": new.threshold_pct, "window_seconds": new.window_seconds,
-             "cooldown_seconds": new.cooldown_seconds}))
+        stored: dict[str, Any] = {"threshold_pct": new.threshold_pct, "window_seconds": new.window_seconds,
+                                  "cooldown_seconds": new.cooldown_seconds}
+        default = default_rules(self.settings)[rule]
+        if (new.confirm_ticks, new.confirm_seconds) != (default.confirm_ticks, default.confirm_seconds):
+            stored.update(confirm_ticks=new.confirm_ticks, confirm_seconds=new.confirm_seconds)  # else: settings'
+        self.redis.hset(RULES_KEY, f"{symbol}:{rule}", orjson.dumps(stored))
         return change
 
     def reset_rule(self, symbol: str, rule: RuleName, actor: Actor) -> Change:
@@ -212,7 +240,8 @@ class Controls:
         _check_rule_name(rule)
         old = self.rules(symbol)[rule]
         default = default_rules(self.settings)[rule]
-        new = RuleView(rule, default.threshold_pct, default.window_seconds, default.cooldown_seconds, False)
+        new = RuleView(rule, default.threshold_pct, default.window_seconds, default.cooldown_seconds, False,
+                       default.confirm_ticks, default.confirm_seconds)
         change = self._record("reset_rule", symbol, _rule_state(old), _rule_state(new), actor)
         self.redis.hdel(RULES_KEY, f"{symbol}:{rule}")
         return change
@@ -293,8 +322,8 @@ class Controls:
         return change
 
 
-RULE_USAGE = ("RULE THRESHOLD [WINDOW] [cooldown DURATION], e.g. `drop 3% 10m`, `rise 8%`, `zscore 4`, "
-              "`volume 5x 15m`, `drop off`")
+RULE_USAGE = ("RULE THRESHOLD [WINDOW] [cooldown DURATION] [confirm TICKS|DURATION], e.g. `drop 3% 10m`, "
+              "`rise 8%`, `zscore 4`, `volume 5x 15m`, `drop 5% confirm 3`, `drop off`")
 # How each rule's threshold is written: a percentage, k (sigmas), a multiple of the usual volume.
 THRESHOLD_UNITS: dict[RuleName, tuple[str, ...]] = {"drop": ("%",), "rise": ("%",), "zscore": ("sigma", "\u03c3", "sd"),
                                                     "volume": ("x",)}
@@ -310,7 +339,8 @@ def format_threshold(rule: RuleName, threshold: float) -> str:
 def parse_rule_args(words: Sequence[str]) -> tuple[RuleName, dict[str, float | int]]:
     """`drop 3% 10m` -> ("drop", {"threshold_pct": 3.0, "window_seconds": 600}), as the bot and CLI take them.
 
-    `off` (or 0) as the threshold turns the rule off; `cooldown 15m` sets the re-arm time.
+    `off` (or 0) as the threshold turns the rule off; `cooldown 15m` sets the re-arm time; `confirm 3` the
+    ticks in a row and `confirm 10s` the time the condition must hold before it alerts.
     """
     if len(words) < 2:
         raise ValueError(f"expected {RULE_USAGE}")
@@ -327,12 +357,18 @@ def parse_rule_args(words: Sequence[str]) -> tuple[RuleName, dict[str, float | i
         except ValueError:
             raise ValueError(f"{threshold!r} is not a threshold for {rule}; expected {RULE_USAGE}") from None
     change: dict[str, float | int] = {"threshold_pct": threshold_pct}
-    if rest and rest[0] != "cooldown":
+    if rest and rest[0] not in ("cooldown", "confirm"):
         change["window_seconds"] = round(parse_seconds(rest.pop(0), bare_unit="m"))
-    if rest[:1] == ["cooldown"] and len(rest) == 2:
-        change["cooldown_seconds"] = round(parse_seconds(rest[1], bare_unit="m"))
-    elif rest:
-        raise ValueError(f"unexpected {' '.join(rest)!r}; expected {RULE_USAGE}")
+    while rest:
+        if len(rest) < 2 or rest[0] not in ("cooldown", "confirm"):
+            raise ValueError(f"unexpected {' '.join(rest)!r}; expected {RULE_USAGE}")
+        option, value, *rest = rest
+        if option == "cooldown":
+            change["cooldown_seconds"] = round(parse_seconds(value, bare_unit="m"))
+        elif value.isdigit():
+            change["confirm_ticks"] = int(value)
+        else:
+            change["confirm_seconds"] = parse_seconds(value)
     return cast(RuleName, rule), change
 
 
@@ -355,18 +391,28 @@ def _validate(rule: RuleView) -> None:
     if rule.cooldown_seconds < rule.window_seconds:
         raise ValueError("the cooldown must be at least the window (an episode ends only after its reference "
                          "has left the window)")
+    if not 1 <= rule.confirm_ticks <= MAX_CONFIRM_TICKS:
+        raise ValueError(f"confirm takes 1 (alert at once) to {MAX_CONFIRM_TICKS} ticks, e.g. confirm 2")
+    if not 0 <= rule.confirm_seconds <= MAX_CONFIRM_SECONDS:
+        raise ValueError(f"confirm takes a duration of at most {format_duration(MAX_CONFIRM_SECONDS)}, e.g. "
+                         "confirm 10s")
 
 
 def _rule_state(rule: RuleView) -> dict[str, Any]:
     return {"rule": rule.name, "threshold_pct": rule.threshold_pct, "window_seconds": rule.window_seconds,
-            "cooldown_seconds": rule.cooldown_seconds}
+            "cooldown_seconds": rule.cooldown_seconds, "confirm_ticks": rule.confirm_ticks,
+            "confirm_seconds": rule.confirm_seconds}
+
+
+def describe_rule(rule: RuleName, threshold: float, window_seconds: int) -> str:
+    """`drop 5% in 5m` / `zscore 4 sigma in 5m` / `volume 5x in 15m` / `rise off`: a rule as people say it."""
+    if not threshold:
+        return f"{rule} off"
+    return f"{rule} {format_threshold(rule, threshold)} in {format_duration(window_seconds)}"
 
 
 def _describe_rule(state: dict[str, Any] | None) -> str:
-    if state is None:
-        return "-"
-    return RuleView(state["rule"], state["threshold_pct"], state["window_seconds"], state["cooldown_seconds"],
-                    overridden=False).describe()
+    return "-" if state is None else describe_rule(state["rule"], state["threshold_pct"], state["window_seconds"])
 
 
 def _mute(symbol: str, stored: dict[str, Any]) -> Mute:

@@ -9,6 +9,7 @@ are tasks of their own, so neither waits for the other or holds up the next batc
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import defaultdict
@@ -64,8 +65,8 @@ def make_app(settings: Settings) -> Celery:
             "tickwatch.process_batch": {"queue": settings.celery_queue},
             "tickwatch.store_ticks": {"queue": settings.celery_queue},
             "tickwatch.deliver": {"queue": settings.alerts_queue},
-            "tickwatch.slack_refresh": {"queue": settings.alerts_queue},
             "tickwatch.deliver_webhook": {"queue": settings.alerts_queue},
+            "tickwatch.slack_refresh": {"queue": settings.alerts_queue},
         },
     )
     return app
@@ -158,10 +159,13 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
     deepened: list[Anomaly] = []  # a new peak of an alert already out: only its Slack message is edited
     late: set[tuple[str, int]] = set()
     seen: set[tuple[str, int]] = set()
+    suspects: dict[tuple[str, int], str] = {}  # skewed timestamps and bad prints -> why
     for symbol in symbols:
         outcome = advance(states[symbol], symbol, by_symbol[symbol], controls[symbol].rules,
                           lateness_ms=res.settings.lateness_seconds * 1000, now=now,
-                          muted=controls[symbol].muted)
+                          muted=controls[symbol].muted, clock_skew_ms=res.settings.clock_skew_seconds * 1000,
+                          baseline_seconds=res.settings.baseline_seconds)
+        suspects.update(((symbol, ts), reason) for ts, reason in outcome.suspects)
         anomalies += outcome.anomalies
         alerts += [a for a in outcome.anomalies if a.id in outcome.new_ids and not a.muted]
         resolved += [a for a in outcome.anomalies if a.id in outcome.resolved_ids and not a.muted]
@@ -190,11 +194,16 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
         store.write(res.es, [store.anomaly_action(res.indices, anomaly) for anomaly in anomalies])
     if fresh:
         keys = [(tick[0], tick[1]) for tick in fresh]  # (symbol, event time)
-        rows = [[*tick, key in late, key in late or key in seen] for tick, key in zip(fresh, keys, strict=True)]
-        store_ticks.apply_async((rows,), queue=res.settings.celery_queue)
+        rows = [[*tick, key in late, key in late or key in seen, suspects.get(key)]
+                for tick, key in zip(fresh, keys, strict=True)]
+        # Bad prints of earlier batches (the tick that shows one up may come in the next batch) are flagged
+        # on their stored documents.
+        stored_now = set(keys)
+        earlier = [[symbol, ts, reason] for (symbol, ts), reason in suspects.items() if (symbol, ts) not in stored_now]
+        store_ticks.apply_async((rows, earlier), queue=res.settings.celery_queue)
 
     counts = {"ticks": len(fresh), "late": len(late), "anomalies": len({a.id for a in anomalies}),
-              "alerts": len(alerts), "batches": 1}
+              "alerts": len(alerts), "batches": 1, "suspect": len(suspects)}
     progress = {(part["topic"], part["partition"]): max(part["next_offset"], done[part["partition"]] or 0)
                 for part in batch["parts"]}
     figures = Recorder()
@@ -209,20 +218,22 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
 
 @app.task(name="tickwatch.store_ticks", max_retries=None, autoretry_for=(Exception,), retry_backoff=1,
           retry_backoff_max=240, retry_jitter=True)
-def store_ticks(rows: list[list[Any]]) -> int:
+def store_ticks(rows: list[list[Any]], suspects: list[list[Any]] | None = None) -> int:
     """Bulk-index one batch's ticks; retried until Elasticsearch takes them (ids make repeats harmless).
 
-    Rows are a batch's compact ticks plus two flags: late, and create-only (late or duplicate ticks may be
-    replays, so they never overwrite). The documents are built here, off the path the lane's next batch
-    waits on.
+    Rows are a batch's compact ticks plus flags: late, create-only (late or duplicate ticks may be replays,
+    so they never overwrite) and why the tick is suspect (None: it is not). `suspects` ([symbol, event time,
+    reason]) flags ticks stored by earlier batches. The documents are built here, off the path the lane's
+    next batch waits on.
     """
     res = resources()
-    actions = (
+    actions = itertools.chain((
         store.tick_action(res.indices, {"symbol": symbol, "ts": ts, "price": price, "volume": volume,
                                         "published": published, "late": late, "partition": partition,
-                                        "offset": offset}, create_only=create_only)
-        for symbol, ts, price, volume, partition, offset, published, late, create_only in rows
-    )
+                                        "offset": offset, "suspect_reason": reason[0] if reason else None},
+                          create_only=create_only)
+        for symbol, ts, price, volume, partition, offset, published, late, create_only, *reason in rows
+    ), (store.suspect_action(res.indices, symbol, ts, reason) for symbol, ts, reason in suspects or ()))
     return store.write(res.es, actions)
 
 

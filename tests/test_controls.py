@@ -66,6 +66,18 @@ def test_volatility_and_volume_rules_are_set_like_the_others(service: Controls):
     assert service.audit_log(symbol="TSLA")[0].summary() == "volume off → volume 5x in 15m"
 
 
+def test_confirmation_per_symbol_and_rule(service: Controls):
+    service.set_rule("TSLA", "drop", ALICE, **controls.parse_rule_args(["drop", "4%", "confirm", "3"])[1])
+    service.set_rule("TSLA", "rise", ALICE, **controls.parse_rule_args(["rise", "4%", "confirm", "10s"])[1])
+    got = {r.name: r for r in controls.controls_for(service.redis, service.settings, ["TSLA"])["TSLA"].rules}
+    default = service.settings.confirm_ticks
+    assert (got["drop"].confirm_ticks, got["drop"].confirm_seconds) == (3, 0)
+    assert (got["rise"].confirm_ticks, got["rise"].confirm_seconds) == (default, 10)
+    assert service.audit_log(symbol="TSLA")[1].new["confirm_ticks"] == 3
+    service.set_rule("TSLA", "drop", ALICE, confirm_ticks=default)  # back to the settings: not pinned
+    assert b"confirm" not in service.redis.hget(controls.RULES_KEY, "TSLA:drop")
+
+
 def test_mutes_with_reason_and_expiry(service: Controls):
     service.mute("BTC-USD", ALICE, reason="exchange maintenance")
     service.mute("eth-usd", API, duration=timedelta(seconds=1))
@@ -93,6 +105,8 @@ def test_mutes_with_reason_and_expiry(service: Controls):
         (lambda s: s.set_rule("TSLA", "drop", ALICE, window_seconds=0), "window"),
         (lambda s: s.set_rule("TSLA", "zscore", ALICE, threshold_pct=0.5), "k sigmas from 1"),
         (lambda s: s.set_rule("TSLA", "volume", ALICE, threshold_pct=1), "multiple of the usual volume"),
+        (lambda s: s.set_rule("TSLA", "drop", ALICE, confirm_ticks=0), "confirm takes 1"),
+        (lambda s: s.set_rule("TSLA", "drop", ALICE, confirm_seconds=7200), "confirm takes a duration"),
         (lambda s: s.set_rule("TSLA", "drop", ALICE, window_seconds=600, cooldown_seconds=60), "cooldown"),
         (lambda s: s.mute("not a symbol!", ALICE), "symbol"),
         (lambda s: s.mute("TSLA", ALICE, duration=timedelta(days=365)), "at most"),
@@ -120,6 +134,9 @@ def test_bad_changes_are_refused_and_change_nothing(service: Controls, call, mes
         ("zscore 3.5sigma 10m", ("zscore", {"threshold_pct": 3.5, "window_seconds": 600})),
         ("volume 5x 15m", ("volume", {"threshold_pct": 5.0, "window_seconds": 900})),
         ("volume off", ("volume", {"threshold_pct": 0.0})),
+        ("drop 5% confirm 3", ("drop", {"threshold_pct": 5.0, "confirm_ticks": 3})),
+        ("drop 5% 10m cooldown 15m confirm 10s", ("drop", {"threshold_pct": 5.0, "window_seconds": 600,
+                                                          "cooldown_seconds": 900, "confirm_seconds": 10.0})),
     ],
 )
 def test_rule_arguments_as_people_type_them(words: str, expected):
@@ -127,7 +144,7 @@ def test_rule_arguments_as_people_type_them(words: str, expected):
 
 
 @pytest.mark.parametrize("words", ["drop", "spike 3%", "drop three", "drop 3% 10m extra", "drop 3% soon",
-                                   "volume 5%", "zscore 4x"])
+                                   "volume 5%", "zscore 4x", "drop 5% confirm", "drop 5% confirm soon"])
 def test_bad_rule_arguments_say_the_form(words: str):
     with pytest.raises(ValueError, match=r"e\.g\.|unknown rule"):
         controls.parse_rule_args(words.split())

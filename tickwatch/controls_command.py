@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from pipeline.controls import Actor, Controls
 
 console = Console()
-RULE_USAGE = "RULE THRESHOLD [WINDOW] [cooldown DURATION], e.g. drop 3% 10m, rise 8%, drop off"
+RULE_USAGE = ("RULE THRESHOLD [WINDOW] [cooldown DURATION] [confirm N|DURATION], e.g. drop 3% 10m, rise 8%, "
+              "zscore 4, volume 5x 15m, drop off")
 As = Annotated[str | None, typer.Option("--as", help="who is making the change (default: your login name)")]
 
 
@@ -120,9 +121,11 @@ def threshold(
         views = controls.rules(symbol)
     except ValueError as error:
         raise _refuse(error) from None
+    from pipeline.controls import format_threshold
+
     table = Table("rule", "threshold", "window", "cooldown", "", title=f"{symbol.upper()} rules")
     for view in views.values():
-        table.add_row(view.name, f"{view.threshold_pct:g}%" if view.enabled else "off",
+        table.add_row(view.name, format_threshold(view.name, view.threshold_pct) if view.enabled else "off",
                       format_duration(view.window_seconds), format_duration(view.cooldown_seconds),
                       "override" if view.overridden else "default")
     console.print(table)
