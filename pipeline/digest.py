@@ -125,6 +125,8 @@ class Silence(BaseModel):
 class Health(BaseModel):
     late_ticks: int
     late_by_symbol: list[tuple[str, int]]
+    suspect_ticks: int  # bad prints and skewed clocks, left out of every figure above (see pipeline.rules)
+    suspect_by_symbol: list[tuple[str, int]]
     dead_letters: int | None  # None: Kafka could not be asked
     silent: list[Silence]
     silent_total: int
@@ -188,6 +190,8 @@ def build(es: Elasticsearch, indices: store.Indices, settings: Settings, day: da
         changes, muted_at_end = _mutes(es, indices, start, end)
     with timer("dead_letters"):
         dead = dead_letters(settings, start, end)
+    with timer("suspects"):
+        suspects = _suspects(es, indices, start, end, top)
     movers = sorted(days, key=lambda d: (-abs(d.change_pct), d.symbol))[:top]
     with timer("paths"):
         paths = _paths(es, indices, movers, start, end)
@@ -203,7 +207,8 @@ def build(es: Elasticsearch, indices: store.Indices, settings: Settings, day: da
         anomalies=anomalies[:ANOMALY_ROWS], anomaly_pairs=len(anomalies),
         anomalies_total=sum(c.total for c in anomalies), acknowledged_total=sum(c.acknowledged for c in anomalies),
         mute_changes=changes, muted_at_end=muted_at_end,
-        health=Health(late_ticks=sum(n for _, n in late), late_by_symbol=late[:top], dead_letters=dead,
+        health=Health(late_ticks=sum(n for _, n in late), late_by_symbol=late[:top], suspect_ticks=suspects[0],
+                      suspect_by_symbol=suspects[1], dead_letters=dead,
                       silent=[Silence(symbol=s, last_at=by_symbol[s].last_at, silent_minutes=minutes,
                                       stopped_early=early) for s, minutes, early in silent[:SILENT_LINES]],
                       silent_total=len(silent), silence_minutes=settings.digest_silence_minutes),
@@ -237,7 +242,7 @@ def _symbol_days(es: Elasticsearch, indices: store.Indices, start: datetime, end
         if after:
             composite["after"] = after
         result = es.options(request_timeout=120).search(
-            index=indices.ticks, size=0, query=_day_range("timestamp", start, end),
+            index=indices.ticks, size=0, query=_trusted_ticks(start, end),
             aggs={"symbols": {"composite": composite, "aggs": aggs}}, ignore_unavailable=True, allow_no_indices=True)
         body = result.get("aggregations", {}).get("symbols", {"buckets": []})
         for bucket in body["buckets"]:
@@ -249,6 +254,22 @@ def _symbol_days(es: Elasticsearch, indices: store.Indices, start: datetime, end
             return days, slots, False
         if len(days) >= MAX_SYMBOLS:
             return days, slots, True
+
+
+def _trusted_ticks(start: datetime, end: datetime) -> dict[str, Any]:
+    """The day's ticks without the suspect ones: a bad print must not become the day's low."""
+    return {"bool": {"filter": [_day_range("timestamp", start, end)], "must_not": [{"term": {"suspect": True}}]}}
+
+
+def _suspects(es: Elasticsearch, indices: store.Indices, start: datetime, end: datetime,
+              top: int) -> tuple[int, list[tuple[str, int]]]:
+    """How many of the day's ticks detection flagged as suspect, in all and for the symbols with most."""
+    result = es.search(index=indices.ticks, size=0, track_total_hits=True, ignore_unavailable=True,
+                       allow_no_indices=True,
+                       query={"bool": {"filter": [_day_range("timestamp", start, end), {"term": {"suspect": True}}]}},
+                       aggs={"symbols": {"terms": {"field": "symbol", "size": top}}})
+    buckets = result.get("aggregations", {}).get("symbols", {"buckets": []})["buckets"]
+    return result["hits"]["total"]["value"], [(b["key"], b["doc_count"]) for b in buckets]
 
 
 def _symbol_day(symbol: str, bucket: dict[str, Any]) -> SymbolDay:
@@ -296,22 +317,27 @@ def _anomaly_counts(es: Elasticsearch, indices: store.Indices, start: datetime, 
         if after:
             composite["after"] = after
         result = es.search(index=indices.anomalies, size=0, query=_day_range("timestamp", start, end),
-                           aggs={"groups": {"composite": composite,
-                                            "aggs": {"muted": {"filter": {"term": {"muted": True}}}}}},
+                           aggs={"groups": {"composite": composite, "aggs": {
+                               "muted": {"filter": {"term": {"muted": True}}},
+                               # Someone acknowledged it, whatever its status now (it may have resolved since).
+                               "acknowledged": {"filter": {"exists": {"field": "acknowledged_by"}}}}}},
                            ignore_unavailable=True)
         body = result.get("aggregations", {}).get("groups", {"buckets": []})
         for bucket in body["buckets"]:
             key = bucket["key"]
-            row = counts.setdefault((key["symbol"], key["rule"]), {"open": 0, "acknowledged": 0, "resolved": 0,
-                                                                   "muted": 0})
+            row = counts.setdefault((key["symbol"], key["rule"]), {"total": 0, "open": 0, "resolved": 0,
+                                                                   "acknowledged_by": 0, "muted": 0})
             status = key["status"] or "open"  # documents from before human state existed
-            row[status] = row.get(status, 0) + bucket["doc_count"]
+            row["total"] += bucket["doc_count"]
+            if status in ("open", "resolved"):
+                row[status] += bucket["doc_count"]
+            row["acknowledged_by"] += bucket["acknowledged"]["doc_count"]
             row["muted"] += bucket["muted"]["doc_count"]
         after = body.get("after_key")
         if not after or len(body["buckets"]) < 1000:
             break
-    rows = [RuleCount(symbol=symbol, rule=rule, total=c["open"] + c["acknowledged"] + c["resolved"],
-                      acknowledged=c["acknowledged"], open=c["open"], resolved=c["resolved"], muted=c["muted"])
+    rows = [RuleCount(symbol=symbol, rule=rule, total=c["total"], acknowledged=c["acknowledged_by"], open=c["open"],
+                      resolved=c["resolved"], muted=c["muted"])
             for (symbol, rule), c in counts.items()]
     return sorted(rows, key=lambda r: (-r.total, r.symbol, r.rule))
 

@@ -96,7 +96,7 @@ def known_symbols(es: Elasticsearch, indices: Indices, *, limit: int = 1000) -> 
     response = _search(es, indices.ticks, size=0, aggs={"symbols": {
         "terms": {"field": "symbol", "size": min(limit, SYMBOLS_LIMIT), "order": {"_key": "asc"}},
         "aggs": {"last": _edge_hit(newest=True)}}})
-    return [_symbol_info(bucket) for bucket in response["aggregations"]["symbols"]["buckets"]]
+    return [_symbol_info(bucket) for bucket in _buckets(response, "symbols")]
 
 
 def closest_symbols(es: Elasticsearch, indices: Indices, text: str, *, n: int = 3) -> list[str]:
@@ -148,10 +148,10 @@ def window_summary(es: Elasticsearch, indices: Indices, symbol: str, window: tim
                                       "offset": f"{to_ms(start) % slice_ms}ms"},
                    "aggs": {"last": _edge_hit(newest=True)}},
     })
-    aggs = response["aggregations"]
-    count = aggs["price"]["count"]
-    if not count:
+    aggs = response.get("aggregations")
+    if not aggs or not aggs["price"]["count"]:
         return None
+    count = aggs["price"]["count"]
     first, last = (_only(aggs[name])["price"] for name in ("first", "last"))
     high, low = _only(aggs["high"]), _only(aggs["low"])
     return WindowSummary(
@@ -185,7 +185,7 @@ def ohlc(es: Elasticsearch, indices: Indices, symbol: str, start: datetime, end:
         Bar(start=from_ms(bucket["key"]), open=_only(bucket["open"])["price"], high=bucket["high"]["value"],
             low=bucket["low"]["value"], close=_only(bucket["close"])["price"],
             volume=bucket["volume"]["value"] if bucket["volume_count"]["value"] else None, ticks=bucket["doc_count"])
-        for bucket in response["aggregations"]["bars"]["buckets"]
+        for bucket in _buckets(response, "bars")
     ]
 
 
@@ -212,7 +212,7 @@ def usual_volume(es: Elasticsearch, indices: Indices, symbol: str, window_second
         "windows": {"date_histogram": {"field": "timestamp", "fixed_interval": f"{window_seconds}s",
                                        "min_doc_count": 1},
                     "aggs": {"volume": {"sum": {"field": "volume"}}}}})
-    sums = [bucket["volume"]["value"] for bucket in response["aggregations"]["windows"]["buckets"]]
+    sums = [bucket["volume"]["value"] for bucket in _buckets(response, "windows")]
     return sum(sums) / len(sums) if sums else None
 
 
@@ -264,6 +264,11 @@ def count_anomalies(es: Elasticsearch, indices: Indices, symbol: str, since: dat
 def _search(es: Elasticsearch, index: str, **body: Any) -> dict[str, Any]:
     """A search that answers empty, not 404, before the first tick index exists."""
     return es.search(index=index, ignore_unavailable=True, allow_no_indices=True, track_total_hits=False, **body)
+
+
+def _buckets(response: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """An aggregation's buckets; none when no index matched (ES then answers without `aggregations`)."""
+    return response.get("aggregations", {}).get(name, {}).get("buckets", [])
 
 
 def _symbol_query(symbol: str, start: datetime | None = None, end: datetime | None = None, *,

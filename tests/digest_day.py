@@ -4,7 +4,8 @@ letters written straight into a namespace's indices and DLQ topic, and the numbe
 The day is Friday 2026-11-20 (UTC); the market trades 14:30-21:00, one tick a minute per symbol:
 - AAA opens 100, dips to 90 at 16:00, peaks at 104 at 19:00, closes 102; ten of its ticks arrive late.
 - BBB opens 50 and slides linearly to 45 (-10 %), its low at the close.
-- CCC opens 20, closes 21 but stops at 17:00 (silent to the end), muted by bob at 15:00 "halted".
+- CCC opens 20, closes 21 but stops at 17:00 (silent to the end), muted by bob at 15:00 "halted"; one bad print
+  at 2.0 (flagged suspect by detection) must not become its low.
 - DDD opens 10, has no tick from 15:00 to 16:30 (a 90-minute gap), closes 10.
 Ticks outside the day (the 19th and the 21st) must not count.
 """
@@ -52,13 +53,16 @@ class Expected:
     ticks: int = sum(_price(s, m) is not None for s in SYMBOLS for m in range(MINUTES))
     late: int = 10
     anomalies: int = 3
-    acknowledged: int = 1
+    acknowledged: int = 2  # alice's, and dave's on an anomaly that has resolved since
+    suspect: int = 1
     dead_letters: int = 3
 
 
-def _tick(indices: store.Indices, symbol: str, at: datetime, price: float, late: bool, offset: int) -> dict:
+def _tick(indices: store.Indices, symbol: str, at: datetime, price: float, late: bool, offset: int,
+          suspect_reason: str | None = None) -> dict:
     return store.tick_action(indices, {"symbol": symbol, "ts": to_ms(at), "price": price, "volume": 100.0,
-                                       "late": late, "partition": 0, "offset": offset, "published": None})
+                                       "late": late, "partition": 0, "offset": offset, "published": None,
+                                       "suspect_reason": suspect_reason})
 
 
 def _anomaly(symbol: str, at: datetime, status: str, *, muted: bool = False, by: str | None = None) -> Anomaly:
@@ -83,11 +87,13 @@ def seed(settings: Settings) -> Expected:
         # the neighbouring days: must not count
         actions.append(_tick(indices, symbol, OPEN - timedelta(days=1), 1.0, True, 0))
         actions.append(_tick(indices, symbol, OPEN + timedelta(days=1), 1000.0, True, 0))
+    actions.append(_tick(indices, "CCC", OPEN + timedelta(minutes=60, seconds=30), 2.0, False, 999,
+                         suspect_reason="isolated print: -90% and back"))
     store.write(es, actions)
     anomalies = [
         _anomaly("AAA", OPEN + timedelta(minutes=90), "acknowledged", by="alice"),
         _anomaly("AAA", OPEN + timedelta(minutes=300), "open"),
-        _anomaly("BBB", OPEN + timedelta(minutes=380), "resolved", muted=True),
+        _anomaly("BBB", OPEN + timedelta(minutes=380), "resolved", muted=True, by="dave"),
         _anomaly("BBB", OPEN - timedelta(days=1), "open"),  # the day before
     ]
     store.write(es, [store.anomaly_action(indices, a) for a in anomalies])

@@ -72,7 +72,8 @@ def _big_digest() -> digest.Digest:
         anomaly_pairs=500, anomalies_total=499_500, acknowledged_total=500,
         mute_changes=[digest.MuteEntry(symbol=symbol, action="mute", by="x" * 200, at=start, reason="r" * 500)] * 100,
         muted_at_end=[digest.MuteEntry(symbol=symbol, action="mute", by="y" * 200, at=start, reason="z" * 500)] * 100,
-        health=digest.Health(late_ticks=10**6, late_by_symbol=[(symbol, 10**5)] * 10, dead_letters=None,
+        health=digest.Health(late_ticks=10**6, late_by_symbol=[(symbol, 10**5)] * 10, suspect_ticks=10**5,
+                             suspect_by_symbol=[(symbol, 10**4)] * 10, dead_letters=None,
                              silent=[digest.Silence(symbol=symbol, last_at=start, silent_minutes=600,
                                                     stopped_early=True)] * 10,
                              silent_total=5000, silence_minutes=15),
@@ -111,7 +112,7 @@ def test_digest_of_a_seeded_day_has_the_numbers_the_seed_implies(namespace) -> N
     assert (summary.symbols, summary.ticks) == (expected.symbols, expected.ticks)
     assert (summary.anomalies_total, summary.acknowledged_total) == (expected.anomalies, expected.acknowledged)
     assert [(c.symbol, c.rule, c.total, c.acknowledged, c.open, c.resolved, c.muted) for c in summary.anomalies] == [
-        ("AAA", "drop", 2, 1, 1, 0, 0), ("BBB", "drop", 1, 0, 0, 1, 1)]
+        ("AAA", "drop", 2, 1, 1, 0, 0), ("BBB", "drop", 1, 1, 0, 1, 1)]
     movers = {m.symbol: m for m in summary.movers}
     assert (movers["AAA"].open, movers["AAA"].close, movers["AAA"].low, movers["AAA"].high) == (100, 102, 90, 104)
     assert movers["BBB"].change_pct == pytest.approx(-10.0)
@@ -121,6 +122,8 @@ def test_digest_of_a_seeded_day_has_the_numbers_the_seed_implies(namespace) -> N
     assert [m.symbol for m in summary.rises] == ["CCC", "AAA"]
     assert summary.health.late_ticks == expected.late
     assert summary.health.late_by_symbol == [("AAA", 10)]
+    assert (summary.health.suspect_ticks, summary.health.suspect_by_symbol) == (expected.suspect, [("CCC", 1)])
+    assert movers_low_ccc(summary) == 20.0  # the bad print at 2.0 is not the day's low
     assert summary.health.dead_letters == expected.dead_letters
     silent = {s.symbol: s for s in summary.health.silent}
     assert set(silent) == {"CCC", "DDD"}
@@ -133,7 +136,11 @@ def test_digest_of_a_seeded_day_has_the_numbers_the_seed_implies(namespace) -> N
     png = digest.chart(summary)
     assert png is not None and png.startswith(b"\x89PNG")
     overview = digest.message(summary)["blocks"][1]["text"]["text"]
-    assert f"*{expected.ticks:,}* ticks" in overview and "*3* anomalies (1 acknowledged)" in overview
+    assert f"*{expected.ticks:,}* ticks" in overview and "*3* anomalies (2 acknowledged)" in overview
+
+
+def movers_low_ccc(summary: digest.Digest) -> float:
+    return next(m.low for m in summary.movers if m.symbol == "CCC")
 
 
 def test_an_empty_day_is_a_digest_too(namespace) -> None:
@@ -210,7 +217,7 @@ def test_cli_posts_once_then_edits_and_dry_run_sends_nothing(namespace) -> None:
         _cli(namespace, slack, "--post")
         [first] = slack.calls("chat.postMessage")
         text = posted_numbers(first.params["blocks"])
-        assert f"*4* symbols traded · *{expected.ticks:,}* ticks · *3* anomalies (1 acknowledged)" in text
+        assert f"*4* symbols traded · *{expected.ticks:,}* ticks · *3* anomalies (2 acknowledged)" in text
         assert "*BBB* -10.00%" in text and "Late ticks: 10" in text and "dead letters: 3" in text
         assert "🔕 *CCC* muted by bob until unmuted — halted" in text
         [upload] = slack.calls("files.completeUploadExternal")

@@ -134,3 +134,13 @@ def test_usual_volume_is_the_mean_per_window(es: Elasticsearch):
     # 30 ticks of volume 10 in every 5-minute window of the two hours
     assert history.usual_volume(es, INDICES, "AAPL", 300, before=T0 + timedelta(hours=2)) == 300.0
     assert history.usual_volume(es, INDICES, "AAPL.X", 300, before=T0 + timedelta(hours=2)) is None
+
+
+def test_before_the_first_tick_index_every_read_answers_empty(real_stack: Settings):
+    client, empty = store.connect(real_stack), store.Indices(f"tw-none{uuid.uuid4().hex[:8]}")
+    assert history.known_symbols(client, empty) == []
+    assert history.last_tick(client, empty, "AAPL") is None
+    assert history.window_summary(client, empty, "AAPL", timedelta(hours=1), end=T0) is None
+    assert history.ohlc(client, empty, "AAPL", T0, T0 + timedelta(hours=1), "1m") == []
+    assert history.ticks_page(client, empty, "AAPL", T0, T0 + timedelta(hours=1)).items == []
+    assert history.usual_volume(client, empty, "AAPL", 300, before=T0) is None

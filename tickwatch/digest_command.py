@@ -97,7 +97,8 @@ def show(summary: Digest) -> None:
     console.print(mutes)
     health = summary.health
     dead = "unknown" if health.dead_letters is None else f"{health.dead_letters:,}"
-    console.print(f"[bold]Data health[/bold]: {health.late_ticks:,} late ticks, {dead} dead letters, "
+    console.print(f"[bold]Data health[/bold]: {health.late_ticks:,} late ticks, {health.suspect_ticks:,} suspect "
+                  f"ticks, {dead} dead letters, "
                   f"{health.silent_total} symbols silent ≥ {health.silence_minutes} min")
     for s in health.silent:
         stopped = f", stopped at {s.last_at:%H:%M} UTC" if s.stopped_early else ""

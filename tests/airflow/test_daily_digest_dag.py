@@ -59,7 +59,7 @@ def test_dag_run_posts_the_seeded_day_then_edits_it(dagbag: DagBag, airflow_db, 
         assert first.state == "success"  # dag.test() returns a failed run without raising
         [posted] = slack.calls("chat.postMessage")
         text = posted_numbers(posted.params["blocks"])
-        assert f"*4* symbols traded · *{expected.ticks:,}* ticks · *3* anomalies (1 acknowledged)" in text
+        assert f"*4* symbols traded · *{expected.ticks:,}* ticks · *3* anomalies (2 acknowledged)" in text
         assert "*BBB* -10.00%" in text and f"Late ticks: {expected.late}" in text
         assert f"dead letters: {expected.dead_letters}" in text
         [upload] = slack.calls("files.completeUploadExternal")
