@@ -33,10 +33,14 @@ def symbols(_: Reader, svc: Annotated[Services, Depends(services)],
 
 def _range(svc: Services, symbol: str, start: datetime | None, end: datetime | None, default_span: timedelta,
            *, after_last: timedelta = timedelta(0)) -> tuple[datetime, datetime]:
-    """[start, end] with defaults: end at the symbol's last tick (404 for an unknown symbol), start a span before."""
+    """[start, end] with defaults: a span ending at the symbol's last tick (404 for an unknown symbol); with
+    only a start, the span from there; with only an end, the span before it."""
     last = history.require_symbol(svc.es, svc.indices, symbol)
-    end = to_utc(end) if end else last.timestamp + after_last
-    start = to_utc(start) if start else end - default_span
+    start, end = (to_utc(value) if value else None for value in (start, end))
+    if end is None:
+        end = start + default_span if start else last.timestamp + after_last
+    if start is None:
+        start = end - default_span
     if end <= start:
         with invalid_as_problem("query.end"):
             raise ValueError("the end must be after the start")
@@ -51,7 +55,8 @@ def _range(svc: Services, symbol: str, start: datetime | None, end: datetime | N
 def prices(
     _: Reader, request: Request, svc: Annotated[Services, Depends(services)], symbol: SymbolPath,
     start: Annotated[datetime | None, Query(description="default: an hour before end")] = None,
-    end: Annotated[datetime | None, Query(description="default: the symbol's last tick")] = None,
+    end: Annotated[datetime | None, Query(description="default: an hour after start, or the symbol's last tick")]
+    = None,
     limit: Annotated[int, Query(ge=1, le=history.MAX_PAGE)] = 100,
     cursor: Annotated[str | None, Query(description="from the previous page's next_cursor")] = None,
 ) -> TickPage:
@@ -71,7 +76,8 @@ def ohlc(
     interval: Interval = "1m",
     start: Annotated[datetime | None, Query(description="default: a span before end that suits the interval")]
     = None,
-    end: Annotated[datetime | None, Query(description="default: just after the symbol's last tick")] = None,
+    end: Annotated[datetime | None, Query(description="default: a span after start, or just after the symbol's "
+                                                      "last tick")] = None,
 ) -> Ohlc:
     symbol = symbol_param(symbol)
     # A default end just past the last tick, so the bar holding it is complete in the answer.

@@ -120,6 +120,13 @@ def test_prices_page_through_the_default_range_ending_at_the_last_tick(client: T
     assert pages == 3 and len(rows) == SPEC.ticks_per_symbol
     times = [row["timestamp"] for row in rows]
     assert times == sorted(times) and len(set(times)) == len(times)
+    # Only a start: the hour from there (all 40 minutes); only an end: the hour before it (one tick every 4 s).
+    window = client.get("/v1/prices/AAPL", params={"start": "2026-01-05T00:00:00Z", "limit": 1000},
+                        headers=bearer(READER)).json()
+    assert window["end"] == "2026-01-05T01:00:00Z" and len(window["items"]) == SPEC.ticks_per_symbol
+    before = client.get("/v1/prices/AAPL", params={"end": "2026-01-05T00:15:00Z", "limit": 1000},
+                        headers=bearer(READER)).json()
+    assert before["start"] == "2026-01-04T23:15:00Z" and len(before["items"]) == 226  # both ends inclusive
 
 
 def test_prices_errors(client: TestClient):
