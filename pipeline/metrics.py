@@ -47,8 +47,8 @@ SPECS: dict[str, Spec] = {
     "detection_latency_seconds": Spec("histogram", "Kafka publish of the crossing tick -> anomaly detected"),
     "delivery_latency_seconds": Spec("histogram", "Kafka publish of the crossing tick -> alert delivered",
                                      ("channel",)),
-    "deliveries": Spec("counter", "Alert deliveries per channel and outcome (sent, failed, duplicate)",
-                       ("channel", "outcome")),
+    "deliveries": Spec("counter", "Alert deliveries per channel and outcome (sent, failed, duplicate; webhook "
+                       "attempts: succeeded, retrying, failed…)", ("channel", "outcome")),
     "bridge_lag": Spec("gauge", "Records on the ticks topic not yet read by the bridges, per partition",
                        ("partition",)),
 }
