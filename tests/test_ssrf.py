@@ -1,7 +1,7 @@
 """The SSRF guard: address classification (pure), and URLs refused before any connection is made.
 
-No test here sends traffic anywhere: refused URLs are refused before connecting, and names are resolved
-by a resolver function given to `check` where a test needs a name to mean a given address.
+No test here sends traffic beyond loopback: refused URLs are refused before connecting, and names are
+resolved by a resolver function given to `check` where a test needs a name to mean a given address.
 """
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from ipaddress import ip_address, ip_network
 
+import httpx
 import pytest
 
 from pipeline import ssrf
+from stack.webhook_receiver import WebhookReceiver
 
 LOOPBACK = [ip_network("127.0.0.0/8")]
 
@@ -88,3 +90,16 @@ def test_the_request_goes_to_the_checked_address_with_the_name_for_host_and_tls(
     assert target.extensions() == {"sni_hostname": "hooks.example"}
     v6 = ssrf.check("http://hooks.example/in", resolver=lambda host, port: ["2606:2800:220:1::1"])
     assert str(v6.request_url()) == "http://[2606:2800:220:1::1]/in" and v6.headers() == {"host": "hooks.example"}
+
+
+def test_a_pinned_request_reaches_the_checked_address_under_the_urls_name():
+    """`hooks.example` never resolves (a reserved name): the request arrives only because nothing looks the name
+    up again after the check, and the receiver still sees the URL's host."""
+    with WebhookReceiver() as hooks:
+        port = hooks.server.server_port
+        target = ssrf.check(f"http://hooks.example:{port}/hook", LOOPBACK, resolver=lambda host, port: ["127.0.0.1"])
+        with httpx.Client(trust_env=False) as client:
+            response = client.post(target.request_url(), headers=target.headers(), content=b"{}",
+                                   extensions=target.extensions())
+    assert response.status_code == 204
+    assert hooks.received[0][0]["host"] == f"hooks.example:{port}"
