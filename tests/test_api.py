@@ -282,3 +282,20 @@ def test_openapi_and_docs(client: TestClient):
     assert paths <= set(schema["paths"])
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert client.get("/docs").status_code == 200
+
+
+def test_a_deployment_without_ticks_answers_empty(real_stack: Settings, fresh_redis: Redis):
+    indices = store.Indices(f"tw-empty-{uuid.uuid4().hex[:8]}")
+    es = store.connect(real_stack)
+    store.ensure_templates(es, indices)
+    try:
+        db = fresh_redis.connection_pool.connection_kwargs["db"]
+        empty = TestClient(create_app(Settings(redis_url=redis_url_for(real_stack, db), es_url=real_stack.es_url,
+                                               index_prefix=indices.prefix,
+                                               api_tokens=[{"name": "ci", "token": READER, "scope": "read"}])),
+                           raise_server_exceptions=False)
+        assert empty.get("/v1/symbols", headers=bearer(READER)).json() == {"items": []}
+        assert problem(empty.get("/v1/prices/TSLA", headers=bearer(READER)), 404)["suggestions"] == []
+        assert empty.get("/v1/anomalies", headers=bearer(READER)).json()["items"] == []
+    finally:
+        discard(es, indices)
