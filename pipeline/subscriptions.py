@@ -18,9 +18,9 @@ import secrets
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, get_args
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
 from redis import Redis, WatchError
 from redis.client import Pipeline
 
@@ -31,7 +31,6 @@ from pipeline.settings import Settings
 
 SUBSCRIPTIONS = "tickwatch:webhooks:subscriptions"
 FAILING_SINCE = "tickwatch:webhooks:failing-since"  # subscription id -> epoch s of the first failure in a row
-EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 TEST_EVENT = "webhook.test"
 MAX_SYMBOLS = 500
 
@@ -44,12 +43,8 @@ class Conflict(ValueError):
     """The request does not fit the current state (e.g. replaying a delivery still in progress)."""
 
 
-def _unique(events: list[str] | None) -> list[str] | None:
-    return None if events is None else list(dict.fromkeys(events))
-
-
-def _symbol_set(symbols: list[str] | None) -> list[str] | None:
-    return None if symbols is None else sorted({normalise_symbol(symbol) for symbol in symbols})
+EventTypes = Annotated[list[EventType], AfterValidator(lambda events: list(dict.fromkeys(events)))]
+Symbols = Annotated[list[str], AfterValidator(lambda symbols: sorted({normalise_symbol(s) for s in symbols}))]
 
 
 class SubscriptionSpec(BaseModel):
@@ -57,26 +52,20 @@ class SubscriptionSpec(BaseModel):
 
     url: str = Field(description="http(s) URL receiving POSTs; must resolve to public addresses only",
                      examples=["https://example.com/hooks/tickwatch"], max_length=2000)
-    events: list[EventType] = Field(min_length=1, description="event types to receive")
-    symbols: list[str] | None = Field(None, max_length=MAX_SYMBOLS,
-                                      description="only events about these symbols; null: all symbols")
+    events: EventTypes = Field(min_length=1, description="event types to receive")
+    symbols: Symbols | None = Field(None, max_length=MAX_SYMBOLS,
+                                    description="only events about these symbols; null: all symbols")
     description: str = Field("", max_length=500)
-
-    _events = field_validator("events")(classmethod(lambda cls, value: _unique(value)))
-    _symbols = field_validator("symbols")(classmethod(lambda cls, value: _symbol_set(value)))
 
 
 class SubscriptionPatch(BaseModel):
     """What PATCH may change; fields left out stay as they are. `enabled: true` re-enables a disabled one."""
 
     url: str | None = Field(None, max_length=2000)
-    events: list[EventType] | None = Field(None, min_length=1)
-    symbols: list[str] | None = Field(None, max_length=MAX_SYMBOLS, description="null: all symbols")
+    events: EventTypes | None = Field(None, min_length=1)
+    symbols: Symbols | None = Field(None, max_length=MAX_SYMBOLS, description="null: all symbols")
     description: str | None = Field(None, max_length=500)
     enabled: bool | None = None
-
-    _events = field_validator("events")(classmethod(lambda cls, value: _unique(value)))
-    _symbols = field_validator("symbols")(classmethod(lambda cls, value: _symbol_set(value)))
 
 
 class Subscription(BaseModel):
