@@ -241,7 +241,7 @@ def _report_cpu(console: Console, per_tick_us: dict[str, float], rate: float) ->
 
 # --- sections: `tickwatch bench --only NAME` --------------------------------------------------------------
 
-SECTIONS = ("pipeline", "api", "digest", "storm", "detection")
+SECTIONS = ("pipeline", "api", "digest", "storm", "detection", "webhooks")
 
 
 def run_sections(settings: Settings, console: Console, only: Iterable[str] = (), **pipeline_options: int) -> None:
@@ -268,3 +268,7 @@ def run_sections(settings: Settings, console: Console, only: Iterable[str] = (),
         from tickwatch.bench_detection import detection_cost
 
         detection_cost(console)
+    if "webhooks" in chosen:
+        from tickwatch.bench_webhooks import webhook_figures  # it imports this module
+
+        webhook_figures(settings, console)
