@@ -6,11 +6,7 @@ Its own module because several sections of the bench are written at once; `tickw
 from __future__ import annotations
 
 import json
-import os
 import random
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from datetime import timedelta
@@ -22,6 +18,7 @@ from rich.table import Table
 from pipeline import history, store
 from pipeline.settings import Settings
 from tickwatch.bench import percentile
+from tickwatch.fleet import Fleet, env_for
 from tickwatch.seed import DAY, SEED_PREFIX, SeedSpec, ensure_history
 
 BENCH_REDIS_DB = 63  # the bench's Redis database (tests lease 1..62)
@@ -37,16 +34,14 @@ def api_figures(settings: Settings, console: Console, *, requests: int = 200, sp
     symbols = [info.symbol for info in history.known_symbols(es, indices, limit=5000)]
     ticks = es.count(index=indices.ticks)["count"]
     token = f"bench-{uuid.uuid4().hex}"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "TICKWATCH_INDEX_PREFIX": indices.prefix,
-           "TICKWATCH_API_TOKENS": json.dumps([{"name": "bench", "token": token, "scope": "read"}]),
-           "TICKWATCH_REDIS_URL": settings.redis_url.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}"}
-    server = subprocess.Popen([sys.executable, "-m", "tickwatch", "api", "--port", str(port), "--loglevel", "warning"],
-                              env=env, stdout=subprocess.DEVNULL)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                          headers={"Authorization": f"Bearer {token}"})
+    host, port = settings.redis_host_port
+    fleet = Fleet(env_for({
+        "TICKWATCH_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "TICKWATCH_ES_URL": settings.es_url,
+        "TICKWATCH_REDIS_URL": f"redis://{host}:{port}/{BENCH_REDIS_DB}", "TICKWATCH_INDEX_PREFIX": indices.prefix,
+        "TICKWATCH_API_TOKENS": json.dumps([{"name": "bench", "token": token, "scope": "read"}]),
+    }), settings.stack_dir / "logs" / f"bench-api-{token[-6:]}")
+    server = fleet.serve("api", "--loglevel", "warning")
+    client = httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {token}"})
     rng = random.Random(11)
     day = {"start": DAY.isoformat(), "end": (DAY + timedelta(days=1)).isoformat(), "interval": "1m"}
     measures = {
@@ -55,7 +50,7 @@ def api_figures(settings: Settings, console: Console, *, requests: int = 200, sp
     }
     figures: dict[str, tuple[float, float]] = {}
     try:
-        _wait_answering(client, "/healthz", server)
+        fleet.wait_ready(server)
         for name, call in measures.items():
             samples = []
             for i in range(requests + 10):  # the first 10 warm caches and connections and are not counted
@@ -69,8 +64,7 @@ def api_figures(settings: Settings, console: Console, *, requests: int = 200, sp
             figures[name] = (percentile(samples, 50), percentile(samples, 95))
     finally:
         client.close()
-        server.terminate()
-        server.wait(timeout=10)
+        fleet.stop_all()
     big = ticks >= 10_000_000 and len(symbols) >= 500
     table = Table("measure", "p50", "p95", "target", "",
                   title=f"HTTP API over {ticks:,} ticks, {len(symbols):,} symbols ({requests} requests each)")
@@ -81,18 +75,3 @@ def api_figures(settings: Settings, console: Console, *, requests: int = 200, sp
         table.add_row(name, f"{p50:.1f} ms", f"{p95:.1f} ms", f"p95 < {target} ms", verdict)
     console.print(table)
     return figures
-
-
-def _wait_answering(client: httpx.Client, path: str, process: subprocess.Popen, timeout: float = 30) -> None:
-    """Until the server started as `process` answers `path` (it fails at once if the process ends)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{' '.join(map(str, process.args))} exited with {process.returncode}")
-        try:
-            if client.get(path).status_code == 200:
-                return
-        except httpx.TransportError:  # not listening yet
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the server did not answer {path} within {timeout:.0f} s")
