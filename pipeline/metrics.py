@@ -144,7 +144,8 @@ def _families(stored: list[tuple[str, float]], gauges: list[tuple[str, float]]) 
     for raw, value in [*stored, *gauges]:
         sample, labels = _parse(raw)
         base = next((name for name in SPECS if sample == name or sample.startswith(f"{name}_")), None)
-        if base is not None:
+        # Figures written by another version (a metric or label renamed since) are left out, not fatal.
+        if base is not None and set(SPECS[base].labels) <= labels.keys():
             samples[base].append((sample.removeprefix(base), labels, value))
     for name, spec in SPECS.items():
         full, rows = PREFIX + name, samples.get(name, [])

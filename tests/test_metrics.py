@@ -125,3 +125,12 @@ def test_two_bridges_on_one_host_both_run(namespace: Namespace):
     assert state.stats(ns.redis)["consumed"] >= sent
     logs = " ".join(path.read_text() for path in ns.log_dir.glob("bridge-*.log"))
     assert "Address already in use" not in logs
+
+
+def test_figures_of_another_version_do_not_break_the_scrape(fresh_redis: Redis):
+    fresh_redis.hset(metrics.METRICS_KEY, mapping={"deliveries|channel=slack": 3, "renamed_metric|x=1": 1,
+                                                   "deliveries|channel=slack|outcome=sent": 2})
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in metrics.RedisCollector(fresh_redis, state.STATS_KEY).collect() for s in family.samples}
+    assert samples[("tickwatch_deliveries_total", (("channel", "slack"), ("outcome", "sent")))] == 2
+    assert not any(name == "tickwatch_deliveries_total" and len(labels) < 2 for name, labels in samples)
