@@ -39,7 +39,7 @@ RETENTION_SECONDS = 30 * 86_400
 KEEP_PER_SUBSCRIPTION = 1000
 HISTORY_KEPT = 20
 TASK_NAME = "tickwatch.deliver_webhook"
-JOBS_PER_TASK = 25
+JOBS_PER_TASK = 10
 
 Status = Literal["pending", "succeeded", "failed"]
 Job = tuple[str, int]  # (delivery id, seq): a task for an older seq of a delivery does nothing

@@ -7,7 +7,7 @@ disables the endpoint; anything else is retried on TICKWATCH_WEBHOOK_RETRY_SCHED
 never sooner than a `Retry-After` asks. An endpoint failing without a success for
 TICKWATCH_WEBHOOK_DISABLE_AFTER_SECONDS is disabled, with a notice to Slack.
 
-A task carries up to 25 deliveries (an event's, to different subscriptions) and runs them side by side in
+A task carries up to 10 deliveries (an event's, to different subscriptions) and runs them side by side in
 the worker process's delivery threads: a Celery task costs more CPU than a delivery, and at 100
 subscribers that decides the latency. Isolation does not rest on tasks: every delivery has its own timeout,
 and a subscription has one request in flight at a time (pipeline.delivery_log's slot), so a dead or slow
