@@ -168,3 +168,22 @@ def test_ssrf_matrix_a_redirect_to_loopback_is_not_followed(api: TestClient, set
         assert delivery.response_code == 302 and "redirects are not followed" in delivery.error
         assert len(outer.received) == 1
     assert inner.received == []
+
+
+def test_the_delivery_log_pages_newest_first_and_filters_by_status(api: TestClient, settings: Settings,
+                                                                  fresh_redis: Redis):
+    sub = api.post("/v1/webhooks", headers=ADMIN, json={"url": "http://127.0.0.1:9/h", "events": EVENTS}).json()["id"]
+    for n in range(5):
+        subscriptions.dispatch(fresh_redis, settings, {"type": "anomaly.detected", "id": f"msg_{n}", "timestamp": "x",
+                                                       "data": {"symbol": "TSLA"}})
+    seen, path, params = [], f"/v1/webhooks/{sub}/deliveries", {"limit": 2}
+    while True:
+        page = api.get(path, headers=ADMIN, params=params).json()
+        seen += [d["event_id"] for d in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        assert page["next"].startswith(path) and "cursor=" in page["next"]
+        params = {"limit": 2, "cursor": page["next_cursor"]}
+    assert seen == [f"msg_{n}" for n in reversed(range(5))]
+    assert len(api.get(path, headers=ADMIN, params={"status": "pending"}).json()["items"]) == 5
+    assert api.get(path, headers=ADMIN, params={"status": "failed"}).json()["items"] == []
