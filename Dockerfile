@@ -1,4 +1,4 @@
-# The Tickwatch image behind docker-compose.yml's init, worker and bridge services.
+# The Tickwatch image behind docker-compose.yml's init, worker, bridge, api and bot services.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -9,7 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY . .
 RUN pip install . \
-    && useradd --system --uid 10001 --home-dir /app tickwatch
+    && useradd --system --uid 10001 --home-dir /app tickwatch \
+    && mkdir -p /var/tmp/tickwatch && chown tickwatch /var/tmp/tickwatch  # the shared state volume (secret key)
 
 # Celery warns against running as root, and nothing here needs it.
 USER tickwatch
