@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from api.auth import Reader
 from api.deps import Services, services
@@ -15,7 +15,7 @@ from api.views import invalid_as_problem, next_link
 from pipeline import history
 from pipeline.schema import Anomaly, AnomalyStatus, RuleName, normalise_symbol, to_utc
 
-router = APIRouter(prefix="/v1", tags=["anomalies"], responses=problem_responses(401, 422))
+router = APIRouter(prefix="/v1", tags=["anomalies"], responses=problem_responses(401, 422, 503))
 
 
 def slack_url(anomaly: Anomaly, workspace_url: str | None) -> str | None:
@@ -32,13 +32,17 @@ def _out(anomaly: Anomaly, svc: Services) -> AnomalyOut:
 @router.get("/anomalies", response_model=AnomalyPage, summary="Anomalies, newest first, filtered")
 def anomalies(
     _: Reader, request: Request, svc: Annotated[Services, Depends(services)],
-    symbol: str | None = None, rule: RuleName | None = None, status: AnomalyStatus | None = None,
-    muted: bool | None = None,
-    start: Annotated[datetime | None, Query(description="event time from")] = None,
-    end: Annotated[datetime | None, Query(description="event time until")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: str | None = None,
+    symbol: Annotated[str | None, Query(description="only this symbol", examples=["TSLA"])] = None,
+    rule: Annotated[RuleName | None, Query(description="only anomalies of this rule")] = None,
+    status: Annotated[AnomalyStatus | None, Query(description="only anomalies in this state")] = None,
+    muted: Annotated[bool | None, Query(description="true: only those found while the symbol was muted "
+                                                    "(not notified); false: only notified ones")] = None,
+    start: Annotated[datetime | None, Query(description="event time from (ISO-8601)")] = None,
+    end: Annotated[datetime | None, Query(description="event time until (ISO-8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="anomalies per page")] = 20,
+    cursor: Annotated[str | None, Query(description="from the previous page's next_cursor")] = None,
 ) -> AnomalyPage:
+    """Every anomaly stored, newest first, a page at a time; filters combine (all must match)."""
     if symbol is not None:
         with invalid_as_problem("query.symbol"):
             symbol = normalise_symbol(symbol)
@@ -53,7 +57,9 @@ def anomalies(
 
 @router.get("/anomalies/{anomaly_id}", response_model=AnomalyOut, responses=problem_responses(404),
             summary="One anomaly: its figures, status, who acknowledged it and its Slack message")
-def anomaly(_: Reader, svc: Annotated[Services, Depends(services)], anomaly_id: str) -> AnomalyOut:
+def anomaly(_: Reader, svc: Annotated[Services, Depends(services)],
+            anomaly_id: Annotated[str, Path(description="an anomaly's id, as listed or in an alert event")]
+            ) -> AnomalyOut:
     found = history.get_anomaly(svc.es, svc.indices, anomaly_id)
     if found is None:
         raise Problem(404, "unknown-anomaly", f"no anomaly with id {anomaly_id!r}")

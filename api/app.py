@@ -12,14 +12,32 @@ from api import anomalies, controls, errors, health, prices, webhooks
 from api.deps import Services
 from pipeline.settings import Settings, get_settings
 
-DESCRIPTION = """Market surveillance data and controls: symbols, prices, OHLCV bars, anomalies, thresholds
-and mutes. Send `Authorization: Bearer <token>` (tokens: `TICKWATCH_API_TOKENS` or `tickwatch token create`);
-changing controls needs an `admin` token. Errors are `application/problem+json` (RFC 9457)."""
+DESCRIPTION = """Market surveillance data and controls: symbols, prices, OHLCV bars, anomalies, thresholds,
+mutes and webhook subscriptions. Send `Authorization: Bearer <token>` (tokens: `TICKWATCH_API_TOKENS` or
+`tickwatch token create`); changing controls and anything about webhooks needs an `admin` token. Lists are
+paged with cursors: pass a page's `next_cursor` back as `?cursor=`, or call its `next` link. Errors are
+`application/problem+json` (RFC 9457); a validation error names the field in `errors[].field`."""
+
+
+TAGS = [
+    {"name": "prices", "description": "Known symbols, raw ticks (a page at a time) and OHLCV bars. Time ranges "
+                                      "default to a recent span ending at the symbol's last tick; at most 31 days."},
+    {"name": "anomalies", "description": "What the detection rules found: figures, status (open, acknowledged, "
+                                         "resolved), who acknowledged, the Slack message."},
+    {"name": "controls", "description": "Per-symbol rules (drop, rise, zscore, volume) and mutes, with the same "
+                                        "limits and audit log as the Slack bot. Changes need an admin token."},
+    {"name": "webhooks", "description": "Subscriptions to `anomaly.detected`, `anomaly.resolved` and "
+                                        "`digest.daily`, signed per Standard Webhooks (`webhook-id`, "
+                                        "`webhook-timestamp`, `webhook-signature`), retried on the spec's "
+                                        "schedule (about three days); the delivery log, replay and recovery. "
+                                        "Admin tokens only."},
+    {"name": "health", "description": "For operators and probes; no token needed."},
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="Tickwatch API", version="1", description=DESCRIPTION, docs_url="/docs")
+    app = FastAPI(title="Tickwatch API", version="1", description=DESCRIPTION, docs_url="/docs", openapi_tags=TAGS)
     svc = Services(settings)
     app.state.services = svc
     app.state.engine_checks = health.EngineChecks(svc)

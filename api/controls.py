@@ -20,7 +20,7 @@ from pipeline.controls import RULES
 from pipeline.durations import parse_duration, parse_seconds
 from pipeline.schema import RuleName
 
-router = APIRouter(prefix="/v1", tags=["controls"], responses=problem_responses(401, 422))
+router = APIRouter(prefix="/v1", tags=["controls"], responses=problem_responses(401, 422, 503))
 ADMIN_ONLY = problem_responses(403)
 Svc = Annotated[Services, Depends(services)]
 
@@ -43,17 +43,41 @@ def get_thresholds(_: Reader, svc: Svc, symbol: SymbolPath) -> Thresholds:
     return _thresholds(svc, _known(svc, symbol))
 
 
+def _seconds(field: str, text: str | None) -> float | None:
+    with invalid_as_problem(f"body.{field}"):
+        return None if text is None else parse_seconds(text)
+
+
+def _rule_parameters(svc: Services, symbol: str, change: ThresholdChange) -> dict[str, float | int]:
+    """The change as `Controls.set_rule` takes it, checked by Controls (its limits, the bot's too). Its message
+    does not say which parameter it refuses, so they are added one at a time: the first one that makes
+    Controls refuse is the field the 422 names."""
+    window, cooldown = _seconds("window", change.window), _seconds("cooldown", change.cooldown)
+    fields: list[tuple[str, str, float | int | None]] = [
+        ("threshold", "threshold_pct", change.threshold),
+        ("window", "window_seconds", None if window is None else round(window)),
+        ("cooldown", "cooldown_seconds", None if cooldown is None else round(cooldown)),
+        ("confirm_ticks", "confirm_ticks", change.confirm_ticks),
+        ("confirm_for", "confirm_seconds", _seconds("confirm_for", change.confirm_for))]
+    given: dict[str, float | int] = {}
+    for field, parameter, value in fields:
+        if value is not None:
+            given[parameter] = value
+            with invalid_as_problem(f"body.{field}"):
+                svc.controls.candidate(symbol, change.rule, **given)  # type: ignore[arg-type]
+    if not given:
+        with invalid_as_problem("body"):
+            raise ValueError("give at least one of threshold, window, cooldown, confirm_ticks, confirm_for")
+    return given
+
+
 @router.put("/thresholds/{symbol}", response_model=Thresholds, responses={**ADMIN_ONLY, **problem_responses(404)},
-            summary="Set a rule's threshold, window or cooldown for a symbol (audited)")
+            summary="Set a rule's threshold, window, cooldown or confirmation for a symbol (audited)")
 def put_thresholds(principal: Admin, svc: Svc, symbol: SymbolPath, change: ThresholdChange) -> Thresholds:
+    """Parameters left out keep their current values (a cooldown that followed the window keeps following it).
+    A threshold of 0 turns the rule off; DELETE goes back to the defaults."""
     symbol = _known(svc, symbol)
-    with invalid_as_problem("body.window"):
-        window = None if change.window is None else round(parse_seconds(change.window))
-    with invalid_as_problem("body.cooldown"):
-        cooldown = None if change.cooldown is None else round(parse_seconds(change.cooldown))
-    with invalid_as_problem():
-        svc.controls.set_rule(symbol, change.rule, principal.actor, threshold_pct=change.threshold,
-                              window_seconds=window, cooldown_seconds=cooldown)
+    svc.controls.set_rule(symbol, change.rule, principal.actor, **_rule_parameters(svc, symbol, change))
     return _thresholds(svc, symbol)
 
 
@@ -79,7 +103,7 @@ def create_mute(principal: Admin, svc: Svc, request: MuteRequest) -> MuteOut:
     symbol = _known(svc, request.symbol)
     with invalid_as_problem("body.duration"):
         duration = None if request.duration is None else parse_duration(request.duration)
-    with invalid_as_problem():
+    with invalid_as_problem("body.until" if request.until else "body.duration"):  # what bounds the mute
         svc.controls.mute(symbol, principal.actor, duration=duration, until=request.until, reason=request.reason)
     mute = svc.controls.mute_of(symbol)
     assert mute is not None  # just written
@@ -95,8 +119,9 @@ def delete_mute(principal: Admin, svc: Svc, symbol: SymbolPath) -> Response:
 
 
 @router.get("/audit", response_model=AuditLog, summary="Changes to thresholds and mutes, newest first")
-def audit(_: Reader, svc: Svc, symbol: str | None = None,
-          limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> AuditLog:
+def audit(_: Reader, svc: Svc,
+          symbol: Annotated[str | None, Query(description="only changes to this symbol")] = None,
+          limit: Annotated[int, Query(ge=1, le=1000, description="changes at most")] = 50) -> AuditLog:
     if symbol is not None:
         symbol = symbol_param(symbol)
     return AuditLog(items=[ChangeOut.of(change) for change in svc.controls.audit_log(symbol=symbol, limit=limit)])

@@ -66,16 +66,28 @@ async def _problem(request: Request, error: Problem) -> JSONResponse:
     return problem_response(request, error.status, error.kind, error.detail, headers=error.headers, **error.extra)
 
 
+def _field_error(item: dict[str, Any]) -> FieldError:
+    if item["type"] == "json_invalid":  # its loc is ("body", character offset), not a field
+        reason = item.get("ctx", {}).get("error", "JSON decode error")
+        return FieldError(field="body", message=f"not valid JSON: {reason} at character {item['loc'][-1]}")
+    return FieldError(field=_field(item["loc"]), message=item["msg"].removeprefix("Value error, "))
+
+
 async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
-    errors = [FieldError(field=_field(item["loc"]), message=item["msg"].removeprefix("Value error, "))
-              for item in error.errors()]
+    errors = [_field_error(item) for item in error.errors()]
     detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
     return problem_response(request, 422, "validation", detail, errors=errors)
 
 
 async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
     kind = HTTPStatus(error.status_code).phrase.lower().replace(" ", "-")
-    return problem_response(request, error.status_code, kind, str(error.detail), headers=error.headers)
+    detail = str(error.detail)
+    if detail == HTTPStatus(error.status_code).phrase:  # Starlette's routing says no more than the status
+        allowed = next((value for key, value in (error.headers or {}).items() if key.lower() == "allow"), "")
+        detail = {404: f"no route {request.method} {request.url.path}; the API's routes are listed at /docs",
+                  405: f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
+                  }.get(error.status_code, detail)
+    return problem_response(request, error.status_code, kind, detail, headers=error.headers)
 
 
 async def _unknown_symbol(request: Request, error: UnknownSymbol) -> JSONResponse:

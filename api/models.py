@@ -87,12 +87,16 @@ class RuleOut(BaseModel):
     threshold: float = Field(description=THRESHOLD_MEANING)
     window_seconds: int
     cooldown_seconds: int
+    confirm_ticks: int = Field(description="ticks in a row the condition must hold before it alerts (1: at once)")
+    confirm_seconds: float = Field(description="how long the condition must hold before it alerts (0: at once)")
     overridden: bool = Field(description="true when set for this symbol, false when the defaults apply")
+    summary: str = Field(description="the rule as people say it", examples=["drop 5% in 5m"])
 
     @classmethod
     def of(cls, view: RuleView) -> RuleOut:
         return cls(threshold=view.threshold_pct, window_seconds=view.window_seconds,
-                   cooldown_seconds=view.cooldown_seconds, overridden=view.overridden)
+                   cooldown_seconds=view.cooldown_seconds, confirm_ticks=view.confirm_ticks,
+                   confirm_seconds=view.confirm_seconds, overridden=view.overridden, summary=view.describe())
 
 
 class Thresholds(BaseModel):
@@ -101,14 +105,19 @@ class Thresholds(BaseModel):
 
 
 class ThresholdChange(BaseModel):
-    """Set one rule's parameters for a symbol; those left out keep their current values."""
+    """Set one rule's parameters for a symbol; those left out keep their current values. The limits are the
+    Controls service's (the bot's too); a refusal names the field."""
 
     rule: RuleName
-    threshold: float | None = Field(None, ge=0, description=THRESHOLD_MEANING, examples=[3])
+    threshold: float | None = Field(None, description=THRESHOLD_MEANING, examples=[3])
     window: str | None = Field(None, description="e.g. 90s, 5m, 1h (a bare number counts in seconds)",
                                examples=["10m"])
     cooldown: str | None = Field(None, description="how long the condition must be clear before the rule re-arms",
                                  examples=["15m"])
+    confirm_ticks: int | None = Field(None, description="alert only once the condition held on this many ticks in "
+                                                        "a row (1: at once)", examples=[3])
+    confirm_for: str | None = Field(None, description="alert only once the condition held this long (0s: at once)",
+                                    examples=["10s"])
 
 
 class MuteOut(BaseModel):

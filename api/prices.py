@@ -15,7 +15,7 @@ from api.views import SymbolPath, invalid_as_problem, next_link, symbol_param
 from pipeline import history
 from pipeline.schema import to_utc
 
-router = APIRouter(prefix="/v1", tags=["prices"], responses=problem_responses(401, 422))
+router = APIRouter(prefix="/v1", tags=["prices"], responses=problem_responses(401, 422, 503))
 
 DEFAULT_TICKS_SPAN = timedelta(hours=1)
 MAX_SPAN = timedelta(days=31)
@@ -27,7 +27,8 @@ Interval = Literal["1m", "5m", "15m", "1h", "1d"]
 
 @router.get("/symbols", response_model=SymbolList, summary="Known symbols with their last price and tick time")
 def symbols(_: Reader, svc: Annotated[Services, Depends(services)],
-            limit: Annotated[int, Query(ge=1, le=history.SYMBOLS_LIMIT)] = 1000) -> SymbolList:
+            limit: Annotated[int, Query(ge=1, le=history.SYMBOLS_LIMIT, description="at most this many, A to Z")]
+            = 1000) -> SymbolList:
     return SymbolList(items=[SymbolOut.of(info) for info in history.known_symbols(svc.es, svc.indices, limit=limit)])
 
 
@@ -57,7 +58,7 @@ def prices(
     start: Annotated[datetime | None, Query(description="default: an hour before end")] = None,
     end: Annotated[datetime | None, Query(description="default: an hour after start, or the symbol's last tick")]
     = None,
-    limit: Annotated[int, Query(ge=1, le=history.MAX_PAGE)] = 100,
+    limit: Annotated[int, Query(ge=1, le=history.MAX_PAGE, description="ticks per page")] = 100,
     cursor: Annotated[str | None, Query(description="from the previous page's next_cursor")] = None,
 ) -> TickPage:
     symbol = symbol_param(symbol)
@@ -73,7 +74,7 @@ def prices(
             summary="OHLCV bars of a symbol")
 def ohlc(
     _: Reader, svc: Annotated[Services, Depends(services)], symbol: SymbolPath,
-    interval: Interval = "1m",
+    interval: Annotated[Interval, Query(description="bar length")] = "1m",
     start: Annotated[datetime | None, Query(description="default: a span before end that suits the interval")]
     = None,
     end: Annotated[datetime | None, Query(description="default: a span after start, or just after the symbol's "

@@ -211,8 +211,9 @@ def test_thresholds_through_the_api_reach_the_workers_and_the_audit(client: Test
     before = client.get("/v1/thresholds/NVDA", headers=bearer(READER))
     assert problem(before, 404)  # no ticks for NVDA in this history: a typo must not change nothing silently
     got = client.get("/v1/thresholds/AAPL", headers=bearer(READER)).json()
-    assert got["rules"]["drop"] == {"threshold": 5.0, "window_seconds": 300, "cooldown_seconds": 300,
-                                    "overridden": False}
+    assert got["rules"]["drop"] == {
+        "threshold": 5.0, "window_seconds": 300, "cooldown_seconds": 300, "confirm_ticks": settings.confirm_ticks,
+        "confirm_seconds": settings.confirm_seconds, "overridden": False, "summary": "drop 5% in 5m"}
     put = client.put("/v1/thresholds/aapl", json={"rule": "drop", "threshold": 3, "window": "10m"},
                      headers=bearer(ADMIN))
     assert put.status_code == 200 and put.json()["rules"]["drop"]["threshold"] == 3.0
@@ -230,7 +231,21 @@ def test_thresholds_through_the_api_reach_the_workers_and_the_audit(client: Test
     assert controls.controls_for(redis, settings, ["AAPL"])["AAPL"].rules[0].threshold_pct == 5.0
 
 
-def test_threshold_errors_name_the_field(client: TestClient):
+def test_every_rule_and_the_confirmation_can_be_set_through_the_api(client: TestClient, settings: Settings):
+    redis = Redis.from_url(settings.redis_url)
+    for change in ({"rule": "zscore", "threshold": 4}, {"rule": "volume", "threshold": 150, "window": "15m"},
+                   {"rule": "drop", "confirm_ticks": 3, "confirm_for": "10s"}):
+        assert client.put("/v1/thresholds/AAPL", json=change, headers=bearer(ADMIN)).status_code == 200
+    rules = {rule.name: rule for rule in controls.controls_for(redis, settings, ["AAPL"])["AAPL"].rules}
+    assert rules["zscore"].threshold_pct == 4 and (rules["volume"].threshold_pct, rules["volume"].window_seconds) == (
+        150, 900)  # a volume spike is a multiple, not a percentage: 150x is fine
+    assert (rules["drop"].confirm_ticks, rules["drop"].confirm_seconds, rules["drop"].threshold_pct) == (3, 10.0, 5.0)
+    shown = client.get("/v1/thresholds/AAPL", headers=bearer(READER)).json()["rules"]
+    assert shown["volume"]["summary"] == "volume 150x in 15m" and shown["drop"]["confirm_ticks"] == 3
+
+
+def test_threshold_errors_name_the_field(client: TestClient, settings: Settings):
+    audited = _audit(settings)
     window = problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop", "window": "soon"},
                                 headers=bearer(ADMIN)), 422)
     assert window["errors"][0]["field"] == "body.window" and "15m" in window["detail"]
@@ -244,7 +259,18 @@ def test_threshold_errors_name_the_field(client: TestClient):
     assert rule["errors"][0]["field"] == "body.rule"
     cooldown = problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop", "cooldown": "1m"},
                                   headers=bearer(ADMIN)), 422)
-    assert "cooldown" in cooldown["detail"]
+    assert "cooldown" in cooldown["detail"] and cooldown["errors"][0]["field"] == "body.cooldown"
+    sigmas = problem(client.put("/v1/thresholds/AAPL", json={"rule": "zscore", "threshold": 60, "window": "10m"},
+                                headers=bearer(ADMIN)), 422)
+    assert sigmas["errors"][0]["field"] == "body.threshold" and "sigma" in sigmas["detail"]
+    confirm = problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop", "threshold": 3, "confirm_ticks": 500},
+                                 headers=bearer(ADMIN)), 422)
+    assert confirm["errors"][0]["field"] == "body.confirm_ticks"
+    assert problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop", "confirm_for": "later"},
+                              headers=bearer(ADMIN)), 422)["errors"][0]["field"] == "body.confirm_for"
+    nothing = problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop"}, headers=bearer(ADMIN)), 422)
+    assert nothing["errors"][0]["field"] == "body" and "at least one" in nothing["detail"]
+    assert _audit(settings) == audited  # nothing refused was stored or audited
 
 
 def test_mutes_through_the_api(client: TestClient, settings: Settings):
@@ -271,7 +297,10 @@ def test_mute_errors(client: TestClient):
     assert duration["errors"][0]["field"] == "body.duration"
     both = problem(client.post("/v1/mutes", json={"symbol": "AAPL", "duration": "1h",
                                                   "until": "2099-01-01T00:00:00Z"}, headers=bearer(ADMIN)), 422)
-    assert "not both" in both["detail"]
+    assert "not both" in both["detail"] and both["errors"][0]["field"] == "body.until"
+    past = problem(client.post("/v1/mutes", json={"symbol": "AAPL", "until": "2001-01-01T00:00:00Z"},
+                               headers=bearer(ADMIN)), 422)
+    assert past["errors"][0]["field"] == "body.until" and "future" in past["detail"]
     assert problem(client.post("/v1/mutes", json={"symbol": "APPL"}, headers=bearer(ADMIN)), 404)["suggestions"]
     assert problem(client.post("/v1/mutes", json={}, headers=bearer(ADMIN)), 422)["errors"][0]["field"] == "body.symbol"
 
@@ -281,7 +310,21 @@ def test_openapi_and_docs(client: TestClient):
     paths = {"/v1/symbols", "/v1/prices/{symbol}/ohlc", "/v1/anomalies/{anomaly_id}", "/v1/mutes"}
     assert paths <= set(schema["paths"])
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert {tag["name"] for tag in schema["tags"]} == {"prices", "anomalies", "controls", "webhooks", "health"}
+    listed = schema["paths"]["/v1/anomalies"]["get"]
+    assert all(parameter["description"] for parameter in listed["parameters"])
+    assert {"401", "422", "503"} <= set(listed["responses"])
     assert client.get("/docs").status_code == 200
+
+
+def test_unknown_routes_methods_and_bodies_are_problems_that_say_what_to_do(client: TestClient):
+    route = problem(client.get("/v1/pricez", headers=bearer(READER)), 404)
+    assert "GET /v1/pricez" in route["detail"] and "/docs" in route["detail"]
+    method = problem(client.delete("/v1/symbols", headers=bearer(ADMIN)), 405)
+    assert method["detail"] == "DELETE is not allowed on /v1/symbols; allowed: GET"
+    body = problem(client.put("/v1/thresholds/AAPL", content=b"{rule: drop}", headers={
+        **bearer(ADMIN), "content-type": "application/json"}), 422)
+    assert body["errors"][0]["field"] == "body" and "not valid JSON" in body["detail"]
 
 
 def test_a_deployment_without_ticks_answers_empty(real_stack: Settings, fresh_redis: Redis):

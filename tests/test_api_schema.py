@@ -2,8 +2,9 @@
 operation, over the real Elasticsearch and Redis with a small seeded history; no 5xx, and every response
 matches its documented status, content type and schema.
 
-Bounded: a few examples per operation, so the whole run stays well under a minute. Webhook operations are
-left out here: some of them send requests to the URLs they are given (their own tests cover them).
+Bounded: a few examples per operation, so the whole run stays well under a minute. The webhook operations that
+take a URL (create, change) are left out here: the SSRF guard would resolve generated host names (their own
+tests cover them); the others run against made-up ids and must answer documented problems.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def test_no_server_errors_and_responses_match_the_schema(app_settings: Settings)
     # under pytest 9).
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(app_settings))
     operations = [result.ok() for result in schema.get_all_operations()]
-    tested = [op for op in operations if not op.path.startswith("/v1/webhooks")]
-    assert len(tested) >= 14
+    takes_url = {("POST", "/v1/webhooks"), ("PATCH", "/v1/webhooks/{webhook_id}")}
+    tested = [op for op in operations if (op.method.upper(), op.path) not in takes_url]
+    assert len(tested) >= 23
 
     for operation in tested:
         @given(case=operation.as_strategy())
