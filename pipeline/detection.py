@@ -30,17 +30,15 @@ from pipeline.rules import (
     Baseline,
     Crossing,
     Pending,
-    SlidingExtremes,
     WindowChecks,
     bad_print_reason,
     confirmed,
     contradicts,
-    price_crossed,
     skew_reason,
 )
 from pipeline.schema import Anomaly, RuleName, from_ms, to_ms
 
-__all__ = ["Episode", "Outcome", "Rule", "SlidingExtremes", "SymbolState", "TickPoint", "advance", "crossing"]
+__all__ = ["Episode", "Outcome", "Rule", "SymbolState", "TickPoint", "advance"]
 
 
 class TickPoint(NamedTuple):
@@ -72,10 +70,6 @@ class Rule:
         return self.threshold_pct > 0
 
     @property
-    def threshold(self) -> float:
-        return self.threshold_pct
-
-    @property
     def window_ms(self) -> int:
         return self.window_seconds * 1000
 
@@ -83,22 +77,6 @@ class Rule:
     def cooldown_ms(self) -> int:
         """Never shorter than the window: a new episode must not measure from the previous one's reference."""
         return max(self.cooldown_seconds, self.window_seconds) * 1000
-
-
-def crossed(rule: Rule, price: float, extreme: float) -> bool:
-    """drop: price <= (1 - X) * the window's high; rise: price >= (1 + X) * the window's low."""
-    return price_crossed(rule.name, price, extreme, rule.threshold_pct)
-
-
-def crossing(rule: Rule, price: float, window: Sequence[float]) -> int | None:
-    """Index in `window` of the reference price if `price` crosses the rule's threshold, else None."""
-    if not window:
-        return None
-    extreme = max(window) if rule.name == "drop" else min(window)
-    if not crossed(rule, price, extreme):
-        return None
-    # The latest tick at the extreme: the move is measured from where the price last stood there.
-    return len(window) - 1 - window[::-1].index(extreme)
 
 
 def anomaly_id(symbol: str, rule: RuleName, reference_ts: int) -> str:
@@ -144,10 +122,10 @@ class SymbolState:
 
 @dataclass
 class Outcome:
-    """What a batch changed: anomalies to store (new or updated), the ids that are new, deepened (a new peak)
-    and resolved (their episode ended), the late and duplicate ticks, and the ticks newly found suspect
-    (event time, reason): quarantined for their timestamp (never evaluated) or bad prints (taken out of
-    the windows; possibly a tick of an earlier batch)."""
+    """What a batch changed: anomalies to store (new or updated), the ids that are new, deepened (a new peak of
+    an episode still open, not new) and resolved (their episode ended; each reported once), the late and
+    duplicate ticks, and the ticks newly found suspect (event time, reason): quarantined for their timestamp
+    (never evaluated) or bad prints (taken out of the windows; possibly a tick of an earlier batch)."""
 
     anomalies: list[Anomaly]
     new_ids: list[str]
@@ -179,7 +157,9 @@ def advance(
     A tick dated more than `clock_skew_ms` ahead of `now` and of the symbol's newest tick is quarantined
     (see rules.skew_reason): it never enters the window, so it cannot move the watermark. A tick that opens
     a pending condition and is contradicted by the next tick is a bad print: it leaves the windows.
-    `baseline_seconds` is the time constant of the zscore and volume rules' baseline.
+    `muted` applies to the episodes this batch opens (an episode keeps the mute it opened with, so its
+    resolution is notified exactly when its detection was). A rule turned off ends its open episode on the
+    next tick. `baseline_seconds` is the time constant of the zscore and volume rules' baseline.
     """
     late, published, duplicates, earliest, skewed = _insert(
         state, ticks, None if clock_skew_ms is None else (to_ms(now), clock_skew_ms))
@@ -187,73 +167,149 @@ def advance(
         return Outcome([], [], late, duplicates, suspects=skewed)
 
     active = [rule for rule in rules if rule.enabled]
-    watermark = state.watermark if state.watermark is not None else state.ts[0] - 1
-    in_order = state.evaluated_upto is not None and earliest > state.evaluated_upto
-    if in_order:
-        assert state.evaluated_upto is not None
-        start, source, changes = state.evaluated_upto, state.live, state.changes
-        reusable: dict[str, list[str]] = {}
-    else:
-        start, source, changes = watermark, state.settled, []
-        reusable = _tentative_ids(state, watermark)
-    episodes = {rule.name: source.get(rule.name, Episode()).copy() for rule in active}
-    touched: dict[str, dict[str, Any]] = {}
-    deepened: set[str] = set()
-    # Bad prints judged by a tick after `start` are judged again, by the ticks known now.
-    flagged_before = set(state.suspect)
-    state.suspect = {ts: judged for ts, judged in state.suspect.items() if judged <= start}
-    excluded = {bisect.bisect_left(state.ts, ts) for ts in state.suspect}
-    checks = WindowChecks(state.ts, state.prices, state.volumes, excluded=excluded, baseline=state.baseline,
-                          tau_ms=baseline_seconds * 1000, lateness_ms=lateness_ms)
-    first = bisect.bisect_right(state.ts, start)
-    prev = next((j for j in range(first - 1, -1, -1) if j not in excluded), None)  # the last trusted tick
-    suspects = list(skewed)
-    for i in range(first, len(state.ts)):
-        ts, price = state.ts[i], state.prices[i]
-        hits = {rule.name: checks.check(rule, i) for rule in active}
-        if prev is not None and (reason := _contradicted(episodes, hits, state.ts[prev], state.prices[prev], price)):
-            # The previous tick opened a condition this one takes back: a bad print, out of every window.
-            checks.exclude(prev)
-            state.suspect[state.ts[prev]] = ts
-            if state.ts[prev] not in flagged_before:
-                suspects.append((state.ts[prev], reason))
-            for name, episode in episodes.items():
-                if episode.pending is not None and episode.pending.since == state.ts[prev]:
-                    episode.pending = None
-                    changes.append((ts, name, episode.copy()))
-            hits = {rule.name: checks.check(rule, i) for rule in active}
-        prev = i
-        for rule in active:
-            hit = hits[rule.name]
-            episode = episodes[rule.name]
-            if hit is not None:
-                if episode.anomaly is None:
-                    pending = (Pending(ts, 1, state.prices[hit.ref], price) if episode.pending is None
-                               else episode.pending._replace(ticks=episode.pending.ticks + 1))
-                    if not confirmed(pending, ts, rule.confirm_ticks, rule.confirm_seconds):
-                        episode.pending = pending  # holds, not confirmed yet (Alertmanager's "pending")
-                        changes.append((ts, rule.name, episode.copy()))
-                        continue
-                    episode.pending = None
-                    volume = None if math.isnan(state.volumes[i]) else state.volumes[i]
-                    tick = TickPoint(ts, price, volume, published.get(ts))
-                    episode.anomaly = _open(symbol, rule, tick, hit, state.ts[hit.ref], state.prices[hit.ref],
-                                            pending.since, now, state.known, reusable.get(rule.name))
-                elif _deepen(episode.anomaly, price, ts):
-                    deepened.add(episode.anomaly["id"])
-                episode.last_hold = ts
-                touched[episode.anomaly["id"]] = episode.anomaly
-            elif episode.pending is not None:
-                episode.pending = None  # it stopped holding before it was confirmed
-            elif episode.anomaly is not None and ts - episode.last_hold >= rule.cooldown_ms:
-                # Clear for a whole cooldown: the episode ends (reported once) and the rule re-arms.
-                episode.anomaly["resolved_at"] = ts
-                touched[episode.anomaly["id"]] = episode.anomaly
-                episode.anomaly = None
-            else:
-                continue
-            changes.append((ts, rule.name, episode.copy()))
+    run = _Evaluation.resume(state, symbol, rules, earliest, published=published, now=now, muted=muted,
+                             lateness_ms=lateness_ms, baseline_seconds=baseline_seconds)
+    run.suspects += skewed
+    run.evaluate()
+    _settle(state, run.episodes, run.changes, lateness_ms)
+    outcome = run.outcome(late, duplicates)
+    # The zscore and volume rules measure against ticks older than the window and the lateness: keep those
+    # in the window until they are folded into the baseline.
+    baseline = any(rule.name in BASELINE_RULES for rule in active)
+    _prune(state, max((rule.window_ms for rule in active), default=0) + (lateness_ms if baseline else 0),
+           baseline_seconds * 1000 if baseline else None)
+    return outcome
 
+
+class _Evaluation:
+    """One pass over a symbol's window, from `start` to its newest tick: each tick's rule checks, bad prints,
+    and the episode transitions they make, with what the batch changed."""
+
+    def __init__(self, state: SymbolState, symbol: str, rules: list[Rule], start: int, source: dict[str, Episode],
+                 changes: list[tuple[int, str, Episode]], reusable: dict[str, list[str]], *,
+                 published: dict[int, int], now: datetime, muted: bool, lateness_ms: int,
+                 baseline_seconds: int) -> None:
+        self.state, self.symbol, self.rules, self.start = state, symbol, rules, start
+        self.episodes = {rule.name: source.get(rule.name, Episode()).copy() for rule in rules}
+        self.changes, self.reusable = changes, reusable
+        self.published, self.now, self.muted = published, now, muted
+        self.touched: dict[str, dict[str, Any]] = {}  # anomalies changed by this batch, by id
+        self.deepened: set[str] = set()
+        self.suspects: list[tuple[int, str]] = []
+        # Bad prints judged by a tick after `start` are judged again, by the ticks known now; only those not
+        # flagged before are reported.
+        self.flagged_before = set(state.suspect)
+        state.suspect = {ts: judged for ts, judged in state.suspect.items() if judged <= start}
+        excluded = {bisect.bisect_left(state.ts, ts) for ts in state.suspect}
+        self.checks = WindowChecks(state.ts, state.prices, state.volumes, excluded=excluded,
+                                   baseline=state.baseline, tau_ms=baseline_seconds * 1000, lateness_ms=lateness_ms)
+
+    @classmethod
+    def resume(cls, state: SymbolState, symbol: str, rules: Sequence[Rule], earliest: int, **options: Any
+               ) -> _Evaluation:
+        """Go on from the live state when every new tick is newer than those evaluated, else from the settled
+        state at the watermark (re-using the ids of the anomalies opened since, see `_tentative_ids`).
+
+        Enabled rules are evaluated; a disabled rule only while it still has an episode to end."""
+        watermark = state.watermark if state.watermark is not None else state.ts[0] - 1
+        if state.evaluated_upto is not None and earliest > state.evaluated_upto:
+            start, source, changes, reusable = state.evaluated_upto, state.live, state.changes, {}
+        else:
+            start, source, changes, reusable = watermark, state.settled, [], _tentative_ids(state, watermark)
+        evaluated = [rule for rule in rules if rule.enabled or _ongoing(source.get(rule.name))]
+        return cls(state, symbol, evaluated, start, source, changes, reusable, **options)
+
+    def evaluate(self) -> None:
+        state = self.state
+        first = bisect.bisect_right(state.ts, self.start)
+        excluded = self.checks.excluded
+        prev = next((j for j in range(first - 1, -1, -1) if j not in excluded), None)  # the last trusted tick
+        for i in range(first, len(state.ts)):
+            hits = self._hits(i)
+            if prev is not None and self._bad_print(prev, i, hits):
+                hits = self._hits(i)  # measured again without it
+            prev = i
+            for rule in self.rules:
+                self._step(rule, self.episodes[rule.name], hits[rule.name], i)
+
+    def _hits(self, i: int) -> dict[str, Crossing | None]:
+        return {rule.name: self.checks.check(rule, i) if rule.enabled else None for rule in self.rules}
+
+    def _bad_print(self, prev: int, i: int, hits: dict[str, Crossing | None]) -> bool:
+        """Whether tick `prev` opened a condition that tick `i` takes back; if so it leaves every window and
+        the conditions it opened are dropped."""
+        state, ts = self.state, self.state.ts[i]
+        reason = _contradicted(self.episodes, hits, state.ts[prev], state.prices[prev], state.prices[i])
+        if reason is None:
+            return False
+        self.checks.exclude(prev)
+        state.suspect[state.ts[prev]] = ts
+        if state.ts[prev] not in self.flagged_before:
+            self.suspects.append((state.ts[prev], reason))
+        for name, episode in self.episodes.items():
+            if episode.pending is not None and episode.pending.since == state.ts[prev]:
+                episode.pending = None
+                self.changes.append((ts, name, episode.copy()))
+        return True
+
+    def _step(self, rule: Rule, episode: Episode, hit: Crossing | None, i: int) -> None:
+        """One rule at one tick: pending -> open (confirmed) -> deeper -> resolved (clear for the cooldown)."""
+        state, ts, price = self.state, self.state.ts[i], self.state.prices[i]
+        if hit is not None:
+            if episode.anomaly is None:
+                pending = (Pending(ts, 1, state.prices[hit.ref], price) if episode.pending is None
+                           else episode.pending._replace(ticks=episode.pending.ticks + 1))
+                if not confirmed(pending, ts, rule.confirm_ticks, rule.confirm_seconds):
+                    episode.pending = pending  # holds, not confirmed yet (Alertmanager's "pending")
+                    self.changes.append((ts, rule.name, episode.copy()))
+                    return
+                episode.pending = None
+                volume = None if math.isnan(state.volumes[i]) else state.volumes[i]
+                tick = TickPoint(ts, price, volume, self.published.get(ts))
+                episode.anomaly = _open(self.symbol, rule, tick, hit, state.ts[hit.ref], state.prices[hit.ref],
+                                        pending.since, self.now, self.muted, state.known,
+                                        self.reusable.get(rule.name))
+            elif _deepen(episode.anomaly, price, ts):
+                self.deepened.add(episode.anomaly["id"])
+            episode.last_hold = ts
+            self.touched[episode.anomaly["id"]] = episode.anomaly
+        elif episode.pending is not None:
+            episode.pending = None  # it stopped holding before it was confirmed
+        elif episode.anomaly is not None and (ts - episode.last_hold >= rule.cooldown_ms or not rule.enabled):
+            # Clear for a whole cooldown (or the rule was turned off): the episode ends, reported once, and
+            # the rule re-arms.
+            episode.anomaly["resolved_at"] = ts
+            self.touched[episode.anomaly["id"]] = episode.anomaly
+            episode.anomaly = None
+        else:
+            return
+        self.changes.append((ts, rule.name, episode.copy()))
+
+    def outcome(self, late: list[TickPoint], duplicates: list[TickPoint]) -> Outcome:
+        """What the batch changed, remembering in `state.known` what was reported (so a re-evaluation of the
+        same ticks reports no anomaly as new, and no resolution, twice)."""
+        known, touched = self.state.known, self.touched
+        new_ids = [key for key in touched if key not in known]
+        resolved_ids = [key for key, data in touched.items()
+                        if data.get("resolved_at") is not None and not known.get(key, {}).get("resolved")]
+        deepened_ids = [key for key, data in touched.items()
+                        if key in self.deepened and key not in new_ids and data.get("resolved_at") is None]
+        for key, data in touched.items():
+            known[key] = {"rule": data["rule"], "timestamp": data["timestamp"], "published_at": data["published_at"],
+                          "detected_at": data["detected_at"], "muted": data.get("muted", self.muted),
+                          "resolved": known.get(key, {}).get("resolved", False) or key in resolved_ids}
+        return Outcome([_model(data, self.muted) for data in touched.values()], new_ids, late, duplicates,
+                       deepened_ids=deepened_ids, resolved_ids=resolved_ids, suspects=self.suspects)
+
+
+def _ongoing(episode: Episode | None) -> bool:
+    return episode is not None and (episode.anomaly is not None or episode.pending is not None)
+
+
+def _settle(state: SymbolState, episodes: dict[str, Episode], changes: list[tuple[int, str, Episode]],
+            lateness_ms: int) -> None:
+    """Move the watermark to the newest tick minus the lateness, fold the changes up to it into the settled
+    episodes, and keep the rest (a later out-of-order tick re-evaluates from there)."""
     newest_allowed_late = state.ts[-1] - lateness_ms
     state.watermark = newest_allowed_late if state.watermark is None else max(state.watermark, newest_allowed_late)
     settled = {name: ep.copy() for name, ep in state.settled.items()}
@@ -261,20 +317,6 @@ def advance(
     state.settled = settled
     state.changes = [change for change in changes if change[0] > state.watermark]
     state.live, state.evaluated_upto = episodes, state.ts[-1]
-
-    new_ids = [key for key in touched if key not in state.known]
-    for key, data in touched.items():
-        state.known[key] = {"rule": data["rule"], "timestamp": data["timestamp"],
-                            "published_at": data["published_at"], "detected_at": data["detected_at"]}
-    # The zscore and volume rules measure against ticks older than the window and the lateness: keep those
-    # in the window until they are folded into the baseline.
-    baseline = any(rule.name in BASELINE_RULES for rule in active)
-    _prune(state, max((rule.window_ms for rule in active), default=0) + (lateness_ms if baseline else 0),
-           baseline_seconds * 1000 if baseline else None)
-    resolved_ids = [key for key, data in touched.items() if data.get("resolved_at") is not None]
-    return Outcome([_model(data, muted) for data in touched.values()], new_ids, late, duplicates,
-                   deepened_ids=[key for key in touched if key in deepened and key not in new_ids],
-                   resolved_ids=resolved_ids, suspects=suspects)
 
 
 def _contradicted(episodes: dict[str, Episode], hits: dict[str, Crossing | None], prev_ts: int, prev_price: float,
@@ -335,7 +377,8 @@ def _tentative_ids(state: SymbolState, watermark: int) -> dict[str, list[str]]:
 
 
 def _open(symbol: str, rule: Rule, tick: TickPoint, hit: Crossing, ref_ts: int, ref_price: float, started: int,
-          now: datetime, known: dict[str, dict[str, Any]], reusable: list[str] | None) -> dict[str, Any]:
+          now: datetime, muted: bool, known: dict[str, dict[str, Any]], reusable: list[str] | None
+          ) -> dict[str, Any]:
     change = round((tick.price / ref_price - 1) * 100, 4)
     key = reusable.pop(0) if reusable else anomaly_id(symbol, rule.name, ref_ts)
     seen = known.get(key, {})
@@ -361,6 +404,7 @@ def _open(symbol: str, rule: Rule, tick: TickPoint, hit: Crossing, ref_ts: int, 
         # Re-evaluating the same episode must not move when it was published or first detected.
         "published_at": seen.get("published_at") if same_tick and tick.published is None else tick.published,
         "detected_at": seen.get("detected_at") or round(now.timestamp() * 1000),
+        "muted": seen.get("muted", muted),  # whether it was notified is decided once, when it opened
     }
 
 
@@ -395,8 +439,9 @@ def _prune(state: SymbolState, window_ms: int, tau_ms: float | None) -> None:
 
 
 def _model(data: dict[str, Any], muted: bool) -> Anomaly:
+    """The anomaly as stored; `muted` is for episodes opened by a state saved before episodes kept theirs."""
     times = ("timestamp", "reference_timestamp", "peak_timestamp", "started_at", "published_at", "detected_at",
              "resolved_at")
     status = {"status": "resolved"} if data.get("resolved_at") is not None else {}
-    return Anomaly(**{**data, **{key: from_ms(data[key]) for key in times if data.get(key) is not None},
-                      "muted": muted, **status})
+    return Anomaly(**{"muted": muted, **data,
+                      **{key: from_ms(data[key]) for key in times if data.get(key) is not None}, **status})

@@ -54,6 +54,25 @@ def volume_ratio(window_volume: float, volume_per_second: float, window_seconds:
     return window_volume / usual if usual > 0 else None
 
 
+# --- what the parameters may be (checked alike in the settings and for per-symbol overrides) ----------------
+
+MAX_WINDOW_SECONDS = 86_400
+MAX_CONFIRM_TICKS = 100
+MAX_CONFIRM_SECONDS = 3600
+
+
+def threshold_problem(rule: RuleName, threshold: float) -> str | None:
+    """Why `threshold` cannot be `rule`'s, or None; 0 turns any rule off."""
+    if threshold == 0:
+        return None
+    if rule == "zscore":
+        return None if 1 <= threshold <= 50 else "a zscore threshold is k sigmas from 1 to 50 (0: off), e.g. zscore 4"
+    if rule == "volume":
+        return None if 1 < threshold <= 1000 else ("a volume threshold is a multiple of the usual volume above 1 and "
+                                                   "at most 1000 (0: off), e.g. volume 5x")
+    return None if 0 < threshold < 100 else "a threshold is a percentage from 0 (off) to below 100, e.g. 3%"
+
+
 # --- bad data -----------------------------------------------------------------------------------------
 
 
@@ -249,7 +268,7 @@ class Limits(Protocol):
     def name(self) -> RuleName: ...
 
     @property
-    def threshold(self) -> float: ...
+    def threshold_pct(self) -> float: ...
 
     @property
     def window_ms(self) -> int: ...
@@ -289,7 +308,7 @@ class WindowChecks:
             return None
         if rule.name in PRICE_RULES:
             extreme = window[0] if rule.name == "drop" else window[1]
-            if not price_crossed(rule.name, price, extreme, rule.threshold):
+            if not price_crossed(rule.name, price, extreme, rule.threshold_pct):
                 return None
             # The latest tick at the extreme: the move is measured from where the price last stood there.
             return Crossing(extremes.latest_at(lo, i, extreme))
@@ -299,11 +318,11 @@ class WindowChecks:
         start = next(j for j in range(lo, i) if j not in self.excluded)  # window is not None: one exists
         if rule.name == "zscore":
             score = zscore(price, self.prices[start], (ts - self.ts[start]) / 1000, usual[0])
-            return Crossing(start, zscore=round(score, 3)) if abs(score) >= rule.threshold else None
+            return Crossing(start, zscore=round(score, 3)) if abs(score) >= rule.threshold_pct else None
         if rule.window_ms not in self.sums:
             self.sums[rule.window_ms] = SlidingSum(self.volumes, self.excluded)
         ratio = volume_ratio(self.sums[rule.window_ms](lo, i + 1), usual[1], rule.window_ms / 1000)
-        return Crossing(start, volume_ratio=round(ratio, 3)) if ratio is not None and ratio >= rule.threshold \
+        return Crossing(start, volume_ratio=round(ratio, 3)) if ratio is not None and ratio >= rule.threshold_pct \
             else None
 
     def _usual(self, window_ms: int, ts: int) -> tuple[float, float] | None:

@@ -153,6 +153,7 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
     controls = controls_for(res.redis, res.settings, symbols)
     states: dict[str, SymbolState] = state.load_states(res.redis, symbols)
     now = datetime.now(UTC)
+    clock_skew_ms = res.settings.clock_skew_seconds * 1000 or None  # 0: the guard is off
     anomalies: list[Anomaly] = []
     alerts: list[Anomaly] = []  # newly detected, not muted
     resolved: list[Anomaly] = []  # episodes that ended, not muted
@@ -163,14 +164,13 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
     for symbol in symbols:
         outcome = advance(states[symbol], symbol, by_symbol[symbol], controls[symbol].rules,
                           lateness_ms=res.settings.lateness_seconds * 1000, now=now,
-                          muted=controls[symbol].muted, clock_skew_ms=res.settings.clock_skew_seconds * 1000,
+                          muted=controls[symbol].muted, clock_skew_ms=clock_skew_ms,
                           baseline_seconds=res.settings.baseline_seconds)
         suspects.update(((symbol, ts), reason) for ts, reason in outcome.suspects)
         anomalies += outcome.anomalies
         alerts += [a for a in outcome.anomalies if a.id in outcome.new_ids and not a.muted]
         resolved += [a for a in outcome.anomalies if a.id in outcome.resolved_ids and not a.muted]
-        deepened += [a for a in outcome.anomalies if a.id in outcome.deepened_ids and not a.muted
-                     and a.resolved_at is None]
+        deepened += [a for a in outcome.anomalies if a.id in outcome.deepened_ids and not a.muted]
         late.update((symbol, tick.ts) for tick in outcome.late)
         seen.update((symbol, tick.ts) for tick in outcome.duplicates)
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.detection import Rule, SlidingExtremes, SymbolState, TickPoint, advance, crossing
+from pipeline.detection import Rule, SymbolState, TickPoint, advance
+from pipeline.rules import Baseline, SlidingExtremes, WindowChecks
 from pipeline.state import decode, encode
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -58,11 +59,19 @@ def test_sliding_extremes_match_the_window_they_slide_over(seed: int):
         assert extremes(lo, hi) == expected
 
 
-def test_crossing_measures_from_window_extreme():
-    assert crossing(DROP, 94.9, [99.0, 100.0, 98.0]) == 1
-    assert crossing(DROP, 95.1, [99.0, 100.0, 98.0]) is None
-    assert crossing(RISE, 105.0, [100.0, 101.0]) == 0
-    assert crossing(DROP, 1.0, []) is None
+def test_price_rules_measure_from_the_latest_tick_at_the_window_extreme():
+    ts = [T0 + k * 1000 for k in range(5)]
+
+    def reference(rule: Rule, prices: list[float]) -> int | None:
+        checks = WindowChecks(ts, prices, [10.0] * 5, excluded=set(), baseline=Baseline(), tau_ms=3_600_000,
+                              lateness_ms=0)
+        hit = checks.check(rule, len(prices) - 1)
+        return None if hit is None else hit.ref
+
+    assert reference(DROP, [99.0, 100.0, 98.0, 100.0, 94.9]) == 3  # the high's latest tick
+    assert reference(DROP, [99.0, 100.0, 98.0, 99.0, 95.1]) is None
+    assert reference(RISE, [100.0, 101.0, 100.0, 102.0, 105.0]) == 2
+    assert reference(DROP, [1.0]) is None  # nothing before it: no window
 
 
 def test_a_crash_alerts_once_and_the_deeper_move_updates_it():
@@ -200,3 +209,48 @@ def test_resolution_and_deepening_are_reported_once_each_batch_they_happen_in():
 def test_an_episode_still_holding_is_not_resolved():
     found, new_ids, _ = run(CRASH[:800], rules=[DROP])
     assert found[new_ids[0]].status == "open" and found[new_ids[0]].resolved_at is None
+
+
+def resolution_tick(ticks: list[TickPoint]) -> int:
+    """The index of the tick that ends the crash's episode, fed one tick a batch."""
+    state = SymbolState()
+    for i, tick in enumerate(ticks):
+        if advance(state, "TSLA", [tick], [DROP], lateness_ms=30_000, now=NOW).resolved_ids:
+            return i
+    raise AssertionError("the episode never ended")
+
+
+def test_a_late_tick_after_the_resolution_does_not_report_it_again():
+    """The re-evaluation from the watermark ends the episode again: it is the same resolution, sent once."""
+    end = resolution_tick(CRASH)
+    held_back = CRASH[end - 10]  # arrives 15 ticks late, inside the lateness, after the resolution
+    ticks = [*CRASH[:end - 10], *CRASH[end - 9:end + 5], held_back, *CRASH[end + 5:]]
+    state, resolved, updates = SymbolState(), [], 0
+    for tick in ticks:
+        out = advance(state, "TSLA", [tick], [DROP], lateness_ms=30_000, now=NOW)
+        resolved += out.resolved_ids
+        updates += sum(a.resolved_at is not None for a in out.anomalies)
+        state = decode(encode(state))
+    assert len(resolved) == 1 and updates == 2  # re-evaluated (the document is rewritten), reported once
+
+
+def test_an_episode_keeps_the_mute_it_opened_with():
+    """Notified episodes are resolved in the open even if the symbol is muted meanwhile, and the reverse."""
+    end = resolution_tick(CRASH)
+    for muted_at_open in (False, True):
+        state = SymbolState()
+        opened = advance(state, "TSLA", CRASH[:700], [DROP], lateness_ms=30_000, now=NOW, muted=muted_at_open)
+        later = advance(state, "TSLA", CRASH[700:], [DROP], lateness_ms=30_000, now=NOW, muted=not muted_at_open)
+        (anomaly,) = later.anomalies
+        assert opened.new_ids == later.resolved_ids == [anomaly.id] and end >= 700
+        assert anomaly.muted is muted_at_open and opened.anomalies[0].muted is muted_at_open
+
+
+def test_turning_a_rule_off_ends_its_open_episode_once():
+    state = SymbolState()
+    opened = advance(state, "TSLA", CRASH[:700], [DROP, RISE], lateness_ms=30_000, now=NOW)
+    off = [Rule("drop", 0, 300, 300), RISE]
+    ended = advance(state, "TSLA", CRASH[700:710], off, lateness_ms=30_000, now=NOW)
+    after = advance(state, "TSLA", CRASH[710:], off, lateness_ms=30_000, now=NOW)
+    assert ended.resolved_ids == opened.new_ids and ended.anomalies[0].resolved_at.timestamp() * 1000 == CRASH[700].ts
+    assert after.anomalies == [] and after.resolved_ids == [] and "drop" not in state.live
