@@ -22,6 +22,7 @@ from redis import Redis
 from pipeline import store
 from pipeline.detection import Rule
 from pipeline.durations import format_duration, parse_seconds
+from pipeline.rules import MAX_CONFIRM_SECONDS, MAX_CONFIRM_TICKS, MAX_WINDOW_SECONDS, threshold_problem
 from pipeline.schema import RuleName, iso, normalise_symbol
 from pipeline.settings import Settings
 
@@ -29,10 +30,7 @@ RULES: tuple[RuleName, ...] = ("drop", "rise", "zscore", "volume")
 MUTES_KEY = "tickwatch:mutes"  # symbol -> {"until": epoch s or null, "by": who, "reason": …, "at": epoch s}
 RULES_KEY = "tickwatch:rules"  # "SYMBOL:rule" -> {"threshold_pct": …, "window_seconds": …, "cooldown_seconds": …}
 # (and "confirm_ticks" / "confirm_seconds" when they differ from the settings)
-MAX_CONFIRM_TICKS = 100
-MAX_CONFIRM_SECONDS = 3600
 MAX_MUTE = timedelta(days=90)
-MAX_WINDOW = timedelta(days=1)
 MAX_REASON_CHARS = 500
 
 
@@ -378,16 +376,10 @@ def _check_rule_name(rule: str) -> None:
 
 
 def _validate(rule: RuleView) -> None:
-    threshold = rule.threshold_pct
-    if rule.name == "zscore" and not (threshold == 0 or 1 <= threshold <= 50):
-        raise ValueError("a zscore threshold is k sigmas from 1 to 50 (0: off), e.g. zscore 4")
-    if rule.name == "volume" and not (threshold == 0 or 1 < threshold <= 1000):
-        raise ValueError("a volume threshold is a multiple of the usual volume above 1 and at most 1000 (0: off), "
-                         "e.g. volume 5x")
-    if rule.name in ("drop", "rise") and not 0 <= threshold < 100:
-        raise ValueError("a threshold is a percentage from 0 (off) to below 100, e.g. 3%")
-    if not 0 < rule.window_seconds <= MAX_WINDOW.total_seconds():
-        raise ValueError(f"a window is longer than zero and at most {format_duration(MAX_WINDOW.total_seconds())}")
+    if problem := threshold_problem(rule.name, rule.threshold_pct):
+        raise ValueError(problem)
+    if not 0 < rule.window_seconds <= MAX_WINDOW_SECONDS:
+        raise ValueError(f"a window is longer than zero and at most {format_duration(MAX_WINDOW_SECONDS)}")
     if rule.cooldown_seconds < rule.window_seconds:
         raise ValueError("the cooldown must be at least the window (an episode ends only after its reference "
                          "has left the window)")

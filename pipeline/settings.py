@@ -10,8 +10,19 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.rules import MAX_CONFIRM_SECONDS, MAX_CONFIRM_TICKS, MAX_WINDOW_SECONDS, threshold_problem
 
 
 class ApiToken(BaseModel):
@@ -43,24 +54,31 @@ class Settings(BaseSettings):
 
     # --- detection defaults (per-symbol overrides live in Redis, see pipeline.controls) -------------
     drop_pct: float = Field(5.0, gt=0, lt=100)
-    rise_pct: float = Field(5.0, ge=0, description="0 turns the rise rule off")
-    window_seconds: int = Field(300, gt=0)
+    rise_pct: float = Field(5.0, ge=0, lt=100, description="0 turns the rise rule off")
+    window_seconds: int = Field(300, gt=0, le=MAX_WINDOW_SECONDS)
     cooldown_seconds: int | None = Field(None, ge=0, description="default and minimum: window_seconds")
     lateness_seconds: int = Field(30, ge=0)
     max_future_seconds: int = Field(86_400, ge=0, description="ticks dated further ahead are dead-lettered")
 
     # --- robust detection (pipeline.rules): skewed clocks, bad prints, volatility-aware rules ----------
     clock_skew_seconds: int = Field(60, ge=0, description="a tick dated this much further ahead of the clock and "
-                                                          "of its symbol's newest tick is quarantined")
-    confirm_ticks: int = Field(2, ge=1, description="ticks in a row a rule's condition must hold on before it "
-                                                    "alerts (1 = at once)")
-    confirm_seconds: float = Field(0, ge=0, le=3600, description="and event seconds it must hold for (0 = ticks "
-                                                                 "only)")
+                                                          "of its symbol's newest tick is quarantined; 0 = off")
+    confirm_ticks: int = Field(2, ge=1, le=MAX_CONFIRM_TICKS, description="ticks in a row a rule's condition must "
+                                                                          "hold on before it alerts (1 = at once)")
+    confirm_seconds: float = Field(0, ge=0, le=MAX_CONFIRM_SECONDS, description="and event seconds it must hold for "
+                                                                                "(0 = ticks only)")
     zscore_k: float = Field(0, ge=0, description="zscore rule: alert at a move of k sigmas over the window; 0 = off")
     volume_spike_x: float = Field(0, ge=0, description="volume rule: alert at x times the usual volume over the "
                                                        "window; 0 = off")
     baseline_seconds: int = Field(3600, ge=60, description="time constant of the usual volatility and volume the "
                                                            "zscore and volume rules measure against")
+
+    @field_validator("zscore_k", "volume_spike_x")
+    @classmethod
+    def _threshold(cls, value: float, info: ValidationInfo) -> float:
+        if problem := threshold_problem("zscore" if info.field_name == "zscore_k" else "volume", value):
+            raise ValueError(problem)
+        return value
 
     # --- bridge batching ----------------------------------------------------------------------------
     batch_max_ticks: int = Field(2000, ge=1)

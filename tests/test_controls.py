@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 from redis import Redis
 
 from pipeline import controls, store
@@ -119,6 +120,23 @@ def test_bad_changes_are_refused_and_change_nothing(service: Controls, call, mes
         call(service)
     assert service.redis.keys("*") == []
     assert service.audit_log() == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("zscore_k", 0.5, "k sigmas from 1"),
+        ("volume_spike_x", 1, "multiple of the usual volume"),
+        ("rise_pct", 100, "less than 100"),
+        ("window_seconds", 2 * 86_400, "less than or equal to 86400"),
+        ("confirm_ticks", 101, "less than or equal to 100"),
+        ("confirm_seconds", 7200, "less than or equal to 3600"),
+    ],
+)
+def test_default_rules_in_the_settings_obey_the_limits_of_per_symbol_ones(setting: str, value: float, message: str):
+    with pytest.raises(ValidationError, match=message):
+        Settings(**{setting: value})
+    assert Settings(zscore_k=4, volume_spike_x=5).zscore_k == 4  # and 0 is off, the default
 
 
 @pytest.mark.parametrize(
