@@ -1,11 +1,12 @@
 """The daily digest as an Airflow 3 DAG: extract -> render, chart -> post -> notify.
 
-No logic of its own: every step is one call into `pipeline.digest`, which `tickwatch digest` uses too. The
+No logic of its own: every step is one call into `pipeline.digest` (the data), `pipeline.digest_message`
+(the words and the chart) or `pipeline.digest_posting`, which `tickwatch digest` uses too. The
 tasks pass small JSON between them (the summary, the rendered message, the chart's file path) and never
 touch Airflow's database. Which day: the `day` param if given, else the calendar day (in
 TICKWATCH_DIGEST_TZ) of the run's logical date -- the schedule fires after the close of the day it
 summarises; the data interval is not used (a cron schedule makes it zero-length). Re-running a day edits
-its Slack message (see pipeline.digest.post).
+its Slack message (see pipeline.digest_posting.post).
 """
 
 from __future__ import annotations
@@ -58,17 +59,17 @@ def daily_digest() -> None:
     @task
     def render(summary: str) -> dict[str, Any]:
         """Block Kit and fallback text."""
-        from pipeline import digest
+        from pipeline import digest, digest_message
 
-        return digest.message(digest.Digest.model_validate_json(summary))
+        return digest_message.message(digest.Digest.model_validate_json(summary))
 
     @task
     def chart(summary: str) -> str | None:
         """The PNG in a file (its path goes on), or None when no symbol traded."""
-        from pipeline import digest
+        from pipeline import digest, digest_message
 
         parsed = digest.Digest.model_validate_json(summary)
-        png = digest.chart(parsed)
+        png = digest_message.chart(parsed)
         if png is None:
             return None
         folder = Path(tempfile.gettempdir()) / "tickwatch-digest"
@@ -80,11 +81,11 @@ def daily_digest() -> None:
     @task
     def post(summary: str, message: dict[str, Any], chart_path: str | None) -> dict[str, Any]:
         """Post, or edit the day's message; the chart goes into its thread."""
-        from pipeline import digest, store
+        from pipeline import digest, digest_posting, store
         from pipeline.notifiers.slack import web_client
 
         settings = Settings()
-        posted = digest.post(digest.Digest.model_validate_json(summary), message, settings,
+        posted = digest_posting.post(digest.Digest.model_validate_json(summary), message, settings,
                              store.connect(settings), store.Indices(settings.index_prefix), web_client(settings),
                              png=Path(chart_path).read_bytes() if chart_path else None)
         return {"channel": posted.channel, "ts": posted.ts, "updated": posted.updated, "file_id": posted.file_id}
@@ -94,10 +95,11 @@ def daily_digest() -> None:
         """The digest.daily event to webhook subscribers and the Kafka alerts topic; deliveries queued."""
         from redis import Redis
 
-        from pipeline import digest
+        from pipeline import digest, digest_posting
 
         settings = Settings()
-        return digest.notify(digest.Digest.model_validate_json(summary), settings, Redis.from_url(settings.redis_url))
+        return digest_posting.notify(digest.Digest.model_validate_json(summary), settings,
+                                     Redis.from_url(settings.redis_url))
 
     summary = extract()
     posted = post(summary, render(summary), chart(summary))

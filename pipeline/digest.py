@@ -1,5 +1,4 @@
-"""The daily digest: one calendar day of the market as data, rendered to Block Kit, plain text and a chart,
-posted once per (day, channel) and edited on every re-run.
+"""The daily digest as data: one calendar day of the market from Elasticsearch and the DLQ topic.
 
 The day is a calendar day in `TICKWATCH_DIGEST_TZ`, never a scheduler's data interval (a cron schedule gives
 an interval whose start equals its end). Every query is bounded by the day and by a size: one composite pass
@@ -8,8 +7,8 @@ the time slots it traded in (for silence); small queries add anomaly counts, mut
 movers' paths; dead letters are counted from the DLQ topic's offsets at the day's bounds (Kafka's
 `offsets_for_times`), which is exact and reads no record.
 
-Where a posted digest is: the `<prefix>-digests` index, one document per (day, channel) with the message
-ts, so a retry or re-run edits the message (`chat.update`) instead of posting again.
+`pipeline.digest_message` renders a `Digest` (Block Kit, plain text, the chart, the `digest.daily` event);
+`pipeline.digest_posting` posts it once per (day, channel). `tickwatch digest` and the Airflow DAG share all three.
 """
 
 from __future__ import annotations
@@ -19,45 +18,28 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from elasticsearch import ConflictError, Elasticsearch, NotFoundError
+from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
-from pydantic import BaseModel
-from redis import Redis
-from slack_sdk import WebClient
-from slack_sdk.models.blocks import (
-    Block,
-    ContextBlock,
-    DividerBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    SectionBlock,
-)
+from pydantic import BaseModel, computed_field
 
 from pipeline import store
-from pipeline.messages import _template
 from pipeline.schema import from_ms, iso, to_ms
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SECTION_CHARS = 3000  # Slack's limit per section text
-HEADER_CHARS = 150
 MAX_SYMBOLS = 20_000  # composite paging stops here: a digest of more symbols than this is cut, and says so
 MAX_BUCKETS = 60_000  # under Elasticsearch's search.max_buckets (65,536) per page
-ANOMALY_LINES = 15
 ANOMALY_ROWS = 100  # (symbol, rule) rows kept in the summary (XCom, the event); the totals count them all
-MUTE_LINES = 15
 SILENT_LINES = 10
 CHART_POINTS = 150
-CLAIM_SECONDS = 600  # a first post not recorded within this is from a run that died (see _claim)
 
 
 # --- the day ---------------------------------------------------------------------------------------------------
@@ -158,6 +140,12 @@ class Digest(BaseModel):
     @property
     def event_id(self) -> str:
         return f"msg_digest_{self.day.isoformat()}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def complete(self) -> bool:
+        """False for a day not over when the digest was made: its figures stop at `generated_at`."""
+        return self.generated_at >= self.end
 
 
 # --- building it --------------------------------------------------------------------------------------------
@@ -397,9 +385,9 @@ def _paths(es: Elasticsearch, indices: store.Indices, movers: list[SymbolDay], s
     if not movers:
         return {}
     interval = max(60, math.ceil((end - start).total_seconds() / CHART_POINTS / 60) * 60)
-    result = es.search(index=indices.ticks, size=0, ignore_unavailable=True, allow_no_indices=True,
-                       query={"bool": {"filter": [_day_range("timestamp", start, end),
-                                                  {"terms": {"symbol": [m.symbol for m in movers]}}]}},
+    query = _trusted_ticks(start, end)  # a bad print would draw a spike no one traded at
+    query["bool"]["filter"].append({"terms": {"symbol": [m.symbol for m in movers]}})
+    result = es.search(index=indices.ticks, size=0, ignore_unavailable=True, allow_no_indices=True, query=query,
                        aggs={"symbols": {"terms": {"field": "symbol", "size": len(movers)}, "aggs": {
                            "path": {"date_histogram": {"field": "timestamp", "fixed_interval": f"{interval}s",
                                                        "min_doc_count": 1},
@@ -408,217 +396,10 @@ def _paths(es: Elasticsearch, indices: store.Indices, movers: list[SymbolDay], s
     paths = {}
     for mover in movers:
         scale = 100 / mover.open
-        middle = [(from_ms(b["key"] + interval * 500), round(b["price"]["value"] * scale, 3))
+        # Each interval's mean is drawn at the interval's middle, kept between the open and the close so the
+        # line never runs back in time at either end.
+        middle = [(min(max(from_ms(b["key"] + interval * 500), mover.first_at), mover.last_at),
+                   round(b["price"]["value"] * scale, 3))
                   for b in buckets.get(mover.symbol, [])]
         paths[mover.symbol] = [(mover.first_at, 100.0), *middle, (mover.last_at, round(mover.close * scale, 3))]
     return paths
-
-
-# --- rendering --------------------------------------------------------------------------------------------
-
-def _context(digest: Digest) -> dict[str, Any]:
-    zone = ZoneInfo(digest.tz)
-
-    def local(value: datetime) -> str:
-        return f"{value.astimezone(zone):%H:%M}"
-
-    def day_time(value: datetime) -> str:
-        return f"{value.astimezone(zone):%a %d %b %H:%M}"
-
-    return {"d": digest, "local": local, "day_time": day_time, "anomaly_lines": ANOMALY_LINES,
-            "mute_lines": MUTE_LINES}
-
-
-def fit(text: str, limit: int = SECTION_CHARS) -> str:
-    """Cut to Slack's limit on whole lines, saying how many were left out."""
-    text = text.strip()
-    if len(text) <= limit:
-        return text
-    lines = text.splitlines()
-    while lines:
-        lines.pop()
-        note = f"… {len(text.splitlines()) - len(lines)} more lines"
-        candidate = "\n".join([*lines, note])
-        if len(candidate) <= limit:
-            return candidate
-    return text[: limit - 1] + "…"
-
-
-def blocks(digest: Digest) -> list[Block]:
-    """Block Kit for Slack: header, overview, then one section per part that has something to say."""
-    module = _template("digest_slack.j2").make_module(_context(digest))
-    result: list[Block] = [HeaderBlock(text=fit(str(module.header()), HEADER_CHARS)),
-                           SectionBlock(text=MarkdownTextObject(text=fit(str(module.overview()))))]
-    for part in (module.movers, module.extremes, module.anomalies, module.mutes, module.health):
-        text = str(part()).strip()
-        if text:
-            result += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text=fit(text)))]
-    result.append(ContextBlock(elements=[MarkdownTextObject(text=fit(str(module.footer())))]))
-    return result
-
-
-def text(digest: Digest) -> str:
-    """The plain-text digest: Slack's fallback `text`, the terminal without Rich, logs."""
-    return _template("digest_text.j2").render(_context(digest)).strip()
-
-
-def chart(digest: Digest) -> bytes | None:
-    """PNG of the top movers' paths (100 = the open), or None when no symbol traded."""
-    from pipeline.charts import normalised_paths
-
-    if not digest.paths:
-        return None
-    return normalised_paths(digest.paths, title=chart_title(digest), tz=digest.tz)
-
-
-def chart_title(digest: Digest) -> str:
-    return str(_template("digest_text.j2").make_module(_context(digest)).chart_title()).strip()
-
-
-# --- posting, once per (day, channel) ----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Posted:
-    channel: str  # the channel id Slack answered with
-    ts: str
-    updated: bool  # True: an earlier message of the same day was edited
-    file_id: str | None
-
-
-def digests_index(indices: store.Indices) -> str:
-    return f"{indices.prefix}-digests"
-
-
-_DIGEST_PROPERTIES = {
-    "day": {"type": "keyword"}, "channel": {"type": "keyword"}, "channel_id": {"type": "keyword"},
-    "ts": {"type": "keyword"}, "claimed_at": {"type": "date"}, "posted_at": {"type": "date"},
-    "updated_at": {"type": "date"},
-    "runs": {"type": "integer"}, "file_ids": {"type": "keyword"},
-    "summary": {"type": "object", "enabled": False},
-}
-
-
-def ensure_digests_index(es: Elasticsearch, indices: store.Indices) -> str:
-    """Create `<prefix>-digests` if missing, else add the fields newer code writes (the mapping is strict);
-    returns its name."""
-    name = digests_index(indices)
-    if not es.indices.exists(index=name):
-        es.indices.create(index=name, settings={"number_of_shards": 1, "number_of_replicas": 0},
-                          mappings={"dynamic": "strict", "properties": _DIGEST_PROPERTIES})
-    else:
-        es.indices.put_mapping(index=name, properties=_DIGEST_PROPERTIES)
-    return name
-
-
-def posted_message(es: Elasticsearch, indices: store.Indices, day: date, channel: str) -> dict[str, Any] | None:
-    """The record of the digest already posted for (day, channel), if any."""
-    try:
-        found = es.get(index=digests_index(indices), id=f"{day.isoformat()}|{channel}")["_source"]
-    except NotFoundError:
-        return None
-    return found if found.get("ts") else None  # a claim: being posted
-
-
-class DigestBusy(RuntimeError):
-    """Another run is posting the same day's digest to the same channel right now; retry in a few minutes."""
-
-
-def _claim(es: Elasticsearch, index: str, doc_id: str, day: date, channel: str) -> dict[str, Any] | None:
-    """The posted record to edit, or None once this run holds the right to post first.
-
-    The right is a document created only if absent (Elasticsearch's `create`), so of two concurrent first
-    runs (a DAG run and `tickwatch digest --post`, say) one posts and the other gets DigestBusy. A claim
-    older than CLAIM_SECONDS is from a run that died before recording its post; it is taken over (compare
-    and swap on the document's sequence number, so by one run only).
-    """
-    now = datetime.now(UTC)
-    claim = {"day": day.isoformat(), "channel": channel, "claimed_at": iso(now)}
-    try:
-        es.create(index=index, id=doc_id, document=claim, refresh="wait_for")
-        return None
-    except ConflictError:
-        pass
-    held = es.get(index=index, id=doc_id)
-    if held["_source"].get("ts"):
-        return held["_source"]
-    since = datetime.fromisoformat(held["_source"]["claimed_at"].replace("Z", "+00:00"))
-    if now - since < timedelta(seconds=CLAIM_SECONDS):
-        raise DigestBusy(f"another run has been posting the {day} digest to {channel} since {iso(since)}; "
-                         "try again in a few minutes")
-    try:
-        es.index(index=index, id=doc_id, document=claim, if_seq_no=held["_seq_no"],
-                 if_primary_term=held["_primary_term"], refresh="wait_for")
-    except ConflictError:
-        raise DigestBusy(f"another run took over posting the {day} digest to {channel}") from None
-    log.warning("taking over a stale claim on the %s digest in %s from %s", day, channel, iso(since))
-    return None
-
-
-def message(digest: Digest) -> dict[str, Any]:
-    """What chat.postMessage / chat.update send, as JSON (small enough to pass between DAG tasks)."""
-    return {"text": fit(text(digest), 4000), "blocks": [block.to_dict() for block in blocks(digest)]}
-
-
-def post(digest: Digest, content: dict[str, Any], settings: Settings, es: Elasticsearch, indices: store.Indices,
-         client: WebClient, *, channel: str | None = None, png: bytes | None = None) -> Posted:
-    """Post `content` (from `message`), or edit the digest already posted for its day in that channel; then
-    upload the chart into the message's thread. The (day, channel) -> ts record is written right after the
-    first post, so only a crash between Slack's answer and that write (then a claim goes stale, see _claim)
-    could lead to a second message. DigestBusy: another run is posting it now."""
-    channel = channel or settings.digest_channel or settings.slack_channel
-    index = ensure_digests_index(es, indices)
-    doc_id = f"{digest.day.isoformat()}|{channel}"
-    known = _claim(es, index, doc_id, digest.day, channel)
-    options = {"unfurl_links": False,
-               "metadata": {"event_type": "digest.daily", "event_payload": {"day": digest.day.isoformat()}}}
-    now = iso(datetime.now(UTC))
-    if known:
-        client.chat_update(channel=known["channel_id"], ts=known["ts"], **content, **options)
-        record = {**known, "updated_at": now, "runs": known.get("runs", 1) + 1}
-    else:
-        answer = client.chat_postMessage(channel=channel, **content, **options)
-        record = {"day": digest.day.isoformat(), "channel": channel, "channel_id": answer["channel"],
-                  "ts": answer["ts"], "posted_at": now, "updated_at": now, "runs": 1, "file_ids": []}
-    record["summary"] = digest.model_dump(mode="json", exclude={"paths"})
-    es.index(index=index, id=doc_id, document=record, refresh="wait_for")
-    file_id = None
-    if png is not None:
-        upload = client.files_upload_v2(channel=record["channel_id"], thread_ts=record["ts"], file=png,
-                                        filename=f"digest-{digest.day.isoformat()}.png", title=chart_title(digest))
-        file_id = upload["file"]["id"]
-        es.update(index=index, id=doc_id, doc={"file_ids": [*record["file_ids"], file_id]}, refresh="wait_for")
-    return Posted(channel=record["channel_id"], ts=record["ts"], updated=bool(known), file_id=file_id)
-
-
-def event(digest: Digest) -> dict[str, Any]:
-    """The `digest.daily` event in the envelope every channel carries (DESIGN.md, alert lifecycle events)."""
-    return {"type": "digest.daily", "id": digest.event_id, "timestamp": iso(digest.generated_at),
-            "data": digest.model_dump(mode="json", exclude={"paths", "timings_ms"})}
-
-
-def deliver(digest: Digest, settings: Settings, *, channel: str | None = None) -> Posted:
-    """Everything `tickwatch digest --post` does in one call (the DAG runs the same steps as separate tasks)."""
-    from pipeline.notifiers.slack import web_client
-
-    es = store.connect(settings)
-    return post(digest, message(digest), settings, es, store.Indices(settings.index_prefix), web_client(settings),
-                channel=channel, png=chart(digest))
-
-
-def notify(digest: Digest, settings: Settings, redis: Redis) -> int:
-    """The `digest.daily` event to webhook subscribers of that type (returns how many deliveries were queued;
-    a re-run queues none, delivery ids derive from the event id) and onto the Kafka `alerts` topic (key
-    `digest`), in the envelope every alert event has."""
-    import orjson
-
-    from pipeline import subscriptions
-    from pipeline.topics import make_producer
-
-    envelope = event(digest)
-    queued = subscriptions.dispatch(redis, settings, envelope)
-    producer = make_producer(settings, linger_ms=0)
-    try:
-        producer.send(settings.alerts_topic, key=b"digest", value=orjson.dumps(envelope)).get(timeout=10)
-    finally:
-        producer.close()
-    return queued

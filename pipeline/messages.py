@@ -135,7 +135,9 @@ def _environment() -> Environment:
     return env
 
 
-def _template(name: str) -> Template:
+def template(name: str) -> Template:
+    """A template of `templates/` with the shared filters (price, pct, count, span, ...): for every module that
+    words a message, so they all load templates one way."""
     return _environment().get_template(name)
 
 
@@ -145,12 +147,12 @@ def _macro(module: Any, name: str, *args: Any) -> str:
 
 def webhook_disabled_text(url: str, subscription_id: str, reason: str) -> str:
     """The Slack notice that a webhook endpoint was disabled, and how to bring it back."""
-    return _template("webhook_disabled.j2").render(url=url, id=subscription_id, reason=reason).strip()
+    return template("webhook_disabled.j2").render(url=url, id=subscription_id, reason=reason).strip()
 
 
 def alert_text(anomaly: Anomaly) -> str:
     """One line for notifications, logs and Slack's fallback `text`."""
-    return _template("alert_text.j2").render(a=anomaly).strip()[:MAX_TEXT_CHARS]
+    return template("alert_text.j2").render(a=anomaly).strip()[:MAX_TEXT_CHARS]
 
 
 def alert_message(anomaly: Anomaly, context: AlertContext) -> tuple[str, list[Block]]:
@@ -159,7 +161,7 @@ def alert_message(anomaly: Anomaly, context: AlertContext) -> tuple[str, list[Bl
     Open: facts, sparkline, the "why" and every action. Acknowledged: says by whom and when, no Acknowledge
     button. Resolved: says it recovered and after how long; only History stays. Muted: says so.
     """
-    words = _template("slack_alert.j2").make_module({"a": anomaly, "c": context})
+    words = template("slack_alert.j2").make_module({"a": anomaly, "c": context})
     blocks: list[Block] = [
         HeaderBlock(text=_fit(_macro(words, "header"), MAX_HEADER_CHARS)),
         SectionBlock(text=MarkdownTextObject(text=_fit(_macro(words, "facts"), MAX_SECTION_CHARS))),
@@ -199,7 +201,7 @@ def storm_message(storm: StormView) -> tuple[str, list[Block]]:
     Acknowledge-all / Mute-all buttons (value: the storm id)."""
     members = sorted(storm.members, key=lambda a: (-abs(a.peak_change_pct), a.symbol))
     view = StormView(storm.storm_id, storm.started_at, storm.threshold, members)
-    words = _template("slack_storm.j2").make_module({"s": view})
+    words = template("slack_storm.j2").make_module({"s": view})
     blocks: list[Block] = [
         HeaderBlock(text=_fit(_macro(words, "header"), MAX_HEADER_CHARS)),
         SectionBlock(text=MarkdownTextObject(text=_macro(words, "intro"))),

@@ -13,7 +13,7 @@ from ipaddress import ip_network
 import pytest
 from redis import Redis
 
-from pipeline import digest, store, subscriptions
+from pipeline import digest, digest_message, digest_posting, store, subscriptions
 from pipeline.notifiers.slack import web_client
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
@@ -49,13 +49,13 @@ def test_silences_find_gaps_late_starts_and_early_stops() -> None:
 
 def test_fit_cuts_whole_lines_and_says_how_many() -> None:
     text = "\n".join(f"line {i:04d}" for i in range(1000))
-    cut = digest.fit(text, 3000)
+    cut = digest_message.fit(text, 3000)
     assert len(cut) <= 3000
     assert cut.endswith("more lines")
     kept = cut.splitlines()[:-1]
     assert kept == text.splitlines()[: len(kept)]
     assert cut.splitlines()[-1] == f"… {1000 - len(kept)} more lines"
-    assert digest.fit("short") == "short"
+    assert digest_message.fit("short") == "short"
 
 
 def _big_digest() -> digest.Digest:
@@ -83,17 +83,17 @@ def _big_digest() -> digest.Digest:
 
 def test_blocks_stay_within_slacks_limits() -> None:
     big = _big_digest()
-    blocks = [block.to_dict() for block in digest.blocks(big)]
+    blocks = [block.to_dict() for block in digest_message.blocks(big)]
     assert len(blocks) <= 50
     assert len(blocks[0]["text"]["text"]) <= 150
     for block in blocks:
         if block["type"] == "section":
             assert len(block["text"]["text"]) <= 3000
     anomalies = next(b["text"]["text"] for b in blocks if b["type"] == "section" and "Anomalies" in b["text"]["text"])
-    assert f"and {500 - digest.ANOMALY_LINES} more" in anomalies
-    assert len(digest.message(big)["text"]) <= 4000
+    assert f"and {500 - digest_message.ANOMALY_LINES} more" in anomalies
+    assert len(digest_message.message(big)["text"]) <= 4000
     assert "dead letters: unknown (Kafka unreachable)" in posted_numbers(blocks)
-    assert digest.chart(big) is None  # no paths, no chart
+    assert digest_message.chart(big) is None  # no paths, no chart
 
 
 def test_unreachable_kafka_leaves_dead_letters_unknown_instead_of_failing() -> None:
@@ -133,9 +133,12 @@ def test_digest_of_a_seeded_day_has_the_numbers_the_seed_implies(namespace) -> N
     assert [(m.symbol, m.action) for m in summary.mute_changes] == [("CCC", "mute"), ("DDD", "mute")]
     assert set(summary.paths) == {"AAA", "BBB", "CCC", "DDD"}
     assert summary.paths["BBB"][0][1] == 100.0 and summary.paths["BBB"][-1][1] == pytest.approx(90.0)
-    png = digest.chart(summary)
+    assert min(value for _, value in summary.paths["CCC"]) == 100.0  # the bad print at 2.0 is not drawn either
+    for path in summary.paths.values():  # the lines never run back in time (CCC stops mid-interval at 17:00)
+        assert [at for at, _ in path] == sorted(at for at, _ in path)
+    png = digest_message.chart(summary)
     assert png is not None and png.startswith(b"\x89PNG")
-    overview = digest.message(summary)["blocks"][1]["text"]["text"]
+    overview = digest_message.message(summary)["blocks"][1]["text"]["text"]
     assert f"*{expected.ticks:,}* ticks" in overview and "*3* anomalies (2 acknowledged)" in overview
 
 
@@ -147,28 +150,67 @@ def test_an_empty_day_is_a_digest_too(namespace) -> None:
     es, indices = store.connect(namespace.settings), store.Indices(namespace.settings.index_prefix)
     summary = digest.build(es, indices, namespace.settings, DAY)
     assert (summary.symbols, summary.ticks, summary.anomalies_total, summary.paths) == (0, 0, 0, {})
-    assert digest.message(summary)["text"].startswith("Market digest 2026-11-20 (UTC): 0 symbols")
+    message = digest_message.message(summary)
+    assert message["text"].startswith("Market digest 2026-11-20 (UTC): no ticks stored, 0 anomalies")
+    sections = posted_numbers(message["blocks"])
+    assert "_No ticks stored for this day_" in sections and "*Anomalies* · none" in sections
+    assert "chart" not in message["blocks"][-1]["elements"][0]["text"]  # no chart to point at
+
+
+def _one_of_each() -> digest.Digest:
+    """A digest in which every count is 1, for the grammar."""
+    start, end = digest.day_bounds(DAY, "UTC")
+    day = digest.SymbolDay(symbol="AAA", open=10, close=11, low=9, high=12, first_at=start, last_at=end, ticks=1,
+                           late=1, change_pct=10, drawdown_pct=-10, rise_pct=20)
+    return digest.Digest(
+        day=DAY, tz="UTC", start=start, end=end, generated_at=end, symbols=1, ticks=1, truncated=False,
+        movers=[day], drawdowns=[day], rises=[day],
+        anomalies=[digest.RuleCount(symbol="AAA", rule="drop", total=1, acknowledged=0, open=1, resolved=0, muted=0)],
+        anomaly_pairs=1, anomalies_total=1, acknowledged_total=0, mute_changes=[], muted_at_end=[],
+        health=digest.Health(late_ticks=1, late_by_symbol=[("AAA", 1)], suspect_ticks=1, suspect_by_symbol=[],
+                             dead_letters=1, silent=[], silent_total=1, silence_minutes=15),
+        paths={}, timings_ms={})
+
+
+def test_counts_of_one_are_singular() -> None:
+    one = _one_of_each()
+    assert digest_message.text(one).splitlines() == [
+        "Market digest 2026-11-20 (UTC): 1 symbol, 1 tick, 1 anomaly (0 acknowledged).",
+        "Top movers: AAA +10.00%.", "Drawdowns: AAA -10.00%.", "Rises: AAA +20.00%.",
+        "Data health: 1 late tick, 1 suspect tick, 1 dead letter, 1 silent symbol."]
+    overview = digest_message.message(one)["blocks"][1]["text"]["text"]
+    assert overview == "*1* symbol traded · *1* tick · *1* anomaly (0 acknowledged)"
+
+
+def test_a_day_not_over_says_where_its_figures_stop() -> None:
+    partial = _one_of_each().model_copy(update={"generated_at": datetime(2026, 11, 20, 18, 5, tzinfo=UTC)})
+    assert not partial.complete and _one_of_each().complete
+    assert "The day is not over: figures up to 18:05." in digest_message.text(partial)
+    assert "_The day is not over: figures up to 18:05._" in digest_message.message(partial)["blocks"][1]["text"]["text"]
+    assert digest.Digest.model_validate_json(partial.model_dump_json()) == partial  # through XCom and back
 
 
 def test_a_run_that_finds_another_posting_sends_nothing_and_a_stale_claim_is_taken_over(namespace) -> None:
     es, indices = store.connect(namespace.settings), store.Indices(namespace.settings.index_prefix)
     summary = digest.build(es, indices, namespace.settings, DAY)
-    index = digest.ensure_digests_index(es, indices)
+    index = digest_posting.ensure_digests_index(es, indices)
     with FakeSlack() as slack:
         settings = namespace.settings.model_copy(update={"slack_api_url": slack.url, "slack_bot_token": "xoxb-t"})
         client = web_client(settings)
         doc_id = f"{DAY.isoformat()}|#desk"
         es.index(index=index, id=doc_id, refresh=True,
                  document={"day": DAY.isoformat(), "channel": "#desk", "claimed_at": minutes_ago(1)})
-        with pytest.raises(digest.DigestBusy, match="another run has been posting"):
-            digest.post(summary, digest.message(summary), settings, es, indices, client, channel="#desk")
+        with pytest.raises(digest_posting.DigestBusy, match="another run has been posting"):
+            digest_posting.post(summary, digest_message.message(summary), settings, es, indices, client,
+                                channel="#desk")
         assert slack.calls() == []
 
         es.index(index=index, id=doc_id, refresh=True,
                  document={"day": DAY.isoformat(), "channel": "#desk", "claimed_at": minutes_ago(11)})
-        posted = digest.post(summary, digest.message(summary), settings, es, indices, client, channel="#desk")
+        posted = digest_posting.post(summary, digest_message.message(summary), settings, es, indices, client,
+                                     channel="#desk")
         assert not posted.updated and [c.params["channel"] for c in slack.calls("chat.postMessage")] == ["#desk"]
-        assert digest.posted_message(es, indices, DAY, "#desk")["ts"] == posted.ts
+        assert digest_posting.posted_message(es, indices, DAY, "#desk")["ts"] == posted.ts
 
 
 def minutes_ago(minutes: int) -> str:
@@ -235,7 +277,7 @@ def test_cli_posts_once_then_edits_and_dry_run_sends_nothing(namespace) -> None:
         second = slack.calls("files.completeUploadExternal")[1]
         assert second.params["thread_ts"] == first.response["ts"]
 
-    record = digest.posted_message(store.connect(namespace.settings),
+    record = digest_posting.posted_message(store.connect(namespace.settings),
                                    store.Indices(namespace.settings.index_prefix), DAY, "#market-digest")
     assert record["runs"] == 2 and record["ts"] == first.response["ts"] and len(record["file_ids"]) == 2
     assert digest_deliveries(namespace.settings, subscription) == [("digest.daily", "msg_digest_2026-11-20")]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from pipeline import digest, store
+from pipeline import digest_posting, store
 from stack.fake_slack import FakeSlack
 from tests.airflow.conftest import REPO
 from tests.digest_day import DAY, seed
@@ -73,7 +73,7 @@ def test_dag_run_posts_the_seeded_day_then_edits_it(dagbag: DagBag, airflow_db, 
         assert posted_numbers(update.params["blocks"]) == text
         assert slack.calls("files.completeUploadExternal")[1].params["thread_ts"] == posted.response["ts"]
 
-    record = digest.posted_message(store.connect(namespace.settings),
+    record = digest_posting.posted_message(store.connect(namespace.settings),
                                    store.Indices(namespace.settings.index_prefix), DAY, "#market-digest")
     assert record["runs"] == 2
     assert digest_deliveries(namespace.settings, subscription) == [("digest.daily", "msg_digest_2026-11-20")]
