@@ -13,21 +13,24 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from api.auth import Admin
 from api.deps import Services, services
 from api.errors import Problem, problem_responses
-from api.views import next_link
+from api.views import invalid_as_problem, next_link
 from pipeline import subscriptions
 from pipeline.delivery_log import Delivery, Status
 from pipeline.schema import to_utc
 from pipeline.ssrf import UnsafeURL
 from pipeline.subscriptions import Subscription, SubscriptionPatch, SubscriptionSpec
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=problem_responses(401, 403, 422))
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=problem_responses(401, 403, 422, 503))
 Svc = Annotated[Services, Depends(services)]
 FOUND = problem_responses(404)
+DeliveryId = Annotated[str, PathParam(description="an id from the delivery log")]
+WebhookId = Annotated[str, PathParam(description="a subscription's id, as created or listed", examples=["sub_…"])]
 
 
 class CreatedWebhook(Subscription):
@@ -83,21 +86,21 @@ def list_webhooks(_: Admin, svc: Svc) -> WebhookList:
 
 
 @router.get("/{webhook_id}", response_model=Subscription, responses=FOUND, summary="One subscription")
-def get_webhook(_: Admin, svc: Svc, webhook_id: str) -> Subscription:
+def get_webhook(_: Admin, svc: Svc, webhook_id: WebhookId) -> Subscription:
     with _as_problems():
         return subscriptions.get(svc.redis, webhook_id)
 
 
 @router.patch("/{webhook_id}", response_model=Subscription, responses=FOUND,
               summary='Change URL, events, symbols or description; {"enabled": true} re-enables a disabled one')
-def patch_webhook(_: Admin, svc: Svc, webhook_id: str, patch: SubscriptionPatch) -> Subscription:
+def patch_webhook(_: Admin, svc: Svc, webhook_id: WebhookId, patch: SubscriptionPatch) -> Subscription:
     with _as_problems():
         return subscriptions.update(svc.redis, svc.settings, webhook_id, patch)
 
 
 @router.delete("/{webhook_id}", status_code=204, response_class=Response, responses=FOUND,
                summary="Delete a subscription and its delivery log")
-def delete_webhook(_: Admin, svc: Svc, webhook_id: str) -> Response:
+def delete_webhook(_: Admin, svc: Svc, webhook_id: WebhookId) -> Response:
     with _as_problems():
         subscriptions.delete(svc.redis, webhook_id)
     return Response(status_code=204)
@@ -105,7 +108,7 @@ def delete_webhook(_: Admin, svc: Svc, webhook_id: str) -> Response:
 
 @router.post("/{webhook_id}/rotate-secret", response_model=RotatedSecret, responses=FOUND,
              summary="A new signing secret; the old one keeps signing during the grace period")
-def rotate_secret(_: Admin, svc: Svc, webhook_id: str) -> RotatedSecret:
+def rotate_secret(_: Admin, svc: Svc, webhook_id: WebhookId) -> RotatedSecret:
     with _as_problems():
         secret, until = subscriptions.rotate_secret(svc.redis, svc.settings, webhook_id)
     return RotatedSecret(secret=secret, previous_valid_until=until)
@@ -114,26 +117,21 @@ def rotate_secret(_: Admin, svc: Svc, webhook_id: str) -> RotatedSecret:
 @router.post("/{webhook_id}/test", response_model=Delivery, status_code=202,
              responses={**FOUND, **problem_responses(409)},
              summary="Send a `webhook.test` event to this subscription now")
-def test_webhook(_: Admin, svc: Svc, webhook_id: str) -> Delivery:
+def test_webhook(_: Admin, svc: Svc, webhook_id: WebhookId) -> Delivery:
     with _as_problems():
         return subscriptions.send_test(svc.redis, svc.settings, webhook_id)
 
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveryPage, responses=FOUND,
             summary="The delivery log, newest first: event, status, attempts, response code, latency, next attempt")
-def list_deliveries(_: Admin, svc: Svc, webhook_id: str,
+def list_deliveries(_: Admin, svc: Svc, webhook_id: WebhookId,
                     status: Annotated[Status | None, Query(description="only deliveries in this state")] = None,
-                    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                    limit: Annotated[int, Query(ge=1, le=200, description="deliveries per page")] = 50,
                     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
                     ) -> DeliveryPage:
-    try:
-        before = None if cursor is None else float(cursor)
-    except ValueError:
-        raise Problem(422, "validation", "query.cursor: not a cursor this API handed out",
-                      errors=[{"field": "query.cursor", "message": "not a cursor this API handed out"}]) from None
-    with _as_problems():
-        items, after = subscriptions.deliveries(svc.redis, webhook_id, limit=limit, before=before, status=status)
-    next_cursor = None if after is None else repr(after)
+    with _as_problems(), invalid_as_problem("query.cursor"):
+        items, next_cursor = subscriptions.deliveries(svc.redis, webhook_id, limit=limit, cursor=cursor,
+                                                      status=status)
     return DeliveryPage(items=items, next_cursor=next_cursor,
                         next=next_link(f"/v1/webhooks/{webhook_id}/deliveries", next_cursor, status=status,
                                        limit=limit))
@@ -142,14 +140,14 @@ def list_deliveries(_: Admin, svc: Svc, webhook_id: str,
 @router.post("/{webhook_id}/deliveries/{delivery_id}/replay", response_model=Delivery, status_code=202,
              responses={**FOUND, **problem_responses(409)},
              summary="Send a finished delivery again (same body and webhook-id), on a fresh retry schedule")
-def replay_delivery(_: Admin, svc: Svc, webhook_id: str, delivery_id: str) -> Delivery:
+def replay_delivery(_: Admin, svc: Svc, webhook_id: WebhookId, delivery_id: DeliveryId) -> Delivery:
     with _as_problems():
         return subscriptions.replay(svc.redis, svc.settings, webhook_id, delivery_id)
 
 
 @router.post("/{webhook_id}/recover", response_model=Recovered, status_code=202, responses=FOUND,
              summary="Send again every delivery that failed since a time (e.g. after an outage)")
-def recover(_: Admin, svc: Svc, webhook_id: str,
+def recover(_: Admin, svc: Svc, webhook_id: WebhookId,
             since: Annotated[datetime, Query(description="ISO-8601; deliveries created from then on")]) -> Recovered:
     with _as_problems():
         return Recovered(resent=subscriptions.recover(svc.redis, svc.settings, webhook_id, to_utc(since)))

@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 from redis import Redis
 from redis.client import Pipeline
 
+from pipeline import cursors
 from pipeline.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -188,11 +189,15 @@ def save(redis: Redis | Pipeline, record: DeliveryRecord) -> None:
     redis.set(_record_key(record.id), record.model_dump_json(), xx=True, keepttl=True)
 
 
-def page(redis: Redis, subscription_id: str, *, limit: int, before: float | None = None,
-         status: Status | None = None) -> tuple[list[DeliveryRecord], float | None]:
-    """Newest first, `limit` at most, created before `before` (epoch s); returns the next page's `before`."""
+def page(redis: Redis, subscription_id: str, *, limit: int, cursor: str | None = None,
+         status: Status | None = None) -> tuple[list[DeliveryRecord], str | None]:
+    """Newest first, `limit` at most, after `cursor` (pipeline.cursors; ValueError for a bad one); returns the
+    next page's cursor."""
+    position = cursors.decode(cursor)
+    if position is not None and not isinstance(position[0], int | float):
+        raise ValueError(cursors.INVALID)
     found: list[DeliveryRecord] = []
-    upper: float | str = f"({before}" if before is not None else "+inf"
+    upper: float | str = f"({position[0]!r}" if position is not None else "+inf"
     while len(found) < limit:
         rows = redis.zrevrangebyscore(_log_key(subscription_id), upper, "-inf", start=0, num=limit, withscores=True)
         if not rows:
@@ -204,7 +209,7 @@ def page(redis: Redis, subscription_id: str, *, limit: int, before: float | None
         if len(rows) < limit:
             return found[:limit], None
     found = found[:limit]
-    return found, found[-1].created_at.timestamp()
+    return found, cursors.encode([found[-1].created_at.timestamp()])
 
 
 def created_since(redis: Redis, subscription_id: str, since: datetime) -> list[DeliveryRecord]:

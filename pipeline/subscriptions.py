@@ -273,11 +273,12 @@ def send_test(redis: Redis, settings: Settings, subscription_id: str) -> Deliver
     return record.view()
 
 
-def deliveries(redis: Redis, subscription_id: str, *, limit: int = 50, before: float | None = None,
-               status: delivery_log.Status | None = None) -> tuple[list[Delivery], float | None]:
+def deliveries(redis: Redis, subscription_id: str, *, limit: int = 50, cursor: str | None = None,
+               status: delivery_log.Status | None = None) -> tuple[list[Delivery], str | None]:
+    """A page of the delivery log, newest first, and the next page's cursor (ValueError for a bad cursor)."""
     load(redis, subscription_id)  # NotFound for an unknown subscription, rather than an empty page
-    records, cursor = delivery_log.page(redis, subscription_id, limit=limit, before=before, status=status)
-    return [record.view() for record in records], cursor
+    records, next_cursor = delivery_log.page(redis, subscription_id, limit=limit, cursor=cursor, status=status)
+    return [record.view() for record in records], next_cursor
 
 
 def replay(redis: Redis, settings: Settings, subscription_id: str, delivery: str) -> Delivery:

@@ -186,4 +186,7 @@ def test_the_delivery_log_pages_newest_first_and_filters_by_status(api: TestClie
         params = {"limit": 2, "cursor": page["next_cursor"]}
     assert seen == [f"msg_{n}" for n in reversed(range(5))]
     assert len(api.get(path, headers=ADMIN, params={"status": "pending"}).json()["items"]) == 5
+    for forged in ("nan", "1767639244.5", "WyJ4Il0"):  # NaN, a bare score, ["x"] encoded
+        refused = api.get(path, headers=ADMIN, params={"cursor": forged})
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "query.cursor"
     assert api.get(path, headers=ADMIN, params={"status": "failed"}).json()["items"] == []
