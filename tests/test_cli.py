@@ -3,6 +3,7 @@ what is wrong and what to do, a non-zero exit, no traceback (unless --debug)."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 from redis import Redis
 from typer.testing import CliRunner
 
-from tickwatch.cli import app
+from tickwatch.cli import COMMAND_ORDER, app
 from tickwatch.errors import explain
 from tickwatch.fleet import env_for
 
@@ -21,12 +22,20 @@ DATA = Path(__file__).parent / "data"
 TICKWATCH = Path(sys.executable).parent / "tickwatch"  # the console script, as installed by uv sync
 
 
-@pytest.mark.parametrize("command", [["stack", "up"], ["worker"], ["bridge"], ["generate"], ["demo"], ["bench"],
-                                     ["retention"], ["stack", "status"]])
-def test_every_command_has_help(command: list[str]):
-    result = runner.invoke(app, [*command, "--help"])
+@pytest.mark.parametrize("command", [["stack", "up"], ["stack", "init"], ["stack", "down"], ["stack", "status"],
+                                     ["demo"], ["generate"], ["worker"], ["bridge"], ["digest"], ["mute"], ["unmute"],
+                                     ["mutes"], ["threshold"], ["audit"], ["bench"], ["retention"]])
+def test_every_command_has_help_with_an_example(command: list[str]):
+    result = runner.invoke(app, [*command, "--help"], terminal_width=200)
     assert result.exit_code == 0, result.output
-    assert "Usage" in result.output
+    assert "Usage" in result.output and "Example" in result.output
+
+
+def test_commands_are_listed_in_the_order_a_newcomer_meets_them():
+    text = runner.invoke(app, ["--help"], terminal_width=200).output
+    listed = re.findall(r"^│ (\w+) ", text.split("Commands", 1)[1], re.MULTILINE)  # wrapped lines start blank
+    assert listed[:3] == ["stack", "demo", "generate"] and listed[-1] == "retention"
+    assert listed == sorted(listed, key=list(COMMAND_ORDER).index)
 
 
 def test_generate_examples_are_in_the_help():

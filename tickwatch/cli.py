@@ -8,16 +8,32 @@ import signal
 import threading
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from pipeline.settings import get_settings
 from tickwatch import api_command, bot_command, controls_command, digest_command, generate_command
 from tickwatch.errors import DEBUG_ENV
 
+# The order `tickwatch --help` lists the commands in: as a newcomer meets them (start, run, operate, maintain).
+# A command not named here is listed after these.
+COMMAND_ORDER = ("stack", "demo", "generate", "worker", "bridge", "api", "bot", "digest", "mute", "unmute", "mutes",
+                 "threshold", "audit", "bench", "seed", "token", "retention")
+
+
+class _NewcomerOrder(TyperGroup):
+    """Lists commands in COMMAND_ORDER instead of the order the modules happen to register them in."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        rank = {name: place for place, name in enumerate(COMMAND_ORDER)}
+        return sorted(super().list_commands(ctx), key=lambda name: rank.get(name, len(rank)))
+
+
 app = typer.Typer(help="Tickwatch: real-time market surveillance, alerts in Slack.", no_args_is_help=True,
-                  rich_markup_mode="rich")
+                  rich_markup_mode="rich", cls=_NewcomerOrder)
 stack_app = typer.Typer(help="The local real stack: Kafka, Elasticsearch and Redis on loopback, no Docker.",
                         no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
@@ -66,7 +82,10 @@ def stack_up() -> None:
 
 @stack_app.command("init")
 def stack_init() -> None:
-    """Create the Kafka topics and Elasticsearch templates (for servers started elsewhere, e.g. Compose)."""
+    """Create the Kafka topics and Elasticsearch templates (for servers started elsewhere, e.g. Compose).
+
+    Example: [bold]docker compose up -d && tickwatch stack init[/bold]
+    """
     from pipeline import store
     from pipeline.topics import ensure_topics
 
@@ -80,7 +99,10 @@ def stack_init() -> None:
 
 @stack_app.command("down")
 def stack_down() -> None:
-    """Stop the servers `stack up` started (anything else on those ports is left alone). Data is kept."""
+    """Stop the servers `stack up` started (anything else on those ports is left alone). Data is kept.
+
+    Example: [bold]tickwatch stack down[/bold]
+    """
     from stack import all_services
 
     for service in reversed(all_services(get_settings())):
@@ -90,7 +112,10 @@ def stack_down() -> None:
 
 @stack_app.command("status")
 def stack_status() -> None:
-    """Show each server with its version and address."""
+    """Show each server with its version and address.
+
+    Example: [bold]tickwatch stack status[/bold]
+    """
     from stack import all_services
 
     table = Table("service", "address", "state", "version", "pid")
@@ -184,9 +209,11 @@ def demo(
     hold: Annotated[bool | None, typer.Option("--hold/--no-hold", help="keep the API and bot up after the tour "
                                               "until Enter (default: when run in a terminal)")] = None,
 ) -> None:
-    """The live demo: start the stack, workers, the bridge, the HTTP API and the Slack bot; replay 30 minutes
-    of a market with injected crashes, show throughput, lag and alerts live, then injected vs detected, and a
-    tour: the Slack alert, a signed Acknowledge click, /price, a signed webhook delivery and the daily digest.
+    """The live demo: a replayed market with injected crashes, then a tour of every front-end.
+
+    Starts the stack, workers, the bridge, the HTTP API and the Slack bot; replays 30 minutes of a market with
+    injected crashes, shows throughput, lag and alerts live, then injected vs detected, and a tour: the Slack
+    alert, a signed Acknowledge click, /price, a signed webhook delivery and the daily digest.
 
     Works offline: with no SLACK_BOT_TOKEN, Slack messages go to a local fake Slack Web API and are shown.
 
@@ -213,9 +240,11 @@ def bench(
     only: Annotated[list[str] | None, typer.Option(
         "--only", help="run only this section (repeatable): pipeline, api, …; default: all")] = None,
 ) -> None:
-    """Print throughput and latency figures, measured in one run on the local stack (in private topics,
-    indices and Redis db, removed afterwards): raw consume rate, pipeline rate, naive baseline, ratios,
-    alert latency p50/p99; the API's reads over the seeded history (`tickwatch seed`, made on first use).
+    """Measure throughput and latency on the local stack and print the figures.
+
+    One run in private topics, indices and Redis db, removed afterwards: raw consume rate, pipeline rate, naive
+    baseline, ratios, alert latency p50/p99; the API's reads over the seeded history (`tickwatch seed`, made on
+    first use).
 
     Examples: [bold]tickwatch bench --ticks 100000[/bold], [bold]tickwatch bench --only api[/bold]
     """

@@ -60,8 +60,10 @@ def generate(
     ground_truth: Annotated[Path | None, typer.Option(help="write the injected events here (JSON lines)")] = None,
     topic: Annotated[str | None, typer.Option(help="default: TICKWATCH_TICKS_TOPIC")] = None,
 ) -> None:
-    """Publish price ticks to Kafka: synthetic (geometric Brownian motion with injected moves) or a replay of
-    market data files (the documented layout, Yahoo Finance, kline exports, or any via --columns).
+    """Publish price ticks to Kafka: a synthetic market, or a replay of market data files.
+
+    Synthetic prices follow geometric Brownian motion with injected moves; a replay reads the documented layout,
+    Yahoo Finance, kline exports, or any via --columns.
 
     A replay reads and checks every file before the first tick is sent (README: Replaying market data files):
     rows out of order are sorted, duplicate timestamps kept once, a bad row stops it (--skip-bad-rows: skipped).
