@@ -43,6 +43,8 @@ STORM_LINES = 40  # members listed in a storm message; the rest are counted
 STORM_LINES_PER_SECTION = 20
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 MINUS = "\u2212"
+TIMES = "\u00d7"
+SIGMA = "\u03c3"
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{6,}$")
 
 
@@ -121,6 +123,27 @@ def sparkline(points: Sequence[float]) -> str:
     return "".join(SPARK_BARS[round((p - low) / (high - low) * top)] for p in points)
 
 
+def arrow(anomaly: Anomaly) -> str:
+    """📊 for a volume spike (its price may barely move), else 📉/📈 by the move's direction."""
+    if anomaly.rule == "volume":
+        return "📊"
+    return "📉" if anomaly.change_pct < 0 else "📈"
+
+
+def move(anomaly: Anomaly, peak: bool = True) -> str:
+    """What the rule saw, in its own unit: `-7.9 %`, `-2.3 % (4.6 sigma)`, `volume 6.3x usual (+0.3 %)`.
+
+    `peak`: the episode's largest price move so far (lists), else the move when it was detected (headers).
+    """
+    change = pct(anomaly.peak_change_pct if peak else anomaly.change_pct)
+    if anomaly.rule == "volume":
+        ratio = f"{anomaly.volume_ratio:.1f}{TIMES} usual" if anomaly.volume_ratio is not None else "spike"
+        return f"volume {ratio} ({change})"
+    if anomaly.rule == "zscore" and anomaly.zscore is not None:
+        return f"{change} ({abs(anomaly.zscore):.1f} {SIGMA})"
+    return change
+
+
 def who(name: str) -> str:
     """A Slack user id renders as a mention (<@U123>), anything else as written."""
     return f"<@{name}>" if _SLACK_USER.fullmatch(name) else name
@@ -131,7 +154,7 @@ def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False,
                       trim_blocks=False)
     env.filters.update(duration=duration, span=span, pct=pct, price=price, count=count, clock=clock,
-                       spark=sparkline, who=who)
+                       spark=sparkline, who=who, arrow=arrow, move=move)
     return env
 
 

@@ -60,7 +60,7 @@ def test_an_open_alert_says_what_why_and_offers_every_action():
     assert "*236.10*" in words and "high of *250.40* at 14:27:05" in words
     assert "Peak so far: *230.60* (\u22127.9 %)" in words and "5.0 % within 5 min" in words
     assert "`" + sparkline(CONTEXT.sparkline) + "`" in words
-    assert "*3.0\u00d7* the usual 12,000" in words and "2 earlier alerts for TSLA" in words
+    assert "*3.0\u00d7* the 7-day usual of 12,000" in words and "2 earlier alerts for TSLA" in words
     assert actions(body) == [AlertAction.ACKNOWLEDGE, AlertAction.MUTE, AlertAction.HISTORY,
                              AlertAction.ADJUST_THRESHOLD]
     ack = next(e for b in body if b["type"] == "actions" for e in b["elements"])
@@ -141,3 +141,25 @@ def test_durations_read_naturally():
 def test_sparkline_spans_the_bars():
     assert sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
     assert sparkline([5, 5]) == "▄▄" and sparkline([]) == ""
+
+
+def test_zscore_and_volume_alerts_say_what_their_rule_saw_in_its_unit():
+    zscore = anomaly(id="tsla-zscore-1", rule="zscore", threshold_pct=4, change_pct=-2.3, peak_change_pct=-2.3,
+                     zscore=-4.62, reference_price=241.7)
+    volume = anomaly(id="tsla-volume-1", rule="volume", threshold_pct=5, change_pct=0.31, peak_change_pct=0.31,
+                     volume_ratio=6.34, reference_price=235.4)
+
+    z_text, z_blocks = alert_message(zscore, CONTEXT)
+    v_text, v_blocks = alert_message(volume, CONTEXT)
+
+    assert payload(z_blocks)[0]["text"]["text"] == "📉 TSLA \u22122.3 % (4.6 \u03c3) in 4 min"
+    assert "a move of 4 \u03c3 (its usual volatility) within 5 min; this one 4.6 \u03c3." in texts(payload(z_blocks))
+    assert payload(v_blocks)[0]["text"]["text"] == "📊 TSLA volume 6.3\u00d7 usual (+0.3 %) in 4 min"
+    assert "5\u00d7 its usual volume within 5 min; this one 6.3\u00d7." in texts(payload(v_blocks))
+    assert "window's first price" in texts(payload(v_blocks))  # not a high or low: the rule has no direction
+    assert z_text.startswith("📉 TSLA \u22122.3 % (4.6 \u03c3)") and v_text.startswith("📊 TSLA volume 6.3\u00d7")
+    _, storm = storm_message(StormView("storm-1", AT, 5, [zscore, volume, anomaly()]))
+    lines = texts(payload(storm)).splitlines()
+    assert lines[-3:] == ["📉 *TSLA* \u22127.9 % · 230.60 from 250.40",
+                          "📉 *TSLA* \u22122.3 % (4.6 \u03c3) · 230.60 from 241.70",
+                          "📊 *TSLA* volume 6.3\u00d7 usual (+0.3 %) · 230.60 from 235.40"]
