@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from pipeline import store
 from pipeline.controls import Actor, Controls
+from pipeline.notifiers.slack import SlackNotifier
 from pipeline.settings import Settings
 
 T = TypeVar("T")
@@ -33,13 +34,15 @@ class Backend:
     indices: store.Indices
     redis: Redis
     controls: Controls
+    notifier: SlackNotifier  # redraws alert and storm messages the pipeline's way (re-posts one Slack lost)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Backend:
         """No network call here: the clients connect on first use."""
         es, redis, indices = store.connect(settings), Redis.from_url(settings.redis_url), store.Indices(
             settings.index_prefix)
-        return cls(settings, es, indices, redis, Controls(redis, settings, es, indices))
+        return cls(settings, es, indices, redis, Controls(redis, settings, es, indices),
+                   SlackNotifier(settings, redis=redis, es=es))
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call a blocking core function off the event loop."""

@@ -39,7 +39,7 @@ def threshold_input(rule: str, initial: float) -> InputBlock:
     return InputBlock(
         block_id=BlockId.THRESHOLD, label=render(ACTIONS, "threshold_label", rule),
         element=NumberInputElement(action_id=ModalAction.THRESHOLD, is_decimal_allowed=True,
-                                   initial_value=f"{initial:g}", min_value="0", max_value="99.99"))
+                                   initial_value=f"{initial:g}", min_value="0"))  # the rule's own bounds: Controls
 
 
 def window_input(initial: str) -> InputBlock:

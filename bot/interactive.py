@@ -32,11 +32,12 @@ from bot.messages import (
 from bot.middleware import load_alert, load_modal_subject, load_storm
 from bot.modals import ModalSubject, mute_modal, submitted, threshold_modal
 from bot.parsing import ThresholdRequest
+from bot.texts import ACTIONS, render
 from pipeline import alerts, storms
 from pipeline.alert_actions import AlertAction, MuteChoice
+from pipeline.controls import Controls
 from pipeline.durations import parse_seconds
-from pipeline.messages import alert_message, storm_message
-from pipeline.schema import Anomaly
+from pipeline.schema import Anomaly, SlackRef
 
 HISTORY_WINDOW = timedelta(hours=1)
 STORM_MUTE = timedelta(hours=1)
@@ -45,13 +46,13 @@ STORM_MUTE = timedelta(hours=1)
 # --- alert buttons --------------------------------------------------------------------------------
 
 
-async def acknowledge(body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
+async def acknowledge(body: dict[str, Any], context: AsyncBoltContext) -> None:
     """Record who acknowledged (idempotent: the first click wins) and redraw the message in place."""
     backend: Backend = context["backend"]
     who = actor(body)
     updated = await backend.run(alerts.acknowledge, backend.es, backend.indices, context["anomaly"].id,
                                 who.id or who.name)
-    await _redraw(backend, client, updated, context["message_ref"])
+    await backend.run(backend.notifier.changed, updated.id)
 
 
 async def mute(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond,
@@ -120,10 +121,12 @@ async def preview_in_modal(ack: AsyncAck, body: dict[str, Any], client: AsyncWeb
 
 async def threshold_submitted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
                               context: AsyncBoltContext) -> None:
+    """Errors go next to their field, so they are found before the ack (Slack shows them only from it):
+    the form by itself, then the rule through `Controls.candidate` (one Redis read, no Elasticsearch)."""
     backend: Backend = context["backend"]
     subject: ModalSubject = context["subject"]
     try:
-        threshold_pct, window_seconds = threshold_inputs(body["view"])
+        threshold_pct, window_seconds = await backend.run(checked_rule, backend.controls, subject, body["view"])
     except InputErrors as error:
         await ack(response_action="errors", errors=error.errors)
         return
@@ -163,27 +166,20 @@ async def mute_submitted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebCl
 async def storm_acknowledge_all(body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
     """Acknowledge every member, then redraw the grouped message and say so in its thread."""
     backend: Backend = context["backend"]
-    storm_id: str = context["storm_id"]
     who = actor(body)
 
-    def acknowledge_all() -> tuple[int, tuple[str, list[Any]]]:
-        seen = {anomaly.id: anomaly for anomaly in storms.members(backend.redis, storm_id)}
+    def acknowledge_all() -> tuple[int, SlackRef]:
         done = 0
         for anomaly_id in context["storm_members"]:
             try:
-                acked = alerts.acknowledge(backend.es, backend.indices, anomaly_id, who.id or who.name)
+                alerts.acknowledge(backend.es, backend.indices, anomaly_id, who.id or who.name)
             except LookupError:
                 continue  # alerted but not stored yet: its entry in the storm stays as it is
-            storms.put_member(backend.redis, storm_id, alerts.latest(acked, seen[anomaly_id]) if anomaly_id in seen
-                              else acked)
             done += 1
-        current = storms.members(backend.redis, storm_id)
-        return done, storm_message(storms.view(backend.redis, storm_id, current))
+        return done, backend.notifier.render_storm(context["storm_id"])  # reads the acknowledgements back
 
-    done, (text, blocks) = await backend.run(acknowledge_all)
-    channel, ts = context["message_ref"]
-    await client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
-    await client.chat_postMessage(channel=channel, thread_ts=ts,
+    done, ref = await backend.run(acknowledge_all)
+    await client.chat_postMessage(channel=ref.channel, thread_ts=ref.ts,
                                   **storm_acknowledged_message(done, body["user"]["id"]).payload())
 
 
@@ -232,17 +228,45 @@ class InputErrors(ValueError):
 
 
 def threshold_inputs(view: dict[str, Any]) -> tuple[float, int]:
-    """(threshold %, window seconds) typed in the threshold modal; InputErrors says which field is wrong."""
+    """(threshold, window seconds) typed in the threshold modal; InputErrors says which field is unreadable.
+
+    Only the form: the threshold's unit and bounds depend on the rule, and `checked_rule` asks Controls.
+    """
     errors: dict[str, str] = {}
     threshold = _float_or_none(submitted(view, BlockId.THRESHOLD, ModalAction.THRESHOLD))
-    if threshold is None or not 0 <= threshold < 100:
-        errors[BlockId.THRESHOLD] = "a percentage from 0 (off) to below 100, e.g. 3"
+    if threshold is None or threshold < 0:
+        errors[BlockId.THRESHOLD] = render(ACTIONS, "threshold_error")
     try:
         window = round(parse_seconds(submitted(view, BlockId.WINDOW, ModalAction.WINDOW) or "", bare_unit="m"))
         if window <= 0:
             raise ValueError("a window is longer than zero")
     except ValueError as error:
         errors[BlockId.WINDOW] = str(error)
+    if errors:
+        raise InputErrors(errors)
+    return threshold, window  # type: ignore[return-value]
+
+
+def checked_rule(controls: Controls, subject: ModalSubject, view: dict[str, Any]) -> tuple[float, int]:
+    """`threshold_inputs`, then Controls' verdict on the rule they make, every error next to its field: the
+    threshold alone (its bounds depend only on the rule), then with the window (the window's bounds, and the
+    cooldown that must cover it)."""
+    errors: dict[str, str] = {}
+    try:
+        threshold, window = threshold_inputs(view)
+    except InputErrors as error:
+        errors = dict(error.errors)
+        threshold, window = _float_or_none(submitted(view, BlockId.THRESHOLD, ModalAction.THRESHOLD)), 0
+    if BlockId.THRESHOLD not in errors:
+        try:
+            controls.candidate(subject.symbol, subject.rule, threshold_pct=threshold)
+        except ValueError as error:
+            errors[BlockId.THRESHOLD] = str(error)
+    if not errors:
+        try:
+            controls.candidate(subject.symbol, subject.rule, threshold_pct=threshold, window_seconds=window)
+        except ValueError as error:
+            errors[BlockId.WINDOW] = str(error)
     if errors:
         raise InputErrors(errors)
     return threshold, window  # type: ignore[return-value]
@@ -262,13 +286,6 @@ def _float_or_none(raw: Any) -> float | None:
         return float(raw)
     except (TypeError, ValueError):
         return None
-
-
-async def _redraw(backend: Backend, client: AsyncWebClient, anomaly: Anomaly, ref: tuple[str, str]) -> None:
-    context = await backend.run(alerts.alert_context, backend.es, backend.indices, anomaly)
-    text, blocks = alert_message(anomaly, context)
-    channel, ts = ref
-    await client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
 
 
 async def _allowed(backend: Backend, body: dict[str, Any], respond: AsyncRespond,

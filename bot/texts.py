@@ -11,7 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from pipeline.controls import describe_rule
 from pipeline.durations import format_duration
-from pipeline.messages import TEMPLATES, pct, price, sparkline
+from pipeline.messages import TEMPLATES, arrow, move, pct, price, sparkline, who
 from pipeline.schema import Anomaly
 
 COMMANDS = "bot_commands.j2"
@@ -40,8 +40,7 @@ def rule_text(rule: Any) -> str:
 
 
 def anomaly_line(anomaly: Anomaly) -> str:
-    arrow = "📉" if anomaly.peak_change_pct < 0 else "📈"
-    return (f"{arrow} {pct(anomaly.peak_change_pct)} at {anomaly.timestamp:%H:%M} UTC "
+    return (f"{arrow(anomaly)} {move(anomaly)} at {anomaly.timestamp:%H:%M} UTC "
             f"({describe_rule(anomaly.rule, anomaly.threshold_pct, anomaly.window_seconds)}) · {anomaly.status}")
 
 
@@ -50,6 +49,7 @@ def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False)
     env.filters.update(
         price=price, pct=pct, dur=duration, spark=sparkline, rule_text=rule_text, anomaly_line=anomaly_line,
+        arrow=arrow, move=move, who=who,
         amount=lambda value: f"{value:,.0f}",
         hhmm=lambda value: f"{value:%H:%M} UTC",
         stamp=lambda value: f"{value:%Y-%m-%d %H:%M} UTC",

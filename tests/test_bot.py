@@ -16,6 +16,7 @@ from redis import Redis
 from slack_sdk import WebClient
 
 from bot.enums import BlockId, Command, ModalAction, ModalCallback
+from bot.texts import COMMANDS, exported
 from pipeline import store, storms
 from pipeline.alert_actions import AlertAction, MuteChoice
 from pipeline.alerts import alert_context, record_slack_ref
@@ -25,7 +26,7 @@ from pipeline.schema import Anomaly, SlackRef, to_ms
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
 from tests.bot_harness import SECRET, BotServer, assert_valid_blocks, serve
-from tests.conftest import lease_database, redis_url_for, release_database
+from tests.conftest import lease_database, redis_url_for, release_database, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -274,6 +275,23 @@ def test_acknowledge_records_who_and_edits_the_alert_in_place(bot: BotServer, ba
     assert (stored.status, stored.acknowledged_by) == ("acknowledged", OTHER)
 
 
+def test_acknowledging_an_alert_slack_lost_posts_it_anew_and_stores_where(bot: BotServer, backend: Any) -> None:
+    lost = anomaly("TSLA", 60, 0.97).model_copy(update={"id": f"tsla-lost-{uuid.uuid4().hex[:6]}",
+                                                        "slack": SlackRef(channel=CHANNEL, ts="1700000000.000001")})
+    store.write(backend.es, [store.anomaly_action(backend.indices, lost)])
+    backend.es.indices.refresh(index=backend.indices.anomalies)
+
+    bot.click(AlertAction.ACKNOWLEDGE, lost.id, user=OTHER, channel=CHANNEL, ts="1700000000.000001")
+
+    [gone] = bot.wait("chat.update")
+    [posted] = bot.wait("chat.postMessage")
+    assert gone.response["error"] == "message_not_found" and posted.ok
+    assert posted.params["channel"] == bot.settings.slack_channel
+    assert f"Acknowledged by <@{OTHER}>" in json.dumps(posted.params["blocks"])
+    new_ref = SlackRef(channel=posted.response["channel"], ts=posted.response["ts"])
+    wait_for(lambda: alert_ref(backend, lost.id) == new_ref, timeout=10, what="the new message's ref stored")
+
+
 def test_a_rate_limited_update_is_waited_out(bot: BotServer, backend: Any) -> None:
     ref = alert_ref(backend, "tsla-drop-80")
     bot.slack.fail_next("chat.update", retry_after=1)
@@ -360,6 +378,33 @@ def test_adjust_threshold_previews_in_the_modal_then_saves_and_confirms_in_threa
     assert next(c.action for c in audit(backend) if c.symbol == "TSLA") == "set_rule"
 
 
+def test_adjusting_a_volume_rule_speaks_its_unit_and_checks_its_bounds(bot: BotServer, backend: Any) -> None:
+    spike = anomaly("TSLA", 90, 1.0).model_copy(update={"id": f"tsla-volume-{uuid.uuid4().hex[:6]}", "rule": "volume",
+                                                        "threshold_pct": 5.0, "volume_ratio": 6.3})
+    store.write(backend.es, [store.anomaly_action(backend.indices, spike)])
+    backend.es.indices.refresh(index=backend.indices.anomalies)
+    ref = alert_ref(backend, "tsla-drop-80")  # any message: the thread note goes under the clicked one
+    bot.click(AlertAction.ADJUST_THRESHOLD, spike.id, user=ADMIN, channel=ref.channel, ts=ref.ts)
+    view = bot.wait("views.open")[0].response["view"]
+    threshold_block = next(b for b in view["blocks"] if b.get("block_id") == BlockId.THRESHOLD)
+    assert threshold_block["label"]["text"].startswith("Volume threshold (\u00d7 the usual")
+    assert threshold_block["element"]["initial_value"] == f"{bot.settings.volume_spike_x:g}"  # the rule now
+
+    def submit(value: str) -> Any:
+        return bot.in_modal(view, user=ADMIN, values={
+            BlockId.THRESHOLD: {ModalAction.THRESHOLD: {"type": "number_input", "value": value}},
+            BlockId.WINDOW: {ModalAction.WINDOW: {"type": "plain_text_input", "value": "15m"}}})
+
+    refused = submit("2000").json()
+    assert refused["response_action"] == "errors" and "at most 1000" in refused["errors"][BlockId.THRESHOLD]
+    assert backend.redis.hgetall(RULES_KEY) == {}
+
+    assert submit("200").status_code == 200  # a multiple over 100 is fine for volume
+    [note] = bot.wait("chat.postMessage")
+    assert "TSLA volume off → volume 200x in 15m" in note.params["text"]
+    assert backend.controls.rules("TSLA")["volume"].threshold_pct == 200.0
+
+
 def test_bad_modal_input_is_shown_next_to_the_field_and_saves_nothing(bot: BotServer, backend: Any) -> None:
     ref = alert_ref(backend, "tsla-drop-80")
     bot.click(AlertAction.ADJUST_THRESHOLD, "tsla-drop-80", user=ADMIN, channel=ref.channel, ts=ref.ts)
@@ -390,13 +435,15 @@ def test_storm_buttons_acknowledge_all_and_mute_all(bot: BotServer, backend: Any
     for i, member in enumerate(members):
         storms.put_member(backend.redis, storm_id, member.model_copy(update={"id": f"{storm_id}-{i}"}))
     posted = WebClient(token="xoxb-test", base_url=bot.slack.url).chat_postMessage(channel=CHANNEL, text="storm")
+    storms.set_message_ref(backend.redis, storm_id, SlackRef(channel=posted["channel"], ts=posted["ts"]))
     bot.slack.clear_calls()
 
     bot.click(AlertAction.STORM_ACKNOWLEDGE_ALL, storm_id, user=ADMIN, channel=posted["channel"], ts=posted["ts"])
     [update] = bot.wait("chat.update")
     [note] = bot.wait("chat.postMessage")
-    assert update.ok
+    assert update.ok and (update.params["channel"], update.params["ts"]) == (posted["channel"], posted["ts"])
     assert_valid_blocks(update.params["blocks"])
+    assert json.dumps(update.params["blocks"], ensure_ascii=False).count(f"\u2705 <@{ADMIN}>") == 2  # both lines say who acknowledged
     assert "acknowledged all 2 alerts" in note.params["text"] and note.params["thread_ts"] == posted["ts"]
     for i in range(2):
         stored = backend.es.get(index=backend.indices.anomalies, id=f"{storm_id}-{i}")["_source"]
@@ -417,6 +464,9 @@ def test_the_manifest_declares_exactly_the_commands_the_app_answers(bot: BotServ
     declared = {entry["command"] for entry in manifest["features"]["slash_commands"]}
 
     assert declared == {command.value for command in Command}
+    usage = exported(COMMANDS, "usage")  # what `help` and a usage error say
+    for entry in manifest["features"]["slash_commands"]:
+        assert f"{entry['command']} {entry.get('usage_hint', '')}".strip() == usage[entry["command"]]
     assert set(manifest["oauth_config"]["scopes"]["bot"]) >= {"chat:write", "commands", "files:write"}
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     for command in declared:  # each one is answered (an unregistered command would get a 404)

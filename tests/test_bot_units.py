@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.enums import BlockId
 from bot.interactive import InputErrors, mute_end, threshold_inputs
-from bot.messages import anomalies_message, mutes_message
+from bot.messages import anomalies_message, mutes_message, refused_message
 from bot.parsing import (
     HELP,
     AnomaliesRequest,
@@ -21,8 +22,10 @@ from bot.parsing import (
     parse_mute,
     parse_no_arguments,
     parse_price,
+    parse_symbol_only,
     parse_threshold,
 )
+from bot.texts import COMMANDS, exported
 from pipeline.alert_actions import MuteChoice
 from pipeline.backtest import count_alerts
 from pipeline.controls import Mute
@@ -112,8 +115,9 @@ def _view(threshold: str | None, window: str | None) -> dict:
 def test_threshold_modal_input_is_read_or_refused_per_field() -> None:
     assert threshold_inputs(_view("3", "10m")) == (3.0, 600)
     assert threshold_inputs(_view("0", "90s")) == (0.0, 90)
+    assert threshold_inputs(_view("200", "15m")) == (200.0, 900)  # a volume multiple; Controls judges the bounds
     with pytest.raises(InputErrors) as raised:
-        threshold_inputs(_view("100", "later"))
+        threshold_inputs(_view("-1", "later"))
     assert set(raised.value.errors) == {BlockId.THRESHOLD, BlockId.WINDOW}
     with pytest.raises(InputErrors) as raised:
         threshold_inputs(_view(None, "5m"))
@@ -163,3 +167,45 @@ def test_manifest_gets_the_request_url_everywhere() -> None:
     assert manifest_text("https://bot.example.org/slack/events") == manifest_text("https://bot.example.org")
     with pytest.raises(ValueError, match="https"):
         manifest_text("http://bot.example.org")
+
+
+@pytest.mark.parametrize(("users", "channels", "expected"), [
+    (["U0ADMIN01", "U0ADMIN02", "U0ADMIN03"], [], "only <@U0ADMIN01>, <@U0ADMIN02> or <@U0ADMIN03> can change"),
+    ([], ["C0OPS0001"], "can only be changed in <#C0OPS0001>."),
+    (["U0ADMIN01"], ["C0OPS0001", "C0OPS0002"], "only <@U0ADMIN01> can change mutes and thresholds, and only in "
+                                                "<#C0OPS0001> or <#C0OPS0002>."),
+])
+def test_a_refusal_names_who_may_change_and_where(users: list[str], channels: list[str], expected: str) -> None:
+    text = refused_message(users, channels).blocks[0].text.text
+
+    assert text.startswith(":lock: Sorry, ") and expected in text and "Nothing was changed." in text
+    assert " by in " not in text and "`/price`" in text  # what they can still do
+
+
+def test_every_usage_line_parses_with_the_words_it_names() -> None:
+    """The examples of each `help` are accepted by the command's parser (zscore, volume and confirm too)."""
+    parsers = {"/price": parse_price, "/anomalies": parse_anomalies, "/mute": parse_mute, "/unmute": parse_symbol_only,
+               "/mutes": parse_no_arguments, "/threshold": parse_threshold}
+    for command, parser in parsers.items():
+        for example in exported(COMMANDS, "examples")[command]:
+            name, _, text = example.partition(" ")
+            assert name == command
+            parser(text)  # raises Usage if the help shows something the parser refuses
+    usage = exported(COMMANDS, "usage")["/threshold"]
+    assert all(word in usage for word in ("RULE THRESHOLD", "cooldown", "confirm TICKS|DURATION", "--preview"))
+    examples = " ".join(exported(COMMANDS, "examples")["/threshold"])
+    assert all(f"TSLA {words}" in examples for words in ("zscore 4", "volume 5x", "drop 5% confirm 3"))
+
+
+def test_anomaly_lines_use_each_rules_unit() -> None:
+    spike = _anomaly(1).model_copy(update={"rule": "volume", "change_pct": 0.3, "peak_change_pct": 0.3,
+                                           "volume_ratio": 6.34})
+    jump = _anomaly(2).model_copy(update={"rule": "zscore", "change_pct": -2.3, "peak_change_pct": -2.3,
+                                          "zscore": -4.6})
+
+    listed = json.dumps(anomalies_message(None, timedelta(days=1), [(spike, None), (jump, None)],
+                                          truncated=False).payload()["blocks"], ensure_ascii=False)
+
+    assert "📊 *SYMBOL0001.LONG* volume 6.3\u00d7 usual (+0.3 %)" in listed
+    assert "📉 *SYMBOL0002.LONG* \u22122.3 % (4.6 \u03c3)" in listed
+    assert "ack by <@U0SOMEBODY1>" in listed  # a Slack user id is a mention
