@@ -241,7 +241,7 @@ def _report_cpu(console: Console, per_tick_us: dict[str, float], rate: float) ->
 
 # --- sections: `tickwatch bench --only NAME` --------------------------------------------------------------
 
-SECTIONS = ("pipeline", "api", "digest", "storm", "detection", "webhooks")
+SECTIONS = ("pipeline", "api", "bot", "digest", "storm", "detection", "webhooks")
 
 
 def run_sections(settings: Settings, console: Console, only: Iterable[str] = (), **pipeline_options: int) -> None:
@@ -256,6 +256,10 @@ def run_sections(settings: Settings, console: Console, only: Iterable[str] = (),
         from tickwatch.bench_api import api_figures  # it imports this module
 
         api_figures(settings, console)
+    if "bot" in chosen:
+        from tickwatch.bench_bot import bot_price_figures  # it imports this module
+
+        bot_price_figures(settings, console)
     if "digest" in chosen:
         from tickwatch.bench_digest import digest_figures
 

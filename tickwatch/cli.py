@@ -238,15 +238,21 @@ def bench(
     rate: Annotated[int, typer.Option(help="ticks/s for the alert latency run")] = 1_000,
     seconds: Annotated[int, typer.Option(help="length of the alert latency run")] = 60,
     only: Annotated[list[str] | None, typer.Option(
-        "--only", help="run only this section (repeatable): pipeline, api, …; default: all")] = None,
+        "--only", help="run only this section (repeatable): pipeline, api, bot, digest, storm, detection, "
+                       "webhooks; default: all")] = None,
 ) -> None:
     """Measure throughput and latency on the local stack and print the figures.
 
-    One run in private topics, indices and Redis db, removed afterwards: raw consume rate, pipeline rate, naive
-    baseline, ratios, alert latency p50/p99; the API's reads over the seeded history (`tickwatch seed`, made on
-    first use).
+    Each section runs in private topics, indices and Redis db, removed afterwards:
+    [bold]pipeline[/bold]: raw consume rate, pipeline rate, naive baseline, ratios, alert latency p50/p99
+    [bold]api[/bold]: the HTTP API's reads over the seeded history (`tickwatch seed`, made on first use)
+    [bold]bot[/bold]: /price over the seeded history, server time and round trip to the response_url
+    [bold]digest[/bold]: the daily digest of the seeded day
+    [bold]storm[/bold]: 200 alerts to one Slack channel, grouped
+    [bold]detection[/bold]: detection's cost per tick by rule set (quick: no stack)
+    [bold]webhooks[/bold]: alerts delivered to 100 webhook subscribers
 
-    Examples: [bold]tickwatch bench --ticks 100000[/bold], [bold]tickwatch bench --only api[/bold]
+    Examples: [bold]tickwatch bench --ticks 100000[/bold], [bold]tickwatch bench --only detection[/bold]
     """
     from tickwatch import bench as bench_module
 
