@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline import history
 from pipeline.controls import Change, Mute, RuleView
@@ -108,6 +108,8 @@ class ThresholdChange(BaseModel):
     """Set one rule's parameters for a symbol; those left out keep their current values. The limits are the
     Controls service's (the bot's too); a refusal names the field."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not a silent "keep as it is"
+
     rule: RuleName
     threshold: float | None = Field(None, description=THRESHOLD_MEANING, examples=[3])
     window: str | None = Field(None, description="e.g. 90s, 5m, 1h (a bare number counts in seconds)",
@@ -137,6 +139,8 @@ class MuteList(BaseModel):
 
 
 class MuteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt duration must not become a mute without end
+
     symbol: str
     duration: str | None = Field(None, description="e.g. 30m, 2h, 1d; leave out (and until) to mute until unmuted",
                                  examples=["2h"])

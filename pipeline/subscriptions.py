@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from redis import Redis, WatchError
 from redis.client import Pipeline
 
@@ -50,6 +50,8 @@ Symbols = Annotated[list[str], AfterValidator(lambda symbols: sorted({normalise_
 class SubscriptionSpec(BaseModel):
     """What a caller chooses (POST /v1/webhooks)."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not a silent default
+
     url: str = Field(description="http(s) URL receiving POSTs; must resolve to public addresses only",
                      examples=["https://example.com/hooks/tickwatch"], max_length=2000)
     events: EventTypes = Field(min_length=1, description="event types to receive")
@@ -66,6 +68,16 @@ class SubscriptionPatch(BaseModel):
     symbols: Symbols | None = Field(None, max_length=MAX_SYMBOLS, description="null: all symbols")
     description: str | None = Field(None, max_length=500)
     enabled: bool | None = None
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("url", "events", "description", "enabled")
+    @classmethod
+    def _not_null(cls, value: object, info: ValidationInfo) -> object:
+        """Only `symbols` may be set to null (all symbols); leaving a field out keeps it."""
+        if value is None:
+            raise ValueError(f"{info.field_name} cannot be null; leave it out to keep it as it is")
+        return value
 
 
 class Subscription(BaseModel):
@@ -164,9 +176,6 @@ def _mutate(redis: Redis, subscription_id: str,
 
 def update(redis: Redis, settings: Settings, subscription_id: str, patch: SubscriptionPatch) -> Subscription:
     changes = patch.model_dump(exclude_unset=True)
-    for required in ("url", "events", "enabled", "description"):
-        if required in changes and changes[required] is None:
-            raise ValueError(f"{required} cannot be null")
     if "url" in changes:
         _check_url(settings, changes["url"])
     if changes.get("enabled"):

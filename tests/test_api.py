@@ -303,6 +303,9 @@ def test_mute_errors(client: TestClient):
     assert past["errors"][0]["field"] == "body.until" and "future" in past["detail"]
     assert problem(client.post("/v1/mutes", json={"symbol": "APPL"}, headers=bearer(ADMIN)), 404)["suggestions"]
     assert problem(client.post("/v1/mutes", json={}, headers=bearer(ADMIN)), 422)["errors"][0]["field"] == "body.symbol"
+    typo = problem(client.post("/v1/mutes", json={"symbol": "AAPL", "durration": "1h"}, headers=bearer(ADMIN)), 422)
+    assert typo["errors"][0]["field"] == "body.durration"  # not a mute without end
+    assert client.get("/v1/mutes", headers=bearer(READER)).json()["items"] == []
 
 
 def test_openapi_and_docs(client: TestClient):

@@ -120,6 +120,13 @@ def test_bad_input_is_a_problem_naming_the_field(api: TestClient):
     assert cursor.status_code == 422 and cursor.json()["errors"][0]["field"] == "query.cursor"
     since = api.post(f"/v1/webhooks/{created['id']}/recover", headers=ADMIN, params={"since": "yesterday"})
     assert since.status_code == 422 and since.json()["errors"][0]["field"] == "query.since"
+    path = f"/v1/webhooks/{created['id']}"
+    null = api.patch(path, headers=ADMIN, json={"url": None})
+    assert null.status_code == 422 and null.json()["errors"][0]["field"] == "body.url"
+    typo = api.patch(path, headers=ADMIN, json={"enable": False})  # misspelt: must not answer 200 and change nothing
+    assert typo.status_code == 422 and typo.json()["errors"][0]["field"] == "body.enable"
+    assert api.get(path, headers=ADMIN).json()["enabled"] is True
+    assert api.patch(path, headers=ADMIN, json={"symbols": None}).json()["symbols"] is None  # null: all symbols
 
 
 @pytest.mark.parametrize(("host", "reason"), [
