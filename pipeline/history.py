@@ -7,15 +7,14 @@ stored with event time in epoch milliseconds (see pipeline.store).
 
 from __future__ import annotations
 
-import base64
 import difflib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from elasticsearch import Elasticsearch, NotFoundError
 
+from pipeline import cursors
 from pipeline.schema import Anomaly, from_ms, normalise_symbol, to_ms
 from pipeline.store import Indices
 
@@ -193,10 +192,10 @@ def ticks_page(es: Elasticsearch, indices: Indices, symbol: str, start: datetime
     """Raw ticks in [start, end], oldest first, `limit` at a time."""
     _check_limit(limit)
     hits = _search(es, indices.ticks, size=limit + 1, query=_symbol_query(symbol, start, end),
-                   sort=[{"timestamp": "asc"}], search_after=_decode_cursor(cursor),
+                   sort=[{"timestamp": "asc"}], search_after=cursors.decode(cursor),
                    source=["symbol", "timestamp", "price", "volume"])["hits"]["hits"]
     rows = [_tick_row(hit["_source"]) for hit in hits[:limit]]
-    return Page(rows, _encode_cursor(hits[limit - 1]["sort"]) if len(hits) > limit else None)
+    return Page(rows, cursors.encode(hits[limit - 1]["sort"]) if len(hits) > limit else None)
 
 
 def usual_volume(es: Elasticsearch, indices: Indices, symbol: str, window_seconds: int, *, before: datetime,
@@ -238,9 +237,9 @@ def anomalies_page(es: Elasticsearch, indices: Indices, *, symbol: str | None = 
         filters.append({"range": {"timestamp": {key: value.isoformat() for key, value in
                                                 (("gte", start), ("lte", end)) if value}}})
     hits = _search(es, indices.anomalies, size=limit + 1, query={"bool": {"filter": filters}},
-                   sort=[{"timestamp": "desc"}, {"id": "desc"}], search_after=_decode_cursor(cursor))["hits"]["hits"]
+                   sort=[{"timestamp": "desc"}, {"id": "desc"}], search_after=cursors.decode(cursor))["hits"]["hits"]
     items = [Anomaly.model_validate(hit["_source"]) for hit in hits[:limit]]
-    return Page(items, _encode_cursor(hits[limit - 1]["sort"]) if len(hits) > limit else None)
+    return Page(items, cursors.encode(hits[limit - 1]["sort"]) if len(hits) > limit else None)
 
 
 def get_anomaly(es: Elasticsearch, indices: Indices, anomaly_id: str) -> Anomaly | None:
@@ -314,20 +313,4 @@ def _tick_row(source: dict[str, Any]) -> TickRow:
 def _check_limit(limit: int) -> None:
     if not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
-
-
-def _encode_cursor(sort_values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(sort_values)).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> list[Any] | None:
-    if not cursor:
-        return None
-    try:
-        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError:
-        raise ValueError("cursor is not one this API handed out; start again without it") from None
-    if not isinstance(values, list) or not values or not all(isinstance(v, int | float | str) for v in values):
-        raise ValueError("cursor is not one this API handed out; start again without it")
-    return values
 
