@@ -12,18 +12,8 @@ from pipeline.controls import Change, Mute, RuleView
 from pipeline.schema import Anomaly, RuleName
 
 
-class SymbolOut(BaseModel):
-    symbol: str
-    last_price: float
-    last_timestamp: datetime
-
-    @classmethod
-    def of(cls, info: history.SymbolInfo) -> SymbolOut:
-        return cls(symbol=info.symbol, last_price=info.last_price, last_timestamp=info.last_timestamp)
-
-
 class SymbolList(BaseModel):
-    items: list[SymbolOut]
+    items: list[history.SymbolInfo] = Field(description="A to Z")
 
 
 class TickOut(BaseModel):
@@ -45,27 +35,12 @@ class TickPage(BaseModel):
     next: str | None = Field(description="the next page's URL path and query, ready to call")
 
 
-class BarOut(BaseModel):
-    start: datetime
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float | None
-    ticks: int
-
-    @classmethod
-    def of(cls, bar: history.Bar) -> BarOut:
-        return cls(start=bar.start, open=bar.open, high=bar.high, low=bar.low, close=bar.close, volume=bar.volume,
-                   ticks=bar.ticks)
-
-
 class Ohlc(BaseModel):
     symbol: str
     interval: str
     start: datetime
     end: datetime
-    bars: list[BarOut] = Field(description="oldest first; intervals without a tick are left out")
+    bars: list[history.Bar] = Field(description="oldest first; intervals without a tick are left out")
 
 
 class AnomalyOut(Anomaly):

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from api.auth import Reader
 from api.deps import Services, services
 from api.errors import problem_responses
-from api.models import BarOut, Ohlc, SymbolList, SymbolOut, TickOut, TickPage
+from api.models import Ohlc, SymbolList, TickOut, TickPage
 from api.views import SymbolPath, invalid_as_problem, next_link, symbol_param
 from pipeline import history
 from pipeline.schema import to_utc
@@ -29,7 +29,7 @@ Interval = Literal["1m", "5m", "15m", "1h", "1d"]
 def symbols(_: Reader, svc: Annotated[Services, Depends(services)],
             limit: Annotated[int, Query(ge=1, le=history.SYMBOLS_LIMIT, description="at most this many, A to Z")]
             = 1000) -> SymbolList:
-    return SymbolList(items=[SymbolOut.of(info) for info in history.known_symbols(svc.es, svc.indices, limit=limit)])
+    return SymbolList(items=history.known_symbols(svc.es, svc.indices, limit=limit))
 
 
 def _range(svc: Services, symbol: str, start: datetime | None, end: datetime | None, default_span: timedelta,
@@ -85,4 +85,4 @@ def ohlc(
     start, end = _range(svc, symbol, start, end, DEFAULT_OHLC_SPAN[interval], after_last=timedelta(milliseconds=1))
     with invalid_as_problem("query.interval"):
         bars = history.ohlc(svc.es, svc.indices, symbol, start, end, interval)
-    return Ohlc(symbol=symbol, interval=interval, start=start, end=end, bars=[BarOut.of(bar) for bar in bars])
+    return Ohlc(symbol=symbol, interval=interval, start=start, end=end, bars=bars)
