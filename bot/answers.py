@@ -29,6 +29,7 @@ from bot.messages import (
 from bot.parsing import MuteRequest, ThresholdRequest
 from pipeline import backtest, history
 from pipeline.controls import Actor
+from pipeline.detection import Rule
 from pipeline.history import UnknownSymbol
 from pipeline.schema import Anomaly, RuleName
 
@@ -145,7 +146,10 @@ def preview(b: Backend, symbol: str, rule: RuleName, **change: float | int) -> P
     candidate = b.controls.candidate(symbol, rule, **change).as_rule()
     last = history.last_tick(b.es, b.indices, symbol)
     end = last.timestamp if last else None  # both replays over the same span
-    return Preview(backtest.replay(b.es, b.indices, symbol, candidate, days=PREVIEW_DAYS, end=end),
-                   backtest.replay(b.es, b.indices, symbol, current.as_rule(), days=PREVIEW_DAYS, end=end))
+    def replayed(rule: Rule) -> backtest.Replay:
+        return backtest.replay(b.es, b.indices, symbol, rule, days=PREVIEW_DAYS, end=end,
+                               baseline_seconds=b.settings.baseline_seconds)
+
+    return Preview(replayed(candidate), replayed(current.as_rule()))
 
 

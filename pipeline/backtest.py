@@ -6,10 +6,11 @@ replay reads a bounded span (default the last 7 days up to the symbol's last tic
 by the same definition as live alerts.
 
 Bounded cost: up to `max_ticks` stored ticks are replayed as they are (read with `search_after`, oldest
-first). Beyond that the span is replayed from 1-minute bars instead, two points per minute: for `drop` the
-minute's high then its low, for `rise` the low then the high. That is an approximation — a move that
-happens inside one minute counts even if the low came first — so it can over-count a little, never miss
-a move that the ticks show; `Replay.from_bars` says when it was used.
+first, price and volume). Beyond that the span is replayed from 1-minute bars instead, two points per
+minute, each with half the minute's volume: for `drop` the minute's high then its low, otherwise the low
+then the high. That is an approximation — a move that happens inside one minute counts even if the low
+came first — so it can over-count a little, never miss a move that the ticks show; `Replay.from_bars` says
+when it was used.
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ class Replay:
 
 
 def replay(es: Elasticsearch, indices: Indices, symbol: str, rule: Rule, *, days: int = 7,
-           end: datetime | None = None, max_ticks: int = MAX_TICKS) -> Replay:
-    """Replay the `days` before `end` (default: the symbol's last tick); no stored ticks gives 0 alerts."""
+           end: datetime | None = None, max_ticks: int = MAX_TICKS, baseline_seconds: int = 3600) -> Replay:
+    """Replay the `days` before `end` (default: the symbol's last tick); no stored ticks gives 0 alerts.
+
+    `baseline_seconds`: the workers' (settings.baseline_seconds), so zscore and volume count as live."""
     symbol = normalise_symbol(symbol)
     if end is None:
         last = history.last_tick(es, indices, symbol)
@@ -59,17 +62,19 @@ def replay(es: Elasticsearch, indices: Indices, symbol: str, rule: Rule, *, days
     stored = es.count(index=indices.ticks, query=query, ignore_unavailable=True, allow_no_indices=True)["count"]
     from_bars = stored > max_ticks
     points = _bar_points(es, indices, query, rule) if from_bars else _tick_points(es, indices, query)
-    alerts, replayed = count_alerts(symbol, rule, points)
+    alerts, replayed = count_alerts(symbol, rule, points, baseline_seconds=baseline_seconds)
     return Replay(symbol, rule, start, end, alerts, replayed, from_bars)
 
 
-def count_alerts(symbol: str, rule: Rule, points: Iterable[TickPoint]) -> tuple[int, int]:
+def count_alerts(symbol: str, rule: Rule, points: Iterable[TickPoint], *,
+                 baseline_seconds: int = 3600) -> tuple[int, int]:
     """(episodes opened, points replayed) for points in event-time order: the pure part of `replay`."""
     state = SymbolState()
     alerts = replayed = 0
     stream = iter(points)
     while chunk := list(islice(stream, _BATCH)):
-        outcome = advance(state, symbol, chunk, [rule], lateness_ms=0, now=_REPLAYED_AT)
+        outcome = advance(state, symbol, chunk, [rule], lateness_ms=0, now=_REPLAYED_AT,
+                          baseline_seconds=baseline_seconds)
         alerts += len(outcome.new_ids)
         replayed += len(chunk)
     return alerts, replayed
@@ -85,24 +90,28 @@ def _tick_points(es: Elasticsearch, indices: Indices, query: dict[str, Any]) -> 
     after: list[Any] | None = None
     while True:
         hits = es.search(index=indices.ticks, query=query, size=PAGE_SIZE, sort=[{"timestamp": "asc"}],
-                         search_after=after, source=False, docvalue_fields=["price"], track_total_hits=False,
-                         ignore_unavailable=True, allow_no_indices=True)["hits"]["hits"]
+                         search_after=after, source=False, docvalue_fields=["price", "volume"],
+                         track_total_hits=False, ignore_unavailable=True, allow_no_indices=True)["hits"]["hits"]
         for hit in hits:
-            yield TickPoint(hit["sort"][0], hit["fields"]["price"][0])
+            volume = hit["fields"].get("volume")  # absent when the tick carried none
+            yield TickPoint(hit["sort"][0], hit["fields"]["price"][0], volume[0] if volume else None)
         if len(hits) < PAGE_SIZE:
             return
         after = hits[-1]["sort"]
 
 
 def _bar_points(es: Elasticsearch, indices: Indices, query: dict[str, Any], rule: Rule) -> Iterator[TickPoint]:
-    """Two points per minute from a date histogram, ordered so the rule's move inside a minute counts."""
+    """Two points per minute from a date histogram, ordered so the rule's move inside a minute counts, the
+    minute's volume split between them (none when its ticks carried none)."""
     buckets = es.search(index=indices.ticks, query=query, size=0, track_total_hits=False, aggs={"bars": {
         "date_histogram": {"field": "timestamp", "fixed_interval": f"{BAR_SECONDS}s", "min_doc_count": 1},
-        "aggs": {"high": {"max": {"field": "price"}}, "low": {"min": {"field": "price"}}}}},
+        "aggs": {"high": {"max": {"field": "price"}}, "low": {"min": {"field": "price"}},
+                 "volume": {"sum": {"field": "volume"}}, "volume_count": {"value_count": {"field": "volume"}}}}},
         ignore_unavailable=True, allow_no_indices=True)["aggregations"]["bars"]["buckets"]
     half = BAR_SECONDS * 500
     for bucket in buckets:
         high, low = bucket["high"]["value"], bucket["low"]["value"]
         first, second = (high, low) if rule.name == "drop" else (low, high)
-        yield TickPoint(bucket["key"], first)
-        yield TickPoint(bucket["key"] + half, second)
+        volume = bucket["volume"]["value"] / 2 if bucket["volume_count"]["value"] else None
+        yield TickPoint(bucket["key"], first, volume)
+        yield TickPoint(bucket["key"] + half, second, volume)

@@ -20,7 +20,9 @@ from bot.texts import COMMANDS, exported
 from pipeline import store, storms
 from pipeline.alert_actions import AlertAction, MuteChoice
 from pipeline.alerts import alert_context, record_slack_ref
+from pipeline.backtest import replay
 from pipeline.controls import MUTES_KEY, RULES_KEY, Controls
+from pipeline.detection import Rule
 from pipeline.messages import alert_message
 from pipeline.schema import Anomaly, SlackRef, to_ms
 from pipeline.settings import Settings
@@ -44,6 +46,11 @@ def tsla_price(at: datetime) -> float:
         if start <= minute < start + 2:
             return 100 * low
     return 100.0
+
+
+def volm_volume(at: datetime) -> float:
+    """VOLM trades 10 a tick, and 40 times that for two minutes after minute 90: one volume spike."""
+    return 400.0 if 90 <= (at - START).total_seconds() / 60 < 92 else 10.0
 
 
 def tick(symbol: str, at: datetime, price: float, offset: int) -> dict[str, Any]:
@@ -73,6 +80,8 @@ def bot(real_stack: Settings) -> Iterator[BotServer]:
     count = int((END - START) / STEP) + 1
     ticks = [tick("TSLA", START + i * STEP, tsla_price(START + i * STEP), i) for i in range(count)]
     ticks += [tick("AAPL", START + i * STEP, 200.0 + i % 3, i) for i in range(count)]
+    ticks += [{**tick("VOLM", START + i * STEP, 50.0 + i % 2 / 100, i), "volume": volm_volume(START + i * STEP)}
+              for i in range(count)]
     store.write(es, [store.tick_action(indices, t) for t in ticks])
     with FakeSlack() as slack:
         settings = settings.model_copy(update={
@@ -443,7 +452,8 @@ def test_storm_buttons_acknowledge_all_and_mute_all(bot: BotServer, backend: Any
     [note] = bot.wait("chat.postMessage")
     assert update.ok and (update.params["channel"], update.params["ts"]) == (posted["channel"], posted["ts"])
     assert_valid_blocks(update.params["blocks"])
-    assert json.dumps(update.params["blocks"], ensure_ascii=False).count(f"\u2705 <@{ADMIN}>") == 2  # both lines say who acknowledged
+    lines = json.dumps(update.params["blocks"], ensure_ascii=False)
+    assert lines.count(f"\u2705 <@{ADMIN}>") == 2  # both members' lines say who acknowledged
     assert "acknowledged all 2 alerts" in note.params["text"] and note.params["thread_ts"] == posted["ts"]
     for i in range(2):
         stored = backend.es.get(index=backend.indices.anomalies, id=f"{storm_id}-{i}")["_source"]
@@ -475,9 +485,6 @@ def test_the_manifest_declares_exactly_the_commands_the_app_answers(bot: BotServ
 
 
 def test_replay_from_bars_agrees_with_the_ticks_on_clear_moves(bot: BotServer, backend: Any) -> None:
-    from pipeline.backtest import replay
-    from pipeline.detection import Rule
-
     for threshold, expected in ((3, 2), (5, 1), (10, 0)):
         rule = Rule("drop", threshold, 300, 300)
         from_ticks = replay(backend.es, backend.indices, "TSLA", rule)
@@ -487,6 +494,15 @@ def test_replay_from_bars_agrees_with_the_ticks_on_clear_moves(bot: BotServer, b
         assert from_ticks.points == int((END - START) / STEP) + 1
         assert from_bars.points == 2 * (int((END - START).total_seconds() // 60) + 1)
     assert replay(backend.es, backend.indices, "NOPE", Rule("drop", 3, 300, 300)).alerts == 0
+
+
+def test_a_volume_rule_replays_the_stored_volumes(bot: BotServer, backend: Any) -> None:
+    spike = Rule("volume", 5, 300, 300)
+
+    assert replay(backend.es, backend.indices, "VOLM", spike).alerts == 1
+    assert replay(backend.es, backend.indices, "VOLM", spike, max_ticks=100).alerts == 1  # from bars
+    assert replay(backend.es, backend.indices, "VOLM", Rule("volume", 100, 300, 300)).alerts == 0
+    assert replay(backend.es, backend.indices, "AAPL", spike).alerts == 0  # steady volume
 
 
 def test_a_failure_after_the_answer_is_reported_where_the_user_asked(bot: BotServer, backend: Any) -> None:
