@@ -17,7 +17,7 @@ from bot.texts import ACTIONS, COMMANDS, render
 from pipeline.backtest import Replay
 from pipeline.controls import Change, Mute, RuleView
 from pipeline.history import UnknownSymbol, WindowSummary
-from pipeline.messages import MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS, checked
+from pipeline.messages import MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS, checked, fit
 from pipeline.schema import Anomaly
 
 MAX_LISTED = 25
@@ -71,7 +71,7 @@ def control_error_message(reason: str) -> Message:
 def price_message(summary: WindowSummary, window: timedelta, anomalies: Sequence[Anomaly], *, more: bool,
                   context: str | None = None) -> Message:
     header = render(COMMANDS, "price_header", summary, window)
-    blocks: list[Block] = [HeaderBlock(text=header[:MAX_HEADER_CHARS])]
+    blocks: list[Block] = [HeaderBlock(text=fit(header, MAX_HEADER_CHARS))]
     if context:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
     blocks += [
@@ -95,7 +95,7 @@ def anomalies_message(symbol: str | None, window: timedelta, items: Sequence[tup
         return plain(render(COMMANDS, "no_anomalies", symbol, window))
     header = render(COMMANDS, "anomalies_header", symbol, window)
     lines = [f"• {render(COMMANDS, 'anomaly_item', anomaly, link)}" for anomaly, link in items[:MAX_LISTED]]
-    blocks: list[Block] = [HeaderBlock(text=header[:MAX_HEADER_CHARS]), *_sections(lines)]
+    blocks: list[Block] = [HeaderBlock(text=fit(header, MAX_HEADER_CHARS)), *_sections(lines)]
     if truncated or len(items) > MAX_LISTED:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(
             text=render(COMMANDS, "list_truncated", min(len(items), MAX_LISTED)))]))
@@ -171,9 +171,7 @@ def storm_muted_message(symbols: Sequence[str], until: Any, user_id: str) -> Mes
 
 
 def _section(text: str) -> SectionBlock:
-    if len(text) > MAX_SECTION_CHARS:
-        text = text[:MAX_SECTION_CHARS - 1] + "…"
-    return SectionBlock(text=MarkdownTextObject(text=text))
+    return SectionBlock(text=MarkdownTextObject(text=fit(text, MAX_SECTION_CHARS)))
 
 
 def _sections(lines: Sequence[str]) -> list[Block]:

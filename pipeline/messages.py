@@ -68,15 +68,6 @@ class StormView:
     members: list[Anomaly]
 
 
-def duration(seconds: int) -> str:
-    """300 -> '5 min', 90 -> '90 s', 3600 -> '1 h'."""
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    if seconds % 60 == 0:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"
-
-
 def span(seconds: float) -> str:
     """An elapsed time as people say it: 45 s, 4 min (rounded), 1 h 5 min, 2 d 3 h."""
     seconds = max(0, round(seconds))
@@ -153,7 +144,7 @@ def who(name: str) -> str:
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False,
                       trim_blocks=False)
-    env.filters.update(duration=duration, span=span, pct=pct, price=price, count=count, clock=clock,
+    env.filters.update(span=span, pct=pct, price=price, count=count, clock=clock,
                        spark=sparkline, who=who, arrow=arrow, move=move)
     return env
 
@@ -186,12 +177,12 @@ def alert_message(anomaly: Anomaly, context: AlertContext) -> tuple[str, list[Bl
     """
     words = template("slack_alert.j2").make_module({"a": anomaly, "c": context})
     blocks: list[Block] = [
-        HeaderBlock(text=_fit(_macro(words, "header"), MAX_HEADER_CHARS)),
-        SectionBlock(text=MarkdownTextObject(text=_fit(_macro(words, "facts"), MAX_SECTION_CHARS))),
+        HeaderBlock(text=fit(_macro(words, "header"), MAX_HEADER_CHARS)),
+        SectionBlock(text=MarkdownTextObject(text=fit(_macro(words, "facts"), MAX_SECTION_CHARS))),
     ]
     for name in ("chart", "why", "state"):
         if text := _macro(words, name):
-            blocks.append(SectionBlock(text=MarkdownTextObject(text=_fit(text, MAX_SECTION_CHARS))))
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=fit(text, MAX_SECTION_CHARS))))
     if actions := _alert_actions(anomaly, words):
         blocks.append(ActionsBlock(block_id=f"alert:{anomaly.id}"[:255], elements=actions))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_macro(words, "context"))]))
@@ -200,7 +191,7 @@ def alert_message(anomaly: Anomaly, context: AlertContext) -> tuple[str, list[Bl
 
 def _alert_actions(anomaly: Anomaly, words: Any) -> list[Any]:
     def button(action: AlertAction, name: str, style: str | None = None) -> ButtonElement:
-        return ButtonElement(text=_fit(_macro(words, "label", name), MAX_BUTTON_CHARS), action_id=action,
+        return ButtonElement(text=fit(_macro(words, "label", name), MAX_BUTTON_CHARS), action_id=action,
                              value=anomaly.id, style=style)
 
     history = button(AlertAction.HISTORY, "history")
@@ -226,13 +217,13 @@ def storm_message(storm: StormView) -> tuple[str, list[Block]]:
     view = StormView(storm.storm_id, storm.started_at, storm.threshold, members)
     words = template("slack_storm.j2").make_module({"s": view})
     blocks: list[Block] = [
-        HeaderBlock(text=_fit(_macro(words, "header"), MAX_HEADER_CHARS)),
+        HeaderBlock(text=fit(_macro(words, "header"), MAX_HEADER_CHARS)),
         SectionBlock(text=MarkdownTextObject(text=_macro(words, "intro"))),
     ]
     shown = members[:STORM_LINES]
     for start in range(0, len(shown), STORM_LINES_PER_SECTION):
         lines = "\n".join(_macro(words, "line", a) for a in shown[start:start + STORM_LINES_PER_SECTION])
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=_fit(lines, MAX_SECTION_CHARS))))
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=fit(lines, MAX_SECTION_CHARS))))
     if len(members) > STORM_LINES:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_macro(words, "more",
                                                                               len(members) - STORM_LINES))]))
@@ -242,10 +233,10 @@ def storm_message(storm: StormView) -> tuple[str, list[Block]]:
         ButtonElement(text=_macro(words, "label", "mute_all"), action_id=AlertAction.STORM_MUTE_ALL,
                       value=storm.storm_id, style="danger"),
     ]))
-    return _fit(_macro(words, "text"), MAX_TEXT_CHARS), checked(blocks)
+    return fit(_macro(words, "text"), MAX_TEXT_CHARS), checked(blocks)
 
 
-def _fit(text: str, limit: int) -> str:
+def fit(text: str, limit: int) -> str:
     """Cut to Slack's limit (with an ellipsis) rather than have the whole message refused."""
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
@@ -259,8 +250,3 @@ def checked(blocks: list[Block]) -> list[Block]:
         if isinstance(block, SectionBlock) and block.text and len(block.text.text) > MAX_SECTION_CHARS:
             raise ValueError(f"a section of {len(block.text.text)} chars: Slack takes {MAX_SECTION_CHARS}")
     return blocks
-
-
-def alert_blocks(anomaly: Anomaly) -> list[Block]:
-    """The alert's blocks without Elasticsearch context (no sparkline or "why"): for previews."""
-    return alert_message(anomaly, AlertContext())[1]
