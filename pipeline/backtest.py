@@ -81,8 +81,11 @@ def count_alerts(symbol: str, rule: Rule, points: Iterable[TickPoint], *,
 
 
 def _span_query(symbol: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """The symbol's ticks in the span that detection evaluated: suspect ones (bad prints, skewed clocks) never
+    raised an alert, so they raise none here either."""
     return {"bool": {"filter": [{"term": {"symbol": symbol}}, {"range": {"timestamp": {
-        "gte": to_ms(start), "lte": to_ms(end), "format": "epoch_millis"}}}]}}
+        "gte": to_ms(start), "lte": to_ms(end), "format": "epoch_millis"}}}],
+        "must_not": [{"term": {"suspect": True}}]}}
 
 
 def _tick_points(es: Elasticsearch, indices: Indices, query: dict[str, Any]) -> Iterator[TickPoint]:

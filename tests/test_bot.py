@@ -82,6 +82,7 @@ def bot(real_stack: Settings) -> Iterator[BotServer]:
     ticks += [tick("AAPL", START + i * STEP, 200.0 + i % 3, i) for i in range(count)]
     ticks += [{**tick("VOLM", START + i * STEP, 50.0 + i % 2 / 100, i), "volume": volm_volume(START + i * STEP)}
               for i in range(count)]
+    ticks.append({**tick("VOLM", START + timedelta(minutes=40, seconds=5), 5.0, count), "suspect_reason": "bad print"})
     store.write(es, [store.tick_action(indices, t) for t in ticks])
     with FakeSlack() as slack:
         settings = settings.model_copy(update={
@@ -503,6 +504,13 @@ def test_a_volume_rule_replays_the_stored_volumes(bot: BotServer, backend: Any) 
     assert replay(backend.es, backend.indices, "VOLM", spike, max_ticks=100).alerts == 1  # from bars
     assert replay(backend.es, backend.indices, "VOLM", Rule("volume", 100, 300, 300)).alerts == 0
     assert replay(backend.es, backend.indices, "AAPL", spike).alerts == 0  # steady volume
+
+
+def test_a_replay_leaves_out_the_ticks_detection_flagged_suspect(bot: BotServer, backend: Any) -> None:
+    drop = Rule("drop", 3, 300, 300)  # VOLM's one -90 % tick is a flagged bad print: nothing else moves
+
+    assert replay(backend.es, backend.indices, "VOLM", drop).alerts == 0
+    assert replay(backend.es, backend.indices, "VOLM", drop, max_ticks=100).alerts == 0  # from bars
 
 
 def test_a_failure_after_the_answer_is_reported_where_the_user_asked(bot: BotServer, backend: Any) -> None:
