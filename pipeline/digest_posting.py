@@ -11,10 +11,12 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.error import URLError
 
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 from redis import Redis
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from pipeline import store
 from pipeline.digest import Digest
@@ -121,7 +123,14 @@ def post(digest: Digest, content: dict[str, Any], settings: Settings, es: Elasti
         client.chat_update(channel=known["channel_id"], ts=known["ts"], **content, **options)
         record = {**known, "updated_at": now, "runs": known.get("runs", 1) + 1}
     else:
-        answer = client.chat_postMessage(channel=channel, **content, **options)
+        try:
+            answer = client.chat_postMessage(channel=channel, **content, **options)
+        except (SlackApiError, URLError):
+            # Slack refused it, or the request never got out: nothing was posted, so the next run may post at
+            # once instead of waiting CLAIM_SECONDS. (A timeout waiting for the answer keeps the claim: the
+            # message may exist.)
+            es.delete(index=index, id=doc_id, refresh="wait_for")
+            raise
         record = {"day": digest.day.isoformat(), "channel": channel, "channel_id": answer["channel"],
                   "ts": answer["ts"], "posted_at": now, "updated_at": now, "runs": 1, "file_ids": []}
     record["summary"] = digest.model_dump(mode="json", exclude={"paths"})

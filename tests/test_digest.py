@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -220,13 +221,34 @@ def minutes_ago(minutes: int) -> str:
 # --- tickwatch digest --post --------------------------------------------------------------------------------
 
 
-def _cli(namespace, slack: FakeSlack, *args: str) -> subprocess.CompletedProcess:
-    env = {**namespace.env, "TICKWATCH_SLACK_API_URL": slack.url, "SLACK_BOT_TOKEN": "xoxb-test",
-           "TICKWATCH_DIGEST_CHANNEL": "#market-digest", "COLUMNS": "200"}
+def _cli(namespace, slack: FakeSlack | str, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    """`tickwatch digest --date DAY *args` against `slack` (the fake, or any API URL)."""
+    env = {**namespace.env, "TICKWATCH_SLACK_API_URL": slack if isinstance(slack, str) else slack.url,
+           "SLACK_BOT_TOKEN": "xoxb-test", "TICKWATCH_DIGEST_CHANNEL": "#market-digest", "COLUMNS": "200"}
     done = subprocess.run([sys.executable, "-m", "tickwatch", "digest", "--date", DAY.isoformat(), *args],
                           env=env, capture_output=True, text=True, timeout=120, cwd=os.getcwd())
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert (done.returncode == 0) == ok, done.stdout + done.stderr
     return done
+
+
+def test_a_post_slack_never_got_is_one_clear_line_and_the_next_run_posts_at_once(namespace) -> None:
+    seed(namespace.settings)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/api/"
+    failed = _cli(namespace, closed, "--post", ok=False)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert failed.stderr.strip().splitlines() == [
+        f"✘ Slack at {closed} is not reachable ([Errno 111] Connection refused) — check TICKWATCH_SLACK_API_URL "
+        "and the network"]
+    with FakeSlack() as slack:
+        slack.fail_next("chat.postMessage", status=500, retry_after=None)
+        refused = _cli(namespace, slack, "--post", ok=False)
+        assert refused.stderr.strip().splitlines() == [
+            "✘ Slack refused chat.postMessage: fatal_error — check SLACK_BOT_TOKEN, and that the bot is invited to "
+            "the channel"]
+        _cli(namespace, slack, "--post")  # not "another run is posting": the failed runs left no claim behind
+        assert len([c for c in slack.calls("chat.postMessage") if c.ok]) == 1
 
 
 def posted_numbers(blocks: list[dict]) -> str:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
+from urllib.error import URLError
 
 from rich.console import Console
 from rich.text import Text
@@ -92,7 +93,9 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
     from pydantic import ValidationError
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
+    from slack_sdk.errors import SlackApiError
 
+    from pipeline.digest_posting import DigestBusy
     from pipeline.publish import DeliveryError
 
     def redis(_: Exception) -> Failure:
@@ -111,6 +114,16 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
     def delivery(error: Exception) -> Failure:
         return Failure(f"{error} — check `tickwatch stack status`")
 
+    def slack_unreachable(error: Exception) -> Failure:
+        return Failure(f"Slack at {_setting('slack_api_url')} is not reachable ({cast(URLError, error).reason}) — "
+                       "check TICKWATCH_SLACK_API_URL and the network")
+
+    def slack_refused(error: Exception) -> Failure:
+        answer = cast(SlackApiError, error).response
+        method = answer.api_url.rsplit("/", 1)[-1]
+        return Failure(f"Slack refused {method}: {answer.get('error') or f'HTTP {answer.status_code}'} — check "
+                       "SLACK_BOT_TOKEN, and that the bot is invited to the channel")
+
     return [
         ((KafkaError,), _kafka),
         ((RedisConnectionError, RedisTimeoutError, BrokerError), redis),
@@ -118,6 +131,9 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
         ((ValidationError,), settings_or_unexpected),
         ((FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError), missing_file),
         ((DeliveryError,), delivery),
+        ((DigestBusy,), lambda error: Failure(str(error))),  # says what is going on and when to try again
+        ((URLError,), slack_unreachable),  # the Slack Web API is the one HTTP client that raises it
+        ((SlackApiError,), slack_refused),
     ]
 
 
