@@ -27,13 +27,15 @@ from bot.messages import (
     unmuted_message,
 )
 from bot.parsing import MuteRequest, ThresholdRequest
-from pipeline import backtest, history
+from bot.texts import COMMANDS, render
+from pipeline import backtest, charts, history
 from pipeline.controls import Actor
 from pipeline.detection import Rule
 from pipeline.history import UnknownSymbol
 from pipeline.schema import Anomaly, RuleName
 
 PREVIEW_DAYS = 7
+MAX_CHART_MARKS = 100  # anomalies marked on a chart (newest first)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,23 @@ def price_answer(b: Backend, symbol: str, window: timedelta, *, end: datetime | 
     if summary is None:
         return no_ticks_message(symbol, window, end)
     return price_message(summary, window, anomalies[:MAX_LISTED], more=len(anomalies) > MAX_LISTED, context=context)
+
+
+def price_chart(b: Backend, symbol: str, window: timedelta) -> tuple[bytes, str] | None:
+    """`/price --chart`: (PNG, title) of the window up to the last tick, its anomalies marked; None without
+    ticks (the text answer has said so)."""
+    last = history.last_tick(b.es, b.indices, symbol)
+    if last is None:
+        return None
+    interval = charts.bar_interval(window)
+    end = last.timestamp + timedelta(milliseconds=1)  # ohlc's end is exclusive
+    bars = history.ohlc(b.es, b.indices, symbol, end - window, end, interval)
+    if not bars:
+        return None
+    marked = history.anomalies_page(b.es, b.indices, symbol=symbol, start=end - window, end=end,
+                                    limit=MAX_CHART_MARKS).items
+    title = render(COMMANDS, "chart_title", symbol, window, interval)
+    return charts.price_chart(title, bars, marks=[(a.timestamp, a.price) for a in marked]), title
 
 
 def recent_anomalies(b: Backend, symbol: str | None, window: timedelta) -> tuple[list[Anomaly], bool] | Message:

@@ -33,8 +33,6 @@ from bot.parsing import (
     parse_symbol_only,
     parse_threshold,
 )
-from bot.texts import COMMANDS, render
-from pipeline import charts, history
 from pipeline.durations import format_duration
 from pipeline.schema import Anomaly
 
@@ -165,18 +163,8 @@ async def _permalink(client: AsyncWebClient, anomaly: Anomaly) -> str | None:
 async def _upload_chart(backend: Backend, client: AsyncWebClient, channel: str, symbol: str,
                         window: timedelta) -> None:
     """`--chart`: the window as a PNG in the channel (files_upload_v2), after the text answer."""
-    interval = charts.bar_interval(window)
-    title = render(COMMANDS, "chart_title", symbol, window, interval)
-
-    def draw() -> bytes | None:
-        last = history.last_tick(backend.es, backend.indices, symbol)
-        if last is None:
-            return None
-        end = last.timestamp + timedelta(milliseconds=1)  # ohlc's end is exclusive
-        bars = history.ohlc(backend.es, backend.indices, symbol, end - window, end, interval)
-        return charts.price_chart(title, bars) if bars else None
-
-    png = await backend.run(draw)
-    if png is not None:
+    chart = await backend.run(answers.price_chart, backend, symbol, window)
+    if chart is not None:
+        png, title = chart
         filename = f"{symbol}-{format_duration(window.total_seconds())}.png"
         await client.files_upload_v2(channel=channel, content=png, filename=filename, title=title)

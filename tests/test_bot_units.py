@@ -209,3 +209,24 @@ def test_anomaly_lines_use_each_rules_unit() -> None:
     assert "📊 *SYMBOL0001.LONG* volume 6.3\u00d7 usual (+0.3 %)" in listed
     assert "📉 *SYMBOL0002.LONG* \u22122.3 % (4.6 \u03c3)" in listed
     assert "ack by <@U0SOMEBODY1>" in listed  # a Slack user id is a mention
+
+
+def test_a_price_chart_marks_the_anomalies_in_red() -> None:
+    import io
+
+    import numpy as np
+    from matplotlib.image import imread
+
+    from pipeline.charts import price_chart
+    from pipeline.history import Bar
+
+    start = datetime(2026, 11, 24, 9, tzinfo=UTC)
+    bars = [Bar(start=start + timedelta(minutes=i), open=100, high=101, low=99, close=100 - (i == 30) * 8,
+                volume=10, ticks=6) for i in range(60)]
+
+    def red_pixels(png: bytes) -> int:
+        rgb = (imread(io.BytesIO(png))[..., :3] * 255).round()
+        return int(np.all(np.abs(rgb - (214, 39, 40)) < 12, axis=-1).sum())  # matplotlib's tab:red
+
+    assert red_pixels(price_chart("TSLA", bars)) == 0
+    assert red_pixels(price_chart("TSLA", bars, marks=[(start + timedelta(minutes=30), 92.0)])) > 20
