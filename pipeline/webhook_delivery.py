@@ -2,7 +2,8 @@
 
 Each attempt re-checks the URL with the SSRF guard and connects to the address it checked; signs the
 stored body with every current secret (`webhook-signature: v1,<new> v1,<old>` during a rotation); waits at
-most TICKWATCH_WEBHOOK_TIMEOUT_SECONDS (3 s to connect); never follows redirects. 2xx is success; 410
+most TICKWATCH_WEBHOOK_TIMEOUT_SECONDS (3 s to connect), and reads no more of an answer than its status,
+headers and a little of its body; never follows redirects. 2xx is success; 410
 disables the endpoint; anything else is retried on TICKWATCH_WEBHOOK_RETRY_SCHEDULE with ±10 % jitter,
 never sooner than a `Retry-After` asks. An endpoint failing without a success for
 TICKWATCH_WEBHOOK_DISABLE_AFTER_SECONDS is disabled, with a notice to Slack.
@@ -50,6 +51,7 @@ CONNECT_TIMEOUT_SECONDS = 3.0
 JITTER = 0.1
 SCHEDULER_INTERVAL_SECONDS = 0.2
 CLIENTS_KEPT = 512
+BODY_READ_BYTES = 64 * 1024
 DELIVERY_THREADS = 16  # per worker process: requests in flight at once (each endpoint has at most one)
 
 
@@ -142,8 +144,9 @@ def send(settings: Settings, stored: subscriptions.StoredSubscription, record: D
     client = _clients.get(stored.id, stored.url, settings.webhook_timeout_seconds)
     started = time.perf_counter()
     try:
-        response = client.post(target.request_url(), content=record.body.encode(), headers=headers,
-                               extensions=target.extensions())
+        with client.stream("POST", target.request_url(), content=record.body.encode(), headers=headers,
+                           extensions=target.extensions()) as response:
+            _skim(response, started + settings.webhook_timeout_seconds)
     except httpx.TimeoutException as error:
         return Attempt(at=now, latency_ms=_ms(started), error=f"timed out ({type(error).__name__})"), None
     except httpx.HTTPError as error:
@@ -153,6 +156,17 @@ def send(settings: Settings, stored: subscriptions.StoredSubscription, record: D
         f" to {response.headers.get('location')} (redirects are not followed)" if 300 <= code < 400 else "")
     return (Attempt(at=now, response_code=code, latency_ms=_ms(started), error=error),
             retry_after_seconds(response.headers.get("retry-after"), now))
+
+
+def _skim(response: httpx.Response, deadline: float) -> None:
+    """Read at most BODY_READ_BYTES of the answer's body, until `deadline`: nothing in it matters, but a small
+    body read to its end lets the connection serve the next delivery. An endless or dripping body is cut
+    off (the connection is then closed), so it holds a delivery thread no longer than the timeout."""
+    read = 0
+    for chunk in response.iter_raw():
+        read += len(chunk)
+        if read > BODY_READ_BYTES or time.perf_counter() > deadline:
+            return
 
 
 def _ms(started: float) -> float:

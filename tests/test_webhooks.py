@@ -8,9 +8,13 @@ attempts call `webhook_delivery.run` (what the Celery task runs) in this process
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import socket
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
 from typing import Any
@@ -18,7 +22,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from pipeline import delivery_log, subscriptions
+from pipeline import delivery_log, subscriptions, webhook_delivery
 from pipeline.settings import Settings
 from pipeline.ssrf import UnsafeURL
 from pipeline.subscriptions import SubscriptionSpec
@@ -275,3 +279,33 @@ def test_a_scheduled_retry_survives_a_worker_killed_meanwhile(namespace: Namespa
         alerts_worker(ns)
         wait_for(lambda: log_of(ns, sub)[0].status == "succeeded", timeout=30, what="the retry by a new worker")
     assert [Webhook(secret).verify(body, headers)["id"] for headers, body in hooks.received] == ["msg_test-1"] * 2
+
+
+def test_an_endless_answer_holds_a_delivery_no_longer_than_the_timeout(namespace: Namespace):
+    # A receiver that answers 200 and then drips a body forever: the read timeout alone would never fire.
+    settings = configure(namespace, timeout=1.0)
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        connection, _ = server.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        with contextlib.suppress(OSError):
+            while not stop.wait(0.05):
+                connection.sendall(b"400\r\n" + b"x" * 0x400 + b"\r\n")
+        connection.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    sub, _ = subscribe(namespace, f"http://127.0.0.1:{server.getsockname()[1]}/hook")
+    subscriptions.dispatch(namespace.redis, settings, event(1))
+    record = delivery_log.load(namespace.redis, log_of(namespace, sub)[0].id)
+    with ThreadPoolExecutor(1) as pool:
+        sending = pool.submit(webhook_delivery.send, settings, subscriptions.load(namespace.redis, sub), record,
+                              datetime.now(UTC))
+        try:
+            attempt, _ = sending.result(timeout=3)  # cut off at the 1 s timeout, not read forever
+        finally:
+            stop.set()
+            server.close()
+    assert attempt.response_code == 200 and attempt.error is None
