@@ -196,8 +196,10 @@ class SlidingExtremes:
 
     def __call__(self, lo: int, hi: int) -> tuple[float, float] | None:
         """(max, min) of prices[lo:hi], None for an empty window; `lo` and `hi` must not decrease."""
+        if self.end is None:
+            self._fill(lo, hi)
         prices, highs, lows, excluded = self.prices, self.highs, self.lows, self.excluded
-        for j in range(lo if self.end is None else max(self.end, lo), hi):
+        for j in range(max(self.end, lo), hi):
             if excluded and j in excluded:
                 continue
             price = prices[j]
@@ -207,7 +209,7 @@ class SlidingExtremes:
             while lows and prices[lows[-1]] >= price:
                 lows.pop()
             lows.append(j)
-        self.end = hi if self.end is None else max(self.end, hi)
+        self.end = max(self.end, hi)
         while highs and highs[0] < lo:
             highs.popleft()
         while lows and lows[0] < lo:
@@ -215,6 +217,28 @@ class SlidingExtremes:
         if not highs:
             return None
         return prices[highs[0]], prices[lows[0]]
+
+    def _fill(self, lo: int, hi: int) -> None:
+        """The queues of a first window at once. Each batch starts a window anew, so this runs per batch over a
+        whole window: scanning it backwards (an index stays iff it beats every later one) costs a third of
+        offering each index in turn."""
+        prices, excluded = self.prices, self.excluded
+        highs: list[int] = []
+        lows: list[int] = []
+        high, low = -math.inf, math.inf
+        for j in range(hi - 1, lo - 1, -1):
+            if excluded and j in excluded:
+                continue
+            price = prices[j]
+            if price > high:
+                highs.append(j)
+                high = price
+            if price < low:
+                lows.append(j)
+                low = price
+        highs.reverse()
+        lows.reverse()
+        self.highs, self.lows, self.end = deque(highs), deque(lows), hi
 
     def latest_at(self, lo: int, hi: int, price: float) -> int:
         """The latest index in [lo, hi) at `price` (the window's extreme, so one exists), bad prints skipped."""
@@ -237,18 +261,17 @@ class SlidingSum:
         self.lo = self.hi = 0
         self.total = 0.0
 
-    def _value(self, j: int) -> float:
-        value = self.values[j]
-        return 0.0 if math.isnan(value) or j in self.excluded else value
+    def _sum(self, start: int, end: int) -> float:
+        """Σ values[start:end] (the first call of a batch sums a whole window: one generator, no call per index)."""
+        values, excluded = self.values, self.excluded
+        # NaN (no volume) != NaN
+        return sum(value for j in range(start, end) if (value := values[j]) == value and j not in excluded)
 
     def __call__(self, lo: int, hi: int) -> float:
         if lo >= self.hi:  # the window moved past everything summed: start again
             self.lo = self.hi = lo
             self.total = 0.0
-        for j in range(self.hi, hi):
-            self.total += self._value(j)
-        for j in range(self.lo, lo):
-            self.total -= self._value(j)
+        self.total += self._sum(self.hi, hi) - self._sum(self.lo, lo)
         self.lo, self.hi = lo, max(self.hi, hi)
         return max(self.total, 0.0)  # float drift must not make a volume negative
 
