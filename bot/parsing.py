@@ -175,6 +175,8 @@ def _symbol(word: str) -> str:
 
 
 def _window(word: str) -> timedelta:
+    if word.isdigit():  # 5 seconds, minutes or days? Say which rather than guess
+        raise Usage(f"give the window a unit: {word}m, {word}h or {word}d")
     try:
         return parse_window(word)
     except ValueError as error:

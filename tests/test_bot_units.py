@@ -51,7 +51,7 @@ def test_price_accepts(text: str, expected: object) -> None:
 @pytest.mark.parametrize(("text", "reason"), [
     ("", "give a symbol"), ("TSLA 1h extra", "give a symbol"), ("TSLA 0s", "longer than zero"),
     ("TSLA 60d", "at most 31d"), ("TSLA soon", "number with a unit"), ("TSLA --bars", "unknown option --bars"),
-    ("TS LA!", "number with a unit"), ("$$$", "symbol must be"),
+    ("TS LA!", "number with a unit"), ("$$$", "symbol must be"), ("TSLA 5", "a unit: 5m, 5h or 5d"),
 ])
 def test_price_refuses_with_a_reason(text: str, reason: str) -> None:
     with pytest.raises(Usage, match=reason):
