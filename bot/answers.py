@@ -116,8 +116,15 @@ def mute_until(b: Backend, symbol: str, who: Actor, until: datetime, reason: str
 
 
 def unmute(b: Backend, symbol: str, who: Actor) -> Message:
+    """Unmuting needs no stored ticks (a mute may outlive them); a typo that was never muted gets suggestions."""
     change = b.controls.unmute(symbol, who)
-    return not_muted_message(symbol) if change is None else unmuted_message(symbol, who.id or who.name)
+    if change is not None:
+        return unmuted_message(symbol, who.id or who.name)
+    try:
+        history.require_symbol(b.es, b.indices, symbol)
+    except UnknownSymbol as error:
+        return unknown_symbol_message(error)
+    return not_muted_message(symbol)
 
 
 def mutes(b: Backend) -> Message:

@@ -235,6 +235,8 @@ def test_mute_mutes_and_unmute_unmutes_with_audit_and_mutes_lists_it(bot: BotSer
     assert backend.controls.mute_of("TSLA") is None
     _, hook = bot.command("/unmute", "TSLA", user=ADMIN)
     assert "was not muted" in bot.answer(hook)["text"]
+    _, hook = bot.command("/unmute", "TSL", user=ADMIN)
+    assert "Did you mean TSLA?" in bot.answer(hook)["text"]
 
 
 def test_people_outside_the_allow_list_are_refused_and_nothing_changes(bot: BotServer, backend: Any) -> None:
