@@ -45,4 +45,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     for router in (prices.router, anomalies.router, controls.router, webhooks.router):
         app.include_router(router)
+    app.webhooks.include_router(webhooks.events)  # documents what subscribers receive
     return app

@@ -7,6 +7,7 @@ failures and `suggestions` for an unknown symbol.
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 
@@ -136,6 +137,11 @@ def document_problems(app: FastAPI) -> None:
                     content = response.get("content", {})
                     if PROBLEM_JSON in content:
                         content.pop("application/json", None)
+            for operation in (op for event in schema.get("webhooks", {}).values() for op in event.values()):
+                operation["responses"].pop("422", None)  # FastAPI's, but subscribers answer as they like
+            if "HTTPValidationError" not in json.dumps(schema["paths"] | schema.get("webhooks", {})):
+                for unused in ("HTTPValidationError", "ValidationError"):
+                    schema.get("components", {}).get("schemas", {}).pop(unused, None)
             app.openapi_schema = schema
         return app.openapi_schema
 

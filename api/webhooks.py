@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
@@ -22,7 +22,7 @@ from api.errors import Problem, problem_responses
 from api.views import invalid_as_problem, next_link
 from pipeline import subscriptions
 from pipeline.delivery_log import Delivery, Status
-from pipeline.schema import to_utc
+from pipeline.schema import AlertEvent, to_utc
 from pipeline.ssrf import UnsafeURL
 from pipeline.subscriptions import Subscription, SubscriptionPatch, SubscriptionSpec
 
@@ -54,6 +54,51 @@ class DeliveryPage(BaseModel):
 
 class Recovered(BaseModel):
     resent: int = Field(description="failed deliveries queued again")
+
+
+# --- what subscribers receive (the OpenAPI document's `webhooks` section) ------------------------------------
+
+events = APIRouter()
+
+
+class DigestEvent(BaseModel):
+    type: Literal["digest.daily"] = "digest.daily"
+    id: str = Field(description="msg_digest_<day>: one per day, the same on a re-run",
+                    examples=["msg_digest_2026-11-24"])
+    timestamp: datetime
+    data: dict[str, Any] = Field(description="the day's summary: movers, drawdowns, anomalies per rule, mutes, data "
+                                             "health (the JSON the digest posts, see the README)")
+
+
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    204: {"description": "received: any 2xx will do, within 15 s"},
+    410: {"description": "gone: the subscription is disabled, nothing more is sent"}}
+WebhookIdHeader = Annotated[str, Header(description="the event id: the same on every retry and replay")]
+TimestampHeader = Annotated[str, Header(description="this attempt's Unix time; refuse ones more than 5 minutes off")]
+SignatureHeader = Annotated[str, Header(description="`v1,<base64 HMAC-SHA256 of id.timestamp.body>`, one per "
+                                                    "current secret, space-separated (two during a rotation)")]
+
+
+@events.post("anomaly.detected", status_code=204, responses=ANSWERS, summary="An episode opened: the anomaly as stored")
+def anomaly_detected(event: AlertEvent, webhook_id: WebhookIdHeader, webhook_timestamp: TimestampHeader,
+                     webhook_signature: SignatureHeader) -> None:
+    """Sent to subscriptions of `anomaly.detected` (and of its symbol, when they name symbols). Verify it with
+    any Standard Webhooks library and your `whsec_…` secret; answer 2xx within 15 s. Anything else is retried
+    (3xx included: redirects are not followed); 410 disables the subscription."""
+
+
+@events.post("anomaly.resolved", status_code=204, responses=ANSWERS,
+             summary="An episode ended: the condition stayed clear for the cooldown")
+def anomaly_resolved(event: AlertEvent, webhook_id: WebhookIdHeader, webhook_timestamp: TimestampHeader,
+                     webhook_signature: SignatureHeader) -> None:
+    """The same anomaly as its `anomaly.detected`, with `status: resolved` and `resolved_at`; the id is
+    `msg_<anomaly id>_resolved`."""
+
+
+@events.post("digest.daily", status_code=204, responses=ANSWERS, summary="The day's summary, once the digest ran")
+def digest_daily(event: DigestEvent, webhook_id: WebhookIdHeader, webhook_timestamp: TimestampHeader,
+                 webhook_signature: SignatureHeader) -> None:
+    """Sent to every subscription of `digest.daily` (symbol filters do not apply)."""
 
 
 @contextmanager

@@ -317,6 +317,10 @@ def test_openapi_and_docs(client: TestClient):
     listed = schema["paths"]["/v1/anomalies"]["get"]
     assert all(parameter["description"] for parameter in listed["parameters"])
     assert {"401", "422", "503"} <= set(listed["responses"])
+    sent = schema["webhooks"]["anomaly.detected"]["post"]  # what subscribers receive, documented too
+    assert sent["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/AlertEvent")
+    assert {p["name"] for p in sent["parameters"]} == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    assert set(schema["webhooks"]) == {"anomaly.detected", "anomaly.resolved", "digest.daily"}
     assert client.get("/docs").status_code == 200
 
 
