@@ -22,7 +22,8 @@ def api(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 to serve other hosts")] = "127.0.0.1",
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
-    loglevel: Annotated[str, typer.Option()] = "info",
+    loglevel: Annotated[str, typer.Option(help="uvicorn's log level: critical, error, warning, info, debug, trace")]
+    = "info",
 ) -> None:
     """Serve the HTTP API (/v1, OpenAPI docs at /docs, /healthz, /readyz, /metrics).
 
