@@ -34,7 +34,6 @@ from bot.parsing import (
     parse_threshold,
 )
 from pipeline.durations import format_duration
-from pipeline.schema import Anomaly
 
 _NOT_PARSED = object()
 
@@ -61,9 +60,10 @@ async def anomalies(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespon
         await _answer(respond, found)
         return
     items, truncated = found
-    links = await asyncio.gather(*(_permalink(client, anomaly) for anomaly in items))
-    await _answer(respond, anomalies_message(request.symbol, request.window, list(zip(items, links, strict=True)),
-                                             truncated=truncated))
+    refs = [(a.slack.channel, a.slack.ts) if a.slack else None for a in items]
+    links = await _permalinks(client, [ref for ref in refs if ref])
+    listed = [(a, links.get(ref) if ref else None) for a, ref in zip(items, refs, strict=True)]
+    await _answer(respond, anomalies_message(request.symbol, request.window, listed, truncated=truncated))
 
 
 async def mute(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
@@ -149,15 +149,18 @@ async def _answer(respond: AsyncRespond, message: Message, *, public: bool = Fal
     await respond(**message.payload(), response_type="in_channel" if public else "ephemeral")
 
 
-async def _permalink(client: AsyncWebClient, anomaly: Anomaly) -> str | None:
-    """The link to the anomaly's alert message, when it has one Slack still knows."""
-    if anomaly.slack is None:
-        return None
-    try:
-        found = await client.chat_getPermalink(channel=anomaly.slack.channel, message_ts=anomaly.slack.ts)
-    except SlackApiError:
-        return None
-    return found.get("permalink")
+async def _permalinks(client: AsyncWebClient, refs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Links to the alert messages Slack still knows, one call per message (a storm's members share one)."""
+    unique = list(dict.fromkeys(refs))
+
+    async def link(ref: tuple[str, str]) -> str | None:
+        try:
+            return (await client.chat_getPermalink(channel=ref[0], message_ts=ref[1])).get("permalink")
+        except SlackApiError:
+            return None
+
+    found = await asyncio.gather(*(link(ref) for ref in unique))
+    return {ref: url for ref, url in zip(unique, found, strict=True) if url}
 
 
 async def _upload_chart(backend: Backend, client: AsyncWebClient, channel: str, symbol: str,

@@ -215,6 +215,21 @@ def test_anomalies_are_listed_newest_first_with_links_to_their_alerts(bot: BotSe
     assert len(bot.slack.calls("chat.getPermalink")) == 2
 
 
+def test_alerts_grouped_in_one_storm_message_share_one_link_lookup(bot: BotServer, backend: Any) -> None:
+    posted = WebClient(token="xoxb-test", base_url=bot.slack.url).chat_postMessage(channel=CHANNEL, text="storm")
+    ref = SlackRef(channel=posted["channel"], ts=posted["ts"])
+    grouped = [anomaly("VOLM", minute, 0.9).model_copy(update={"slack": ref}) for minute in (100, 101)]
+    store.write(backend.es, [store.anomaly_action(backend.indices, a) for a in grouped])
+    backend.es.indices.refresh(index=backend.indices.anomalies)
+    bot.slack.clear_calls()
+
+    _, hook = bot.command("/anomalies", "VOLM 1d", user=OTHER)
+
+    text = json.dumps(bot.answer(hook)["blocks"])
+    assert text.count(f"/archives/{ref.channel}/p{ref.ts.replace('.', '')}") == 2
+    assert len(bot.slack.calls("chat.getPermalink")) == 1
+
+
 def test_mute_mutes_and_unmute_unmutes_with_audit_and_mutes_lists_it(bot: BotServer, backend: Any) -> None:
     _, hook = bot.command("/mute", "tsla 2h earnings call", user=ADMIN)
 
