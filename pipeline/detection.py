@@ -220,6 +220,8 @@ class _Evaluation:
         return cls(state, symbol, evaluated, start, source, changes, reusable, **options)
 
     def evaluate(self) -> None:
+        """Every tick after `start`, in event-time order: first whether it shows the tick before it up as a bad
+        print, then each rule's step."""
         state = self.state
         first = bisect.bisect_right(state.ts, self.start)
         excluded = self.checks.excluded
@@ -233,6 +235,7 @@ class _Evaluation:
                 self._step(rule, self.episodes[rule.name], hits[rule.name], i)
 
     def _hits(self, i: int) -> dict[str, Crossing | None]:
+        """Each rule's condition at tick `i` (a disabled rule's never holds)."""
         return {rule.name: self.checks.check(rule, i) if rule.enabled else None for rule in self.rules}
 
     def _bad_print(self, prev: int, i: int, hits: dict[str, Crossing | None]) -> bool:
