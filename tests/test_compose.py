@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,31 @@ def test_slack_settings_have_working_defaults_when_unset() -> None:
     assert worker["SLACK_BOT_TOKEN"] == ""
     assert worker["TICKWATCH_SLACK_CHANNEL"] == "#market-alerts"
     assert worker["TICKWATCH_SLACK_API_URL"] == "https://slack.com/api/"
+
+
+def compose_file() -> dict[str, Any]:
+    """The file as YAML (anchors and merge keys resolved; `${…}` left as written): checkable without Docker."""
+    yaml = pytest.importorskip("yaml")
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_every_tickwatch_service_runs_a_command_the_cli_has() -> None:
+    """A renamed command or option fails here, not at `docker compose up` on someone's machine."""
+    services = {name: spec for name, spec in compose_file()["services"].items()
+                if spec.get("image") == "tickwatch:latest"}
+    assert {"init", "worker", "bridge", "api", "bot"} <= services.keys()
+    for name, spec in services.items():
+        command = spec["command"]
+        assert command[0] == "tickwatch", name
+        shown = subprocess.run([sys.executable, "-m", "tickwatch", *command[1:], "--help"], capture_output=True,
+                               text=True, timeout=60, cwd=ROOT)
+        assert shown.returncode == 0, f"{name}: {' '.join(command)} is not a valid command:\n{shown.stderr}"
+
+
+def test_tickwatch_services_share_the_secret_key_and_the_bot_waits_for_its_profile() -> None:
+    services = compose_file()["services"]
+    for name in ("init", "worker", "bridge", "api", "bot"):
+        assert "tickwatch-state:/var/tmp/tickwatch" in services[name]["volumes"], name
+        assert "TICKWATCH_SECRET_KEY" in services[name]["environment"], name
+    assert services["bot"]["profiles"] == ["slack"]
+    assert {"SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN"} <= services["bot"]["environment"].keys()
