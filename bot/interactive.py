@@ -35,9 +35,9 @@ from bot.parsing import ThresholdRequest
 from bot.texts import ACTIONS, render
 from pipeline import alerts, storms
 from pipeline.alert_actions import AlertAction, MuteChoice
-from pipeline.controls import Controls
-from pipeline.durations import parse_seconds
-from pipeline.schema import Anomaly, SlackRef
+from pipeline.durations import format_duration, parse_seconds
+from pipeline.rules import MAX_WINDOW_SECONDS, threshold_problem
+from pipeline.schema import Anomaly, RuleName, SlackRef
 
 HISTORY_WINDOW = timedelta(hours=1)
 STORM_MUTE = timedelta(hours=1)
@@ -104,7 +104,7 @@ async def preview_in_modal(ack: AsyncAck, body: dict[str, Any], client: AsyncWeb
     subject: ModalSubject = context["subject"]
     view = body["view"]
     try:
-        threshold_pct, window_seconds = threshold_inputs(view)
+        threshold_pct, window_seconds = threshold_inputs(view, subject.rule)
         result = await backend.run(answers.preview, backend, subject.symbol, subject.rule,
                                    threshold_pct=threshold_pct, window_seconds=window_seconds)
         text = preview_text(result.candidate, result.current)
@@ -121,12 +121,10 @@ async def preview_in_modal(ack: AsyncAck, body: dict[str, Any], client: AsyncWeb
 
 async def threshold_submitted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
                               context: AsyncBoltContext) -> None:
-    """Errors go next to their field, so they are found before the ack (Slack shows them only from it):
-    the form by itself, then the rule through `Controls.candidate` (one Redis read, no Elasticsearch)."""
     backend: Backend = context["backend"]
     subject: ModalSubject = context["subject"]
     try:
-        threshold_pct, window_seconds = await backend.run(checked_rule, backend.controls, subject, body["view"])
+        threshold_pct, window_seconds = threshold_inputs(body["view"], subject.rule)
     except InputErrors as error:
         await ack(response_action="errors", errors=error.errors)
         return
@@ -227,46 +225,24 @@ class InputErrors(ValueError):
         self.errors = errors
 
 
-def threshold_inputs(view: dict[str, Any]) -> tuple[float, int]:
-    """(threshold, window seconds) typed in the threshold modal; InputErrors says which field is unreadable.
+def threshold_inputs(view: dict[str, Any], rule: RuleName) -> tuple[float, int]:
+    """(threshold, window seconds) typed in the threshold modal; InputErrors says which field is wrong.
 
-    Only the form: the threshold's unit and bounds depend on the rule, and `checked_rule` asks Controls.
+    Pure (the bounds are `pipeline.rules`', the ones Controls applies), so a submission's errors are found
+    and shown next to their fields before the ack, with no query first.
     """
     errors: dict[str, str] = {}
     threshold = _float_or_none(submitted(view, BlockId.THRESHOLD, ModalAction.THRESHOLD))
     if threshold is None or threshold < 0:
         errors[BlockId.THRESHOLD] = render(ACTIONS, "threshold_error")
+    elif problem := threshold_problem(rule, threshold):
+        errors[BlockId.THRESHOLD] = problem
     try:
         window = round(parse_seconds(submitted(view, BlockId.WINDOW, ModalAction.WINDOW) or "", bare_unit="m"))
-        if window <= 0:
-            raise ValueError("a window is longer than zero")
+        if not 0 < window <= MAX_WINDOW_SECONDS:
+            raise ValueError(f"a window is longer than zero and at most {format_duration(MAX_WINDOW_SECONDS)}")
     except ValueError as error:
         errors[BlockId.WINDOW] = str(error)
-    if errors:
-        raise InputErrors(errors)
-    return threshold, window  # type: ignore[return-value]
-
-
-def checked_rule(controls: Controls, subject: ModalSubject, view: dict[str, Any]) -> tuple[float, int]:
-    """`threshold_inputs`, then Controls' verdict on the rule they make, every error next to its field: the
-    threshold alone (its bounds depend only on the rule), then with the window (the window's bounds, and the
-    cooldown that must cover it)."""
-    errors: dict[str, str] = {}
-    try:
-        threshold, window = threshold_inputs(view)
-    except InputErrors as error:
-        errors = dict(error.errors)
-        threshold, window = _float_or_none(submitted(view, BlockId.THRESHOLD, ModalAction.THRESHOLD)), 0
-    if BlockId.THRESHOLD not in errors:
-        try:
-            controls.candidate(subject.symbol, subject.rule, threshold_pct=threshold)
-        except ValueError as error:
-            errors[BlockId.THRESHOLD] = str(error)
-    if not errors:
-        try:
-            controls.candidate(subject.symbol, subject.rule, threshold_pct=threshold, window_seconds=window)
-        except ValueError as error:
-            errors[BlockId.WINDOW] = str(error)
     if errors:
         raise InputErrors(errors)
     return threshold, window  # type: ignore[return-value]

@@ -113,14 +113,21 @@ def _view(threshold: str | None, window: str | None) -> dict:
 
 
 def test_threshold_modal_input_is_read_or_refused_per_field() -> None:
-    assert threshold_inputs(_view("3", "10m")) == (3.0, 600)
-    assert threshold_inputs(_view("0", "90s")) == (0.0, 90)
-    assert threshold_inputs(_view("200", "15m")) == (200.0, 900)  # a volume multiple; Controls judges the bounds
+    assert threshold_inputs(_view("3", "10m"), "drop") == (3.0, 600)
+    assert threshold_inputs(_view("0", "90s"), "rise") == (0.0, 90)
+    assert threshold_inputs(_view("200", "15m"), "volume") == (200.0, 900)  # a multiple, not a percentage
+    for value, rule in (("200", "drop"), ("60", "zscore"), ("1", "volume")):  # each rule's own bounds
+        with pytest.raises(InputErrors) as raised:
+            threshold_inputs(_view(value, "5m"), rule)
+        assert set(raised.value.errors) == {BlockId.THRESHOLD}, (value, rule)
     with pytest.raises(InputErrors) as raised:
-        threshold_inputs(_view("-1", "later"))
+        threshold_inputs(_view("-1", "later"), "drop")
     assert set(raised.value.errors) == {BlockId.THRESHOLD, BlockId.WINDOW}
     with pytest.raises(InputErrors) as raised:
-        threshold_inputs(_view(None, "5m"))
+        threshold_inputs(_view("3", "2d"), "drop")
+    assert raised.value.errors == {BlockId.WINDOW: "a window is longer than zero and at most 1d"}
+    with pytest.raises(InputErrors) as raised:
+        threshold_inputs(_view(None, "5m"), "drop")
     assert set(raised.value.errors) == {BlockId.THRESHOLD}
 
 
