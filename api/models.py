@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline import history
-from pipeline.controls import Change, Mute, RuleView
+from pipeline.controls import MAX_REASON_CHARS, Change, Mute, RuleView
 from pipeline.schema import Anomaly, RuleName
 
 
@@ -120,7 +120,7 @@ class MuteRequest(BaseModel):
     duration: str | None = Field(None, description="e.g. 30m, 2h, 1d; leave out (and until) to mute until unmuted",
                                  examples=["2h"])
     until: datetime | None = Field(None, description="end time (ISO-8601); instead of duration")
-    reason: str = Field("", max_length=500)
+    reason: str = Field("", max_length=MAX_REASON_CHARS)
 
 
 class ActorOut(BaseModel):
