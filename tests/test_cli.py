@@ -159,3 +159,10 @@ def _raised(call) -> Exception:
     except Exception as error:
         return error
     raise AssertionError("expected an exception")
+
+
+@pytest.mark.parametrize("days", ["0", "-3"])
+def test_retention_refuses_to_keep_no_days(days: str):
+    """`--days 0` or less would delete today's ticks too: refused before Elasticsearch is asked."""
+    result = runner.invoke(app, ["retention", "--days", days], env={"TICKWATCH_ES_URL": "http://127.0.0.1:1"})
+    assert result.exit_code == 2 and "greater than or equal to 1" in result.output

@@ -6,10 +6,12 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import pytest
 
 from pipeline import store
+from pipeline.schema import to_ms
 from pipeline.settings import Settings
 from tests.conftest import lease_database, redis_url_for, release_database
 from tickwatch.fleet import env_for
@@ -22,7 +24,12 @@ def tickwatch(real_stack: Settings) -> Iterator[Callable[..., subprocess.Complet
     env = env_for({"TICKWATCH_REDIS_URL": redis_url_for(real_stack, db), "TICKWATCH_INDEX_PREFIX": prefix,
                    "TICKWATCH_ES_URL": real_stack.es_url, "COLUMNS": "200"})
     es = store.connect(real_stack)
-    store.ensure_templates(es, store.Indices(prefix))
+    indices = store.Indices(prefix)
+    store.ensure_templates(es, indices)
+    store.write(es, [store.tick_action(indices, {"symbol": "TSLA", "ts": to_ms(datetime.now(UTC)), "price": 250.0,
+                                                 "volume": None, "published": None, "late": False, "partition": 0,
+                                                 "offset": 0})])  # the one known symbol
+    es.indices.refresh(index=f"{indices.ticks}-*")
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "tickwatch", *args], env=env, capture_output=True, text=True,
@@ -56,3 +63,12 @@ def test_bad_changes_get_one_clear_line_and_exit_2(tickwatch, args, message):
     assert result.returncode == 2 and message in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert "No changes recorded" in tickwatch("audit").stdout
+
+
+@pytest.mark.parametrize("args", [("threshold", "TSLQ"), ("threshold", "TSLQ", "drop", "3%"), ("mute", "TSLQ"),
+                                  ("unmute", "TSLQ")])
+def test_a_symbol_never_stored_is_refused_with_the_closest_known_one(tickwatch, args):
+    result = tickwatch(*args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == "✘ no ticks stored for TSLQ; did you mean TSLA?"
+    assert "No changes recorded" in tickwatch("audit").stdout and "No symbol is muted" in tickwatch("mutes").stdout

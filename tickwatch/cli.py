@@ -183,8 +183,8 @@ def bridge(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
 
 @app.command()
 def retention(
-    days: Annotated[int | None, typer.Option(help="keep this many days (default TICKWATCH_TICK_RETENTION_DAYS)")]
-    = None,
+    days: Annotated[int | None, typer.Option(min=1, help="keep this many days (default "
+                                                       "TICKWATCH_TICK_RETENTION_DAYS)")] = None,
 ) -> None:
     """Delete daily tick indices older than N days (anomalies are kept).
 
@@ -195,7 +195,8 @@ def retention(
     settings = get_settings()
     dropped = store.drop_expired_ticks(store.connect(settings), store.Indices(settings.index_prefix),
                                        days or settings.tick_retention_days)
-    console.print(f"deleted {len(dropped)} tick indices" + (f": {', '.join(dropped)}" if dropped else ""))
+    console.print(f"deleted {len(dropped)} tick {'index' if len(dropped) == 1 else 'indices'}"
+                  + (f": {', '.join(dropped)}" if dropped else ""))
 
 
 

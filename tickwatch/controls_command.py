@@ -37,6 +37,15 @@ def _controls() -> Controls:
                     store.Indices(settings.index_prefix))
 
 
+def _require_known(symbol: str) -> None:
+    """As in the bot and the API: a symbol no tick was stored for is most likely a typo (UnknownSymbol, with the
+    closest known symbols; tickwatch.errors words it)."""
+    from pipeline import history, store
+
+    settings = get_settings()
+    history.require_symbol(store.connect(settings), store.Indices(settings.index_prefix), symbol)
+
+
 def _actor(name: str | None) -> Actor:
     from pipeline.controls import Actor
 
@@ -60,8 +69,9 @@ def mute(
     Example: [bold]tickwatch mute TSLA --for 2h --reason "earnings call"[/bold]
     """
     try:
-        change = _controls().mute(symbol, _actor(actor), duration=parse_duration(duration) if duration else None,
-                                  reason=reason)
+        wanted = parse_duration(duration) if duration else None
+        _require_known(symbol)
+        change = _controls().mute(symbol, _actor(actor), duration=wanted, reason=reason)
     except ValueError as error:
         raise _refuse(error) from None
     console.print(f"[green]✔[/green] {change.symbol} {change.summary()}")
@@ -76,6 +86,8 @@ def unmute(symbol: Annotated[str, typer.Argument(help="e.g. TSLA")], actor: As =
         change = _controls().unmute(symbol, _actor(actor))
     except ValueError as error:
         raise _refuse(error) from None
+    if change is None:
+        _require_known(symbol)  # unmuting needs no stored ticks, but a typo that was never muted gets suggestions
     console.print(f"[green]✔[/green] {symbol.upper()} unmuted" if change else f"{symbol.upper()} was not muted")
 
 
@@ -111,6 +123,7 @@ def threshold(
     """
     controls = _controls()
     try:
+        _require_known(symbol)
         if reset:
             controls.reset_rule(symbol, reset.lower(), _actor(actor))  # type: ignore[arg-type]
         elif change:

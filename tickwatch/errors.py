@@ -96,6 +96,7 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
     from slack_sdk.errors import SlackApiError
 
     from pipeline.digest_posting import DigestBusy
+    from pipeline.history import UnknownSymbol
     from pipeline.publish import DeliveryError
 
     def redis(_: Exception) -> Failure:
@@ -114,6 +115,11 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
     def delivery(error: Exception) -> Failure:
         return Failure(f"{error} — check `tickwatch stack status`")
 
+    def unknown_symbol(error: Exception) -> Failure:
+        hint = "" if cast(UnknownSymbol, error).suggestions else " — check the spelling (a symbol is known once a " \
+            "tick of it is stored)"
+        return Failure(f"{error}{hint}", EXIT_INPUT)
+
     def slack_unreachable(error: Exception) -> Failure:
         return Failure(f"Slack at {_setting('slack_api_url')} is not reachable ({cast(URLError, error).reason}) — "
                        "check TICKWATCH_SLACK_API_URL and the network")
@@ -131,6 +137,7 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
         ((ValidationError,), settings_or_unexpected),
         ((FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError), missing_file),
         ((DeliveryError,), delivery),
+        ((UnknownSymbol,), unknown_symbol),
         ((DigestBusy,), lambda error: Failure(str(error))),  # says what is going on and when to try again
         ((URLError,), slack_unreachable),  # the Slack Web API is the one HTTP client that raises it
         ((SlackApiError,), slack_refused),
