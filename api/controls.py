@@ -43,16 +43,18 @@ def get_thresholds(_: Reader, svc: Svc, symbol: SymbolPath) -> Thresholds:
     return _thresholds(svc, _known(svc, symbol))
 
 
-def _seconds(field: str, text: str | None) -> float | None:
+def _seconds(field: str, text: str | None, *, bare_unit: str = "s") -> float | None:
     with invalid_as_problem(f"body.{field}"):
-        return None if text is None else parse_seconds(text)
+        return None if text is None else parse_seconds(text, bare_unit=bare_unit)
 
 
 def _rule_parameters(svc: Services, symbol: str, change: ThresholdChange) -> dict[str, float | int]:
     """The change as `Controls.set_rule` takes it, checked by Controls (its limits, the bot's too). Its message
     does not say which parameter it refuses, so they are added one at a time: the first one that makes
     Controls refuse is the field the 422 names."""
-    window, cooldown = _seconds("window", change.window), _seconds("cooldown", change.cooldown)
+    # A bare number counts in minutes for windows and cooldowns, as in Slack and the CLI (`drop 3% 10`).
+    window = _seconds("window", change.window, bare_unit="m")
+    cooldown = _seconds("cooldown", change.cooldown, bare_unit="m")
     fields: list[tuple[str, str, float | int | None]] = [
         ("threshold", "threshold_pct", change.threshold),
         ("window", "window_seconds", None if window is None else round(window)),

@@ -87,10 +87,10 @@ class ThresholdChange(BaseModel):
 
     rule: RuleName
     threshold: float | None = Field(None, description=THRESHOLD_MEANING, examples=[3])
-    window: str | None = Field(None, description="e.g. 90s, 5m, 1h (a bare number counts in seconds)",
+    window: str | None = Field(None, description="e.g. 90s, 5m, 1h (a bare number counts in minutes, as in Slack)",
                                examples=["10m"])
-    cooldown: str | None = Field(None, description="how long the condition must be clear before the rule re-arms",
-                                 examples=["15m"])
+    cooldown: str | None = Field(None, description="how long the condition must be clear before the rule re-arms "
+                                                   "(a bare number counts in minutes)", examples=["15m"])
     confirm_ticks: int | None = Field(None, description="alert only once the condition held on this many ticks in "
                                                         "a row (1: at once)", examples=[3])
     confirm_for: str | None = Field(None, description="alert only once the condition held this long (0s: at once)",

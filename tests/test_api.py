@@ -233,12 +233,12 @@ def test_thresholds_through_the_api_reach_the_workers_and_the_audit(client: Test
 
 def test_every_rule_and_the_confirmation_can_be_set_through_the_api(client: TestClient, settings: Settings):
     redis = Redis.from_url(settings.redis_url)
-    for change in ({"rule": "zscore", "threshold": 4}, {"rule": "volume", "threshold": 150, "window": "15m"},
+    for change in ({"rule": "zscore", "threshold": 4}, {"rule": "volume", "threshold": 150, "window": "15"},
                    {"rule": "drop", "confirm_ticks": 3, "confirm_for": "10s"}):
         assert client.put("/v1/thresholds/AAPL", json=change, headers=bearer(ADMIN)).status_code == 200
     rules = {rule.name: rule for rule in controls.controls_for(redis, settings, ["AAPL"])["AAPL"].rules}
     assert rules["zscore"].threshold_pct == 4 and (rules["volume"].threshold_pct, rules["volume"].window_seconds) == (
-        150, 900)  # a volume spike is a multiple, not a percentage: 150x is fine
+        150, 900)  # a volume spike is a multiple, not a percentage: 150x is fine; a bare 15 is minutes, as in Slack
     assert (rules["drop"].confirm_ticks, rules["drop"].confirm_seconds, rules["drop"].threshold_pct) == (3, 10.0, 5.0)
     shown = client.get("/v1/thresholds/AAPL", headers=bearer(READER)).json()["rules"]
     assert shown["volume"]["summary"] == "volume 150x in 15m" and shown["drop"]["confirm_ticks"] == 3
