@@ -1,9 +1,10 @@
 """A local fake of the Slack Web API for the tests and the offline demo, since Slack is unreachable here.
 
-Stdlib only (a `ThreadingHTTPServer` in a daemon thread), so it adds no dependency. It answers the methods
-Tickwatch uses the way slack_sdk's `WebClient` calls them: JSON bodies for `chat.*` and `views.*` (the
-client sends those with `json=`), form-encoded bodies for `params=`/`data=` calls such as `auth.test`. Point
-`WebClient(base_url=...)` or `TICKWATCH_SLACK_API_URL` at the URL `start()` returns.
+Stdlib only (a `ThreadingHTTPServer` in a daemon thread: `stack/slack_http.py`), so it adds no dependency.
+It answers the methods Tickwatch uses the way slack_sdk's `WebClient` calls them: JSON bodies for
+`chat.*` and `views.*` (the client sends those with `json=`), form-encoded bodies for `params=`/`data=`
+calls such as `auth.test`. Point `WebClient(base_url=...)` or `TICKWATCH_SLACK_API_URL` at the URL
+`start()` returns.
 
 Beyond `/api/`, it serves what Slack serves elsewhere: the `upload_url` that `files.getUploadURLExternal`
 hands out (the bytes of `files_upload_v2` land there, method `files.upload_bytes`), and `response_url`s
@@ -20,31 +21,23 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import logging
 import re
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
-log = logging.getLogger(__name__)
+from stack.slack_http import JSON_FIELDS, Response, SlackHttpServer, error
 
 TEAM_ID, USER_ID, BOT_ID = "T0FAKE0001", "U0FAKE0001", "B0FAKE0001"
-# Slack takes these as JSON strings in form bodies; decoded so tests see the same shape for every encoding.
-JSON_FIELDS = ("blocks", "attachments", "metadata", "files", "view")
 CONTENT_FIELDS = ("text", "blocks", "attachments")
 _CHANNEL_ID = re.compile(r"[CDG][A-Z0-9]{8,}")
 _USER_ID = re.compile(r"[UW][A-Z0-9]{8,}")
-
-Response = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -89,7 +82,7 @@ class FakeSlack:
         self._views: dict[str, Response] = {}
         self._uploads: dict[str, dict[str, Any]] = {}  # file id -> {"filename", "length", "data": bytes | None}
         self._last_ts_us = 0
-        self._server: _Server | None = None
+        self._server: SlackHttpServer | None = None
         self._thread: threading.Thread | None = None
         self._methods: dict[str, Callable[[dict[str, Any]], Response]] = {
             "auth.test": self._auth_test,
@@ -111,8 +104,7 @@ class FakeSlack:
             raise RuntimeError(f"FakeSlack is already running at {self.url}")
         if self.record_to is not None:
             self.record_to.parent.mkdir(parents=True, exist_ok=True)
-        server = _Server((self.host, self.port), _Handler)
-        server.fake = self
+        server = SlackHttpServer((self.host, self.port), self)
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-slack", daemon=True)
         self._thread.start()
@@ -209,7 +201,7 @@ class FakeSlack:
     def _matching(self, method: str | None) -> list[RecordedCall]:
         return [call for call in self._calls if method is None or call.method == method]
 
-    def _serve(self, method: str, params: dict[str, Any], authorization: str | None,
+    def serve(self, method: str, params: dict[str, Any], authorization: str | None,
                content_type: str) -> tuple[int, dict[str, str], Response]:
         headers: dict[str, str] = {}
         with self._cond:
@@ -219,7 +211,7 @@ class FakeSlack:
                 status, retry_after = pending.popleft()
                 if retry_after is not None:
                     headers["Retry-After"] = str(retry_after)
-                response = _error("ratelimited" if status == 429 else "fatal_error")
+                response = error("ratelimited" if status == 429 else "fatal_error")
             else:
                 status, response = 200, self._dispatch(method, params, authorization)
             call = RecordedCall(method, params, authorization, content_type, status, response, simulated)
@@ -235,7 +227,7 @@ class FakeSlack:
             self._persist(call)
             self._cond.notify_all()
 
-    def _receive_upload(self, file_id: str, data: bytes) -> int:
+    def receive_upload(self, file_id: str, data: bytes) -> int:
         """The POST of a file's bytes to its upload_url: 200 if the id was handed out and the length matches."""
         with self._cond:
             upload = self._uploads.get(file_id)
@@ -247,7 +239,7 @@ class FakeSlack:
                                  {"ok": ok})
         return status
 
-    def _receive_response(self, name: str, body: bytes) -> int:
+    def receive_response(self, name: str, body: bytes) -> int:
         try:
             params = json.loads(body)
         except ValueError:
@@ -261,12 +253,12 @@ class FakeSlack:
     def _dispatch(self, method: str, params: dict[str, Any], authorization: str | None) -> Response:
         handler = self._methods.get(method)
         if handler is None:
-            return _error("unknown_method")
+            return error("unknown_method")
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return _error("not_authed")
+            return error("not_authed")
         if not token.startswith("xox"):
-            return _error("invalid_auth")
+            return error("invalid_auth")
         return handler(params)
 
     def _persist(self, call: RecordedCall) -> None:
@@ -290,9 +282,9 @@ class FakeSlack:
     def _post_message(self, params: dict[str, Any]) -> Response:
         channel = _channel_id(params.get("channel"))
         if channel is None:
-            return _error("channel_not_found")
+            return error("channel_not_found")
         if not _has_content(params):
-            return _error("no_text")
+            return error("no_text")
         ts = self._next_ts()
         message = {"type": "message", "user": USER_ID, "bot_id": BOT_ID, "team": TEAM_ID,
                    "text": params.get("text", ""), "ts": ts, **_content(params)}
@@ -304,12 +296,12 @@ class FakeSlack:
     def _update(self, params: dict[str, Any]) -> Response:
         channel = _channel_id(params.get("channel"))
         if channel is None:
-            return _error("channel_not_found")
+            return error("channel_not_found")
         ts = str(params.get("ts", ""))
         if (channel, ts) not in self._messages:
-            return _error("message_not_found")
+            return error("message_not_found")
         if not _has_content(params):
-            return _error("no_text")
+            return error("no_text")
         message = {**self._messages[(channel, ts)], "text": params.get("text", ""), **_content(params),
                    "edited": {"user": USER_ID, "ts": self._next_ts()}}
         self._messages[(channel, ts)] = message
@@ -317,11 +309,11 @@ class FakeSlack:
 
     def _post_ephemeral(self, params: dict[str, Any]) -> Response:
         if _channel_id(params.get("channel")) is None:
-            return _error("channel_not_found")
+            return error("channel_not_found")
         if not params.get("user"):
-            return _error("user_not_in_channel")
+            return error("user_not_in_channel")
         if not _has_content(params):
-            return _error("no_text")
+            return error("no_text")
         return {"ok": True, "message_ts": self._next_ts()}
 
 
@@ -329,28 +321,28 @@ class FakeSlack:
         channel = _channel_id(params.get("channel"))
         ts = str(params.get("message_ts", ""))
         if channel is None:
-            return _error("channel_not_found")
+            return error("channel_not_found")
         if (channel, ts) not in self._messages:
-            return _error("message_not_found")
+            return error("message_not_found")
         return {"ok": True, "channel": channel,
                 "permalink": f"https://tickwatch-fake.slack.com/archives/{channel}/p{ts.replace('.', '')}"}
 
     def _views_open(self, params: dict[str, Any]) -> Response:
         if not params.get("trigger_id"):
-            return _error("invalid_arguments")
+            return error("invalid_arguments")
         return self._store_view(self._new_view_id(), params.get("view"))
 
     def _views_update(self, params: dict[str, Any]) -> Response:
         view_id = str(params.get("view_id") or "")
         if view_id not in self._views:
-            return _error("not_found")
+            return error("not_found")
         if params.get("hash") and params["hash"] != self._views[view_id]["hash"]:
-            return _error("hash_conflict")
+            return error("hash_conflict")
         return self._store_view(view_id, params.get("view"))
 
     def _store_view(self, view_id: str, view: Any) -> Response:
         if not isinstance(view, dict) or view.get("type") not in ("modal", "home") or not view.get("blocks"):
-            return _error("invalid_arguments")
+            return error("invalid_arguments")
         stored = {**view, "id": view_id, "hash": self._next_ts(), "state": {"values": {}}}
         self._views[view_id] = stored
         return {"ok": True, "view": stored}
@@ -362,9 +354,9 @@ class FakeSlack:
         try:
             length = int(params.get("length", ""))
         except ValueError:
-            return _error("invalid_arguments")
+            return error("invalid_arguments")
         if not params.get("filename") or length <= 0:
-            return _error("invalid_arguments")
+            return error("invalid_arguments")
         file_id = f"F{len(self._uploads) + 1:010d}"
         self._uploads[file_id] = {"filename": params["filename"], "length": length, "data": None}
         return {"ok": True, "file_id": file_id, "upload_url": f"{self.url.removesuffix('api/')}upload/{file_id}"}
@@ -372,22 +364,18 @@ class FakeSlack:
     def _complete_upload(self, params: dict[str, Any]) -> Response:
         files = params.get("files")
         if not isinstance(files, list) or not files:
-            return _error("invalid_arguments")
+            return error("invalid_arguments")
         completed = []
         for item in files:
             upload = self._uploads.get(str(item.get("id")))
             if upload is None or upload["data"] is None:
-                return _error("file_not_found")  # never handed out, or its bytes never arrived
+                return error("file_not_found")  # never handed out, or its bytes never arrived
             completed.append({"id": item["id"], "name": upload["filename"],
                               "title": item.get("title") or upload["filename"], "size": upload["length"]})
         channel = params.get("channel_id")
         if channel is not None and _channel_id(channel) is None:
-            return _error("channel_not_found")
+            return error("channel_not_found")
         return {"ok": True, "files": completed}
-
-
-def _error(code: str) -> Response:
-    return {"ok": False, "error": code}
 
 
 def _redact(authorization: str | None) -> str | None:
@@ -415,84 +403,6 @@ def _has_content(params: dict[str, Any]) -> bool:
 
 def _content(params: dict[str, Any]) -> dict[str, Any]:
     return {name: params[name] for name in JSON_FIELDS if params.get(name)}
-
-
-def _parse_body(body: bytes, content_type: str) -> tuple[str, dict[str, Any] | None]:
-    """Body params and which encoding carried them; None params means the JSON was unreadable.
-
-    WebClient labels every request application/json, even a bodyless one, and switches the label to
-    form-encoded when it sends `params=`; file bytes go to the `upload_url`, not through here.
-    """
-    if not body:
-        return "none", {}
-    if content_type.split(";")[0].strip().lower() == "application/json":
-        try:
-            params = json.loads(body)
-        except ValueError:
-            return "json", None
-        return "json", params if isinstance(params, dict) else None
-    return "form", dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-
-
-def _decode_json_fields(params: dict[str, Any]) -> dict[str, Any]:
-    decoded = dict(params)
-    for name in JSON_FIELDS:
-        # Unparseable JSON stays a string: Slack would reject it, and the test still sees what was sent.
-        if isinstance(decoded.get(name), str):
-            with suppress(ValueError):
-                decoded[name] = json.loads(decoded[name])
-    return decoded
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeSlack
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    server_version = "FakeSlack/1.0"
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_GET(self) -> None:  # Slack also takes GET with query parameters
-        self._handle()
-
-    def _handle(self) -> None:
-        url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        for prefix, receive in (("/upload/", self.server.fake._receive_upload),
-                                ("/response/", self.server.fake._receive_response)):
-            if url.path.startswith(prefix) and self.command == "POST":
-                status = receive(url.path.removeprefix(prefix), self.rfile.read(length))
-                self._reply(status, {}, {"ok": status == 200})
-                return
-        method = url.path.removeprefix("/api/")
-        if not url.path.startswith("/api/") or not method or "/" in method:
-            self._reply(404, {}, _error("not_found"))
-            return
-        content_type, body_params = _parse_body(self.rfile.read(length), self.headers.get("Content-Type", ""))
-        if body_params is None:
-            self._reply(200, {}, _error("invalid_json"))
-            return
-        params = _decode_json_fields({**dict(parse_qsl(url.query, keep_blank_values=True)), **body_params})
-        status, headers, response = self.server.fake._serve(method, params, self.headers.get("Authorization"),
-                                                            content_type)
-        self._reply(status, headers, response)
-
-    def _reply(self, status: int, headers: dict[str, str], response: Response) -> None:
-        payload = json.dumps(response).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("fake slack: " + format, *args)
 
 
 def main(argv: list[str] | None = None) -> None:
