@@ -193,7 +193,7 @@ async def storm_mute_all(body: dict[str, Any], client: AsyncWebClient, respond: 
     def mute_all() -> list[str]:
         symbols = sorted({anomaly.symbol for anomaly in storms.members(backend.redis, storm_id)})
         for symbol in symbols:
-            backend.controls.mute(symbol, who, until=until, reason=f"storm {storm_id}")
+            backend.controls.mute(symbol, who, until=until, reason=render(ACTIONS, "storm_mute_reason"))
         return symbols
 
     symbols = await backend.run(mute_all)

@@ -479,7 +479,8 @@ def test_storm_buttons_acknowledge_all_and_mute_all(bot: BotServer, backend: Any
 
     bot.click(AlertAction.STORM_MUTE_ALL, storm_id, user=ADMIN, channel=posted["channel"], ts=posted["ts"])
     bot.wait("chat.postMessage", 2)
-    assert {mute.symbol for mute in backend.controls.mutes()} == {"AAPL", "TSLA"}
+    assert {(mute.symbol, mute.reason) for mute in backend.controls.mutes()} == {
+        ("AAPL", "Mute all, on a market storm's message"), ("TSLA", "Mute all, on a market storm's message")}
 
 
 # --- the manifest -----------------------------------------------------------------------------------
