@@ -37,7 +37,7 @@ def _thresholds(svc: Services, symbol: str) -> Thresholds:
     return Thresholds(symbol=symbol, rules={name: RuleOut.of(view) for name, view in rules.items()})
 
 
-@router.get("/thresholds/{symbol}", response_model=Thresholds, responses=problem_responses(404),
+@router.get("/thresholds/{symbol:path}", response_model=Thresholds, responses=problem_responses(404),
             summary="The rules that apply to a symbol now (defaults or its overrides)")
 def get_thresholds(_: Reader, svc: Svc, symbol: SymbolPath) -> Thresholds:
     return _thresholds(svc, _known(svc, symbol))
@@ -73,7 +73,7 @@ def _rule_parameters(svc: Services, symbol: str, change: ThresholdChange) -> dic
     return given
 
 
-@router.put("/thresholds/{symbol}", response_model=Thresholds, responses={**ADMIN_ONLY, **problem_responses(404)},
+@router.put("/thresholds/{symbol:path}", response_model=Thresholds, responses={**ADMIN_ONLY, **problem_responses(404)},
             summary="Set a rule's threshold, window, cooldown or confirmation for a symbol (audited)")
 def put_thresholds(principal: Admin, svc: Svc, symbol: SymbolPath, change: ThresholdChange) -> Thresholds:
     """Parameters left out keep their current values (a cooldown that followed the window keeps following it).
@@ -83,7 +83,7 @@ def put_thresholds(principal: Admin, svc: Svc, symbol: SymbolPath, change: Thres
     return _thresholds(svc, symbol)
 
 
-@router.delete("/thresholds/{symbol}", response_model=Thresholds, responses=ADMIN_ONLY,
+@router.delete("/thresholds/{symbol:path}", response_model=Thresholds, responses=ADMIN_ONLY,
                summary="Back to the default rules for a symbol (one rule, or all)")
 def delete_thresholds(principal: Admin, svc: Svc, symbol: SymbolPath,
                       rule: Annotated[RuleName | None, Query(description="default: every rule")] = None) -> Thresholds:
@@ -112,7 +112,7 @@ def create_mute(principal: Admin, svc: Svc, request: MuteRequest) -> MuteOut:
     return MuteOut.of(mute)
 
 
-@router.delete("/mutes/{symbol}", status_code=204, response_class=Response,
+@router.delete("/mutes/{symbol:path}", status_code=204, response_class=Response,
                responses={**ADMIN_ONLY, **problem_responses(404)}, summary="Unmute a symbol")
 def delete_mute(principal: Admin, svc: Svc, symbol: SymbolPath) -> Response:
     if svc.controls.unmute(symbol_param(symbol), principal.actor) is None:

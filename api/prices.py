@@ -51,7 +51,26 @@ def _range(svc: Services, symbol: str, start: datetime | None, end: datetime | N
     return start, end
 
 
-@router.get("/prices/{symbol}", response_model=TickPage, responses=problem_responses(404),
+# Before the ticks route: its {symbol:path} would take "EUR/USD/ohlc" whole.
+@router.get("/prices/{symbol:path}/ohlc", response_model=Ohlc, responses=problem_responses(404),
+            summary="OHLCV bars of a symbol")
+def ohlc(
+    _: Reader, svc: Annotated[Services, Depends(services)], symbol: SymbolPath,
+    interval: Annotated[Interval, Query(description="bar length")] = "1m",
+    start: Annotated[datetime | None, Query(description="default: a span before end that suits the interval")]
+    = None,
+    end: Annotated[datetime | None, Query(description="default: a span after start, or just after the symbol's "
+                                                      "last tick")] = None,
+) -> Ohlc:
+    symbol = symbol_param(symbol)
+    # A default end just past the last tick, so the bar holding it is complete in the answer.
+    start, end = _range(svc, symbol, start, end, DEFAULT_OHLC_SPAN[interval], after_last=timedelta(milliseconds=1))
+    with invalid_as_problem("query.interval"):
+        bars = history.ohlc(svc.es, svc.indices, symbol, start, end, interval)
+    return Ohlc(symbol=symbol, interval=interval, start=start, end=end, bars=bars)
+
+
+@router.get("/prices/{symbol:path}", response_model=TickPage, responses=problem_responses(404),
             summary="Raw ticks of a symbol, oldest first, a page at a time")
 def prices(
     _: Reader, request: Request, svc: Annotated[Services, Depends(services)], symbol: SymbolPath,
@@ -68,21 +87,3 @@ def prices(
     return TickPage(symbol=symbol, start=start, end=end, items=[TickOut.of(row) for row in page.items],
                     next_cursor=page.next_cursor,
                     next=next_link(request.url.path, page.next_cursor, start=start, end=end, limit=limit))
-
-
-@router.get("/prices/{symbol}/ohlc", response_model=Ohlc, responses=problem_responses(404),
-            summary="OHLCV bars of a symbol")
-def ohlc(
-    _: Reader, svc: Annotated[Services, Depends(services)], symbol: SymbolPath,
-    interval: Annotated[Interval, Query(description="bar length")] = "1m",
-    start: Annotated[datetime | None, Query(description="default: a span before end that suits the interval")]
-    = None,
-    end: Annotated[datetime | None, Query(description="default: a span after start, or just after the symbol's "
-                                                      "last tick")] = None,
-) -> Ohlc:
-    symbol = symbol_param(symbol)
-    # A default end just past the last tick, so the bar holding it is complete in the answer.
-    start, end = _range(svc, symbol, start, end, DEFAULT_OHLC_SPAN[interval], after_last=timedelta(milliseconds=1))
-    with invalid_as_problem("query.interval"):
-        bars = history.ohlc(svc.es, svc.indices, symbol, start, end, interval)
-    return Ohlc(symbol=symbol, interval=interval, start=start, end=end, bars=bars)

@@ -12,9 +12,10 @@ from fastapi import Path
 from api.errors import Problem
 from pipeline.schema import normalise_symbol
 
-# As the tick contract has it, in either case (normalised to upper case); "/" cannot be a path segment.
-SymbolPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:\-]{1,20}$", description="e.g. TSLA, BRK.B, BTC-USD",
-                                 examples=["TSLA"])]
+# As the tick contract has it, in either case (normalised to upper case). Routes take it as {symbol:path}, so
+# a pair such as EUR/USD is written as it is (or as EUR%2FUSD).
+SymbolPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:/\-]{1,20}$",
+                                 description="e.g. TSLA, BRK.B, BTC-USD, EUR/USD", examples=["TSLA"])]
 
 
 @contextmanager

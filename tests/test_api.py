@@ -16,7 +16,7 @@ from redis import Redis
 
 from api.app import create_app
 from pipeline import controls, history, store, tokens
-from pipeline.schema import iso
+from pipeline.schema import iso, to_ms
 from pipeline.settings import Settings
 from tests.conftest import redis_url_for
 from tickwatch.seed import DAY, SeedSpec, discard, ensure_history
@@ -347,5 +347,30 @@ def test_a_deployment_without_ticks_answers_empty(real_stack: Settings, fresh_re
         assert empty.get("/v1/symbols", headers=bearer(READER)).json() == {"items": []}
         assert problem(empty.get("/v1/prices/TSLA", headers=bearer(READER)), 404)["suggestions"] == []
         assert empty.get("/v1/anomalies", headers=bearer(READER)).json()["items"] == []
+    finally:
+        discard(es, indices)
+
+
+def test_a_symbol_with_a_slash_is_reachable_written_as_it_is(real_stack: Settings, fresh_redis: Redis):
+    indices = store.Indices(f"tw-pair-{uuid.uuid4().hex[:8]}")
+    es = store.connect(real_stack)
+    store.ensure_templates(es, indices)
+    start = to_ms(DAY)
+    store.write(es, [store.tick_action(indices, {
+        "symbol": "EUR/USD", "ts": start + n * 60_000, "price": 1.05 + n / 1000, "volume": None, "late": False,
+        "partition": 0, "offset": n, "published": None}) for n in range(5)])
+    es.indices.refresh(index=f"{indices.prefix}-*")
+    try:
+        db = fresh_redis.connection_pool.connection_kwargs["db"]
+        pair = TestClient(create_app(Settings(redis_url=redis_url_for(real_stack, db), es_url=real_stack.es_url,
+                                              index_prefix=indices.prefix,
+                                              api_tokens=[{"name": "ops", "token": ADMIN, "scope": "admin"}])))
+        ticks = pair.get("/v1/prices/eur/usd", headers=bearer(ADMIN)).json()
+        assert ticks["symbol"] == "EUR/USD" and len(ticks["items"]) == 5
+        bars = pair.get("/v1/prices/EUR%2FUSD/ohlc?interval=1h", headers=bearer(ADMIN)).json()
+        assert bars["symbol"] == "EUR/USD" and bars["bars"][0]["ticks"] == 5
+        assert pair.get("/v1/thresholds/EUR/USD", headers=bearer(ADMIN)).json()["symbol"] == "EUR/USD"
+        assert pair.post("/v1/mutes", json={"symbol": "EUR/USD"}, headers=bearer(ADMIN)).status_code == 201
+        assert pair.delete("/v1/mutes/EUR/USD", headers=bearer(ADMIN)).status_code == 204
     finally:
         discard(es, indices)
