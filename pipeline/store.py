@@ -127,10 +127,12 @@ def ensure_templates(es: Elasticsearch, indices: Indices) -> None:
     es.indices.put_mapping(index=f"{indices.ticks}-*", properties=_TICK_PROPERTIES, allow_no_indices=True)
 
 
-def tick_action(indices: Indices, tick: dict[str, Any], *, create_only: bool = False) -> dict[str, Any]:
+def tick_action(indices: Indices, tick: dict[str, Any]) -> dict[str, Any]:
     """One bulk action for a tick in the compact form the workers use (see pipeline.tasks).
 
-    `create_only` leaves an existing document as it is (write() ignores the 409 that answers it).
+    Create-only: a stored tick is never overwritten (write() takes the 409 that answers a repeat as done), so
+    a retried or replayed write cannot drop the `suspect` flag a later batch set on it, and the first of two
+    ticks with the same symbol and event time stays, as in detection.
     """
     source = {
         "symbol": tick["symbol"],
@@ -145,7 +147,7 @@ def tick_action(indices: Indices, tick: dict[str, Any], *, create_only: bool = F
         source["published_at"] = tick["published"]
     if tick.get("suspect_reason"):
         source.update(suspect=True, suspect_reason=tick["suspect_reason"])
-    return {"_op_type": "create" if create_only else "index", "_index": indices.tick_index(tick["ts"]),
+    return {"_op_type": "create", "_index": indices.tick_index(tick["ts"]),
             "_id": f"{tick['symbol']}@{tick['ts']}", "_source": source}
 
 

@@ -159,7 +159,6 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
     resolved: list[Anomaly] = []  # episodes that ended, not muted
     deepened: list[Anomaly] = []  # a new peak of an alert already out: only its Slack message is edited
     late: set[tuple[str, int]] = set()
-    seen: set[tuple[str, int]] = set()
     suspects: dict[tuple[str, int], str] = {}  # skewed timestamps and bad prints -> why
     for symbol in symbols:
         outcome = advance(states[symbol], symbol, by_symbol[symbol], controls[symbol].rules,
@@ -172,7 +171,6 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
         resolved += [a for a in outcome.anomalies if a.id in outcome.resolved_ids and not a.muted]
         deepened += [a for a in outcome.anomalies if a.id in outcome.deepened_ids and not a.muted]
         late.update((symbol, tick.ts) for tick in outcome.late)
-        seen.update((symbol, tick.ts) for tick in outcome.duplicates)
 
     # Alerts first: they must not wait for (or on) storage. A re-run of this batch re-sends nothing, as
     # deliveries are claimed per channel and event id (detected and resolved have their own).
@@ -188,14 +186,13 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
             slack_messages.anomaly_changed(res.redis, res.settings, anomaly, slack_messages.enqueue_refresh)
 
     # Anomaly documents change as episodes deepen, so they are written here, in batch order. Tick documents
-    # never change (late and duplicate ticks may be replays: they only create), so they are written by a
-    # task of their own: storage then runs in parallel, off the path the next batch of this lane waits on.
+    # are only created (then at most flagged suspect), so they are written by a task of their own: storage
+    # then runs in parallel, off the path the next batch of this lane waits on.
     if anomalies:
         store.write(res.es, [store.anomaly_action(res.indices, anomaly) for anomaly in anomalies])
     if fresh:
         keys = [(tick[0], tick[1]) for tick in fresh]  # (symbol, event time)
-        rows = [[*tick, key in late, key in late or key in seen, suspects.get(key)]
-                for tick, key in zip(fresh, keys, strict=True)]
+        rows = [[*tick, key in late, suspects.get(key)] for tick, key in zip(fresh, keys, strict=True)]
         # Bad prints of earlier batches (the tick that shows one up may come in the next batch) are flagged
         # on their stored documents.
         stored_now = set(keys)
@@ -221,18 +218,17 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
 def store_ticks(rows: list[list[Any]], suspects: list[list[Any]] | None = None) -> int:
     """Bulk-index one batch's ticks; retried until Elasticsearch takes them (ids make repeats harmless).
 
-    Rows are a batch's compact ticks plus flags: late, create-only (late or duplicate ticks may be replays,
-    so they never overwrite) and why the tick is suspect (None: it is not). `suspects` ([symbol, event time,
-    reason]) flags ticks stored by earlier batches. The documents are built here, off the path the lane's
-    next batch waits on.
+    Rows are a batch's compact ticks plus whether each is late and why it is suspect (None: it is not); a
+    tick already stored is left as it is (see store.tick_action). `suspects` ([symbol, event time, reason])
+    flags ticks stored by earlier batches. The documents are built here, off the path the lane's next batch
+    waits on.
     """
     res = resources()
     actions = itertools.chain((
         store.tick_action(res.indices, {"symbol": symbol, "ts": ts, "price": price, "volume": volume,
                                         "published": published, "late": late, "partition": partition,
-                                        "offset": offset, "suspect_reason": reason[0] if reason else None},
-                          create_only=create_only)
-        for symbol, ts, price, volume, partition, offset, published, late, create_only, *reason in rows
+                                        "offset": offset, "suspect_reason": reason})
+        for symbol, ts, price, volume, partition, offset, published, late, reason in rows
     ), (store.suspect_action(res.indices, symbol, ts, reason) for symbol, ts, reason in suspects or ()))
     return store.write(res.es, actions)
 

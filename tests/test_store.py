@@ -27,17 +27,29 @@ def tick(symbol: str, ts: int, price: float) -> dict:
             "partition": 0, "offset": 1}
 
 
-def test_ticks_land_in_daily_indices_behind_the_alias_and_replays_overwrite(indices):
+def test_ticks_land_in_daily_indices_behind_the_alias_and_replays_leave_them_as_stored(indices):
     es, names = indices
     day1, day2 = 1_800_000_000_000, 1_800_000_000_000 + 86_400_000
     actions = [store.tick_action(names, tick("TSLA", day1, 250.0)), store.tick_action(names, tick("TSLA", day2, 251))]
     assert store.write(es, actions) == 2
-    assert store.write(es, actions) == 2  # the same ticks again: same ids, no new documents
+    store.write(es, [store.suspect_action(names, "TSLA", day1, "isolated print")])  # a later batch's judgment
+    replayed = [store.tick_action(names, tick("TSLA", day1, 999.0)), *actions]
+    assert store.write(es, replayed) == 0  # the same ids again: nothing written, and no error
     es.indices.refresh(index=names.ticks)
     assert es.count(index=names.ticks)["count"] == 2
+    first = es.get(index=names.tick_index(day1), id=f"TSLA@{day1}")["_source"]
+    assert (first["price"], first["suspect"], first["suspect_reason"]) == (250.0, True, "isolated print")
     assert sorted(es.indices.get_alias(name=names.ticks)) == [f"{names.ticks}-2027.01.15", f"{names.ticks}-2027.01.16"]
     mapping = es.indices.get_mapping(index=f"{names.ticks}-2027.01.15")
     assert mapping[f"{names.ticks}-2027.01.15"]["mappings"]["properties"]["symbol"] == {"type": "keyword"}
+
+
+def test_a_suspect_flag_for_a_tick_not_stored_yet_raises_so_it_is_retried(indices):
+    es, names = indices
+    with pytest.raises(BulkIndexError, match="1 document"):
+        store.write(es, [store.suspect_action(names, "TSLA", 1_800_000_000_000, "isolated print")])
+    es.indices.refresh(index=names.ticks)
+    assert es.count(index=names.ticks)["count"] == 0  # it created no document of its own
 
 
 def test_a_rejected_document_raises_so_the_batch_is_retried(indices):
@@ -46,7 +58,7 @@ def test_a_rejected_document_raises_so_the_batch_is_retried(indices):
     bad["_source"]["unexpected"] = "strict mappings refuse this"
     with pytest.raises(BulkIndexError, match="1 document") as caught:
         store.write(es, [bad])
-    assert caught.value.errors[0]["index"]["error"]["type"] == "strict_dynamic_mapping_exception"
+    assert caught.value.errors[0]["create"]["error"]["type"] == "strict_dynamic_mapping_exception"
 
 
 def test_retention_deletes_only_whole_days_older_than_the_limit(indices):
