@@ -121,7 +121,7 @@ def process_batch(self: Task, batch: dict[str, Any]) -> dict[str, int]:
     res = resources()
     parts = batch["parts"]
     deadline = time.monotonic() + PREDECESSOR_WAIT_SECONDS
-    while not all(_ready(part, state.progress_of(res.redis, parts)) for part in parts):
+    while not _all_ready(parts, state.progress_of(res.redis, parts)):
         if time.monotonic() > deadline:
             stalled = state.stalled_seconds(res.redis, parts)
             if stalled <= res.settings.gap_timeout_seconds:
@@ -133,6 +133,10 @@ def process_batch(self: Task, batch: dict[str, Any]) -> dict[str, int]:
     # The locks make check-and-apply atomic against a duplicate copy of this very batch.
     with state.partition_locks(res.redis, parts):
         return apply_batch(res, batch, state.progress_of(res.redis, parts))
+
+
+def _all_ready(parts: list[dict[str, Any]], done: dict[int, int | None]) -> bool:
+    return all(_ready(part, done) for part in parts)
 
 
 def _ready(part: dict[str, Any], done: dict[int, int | None]) -> bool:
