@@ -35,8 +35,8 @@ def serve(
 ) -> None:
     """Serve the bot: HTTP at POST /slack/events (commands, interactivity, events), or Socket Mode.
 
-    Needs SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (and SLACK_APP_TOKEN for --socket); Web API calls go to
-    TICKWATCH_SLACK_API_URL.
+    Needs SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (and SLACK_APP_TOKEN for --socket).
+    Web API calls go to TICKWATCH_SLACK_API_URL.
 
     Examples:
       [bold]tickwatch bot --port 3000[/bold]
