@@ -66,6 +66,7 @@ class StormView:
     started_at: datetime
     threshold: int
     members: list[Anomaly]
+    window_seconds: int = 60  # more than `threshold` alerts within this long started it
 
 
 def span(seconds: float) -> str:
@@ -214,7 +215,7 @@ def storm_message(storm: StormView) -> tuple[str, list[Block]]:
     first STORM_LINES of them (in sections of STORM_LINES_PER_SECTION), the rest counted, and the
     Acknowledge-all / Mute-all buttons (value: the storm id)."""
     members = sorted(storm.members, key=lambda a: (-abs(a.peak_change_pct), a.symbol))
-    view = StormView(storm.storm_id, storm.started_at, storm.threshold, members)
+    view = StormView(storm.storm_id, storm.started_at, storm.threshold, members, storm.window_seconds)
     words = template("slack_storm.j2").make_module({"s": view})
     blocks: list[Block] = [
         HeaderBlock(text=fit(_macro(words, "header"), MAX_HEADER_CHARS)),

@@ -36,7 +36,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if redis.call('ZCARD', KEYS[1]) > tonumber(ARGV[3]) then
   redis.call('DEL', KEYS[1])
   redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[2])
-  redis.call('HSET', KEYS[3], 'started_at', ARGV[1], 'threshold', ARGV[3])
+  redis.call('HSET', KEYS[3], 'started_at', ARGV[1], 'threshold', ARGV[3], 'window_ms', ARGV[2])
   redis.call('EXPIRE', KEYS[3], ARGV[6])
   redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
   return ARGV[5]
@@ -100,7 +100,8 @@ def view(redis: Redis, storm_id: str, current: list[Anomaly]) -> StormView:
     """The grouped message's data: `current` members (their newest state) and when the storm started."""
     meta = {key.decode(): value.decode() for key, value in redis.hgetall(_meta_key(storm_id)).items()}
     started = datetime.fromtimestamp(int(meta.get("started_at", 0)) / 1000, tz=UTC)
-    return StormView(storm_id, started, int(meta.get("threshold", 0)), current)
+    return StormView(storm_id, started, int(meta.get("threshold", 0)), current,
+                     int(meta.get("window_ms", 60_000)) // 1000)
 
 
 def message_ref(redis: Redis, storm_id: str) -> SlackRef | None:

@@ -140,7 +140,7 @@ def test_new_peaks_edit_at_most_once_per_interval_and_the_last_is_never_lost(rea
 def test_a_storm_of_concurrent_alerts_posts_one_grouped_message(real_stack, fresh_redis, es_indices, slack):
     es, _ = es_indices
     queued: list = []
-    sender = notifier(real_stack, fresh_redis, es_indices, slack, queued, storm_threshold=5)
+    sender = notifier(real_stack, fresh_redis, es_indices, slack, queued, storm_threshold=5, storm_window_seconds=120)
     crashes = [anomaly(f"s{i:02d}-drop", f"S{i:02d}", peak_change_pct=-6 - i) for i in range(12)]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda a: sender.send(AlertEvent.for_anomaly(a)), crashes))
@@ -149,6 +149,7 @@ def test_a_storm_of_concurrent_alerts_posts_one_grouped_message(real_stack, fres
     grouped = [call for call in posts if "Market storm" in call.params["text"]]
     assert len(grouped) == 1 and len(posts) == 1 + 5  # five alone (the threshold), then one grouped message
     storm_id = grouped[0].params["blocks"][-1]["elements"][0]["value"]
+    assert "More than 5 alerts reached this channel within 2 min" in grouped[0].params["blocks"][1]["text"]["text"]
     assert len(storms.storm_members(fresh_redis, storm_id)) == 7
     for kind, key, _ in dict.fromkeys(queued):  # the throttled follow-ups, as the worker would run them
         sender.refresh(kind, key)

@@ -156,7 +156,8 @@ def test_zscore_and_volume_alerts_say_what_their_rule_saw_in_its_unit():
     assert "5\u00d7 its usual volume within 5 min; this one 6.3\u00d7." in texts(payload(v_blocks))
     assert "window's first price" in texts(payload(v_blocks))  # not a high or low: the rule has no direction
     assert z_text.startswith("📉 TSLA \u22122.3 % (4.6 \u03c3)") and v_text.startswith("📊 TSLA volume 6.3\u00d7")
-    _, storm = storm_message(StormView("storm-1", AT, 5, [zscore, volume, anomaly()]))
+    _, storm = storm_message(StormView("storm-1", AT, 5, [zscore, volume, anomaly()], window_seconds=120))
+    assert "More than 5 alerts reached this channel within 2 min" in texts(payload(storm))
     lines = texts(payload(storm)).splitlines()
     assert lines[-3:] == ["📉 *TSLA* \u22127.9 % · 230.60 from 250.40",
                           "📉 *TSLA* \u22122.3 % (4.6 \u03c3) · 230.60 from 241.70",
