@@ -169,5 +169,5 @@ async def _upload_chart(backend: Backend, client: AsyncWebClient, channel: str, 
     chart = await backend.run(answers.price_chart, backend, symbol, window)
     if chart is not None:
         png, title = chart
-        filename = f"{symbol}-{format_duration(window.total_seconds())}.png"
+        filename = f"{symbol.replace('/', '-')}-{format_duration(window.total_seconds())}.png"  # EUR/USD
         await client.files_upload_v2(channel=channel, content=png, filename=filename, title=title)

@@ -82,6 +82,7 @@ def bot(real_stack: Settings) -> Iterator[BotServer]:
     ticks += [tick("AAPL", START + i * STEP, 200.0 + i % 3, i) for i in range(count)]
     ticks += [{**tick("VOLM", START + i * STEP, 50.0 + i % 2 / 100, i), "volume": volm_volume(START + i * STEP)}
               for i in range(count)]
+    ticks += [tick("EUR/USD", START + i * STEP, 1.08, i) for i in range(count)]
     ticks.append({**tick("VOLM", START + timedelta(minutes=40, seconds=5), 5.0, count), "suspect_reason": "bad print"})
     store.write(es, [store.tick_action(indices, t) for t in ticks])
     with FakeSlack() as slack:
@@ -200,6 +201,15 @@ def test_price_chart_is_uploaded_with_files_upload_v2(bot: BotServer, backend: A
     png = bot.slack.uploaded(upload.params["file_id"])
     assert png is not None and png.startswith(b"\x89PNG\r\n\x1a\n")
     assert complete.params["files"][0]["title"].startswith("TSLA · last 1h")
+
+
+def test_a_chart_of_a_symbol_with_a_slash_gets_a_plain_file_name(bot: BotServer, backend: Any) -> None:
+    _, hook = bot.command("/price", "EUR/USD 1h --chart", user=OTHER)
+
+    assert bot.answer(hook)["text"].startswith("EUR/USD 1.08")
+    [asked] = bot.wait("files.getUploadURLExternal")
+    [complete] = bot.wait("files.completeUploadExternal")
+    assert asked.params["filename"] == "EUR-USD-1h.png" and complete.ok
 
 
 def test_anomalies_are_listed_newest_first_with_links_to_their_alerts(bot: BotServer, backend: Any) -> None:
