@@ -1,5 +1,8 @@
 """The read side over Elasticsearch, shared by the Slack bot, the API and the digest.
 
+Ticks that detection flagged `suspect` (bad prints, skewed clocks; see pipeline.rules) are left out of every
+read, as they were left out of detection.
+
 Plain functions: the client and the index names come in, plain data goes out. Every query is bounded by a
 time range and a size, so no answer can grow with the history. Times are aware UTC datetimes; ticks are
 stored with event time in epoch milliseconds (see pipeline.store).
@@ -281,7 +284,8 @@ def _symbol_query(symbol: str, start: datetime | None = None, end: datetime | No
         filters.append({"range": {"timestamp": {**bounds, "format": "epoch_millis"}}})
     if with_volume:
         filters.append({"exists": {"field": "volume"}})
-    return {"bool": {"filter": filters}}
+    # Ticks detection flagged suspect (bad prints, skewed clocks) never become a price, a high or a low here.
+    return {"bool": {"filter": filters, "must_not": [{"term": {"suspect": True}}]}}
 
 
 def _edge_hit(*, newest: bool) -> dict[str, Any]:

@@ -45,6 +45,9 @@ def es(real_stack: Settings) -> Iterator[Elasticsearch]:
     store.ensure_templates(client, INDICES)
     actions = [tick("AAPL", T0 + i * STEP, aapl_price(i), 10.0) for i in range(TICKS)]
     actions += [tick("AAPL.X", T0, 1.0, None), tick("MSFT", T0 + timedelta(hours=25), 400.0, None)]
+    bad_print = tick("AAPL", T0 + 100 * STEP + timedelta(seconds=5), 1.0, 10.0)  # flagged by detection
+    bad_print["_source"].update(suspect=True, suspect_reason="isolated print")
+    actions.append(bad_print)
     actions += [store.anomaly_action(INDICES, a) for a in (
         anomaly("AAPL", 10), anomaly("AAPL", 50, "acknowledged"), anomaly("AAPL", 90, "resolved"),
         anomaly("MSFT", 30, muted=True))]
@@ -78,6 +81,15 @@ def test_window_summary_ends_at_the_last_tick_by_default(es: Elasticsearch):
     assert summary.ticks == 61 and summary.volume == 610.0
     assert summary.change_pct == pytest.approx((aapl_price(last_i) / aapl_price(first_i) - 1) * 100, abs=1e-4)
     assert 10 <= len(summary.sparkline) <= 11 and summary.sparkline[-1] == aapl_price(last_i)
+
+
+def test_suspect_ticks_are_never_a_price_high_or_low(es: Elasticsearch):
+    around = T0 + 100 * STEP
+    summary = history.window_summary(es, INDICES, "AAPL", timedelta(minutes=2), end=around + timedelta(minutes=1))
+    assert summary.low > 1.0 and summary.ticks == 13
+    assert all(bar.low > 1.0 for bar in history.ohlc(es, INDICES, "AAPL", T0, T0 + timedelta(hours=2), "1m"))
+    rows = history.ticks_page(es, INDICES, "AAPL", around, around + timedelta(seconds=10)).items
+    assert [row.price for row in rows] == [aapl_price(100), aapl_price(101)]
 
 
 def test_window_summary_finds_the_spike_and_nothing_outside_data(es: Elasticsearch):
