@@ -62,6 +62,7 @@ STATS_COUNTERS: dict[str, tuple[str, str]] = {
     "late": ("late_ticks", "Ticks older than the lateness allowance (stored, not evaluated)"),
     "anomalies": ("anomaly_updates", "Anomaly documents written (an episode that deepens is written again)"),
     "alerts": ("alerts", "New anomalies notified (not muted)"),
+    "suspect": ("suspect_ticks", "Ticks quarantined for their timestamp or found to be bad prints (not evaluated)"),
 }
 
 

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     tick_retention_days: int = Field(30, ge=1)
 
     # --- detection defaults (per-symbol overrides live in Redis, see pipeline.controls) -------------
-    drop_pct: float = Field(5.0, gt=0, lt=100)
+    drop_pct: float = Field(5.0, ge=0, lt=100, description="0 turns the drop rule off")
     rise_pct: float = Field(5.0, ge=0, lt=100, description="0 turns the rise rule off")
     window_seconds: int = Field(300, gt=0, le=MAX_WINDOW_SECONDS)
     cooldown_seconds: int | None = Field(None, ge=0, description="default and minimum: window_seconds")

@@ -135,8 +135,8 @@ def test_redis_unreachable_says_to_start_the_stack(monkeypatch: pytest.MonkeyPat
 def test_an_invalid_setting_names_the_variable_and_what_is_allowed():
     result = tickwatch("worker", TICKWATCH_DROP_PCT="-5")
     assert result.returncode == 2
-    assert one_line(result) == ("✘ invalid setting TICKWATCH_DROP_PCT=-5: Input should be greater than 0 — fix it in "
-                                "the environment or .env (see the README, Configuration)")
+    assert one_line(result) == ("✘ invalid setting TICKWATCH_DROP_PCT=-5: Input should be greater than or equal to 0 "
+                                "— fix it in the environment or .env (see the README, Configuration)")
 
 
 @pytest.mark.parametrize(("args", "env"), [(["--debug"], {}), ([], {"TICKWATCH_DEBUG": "1"})])
