@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from kafka.admin import KafkaAdminClient
 from rich import progress as rp
 from rich.text import Text
 
@@ -14,6 +15,21 @@ from pipeline.topics import make_producer
 
 class DeliveryError(RuntimeError):
     """Some ticks did not reach Kafka; the message says how many and the first reason."""
+
+
+class MissingTopic(LookupError):
+    """The topic to publish to does not exist (and Kafka does not create topics on first use)."""
+
+
+def require_topic(settings: Settings, topic: str) -> None:
+    """MissingTopic unless `topic` exists: asked up front, as a producer would wait a minute for it, then fail."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="tickwatch-generate")
+    try:
+        if topic not in set(admin.list_topics()):
+            raise MissingTopic(f"topic {topic!r} does not exist on Kafka at {settings.kafka_bootstrap}; nothing was "
+                               "published — `tickwatch stack init` creates the configured topics")
+    finally:
+        admin.close()
 
 
 class TickRateColumn(rp.ProgressColumn):
@@ -37,6 +53,11 @@ def publish(
     most `kafka_connect_timeout_seconds`, so an unreachable Kafka fails before the first tick."""
     target = topic or settings.ticks_topic
     producer = make_producer(settings, bootstrap_timeout_ms=round(settings.kafka_connect_timeout_seconds * 1000))
+    try:
+        require_topic(settings, target)
+    except Exception:
+        producer.close()
+        raise
     failures: list[Exception] = []
     sent = 0
     columns = (rp.TextColumn(f"→ {target}"), rp.BarColumn(), rp.MofNCompleteColumn(), TickRateColumn(),

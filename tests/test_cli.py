@@ -7,6 +7,8 @@ import re
 import socket
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -109,6 +111,16 @@ def test_kafka_unreachable_says_to_start_the_stack():
                        TICKWATCH_KAFKA_CONNECT_TIMEOUT_SECONDS="1")
     assert result.returncode == 1
     assert one_line(result) == f"✘ Kafka at 127.0.0.1:{port} is not reachable — is the stack up? `tickwatch stack up`"
+
+
+def test_a_missing_topic_fails_at_once_instead_of_after_a_minute(real_stack):
+    topic = f"tw-missing-{uuid.uuid4().hex[:8]}"
+    began = time.monotonic()
+    result = tickwatch("generate", "--count", "3", "--topic", topic,
+                       TICKWATCH_KAFKA_BOOTSTRAP=real_stack.kafka_bootstrap)
+    assert result.returncode == 2 and time.monotonic() - began < 30  # the producer alone waits 60 s for metadata
+    assert one_line(result) == (f"✘ topic '{topic}' does not exist on Kafka at {real_stack.kafka_bootstrap}; nothing "
+                                "was published — `tickwatch stack init` creates the configured topics")
 
 
 def test_elasticsearch_unreachable_says_to_start_the_stack():

@@ -97,7 +97,7 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
 
     from pipeline.digest_posting import DigestBusy
     from pipeline.history import UnknownSymbol
-    from pipeline.publish import DeliveryError
+    from pipeline.publish import DeliveryError, MissingTopic
 
     def redis(_: Exception) -> Failure:
         return Failure(f"Redis at {_setting('redis_url')} is not reachable — {STACK_UP}")
@@ -137,6 +137,7 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
         ((ValidationError,), settings_or_unexpected),
         ((FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError), missing_file),
         ((DeliveryError,), delivery),
+        ((MissingTopic,), lambda error: Failure(str(error), EXIT_INPUT)),
         ((UnknownSymbol,), unknown_symbol),
         ((DigestBusy,), lambda error: Failure(str(error))),  # says what is going on and when to try again
         ((URLError,), slack_unreachable),  # the Slack Web API is the one HTTP client that raises it
