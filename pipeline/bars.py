@@ -325,9 +325,14 @@ class BarFile:
             (len(self.skipped), "bad row skipped", "bad rows skipped"),
         ) if count]
         times = f"times in {self.zone}" if self.zone else "absolute times"
-        text = (f"{self.path} → {self.symbol}: {len(self.bars):,} bars of {_length_text(self.bar_length)} "
-                f"({self.layout.name} layout, {times}) → {self.tick_count:,} ticks")
+        text = (f"{self.path} → {self.symbol}: {_many(len(self.bars), 'bar')} of {_length_text(self.bar_length)} "
+                f"({self.layout.name} layout, {times}) → {_many(self.tick_count, 'tick')}")
         return text + (f"; {', '.join(repairs)}" if repairs else "")
+
+
+def _many(count: int, thing: str) -> str:
+    """1 bar, 2 bars, 1,000 ticks."""
+    return f"{count:,} {thing}{'' if count == 1 else 's'}"
 
 
 def _length_text(length: timedelta) -> str:
@@ -369,7 +374,8 @@ def read_bars(path: str | Path, symbol: str, *, zone: tzinfo = UTC, columns: Map
                         from None
                 skipped.append(problem)
     if layout is None or not bars:
-        raise BarFileError(f"{path}: no bars to replay" + (f" ({len(skipped)} bad rows skipped)" if skipped else ""))
+        raise BarFileError(f"{path}: no bars to replay" + (f" ({_many(len(skipped), 'bad row')} skipped)" if skipped
+                                                           else ""))
     out_of_order = rows_out_of_order([bar.opened for bar in bars])
     ordered = sorted(bars, key=lambda bar: bar.opened)  # stable: of equal times, the file's first comes first
     unique = ordered[:1] + [bar for before, bar in pairwise(ordered) if bar.opened != before.opened]

@@ -156,6 +156,11 @@ def test_out_of_order_rows_are_sorted_and_duplicates_kept_once_both_counted() ->
     assert "1 row out of order (sorted), 1 duplicate timestamp (kept the first)" in messy.summary()
 
 
+def test_a_file_of_one_bar_says_so_in_the_singular(tmp_path: Path) -> None:
+    one = read_bars(write(tmp_path, "one.csv", f"{HEADER}2026-11-23T14:30:00Z,1,1,1,1,1\n"), "TSLA")
+    assert "1 bar of 1 min" in one.summary() and "→ 4 ticks" in one.summary()
+
+
 @pytest.mark.parametrize(("times", "moved"), [([1, 2, 3], 0), ([1, 2, 5, 3, 4, 6], 1), ([3, 2, 1], 2), ([1, 1, 2], 0)])
 def test_rows_out_of_order_counts_rows_to_move(times: list[int], moved: int) -> None:
     assert rows_out_of_order([START + timedelta(minutes=m) for m in times]) == moved
@@ -187,7 +192,7 @@ def test_bad_rows_name_file_and_line(tmp_path: Path, row: str, problem: str) -> 
 def test_empty_files_and_files_of_bad_rows_have_nothing_to_replay(tmp_path: Path) -> None:
     with pytest.raises(BarFileError, match="no bars to replay"):
         read_bars(write(tmp_path, "empty.csv", HEADER), "TSLA")
-    with pytest.raises(BarFileError, match=r"no bars to replay \(1 bad rows skipped\)"):
+    with pytest.raises(BarFileError, match=r"no bars to replay \(1 bad row skipped\)"):
         read_bars(write(tmp_path, "junk.csv", f"{HEADER}x,1,1,1,1,1\n"), "TSLA", skip_bad_rows=True)
 
 
