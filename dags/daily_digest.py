@@ -1,19 +1,18 @@
 """The daily digest as an Airflow 3 DAG: extract -> render, chart -> post -> notify.
 
 No logic of its own: every step is one call into `pipeline.digest` (the data), `pipeline.digest_message`
-(the words and the chart) or `pipeline.digest_posting`, which `tickwatch digest` uses too. The
-tasks pass small JSON between them (the summary, the rendered message, the chart's file path) and never
-touch Airflow's database. Which day: the `day` param if given, else the calendar day (in
-TICKWATCH_DIGEST_TZ) of the run's logical date -- the schedule fires after the close of the day it
-summarises; the data interval is not used (a cron schedule makes it zero-length). Re-running a day edits
-its Slack message (see pipeline.digest_posting.post).
+(the words and the chart) or `pipeline.digest_posting`, which `tickwatch digest` uses too. The tasks pass
+JSON through XCom (the summary, the rendered message, the chart as base64, so any worker can run any task);
+which message belongs to which day is kept in Elasticsearch, not in Airflow. Which day: the `day` param if
+given, else the calendar day (in TICKWATCH_DIGEST_TZ) of the run's logical date -- the schedule fires after
+the close of the day it summarises; the data interval is not used (a cron schedule makes it zero-length).
+Re-running a day edits its Slack message (see pipeline.digest_posting.post).
 """
 
 from __future__ import annotations
 
-import tempfile
+import base64
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Param, dag, task
@@ -65,21 +64,15 @@ def daily_digest() -> None:
 
     @task
     def chart(summary: str) -> str | None:
-        """The PNG in a file (its path goes on), or None when no symbol traded."""
+        """The PNG, base64 (about 60 KB: XCom carries it to whichever worker posts), or None when no symbol
+        traded."""
         from pipeline import digest, digest_message
 
-        parsed = digest.Digest.model_validate_json(summary)
-        png = digest_message.chart(parsed)
-        if png is None:
-            return None
-        folder = Path(tempfile.gettempdir()) / "tickwatch-digest"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"digest-{parsed.day.isoformat()}.png"
-        path.write_bytes(png)
-        return str(path)
+        png = digest_message.chart(digest.Digest.model_validate_json(summary))
+        return base64.b64encode(png).decode() if png is not None else None
 
     @task
-    def post(summary: str, message: dict[str, Any], chart_path: str | None) -> dict[str, Any]:
+    def post(summary: str, message: dict[str, Any], png: str | None) -> dict[str, Any]:
         """Post, or edit the day's message; the chart goes into its thread."""
         from pipeline import digest, digest_posting, store
         from pipeline.notifiers.slack import web_client
@@ -87,7 +80,7 @@ def daily_digest() -> None:
         settings = Settings()
         posted = digest_posting.post(digest.Digest.model_validate_json(summary), message, settings,
                              store.connect(settings), store.Indices(settings.index_prefix), web_client(settings),
-                             png=Path(chart_path).read_bytes() if chart_path else None)
+                             png=base64.b64decode(png) if png else None)
         return {"channel": posted.channel, "ts": posted.ts, "updated": posted.updated, "file_id": posted.file_id}
 
     @task
