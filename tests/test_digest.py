@@ -276,6 +276,7 @@ def test_cli_posts_once_then_edits_and_dry_run_sends_nothing(namespace) -> None:
 
         dry = _cli(namespace, slack, "--post", "--dry-run")
         assert "would post to #market-digest" in dry.stdout
+        assert _cli(namespace, slack, "--dry-run").stdout == dry.stdout  # --dry-run alone means the same
         assert slack.calls() == [] and digest_deliveries(namespace.settings, subscription) == []
 
         _cli(namespace, slack, "--post")

@@ -24,16 +24,17 @@ def digest(
                                                            "complete day in TICKWATCH_DIGEST_TZ)")] = None,
     post: Annotated[bool, typer.Option("--post", help="post it to Slack (edits the day's message if posted)")]
     = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what --post would send; send nothing")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what --post would send, and where; send "
+                                                            "nothing")] = False,
     channel: Annotated[str | None, typer.Option(help="Slack channel (default: TICKWATCH_DIGEST_CHANNEL, "
                                                      "else TICKWATCH_SLACK_CHANNEL)")] = None,
 ) -> None:
     """Summarise one market day: movers, drawdowns and rises, anomalies, mutes, data health.
 
     Examples:
-      [bold]tickwatch digest[/bold]                      yesterday, in the terminal
-      [bold]tickwatch digest --date 2026-11-20 --post[/bold]   post (or update) that day's Slack message
-      [bold]tickwatch digest --date 2026-11-20 --post --dry-run[/bold]
+      [bold]tickwatch digest[/bold]                              the last complete day, in the terminal
+      [bold]tickwatch digest --date 2026-11-20 --post[/bold]     post (or update) that day's Slack message
+      [bold]tickwatch digest --date 2026-11-20 --dry-run[/bold]  what --post would send, sending nothing
     """
     from pipeline import digest as digests
     from pipeline import digest_message, digest_posting, store
@@ -43,10 +44,10 @@ def digest(
     with console.status(f"Summarising {chosen} ({settings.digest_tz})…"):
         summary = digests.build(store.connect(settings), store.Indices(settings.index_prefix), settings, chosen)
     target = channel or settings.digest_channel or settings.slack_channel
-    if not post:
+    if not (post or dry_run):
         show(summary)
         return
-    if dry_run:
+    if dry_run:  # with or without --post: nothing is sent
         es, indices = store.connect(settings), store.Indices(settings.index_prefix)
         known = digest_posting.posted_message(es, indices, chosen, target)
         verb = f"update message {known['ts']} in" if known else "post to"
