@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
@@ -54,8 +55,6 @@ def price_chart(title: str, bars: Sequence[Bar], *, marks: Sequence[tuple[dateti
 
 def normalised_paths(paths: dict[str, Sequence[tuple[datetime, float]]], *, title: str, tz: str = "UTC") -> bytes:
     """One line per symbol, each starting at 100 (its open), times in `tz`: the daily digest's top movers."""
-    from zoneinfo import ZoneInfo
-
     if not paths:
         raise ValueError("nothing to draw: no paths")
     zone = ZoneInfo(tz)
