@@ -283,7 +283,8 @@ def test_cli_posts_once_then_edits_and_dry_run_sends_nothing(namespace) -> None:
         [first] = slack.calls("chat.postMessage")
         text = posted_numbers(first.params["blocks"])
         assert f"*4* symbols traded · *{expected.ticks:,}* ticks · *3* anomalies (2 acknowledged)" in text
-        assert "*BBB* -10.00%" in text and "Late ticks: 10" in text and "dead letters: 3" in text
+        assert "🔴 *BBB* -10.00%" in text and "⚪ *DDD* +0.00%" in text  # DDD closed where it opened
+        assert "Late ticks: 10" in text and "dead letters: 3" in text
         assert "🔕 *CCC* muted by bob until unmuted — halted" in text
         [upload] = slack.calls("files.completeUploadExternal")
         assert upload.params["thread_ts"] == first.response["ts"]
