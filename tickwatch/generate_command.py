@@ -119,7 +119,7 @@ def generate(
     except ValueError as error:
         Console(stderr=True, soft_wrap=True).print(f"✘ {error}", style="red", markup=False)
         raise typer.Exit(2) from None
-    console.print(f"[green]✔[/green] published {sent:,} ticks")
+    console.print(f"[green]✔[/green] published {sent:,} tick{'' if sent == 1 else 's'}")
 
 
 def _symbol_paths(items: list[str]) -> list[tuple[str, str]]:
