@@ -151,6 +151,13 @@ def test_an_invalid_setting_names_the_variable_and_what_is_allowed():
                                 "— fix it in the environment or .env (see the README, Configuration)")
 
 
+def test_an_invalid_secret_setting_is_named_but_never_printed():
+    result = tickwatch("worker", TICKWATCH_API_TOKENS='[{"name": "ops", "token": "short-secret", "scope": "admin"}]')
+    assert result.returncode == 2
+    line = one_line(result)
+    assert line.startswith("✘ invalid setting TICKWATCH_API_TOKENS[0].token: ") and "short-secret" not in line
+
+
 @pytest.mark.parametrize(("args", "env"), [(["--debug"], {}), ([], {"TICKWATCH_DEBUG": "1"})])
 def test_debug_shows_the_traceback(args: list[str], env: dict[str, str]):
     result = tickwatch(*args, "generate", "--csv", "AAPL=aapl-2026.csv", **env)

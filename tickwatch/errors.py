@@ -63,6 +63,9 @@ def _kafka(error: Exception) -> Failure:
                    "and that the topic exists (`tickwatch stack init`)")
 
 
+SECRET_SETTINGS = {"api_tokens", "secret_key", "slack_bot_token", "slack_signing_secret", "slack_app_token"}
+
+
 def _settings_error(error: Exception) -> Failure:
     from pydantic import ValidationError
 
@@ -74,11 +77,13 @@ def _settings_error(error: Exception) -> Failure:
         if not item["loc"]:
             problems.append(message)
             continue
-        name = str(item["loc"][0])
-        field = Settings.model_fields.get(name)
+        name, *inside = item["loc"]
+        field = Settings.model_fields.get(str(name))
         alias = getattr(field.validation_alias, "choices", None) if field else None
-        variable = str(alias[0]) if alias else f"TICKWATCH_{name.upper()}"
-        problems.append(f"{variable}={item['input']}: {message}" if "input" in item else f"{variable}: {message}")
+        variable = (str(alias[0]) if alias else f"TICKWATCH_{str(name).upper()}") + "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in inside)
+        shown = "input" in item and name not in SECRET_SETTINGS  # never print a token or a key
+        problems.append(f"{variable}={item['input']}: {message}" if shown else f"{variable}: {message}")
     return Failure(f"invalid setting {'; '.join(problems)} — fix it in the environment or .env "
                    "(see the README, Configuration)", EXIT_INPUT)
 
