@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from slack_sdk.models.blocks import Block
@@ -20,19 +20,12 @@ from pipeline.messages import (
     sparkline,
     storm_message,
 )
-from pipeline.schema import Anomaly
+from tests.factories import AT, tsla_crash
 
-AT = datetime(2026, 11, 23, 14, 31, 5, tzinfo=UTC)
 CONTEXT = AlertContext(sparkline=[250.0, 251.0, 249.0, 244.0, 238.0, 236.1], window_volume=36_000,
                        usual_volume=12_000, earlier_alerts_24h=2)
 
 
-def anomaly(**changes) -> Anomaly:
-    fields = dict(id="tsla-drop-1", symbol="TSLA", rule="drop", timestamp=AT, price=236.1, volume=1200,
-                  reference_price=250.4, reference_timestamp=AT - timedelta(minutes=4), change_pct=-5.71,
-                  threshold_pct=5, window_seconds=300, peak_price=230.6, peak_change_pct=-7.91,
-                  peak_timestamp=AT + timedelta(seconds=40), detected_at=AT)
-    return Anomaly(**{**fields, **changes})
 
 
 def payload(blocks: list[Block]) -> list[dict]:
@@ -52,7 +45,7 @@ def actions(blocks: list[dict]) -> list[str]:
 
 
 def test_an_open_alert_says_what_why_and_offers_every_action():
-    text, blocks = alert_message(anomaly(), CONTEXT)
+    text, blocks = alert_message(tsla_crash(), CONTEXT)
     body = payload(blocks)
     assert body[0]["type"] == "header" and body[0]["text"]["text"] == "📉 TSLA \u22125.7 % in 4 min"
     words = texts(body)
@@ -70,31 +63,32 @@ def test_an_open_alert_says_what_why_and_offers_every_action():
 
 
 def test_acknowledged_resolved_and_muted_states_render_differently():
-    acked = anomaly(status="acknowledged", acknowledged_by="U0123ABCD", acknowledged_at=AT.replace(minute=32))
+    acked = tsla_crash(status="acknowledged", acknowledged_by="U0123ABCD", acknowledged_at=AT.replace(minute=32))
     body = payload(alert_message(acked, CONTEXT)[1])
     assert "✅ Acknowledged by <@U0123ABCD> at 14:32." in texts(body)
     assert AlertAction.ACKNOWLEDGE not in actions(body) and AlertAction.MUTE in actions(body)
 
-    resolved = anomaly(status="resolved", resolved_at=AT + timedelta(minutes=12))
+    resolved = tsla_crash(status="resolved", resolved_at=AT + timedelta(minutes=12))
     text, blocks = alert_message(resolved, CONTEXT)
     body = payload(blocks)
     assert "🟢 Recovered after 12 min" in texts(body) and "recovered after 12 min" in text
     assert actions(body) == [AlertAction.HISTORY]  # nothing left to act on
 
-    muted = payload(alert_message(anomaly(muted=True), AlertContext())[1])
+    muted = payload(alert_message(tsla_crash(muted=True), AlertContext())[1])
     assert "is muted" in texts(muted) and AlertAction.MUTE not in actions(muted)
     assert "First alert for TSLA in 24 h." in texts(muted) and "last 5 min" not in texts(muted)  # no sparkline
 
 
 def test_rise_and_small_prices_read_naturally():
-    text, blocks = alert_message(anomaly(rule="rise", change_pct=6.2, price=0.000123, reference_price=0.000116),
+    text, blocks = alert_message(tsla_crash(rule="rise", change_pct=6.2, price=0.000123, reference_price=0.000116),
                                  AlertContext(window_volume=10))
     assert "📈 TSLA +6.2 %" in text and "0.000123" in text
     assert "no usual volume known yet" in texts(payload(blocks))
 
 
 def test_a_storm_lists_the_largest_moves_first_within_slack_limits():
-    members = [anomaly(id=f"s{i}-drop", symbol=f"SYM{i}", peak_change_pct=-(5 + i % 37 + i / 1000)) for i in range(200)]
+    members = [tsla_crash(id=f"s{i}-drop", symbol=f"SYM{i}", peak_change_pct=-(5 + i % 37 + i / 1000))
+               for i in range(200)]
     view = StormView("storm-1", AT, 5, members)
     text, blocks = storm_message(view)
     body = payload(blocks)
@@ -112,8 +106,8 @@ def test_a_storm_lists_the_largest_moves_first_within_slack_limits():
 
 
 def test_a_storm_line_shows_each_members_state():
-    members = [anomaly(id="a", symbol="AAA", status="resolved", resolved_at=AT),
-               anomaly(id="b", symbol="BBB", acknowledged_by="U0123ABCD", peak_change_pct=-9.0)]
+    members = [tsla_crash(id="a", symbol="AAA", status="resolved", resolved_at=AT),
+               tsla_crash(id="b", symbol="BBB", acknowledged_by="U0123ABCD", peak_change_pct=-9.0)]
     lines = texts(payload(storm_message(StormView("s", AT, 5, members))[1]))
     assert "*BBB* \u22129.0 %" in lines and "✅ <@U0123ABCD>" in lines and "🟢 recovered" in lines
     assert lines.index("BBB") < lines.index("AAA")
@@ -121,7 +115,7 @@ def test_a_storm_line_shows_each_members_state():
 
 @pytest.mark.parametrize("symbol_count", [1, 41])
 def test_long_texts_are_cut_to_the_limit_never_refused(symbol_count: int):
-    huge = anomaly(acknowledged_by="x" * 5000)
+    huge = tsla_crash(acknowledged_by="x" * 5000)
     for blocks in (alert_message(huge, CONTEXT)[1],
                    storm_message(StormView("s", AT, 5, [huge] * symbol_count))[1]):
         body = payload(blocks)
@@ -129,7 +123,7 @@ def test_long_texts_are_cut_to_the_limit_never_refused(symbol_count: int):
 
 
 def test_text_fallback_covers_muted():
-    assert alert_text(anomaly(muted=True)).endswith("(muted)")
+    assert alert_text(tsla_crash(muted=True)).endswith("(muted)")
 
 
 def test_durations_read_naturally():
@@ -142,9 +136,9 @@ def test_sparkline_spans_the_bars():
 
 
 def test_zscore_and_volume_alerts_say_what_their_rule_saw_in_its_unit():
-    zscore = anomaly(id="tsla-zscore-1", rule="zscore", threshold_pct=4, change_pct=-2.3, peak_change_pct=-2.3,
+    zscore = tsla_crash(id="tsla-zscore-1", rule="zscore", threshold_pct=4, change_pct=-2.3, peak_change_pct=-2.3,
                      zscore=-4.62, reference_price=241.7)
-    volume = anomaly(id="tsla-volume-1", rule="volume", threshold_pct=5, change_pct=0.31, peak_change_pct=0.31,
+    volume = tsla_crash(id="tsla-volume-1", rule="volume", threshold_pct=5, change_pct=0.31, peak_change_pct=0.31,
                      volume_ratio=6.34, reference_price=235.4)
 
     z_text, z_blocks = alert_message(zscore, CONTEXT)
@@ -156,7 +150,7 @@ def test_zscore_and_volume_alerts_say_what_their_rule_saw_in_its_unit():
     assert "5\u00d7 its usual volume within 5 min; this one 6.3\u00d7." in texts(payload(v_blocks))
     assert "window's first price" in texts(payload(v_blocks))  # not a high or low: the rule has no direction
     assert z_text.startswith("📉 TSLA \u22122.3 % (4.6 \u03c3)") and v_text.startswith("📊 TSLA volume 6.3\u00d7")
-    _, storm = storm_message(StormView("storm-1", AT, 5, [zscore, volume, anomaly()], window_seconds=120))
+    _, storm = storm_message(StormView("storm-1", AT, 5, [zscore, volume, tsla_crash()], window_seconds=120))
     assert "More than 5 alerts reached this channel within 2 min" in texts(payload(storm))
     lines = texts(payload(storm)).splitlines()
     assert lines[-3:] == ["📉 *TSLA* \u22127.9 % · 230.60 from 250.40",

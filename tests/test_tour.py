@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
 from rich.text import Text
@@ -11,20 +10,13 @@ from slack_sdk.signature import SignatureVerifier
 
 from pipeline.alert_actions import AlertAction
 from pipeline.messages import AlertContext, StormView, alert_message, storm_message
-from pipeline.schema import Anomaly
 from stack.slack_requests import block_actions, signed_headers, slash_command
+from tests.factories import AT, tsla_crash
 from tickwatch.blocks_text import action_ids, blocks_text, mrkdwn
 
-AT = datetime(2026, 11, 23, 14, 31, 5, tzinfo=UTC)
 SECRET = "demo-secret-for-the-tests"
 
 
-def anomaly(**changes) -> Anomaly:
-    fields = dict(id="tsla-drop-1", symbol="TSLA", rule="drop", timestamp=AT, price=236.1, volume=1200,
-                  reference_price=250.4, reference_timestamp=AT - timedelta(minutes=4), change_pct=-5.71,
-                  threshold_pct=5, window_seconds=300, peak_price=230.6, peak_change_pct=-7.91,
-                  peak_timestamp=AT + timedelta(seconds=40), detected_at=AT)
-    return Anomaly(**{**fields, **changes})
 
 
 def shown(blocks: list[dict], users: dict[str, str] | None = None) -> str:
@@ -37,7 +29,7 @@ def as_dicts(message: tuple) -> list[dict]:
 
 
 def test_an_open_alert_shows_its_words_buttons_and_menu() -> None:
-    blocks = as_dicts(alert_message(anomaly(), AlertContext(sparkline=[250.0, 240.0, 236.1], earlier_alerts_24h=2)))
+    blocks = as_dicts(alert_message(tsla_crash(), AlertContext(sparkline=[250.0, 240.0, 236.1], earlier_alerts_24h=2)))
     lines = shown(blocks).splitlines()
     assert lines[0].startswith("📉 TSLA")
     text = "\n".join(lines)
@@ -49,7 +41,7 @@ def test_an_open_alert_shows_its_words_buttons_and_menu() -> None:
 
 
 def test_an_acknowledged_alert_names_who_and_loses_its_button() -> None:
-    acked = anomaly(status="acknowledged", acknowledged_by="U0DEMO0001", acknowledged_at=AT)
+    acked = tsla_crash(status="acknowledged", acknowledged_by="U0DEMO0001", acknowledged_at=AT)
     blocks = as_dicts(alert_message(acked, AlertContext()))
     text = shown(blocks, {"U0DEMO0001": "newcomer"})
     assert "Acknowledged by @newcomer" in text
@@ -59,11 +51,11 @@ def test_an_acknowledged_alert_names_who_and_loses_its_button() -> None:
 
 
 def test_action_ids_give_the_values_a_click_sends() -> None:
-    blocks = as_dicts(alert_message(anomaly(), AlertContext()))
+    blocks = as_dicts(alert_message(tsla_crash(), AlertContext()))
     ids = action_ids(blocks)
     assert ids[AlertAction.ACKNOWLEDGE] == "tsla-drop-1"
     assert ids[AlertAction.MUTE] == "tsla-drop-1|1h"
-    storm = StormView("storm-1", AT, 5, [anomaly(id=f"s-{n}", symbol=f"S{n}") for n in range(6)])
+    storm = StormView("storm-1", AT, 5, [tsla_crash(id=f"s-{n}", symbol=f"S{n}") for n in range(6)])
     storm_blocks = as_dicts(storm_message(storm))
     assert action_ids(storm_blocks)[AlertAction.STORM_ACKNOWLEDGE_ALL] == "storm-1"
     assert "Acknowledge all" in shown(storm_blocks)
