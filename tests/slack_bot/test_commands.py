@@ -1,0 +1,284 @@
+"""The Slack bot end to end: signed requests to the real HTTP server, over the real Redis and Elasticsearch,
+its Web API calls answered by the fake Slack. Each test asserts the calls made and the state left behind.
+
+Requests and slash commands, the manifest and threshold replays; the stored world they share is in
+world.py, the server in conftest.py."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import yaml
+from slack_sdk import WebClient
+
+from bot.enums import Command
+from bot.texts import COMMANDS, exported
+from pipeline import store
+from pipeline.alert_actions import AlertAction
+from pipeline.backtest import replay
+from pipeline.controls import MUTES_KEY, RULES_KEY
+from pipeline.detection import Rule
+from pipeline.schema import SlackRef
+from tests.bot_harness import SECRET, BotServer, assert_valid_blocks
+from tests.slack_bot.world import (
+    ADMIN,
+    CHANNEL,
+    END,
+    OTHER,
+    START,
+    STEP,
+    alert_ref,
+    anomaly,
+    audit,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+# --- the door: signatures ---------------------------------------------------------------------------
+
+
+def test_unsigned_wrongly_signed_and_stale_requests_get_401_and_change_nothing(bot: BotServer, backend: Any) -> None:
+    stale = str(int(time.time()) - 6 * 60)
+    answers = [bot.command("/mute", "TSLA 2h", user=ADMIN, signed=False)[0],
+               bot.command("/mute", "TSLA 2h", user=ADMIN, secret="not-the-secret")[0],
+               bot.command("/mute", "TSLA 2h", user=ADMIN, timestamp=stale)[0],
+               bot.click(AlertAction.ACKNOWLEDGE, "tsla-drop-30", user=ADMIN, channel=CHANNEL, ts="1.2",
+                         signed=False)[0]]
+
+    assert [answer.status_code for answer in answers] == [401, 401, 401, 401]
+    time.sleep(0.3)  # anything wrongly let through would have acted by now
+    assert backend.redis.hgetall(MUTES_KEY) == {}
+    assert bot.slack.calls() == []
+    assert not any(change.symbol == "TSLA" and change.action == "mute" for change in audit(backend))
+
+
+def test_healthz(bot: BotServer) -> None:
+    assert bot.http.get(f"{bot.url}/healthz").json() == {"status": "ok"}
+
+
+# --- slash commands ---------------------------------------------------------------------------------
+
+
+def test_price_acks_at_once_then_answers_through_the_response_url(bot: BotServer, backend: Any) -> None:
+    ack, hook = bot.command("/price", "tsla 2h", user=OTHER)
+
+    assert ack.status_code == 200 and ack.text == ""
+    answer = bot.answer(hook)
+    assert answer["response_type"] == "ephemeral"
+    assert_valid_blocks(answer["blocks"])
+    text = json.dumps(answer["blocks"], ensure_ascii=False)
+    assert answer["text"].startswith("TSLA 100.00")
+    assert "*High* 100.00" in text and "*low* 92.00" in text
+    assert f"{int((END - START) / STEP) + 1:,} ticks" in text
+    assert text.count("📉") == 2  # both stored anomalies fall in the window
+
+
+def test_help_and_bad_input_are_answered_in_the_ack_body(bot: BotServer, backend: Any) -> None:
+    for command in Command:
+        ack, _ = bot.command(command, "help", user=OTHER)
+        assert ack.status_code == 200, command
+        body = ack.json()
+        assert body["response_type"] == "ephemeral" and command.value in body["text"]
+        assert_valid_blocks(body["blocks"])
+
+    ack, _ = bot.command("/price", "TSLA 0m", user=OTHER)
+    assert "a window must be longer than zero" in ack.json()["text"]
+    assert "/price SYMBOL [window] [--chart]" in json.dumps(ack.json()["blocks"])
+    ack, _ = bot.command("/threshold", "TSLA drop lots", user=ADMIN)
+    assert "is not a threshold" in ack.json()["text"]
+    time.sleep(0.2)
+    assert bot.slack.calls() == []  # nothing else happened
+    assert backend.redis.hgetall(RULES_KEY) == {}
+
+
+def test_unknown_symbol_gets_the_closest_matches(bot: BotServer, backend: Any) -> None:
+    _, hook = bot.command("/price", "TSL", user=OTHER)
+
+    assert "Did you mean *TSLA*" in bot.answer(hook)["text"] + json.dumps(bot.answer(hook)["blocks"])
+
+
+def test_price_chart_is_uploaded_with_files_upload_v2(bot: BotServer, backend: Any) -> None:
+    _, hook = bot.command("/price", "TSLA 1h --chart", user=OTHER, channel="C0CHARTS01")
+
+    bot.answer(hook)
+    [complete] = bot.wait("files.completeUploadExternal")
+    [upload] = bot.slack.calls("files.upload_bytes")
+    assert complete.ok and complete.params["channel_id"] == "C0CHARTS01"
+    png = bot.slack.uploaded(upload.params["file_id"])
+    assert png is not None and png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert complete.params["files"][0]["title"].startswith("TSLA · last 1h")
+
+
+def test_a_chart_of_a_symbol_with_a_slash_gets_a_plain_file_name(bot: BotServer, backend: Any) -> None:
+    _, hook = bot.command("/price", "EUR/USD 1h --chart", user=OTHER)
+
+    assert bot.answer(hook)["text"].startswith("EUR/USD 1.08")
+    [asked] = bot.wait("files.getUploadURLExternal")
+    [complete] = bot.wait("files.completeUploadExternal")
+    assert asked.params["filename"] == "EUR-USD-1h.png" and complete.ok
+
+
+def test_anomalies_are_listed_newest_first_with_links_to_their_alerts(bot: BotServer, backend: Any) -> None:
+    _, hook = bot.command("/anomalies", "TSLA", user=OTHER)
+
+    answer = bot.answer(hook)
+    assert_valid_blocks(answer["blocks"])
+    text = json.dumps(answer["blocks"], ensure_ascii=False)
+    refs = [alert_ref(backend, anomaly_id) for anomaly_id in ("tsla-drop-80", "tsla-drop-30")]
+    links = [f"/archives/{ref.channel}/p{ref.ts.replace('.', '')}" for ref in refs]
+    assert all(link in text for link in links)
+    assert text.index(links[0]) < text.index(links[1])  # newest first
+    assert len(bot.slack.calls("chat.getPermalink")) == 2
+
+
+def test_alerts_grouped_in_one_storm_message_share_one_link_lookup(bot: BotServer, backend: Any) -> None:
+    posted = WebClient(token="xoxb-test", base_url=bot.slack.url).chat_postMessage(channel=CHANNEL, text="storm")
+    ref = SlackRef(channel=posted["channel"], ts=posted["ts"])
+    grouped = [anomaly("VOLM", minute, 0.9).model_copy(update={"slack": ref}) for minute in (100, 101)]
+    store.write(backend.es, [store.anomaly_action(backend.indices, a) for a in grouped])
+    backend.es.indices.refresh(index=backend.indices.anomalies)
+    bot.slack.clear_calls()
+
+    _, hook = bot.command("/anomalies", "VOLM 1d", user=OTHER)
+
+    text = json.dumps(bot.answer(hook)["blocks"])
+    assert text.count(f"/archives/{ref.channel}/p{ref.ts.replace('.', '')}") == 2
+    assert len(bot.slack.calls("chat.getPermalink")) == 1
+
+
+def test_mute_mutes_and_unmute_unmutes_with_audit_and_mutes_lists_it(bot: BotServer, backend: Any) -> None:
+    _, hook = bot.command("/mute", "tsla 2h earnings call", user=ADMIN)
+
+    answer = bot.answer(hook)
+    assert answer["response_type"] == "in_channel" and f"<@{ADMIN}>" in answer["text"] + json.dumps(answer)
+    mute = backend.controls.mute_of("TSLA")
+    assert mute is not None and mute.reason == "earnings call" and mute.by == ADMIN.lower()
+    assert timedelta(minutes=119) < mute.until - datetime.now(UTC) <= timedelta(hours=2)
+    change = next(c for c in audit(backend) if c.symbol == "TSLA" and c.action == "mute")
+    assert (change.actor.via, change.actor.id) == ("slack", ADMIN)
+
+    _, hook = bot.command("/mutes", "", user=OTHER)
+    listed = json.dumps(bot.answer(hook)["blocks"])
+    assert "*TSLA* until" in listed and "earnings call" in listed
+
+    _, hook = bot.command("/unmute", "TSLA", user=ADMIN)
+    assert "unmuted" in bot.answer(hook)["text"]
+    assert backend.controls.mute_of("TSLA") is None
+    _, hook = bot.command("/unmute", "TSLA", user=ADMIN)
+    assert "was not muted" in bot.answer(hook)["text"]
+    _, hook = bot.command("/unmute", "TSL", user=ADMIN)
+    assert "Did you mean TSLA?" in bot.answer(hook)["text"]
+
+
+def test_people_outside_the_allow_list_are_refused_and_nothing_changes(bot: BotServer, backend: Any) -> None:
+    _, hook = bot.command("/mute", "TSLA 2h", user=OTHER)
+    _, hook2 = bot.command("/threshold", "TSLA drop 3%", user=OTHER)
+
+    for name in (hook, hook2):
+        answer = bot.answer(name)
+        assert answer["response_type"] == "ephemeral" and "Sorry" in answer["text"]
+    assert backend.redis.hgetall(MUTES_KEY) == {} and backend.redis.hgetall(RULES_KEY) == {}
+    # reads stay open to everyone
+    _, hook = bot.command("/threshold", "TSLA", user=OTHER)
+    assert "Rules for TSLA" in bot.answer(hook)["text"]
+
+
+def test_threshold_preview_replays_seven_days_without_saving_then_set_saves(bot: BotServer, backend: Any) -> None:
+    _, hook = bot.command("/threshold", "TSLA drop 3% 5m --preview", user=OTHER)
+
+    preview = bot.answer(hook)["text"]
+    assert "would have raised 2 alerts" in preview  # both dips (-4 %, -8 %) cross 3 %
+    assert "(the current `drop 5% in 5m`: 1)" in preview  # only the -8 % one crosses the default 5 %
+    assert backend.redis.hgetall(RULES_KEY) == {}
+
+    _, hook = bot.command("/threshold", "TSLA drop 3% 10m", user=ADMIN)
+    answer = bot.answer(hook)
+    assert answer["response_type"] == "in_channel" and "drop 5% in 5m → drop 3% in 10m" in answer["text"]
+    rule = backend.controls.rules("TSLA")["drop"]
+    assert (rule.threshold_pct, rule.window_seconds, rule.overridden) == (3.0, 600, True)
+    _, hook = bot.command("/threshold", "TSLA", user=OTHER)
+    assert "`drop 3% in 10m`" in json.dumps(bot.answer(hook)["blocks"])
+
+
+# --- the manifest -----------------------------------------------------------------------------------
+
+
+def test_the_manifest_declares_exactly_the_commands_the_app_answers(bot: BotServer) -> None:
+    from tickwatch.bot_command import MANIFEST
+
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    declared = {entry["command"] for entry in manifest["features"]["slash_commands"]}
+
+    assert declared == {command.value for command in Command}
+    usage = exported(COMMANDS, "usage")  # what `help` and a usage error say
+    for entry in manifest["features"]["slash_commands"]:
+        assert f"{entry['command']} {entry.get('usage_hint', '')}".strip() == usage[entry["command"]]
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) >= {"chat:write", "commands", "files:write"}
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    for command in declared:  # each one is answered (an unregistered command would get a 404)
+        assert bot.command(command, "help", user=OTHER)[0].status_code == 200
+    assert bot.command("/nonsense", "help", user=OTHER)[0].status_code == 404
+
+
+def test_replay_from_bars_agrees_with_the_ticks_on_clear_moves(bot: BotServer, backend: Any) -> None:
+    for threshold, expected in ((3, 2), (5, 1), (10, 0)):
+        rule = Rule("drop", threshold, 300, 300)
+        from_ticks = replay(backend.es, backend.indices, "TSLA", rule)
+        from_bars = replay(backend.es, backend.indices, "TSLA", rule, max_ticks=100)
+        assert (from_ticks.alerts, from_ticks.from_bars) == (expected, False)
+        assert (from_bars.alerts, from_bars.from_bars) == (expected, True)
+        assert from_ticks.points == int((END - START) / STEP) + 1
+        assert from_bars.points == 2 * (int((END - START).total_seconds() // 60) + 1)
+    assert replay(backend.es, backend.indices, "NOPE", Rule("drop", 3, 300, 300)).alerts == 0
+
+
+def test_a_volume_rule_replays_the_stored_volumes(bot: BotServer, backend: Any) -> None:
+    spike = Rule("volume", 5, 300, 300)
+
+    assert replay(backend.es, backend.indices, "VOLM", spike).alerts == 1
+    assert replay(backend.es, backend.indices, "VOLM", spike, max_ticks=100).alerts == 1  # from bars
+    assert replay(backend.es, backend.indices, "VOLM", Rule("volume", 100, 300, 300)).alerts == 0
+    assert replay(backend.es, backend.indices, "AAPL", spike).alerts == 0  # steady volume
+
+
+def test_a_replay_leaves_out_the_ticks_detection_flagged_suspect(bot: BotServer, backend: Any) -> None:
+    drop = Rule("drop", 3, 300, 300)  # VOLM's one -90 % tick is a flagged bad print: nothing else moves
+
+    assert replay(backend.es, backend.indices, "VOLM", drop).alerts == 0
+    assert replay(backend.es, backend.indices, "VOLM", drop, max_ticks=100).alerts == 0  # from bars
+
+
+def test_a_failure_after_the_answer_is_reported_where_the_user_asked(bot: BotServer, backend: Any) -> None:
+    bot.slack.fail_next("files.completeUploadExternal", status=500, retry_after=None)
+
+    _, hook = bot.command("/price", "TSLA 1h --chart", user=OTHER)
+
+    deadline = time.monotonic() + 10
+    while len(said := [c for c in bot.slack.calls("response_url") if c.params["_name"] == hook]) < 2:
+        assert time.monotonic() < deadline, said
+        time.sleep(0.05)
+    answer, failure = said
+    assert answer.params["text"].startswith("TSLA")
+    assert "Something went wrong" in failure.params["text"] and failure.params["response_type"] == "ephemeral"
+
+
+def test_socket_mode_needs_an_app_token() -> None:
+    import asyncio
+
+    from bot.bolt import NotConfigured
+    from bot.socket_mode import serve as serve_socket_mode
+    from pipeline.settings import get_settings
+
+    get_settings.cache_clear()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+        env.setenv("SLACK_SIGNING_SECRET", SECRET)
+        env.delenv("SLACK_APP_TOKEN", raising=False)
+        with pytest.raises(NotConfigured, match="SLACK_APP_TOKEN"):
+            asyncio.run(serve_socket_mode())
+    get_settings.cache_clear()
