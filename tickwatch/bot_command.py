@@ -33,7 +33,7 @@ def serve(
     = False,
     log_level: Annotated[str, typer.Option(help="log level (info logs each command's server time)")] = "info",
 ) -> None:
-    """Serve the bot: HTTP at POST /slack/events (commands, interactivity, events), or Socket Mode.
+    """Serve the Slack bot: HTTP at POST /slack/events (commands, interactivity, events), or Socket Mode.
 
     Needs SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (and SLACK_APP_TOKEN for --socket).
     Web API calls go to TICKWATCH_SLACK_API_URL.
