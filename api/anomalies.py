@@ -31,12 +31,18 @@ def _out(anomaly: Anomaly, svc: Services) -> AnomalyOut:
 
 @router.get("/anomalies", response_model=AnomalyPage, summary="Anomalies, newest first, filtered")
 def anomalies(
-    _: Reader, request: Request, svc: Annotated[Services, Depends(services)],
+    _: Reader,
+    request: Request,
+    svc: Annotated[Services, Depends(services)],
     symbol: Annotated[str | None, Query(description="only this symbol", examples=["TSLA"])] = None,
     rule: Annotated[RuleName | None, Query(description="only anomalies of this rule")] = None,
     status: Annotated[AnomalyStatus | None, Query(description="only anomalies in this state")] = None,
-    muted: Annotated[bool | None, Query(description="true: only those found while the symbol was muted "
-                                                    "(not notified); false: only notified ones")] = None,
+    muted: Annotated[
+        bool | None,
+        Query(
+            description="true: only those found while the symbol was muted (not notified); false: only notified ones"
+        ),
+    ] = None,
     start: Annotated[datetime | None, Query(description="event time from (ISO-8601)")] = None,
     end: Annotated[datetime | None, Query(description="event time until (ISO-8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="anomalies per page")] = 20,
@@ -48,18 +54,43 @@ def anomalies(
             symbol = normalise_symbol(symbol)
     start, end = (to_utc(value) if value else None for value in (start, end))
     with invalid_as_problem("query.cursor"):
-        page = history.anomalies_page(svc.es, svc.indices, symbol=symbol, rule=rule, status=status, muted=muted,
-                                      start=start, end=end, limit=limit, cursor=cursor)
-    link = next_link(request.url.path, page.next_cursor, symbol=symbol, rule=rule, status=status,
-                     muted=None if muted is None else str(muted).lower(), start=start, end=end, limit=limit)
+        page = history.anomalies_page(
+            svc.es,
+            svc.indices,
+            symbol=symbol,
+            rule=rule,
+            status=status,
+            muted=muted,
+            start=start,
+            end=end,
+            limit=limit,
+            cursor=cursor,
+        )
+    link = next_link(
+        request.url.path,
+        page.next_cursor,
+        symbol=symbol,
+        rule=rule,
+        status=status,
+        muted=None if muted is None else str(muted).lower(),
+        start=start,
+        end=end,
+        limit=limit,
+    )
     return AnomalyPage(items=[_out(anomaly, svc) for anomaly in page.items], next_cursor=page.next_cursor, next=link)
 
 
-@router.get("/anomalies/{anomaly_id}", response_model=AnomalyOut, responses=problem_responses(404),
-            summary="One anomaly: its figures, status, who acknowledged it and its Slack message")
-def anomaly(_: Reader, svc: Annotated[Services, Depends(services)],
-            anomaly_id: Annotated[str, Path(description="an anomaly's id, as listed or in an alert event")]
-            ) -> AnomalyOut:
+@router.get(
+    "/anomalies/{anomaly_id}",
+    response_model=AnomalyOut,
+    responses=problem_responses(404),
+    summary="One anomaly: its figures, status, who acknowledged it and its Slack message",
+)
+def anomaly(
+    _: Reader,
+    svc: Annotated[Services, Depends(services)],
+    anomaly_id: Annotated[str, Path(description="an anomaly's id, as listed or in an alert event")],
+) -> AnomalyOut:
     found = history.get_anomaly(svc.es, svc.indices, anomaly_id)
     if found is None:
         raise Problem(404, "unknown-anomaly", f"no anomaly with id {anomaly_id!r}")

@@ -20,17 +20,29 @@ paged with cursors: pass a page's `next_cursor` back as `?cursor=`, or call its 
 
 
 TAGS = [
-    {"name": "prices", "description": "Known symbols, raw ticks (a page at a time) and OHLCV bars. Time ranges "
-                                      "default to a recent span ending at the symbol's last tick; at most 31 days."},
-    {"name": "anomalies", "description": "What the detection rules found: figures, status (open, acknowledged, "
-                                         "resolved), who acknowledged, the Slack message."},
-    {"name": "controls", "description": "Per-symbol rules (drop, rise, zscore, volume) and mutes, with the same "
-                                        "limits and audit log as the Slack bot. Changes need an admin token."},
-    {"name": "webhooks", "description": "Subscriptions to `anomaly.detected`, `anomaly.resolved` and "
-                                        "`digest.daily`, signed per Standard Webhooks (`webhook-id`, "
-                                        "`webhook-timestamp`, `webhook-signature`), retried on the spec's "
-                                        "schedule (about three days); the delivery log, replay and recovery. "
-                                        "Admin tokens only."},
+    {
+        "name": "prices",
+        "description": "Known symbols, raw ticks (a page at a time) and OHLCV bars. Time ranges "
+        "default to a recent span ending at the symbol's last tick; at most 31 days.",
+    },
+    {
+        "name": "anomalies",
+        "description": "What the detection rules found: figures, status (open, acknowledged, "
+        "resolved), who acknowledged, the Slack message.",
+    },
+    {
+        "name": "controls",
+        "description": "Per-symbol rules (drop, rise, zscore, volume) and mutes, with the same "
+        "limits and audit log as the Slack bot. Changes need an admin token.",
+    },
+    {
+        "name": "webhooks",
+        "description": "Subscriptions to `anomaly.detected`, `anomaly.resolved` and "
+        "`digest.daily`, signed per Standard Webhooks (`webhook-id`, "
+        "`webhook-timestamp`, `webhook-signature`), retried on the spec's "
+        "schedule (about three days); the delivery log, replay and recovery. "
+        "Admin tokens only.",
+    },
     {"name": "health", "description": "For operators and probes; no token needed."},
 ]
 

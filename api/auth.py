@@ -56,8 +56,11 @@ def require_scope(scope: tokens.Scope) -> Callable[..., Principal]:
 
     def check(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
         if scope == "admin" and principal.scope != "admin":
-            raise Problem(403, "forbidden", f"token {principal.name!r} has scope {principal.scope!r}; "
-                                            "this route needs an admin token")
+            raise Problem(
+                403,
+                "forbidden",
+                f"token {principal.name!r} has scope {principal.scope!r}; this route needs an admin token",
+            )
         return principal
 
     return check

@@ -37,8 +37,12 @@ def _thresholds(svc: Services, symbol: str) -> Thresholds:
     return Thresholds(symbol=symbol, rules={name: RuleOut.of(view) for name, view in rules.items()})
 
 
-@router.get("/thresholds/{symbol:path}", response_model=Thresholds, responses=problem_responses(404),
-            summary="The rules that apply to a symbol now (defaults or its overrides)")
+@router.get(
+    "/thresholds/{symbol:path}",
+    response_model=Thresholds,
+    responses=problem_responses(404),
+    summary="The rules that apply to a symbol now (defaults or its overrides)",
+)
 def get_thresholds(_: Reader, svc: Svc, symbol: SymbolPath) -> Thresholds:
     return _thresholds(svc, _known(svc, symbol))
 
@@ -60,7 +64,8 @@ def _rule_parameters(svc: Services, symbol: str, change: ThresholdChange) -> dic
         ("window", "window_seconds", None if window is None else round(window)),
         ("cooldown", "cooldown_seconds", None if cooldown is None else round(cooldown)),
         ("confirm_ticks", "confirm_ticks", change.confirm_ticks),
-        ("confirm_for", "confirm_seconds", _seconds("confirm_for", change.confirm_for))]
+        ("confirm_for", "confirm_seconds", _seconds("confirm_for", change.confirm_for)),
+    ]
     given: dict[str, float | int] = {}
     for field, parameter, value in fields:
         if value is not None:
@@ -73,8 +78,12 @@ def _rule_parameters(svc: Services, symbol: str, change: ThresholdChange) -> dic
     return given
 
 
-@router.put("/thresholds/{symbol:path}", response_model=Thresholds, responses={**ADMIN_ONLY, **problem_responses(404)},
-            summary="Set a rule's threshold, window, cooldown or confirmation for a symbol (audited)")
+@router.put(
+    "/thresholds/{symbol:path}",
+    response_model=Thresholds,
+    responses={**ADMIN_ONLY, **problem_responses(404)},
+    summary="Set a rule's threshold, window, cooldown or confirmation for a symbol (audited)",
+)
 def put_thresholds(principal: Admin, svc: Svc, symbol: SymbolPath, change: ThresholdChange) -> Thresholds:
     """Parameters left out keep their current values (a cooldown that followed the window keeps following it).
     A threshold of 0 turns the rule off; DELETE goes back to the defaults."""
@@ -83,10 +92,18 @@ def put_thresholds(principal: Admin, svc: Svc, symbol: SymbolPath, change: Thres
     return _thresholds(svc, symbol)
 
 
-@router.delete("/thresholds/{symbol:path}", response_model=Thresholds, responses=ADMIN_ONLY,
-               summary="Back to the default rules for a symbol (one rule, or all)")
-def delete_thresholds(principal: Admin, svc: Svc, symbol: SymbolPath,
-                      rule: Annotated[RuleName | None, Query(description="default: every rule")] = None) -> Thresholds:
+@router.delete(
+    "/thresholds/{symbol:path}",
+    response_model=Thresholds,
+    responses=ADMIN_ONLY,
+    summary="Back to the default rules for a symbol (one rule, or all)",
+)
+def delete_thresholds(
+    principal: Admin,
+    svc: Svc,
+    symbol: SymbolPath,
+    rule: Annotated[RuleName | None, Query(description="default: every rule")] = None,
+) -> Thresholds:
     symbol = symbol_param(symbol)
     for name in [rule] if rule else RULES:
         if svc.controls.rules(symbol)[name].overridden:
@@ -99,8 +116,13 @@ def list_mutes(_: Reader, svc: Svc) -> MuteList:
     return MuteList(items=[MuteOut.of(mute) for mute in svc.controls.mutes()])
 
 
-@router.post("/mutes", response_model=MuteOut, status_code=201, responses={**ADMIN_ONLY, **problem_responses(404)},
-             summary="Mute a symbol's notifications (its anomalies are still stored, flagged muted)")
+@router.post(
+    "/mutes",
+    response_model=MuteOut,
+    status_code=201,
+    responses={**ADMIN_ONLY, **problem_responses(404)},
+    summary="Mute a symbol's notifications (its anomalies are still stored, flagged muted)",
+)
 def create_mute(principal: Admin, svc: Svc, request: MuteRequest) -> MuteOut:
     symbol = _known(svc, request.symbol)
     with invalid_as_problem("body.duration"):
@@ -112,8 +134,13 @@ def create_mute(principal: Admin, svc: Svc, request: MuteRequest) -> MuteOut:
     return MuteOut.of(mute)
 
 
-@router.delete("/mutes/{symbol:path}", status_code=204, response_class=Response,
-               responses={**ADMIN_ONLY, **problem_responses(404)}, summary="Unmute a symbol")
+@router.delete(
+    "/mutes/{symbol:path}",
+    status_code=204,
+    response_class=Response,
+    responses={**ADMIN_ONLY, **problem_responses(404)},
+    summary="Unmute a symbol",
+)
 def delete_mute(principal: Admin, svc: Svc, symbol: SymbolPath) -> Response:
     if svc.controls.unmute(symbol_param(symbol), principal.actor) is None:
         raise Problem(404, "not-muted", f"{symbol_param(symbol)} is not muted")
@@ -121,9 +148,12 @@ def delete_mute(principal: Admin, svc: Svc, symbol: SymbolPath) -> Response:
 
 
 @router.get("/audit", response_model=AuditLog, summary="Changes to thresholds and mutes, newest first")
-def audit(_: Reader, svc: Svc,
-          symbol: Annotated[str | None, Query(description="only changes to this symbol")] = None,
-          limit: Annotated[int, Query(ge=1, le=1000, description="changes at most")] = 50) -> AuditLog:
+def audit(
+    _: Reader,
+    svc: Svc,
+    symbol: Annotated[str | None, Query(description="only changes to this symbol")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="changes at most")] = 50,
+) -> AuditLog:
     if symbol is not None:
         symbol = symbol_param(symbol)
     return AuditLog(items=[ChangeOut.of(change) for change in svc.controls.audit_log(symbol=symbol, limit=limit)])

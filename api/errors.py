@@ -45,18 +45,27 @@ class ProblemDetails(BaseModel):
 class Problem(Exception):
     """Raise from a route to answer with a problem: `Problem(404, "unknown-symbol", "…", suggestions=[…])`."""
 
-    def __init__(self, status: int, kind: str, detail: str, *, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self, status: int, kind: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail)
         self.status, self.kind, self.detail, self.headers, self.extra = status, kind, detail, headers, extra
 
 
-def problem_response(request: Request, status: int, kind: str, detail: str | None, *,
-                     headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    body = ProblemDetails(type=TYPE_BASE + kind, title=HTTPStatus(status).phrase, status=status, detail=detail,
-                          instance=request.url.path, **extra)
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers,
-                        media_type=PROBLEM_JSON)
+def problem_response(
+    request: Request, status: int, kind: str, detail: str | None, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = ProblemDetails(
+        type=TYPE_BASE + kind,
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        **extra,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=status, headers=headers, media_type=PROBLEM_JSON
+    )
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -85,9 +94,10 @@ async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse
     detail = str(error.detail)
     if detail == HTTPStatus(error.status_code).phrase:  # Starlette's routing says no more than the status
         allowed = next((value for key, value in (error.headers or {}).items() if key.lower() == "allow"), "")
-        detail = {404: f"no route {request.method} {request.url.path}; the API's routes are listed at /docs",
-                  405: f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
-                  }.get(error.status_code, detail)
+        detail = {
+            404: f"no route {request.method} {request.url.path}; the API's routes are listed at /docs",
+            405: f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}",
+        }.get(error.status_code, detail)
     return problem_response(request, error.status_code, kind, detail, headers=error.headers)
 
 
@@ -96,8 +106,12 @@ async def _unknown_symbol(request: Request, error: UnknownSymbol) -> JSONRespons
 
 
 async def _unavailable(request: Request, error: Exception) -> JSONResponse:
-    return problem_response(request, 503, "unavailable", f"a backing service is unreachable "
-                            f"({error.__class__.__module__.split('.')[0]}); try again shortly")
+    return problem_response(
+        request,
+        503,
+        "unavailable",
+        f"a backing service is unreachable ({error.__class__.__module__.split('.')[0]}); try again shortly",
+    )
 
 
 async def _unexpected(request: Request, _: Exception) -> JSONResponse:
@@ -121,8 +135,14 @@ _PROBLEM_SCHEMA = {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """For `responses=` on routes and routers, so the OpenAPI document shows the problem shape."""
-    return {status: {"model": ProblemDetails, "content": {PROBLEM_JSON: _PROBLEM_SCHEMA},
-                     "description": HTTPStatus(status).phrase} for status in statuses}
+    return {
+        status: {
+            "model": ProblemDetails,
+            "content": {PROBLEM_JSON: _PROBLEM_SCHEMA},
+            "description": HTTPStatus(status).phrase,
+        }
+        for status in statuses
+    }
 
 
 def document_problems(app: FastAPI) -> None:

@@ -46,8 +46,9 @@ class EngineChecks:
     def kafka(self) -> str:
         with self._kafka_lock:  # kafka-python clients are not thread-safe
             if self._kafka is None:
-                self._kafka = KafkaConsumer(bootstrap_servers=self.svc.settings.kafka_bootstrap,
-                                            request_timeout_ms=5000)
+                self._kafka = KafkaConsumer(
+                    bootstrap_servers=self.svc.settings.kafka_bootstrap, request_timeout_ms=5000
+                )
             topics = self._kafka.topics()  # a fresh metadata request to the brokers
         return "ok" if self.svc.settings.ticks_topic in topics else f"topic {self.svc.settings.ticks_topic} missing"
 
@@ -73,8 +74,12 @@ class EngineChecks:
         return results
 
 
-@router.get("/readyz", response_model=Readiness, summary="Kafka, Redis and Elasticsearch are reachable",
-            responses={503: {"model": Readiness, "description": "an engine is not reachable"}})
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Kafka, Redis and Elasticsearch are reachable",
+    responses={503: {"model": Readiness, "description": "an engine is not reachable"}},
+)
 def readyz(request: Request, response: Response) -> Readiness:
     checks = request.app.state.engine_checks.run()
     ready = all(value == "ok" for value in checks.values())
@@ -82,8 +87,12 @@ def readyz(request: Request, response: Response) -> Readiness:
     return Readiness(status="ready" if ready else "not ready", checks=checks)
 
 
-@router.get("/metrics", summary="Prometheus metrics of every bridge and worker (text exposition format)",
-            response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics of every bridge and worker (text exposition format)",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
 def metrics(svc: Annotated[Services, Depends(services)]) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RedisCollector(svc.redis, state.STATS_KEY))

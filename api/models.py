@@ -44,8 +44,9 @@ class Ohlc(BaseModel):
 
 
 class AnomalyOut(Anomaly):
-    slack_url: str | None = Field(None, description="link to the alert's Slack message (needs "
-                                                    "TICKWATCH_SLACK_WORKSPACE_URL), when it was posted")
+    slack_url: str | None = Field(
+        None, description="link to the alert's Slack message (needs TICKWATCH_SLACK_WORKSPACE_URL), when it was posted"
+    )
 
 
 class AnomalyPage(BaseModel):
@@ -54,8 +55,7 @@ class AnomalyPage(BaseModel):
     next: str | None
 
 
-THRESHOLD_MEANING = ("drop/rise: percent; zscore: k sigmas; volume: a multiple of the usual volume; "
-                     "0 turns the rule off")
+THRESHOLD_MEANING = "drop/rise: percent; zscore: k sigmas; volume: a multiple of the usual volume; 0 turns the rule off"
 
 
 class RuleOut(BaseModel):
@@ -69,9 +69,15 @@ class RuleOut(BaseModel):
 
     @classmethod
     def of(cls, view: RuleView) -> RuleOut:
-        return cls(threshold=view.threshold_pct, window_seconds=view.window_seconds,
-                   cooldown_seconds=view.cooldown_seconds, confirm_ticks=view.confirm_ticks,
-                   confirm_seconds=view.confirm_seconds, overridden=view.overridden, summary=view.describe())
+        return cls(
+            threshold=view.threshold_pct,
+            window_seconds=view.window_seconds,
+            cooldown_seconds=view.cooldown_seconds,
+            confirm_ticks=view.confirm_ticks,
+            confirm_seconds=view.confirm_seconds,
+            overridden=view.overridden,
+            summary=view.describe(),
+        )
 
 
 class Thresholds(BaseModel):
@@ -87,14 +93,20 @@ class ThresholdChange(BaseModel):
 
     rule: RuleName
     threshold: float | None = Field(None, description=THRESHOLD_MEANING, examples=[3])
-    window: str | None = Field(None, description="e.g. 90s, 5m, 1h (a bare number counts in minutes, as in Slack)",
-                               examples=["10m"])
-    cooldown: str | None = Field(None, description="how long the condition must be clear before the rule re-arms "
-                                                   "(a bare number counts in minutes)", examples=["15m"])
-    confirm_ticks: int | None = Field(None, description="alert only once the condition held on this many ticks in "
-                                                        "a row (1: at once)", examples=[3])
-    confirm_for: str | None = Field(None, description="alert only once the condition held this long (0s: at once)",
-                                    examples=["10s"])
+    window: str | None = Field(
+        None, description="e.g. 90s, 5m, 1h (a bare number counts in minutes, as in Slack)", examples=["10m"]
+    )
+    cooldown: str | None = Field(
+        None,
+        description="how long the condition must be clear before the rule re-arms (a bare number counts in minutes)",
+        examples=["15m"],
+    )
+    confirm_ticks: int | None = Field(
+        None, description="alert only once the condition held on this many ticks in a row (1: at once)", examples=[3]
+    )
+    confirm_for: str | None = Field(
+        None, description="alert only once the condition held this long (0s: at once)", examples=["10s"]
+    )
 
 
 class MuteOut(BaseModel):
@@ -117,8 +129,9 @@ class MuteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt duration must not become a mute without end
 
     symbol: str
-    duration: str | None = Field(None, description="e.g. 30m, 2h, 1d; leave out (and until) to mute until unmuted",
-                                 examples=["2h"])
+    duration: str | None = Field(
+        None, description="e.g. 30m, 2h, 1d; leave out (and until) to mute until unmuted", examples=["2h"]
+    )
     until: datetime | None = Field(None, description="end time (ISO-8601); instead of duration")
     reason: str = Field("", max_length=MAX_REASON_CHARS)
 
@@ -140,8 +153,9 @@ class ChangeOut(BaseModel):
     @classmethod
     def of(cls, change: Change) -> ChangeOut:
         actor = ActorOut(name=change.actor.name, via=change.actor.via, id=change.actor.id)
-        return cls(at=change.at, action=change.action, symbol=change.symbol, old=change.old, new=change.new,
-                   actor=actor)
+        return cls(
+            at=change.at, action=change.action, symbol=change.symbol, old=change.old, new=change.new, actor=actor
+        )
 
 
 class AuditLog(BaseModel):

@@ -20,20 +20,34 @@ router = APIRouter(prefix="/v1", tags=["prices"], responses=problem_responses(40
 DEFAULT_TICKS_SPAN = timedelta(hours=1)
 MAX_SPAN = timedelta(days=31)
 # Default range of bars ending at the symbol's last tick: a day of minutes, a year of days.
-DEFAULT_OHLC_SPAN = {"1m": timedelta(days=1), "5m": timedelta(days=1), "15m": timedelta(days=7),
-                     "1h": timedelta(days=30), "1d": timedelta(days=365)}
+DEFAULT_OHLC_SPAN = {
+    "1m": timedelta(days=1),
+    "5m": timedelta(days=1),
+    "15m": timedelta(days=7),
+    "1h": timedelta(days=30),
+    "1d": timedelta(days=365),
+}
 Interval = Literal["1m", "5m", "15m", "1h", "1d"]
 
 
 @router.get("/symbols", response_model=SymbolList, summary="Known symbols with their last price and tick time")
-def symbols(_: Reader, svc: Annotated[Services, Depends(services)],
-            limit: Annotated[int, Query(ge=1, le=history.SYMBOLS_LIMIT, description="at most this many, A to Z")]
-            = 1000) -> SymbolList:
+def symbols(
+    _: Reader,
+    svc: Annotated[Services, Depends(services)],
+    limit: Annotated[int, Query(ge=1, le=history.SYMBOLS_LIMIT, description="at most this many, A to Z")] = 1000,
+) -> SymbolList:
     return SymbolList(items=history.known_symbols(svc.es, svc.indices, limit=limit))
 
 
-def _range(svc: Services, symbol: str, start: datetime | None, end: datetime | None, default_span: timedelta,
-           *, after_last: timedelta = timedelta(0)) -> tuple[datetime, datetime]:
+def _range(
+    svc: Services,
+    symbol: str,
+    start: datetime | None,
+    end: datetime | None,
+    default_span: timedelta,
+    *,
+    after_last: timedelta = timedelta(0),
+) -> tuple[datetime, datetime]:
     """[start, end] with defaults: a span ending at the symbol's last tick (404 for an unknown symbol); with
     only a start, the span from there; with only an end, the span before it."""
     last = history.require_symbol(svc.es, svc.indices, symbol)
@@ -52,15 +66,21 @@ def _range(svc: Services, symbol: str, start: datetime | None, end: datetime | N
 
 
 # Before the ticks route: its {symbol:path} would take "EUR/USD/ohlc" whole.
-@router.get("/prices/{symbol:path}/ohlc", response_model=Ohlc, responses=problem_responses(404),
-            summary="OHLCV bars of a symbol")
+@router.get(
+    "/prices/{symbol:path}/ohlc",
+    response_model=Ohlc,
+    responses=problem_responses(404),
+    summary="OHLCV bars of a symbol",
+)
 def ohlc(
-    _: Reader, svc: Annotated[Services, Depends(services)], symbol: SymbolPath,
+    _: Reader,
+    svc: Annotated[Services, Depends(services)],
+    symbol: SymbolPath,
     interval: Annotated[Interval, Query(description="bar length")] = "1m",
-    start: Annotated[datetime | None, Query(description="default: a span before end that suits the interval")]
-    = None,
-    end: Annotated[datetime | None, Query(description="default: a span after start, or just after the symbol's "
-                                                      "last tick")] = None,
+    start: Annotated[datetime | None, Query(description="default: a span before end that suits the interval")] = None,
+    end: Annotated[
+        datetime | None, Query(description="default: a span after start, or just after the symbol's last tick")
+    ] = None,
 ) -> Ohlc:
     symbol = symbol_param(symbol)
     # A default end just past the last tick, so the bar holding it is complete in the answer.
@@ -70,13 +90,21 @@ def ohlc(
     return Ohlc(symbol=symbol, interval=interval, start=start, end=end, bars=bars)
 
 
-@router.get("/prices/{symbol:path}", response_model=TickPage, responses=problem_responses(404),
-            summary="Raw ticks of a symbol, oldest first, a page at a time")
+@router.get(
+    "/prices/{symbol:path}",
+    response_model=TickPage,
+    responses=problem_responses(404),
+    summary="Raw ticks of a symbol, oldest first, a page at a time",
+)
 def prices(
-    _: Reader, request: Request, svc: Annotated[Services, Depends(services)], symbol: SymbolPath,
+    _: Reader,
+    request: Request,
+    svc: Annotated[Services, Depends(services)],
+    symbol: SymbolPath,
     start: Annotated[datetime | None, Query(description="default: an hour before end")] = None,
-    end: Annotated[datetime | None, Query(description="default: an hour after start, or the symbol's last tick")]
-    = None,
+    end: Annotated[
+        datetime | None, Query(description="default: an hour after start, or the symbol's last tick")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=history.MAX_PAGE, description="ticks per page")] = 100,
     cursor: Annotated[str | None, Query(description="from the previous page's next_cursor")] = None,
 ) -> TickPage:
@@ -84,6 +112,11 @@ def prices(
     start, end = _range(svc, symbol, start, end, DEFAULT_TICKS_SPAN)
     with invalid_as_problem("query.cursor"):
         page = history.ticks_page(svc.es, svc.indices, symbol, start, end, limit=limit, cursor=cursor)
-    return TickPage(symbol=symbol, start=start, end=end, items=[TickOut.of(row) for row in page.items],
-                    next_cursor=page.next_cursor,
-                    next=next_link(request.url.path, page.next_cursor, start=start, end=end, limit=limit))
+    return TickPage(
+        symbol=symbol,
+        start=start,
+        end=end,
+        items=[TickOut.of(row) for row in page.items],
+        next_cursor=page.next_cursor,
+        next=next_link(request.url.path, page.next_cursor, start=start, end=end, limit=limit),
+    )

@@ -14,8 +14,9 @@ from pipeline.schema import normalise_symbol
 
 # As the tick contract has it, in either case (normalised to upper case). Routes take it as {symbol:path}, so
 # a pair such as EUR/USD is written as it is (or as EUR%2FUSD).
-SymbolPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:/\-]{1,20}$",
-                                 description="e.g. TSLA, BRK.B, BTC-USD, EUR/USD", examples=["TSLA"])]
+SymbolPath = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9._:/\-]{1,20}$", description="e.g. TSLA, BRK.B, BTC-USD, EUR/USD", examples=["TSLA"])
+]
 
 
 @contextmanager
@@ -37,6 +38,9 @@ def next_link(path: str, cursor: str | None, **query: object) -> str | None:
     """The next page's path and query (None when there is no next page)."""
     if cursor is None:
         return None
-    params = {key: value.isoformat() if hasattr(value, "isoformat") else value
-              for key, value in query.items() if value is not None}
+    params = {
+        key: value.isoformat() if hasattr(value, "isoformat") else value
+        for key, value in query.items()
+        if value is not None
+    }
     return f"{path}?{urlencode({**params, 'cursor': cursor})}"

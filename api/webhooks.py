@@ -63,41 +63,66 @@ events = APIRouter()
 
 class DigestEvent(BaseModel):
     type: Literal["digest.daily"] = "digest.daily"
-    id: str = Field(description="msg_digest_<day>: one per day, the same on a re-run",
-                    examples=["msg_digest_2026-11-24"])
+    id: str = Field(
+        description="msg_digest_<day>: one per day, the same on a re-run", examples=["msg_digest_2026-11-24"]
+    )
     timestamp: datetime
-    data: dict[str, Any] = Field(description="the day's summary: movers, drawdowns, anomalies per rule, mutes, data "
-                                             "health (the JSON the digest posts, see the README)")
+    data: dict[str, Any] = Field(
+        description="the day's summary: movers, drawdowns, anomalies per rule, mutes, data "
+        "health (the JSON the digest posts, see the README)"
+    )
 
 
 ANSWERS: dict[int | str, dict[str, Any]] = {
     204: {"description": "received: any 2xx will do, within 15 s"},
-    410: {"description": "gone: the subscription is disabled, nothing more is sent"}}
+    410: {"description": "gone: the subscription is disabled, nothing more is sent"},
+}
 WebhookIdHeader = Annotated[str, Header(description="the event id: the same on every retry and replay")]
 TimestampHeader = Annotated[str, Header(description="this attempt's Unix time; refuse ones more than 5 minutes off")]
-SignatureHeader = Annotated[str, Header(description="`v1,<base64 HMAC-SHA256 of id.timestamp.body>`, one per "
-                                                    "current secret, space-separated (two during a rotation)")]
+SignatureHeader = Annotated[
+    str,
+    Header(
+        description="`v1,<base64 HMAC-SHA256 of id.timestamp.body>`, one per "
+        "current secret, space-separated (two during a rotation)"
+    ),
+]
 
 
 @events.post("anomaly.detected", status_code=204, responses=ANSWERS, summary="An episode opened: the anomaly as stored")
-def anomaly_detected(event: AlertEvent, webhook_id: WebhookIdHeader, webhook_timestamp: TimestampHeader,
-                     webhook_signature: SignatureHeader) -> None:
+def anomaly_detected(
+    event: AlertEvent,
+    webhook_id: WebhookIdHeader,
+    webhook_timestamp: TimestampHeader,
+    webhook_signature: SignatureHeader,
+) -> None:
     """Sent to subscriptions of `anomaly.detected` (and of its symbol, when they name symbols). Verify it with
     any Standard Webhooks library and your `whsec_…` secret; answer 2xx within 15 s. Anything else is retried
     (3xx included: redirects are not followed); 410 disables the subscription."""
 
 
-@events.post("anomaly.resolved", status_code=204, responses=ANSWERS,
-             summary="An episode ended: the condition stayed clear for the cooldown")
-def anomaly_resolved(event: AlertEvent, webhook_id: WebhookIdHeader, webhook_timestamp: TimestampHeader,
-                     webhook_signature: SignatureHeader) -> None:
+@events.post(
+    "anomaly.resolved",
+    status_code=204,
+    responses=ANSWERS,
+    summary="An episode ended: the condition stayed clear for the cooldown",
+)
+def anomaly_resolved(
+    event: AlertEvent,
+    webhook_id: WebhookIdHeader,
+    webhook_timestamp: TimestampHeader,
+    webhook_signature: SignatureHeader,
+) -> None:
     """The same anomaly as its `anomaly.detected`, with `status: resolved` and `resolved_at`; the id is
     `msg_<anomaly id>_resolved`."""
 
 
 @events.post("digest.daily", status_code=204, responses=ANSWERS, summary="The day's summary, once the digest ran")
-def digest_daily(event: DigestEvent, webhook_id: WebhookIdHeader, webhook_timestamp: TimestampHeader,
-                 webhook_signature: SignatureHeader) -> None:
+def digest_daily(
+    event: DigestEvent,
+    webhook_id: WebhookIdHeader,
+    webhook_timestamp: TimestampHeader,
+    webhook_signature: SignatureHeader,
+) -> None:
     """Sent to every subscription of `digest.daily` (symbol filters do not apply)."""
 
 
@@ -111,14 +136,19 @@ def _as_problems() -> Iterator[None]:
     except subscriptions.Conflict as error:
         raise Problem(409, "conflict", str(error)) from None
     except UnsafeURL as error:
-        raise Problem(422, "unsafe-url", f"body.url: {error}",
-                      errors=[{"field": "body.url", "message": str(error)}]) from None
+        raise Problem(
+            422, "unsafe-url", f"body.url: {error}", errors=[{"field": "body.url", "message": str(error)}]
+        ) from None
     except ValueError as error:
         raise Problem(422, "validation", str(error)) from None
 
 
-@router.post("", response_model=CreatedWebhook, status_code=201,
-             summary="Subscribe a URL to events; the answer holds its signing secret, shown only this once")
+@router.post(
+    "",
+    response_model=CreatedWebhook,
+    status_code=201,
+    summary="Subscribe a URL to events; the answer holds its signing secret, shown only this once",
+)
 def create_webhook(_: Admin, svc: Svc, spec: SubscriptionSpec) -> CreatedWebhook:
     with _as_problems():
         created, secret = subscriptions.create(svc.redis, svc.settings, spec)
@@ -136,63 +166,101 @@ def get_webhook(_: Admin, svc: Svc, webhook_id: WebhookId) -> Subscription:
         return subscriptions.get(svc.redis, webhook_id)
 
 
-@router.patch("/{webhook_id}", response_model=Subscription, responses=FOUND,
-              summary='Change URL, events, symbols or description; {"enabled": true} re-enables a disabled one')
+@router.patch(
+    "/{webhook_id}",
+    response_model=Subscription,
+    responses=FOUND,
+    summary='Change URL, events, symbols or description; {"enabled": true} re-enables a disabled one',
+)
 def patch_webhook(_: Admin, svc: Svc, webhook_id: WebhookId, patch: SubscriptionPatch) -> Subscription:
     with _as_problems():
         return subscriptions.update(svc.redis, svc.settings, webhook_id, patch)
 
 
-@router.delete("/{webhook_id}", status_code=204, response_class=Response, responses=FOUND,
-               summary="Delete a subscription and its delivery log")
+@router.delete(
+    "/{webhook_id}",
+    status_code=204,
+    response_class=Response,
+    responses=FOUND,
+    summary="Delete a subscription and its delivery log",
+)
 def delete_webhook(_: Admin, svc: Svc, webhook_id: WebhookId) -> Response:
     with _as_problems():
         subscriptions.delete(svc.redis, webhook_id)
     return Response(status_code=204)
 
 
-@router.post("/{webhook_id}/rotate-secret", response_model=RotatedSecret, responses=FOUND,
-             summary="A new signing secret; the old one keeps signing during the grace period")
+@router.post(
+    "/{webhook_id}/rotate-secret",
+    response_model=RotatedSecret,
+    responses=FOUND,
+    summary="A new signing secret; the old one keeps signing during the grace period",
+)
 def rotate_secret(_: Admin, svc: Svc, webhook_id: WebhookId) -> RotatedSecret:
     with _as_problems():
         secret, until = subscriptions.rotate_secret(svc.redis, svc.settings, webhook_id)
     return RotatedSecret(secret=secret, previous_valid_until=until)
 
 
-@router.post("/{webhook_id}/test", response_model=Delivery, status_code=202,
-             responses={**FOUND, **problem_responses(409)},
-             summary="Send a `webhook.test` event to this subscription now")
+@router.post(
+    "/{webhook_id}/test",
+    response_model=Delivery,
+    status_code=202,
+    responses={**FOUND, **problem_responses(409)},
+    summary="Send a `webhook.test` event to this subscription now",
+)
 def test_webhook(_: Admin, svc: Svc, webhook_id: WebhookId) -> Delivery:
     with _as_problems():
         return subscriptions.send_test(svc.redis, svc.settings, webhook_id)
 
 
-@router.get("/{webhook_id}/deliveries", response_model=DeliveryPage, responses=FOUND,
-            summary="The delivery log, newest first: event, status, attempts, response code, latency, next attempt")
-def list_deliveries(_: Admin, svc: Svc, webhook_id: WebhookId,
-                    status: Annotated[Status | None, Query(description="only deliveries in this state")] = None,
-                    limit: Annotated[int, Query(ge=1, le=200, description="deliveries per page")] = 50,
-                    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
-                    ) -> DeliveryPage:
+@router.get(
+    "/{webhook_id}/deliveries",
+    response_model=DeliveryPage,
+    responses=FOUND,
+    summary="The delivery log, newest first: event, status, attempts, response code, latency, next attempt",
+)
+def list_deliveries(
+    _: Admin,
+    svc: Svc,
+    webhook_id: WebhookId,
+    status: Annotated[Status | None, Query(description="only deliveries in this state")] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="deliveries per page")] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> DeliveryPage:
     with _as_problems(), invalid_as_problem("query.cursor"):
-        items, next_cursor = subscriptions.deliveries(svc.redis, webhook_id, limit=limit, cursor=cursor,
-                                                      status=status)
-    return DeliveryPage(items=items, next_cursor=next_cursor,
-                        next=next_link(f"/v1/webhooks/{webhook_id}/deliveries", next_cursor, status=status,
-                                       limit=limit))
+        items, next_cursor = subscriptions.deliveries(svc.redis, webhook_id, limit=limit, cursor=cursor, status=status)
+    return DeliveryPage(
+        items=items,
+        next_cursor=next_cursor,
+        next=next_link(f"/v1/webhooks/{webhook_id}/deliveries", next_cursor, status=status, limit=limit),
+    )
 
 
-@router.post("/{webhook_id}/deliveries/{delivery_id}/replay", response_model=Delivery, status_code=202,
-             responses={**FOUND, **problem_responses(409)},
-             summary="Send a finished delivery again (same body and webhook-id), on a fresh retry schedule")
+@router.post(
+    "/{webhook_id}/deliveries/{delivery_id}/replay",
+    response_model=Delivery,
+    status_code=202,
+    responses={**FOUND, **problem_responses(409)},
+    summary="Send a finished delivery again (same body and webhook-id), on a fresh retry schedule",
+)
 def replay_delivery(_: Admin, svc: Svc, webhook_id: WebhookId, delivery_id: DeliveryId) -> Delivery:
     with _as_problems():
         return subscriptions.replay(svc.redis, svc.settings, webhook_id, delivery_id)
 
 
-@router.post("/{webhook_id}/recover", response_model=Recovered, status_code=202, responses=FOUND,
-             summary="Send again every delivery that failed since a time (e.g. after an outage)")
-def recover(_: Admin, svc: Svc, webhook_id: WebhookId,
-            since: Annotated[datetime, Query(description="ISO-8601; deliveries created from then on")]) -> Recovered:
+@router.post(
+    "/{webhook_id}/recover",
+    response_model=Recovered,
+    status_code=202,
+    responses=FOUND,
+    summary="Send again every delivery that failed since a time (e.g. after an outage)",
+)
+def recover(
+    _: Admin,
+    svc: Svc,
+    webhook_id: WebhookId,
+    since: Annotated[datetime, Query(description="ISO-8601; deliveries created from then on")],
+) -> Recovered:
     with _as_problems():
         return Recovered(resent=subscriptions.recover(svc.redis, svc.settings, webhook_id, to_utc(since)))

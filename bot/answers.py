@@ -44,8 +44,9 @@ class Preview:
     current: backtest.Replay
 
 
-def price_answer(b: Backend, symbol: str, window: timedelta, *, end: datetime | None = None,
-                 context: str | None = None) -> Message:
+def price_answer(
+    b: Backend, symbol: str, window: timedelta, *, end: datetime | None = None, context: str | None = None
+) -> Message:
     """`/price`: the window ending at `end` (default: the symbol's last tick) and the anomalies in it.
 
     Two rounds of queries, not three: the last tick and the symbol's newest anomalies are read at once
@@ -53,8 +54,15 @@ def price_answer(b: Backend, symbol: str, window: timedelta, *, end: datetime | 
     """
     with ThreadPoolExecutor(2) as pool:
         last_tick = pool.submit(history.last_tick, b.es, b.indices, symbol)
-        newest = pool.submit(history.anomalies_page, b.es, b.indices, symbol=symbol, end=end,
-                             start=end - window if end else None, limit=MAX_LISTED + 1)
+        newest = pool.submit(
+            history.anomalies_page,
+            b.es,
+            b.indices,
+            symbol=symbol,
+            end=end,
+            start=end - window if end else None,
+            limit=MAX_LISTED + 1,
+        )
         last = last_tick.result()
         if last is None:
             return unknown_symbol_message(UnknownSymbol(symbol, history.closest_symbols(b.es, b.indices, symbol)))
@@ -77,8 +85,9 @@ def price_chart(b: Backend, symbol: str, window: timedelta) -> tuple[bytes, str]
     bars = history.ohlc(b.es, b.indices, symbol, end - window, end, interval)
     if not bars:
         return None
-    marked = history.anomalies_page(b.es, b.indices, symbol=symbol, start=end - window, end=end,
-                                    limit=MAX_CHART_MARKS).items
+    marked = history.anomalies_page(
+        b.es, b.indices, symbol=symbol, start=end - window, end=end, limit=MAX_CHART_MARKS
+    ).items
     title = render(COMMANDS, "chart_title", symbol, window, interval)
     return charts.price_chart(title, bars, marks=[(a.timestamp, a.price) for a in marked]), title
 
@@ -90,8 +99,7 @@ def recent_anomalies(b: Backend, symbol: str | None, window: timedelta) -> tuple
             history.require_symbol(b.es, b.indices, symbol)
         except UnknownSymbol as error:
             return unknown_symbol_message(error)
-    page = history.anomalies_page(b.es, b.indices, symbol=symbol, start=datetime.now(UTC) - window,
-                                  limit=MAX_LISTED)
+    page = history.anomalies_page(b.es, b.indices, symbol=symbol, start=datetime.now(UTC) - window, limit=MAX_LISTED)
     return page.items, page.next_cursor is not None
 
 
@@ -172,10 +180,10 @@ def preview(b: Backend, symbol: str, rule: RuleName, **change: float | int) -> P
     candidate = b.controls.candidate(symbol, rule, **change).as_rule()
     last = history.last_tick(b.es, b.indices, symbol)
     end = last.timestamp if last else None  # both replays over the same span
+
     def replayed(rule: Rule) -> backtest.Replay:
-        return backtest.replay(b.es, b.indices, symbol, rule, days=PREVIEW_DAYS, end=end,
-                               baseline_seconds=b.settings.baseline_seconds)
+        return backtest.replay(
+            b.es, b.indices, symbol, rule, days=PREVIEW_DAYS, end=end, baseline_seconds=b.settings.baseline_seconds
+        )
 
     return Preview(replayed(candidate), replayed(current.as_rule()))
-
-

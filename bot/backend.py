@@ -39,10 +39,19 @@ class Backend:
     @classmethod
     def from_settings(cls, settings: Settings) -> Backend:
         """No network call here: the clients connect on first use."""
-        es, redis, indices = store.connect(settings), Redis.from_url(settings.redis_url), store.Indices(
-            settings.index_prefix)
-        return cls(settings, es, indices, redis, Controls(redis, settings, es, indices),
-                   SlackNotifier(settings, redis=redis, es=es))
+        es, redis, indices = (
+            store.connect(settings),
+            Redis.from_url(settings.redis_url),
+            store.Indices(settings.index_prefix),
+        )
+        return cls(
+            settings,
+            es,
+            indices,
+            redis,
+            Controls(redis, settings, es, indices),
+            SlackNotifier(settings, redis=redis, es=es),
+        )
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call a blocking core function off the event loop."""
@@ -59,9 +68,12 @@ def web_client(settings: Settings, *, token: str | None = None) -> AsyncWebClien
 
     Bolt copies it per request with the token its `authorize` hands over, so the app's own copy has none.
     """
-    return AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10,
-                          retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-                                          AsyncConnectionErrorRetryHandler()])
+    return AsyncWebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3), AsyncConnectionErrorRetryHandler()],
+    )
 
 
 def actor(body: dict[str, Any]) -> Actor:

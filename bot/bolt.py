@@ -42,8 +42,14 @@ def create_bolt_app(settings: Settings, backend: Backend | None = None) -> Async
     async def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
 
-    app = AsyncApp(name="tickwatch", signing_secret=settings.slack_signing_secret, client=web_client(settings),
-                   authorize=authorize, process_before_response=False, raise_error_for_unhandled_request=False)
+    app = AsyncApp(
+        name="tickwatch",
+        signing_secret=settings.slack_signing_secret,
+        client=web_client(settings),
+        authorize=authorize,
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+    )
 
     @app.middleware
     async def attach_backend(body: dict[str, Any], context: AsyncBoltContext, next: Any) -> None:
@@ -57,8 +63,9 @@ def create_bolt_app(settings: Settings, backend: Backend | None = None) -> Async
     return app
 
 
-async def answer_error(error: Exception, body: dict[str, Any], respond: AsyncRespond | None,
-                       client: AsyncWebClient) -> None:
+async def answer_error(
+    error: Exception, body: dict[str, Any], respond: AsyncRespond | None, client: AsyncWebClient
+) -> None:
     """Log, then tell the user in the place they acted from; never raise from here."""
     log.exception("listener failed: %s", error, exc_info=error)
     message = failure_message().payload()

@@ -38,8 +38,9 @@ from pipeline.durations import format_duration
 _NOT_PARSED = object()
 
 
-async def price(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient,
-                context: AsyncBoltContext) -> None:
+async def price(
+    ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
     request = await _parse_and_ack(ack, Command.PRICE, parse_price, command)
     if request is _NOT_PARSED:
         return
@@ -49,8 +50,9 @@ async def price(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, c
         await _upload_chart(backend, client, command["channel_id"], request.symbol, request.window)
 
 
-async def anomalies(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient,
-                    context: AsyncBoltContext) -> None:
+async def anomalies(
+    ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
     request = await _parse_and_ack(ack, Command.ANOMALIES, parse_anomalies, command)
     if request is _NOT_PARSED:
         return
@@ -91,8 +93,7 @@ async def mutes(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, c
     await _answer(respond, await backend.run(answers.mutes, backend))
 
 
-async def threshold(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond,
-                    context: AsyncBoltContext) -> None:
+async def threshold(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
     request = await _parse_and_ack(ack, Command.THRESHOLD, parse_threshold, command)
     if request is _NOT_PARSED:
         return
@@ -107,8 +108,12 @@ async def threshold(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespon
 
 
 LISTENERS: dict[Command, Callable[..., Any]] = {
-    Command.PRICE: price, Command.ANOMALIES: anomalies, Command.MUTE: mute, Command.UNMUTE: unmute,
-    Command.MUTES: mutes, Command.THRESHOLD: threshold,
+    Command.PRICE: price,
+    Command.ANOMALIES: anomalies,
+    Command.MUTE: mute,
+    Command.UNMUTE: unmute,
+    Command.MUTES: mutes,
+    Command.THRESHOLD: threshold,
 }
 
 
@@ -120,8 +125,7 @@ def configure(app: AsyncApp) -> None:
 # --- helpers --------------------------------------------------------------------------------------
 
 
-async def _parse_and_ack(ack: AsyncAck, command: Command, parser: Callable[[str], Any],
-                         body: dict[str, Any]) -> Any:
+async def _parse_and_ack(ack: AsyncAck, command: Command, parser: Callable[[str], Any], body: dict[str, Any]) -> Any:
     """Parse the text and ack at once: with help or the usage line when that is the whole answer."""
     try:
         request = parser(body.get("text") or "")
@@ -163,8 +167,7 @@ async def _permalinks(client: AsyncWebClient, refs: list[tuple[str, str]]) -> di
     return {ref: url for ref, url in zip(unique, found, strict=True) if url}
 
 
-async def _upload_chart(backend: Backend, client: AsyncWebClient, channel: str, symbol: str,
-                        window: timedelta) -> None:
+async def _upload_chart(backend: Backend, client: AsyncWebClient, channel: str, symbol: str, window: timedelta) -> None:
     """`--chart`: the window as a PNG in the channel (files_upload_v2), after the text answer."""
     chart = await backend.run(answers.price_chart, backend, symbol, window)
     if chart is not None:

@@ -50,13 +50,13 @@ async def acknowledge(body: dict[str, Any], context: AsyncBoltContext) -> None:
     """Record who acknowledged (idempotent: the first click wins) and redraw the message in place."""
     backend: Backend = context["backend"]
     who = actor(body)
-    updated = await backend.run(alerts.acknowledge, backend.es, backend.indices, context["anomaly"].id,
-                                who.id or who.name)
+    updated = await backend.run(
+        alerts.acknowledge, backend.es, backend.indices, context["anomaly"].id, who.id or who.name
+    )
     await backend.run(backend.notifier.changed, updated.id)
 
 
-async def mute(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond,
-               context: AsyncBoltContext) -> None:
+async def mute(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond, context: AsyncBoltContext) -> None:
     """1 h and "until tomorrow" (00:00 UTC) mute at once; "custom" opens a modal with duration and reason."""
     backend: Backend = context["backend"]
     anomaly: Anomaly = context["anomaly"]
@@ -67,8 +67,9 @@ async def mute(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespo
     if choice is MuteChoice.CUSTOM:
         await client.views_open(trigger_id=body["trigger_id"], view=mute_modal(subject))
         return
-    message, changed = await backend.run(answers.mute_until, backend, anomaly.symbol, actor(body),
-                                         mute_end(choice, datetime.now(UTC)))
+    message, changed = await backend.run(
+        answers.mute_until, backend, anomaly.symbol, actor(body), mute_end(choice, datetime.now(UTC))
+    )
     await _confirm(client, subject, body["user"]["id"], message, changed)
 
 
@@ -76,13 +77,20 @@ async def show_history(respond: AsyncRespond, context: AsyncBoltContext) -> None
     """A `/price`-style answer for the hour around the anomaly, only for whoever clicked."""
     backend: Backend = context["backend"]
     anomaly: Anomaly = context["anomaly"]
-    message = await backend.run(answers.price_answer, backend, anomaly.symbol, HISTORY_WINDOW,
-                                end=anomaly.timestamp + HISTORY_WINDOW / 2, context=history_context(anomaly))
+    message = await backend.run(
+        answers.price_answer,
+        backend,
+        anomaly.symbol,
+        HISTORY_WINDOW,
+        end=anomaly.timestamp + HISTORY_WINDOW / 2,
+        context=history_context(anomaly),
+    )
     await respond(**message.payload(), response_type="ephemeral", replace_original=False)
 
 
-async def adjust_threshold(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond,
-                           context: AsyncBoltContext) -> None:
+async def adjust_threshold(
+    body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
     """Open the threshold modal, prefilled with the rule as it applies to the symbol now."""
     backend: Backend = context["backend"]
     anomaly: Anomaly = context["anomaly"]
@@ -96,8 +104,9 @@ async def adjust_threshold(body: dict[str, Any], client: AsyncWebClient, respond
 # --- modals ---------------------------------------------------------------------------------------
 
 
-async def preview_in_modal(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
-                           context: AsyncBoltContext) -> None:
+async def preview_in_modal(
+    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
     """The modal's Preview button: replay the typed rule over 7 days and redraw the modal with the count."""
     await ack()
     backend: Backend = context["backend"]
@@ -105,8 +114,14 @@ async def preview_in_modal(ack: AsyncAck, body: dict[str, Any], client: AsyncWeb
     view = body["view"]
     try:
         threshold_pct, window_seconds = threshold_inputs(view, subject.rule)
-        result = await backend.run(answers.preview, backend, subject.symbol, subject.rule,
-                                   threshold_pct=threshold_pct, window_seconds=window_seconds)
+        result = await backend.run(
+            answers.preview,
+            backend,
+            subject.symbol,
+            subject.rule,
+            threshold_pct=threshold_pct,
+            window_seconds=window_seconds,
+        )
         text = preview_text(result.candidate, result.current)
     except InputErrors as error:
         text = control_error_message(" ".join(error.errors.values())).text
@@ -114,13 +129,22 @@ async def preview_in_modal(ack: AsyncAck, body: dict[str, Any], client: AsyncWeb
         text = control_error_message(str(error)).text
     current = (await backend.run(backend.controls.rules, subject.symbol))[subject.rule]
     typed = submitted(view, BlockId.THRESHOLD, ModalAction.THRESHOLD)
-    await client.views_update(view_id=view["id"], hash=view.get("hash"), view=threshold_modal(
-        subject, current, threshold_pct=_float_or_none(typed),
-        window=submitted(view, BlockId.WINDOW, ModalAction.WINDOW), preview=text))
+    await client.views_update(
+        view_id=view["id"],
+        hash=view.get("hash"),
+        view=threshold_modal(
+            subject,
+            current,
+            threshold_pct=_float_or_none(typed),
+            window=submitted(view, BlockId.WINDOW, ModalAction.WINDOW),
+            preview=text,
+        ),
+    )
 
 
-async def threshold_submitted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
-                              context: AsyncBoltContext) -> None:
+async def threshold_submitted(
+    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
     backend: Backend = context["backend"]
     subject: ModalSubject = context["subject"]
     try:
@@ -132,14 +156,16 @@ async def threshold_submitted(ack: AsyncAck, body: dict[str, Any], client: Async
     if not backend.may_change(body["user"]["id"], subject.channel):
         await _tell(client, subject, body["user"]["id"], _refusal(backend))
         return
-    request = ThresholdRequest(subject.symbol, subject.rule,
-                               {"threshold_pct": threshold_pct, "window_seconds": window_seconds})
+    request = ThresholdRequest(
+        subject.symbol, subject.rule, {"threshold_pct": threshold_pct, "window_seconds": window_seconds}
+    )
     message, changed = await backend.run(answers.set_threshold, backend, request, actor(body))
     await _confirm(client, subject, body["user"]["id"], message, changed)
 
 
-async def mute_submitted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
-                         context: AsyncBoltContext) -> None:
+async def mute_submitted(
+    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
     backend: Backend = context["backend"]
     subject: ModalSubject = context["subject"]
     view = body["view"]
@@ -153,8 +179,9 @@ async def mute_submitted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebCl
         await _tell(client, subject, body["user"]["id"], _refusal(backend))
         return
     reason = submitted(view, BlockId.REASON, ModalAction.REASON) or ""
-    message, changed = await backend.run(answers.mute_until, backend, subject.symbol, actor(body),
-                                         datetime.now(UTC) + duration, reason)
+    message, changed = await backend.run(
+        answers.mute_until, backend, subject.symbol, actor(body), datetime.now(UTC) + duration, reason
+    )
     await _confirm(client, subject, body["user"]["id"], message, changed)
 
 
@@ -177,12 +204,14 @@ async def storm_acknowledge_all(body: dict[str, Any], client: AsyncWebClient, co
         return done, backend.notifier.render_storm(context["storm_id"])  # reads the acknowledgements back
 
     done, ref = await backend.run(acknowledge_all)
-    await client.chat_postMessage(channel=ref.channel, thread_ts=ref.ts,
-                                  **storm_acknowledged_message(done, body["user"]["id"]).payload())
+    await client.chat_postMessage(
+        channel=ref.channel, thread_ts=ref.ts, **storm_acknowledged_message(done, body["user"]["id"]).payload()
+    )
 
 
-async def storm_mute_all(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond,
-                         context: AsyncBoltContext) -> None:
+async def storm_mute_all(
+    body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
     """Mute every symbol of the storm for an hour (each change audited), and say so in the thread."""
     backend: Backend = context["backend"]
     if not await _allowed(backend, body, respond, context):
@@ -198,8 +227,9 @@ async def storm_mute_all(body: dict[str, Any], client: AsyncWebClient, respond: 
 
     symbols = await backend.run(mute_all)
     channel, ts = context["message_ref"]
-    await client.chat_postMessage(channel=channel, thread_ts=ts,
-                                  **storm_muted_message(symbols, until, body["user"]["id"]).payload())
+    await client.chat_postMessage(
+        channel=channel, thread_ts=ts, **storm_muted_message(symbols, until, body["user"]["id"]).payload()
+    )
 
 
 def configure(app: AsyncApp) -> None:
@@ -264,8 +294,7 @@ def _float_or_none(raw: Any) -> float | None:
         return None
 
 
-async def _allowed(backend: Backend, body: dict[str, Any], respond: AsyncRespond,
-                   context: AsyncBoltContext) -> bool:
+async def _allowed(backend: Backend, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> bool:
     channel, _ = context["message_ref"]
     if backend.may_change(body["user"]["id"], channel):
         return True
@@ -277,8 +306,9 @@ def _refusal(backend: Backend) -> Message:
     return refused_message(backend.settings.slack_admin_users, backend.settings.slack_admin_channels)
 
 
-async def _confirm(client: AsyncWebClient, subject: ModalSubject, user_id: str, message: Message,
-                   changed: bool) -> None:
+async def _confirm(
+    client: AsyncWebClient, subject: ModalSubject, user_id: str, message: Message, changed: bool
+) -> None:
     """A change goes to the alert's thread for everyone; a refusal or an error only to the user."""
     if changed and subject.channel and subject.ts:
         await client.chat_postMessage(channel=subject.channel, thread_ts=subject.ts, **message.payload())

@@ -68,8 +68,9 @@ def control_error_message(reason: str) -> Message:
 # --- /price and the History button ----------------------------------------------------------------
 
 
-def price_message(summary: WindowSummary, window: timedelta, anomalies: Sequence[Anomaly], *, more: bool,
-                  context: str | None = None) -> Message:
+def price_message(
+    summary: WindowSummary, window: timedelta, anomalies: Sequence[Anomaly], *, more: bool, context: str | None = None
+) -> Message:
     header = render(COMMANDS, "price_header", summary, window)
     blocks: list[Block] = [HeaderBlock(text=fit(header, MAX_HEADER_CHARS))]
     if context:
@@ -89,16 +90,20 @@ def no_ticks_message(symbol: str, window: timedelta, end: Any) -> Message:
 # --- /anomalies -----------------------------------------------------------------------------------
 
 
-def anomalies_message(symbol: str | None, window: timedelta, items: Sequence[tuple[Anomaly, str | None]], *,
-                      truncated: bool) -> Message:
+def anomalies_message(
+    symbol: str | None, window: timedelta, items: Sequence[tuple[Anomaly, str | None]], *, truncated: bool
+) -> Message:
     if not items:
         return plain(render(COMMANDS, "no_anomalies", symbol, window))
     header = render(COMMANDS, "anomalies_header", symbol, window)
     lines = [f"• {render(COMMANDS, 'anomaly_item', anomaly, link)}" for anomaly, link in items[:MAX_LISTED]]
     blocks: list[Block] = [HeaderBlock(text=fit(header, MAX_HEADER_CHARS)), *_sections(lines)]
     if truncated or len(items) > MAX_LISTED:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(
-            text=render(COMMANDS, "list_truncated", min(len(items), MAX_LISTED)))]))
+        blocks.append(
+            ContextBlock(
+                elements=[MarkdownTextObject(text=render(COMMANDS, "list_truncated", min(len(items), MAX_LISTED)))]
+            )
+        )
     return Message(header, blocks)
 
 
@@ -109,7 +114,7 @@ def mutes_message(mutes: Sequence[Mute]) -> Message:
     if not mutes:
         return plain(render(COMMANDS, "no_mutes"))
     header = render(COMMANDS, "mutes_header", len(mutes))
-    lines = [f"• {render(COMMANDS, 'mute_line', mute)}" for mute in mutes[:MAX_LISTED * 4]]
+    lines = [f"• {render(COMMANDS, 'mute_line', mute)}" for mute in mutes[: MAX_LISTED * 4]]
     return Message(header, [HeaderBlock(text=header), *_sections(lines)])
 
 
@@ -185,10 +190,9 @@ def _sections(lines: Sequence[str]) -> list[Block]:
         current.append(line)
     if current:
         sections.append(_section("\n".join(current)))
-    return sections[:MAX_BLOCKS - 3]
+    return sections[: MAX_BLOCKS - 3]
 
 
 def _fallback(text: str) -> str:
     """Notification text: the first line, without mrkdwn emphasis."""
     return text.splitlines()[0].replace("*", "")[:300] if text else ""
-

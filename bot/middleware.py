@@ -35,8 +35,9 @@ def message_ref(body: dict[str, Any]) -> tuple[str | None, str | None]:
     return channel, container.get("message_ts") or (body.get("message") or {}).get("ts")
 
 
-async def load_alert(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond,
-                     next: Next) -> None:
+async def load_alert(
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, next: Next
+) -> None:
     """Ack, then `context["anomaly"]` (and `context["mute_choice"]` for the Mute menu) and `message_ref`."""
     await ack()
     backend: Backend = context["backend"]
@@ -52,8 +53,9 @@ async def load_alert(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltCont
     await next()
 
 
-async def load_storm(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond,
-                     next: Next) -> None:
+async def load_storm(
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, next: Next
+) -> None:
     """Ack, then `context["storm_id"]` and `context["storm_members"]` (anomaly ids) and `message_ref`."""
     await ack()
     backend: Backend = context["backend"]

@@ -45,27 +45,53 @@ class ModalSubject:
 
 def mute_modal(subject: ModalSubject) -> View:
     return View(
-        type="modal", callback_id=ModalCallback.MUTE, private_metadata=subject.metadata(),
-        title=render(ACTIONS, "mute_title"), submit=render(ACTIONS, "save"), close=render(ACTIONS, "cancel"),
-        blocks=[SectionBlock(text=MarkdownTextObject(text=render(ACTIONS, "mute_intro", subject.symbol))),
-                fields.duration_picker(), fields.reason_input()])
+        type="modal",
+        callback_id=ModalCallback.MUTE,
+        private_metadata=subject.metadata(),
+        title=render(ACTIONS, "mute_title"),
+        submit=render(ACTIONS, "save"),
+        close=render(ACTIONS, "cancel"),
+        blocks=[
+            SectionBlock(text=MarkdownTextObject(text=render(ACTIONS, "mute_intro", subject.symbol))),
+            fields.duration_picker(),
+            fields.reason_input(),
+        ],
+    )
 
 
-def threshold_modal(subject: ModalSubject, current: RuleView, *, threshold_pct: float | None = None,
-                    window: str | None = None, preview: str | None = None) -> View:
+def threshold_modal(
+    subject: ModalSubject,
+    current: RuleView,
+    *,
+    threshold_pct: float | None = None,
+    window: str | None = None,
+    preview: str | None = None,
+) -> View:
     """Prefilled with the current rule (or what was typed, when redrawn with a preview)."""
     blocks: list[Block] = [
         SectionBlock(text=MarkdownTextObject(text=render(ACTIONS, "threshold_intro", subject.symbol, current))),
         fields.threshold_input(subject.rule, current.threshold_pct if threshold_pct is None else threshold_pct),
         fields.window_input(window or format_duration(current.window_seconds)),
-        ActionsBlock(elements=[ButtonElement(action_id=ModalAction.PREVIEW, text=render(ACTIONS, "preview_button"),
-                                             value=subject.anomaly_id)]),
-        ContextBlock(block_id=BlockId.PREVIEW,
-                     elements=[MarkdownTextObject(text=preview or render(ACTIONS, "preview_pending"))]),
+        ActionsBlock(
+            elements=[
+                ButtonElement(
+                    action_id=ModalAction.PREVIEW, text=render(ACTIONS, "preview_button"), value=subject.anomaly_id
+                )
+            ]
+        ),
+        ContextBlock(
+            block_id=BlockId.PREVIEW, elements=[MarkdownTextObject(text=preview or render(ACTIONS, "preview_pending"))]
+        ),
     ]
-    return View(type="modal", callback_id=ModalCallback.THRESHOLD, private_metadata=subject.metadata(),
-                title=render(ACTIONS, "threshold_title"), submit=render(ACTIONS, "save"),
-                close=render(ACTIONS, "cancel"), blocks=blocks)
+    return View(
+        type="modal",
+        callback_id=ModalCallback.THRESHOLD,
+        private_metadata=subject.metadata(),
+        title=render(ACTIONS, "threshold_title"),
+        submit=render(ACTIONS, "save"),
+        close=render(ACTIONS, "cancel"),
+        blocks=blocks,
+    )
 
 
 def submitted(view: dict[str, Any], block_id: str, action_id: str) -> Any:

@@ -79,8 +79,9 @@ def parse_price(text: str) -> PriceRequest | _Help:
         return HELP
     if not 1 <= len(words) <= 2:
         raise Usage("give a symbol and optionally a window")
-    return PriceRequest(_symbol(words[0]), _window(words[1]) if len(words) > 1 else DEFAULT_PRICE_WINDOW,
-                        chart="--chart" in flags)
+    return PriceRequest(
+        _symbol(words[0]), _window(words[1]) if len(words) > 1 else DEFAULT_PRICE_WINDOW, chart="--chart" in flags
+    )
 
 
 def parse_anomalies(text: str) -> AnomaliesRequest | _Help:

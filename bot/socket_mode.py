@@ -26,8 +26,9 @@ async def serve() -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("TICKWATCH_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("TICKWATCH_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(serve())
 
 

@@ -40,16 +40,25 @@ def rule_text(rule: Any) -> str:
 
 
 def anomaly_line(anomaly: Anomaly) -> str:
-    return (f"{arrow(anomaly)} {move(anomaly)} at {anomaly.timestamp:%H:%M} UTC "
-            f"({describe_rule(anomaly.rule, anomaly.threshold_pct, anomaly.window_seconds)}) · {anomaly.status}")
+    return (
+        f"{arrow(anomaly)} {move(anomaly)} at {anomaly.timestamp:%H:%M} UTC "
+        f"({describe_rule(anomaly.rule, anomaly.threshold_pct, anomaly.window_seconds)}) · {anomaly.status}"
+    )
 
 
 @lru_cache
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False)
     env.filters.update(
-        price=price, pct=pct, dur=duration, spark=sparkline, rule_text=rule_text, anomaly_line=anomaly_line,
-        arrow=arrow, move=move, who=who,
+        price=price,
+        pct=pct,
+        dur=duration,
+        spark=sparkline,
+        rule_text=rule_text,
+        anomaly_line=anomaly_line,
+        arrow=arrow,
+        move=move,
+        who=who,
         amount=lambda value: f"{value:,.0f}",
         hhmm=lambda value: f"{value:%H:%M} UTC",
         stamp=lambda value: f"{value:%Y-%m-%d %H:%M} UTC",

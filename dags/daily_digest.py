@@ -20,8 +20,7 @@ from airflow.sdk import Param, dag, task
 from pipeline.settings import Settings
 
 
-def _day(params: dict[str, Any], logical_date: datetime | None, run_after: datetime | None,
-         settings: Settings) -> date:
+def _day(params: dict[str, Any], logical_date: datetime | None, run_after: datetime | None, settings: Settings) -> date:
     from zoneinfo import ZoneInfo
 
     if params.get("day"):
@@ -37,16 +36,26 @@ def _day(params: dict[str, Any], logical_date: datetime | None, run_after: datet
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,  # two runs of one day must not race to post
-    default_args={"retries": 3, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True,
-                  "max_retry_delay": timedelta(minutes=15), "execution_timeout": timedelta(minutes=10)},
-    params={"day": Param(None, type=["null", "string"], format="date",
-                         description="YYYY-MM-DD; empty: the day of the run's logical date")},
+    default_args={
+        "retries": 3,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=15),
+        "execution_timeout": timedelta(minutes=10),
+    },
+    params={
+        "day": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="YYYY-MM-DD; empty: the day of the run's logical date",
+        )
+    },
     tags=["tickwatch"],
 )
 def daily_digest() -> None:
     @task
-    def extract(params: dict[str, Any] | None = None, logical_date: datetime | None = None,
-                dag_run: Any = None) -> str:
+    def extract(params: dict[str, Any] | None = None, logical_date: datetime | None = None, dag_run: Any = None) -> str:
         """The summary of the day, as JSON."""
         from pipeline import digest, store
 
@@ -78,9 +87,15 @@ def daily_digest() -> None:
         from pipeline.notifiers.slack import web_client
 
         settings = Settings()
-        posted = digest_posting.post(digest.Digest.model_validate_json(summary), message, settings,
-                             store.connect(settings), store.Indices(settings.index_prefix), web_client(settings),
-                             png=base64.b64decode(png) if png else None)
+        posted = digest_posting.post(
+            digest.Digest.model_validate_json(summary),
+            message,
+            settings,
+            store.connect(settings),
+            store.Indices(settings.index_prefix),
+            web_client(settings),
+            png=base64.b64decode(png) if png else None,
+        )
         return {"channel": posted.channel, "ts": posted.ts, "updated": posted.updated, "file_id": posted.file_id}
 
     @task
@@ -91,8 +106,9 @@ def daily_digest() -> None:
         from pipeline import digest, digest_posting
 
         settings = Settings()
-        return digest_posting.notify(digest.Digest.model_validate_json(summary), settings,
-                                     Redis.from_url(settings.redis_url))
+        return digest_posting.notify(
+            digest.Digest.model_validate_json(summary), settings, Redis.from_url(settings.redis_url)
+        )
 
     summary = extract()
     posted = post(summary, render(summary), chart(summary))

@@ -34,19 +34,26 @@ def alert_context(es: Elasticsearch, indices: Indices, anomaly: Anomaly) -> Aler
     """The stored ticks and anomalies around `anomaly`: the window up to its peak as a sparkline, the window's
     volume against the symbol's usual (7 days before the move), and its alerts in the 24 h before it."""
     window = timedelta(seconds=anomaly.window_seconds)
-    summary = history.window_summary(es, indices, anomaly.symbol, window, end=anomaly.peak_timestamp,
-                                     points=SPARKLINE_POINTS)
-    usual = history.usual_volume(es, indices, anomaly.symbol, anomaly.window_seconds,
-                                 before=anomaly.reference_timestamp)
-    earlier = history.count_anomalies(es, indices, anomaly.symbol, anomaly.timestamp - RECENT,
-                                      until=anomaly.timestamp - timedelta(milliseconds=1))
-    return AlertContext(sparkline=summary.sparkline if summary else [],
-                        window_volume=summary.volume if summary else None, usual_volume=usual,
-                        earlier_alerts_24h=earlier)
+    summary = history.window_summary(
+        es, indices, anomaly.symbol, window, end=anomaly.peak_timestamp, points=SPARKLINE_POINTS
+    )
+    usual = history.usual_volume(
+        es, indices, anomaly.symbol, anomaly.window_seconds, before=anomaly.reference_timestamp
+    )
+    earlier = history.count_anomalies(
+        es, indices, anomaly.symbol, anomaly.timestamp - RECENT, until=anomaly.timestamp - timedelta(milliseconds=1)
+    )
+    return AlertContext(
+        sparkline=summary.sparkline if summary else [],
+        window_volume=summary.volume if summary else None,
+        usual_volume=usual,
+        earlier_alerts_24h=earlier,
+    )
 
 
-def acknowledge(es: Elasticsearch, indices: Indices, anomaly_id: str, actor_name: str,
-                *, at: datetime | None = None) -> Anomaly:
+def acknowledge(
+    es: Elasticsearch, indices: Indices, anomaly_id: str, actor_name: str, *, at: datetime | None = None
+) -> Anomaly:
     """Mark the anomaly acknowledged by `actor_name` (a Slack user id renders as a mention) and return it.
 
     Idempotent: if someone already acknowledged it, nothing changes and the first acknowledgement is
@@ -62,11 +69,20 @@ def acknowledge(es: Elasticsearch, indices: Indices, anomaly_id: str, actor_name
         anomaly = Anomaly.model_validate(found["_source"])
         if anomaly.acknowledged_by is not None:
             return anomaly
-        change: dict[str, Any] = {"status": "resolved" if anomaly.status == "resolved" else "acknowledged",
-                  "acknowledged_by": actor_name, "acknowledged_at": (at or datetime.now(UTC)).isoformat()}
+        change: dict[str, Any] = {
+            "status": "resolved" if anomaly.status == "resolved" else "acknowledged",
+            "acknowledged_by": actor_name,
+            "acknowledged_at": (at or datetime.now(UTC)).isoformat(),
+        }
         try:
-            es.update(index=indices.anomalies, id=anomaly_id, doc=change, if_seq_no=found["_seq_no"],
-                      if_primary_term=found["_primary_term"], refresh="wait_for")
+            es.update(
+                index=indices.anomalies,
+                id=anomaly_id,
+                doc=change,
+                if_seq_no=found["_seq_no"],
+                if_primary_term=found["_primary_term"],
+                refresh="wait_for",
+            )
         except ConflictError:
             continue  # someone (detection, another click) wrote meanwhile: read again
         return Anomaly.model_validate({**found["_source"], **change})
@@ -77,15 +93,26 @@ def slack_ref_action(indices: Indices, anomaly: Anomaly, ref: SlackRef) -> dict[
     """The bulk action recording `ref` on the anomaly; creates the document (the whole anomaly) if detection
     has not written it yet, since alerts go out before storage."""
     slack = ref.model_dump()
-    return {"_op_type": "update", "_index": indices.anomalies, "_id": anomaly.id, "doc": {"slack": slack},
-            "upsert": {**anomaly.model_dump(mode="json"), "slack": slack}, "retry_on_conflict": UPDATE_RETRIES}
+    return {
+        "_op_type": "update",
+        "_index": indices.anomalies,
+        "_id": anomaly.id,
+        "doc": {"slack": slack},
+        "upsert": {**anomaly.model_dump(mode="json"), "slack": slack},
+        "retry_on_conflict": UPDATE_RETRIES,
+    }
 
 
 def record_slack_ref(es: Elasticsearch, indices: Indices, anomaly: Anomaly, ref: SlackRef) -> None:
     """Store where the anomaly's Slack message is (`slack.channel`, `slack.ts`), leaving every other field."""
     action = slack_ref_action(indices, anomaly, ref)
-    es.update(index=action["_index"], id=action["_id"], doc=action["doc"], upsert=action["upsert"],
-              retry_on_conflict=UPDATE_RETRIES)
+    es.update(
+        index=action["_index"],
+        id=action["_id"],
+        doc=action["doc"],
+        upsert=action["upsert"],
+        retry_on_conflict=UPDATE_RETRIES,
+    )
 
 
 def latest(stored: Anomaly | None, seen: Anomaly) -> Anomaly:

@@ -48,8 +48,17 @@ class Replay:
     from_bars: bool  # True: replayed from 1-minute bars (see the module docstring)
 
 
-def replay(es: Elasticsearch, indices: Indices, symbol: str, rule: Rule, *, days: int = 7,
-           end: datetime | None = None, max_ticks: int = MAX_TICKS, baseline_seconds: int = 3600) -> Replay:
+def replay(
+    es: Elasticsearch,
+    indices: Indices,
+    symbol: str,
+    rule: Rule,
+    *,
+    days: int = 7,
+    end: datetime | None = None,
+    max_ticks: int = MAX_TICKS,
+    baseline_seconds: int = 3600,
+) -> Replay:
     """Replay the `days` before `end` (default: the symbol's last tick); no stored ticks gives 0 alerts.
 
     `baseline_seconds`: the workers' (settings.baseline_seconds), so zscore and volume count as live."""
@@ -66,15 +75,17 @@ def replay(es: Elasticsearch, indices: Indices, symbol: str, rule: Rule, *, days
     return Replay(symbol, rule, start, end, alerts, replayed, from_bars)
 
 
-def count_alerts(symbol: str, rule: Rule, points: Iterable[TickPoint], *,
-                 baseline_seconds: int = 3600) -> tuple[int, int]:
+def count_alerts(
+    symbol: str, rule: Rule, points: Iterable[TickPoint], *, baseline_seconds: int = 3600
+) -> tuple[int, int]:
     """(episodes opened, points replayed) for points in event-time order: the pure part of `replay`."""
     state = SymbolState()
     alerts = replayed = 0
     stream = iter(points)
     while chunk := list(islice(stream, _BATCH)):
-        outcome = advance(state, symbol, chunk, [rule], lateness_ms=0, now=_REPLAYED_AT,
-                          baseline_seconds=baseline_seconds)
+        outcome = advance(
+            state, symbol, chunk, [rule], lateness_ms=0, now=_REPLAYED_AT, baseline_seconds=baseline_seconds
+        )
         alerts += len(outcome.new_ids)
         replayed += len(chunk)
     return alerts, replayed
@@ -83,18 +94,33 @@ def count_alerts(symbol: str, rule: Rule, points: Iterable[TickPoint], *,
 def _span_query(symbol: str, start: datetime, end: datetime) -> dict[str, Any]:
     """The symbol's ticks in the span that detection evaluated: suspect ones (bad prints, skewed clocks) never
     raised an alert, so they raise none here either."""
-    return {"bool": {"filter": [{"term": {"symbol": symbol}}, {"range": {"timestamp": {
-        "gte": to_ms(start), "lte": to_ms(end), "format": "epoch_millis"}}}],
-        "must_not": [{"term": {"suspect": True}}]}}
+    return {
+        "bool": {
+            "filter": [
+                {"term": {"symbol": symbol}},
+                {"range": {"timestamp": {"gte": to_ms(start), "lte": to_ms(end), "format": "epoch_millis"}}},
+            ],
+            "must_not": [{"term": {"suspect": True}}],
+        }
+    }
 
 
 def _tick_points(es: Elasticsearch, indices: Indices, query: dict[str, Any]) -> Iterator[TickPoint]:
     """Stored ticks oldest first, a page at a time (`search_after` on the event time)."""
     after: list[Any] | None = None
     while True:
-        hits = es.search(index=indices.ticks, query=query, size=PAGE_SIZE, sort=[{"timestamp": "asc"}],
-                         search_after=after, source=False, docvalue_fields=["price", "volume"],
-                         track_total_hits=False, ignore_unavailable=True, allow_no_indices=True)["hits"]["hits"]
+        hits = es.search(
+            index=indices.ticks,
+            query=query,
+            size=PAGE_SIZE,
+            sort=[{"timestamp": "asc"}],
+            search_after=after,
+            source=False,
+            docvalue_fields=["price", "volume"],
+            track_total_hits=False,
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )["hits"]["hits"]
         for hit in hits:
             volume = hit["fields"].get("volume")  # absent when the tick carried none
             yield TickPoint(hit["sort"][0], hit["fields"]["price"][0], volume[0] if volume else None)
@@ -106,11 +132,25 @@ def _tick_points(es: Elasticsearch, indices: Indices, query: dict[str, Any]) -> 
 def _bar_points(es: Elasticsearch, indices: Indices, query: dict[str, Any], rule: Rule) -> Iterator[TickPoint]:
     """Two points per minute from a date histogram, ordered so the rule's move inside a minute counts, the
     minute's volume split between them (none when its ticks carried none)."""
-    buckets = es.search(index=indices.ticks, query=query, size=0, track_total_hits=False, aggs={"bars": {
-        "date_histogram": {"field": "timestamp", "fixed_interval": f"{BAR_SECONDS}s", "min_doc_count": 1},
-        "aggs": {"high": {"max": {"field": "price"}}, "low": {"min": {"field": "price"}},
-                 "volume": {"sum": {"field": "volume"}}, "volume_count": {"value_count": {"field": "volume"}}}}},
-        ignore_unavailable=True, allow_no_indices=True)["aggregations"]["bars"]["buckets"]
+    buckets = es.search(
+        index=indices.ticks,
+        query=query,
+        size=0,
+        track_total_hits=False,
+        aggs={
+            "bars": {
+                "date_histogram": {"field": "timestamp", "fixed_interval": f"{BAR_SECONDS}s", "min_doc_count": 1},
+                "aggs": {
+                    "high": {"max": {"field": "price"}},
+                    "low": {"min": {"field": "price"}},
+                    "volume": {"sum": {"field": "volume"}},
+                    "volume_count": {"value_count": {"field": "volume"}},
+                },
+            }
+        },
+        ignore_unavailable=True,
+        allow_no_indices=True,
+    )["aggregations"]["bars"]["buckets"]
     half = BAR_SECONDS * 500
     for bucket in buckets:
         high, low = bucket["high"]["value"], bucket["low"]["value"]

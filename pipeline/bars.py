@@ -37,8 +37,10 @@ ROLE_NAMES: dict[str, tuple[str, ...]] = {
 KLINE_WIDTH = 12  # open_time, open, high, low, close, volume, close_time, quote volume, trades, taker x2, ignore
 DEFAULT_BAR = timedelta(minutes=1)
 DAILY_BAR = timedelta(days=1)
-COLUMNS_FORM = ("role=column,... with roles time, open, high, low, close, volume, e.g. time=Date,close=Close "
-                "(time=Date+Time joins two columns)")
+COLUMNS_FORM = (
+    "role=column,... with roles time, open, high, low, close, volume, e.g. time=Date,close=Close "
+    "(time=Date+Time joins two columns)"
+)
 
 
 class BarFileError(ValueError):
@@ -46,6 +48,7 @@ class BarFileError(ValueError):
 
 
 # --- time zones and time cells -------------------------------------------------------------------
+
 
 def parse_zone(name: str) -> tzinfo:
     """An IANA zone such as `America/New_York` (or `UTC`), from the system's time zone database."""
@@ -100,14 +103,17 @@ class BarClock:
         if first.utcoffset() == second.utcoffset():
             return first.astimezone(UTC)
         if first.astimezone(UTC).astimezone(self.zone).replace(tzinfo=None) != naive:
-            raise ValueError(f"{naive:%Y-%m-%d %H:%M} does not exist in {self.zone} (the clocks skip it at the "
-                             "DST change); is --tz right?")
+            raise ValueError(
+                f"{naive:%Y-%m-%d %H:%M} does not exist in {self.zone} (the clocks skip it at the "
+                "DST change); is --tz right?"
+            )
         fold = int(previous is not None and (previous[1] == 1 or naive <= previous[0]))
         self._previous = (naive, fold)
         return (second if fold else first).astimezone(UTC)
 
 
 # --- layouts ---------------------------------------------------------------------------------------
+
 
 def parse_columns(spec: str) -> dict[str, str]:
     """`time=Date,close=Close,volume=Vol` -> {role: header name or 1-based column number}."""
@@ -123,8 +129,10 @@ def parse_columns(spec: str) -> dict[str, str]:
     if missing:
         raise ValueError(f"--columns needs {' and '.join(missing)}; expected {COLUMNS_FORM}")
     if 0 < len(partial) < 3:
-        raise ValueError(f"--columns maps some of open, high, low but not {', '.join(partial)}: give all three "
-                         "(a bar) or none (one tick per row at the close)")
+        raise ValueError(
+            f"--columns maps some of open, high, low but not {', '.join(partial)}: give all three "
+            "(a bar) or none (one tick per row at the close)"
+        )
     return mapping
 
 
@@ -160,9 +168,11 @@ def detect_layout(first_row: list[str], columns: Mapping[str, str] | None = None
         return Layout("documented", False, in_order, len(cells))
     if len(cells) == KLINE_WIDTH and cells[0].isdigit():
         return Layout("kline", False, in_order, len(cells))
-    raise ValueError(f"unknown layout: no header and {len(cells)} fields in the first row; expected "
-                     f"{DOCUMENTED_HEADER} (6 fields) or a 12-field kline export; map yours with --columns "
-                     "(column numbers for a file without header, e.g. --columns time=1,close=5)")
+    raise ValueError(
+        f"unknown layout: no header and {len(cells)} fields in the first row; expected "
+        f"{DOCUMENTED_HEADER} (6 fields) or a 12-field kline export; map yours with --columns "
+        "(column numbers for a file without header, e.g. --columns time=1,close=5)"
+    )
 
 
 def _named_layout(cells: list[str]) -> Layout:
@@ -176,9 +186,11 @@ def _named_layout(cells: list[str]) -> Layout:
         positions["time"] = (names.index("date"), names.index("time"))
     missing = [role for role in ("time", *PRICE_ROLES) if role not in positions]
     if missing:
-        raise ValueError(f"unknown layout: header {','.join(cells)} has no {', '.join(missing)} column; expected "
-                         f"{DOCUMENTED_HEADER}, Yahoo Finance (Date,Open,High,Low,Close,Adj Close,Volume) or a "
-                         "kline export (open_time,open,...); map yours with --columns, e.g. time=Date,close=Close")
+        raise ValueError(
+            f"unknown layout: header {','.join(cells)} has no {', '.join(missing)} column; expected "
+            f"{DOCUMENTED_HEADER}, Yahoo Finance (Date,Open,High,Low,Close,Adj Close,Volume) or a "
+            "kline export (open_time,open,...); map yours with --columns, e.g. time=Date,close=Close"
+        )
     name = "Yahoo Finance" if "adj close" in names else "kline" if "open_time" in names else "documented"
     return Layout(name, True, positions, len(cells))
 
@@ -199,6 +211,7 @@ def _mapped_layout(cells: list[str], header: bool, columns: Mapping[str, str]) -
 
 
 # --- bars --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Bar:
@@ -224,8 +237,9 @@ class Bar:
 def parse_bar(cells: list[str], layout: Layout, clock: BarClock) -> Bar:
     """One data row as a Bar, or ValueError saying what is wrong with it."""
     if len(cells) != layout.width:
-        raise ValueError(f"{len(cells)} fields where the {'header' if layout.header else 'first row'} has "
-                         f"{layout.width}")
+        raise ValueError(
+            f"{len(cells)} fields where the {'header' if layout.header else 'first row'} has {layout.width}"
+        )
     values = {role: " ".join(cells[index].strip() for index in indexes) for role, indexes in layout.positions.items()}
     opened, daily = clock.read(values.pop("time"))
     numbers: dict[str, float] = {}
@@ -260,8 +274,10 @@ def bar_ticks(symbol: str, bar: Bar, span: timedelta, shift: timedelta = timedel
     prices = bar.path()
     volumes = [None] * len(prices) if bar.volume is None else split_volume(bar.volume, len(prices))
     step = span / len(prices)
-    return [Tick(symbol=symbol, timestamp=bar.opened + shift + step * i, price=price, volume=volume)
-            for i, (price, volume) in enumerate(zip(prices, volumes, strict=True))]
+    return [
+        Tick(symbol=symbol, timestamp=bar.opened + shift + step * i, price=price, volume=volume)
+        for i, (price, volume) in enumerate(zip(prices, volumes, strict=True))
+    ]
 
 
 def rows_out_of_order(times: list[datetime]) -> int:
@@ -270,7 +286,7 @@ def rows_out_of_order(times: list[datetime]) -> int:
     tails: list[datetime] = []
     for value in times:
         at = bisect_right(tails, value)
-        tails[at:at + 1] = [value]
+        tails[at : at + 1] = [value]
     return len(times) - len(tails)
 
 
@@ -319,14 +335,20 @@ class BarFile:
 
     def summary(self) -> str:
         """What was read and what was repaired, for the user to see before the replay starts."""
-        repairs = [f"{count} {what if count == 1 else whats}" for count, what, whats in (
-            (self.out_of_order, "row out of order (sorted)", "rows out of order (sorted)"),
-            (self.duplicates, "duplicate timestamp (kept the first)", "duplicate timestamps (kept the first)"),
-            (len(self.skipped), "bad row skipped", "bad rows skipped"),
-        ) if count]
+        repairs = [
+            f"{count} {what if count == 1 else whats}"
+            for count, what, whats in (
+                (self.out_of_order, "row out of order (sorted)", "rows out of order (sorted)"),
+                (self.duplicates, "duplicate timestamp (kept the first)", "duplicate timestamps (kept the first)"),
+                (len(self.skipped), "bad row skipped", "bad rows skipped"),
+            )
+            if count
+        ]
         times = f"times in {self.zone}" if self.zone else "absolute times"
-        text = (f"{self.path} → {self.symbol}: {_many(len(self.bars), 'bar')} of {_length_text(self.bar_length)} "
-                f"({self.layout.name} layout, {times}) → {_many(self.tick_count, 'tick')}")
+        text = (
+            f"{self.path} → {self.symbol}: {_many(len(self.bars), 'bar')} of {_length_text(self.bar_length)} "
+            f"({self.layout.name} layout, {times}) → {_many(self.tick_count, 'tick')}"
+        )
         return text + (f"; {', '.join(repairs)}" if repairs else "")
 
 
@@ -343,8 +365,14 @@ def _length_text(length: timedelta) -> str:
     return f"{seconds} s"
 
 
-def read_bars(path: str | Path, symbol: str, *, zone: tzinfo = UTC, columns: Mapping[str, str] | None = None,
-              skip_bad_rows: bool = False) -> BarFile:
+def read_bars(
+    path: str | Path,
+    symbol: str,
+    *,
+    zone: tzinfo = UTC,
+    columns: Mapping[str, str] | None = None,
+    skip_bad_rows: bool = False,
+) -> BarFile:
     """Reads and checks a whole file. A row that cannot be read raises BarFileError naming file and line,
     unless `skip_bad_rows`, when it is skipped and listed. Raises OSError if the file cannot be opened."""
     path = Path(path)
@@ -370,17 +398,20 @@ def read_bars(path: str | Path, symbol: str, *, zone: tzinfo = UTC, columns: Map
             except ValueError as error:
                 problem = f"{path}:{rows.line_num}: {error}"
                 if not skip_bad_rows:
-                    raise BarFileError(f"{problem} (nothing was published; fix the row or pass --skip-bad-rows)") \
-                        from None
+                    raise BarFileError(
+                        f"{problem} (nothing was published; fix the row or pass --skip-bad-rows)"
+                    ) from None
                 skipped.append(problem)
     if layout is None or not bars:
-        raise BarFileError(f"{path}: no bars to replay" + (f" ({_many(len(skipped), 'bad row')} skipped)" if skipped
-                                                           else ""))
+        raise BarFileError(
+            f"{path}: no bars to replay" + (f" ({_many(len(skipped), 'bad row')} skipped)" if skipped else "")
+        )
     out_of_order = rows_out_of_order([bar.opened for bar in bars])
     ordered = sorted(bars, key=lambda bar: bar.opened)  # stable: of equal times, the file's first comes first
     unique = ordered[:1] + [bar for before, bar in pairwise(ordered) if bar.opened != before.opened]
-    return BarFile(path, symbol, layout, zone if clock.naive_seen else None, unique, out_of_order,
-                   len(bars) - len(unique), skipped)
+    return BarFile(
+        path, symbol, layout, zone if clock.naive_seen else None, unique, out_of_order, len(bars) - len(unique), skipped
+    )
 
 
 def merge_streams(*streams: Iterable[Tick]) -> Iterator[Tick]:

@@ -38,8 +38,9 @@ LAG = Gauge("tickwatch_bridge_lag", "Records not yet read, per partition", ["par
 ASSIGNED = Gauge("tickwatch_bridge_assigned_partitions", "Partitions this bridge owns (0 for long: nothing consumed)")
 
 
-def to_batch(polled: Mapping[TopicPartition, Sequence[ConsumerRecord]], *, max_future_ms: int
-             ) -> tuple[dict[str, Any], list[tuple[ConsumerRecord, str]]]:
+def to_batch(
+    polled: Mapping[TopicPartition, Sequence[ConsumerRecord]], *, max_future_ms: int
+) -> tuple[dict[str, Any], list[tuple[ConsumerRecord, str]]]:
     """Turn one poll (or one lane of it) into a Celery batch of valid ticks and a list of (record, reason).
 
     Besides schema errors, a record is rejected when its key is not its symbol (the symbol's ticks must
@@ -51,8 +52,14 @@ def to_batch(polled: Mapping[TopicPartition, Sequence[ConsumerRecord]], *, max_f
     rejected: list[tuple[ConsumerRecord, str]] = []
     horizon = time.time() * 1000 + max_future_ms
     for tp, records in polled.items():
-        parts.append({"topic": tp.topic, "partition": tp.partition, "first_offset": records[0].offset,
-                      "next_offset": records[-1].offset + 1})
+        parts.append(
+            {
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "first_offset": records[0].offset,
+                "next_offset": records[-1].offset + 1,
+            }
+        )
         for record in records:
             try:
                 tick = parse_tick(record.value)
@@ -65,8 +72,7 @@ def to_batch(polled: Mapping[TopicPartition, Sequence[ConsumerRecord]], *, max_f
             elif ts > horizon:
                 rejected.append((record, f"timestamp is more than {max_future_ms // 1000}s in the future"))
             else:
-                ticks.append([tick.symbol, ts, tick.price, tick.volume, tp.partition, record.offset,
-                              record.timestamp])
+                ticks.append([tick.symbol, ts, tick.price, tick.volume, tp.partition, record.offset, record.timestamp])
     return {"parts": parts, "ticks": ticks, "sent_at": time.time()}, rejected
 
 
@@ -178,8 +184,9 @@ class Bridge:
         """Commit what was handed on, for the partitions we still own (a rebalance may have moved some);
         the lag per partition goes to this process's gauge and to `figures` (the fleet's view, in Redis)."""
         assigned = self.consumer.assignment()
-        offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)
-                   for tp, records in polled.items() if tp in assigned}
+        offsets = {
+            tp: OffsetAndMetadata(records[-1].offset + 1, "", -1) for tp, records in polled.items() if tp in assigned
+        }
         for tp, offset in offsets.items():
             highwater = self.consumer.highwater(tp)
             if highwater is not None:

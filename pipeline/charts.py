@@ -62,8 +62,12 @@ def normalised_paths(paths: dict[str, Sequence[tuple[datetime, float]]], *, titl
     FigureCanvasAgg(figure)
     axes = figure.subplots()
     for symbol, points in paths.items():
-        axes.plot([at.astimezone(zone) for at, _ in points], [value for _, value in points], linewidth=1.4,
-                  label=f"{symbol} {points[-1][1] - 100:+.1f}%")
+        axes.plot(
+            [at.astimezone(zone) for at, _ in points],
+            [value for _, value in points],
+            linewidth=1.4,
+            label=f"{symbol} {points[-1][1] - 100:+.1f}%",
+        )
     axes.axhline(100, color="tab:gray", linewidth=0.8, linestyle="--")
     axes.set_title(title, loc="left", fontsize=11)
     axes.set_ylabel("100 = open", fontsize=8)

@@ -41,10 +41,23 @@ class SymbolControls:
 
 
 def default_rules(settings: Settings) -> dict[RuleName, Rule]:
-    thresholds: dict[RuleName, float] = {"drop": settings.drop_pct, "rise": settings.rise_pct,
-                                         "zscore": settings.zscore_k, "volume": settings.volume_spike_x}
-    return {name: Rule(name, threshold, settings.window_seconds, settings.effective_cooldown_seconds,
-                       settings.confirm_ticks, settings.confirm_seconds) for name, threshold in thresholds.items()}
+    thresholds: dict[RuleName, float] = {
+        "drop": settings.drop_pct,
+        "rise": settings.rise_pct,
+        "zscore": settings.zscore_k,
+        "volume": settings.volume_spike_x,
+    }
+    return {
+        name: Rule(
+            name,
+            threshold,
+            settings.window_seconds,
+            settings.effective_cooldown_seconds,
+            settings.confirm_ticks,
+            settings.confirm_seconds,
+        )
+        for name, threshold in thresholds.items()
+    }
 
 
 def controls_for(redis: Redis, settings: Settings, symbols: list[str]) -> dict[str, SymbolControls]:
@@ -126,8 +139,14 @@ class RuleView:
 
     def as_rule(self) -> Rule:
         """What detection runs (e.g. a preview replays it)."""
-        return Rule(self.name, self.threshold_pct, self.window_seconds, self.cooldown_seconds, self.confirm_ticks,
-                    self.confirm_seconds)
+        return Rule(
+            self.name,
+            self.threshold_pct,
+            self.window_seconds,
+            self.cooldown_seconds,
+            self.confirm_ticks,
+            self.confirm_seconds,
+        )
 
     def describe(self) -> str:
         return describe_rule(self.name, self.threshold_pct, self.window_seconds)
@@ -155,13 +174,25 @@ class Change:
         return "unmuted"
 
     def document(self) -> dict[str, Any]:
-        return {"at": iso(self.at), "action": self.action, "symbol": self.symbol, "old": self.old, "new": self.new,
-                "actor": asdict(self.actor)}
+        return {
+            "at": iso(self.at),
+            "action": self.action,
+            "symbol": self.symbol,
+            "old": self.old,
+            "new": self.new,
+            "actor": asdict(self.actor),
+        }
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Change:
-        return cls(doc["action"], doc["symbol"], doc.get("old"), doc.get("new"), Actor(**doc["actor"]),
-                   datetime.fromisoformat(doc["at"]))
+        return cls(
+            doc["action"],
+            doc["symbol"],
+            doc.get("old"),
+            doc.get("new"),
+            Actor(**doc["actor"]),
+            datetime.fromisoformat(doc["at"]),
+        )
 
 
 class Controls:
@@ -186,14 +217,28 @@ class Controls:
         views = {}
         for name, override in zip(RULES, raw, strict=True):
             rule = _apply(defaults[name], override)
-            views[name] = RuleView(name, rule.threshold_pct, rule.window_seconds, max(rule.cooldown_seconds,
-                                   rule.window_seconds), overridden=rule != defaults[name],
-                                   confirm_ticks=rule.confirm_ticks, confirm_seconds=rule.confirm_seconds)
+            views[name] = RuleView(
+                name,
+                rule.threshold_pct,
+                rule.window_seconds,
+                max(rule.cooldown_seconds, rule.window_seconds),
+                overridden=rule != defaults[name],
+                confirm_ticks=rule.confirm_ticks,
+                confirm_seconds=rule.confirm_seconds,
+            )
         return views
 
-    def candidate(self, symbol: str, rule: RuleName, *, threshold_pct: float | None = None,
-                  window_seconds: int | None = None, cooldown_seconds: int | None = None,
-                  confirm_ticks: int | None = None, confirm_seconds: float | None = None) -> RuleView:
+    def candidate(
+        self,
+        symbol: str,
+        rule: RuleName,
+        *,
+        threshold_pct: float | None = None,
+        window_seconds: int | None = None,
+        cooldown_seconds: int | None = None,
+        confirm_ticks: int | None = None,
+        confirm_seconds: float | None = None,
+    ) -> RuleView:
         """The rule `set_rule` would store for these changes, validated, without storing it (for previews).
 
         Parameters not given keep their current values; a cooldown that followed the window keeps following it.
@@ -208,24 +253,48 @@ class Controls:
         else:
             cooldown = max(old.cooldown_seconds, window)
         threshold = old.threshold_pct if threshold_pct is None else float(threshold_pct)
-        new = RuleView(rule, threshold, window, cooldown, overridden=True,
-                       confirm_ticks=old.confirm_ticks if confirm_ticks is None else int(confirm_ticks),
-                       confirm_seconds=old.confirm_seconds if confirm_seconds is None else float(confirm_seconds))
+        new = RuleView(
+            rule,
+            threshold,
+            window,
+            cooldown,
+            overridden=True,
+            confirm_ticks=old.confirm_ticks if confirm_ticks is None else int(confirm_ticks),
+            confirm_seconds=old.confirm_seconds if confirm_seconds is None else float(confirm_seconds),
+        )
         _validate(new)
         return new
 
-    def set_rule(self, symbol: str, rule: RuleName, actor: Actor, *, threshold_pct: float | None = None,
-                 window_seconds: int | None = None, cooldown_seconds: int | None = None,
-                 confirm_ticks: int | None = None, confirm_seconds: float | None = None) -> Change:
+    def set_rule(
+        self,
+        symbol: str,
+        rule: RuleName,
+        actor: Actor,
+        *,
+        threshold_pct: float | None = None,
+        window_seconds: int | None = None,
+        cooldown_seconds: int | None = None,
+        confirm_ticks: int | None = None,
+        confirm_seconds: float | None = None,
+    ) -> Change:
         """Override some of a rule's parameters for one symbol; the others keep their current values."""
         symbol = normalise_symbol(symbol)
-        new = self.candidate(symbol, rule, threshold_pct=threshold_pct, window_seconds=window_seconds,
-                             cooldown_seconds=cooldown_seconds, confirm_ticks=confirm_ticks,
-                             confirm_seconds=confirm_seconds)
+        new = self.candidate(
+            symbol,
+            rule,
+            threshold_pct=threshold_pct,
+            window_seconds=window_seconds,
+            cooldown_seconds=cooldown_seconds,
+            confirm_ticks=confirm_ticks,
+            confirm_seconds=confirm_seconds,
+        )
         old = self.rules(symbol)[rule]
         change = self._record("set_rule", symbol, _rule_state(old), _rule_state(new), actor)
-        stored: dict[str, Any] = {"threshold_pct": new.threshold_pct, "window_seconds": new.window_seconds,
-                                  "cooldown_seconds": new.cooldown_seconds}
+        stored: dict[str, Any] = {
+            "threshold_pct": new.threshold_pct,
+            "window_seconds": new.window_seconds,
+            "cooldown_seconds": new.cooldown_seconds,
+        }
         default = default_rules(self.settings)[rule]
         if (new.confirm_ticks, new.confirm_seconds) != (default.confirm_ticks, default.confirm_seconds):
             stored.update(confirm_ticks=new.confirm_ticks, confirm_seconds=new.confirm_seconds)  # else: settings'
@@ -238,16 +307,30 @@ class Controls:
         _check_rule_name(rule)
         old = self.rules(symbol)[rule]
         default = default_rules(self.settings)[rule]
-        new = RuleView(rule, default.threshold_pct, default.window_seconds, default.cooldown_seconds, False,
-                       default.confirm_ticks, default.confirm_seconds)
+        new = RuleView(
+            rule,
+            default.threshold_pct,
+            default.window_seconds,
+            default.cooldown_seconds,
+            False,
+            default.confirm_ticks,
+            default.confirm_seconds,
+        )
         change = self._record("reset_rule", symbol, _rule_state(old), _rule_state(new), actor)
         self.redis.hdel(RULES_KEY, f"{symbol}:{rule}")
         return change
 
     # --- mutes ------------------------------------------------------------------------------------
 
-    def mute(self, symbol: str, actor: Actor, *, duration: timedelta | None = None, until: datetime | None = None,
-             reason: str = "") -> Change:
+    def mute(
+        self,
+        symbol: str,
+        actor: Actor,
+        *,
+        duration: timedelta | None = None,
+        until: datetime | None = None,
+        reason: str = "",
+    ) -> Change:
         """Silence a symbol's notifications (its anomalies are still stored, flagged muted).
 
         `duration` or `until` bound it; neither means until someone unmutes.
@@ -265,17 +348,28 @@ class Controls:
             if until <= now:
                 raise ValueError("a mute must end in the future")
             if until - now > MAX_MUTE:
-                raise ValueError(f"a mute can last at most {format_duration(MAX_MUTE.total_seconds())}; "
-                                 "leave the duration out to mute until unmuted")
+                raise ValueError(
+                    f"a mute can last at most {format_duration(MAX_MUTE.total_seconds())}; "
+                    "leave the duration out to mute until unmuted"
+                )
         reason = reason.strip()
         if len(reason) > MAX_REASON_CHARS:
             raise ValueError(f"the reason can be at most {MAX_REASON_CHARS} characters")
         old = self.mute_of(symbol)
         new = Mute(symbol, until, actor.name, reason, now)
         change = self._record("mute", symbol, _mute_state(old), _mute_state(new), actor)
-        self.redis.hset(MUTES_KEY, symbol, orjson.dumps(
-            {"until": until.timestamp() if until else None, "by": actor.name, "reason": reason,
-             "at": now.timestamp()}))
+        self.redis.hset(
+            MUTES_KEY,
+            symbol,
+            orjson.dumps(
+                {
+                    "until": until.timestamp() if until else None,
+                    "by": actor.name,
+                    "reason": reason,
+                    "at": now.timestamp(),
+                }
+            ),
+        )
         return change
 
     def unmute(self, symbol: str, actor: Actor) -> Change | None:
@@ -297,8 +391,11 @@ class Controls:
     def mutes(self) -> list[Mute]:
         """Mutes in force, soonest to end first (open-ended ones last)."""
         now = time.time()
-        found = [_mute(key.decode(), mute) for key, raw in self.redis.hgetall(MUTES_KEY).items()
-                 if (mute := _active(raw, now)) is not None]
+        found = [
+            _mute(key.decode(), mute)
+            for key, raw in self.redis.hgetall(MUTES_KEY).items()
+            if (mute := _active(raw, now)) is not None
+        ]
         return sorted(found, key=lambda m: (m.until is None, m.until or datetime.max.replace(tzinfo=UTC), m.symbol))
 
     # --- audit ------------------------------------------------------------------------------------
@@ -309,22 +406,28 @@ class Controls:
             raise ValueError("limit must be between 1 and 1000")
         self.es.indices.refresh(index=self.indices.audit)  # a change made a moment ago is listed
         query = {"term": {"symbol": normalise_symbol(symbol)}} if symbol else {"match_all": {}}
-        hits = self.es.search(index=self.indices.audit, query=query, size=limit,
-                              sort=[{"at": "desc"}])["hits"]["hits"]
+        hits = self.es.search(index=self.indices.audit, query=query, size=limit, sort=[{"at": "desc"}])["hits"]["hits"]
         return [Change.from_document(hit["_source"]) for hit in hits]
 
-    def _record(self, action: str, symbol: str, old: dict[str, Any] | None, new: dict[str, Any] | None,
-                actor: Actor) -> Change:
+    def _record(
+        self, action: str, symbol: str, old: dict[str, Any] | None, new: dict[str, Any] | None, actor: Actor
+    ) -> Change:
         change = Change(action, symbol, old, new, actor, datetime.now(UTC))
         self.es.index(index=self.indices.audit, document=change.document())
         return change
 
 
-RULE_USAGE = ("RULE THRESHOLD [WINDOW] [cooldown DURATION] [confirm TICKS|DURATION], e.g. `drop 3% 10m`, "
-              "`rise 8%`, `zscore 4`, `volume 5x 15m`, `drop 5% confirm 3`, `drop off`")
+RULE_USAGE = (
+    "RULE THRESHOLD [WINDOW] [cooldown DURATION] [confirm TICKS|DURATION], e.g. `drop 3% 10m`, "
+    "`rise 8%`, `zscore 4`, `volume 5x 15m`, `drop 5% confirm 3`, `drop off`"
+)
 # How each rule's threshold is written: a percentage, k (sigmas), a multiple of the usual volume.
-THRESHOLD_UNITS: dict[RuleName, tuple[str, ...]] = {"drop": ("%",), "rise": ("%",), "zscore": ("sigma", "\u03c3", "sd"),
-                                                    "volume": ("x",)}
+THRESHOLD_UNITS: dict[RuleName, tuple[str, ...]] = {
+    "drop": ("%",),
+    "rise": ("%",),
+    "zscore": ("sigma", "\u03c3", "sd"),
+    "volume": ("x",),
+}
 
 
 def format_threshold(rule: RuleName, threshold: float) -> str:
@@ -381,19 +484,26 @@ def _validate(rule: RuleView) -> None:
     if not 0 < rule.window_seconds <= MAX_WINDOW_SECONDS:
         raise ValueError(f"a window is longer than zero and at most {format_duration(MAX_WINDOW_SECONDS)}")
     if rule.cooldown_seconds < rule.window_seconds:
-        raise ValueError("the cooldown must be at least the window (an episode ends only after its reference "
-                         "has left the window)")
+        raise ValueError(
+            "the cooldown must be at least the window (an episode ends only after its reference has left the window)"
+        )
     if not 1 <= rule.confirm_ticks <= MAX_CONFIRM_TICKS:
         raise ValueError(f"confirm takes 1 (alert at once) to {MAX_CONFIRM_TICKS} ticks, e.g. confirm 2")
     if not 0 <= rule.confirm_seconds <= MAX_CONFIRM_SECONDS:
-        raise ValueError(f"confirm takes a duration of at most {format_duration(MAX_CONFIRM_SECONDS)}, e.g. "
-                         "confirm 10s")
+        raise ValueError(
+            f"confirm takes a duration of at most {format_duration(MAX_CONFIRM_SECONDS)}, e.g. confirm 10s"
+        )
 
 
 def _rule_state(rule: RuleView) -> dict[str, Any]:
-    return {"rule": rule.name, "threshold_pct": rule.threshold_pct, "window_seconds": rule.window_seconds,
-            "cooldown_seconds": rule.cooldown_seconds, "confirm_ticks": rule.confirm_ticks,
-            "confirm_seconds": rule.confirm_seconds}
+    return {
+        "rule": rule.name,
+        "threshold_pct": rule.threshold_pct,
+        "window_seconds": rule.window_seconds,
+        "cooldown_seconds": rule.cooldown_seconds,
+        "confirm_ticks": rule.confirm_ticks,
+        "confirm_seconds": rule.confirm_seconds,
+    }
 
 
 def describe_rule(rule: RuleName, threshold: float, window_seconds: int) -> str:
@@ -409,8 +519,13 @@ def _describe_rule(state: dict[str, Any] | None) -> str:
 
 def _mute(symbol: str, stored: dict[str, Any]) -> Mute:
     until, at = stored.get("until"), stored.get("at")
-    return Mute(symbol, datetime.fromtimestamp(until, UTC) if until else None, stored.get("by", ""),
-                stored.get("reason", ""), datetime.fromtimestamp(at, UTC) if at else None)
+    return Mute(
+        symbol,
+        datetime.fromtimestamp(until, UTC) if until else None,
+        stored.get("by", ""),
+        stored.get("reason", ""),
+        datetime.fromtimestamp(at, UTC) if at else None,
+    )
 
 
 def _mute_state(mute: Mute | None) -> dict[str, Any] | None:

@@ -27,7 +27,10 @@ def decode(cursor: str | None) -> list[Any] | None:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except ValueError:
         raise ValueError(INVALID) from None
-    if (not isinstance(values, list) or not values
-            or not all(isinstance(v, str) or (isinstance(v, int | float) and math.isfinite(v)) for v in values)):
+    if (
+        not isinstance(values, list)
+        or not values
+        or not all(isinstance(v, str) or (isinstance(v, int | float) and math.isfinite(v)) for v in values)
+    ):
         raise ValueError(INVALID)
     return values

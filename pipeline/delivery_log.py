@@ -171,12 +171,23 @@ def create(redis: Redis, records: list[DeliveryRecord]) -> tuple[list[DeliveryRe
         return [], []
     pipe = redis.pipeline(transaction=False)
     for record in records:
-        pipe.eval(_CREATE, 2, _record_key(record.id), _log_key(record.subscription_id), record.model_dump_json(),
-                  RETENTION_SECONDS, record.created_at.timestamp(), record.id, KEEP_PER_SUBSCRIPTION,
-                  PREFIX + "delivery:")
+        pipe.eval(
+            _CREATE,
+            2,
+            _record_key(record.id),
+            _log_key(record.subscription_id),
+            record.model_dump_json(),
+            RETENTION_SECONDS,
+            record.created_at.timestamp(),
+            record.id,
+            KEEP_PER_SUBSCRIPTION,
+            PREFIX + "delivery:",
+        )
     answers = pipe.execute()
-    return ([record for record, answer in zip(records, answers, strict=True) if answer == 1],
-            [(record.id, 0) for record, answer in zip(records, answers, strict=True) if answer])
+    return (
+        [record for record, answer in zip(records, answers, strict=True) if answer == 1],
+        [(record.id, 0) for record, answer in zip(records, answers, strict=True) if answer],
+    )
 
 
 def load(redis: Redis, delivery: str) -> DeliveryRecord | None:
@@ -189,8 +200,9 @@ def save(redis: Redis | Pipeline, record: DeliveryRecord) -> None:
     redis.set(_record_key(record.id), record.model_dump_json(), xx=True, keepttl=True)
 
 
-def page(redis: Redis, subscription_id: str, *, limit: int, cursor: str | None = None,
-         status: Status | None = None) -> tuple[list[DeliveryRecord], str | None]:
+def page(
+    redis: Redis, subscription_id: str, *, limit: int, cursor: str | None = None, status: Status | None = None
+) -> tuple[list[DeliveryRecord], str | None]:
     """Newest first, `limit` at most, after `cursor` (pipeline.cursors; ValueError for a bad one); returns the
     next page's cursor."""
     position = cursors.decode(cursor)
@@ -230,7 +242,7 @@ def forget(redis: Redis, subscription_id: str) -> None:
     keys = [_record_key(member.decode()) for member in members]
     keys += [_log_key(subscription_id), f"{PREFIX}slot:{subscription_id}", f"{PREFIX}waiting:{subscription_id}"]
     for start in range(0, len(keys), 500):
-        redis.delete(*keys[start:start + 500])
+        redis.delete(*keys[start : start + 500])
 
 
 def schedule(redis: Redis | Pipeline, job: Job, at: datetime) -> None:
@@ -249,8 +261,16 @@ def acquire(redis: Redis | Pipeline, subscription_id: str, job: Job, *, hold_sec
     """Take the subscription's one sending slot for at most `hold_seconds` if `job` is still current, or queue
     behind its holder. Its result (read with `acquired`) tells which; on a pipeline it comes with `execute`."""
     now = datetime.now(UTC).timestamp()
-    return redis.eval(_ACQUIRE, 4, *_slot_keys(subscription_id), _record_key(job[0]),
-                      _member(job), int(hold_seconds * 1000), now, job[1])
+    return redis.eval(
+        _ACQUIRE,
+        4,
+        *_slot_keys(subscription_id),
+        _record_key(job[0]),
+        _member(job),
+        int(hold_seconds * 1000),
+        now,
+        job[1],
+    )
 
 
 def acquired(result: list[Any]) -> DeliveryRecord | Literal["waiting", "stale"]:
@@ -277,8 +297,12 @@ def enqueue(settings: Settings, jobs: Iterable[Job]) -> None:
     app = _sender(settings.redis_url)
     with app.producer_or_acquire() as producer:
         for start in range(0, len(pending), JOBS_PER_TASK):
-            app.send_task(TASK_NAME, args=(pending[start:start + JOBS_PER_TASK],), queue=settings.alerts_queue,
-                          producer=producer)
+            app.send_task(
+                TASK_NAME,
+                args=(pending[start : start + JOBS_PER_TASK],),
+                queue=settings.alerts_queue,
+                producer=producer,
+            )
 
 
 @lru_cache

@@ -162,13 +162,23 @@ def advance(
     next tick. `baseline_seconds` is the time constant of the zscore and volume rules' baseline.
     """
     late, published, duplicates, earliest, skewed = _insert(
-        state, ticks, None if clock_skew_ms is None else (to_ms(now), clock_skew_ms))
+        state, ticks, None if clock_skew_ms is None else (to_ms(now), clock_skew_ms)
+    )
     if earliest is None:
         return Outcome([], [], late, duplicates, suspects=skewed)
 
     active = [rule for rule in rules if rule.enabled]
-    run = _Evaluation.resume(state, symbol, rules, earliest, published=published, now=now, muted=muted,
-                             lateness_ms=lateness_ms, baseline_seconds=baseline_seconds)
+    run = _Evaluation.resume(
+        state,
+        symbol,
+        rules,
+        earliest,
+        published=published,
+        now=now,
+        muted=muted,
+        lateness_ms=lateness_ms,
+        baseline_seconds=baseline_seconds,
+    )
     run.suspects += skewed
     run.evaluate()
     _settle(state, run.episodes, run.changes, lateness_ms)
@@ -176,8 +186,11 @@ def advance(
     # The zscore and volume rules measure against ticks older than the window and the lateness: keep those
     # in the window until they are folded into the baseline.
     baseline = any(rule.name in BASELINE_RULES for rule in active)
-    _prune(state, max((rule.window_ms for rule in active), default=0) + (lateness_ms if baseline else 0),
-           baseline_seconds * 1000 if baseline else None)
+    _prune(
+        state,
+        max((rule.window_ms for rule in active), default=0) + (lateness_ms if baseline else 0),
+        baseline_seconds * 1000 if baseline else None,
+    )
     return outcome
 
 
@@ -185,10 +198,22 @@ class _Evaluation:
     """One pass over a symbol's window, from `start` to its newest tick: each tick's rule checks, bad prints,
     and the episode transitions they make, with what the batch changed."""
 
-    def __init__(self, state: SymbolState, symbol: str, rules: list[Rule], start: int, source: dict[str, Episode],
-                 changes: list[tuple[int, str, Episode]], reusable: dict[str, list[str]], *,
-                 published: dict[int, int], now: datetime, muted: bool, lateness_ms: int,
-                 baseline_seconds: int) -> None:
+    def __init__(
+        self,
+        state: SymbolState,
+        symbol: str,
+        rules: list[Rule],
+        start: int,
+        source: dict[str, Episode],
+        changes: list[tuple[int, str, Episode]],
+        reusable: dict[str, list[str]],
+        *,
+        published: dict[int, int],
+        now: datetime,
+        muted: bool,
+        lateness_ms: int,
+        baseline_seconds: int,
+    ) -> None:
         self.state, self.symbol, self.rules, self.start = state, symbol, rules, start
         self.episodes = {rule.name: source.get(rule.name, Episode()).copy() for rule in rules}
         self.changes, self.reusable = changes, reusable
@@ -201,12 +226,20 @@ class _Evaluation:
         self.flagged_before = set(state.suspect)
         state.suspect = {ts: judged for ts, judged in state.suspect.items() if judged <= start}
         excluded = {bisect.bisect_left(state.ts, ts) for ts in state.suspect}
-        self.checks = WindowChecks(state.ts, state.prices, state.volumes, excluded=excluded,
-                                   baseline=state.baseline, tau_ms=baseline_seconds * 1000, lateness_ms=lateness_ms)
+        self.checks = WindowChecks(
+            state.ts,
+            state.prices,
+            state.volumes,
+            excluded=excluded,
+            baseline=state.baseline,
+            tau_ms=baseline_seconds * 1000,
+            lateness_ms=lateness_ms,
+        )
 
     @classmethod
-    def resume(cls, state: SymbolState, symbol: str, rules: Sequence[Rule], earliest: int, **options: Any
-               ) -> _Evaluation:
+    def resume(
+        cls, state: SymbolState, symbol: str, rules: Sequence[Rule], earliest: int, **options: Any
+    ) -> _Evaluation:
         """Go on from the live state when every new tick is newer than those evaluated, else from the settled
         state at the watermark (re-using the ids of the anomalies opened since, see `_tentative_ids`).
 
@@ -260,8 +293,11 @@ class _Evaluation:
         state, ts, price = self.state, self.state.ts[i], self.state.prices[i]
         if hit is not None:
             if episode.anomaly is None:
-                pending = (Pending(ts, 1, state.prices[hit.ref], price) if episode.pending is None
-                           else episode.pending._replace(ticks=episode.pending.ticks + 1))
+                pending = (
+                    Pending(ts, 1, state.prices[hit.ref], price)
+                    if episode.pending is None
+                    else episode.pending._replace(ticks=episode.pending.ticks + 1)
+                )
                 if not confirmed(pending, ts, rule.confirm_ticks, rule.confirm_seconds):
                     episode.pending = pending  # holds, not confirmed yet (Alertmanager's "pending")
                     self.changes.append((ts, rule.name, episode.copy()))
@@ -269,9 +305,19 @@ class _Evaluation:
                 episode.pending = None
                 volume = None if math.isnan(state.volumes[i]) else state.volumes[i]
                 tick = TickPoint(ts, price, volume, self.published.get(ts))
-                episode.anomaly = _open(self.symbol, rule, tick, hit, state.ts[hit.ref], state.prices[hit.ref],
-                                        pending.since, self.now, self.muted, state.known,
-                                        self.reusable.get(rule.name))
+                episode.anomaly = _open(
+                    self.symbol,
+                    rule,
+                    tick,
+                    hit,
+                    state.ts[hit.ref],
+                    state.prices[hit.ref],
+                    pending.since,
+                    self.now,
+                    self.muted,
+                    state.known,
+                    self.reusable.get(rule.name),
+                )
             elif _deepen(episode.anomaly, price, ts):
                 self.deepened.add(episode.anomaly["id"])
             episode.last_hold = ts
@@ -293,24 +339,43 @@ class _Evaluation:
         same ticks reports no anomaly as new, and no resolution, twice)."""
         known, touched = self.state.known, self.touched
         new_ids = [key for key in touched if key not in known]
-        resolved_ids = [key for key, data in touched.items()
-                        if data.get("resolved_at") is not None and not known.get(key, {}).get("resolved")]
-        deepened_ids = [key for key, data in touched.items()
-                        if key in self.deepened and key not in new_ids and data.get("resolved_at") is None]
+        resolved_ids = [
+            key
+            for key, data in touched.items()
+            if data.get("resolved_at") is not None and not known.get(key, {}).get("resolved")
+        ]
+        deepened_ids = [
+            key
+            for key, data in touched.items()
+            if key in self.deepened and key not in new_ids and data.get("resolved_at") is None
+        ]
         for key, data in touched.items():
-            known[key] = {"rule": data["rule"], "timestamp": data["timestamp"], "published_at": data["published_at"],
-                          "detected_at": data["detected_at"], "muted": data.get("muted", self.muted),
-                          "resolved": known.get(key, {}).get("resolved", False) or key in resolved_ids}
-        return Outcome([_model(data, self.muted) for data in touched.values()], new_ids, late, duplicates,
-                       deepened_ids=deepened_ids, resolved_ids=resolved_ids, suspects=self.suspects)
+            known[key] = {
+                "rule": data["rule"],
+                "timestamp": data["timestamp"],
+                "published_at": data["published_at"],
+                "detected_at": data["detected_at"],
+                "muted": data.get("muted", self.muted),
+                "resolved": known.get(key, {}).get("resolved", False) or key in resolved_ids,
+            }
+        return Outcome(
+            [_model(data, self.muted) for data in touched.values()],
+            new_ids,
+            late,
+            duplicates,
+            deepened_ids=deepened_ids,
+            resolved_ids=resolved_ids,
+            suspects=self.suspects,
+        )
 
 
 def _ongoing(episode: Episode | None) -> bool:
     return episode is not None and (episode.anomaly is not None or episode.pending is not None)
 
 
-def _settle(state: SymbolState, episodes: dict[str, Episode], changes: list[tuple[int, str, Episode]],
-            lateness_ms: int) -> None:
+def _settle(
+    state: SymbolState, episodes: dict[str, Episode], changes: list[tuple[int, str, Episode]], lateness_ms: int
+) -> None:
     """Move the watermark to the newest tick minus the lateness, fold the changes up to it into the settled
     episodes, and keep the rest (a later out-of-order tick re-evaluates from there)."""
     newest_allowed_late = state.ts[-1] - lateness_ms
@@ -322,19 +387,26 @@ def _settle(state: SymbolState, episodes: dict[str, Episode], changes: list[tupl
     state.live, state.evaluated_upto = episodes, state.ts[-1]
 
 
-def _contradicted(episodes: dict[str, Episode], hits: dict[str, Crossing | None], prev_ts: int, prev_price: float,
-                  price: float) -> str | None:
+def _contradicted(
+    episodes: dict[str, Episode], hits: dict[str, Crossing | None], prev_ts: int, prev_price: float, price: float
+) -> str | None:
     """Why the previous tick is a bad print: it alone made a condition hold, and this tick takes the move back."""
     for name, episode in episodes.items():
         pending = episode.pending
-        if (pending is not None and pending.ticks == 1 and pending.since == prev_ts and hits[name] is None
-                and contradicts(pending.reference_price, prev_price, price)):
+        if (
+            pending is not None
+            and pending.ticks == 1
+            and pending.since == prev_ts
+            and hits[name] is None
+            and contradicts(pending.reference_price, prev_price, price)
+        ):
             return bad_print_reason(name, pending.reference_price, prev_price, price)
     return None
 
 
-def _insert(state: SymbolState, ticks: Iterable[TickPoint], clock: tuple[int, int] | None
-            ) -> tuple[list[TickPoint], dict[int, int], list[TickPoint], int | None, list[tuple[int, str]]]:
+def _insert(
+    state: SymbolState, ticks: Iterable[TickPoint], clock: tuple[int, int] | None
+) -> tuple[list[TickPoint], dict[int, int], list[TickPoint], int | None, list[tuple[int, str]]]:
     """Merge ticks into the sorted window.
 
     Returns the late ticks, Kafka times by event time, the duplicates, the earliest event time inserted
@@ -379,9 +451,19 @@ def _tentative_ids(state: SymbolState, watermark: int) -> dict[str, list[str]]:
     return {rule: [key for _, key in sorted(items)] for rule, items in tentative.items()}
 
 
-def _open(symbol: str, rule: Rule, tick: TickPoint, hit: Crossing, ref_ts: int, ref_price: float, started: int,
-          now: datetime, muted: bool, known: dict[str, dict[str, Any]], reusable: list[str] | None
-          ) -> dict[str, Any]:
+def _open(
+    symbol: str,
+    rule: Rule,
+    tick: TickPoint,
+    hit: Crossing,
+    ref_ts: int,
+    ref_price: float,
+    started: int,
+    now: datetime,
+    muted: bool,
+    known: dict[str, dict[str, Any]],
+    reusable: list[str] | None,
+) -> dict[str, Any]:
     change = round((tick.price / ref_price - 1) * 100, 4)
     key = reusable.pop(0) if reusable else anomaly_id(symbol, rule.name, ref_ts)
     seen = known.get(key, {})
@@ -437,14 +519,23 @@ def _prune(state: SymbolState, window_ms: int, tau_ms: float | None) -> None:
         del state.prices[:keep_from]
         del state.volumes[:keep_from]
     open_ids = {ep.anomaly["id"] for eps in (state.settled, state.live) for ep in eps.values() if ep.anomaly}
-    state.known = {key: seen for key, seen in state.known.items()
-                   if (seen["timestamp"] or 0) > state.watermark or key in open_ids}
+    state.known = {
+        key: seen for key, seen in state.known.items() if (seen["timestamp"] or 0) > state.watermark or key in open_ids
+    }
 
 
 def _model(data: dict[str, Any], muted: bool) -> Anomaly:
     """The anomaly as stored; `muted` is for episodes opened by a state saved before episodes kept theirs."""
-    times = ("timestamp", "reference_timestamp", "peak_timestamp", "started_at", "published_at", "detected_at",
-             "resolved_at")
+    times = (
+        "timestamp",
+        "reference_timestamp",
+        "peak_timestamp",
+        "started_at",
+        "published_at",
+        "detected_at",
+        "resolved_at",
+    )
     status = {"status": "resolved"} if data.get("resolved_at") is not None else {}
-    return Anomaly(**{"muted": muted, **data,
-                      **{key: from_ms(data[key]) for key in times if data.get(key) is not None}, **status})
+    return Anomaly(
+        **{"muted": muted, **data, **{key: from_ms(data[key]) for key in times if data.get(key) is not None}, **status}
+    )

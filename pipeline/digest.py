@@ -44,6 +44,7 @@ CHART_POINTS = 150
 
 # --- the day ---------------------------------------------------------------------------------------------------
 
+
 def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
     """[start, end) of a calendar day in `tz`, in UTC. 23 or 25 hours long on DST changes."""
     zone = ZoneInfo(tz)
@@ -58,6 +59,7 @@ def last_complete_day(tz: str, now: datetime | None = None) -> date:
 
 
 # --- the summary as data (JSON for XCom and the `digest.daily` event) ---------------------------------------
+
 
 class SymbolDay(BaseModel):
     symbol: str
@@ -150,6 +152,7 @@ class Digest(BaseModel):
 
 # --- building it --------------------------------------------------------------------------------------------
 
+
 class _Timer:
     def __init__(self) -> None:
         self.ms: dict[str, float] = {}
@@ -163,8 +166,9 @@ class _Timer:
             self.ms[name] = round((time.perf_counter() - began) * 1000, 1)
 
 
-def build(es: Elasticsearch, indices: store.Indices, settings: Settings, day: date,
-          *, now: datetime | None = None) -> Digest:
+def build(
+    es: Elasticsearch, indices: store.Indices, settings: Settings, day: date, *, now: datetime | None = None
+) -> Digest:
     """The digest of `day` (a calendar day in settings.digest_tz), from Elasticsearch and the DLQ topic."""
     start, end = day_bounds(day, settings.digest_tz)
     slot = timedelta(minutes=settings.digest_silence_minutes)
@@ -187,20 +191,38 @@ def build(es: Elasticsearch, indices: store.Indices, settings: Settings, day: da
     late = sorted(((d.symbol, d.late) for d in days if d.late), key=lambda item: (-item[1], item[0]))
     by_symbol = {d.symbol: d for d in days}
     return Digest(
-        day=day, tz=settings.digest_tz, start=start, end=end, generated_at=now or datetime.now(UTC),
-        symbols=len(days), ticks=sum(d.ticks for d in days), truncated=truncated,
+        day=day,
+        tz=settings.digest_tz,
+        start=start,
+        end=end,
+        generated_at=now or datetime.now(UTC),
+        symbols=len(days),
+        ticks=sum(d.ticks for d in days),
+        truncated=truncated,
         movers=movers,
         drawdowns=sorted((d for d in days if d.drawdown_pct < 0), key=lambda d: (d.drawdown_pct, d.symbol))[:top],
         rises=sorted((d for d in days if d.rise_pct > 0), key=lambda d: (-d.rise_pct, d.symbol))[:top],
-        anomalies=anomalies[:ANOMALY_ROWS], anomaly_pairs=len(anomalies),
-        anomalies_total=sum(c.total for c in anomalies), acknowledged_total=sum(c.acknowledged for c in anomalies),
-        mute_changes=changes, muted_at_end=muted_at_end,
-        health=Health(late_ticks=sum(n for _, n in late), late_by_symbol=late[:top], suspect_ticks=suspects[0],
-                      suspect_by_symbol=suspects[1], dead_letters=dead,
-                      silent=[Silence(symbol=s, last_at=by_symbol[s].last_at, silent_minutes=minutes,
-                                      stopped_early=early) for s, minutes, early in silent[:SILENT_LINES]],
-                      silent_total=len(silent), silence_minutes=settings.digest_silence_minutes),
-        paths=paths, timings_ms=timer.ms,
+        anomalies=anomalies[:ANOMALY_ROWS],
+        anomaly_pairs=len(anomalies),
+        anomalies_total=sum(c.total for c in anomalies),
+        acknowledged_total=sum(c.acknowledged for c in anomalies),
+        mute_changes=changes,
+        muted_at_end=muted_at_end,
+        health=Health(
+            late_ticks=sum(n for _, n in late),
+            late_by_symbol=late[:top],
+            suspect_ticks=suspects[0],
+            suspect_by_symbol=suspects[1],
+            dead_letters=dead,
+            silent=[
+                Silence(symbol=s, last_at=by_symbol[s].last_at, silent_minutes=minutes, stopped_early=early)
+                for s, minutes, early in silent[:SILENT_LINES]
+            ],
+            silent_total=len(silent),
+            silence_minutes=settings.digest_silence_minutes,
+        ),
+        paths=paths,
+        timings_ms=timer.ms,
     )
 
 
@@ -208,8 +230,9 @@ def _day_range(field: str, start: datetime, end: datetime) -> dict[str, Any]:
     return {"range": {field: {"gte": iso(start), "lt": iso(end)}}}
 
 
-def _symbol_days(es: Elasticsearch, indices: store.Indices, start: datetime, end: datetime,
-                 slot: timedelta) -> tuple[list[SymbolDay], dict[str, list[int]], bool]:
+def _symbol_days(
+    es: Elasticsearch, indices: store.Indices, start: datetime, end: datetime, slot: timedelta
+) -> tuple[list[SymbolDay], dict[str, list[int]], bool]:
     """Every symbol's day in one composite pass: open/close, low/high, ticks, late ticks, traded slots."""
     slots_per_day = math.ceil((end - start) / slot) + 1
     page = max(1, min(1000, MAX_BUCKETS // (slots_per_day + 4)))
@@ -219,8 +242,13 @@ def _symbol_days(es: Elasticsearch, indices: store.Indices, start: datetime, end
         "open": {"top_hits": {"size": 1, "sort": [{"timestamp": "asc"}], "_source": ["price", "timestamp"]}},
         "close": {"top_hits": {"size": 1, "sort": [{"timestamp": "desc"}], "_source": ["price", "timestamp"]}},
         "late": {"filter": {"term": {"late": True}}},
-        "slots": {"date_histogram": {"field": "timestamp", "fixed_interval": f"{int(slot.total_seconds())}s",
-                                     "min_doc_count": 1}},
+        "slots": {
+            "date_histogram": {
+                "field": "timestamp",
+                "fixed_interval": f"{int(slot.total_seconds())}s",
+                "min_doc_count": 1,
+            }
+        },
     }
     days: list[SymbolDay] = []
     slots: dict[str, list[int]] = {}
@@ -230,8 +258,13 @@ def _symbol_days(es: Elasticsearch, indices: store.Indices, start: datetime, end
         if after:
             composite["after"] = after
         result = es.options(request_timeout=120).search(
-            index=indices.ticks, size=0, query=_trusted_ticks(start, end),
-            aggs={"symbols": {"composite": composite, "aggs": aggs}}, ignore_unavailable=True, allow_no_indices=True)
+            index=indices.ticks,
+            size=0,
+            query=_trusted_ticks(start, end),
+            aggs={"symbols": {"composite": composite, "aggs": aggs}},
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
         body = result.get("aggregations", {}).get("symbols", {"buckets": []})
         for bucket in body["buckets"]:
             symbol = bucket["key"]["symbol"]
@@ -249,13 +282,19 @@ def _trusted_ticks(start: datetime, end: datetime) -> dict[str, Any]:
     return {"bool": {"filter": [_day_range("timestamp", start, end)], "must_not": [{"term": {"suspect": True}}]}}
 
 
-def _suspects(es: Elasticsearch, indices: store.Indices, start: datetime, end: datetime,
-              top: int) -> tuple[int, list[tuple[str, int]]]:
+def _suspects(
+    es: Elasticsearch, indices: store.Indices, start: datetime, end: datetime, top: int
+) -> tuple[int, list[tuple[str, int]]]:
     """How many of the day's ticks detection flagged as suspect, in all and for the symbols with most."""
-    result = es.search(index=indices.ticks, size=0, track_total_hits=True, ignore_unavailable=True,
-                       allow_no_indices=True,
-                       query={"bool": {"filter": [_day_range("timestamp", start, end), {"term": {"suspect": True}}]}},
-                       aggs={"symbols": {"terms": {"field": "symbol", "size": top}}})
+    result = es.search(
+        index=indices.ticks,
+        size=0,
+        track_total_hits=True,
+        ignore_unavailable=True,
+        allow_no_indices=True,
+        query={"bool": {"filter": [_day_range("timestamp", start, end), {"term": {"suspect": True}}]}},
+        aggs={"symbols": {"terms": {"field": "symbol", "size": top}}},
+    )
     buckets = result.get("aggregations", {}).get("symbols", {"buckets": []})["buckets"]
     return result["hits"]["total"]["value"], [(b["key"], b["doc_count"]) for b in buckets]
 
@@ -265,10 +304,20 @@ def _symbol_day(symbol: str, bucket: dict[str, Any]) -> SymbolDay:
     last = bucket["close"]["hits"]["hits"][0]["_source"]
     opening, closing = first["price"], last["price"]
     low, high = bucket["low"]["value"], bucket["high"]["value"]
-    return SymbolDay(symbol=symbol, open=opening, close=closing, low=low, high=high,
-                     first_at=first["timestamp"], last_at=last["timestamp"], ticks=bucket["doc_count"],
-                     late=bucket["late"]["doc_count"], change_pct=_pct(opening, closing),
-                     drawdown_pct=_pct(opening, low), rise_pct=_pct(opening, high))
+    return SymbolDay(
+        symbol=symbol,
+        open=opening,
+        close=closing,
+        low=low,
+        high=high,
+        first_at=first["timestamp"],
+        last_at=last["timestamp"],
+        ticks=bucket["doc_count"],
+        late=bucket["late"]["doc_count"],
+        change_pct=_pct(opening, closing),
+        drawdown_pct=_pct(opening, low),
+        rise_pct=_pct(opening, high),
+    )
 
 
 def _pct(base: float, value: float) -> float:
@@ -299,22 +348,38 @@ def _anomaly_counts(es: Elasticsearch, indices: store.Indices, start: datetime, 
     counts: dict[tuple[str, str], dict[str, int]] = {}
     after: dict[str, Any] | None = None
     for _ in range(MAX_SYMBOLS // 1000):
-        composite: dict[str, Any] = {"size": 1000, "sources": [
-            {"symbol": {"terms": {"field": "symbol"}}}, {"rule": {"terms": {"field": "rule"}}},
-            {"status": {"terms": {"field": "status", "missing_bucket": True}}}]}
+        composite: dict[str, Any] = {
+            "size": 1000,
+            "sources": [
+                {"symbol": {"terms": {"field": "symbol"}}},
+                {"rule": {"terms": {"field": "rule"}}},
+                {"status": {"terms": {"field": "status", "missing_bucket": True}}},
+            ],
+        }
         if after:
             composite["after"] = after
-        result = es.search(index=indices.anomalies, size=0, query=_day_range("timestamp", start, end),
-                           aggs={"groups": {"composite": composite, "aggs": {
-                               "muted": {"filter": {"term": {"muted": True}}},
-                               # Someone acknowledged it, whatever its status now (it may have resolved since).
-                               "acknowledged": {"filter": {"exists": {"field": "acknowledged_by"}}}}}},
-                           ignore_unavailable=True)
+        result = es.search(
+            index=indices.anomalies,
+            size=0,
+            query=_day_range("timestamp", start, end),
+            aggs={
+                "groups": {
+                    "composite": composite,
+                    "aggs": {
+                        "muted": {"filter": {"term": {"muted": True}}},
+                        # Someone acknowledged it, whatever its status now (it may have resolved since).
+                        "acknowledged": {"filter": {"exists": {"field": "acknowledged_by"}}},
+                    },
+                }
+            },
+            ignore_unavailable=True,
+        )
         body = result.get("aggregations", {}).get("groups", {"buckets": []})
         for bucket in body["buckets"]:
             key = bucket["key"]
-            row = counts.setdefault((key["symbol"], key["rule"]), {"total": 0, "open": 0, "resolved": 0,
-                                                                   "acknowledged_by": 0, "muted": 0})
+            row = counts.setdefault(
+                (key["symbol"], key["rule"]), {"total": 0, "open": 0, "resolved": 0, "acknowledged_by": 0, "muted": 0}
+            )
             status = key["status"] or "open"  # documents from before human state existed
             row["total"] += bucket["doc_count"]
             if status in ("open", "resolved"):
@@ -324,22 +389,45 @@ def _anomaly_counts(es: Elasticsearch, indices: store.Indices, start: datetime, 
         after = body.get("after_key")
         if not after or len(body["buckets"]) < 1000:
             break
-    rows = [RuleCount(symbol=symbol, rule=rule, total=c["total"], acknowledged=c["acknowledged_by"], open=c["open"],
-                      resolved=c["resolved"], muted=c["muted"])
-            for (symbol, rule), c in counts.items()]
+    rows = [
+        RuleCount(
+            symbol=symbol,
+            rule=rule,
+            total=c["total"],
+            acknowledged=c["acknowledged_by"],
+            open=c["open"],
+            resolved=c["resolved"],
+            muted=c["muted"],
+        )
+        for (symbol, rule), c in counts.items()
+    ]
     return sorted(rows, key=lambda r: (-r.total, r.symbol, r.rule))
 
 
-def _mutes(es: Elasticsearch, indices: store.Indices, start: datetime,
-           end: datetime) -> tuple[list[MuteEntry], list[MuteEntry]]:
+def _mutes(
+    es: Elasticsearch, indices: store.Indices, start: datetime, end: datetime
+) -> tuple[list[MuteEntry], list[MuteEntry]]:
     """Mute changes made during the day, and the mutes in force at its end, from the audit index."""
     actions = {"terms": {"action": ["mute", "unmute"]}}
-    during = es.search(index=indices.audit, size=100, sort=[{"at": "asc"}], ignore_unavailable=True,
-                       query={"bool": {"filter": [actions, _day_range("at", start, end)]}})["hits"]["hits"]
-    latest = es.search(index=indices.audit, size=0, ignore_unavailable=True,
-                       query={"bool": {"filter": [actions, {"range": {"at": {"lt": iso(end)}}}]}},
-                       aggs={"symbols": {"terms": {"field": "symbol", "size": 1000},
-                                         "aggs": {"last": {"top_hits": {"size": 1, "sort": [{"at": "desc"}]}}}}})
+    during = es.search(
+        index=indices.audit,
+        size=100,
+        sort=[{"at": "asc"}],
+        ignore_unavailable=True,
+        query={"bool": {"filter": [actions, _day_range("at", start, end)]}},
+    )["hits"]["hits"]
+    latest = es.search(
+        index=indices.audit,
+        size=0,
+        ignore_unavailable=True,
+        query={"bool": {"filter": [actions, {"range": {"at": {"lt": iso(end)}}}]}},
+        aggs={
+            "symbols": {
+                "terms": {"field": "symbol", "size": 1000},
+                "aggs": {"last": {"top_hits": {"size": 1, "sort": [{"at": "desc"}]}}},
+            }
+        },
+    )
     buckets = latest.get("aggregations", {}).get("symbols", {"buckets": []})["buckets"]
     last = [_mute_entry(b["last"]["hits"]["hits"][0]["_source"]) for b in buckets]
     in_force = [m for m in last if m.action == "mute" and (m.until is None or m.until > end)]
@@ -348,30 +436,42 @@ def _mutes(es: Elasticsearch, indices: store.Indices, start: datetime,
 
 def _mute_entry(doc: dict[str, Any]) -> MuteEntry:
     state = doc.get("new") or {}
-    return MuteEntry(symbol=doc["symbol"], action=doc["action"], by=doc["actor"]["name"], at=doc["at"],
-                     until=state.get("until"), reason=state.get("reason") or "")
+    return MuteEntry(
+        symbol=doc["symbol"],
+        action=doc["action"],
+        by=doc["actor"]["name"],
+        at=doc["at"],
+        until=state.get("until"),
+        reason=state.get("reason") or "",
+    )
 
 
 def dead_letters(settings: Settings, start: datetime, end: datetime) -> int | None:
     """Records the DLQ topic received in [start, end), from offsets by timestamp; None if Kafka cannot say."""
     try:
-        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                 request_timeout_ms=15_000,
-                                 bootstrap_timeout_ms=round(settings.kafka_connect_timeout_seconds * 1000))
+        consumer = KafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            enable_auto_commit=False,
+            request_timeout_ms=15_000,
+            bootstrap_timeout_ms=round(settings.kafka_connect_timeout_seconds * 1000),
+        )
     except KafkaError as error:
         log.warning("dead letters not counted: %s", error)
         return None
     try:
-        partitions = [TopicPartition(settings.dlq_topic, p)
-                      for p in consumer.partitions_for_topic(settings.dlq_topic) or ()]
+        partitions = [
+            TopicPartition(settings.dlq_topic, p) for p in consumer.partitions_for_topic(settings.dlq_topic) or ()
+        ]
         if not partitions:
             return 0
         ends = consumer.end_offsets(partitions)
         at_start = consumer.offsets_for_times({tp: to_ms(start) for tp in partitions})
         at_end = consumer.offsets_for_times({tp: to_ms(end) for tp in partitions})
         # No record at or after a time: the partition's end offset stands for it.
-        return sum((at_end[tp].offset if at_end[tp] else ends[tp]) - (at_start[tp].offset if at_start[tp] else ends[tp])
-                   for tp in partitions)
+        return sum(
+            (at_end[tp].offset if at_end[tp] else ends[tp]) - (at_start[tp].offset if at_start[tp] else ends[tp])
+            for tp in partitions
+        )
     except KafkaError as error:
         log.warning("dead letters not counted: %s", error)
         return None
@@ -379,27 +479,45 @@ def dead_letters(settings: Settings, start: datetime, end: datetime) -> int | No
         consumer.close()
 
 
-def _paths(es: Elasticsearch, indices: store.Indices, movers: list[SymbolDay], start: datetime,
-           end: datetime) -> dict[str, list[tuple[datetime, float]]]:
+def _paths(
+    es: Elasticsearch, indices: store.Indices, movers: list[SymbolDay], start: datetime, end: datetime
+) -> dict[str, list[tuple[datetime, float]]]:
     """The movers' mean price per interval, as 100 x price / open, bracketed by the open and the close."""
     if not movers:
         return {}
     interval = max(60, math.ceil((end - start).total_seconds() / CHART_POINTS / 60) * 60)
     query = _trusted_ticks(start, end)  # a bad print would draw a spike no one traded at
     query["bool"]["filter"].append({"terms": {"symbol": [m.symbol for m in movers]}})
-    result = es.search(index=indices.ticks, size=0, ignore_unavailable=True, allow_no_indices=True, query=query,
-                       aggs={"symbols": {"terms": {"field": "symbol", "size": len(movers)}, "aggs": {
-                           "path": {"date_histogram": {"field": "timestamp", "fixed_interval": f"{interval}s",
-                                                       "min_doc_count": 1},
-                                    "aggs": {"price": {"avg": {"field": "price"}}}}}}})
+    result = es.search(
+        index=indices.ticks,
+        size=0,
+        ignore_unavailable=True,
+        allow_no_indices=True,
+        query=query,
+        aggs={
+            "symbols": {
+                "terms": {"field": "symbol", "size": len(movers)},
+                "aggs": {
+                    "path": {
+                        "date_histogram": {"field": "timestamp", "fixed_interval": f"{interval}s", "min_doc_count": 1},
+                        "aggs": {"price": {"avg": {"field": "price"}}},
+                    }
+                },
+            }
+        },
+    )
     buckets = {b["key"]: b["path"]["buckets"] for b in result["aggregations"]["symbols"]["buckets"]}
     paths = {}
     for mover in movers:
         scale = 100 / mover.open
         # Each interval's mean is drawn at the interval's middle, kept between the open and the close so the
         # line never runs back in time at either end.
-        middle = [(min(max(from_ms(b["key"] + interval * 500), mover.first_at), mover.last_at),
-                   round(b["price"]["value"] * scale, 3))
-                  for b in buckets.get(mover.symbol, [])]
+        middle = [
+            (
+                min(max(from_ms(b["key"] + interval * 500), mover.first_at), mover.last_at),
+                round(b["price"]["value"] * scale, 3),
+            )
+            for b in buckets.get(mover.symbol, [])
+        ]
         paths[mover.symbol] = [(mover.first_at, 100.0), *middle, (mover.last_at, round(mover.close * scale, 3))]
     return paths

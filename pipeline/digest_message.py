@@ -37,8 +37,14 @@ def _context(digest: Digest) -> dict[str, Any]:
     def day_time(value: datetime) -> str:
         return f"{value.astimezone(zone):%a %d %b %H:%M}"
 
-    return {"d": digest, "local": local, "day_time": day_time, "noun": noun, "anomaly_lines": ANOMALY_LINES,
-            "mute_lines": MUTE_LINES}
+    return {
+        "d": digest,
+        "local": local,
+        "day_time": day_time,
+        "noun": noun,
+        "anomaly_lines": ANOMALY_LINES,
+        "mute_lines": MUTE_LINES,
+    }
 
 
 def noun(count: int, one: str, many: str | None = None) -> str:
@@ -64,8 +70,10 @@ def fit(text: str, limit: int = SECTION_CHARS) -> str:
 def blocks(digest: Digest) -> list[Block]:
     """Block Kit for Slack: header, overview, then one section per part that has something to say."""
     module = template("digest_slack.j2").make_module(_context(digest))
-    result: list[Block] = [HeaderBlock(text=fit(str(module.header()), HEADER_CHARS)),
-                           SectionBlock(text=MarkdownTextObject(text=fit(str(module.overview()))))]
+    result: list[Block] = [
+        HeaderBlock(text=fit(str(module.header()), HEADER_CHARS)),
+        SectionBlock(text=MarkdownTextObject(text=fit(str(module.overview())))),
+    ]
     for part in (module.movers, module.extremes, module.anomalies, module.mutes, module.health):
         text = str(part()).strip()
         if text:
@@ -99,5 +107,9 @@ def message(digest: Digest) -> dict[str, Any]:
 
 def event(digest: Digest) -> dict[str, Any]:
     """The `digest.daily` event in the envelope every channel carries (DESIGN.md, alert lifecycle events)."""
-    return {"type": "digest.daily", "id": digest.event_id, "timestamp": iso(digest.generated_at),
-            "data": digest.model_dump(mode="json", exclude={"paths", "timings_ms"})}
+    return {
+        "type": "digest.daily",
+        "id": digest.event_id,
+        "timestamp": iso(digest.generated_at),
+        "data": digest.model_dump(mode="json", exclude={"paths", "timings_ms"}),
+    }

@@ -42,10 +42,15 @@ def digests_index(indices: store.Indices) -> str:
 
 
 _DIGEST_PROPERTIES = {
-    "day": {"type": "keyword"}, "channel": {"type": "keyword"}, "channel_id": {"type": "keyword"},
-    "ts": {"type": "keyword"}, "claimed_at": {"type": "date"}, "posted_at": {"type": "date"},
+    "day": {"type": "keyword"},
+    "channel": {"type": "keyword"},
+    "channel_id": {"type": "keyword"},
+    "ts": {"type": "keyword"},
+    "claimed_at": {"type": "date"},
+    "posted_at": {"type": "date"},
     "updated_at": {"type": "date"},
-    "runs": {"type": "integer"}, "file_ids": {"type": "keyword"},
+    "runs": {"type": "integer"},
+    "file_ids": {"type": "keyword"},
     "summary": {"type": "object", "enabled": False},
 }
 
@@ -55,8 +60,11 @@ def ensure_digests_index(es: Elasticsearch, indices: store.Indices) -> str:
     returns its name."""
     name = digests_index(indices)
     if not es.indices.exists(index=name):
-        es.indices.create(index=name, settings={"number_of_shards": 1, "number_of_replicas": 0},
-                          mappings={"dynamic": "strict", "properties": _DIGEST_PROPERTIES})
+        es.indices.create(
+            index=name,
+            settings={"number_of_shards": 1, "number_of_replicas": 0},
+            mappings={"dynamic": "strict", "properties": _DIGEST_PROPERTIES},
+        )
     else:
         es.indices.put_mapping(index=name, properties=_DIGEST_PROPERTIES)
     return name
@@ -95,19 +103,35 @@ def _claim(es: Elasticsearch, index: str, doc_id: str, day: date, channel: str) 
         return held["_source"]
     since = datetime.fromisoformat(held["_source"]["claimed_at"].replace("Z", "+00:00"))
     if now - since < timedelta(seconds=CLAIM_SECONDS):
-        raise DigestBusy(f"another run has been posting the {day} digest to {channel} since {iso(since)}; "
-                         "try again in a few minutes")
+        raise DigestBusy(
+            f"another run has been posting the {day} digest to {channel} since {iso(since)}; try again in a few minutes"
+        )
     try:
-        es.index(index=index, id=doc_id, document=claim, if_seq_no=held["_seq_no"],
-                 if_primary_term=held["_primary_term"], refresh="wait_for")
+        es.index(
+            index=index,
+            id=doc_id,
+            document=claim,
+            if_seq_no=held["_seq_no"],
+            if_primary_term=held["_primary_term"],
+            refresh="wait_for",
+        )
     except ConflictError:
         raise DigestBusy(f"another run took over posting the {day} digest to {channel}") from None
     log.warning("taking over a stale claim on the %s digest in %s from %s", day, channel, iso(since))
     return None
 
 
-def post(digest: Digest, content: dict[str, Any], settings: Settings, es: Elasticsearch, indices: store.Indices,
-         client: WebClient, *, channel: str | None = None, png: bytes | None = None) -> Posted:
+def post(
+    digest: Digest,
+    content: dict[str, Any],
+    settings: Settings,
+    es: Elasticsearch,
+    indices: store.Indices,
+    client: WebClient,
+    *,
+    channel: str | None = None,
+    png: bytes | None = None,
+) -> Posted:
     """Post `content` (from `message`), or edit the digest already posted for its day in that channel; then
     upload the chart into the message's thread. The (day, channel) -> ts record is written right after the
     first post, so only a crash between Slack's answer and that write (then a claim goes stale, see _claim)
@@ -116,8 +140,10 @@ def post(digest: Digest, content: dict[str, Any], settings: Settings, es: Elasti
     index = ensure_digests_index(es, indices)
     doc_id = f"{digest.day.isoformat()}|{channel}"
     known = _claim(es, index, doc_id, digest.day, channel)
-    options = {"unfurl_links": False,
-               "metadata": {"event_type": "digest.daily", "event_payload": {"day": digest.day.isoformat()}}}
+    options = {
+        "unfurl_links": False,
+        "metadata": {"event_type": "digest.daily", "event_payload": {"day": digest.day.isoformat()}},
+    }
     now = iso(datetime.now(UTC))
     if known:
         client.chat_update(channel=known["channel_id"], ts=known["ts"], **content, **options)
@@ -131,14 +157,27 @@ def post(digest: Digest, content: dict[str, Any], settings: Settings, es: Elasti
             # message may exist.)
             es.delete(index=index, id=doc_id, refresh="wait_for")
             raise
-        record = {"day": digest.day.isoformat(), "channel": channel, "channel_id": answer["channel"],
-                  "ts": answer["ts"], "posted_at": now, "updated_at": now, "runs": 1, "file_ids": []}
+        record = {
+            "day": digest.day.isoformat(),
+            "channel": channel,
+            "channel_id": answer["channel"],
+            "ts": answer["ts"],
+            "posted_at": now,
+            "updated_at": now,
+            "runs": 1,
+            "file_ids": [],
+        }
     record["summary"] = digest.model_dump(mode="json", exclude={"paths"})
     es.index(index=index, id=doc_id, document=record, refresh="wait_for")
     file_id = None
     if png is not None:
-        upload = client.files_upload_v2(channel=record["channel_id"], thread_ts=record["ts"], file=png,
-                                        filename=f"digest-{digest.day.isoformat()}.png", title=chart_title(digest))
+        upload = client.files_upload_v2(
+            channel=record["channel_id"],
+            thread_ts=record["ts"],
+            file=png,
+            filename=f"digest-{digest.day.isoformat()}.png",
+            title=chart_title(digest),
+        )
         file_id = upload["file"]["id"]
         es.update(index=index, id=doc_id, doc={"file_ids": [*record["file_ids"], file_id]}, refresh="wait_for")
     return Posted(channel=record["channel_id"], ts=record["ts"], updated=bool(known), file_id=file_id)
@@ -149,8 +188,16 @@ def deliver(digest: Digest, settings: Settings, *, channel: str | None = None) -
     from pipeline.notifiers.slack import web_client
 
     es = store.connect(settings)
-    return post(digest, message(digest), settings, es, store.Indices(settings.index_prefix), web_client(settings),
-                channel=channel, png=chart(digest))
+    return post(
+        digest,
+        message(digest),
+        settings,
+        es,
+        store.Indices(settings.index_prefix),
+        web_client(settings),
+        channel=channel,
+        png=chart(digest),
+    )
 
 
 def notify(digest: Digest, settings: Settings, redis: Redis) -> int:

@@ -38,8 +38,9 @@ def _fernet(configured: str | None, stack_dir: Path) -> Fernet:
     try:
         return Fernet(key)
     except ValueError:
-        raise SecretKeyError(f"{origin} is not a Fernet key (32 url-safe base64-encoded bytes); make one with "
-                             "Fernet.generate_key()") from None
+        raise SecretKeyError(
+            f"{origin} is not a Fernet key (32 url-safe base64-encoded bytes); make one with Fernet.generate_key()"
+        ) from None
 
 
 def _key_file(stack_dir: Path) -> bytes:
@@ -68,5 +69,7 @@ def decrypt(settings: Settings, token: str) -> str:
     try:
         return fernet(settings).decrypt(token.encode()).decode()
     except InvalidToken:
-        raise SecretKeyError("a stored secret does not decrypt with this key: every process must use the same "
-                             "TICKWATCH_SECRET_KEY (or share <stack_dir>/secret.key)") from None
+        raise SecretKeyError(
+            "a stored secret does not decrypt with this key: every process must use the same "
+            "TICKWATCH_SECRET_KEY (or share <stack_dir>/secret.key)"
+        ) from None

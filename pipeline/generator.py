@@ -87,6 +87,7 @@ def default_symbols(n: int) -> list[str]:
 
 # --- durations, percentages, timestamps -----------------------------------------------------------
 
+
 def parse_pct(value: str | float) -> float:
     """A percentage from `8%`, `8` or 8; the sign is given by the event kind, so it must be positive."""
     try:
@@ -115,8 +116,9 @@ def parse_shift_to(value: str) -> datetime:
     try:
         return parse_start(value)
     except ValueError:
-        raise ValueError(f"--shift-to takes now or an ISO-8601 start such as 2026-11-23T14:30:00Z; got {value!r}") \
-            from None
+        raise ValueError(
+            f"--shift-to takes now or an ISO-8601 start such as 2026-11-23T14:30:00Z; got {value!r}"
+        ) from None
 
 
 # --- injected events ------------------------------------------------------------------------------
@@ -148,8 +150,9 @@ class InjectedEvent:
         self.kind = parse_kind(self.kind)
         self.symbol = normalise_symbol(self.symbol)
         if not 0 < self.pct < (100 if self.kind == "drop" else math.inf):
-            raise ValueError(f"{self.kind} pct must be > 0{' and < 100' if self.kind == 'drop' else ''}; "
-                             f"got {self.pct}")
+            raise ValueError(
+                f"{self.kind} pct must be > 0{' and < 100' if self.kind == 'drop' else ''}; got {self.pct}"
+            )
         if self.duration_s < 0 or self.at_s < 0:
             raise ValueError("event duration and offset must be >= 0 seconds")
 
@@ -175,13 +178,13 @@ def parse_inject(spec: str) -> InjectedEvent:
         raise ValueError(f"bad event {spec!r}: expected {INJECT_FORM}")
     symbol, pct, duration = parts
     try:
-        return InjectedEvent(parse_kind(kind), symbol, parse_pct(pct), parse_seconds(duration),
-                             parse_seconds(offset))
+        return InjectedEvent(parse_kind(kind), symbol, parse_pct(pct), parse_seconds(duration), parse_seconds(offset))
     except ValueError as error:
         raise ValueError(f"bad event {spec!r}: {error} (expected {INJECT_FORM})") from None
 
 
 # --- scenarios ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -262,8 +265,10 @@ class Scenario:
         rng = random.Random(self.seed)
         profiles = [profile_for(symbol) for symbol in self.symbols]
         step_vols = [p.volatility * math.sqrt(self.interval_s / p.seconds_per_year) for p in profiles]
-        log_prices = [math.log(self.opening_prices.get(symbol, profile.price))
-                      for symbol, profile in zip(self.symbols, profiles, strict=True)]
+        log_prices = [
+            math.log(self.opening_prices.get(symbol, profile.price))
+            for symbol, profile in zip(self.symbols, profiles, strict=True)
+        ]
         events = {s: [e for e in self.events if e.symbol == s] for s in self.symbols}
         for step in count_from():
             elapsed_s = step * self.interval_s
@@ -326,8 +331,15 @@ def _scenario_options(document: Mapping[str, Any]) -> dict[str, Any]:
         missing = EVENT_KEYS - set(table)
         if missing:
             raise ValueError(f"[[events]] #{number} lacks {', '.join(sorted(missing))}")
-        events.append(InjectedEvent(parse_kind(table["kind"]), table["symbol"], parse_pct(table["pct"]),
-                                    parse_seconds(table["duration"]), parse_seconds(table["at"])))
+        events.append(
+            InjectedEvent(
+                parse_kind(table["kind"]),
+                table["symbol"],
+                parse_pct(table["pct"]),
+                parse_seconds(table["duration"]),
+                parse_seconds(table["at"]),
+            )
+        )
     return {**options, "events": events}
 
 
@@ -339,6 +351,7 @@ def _reject_unknown(table: Mapping[str, Any], known: set[str], where: str) -> No
 
 
 # --- pacing ---------------------------------------------------------------------------------------
+
 
 def parse_speed(value: str) -> float | None:
     """`max` (None: as fast as Kafka takes it) or event seconds per wall second, e.g. 1 or 60."""

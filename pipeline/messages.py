@@ -143,10 +143,12 @@ def who(name: str) -> str:
 
 @lru_cache
 def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False,
-                      trim_blocks=False)
-    env.filters.update(span=span, pct=pct, price=price, count=count, clock=clock,
-                       spark=sparkline, who=who, arrow=arrow, move=move)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False, trim_blocks=False
+    )
+    env.filters.update(
+        span=span, pct=pct, price=price, count=count, clock=clock, spark=sparkline, who=who, arrow=arrow, move=move
+    )
     return env
 
 
@@ -192,8 +194,9 @@ def alert_message(anomaly: Anomaly, context: AlertContext) -> tuple[str, list[Bl
 
 def _alert_actions(anomaly: Anomaly, words: Any) -> list[Any]:
     def button(action: AlertAction, name: str, style: str | None = None) -> ButtonElement:
-        return ButtonElement(text=fit(_macro(words, "label", name), MAX_BUTTON_CHARS), action_id=action,
-                             value=anomaly.id, style=style)
+        return ButtonElement(
+            text=fit(_macro(words, "label", name), MAX_BUTTON_CHARS), action_id=action, value=anomaly.id, style=style
+        )
 
     history = button(AlertAction.HISTORY, "history")
     if anomaly.status == "resolved":
@@ -202,10 +205,16 @@ def _alert_actions(anomaly: Anomaly, words: Any) -> list[Any]:
     if anomaly.acknowledged_by is None:
         elements.append(button(AlertAction.ACKNOWLEDGE, "acknowledge", "primary"))
     if not anomaly.muted:
-        elements.append(StaticSelectElement(
-            action_id=AlertAction.MUTE, placeholder=_macro(words, "label", "mute"),
-            options=[Option(value=choice.value_for(anomaly.id), text=_macro(words, "label", choice.value))
-                     for choice in MuteChoice]))
+        elements.append(
+            StaticSelectElement(
+                action_id=AlertAction.MUTE,
+                placeholder=_macro(words, "label", "mute"),
+                options=[
+                    Option(value=choice.value_for(anomaly.id), text=_macro(words, "label", choice.value))
+                    for choice in MuteChoice
+                ],
+            )
+        )
     elements += [history, button(AlertAction.ADJUST_THRESHOLD, "adjust_threshold")]
     return elements
 
@@ -223,23 +232,37 @@ def storm_message(storm: StormView) -> tuple[str, list[Block]]:
     ]
     shown = members[:STORM_LINES]
     for start in range(0, len(shown), STORM_LINES_PER_SECTION):
-        lines = "\n".join(_macro(words, "line", a) for a in shown[start:start + STORM_LINES_PER_SECTION])
+        lines = "\n".join(_macro(words, "line", a) for a in shown[start : start + STORM_LINES_PER_SECTION])
         blocks.append(SectionBlock(text=MarkdownTextObject(text=fit(lines, MAX_SECTION_CHARS))))
     if len(members) > STORM_LINES:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_macro(words, "more",
-                                                                              len(members) - STORM_LINES))]))
-    blocks.append(ActionsBlock(block_id=f"storm:{storm.storm_id}"[:255], elements=[
-        ButtonElement(text=_macro(words, "label", "acknowledge_all"), action_id=AlertAction.STORM_ACKNOWLEDGE_ALL,
-                      value=storm.storm_id, style="primary"),
-        ButtonElement(text=_macro(words, "label", "mute_all"), action_id=AlertAction.STORM_MUTE_ALL,
-                      value=storm.storm_id, style="danger"),
-    ]))
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=_macro(words, "more", len(members) - STORM_LINES))])
+        )
+    blocks.append(
+        ActionsBlock(
+            block_id=f"storm:{storm.storm_id}"[:255],
+            elements=[
+                ButtonElement(
+                    text=_macro(words, "label", "acknowledge_all"),
+                    action_id=AlertAction.STORM_ACKNOWLEDGE_ALL,
+                    value=storm.storm_id,
+                    style="primary",
+                ),
+                ButtonElement(
+                    text=_macro(words, "label", "mute_all"),
+                    action_id=AlertAction.STORM_MUTE_ALL,
+                    value=storm.storm_id,
+                    style="danger",
+                ),
+            ],
+        )
+    )
     return fit(_macro(words, "text"), MAX_TEXT_CHARS), checked(blocks)
 
 
 def fit(text: str, limit: int) -> str:
     """Cut to Slack's limit (with an ellipsis) rather than have the whole message refused."""
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def checked(blocks: list[Block]) -> list[Block]:

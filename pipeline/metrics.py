@@ -45,12 +45,18 @@ SPECS: dict[str, Spec] = {
     "batch_latency_seconds": Spec("histogram", "Bridge hand-off of a batch -> its ticks applied by a worker"),
     "batch_apply_seconds": Spec("histogram", "Worker time to apply one batch (detect, queue alerts, commit)"),
     "detection_latency_seconds": Spec("histogram", "Kafka publish of the crossing tick -> anomaly detected"),
-    "delivery_latency_seconds": Spec("histogram", "Kafka publish of the crossing tick -> alert delivered",
-                                     ("channel",)),
-    "deliveries": Spec("counter", "Alert deliveries per channel and outcome (sent, failed, duplicate; webhook "
-                       "attempts: succeeded, retrying, failed…)", ("channel", "outcome")),
-    "bridge_lag": Spec("gauge", "Records on the ticks topic not yet read by the bridges, per partition",
-                       ("partition",)),
+    "delivery_latency_seconds": Spec(
+        "histogram", "Kafka publish of the crossing tick -> alert delivered", ("channel",)
+    ),
+    "deliveries": Spec(
+        "counter",
+        "Alert deliveries per channel and outcome (sent, failed, duplicate; webhook "
+        "attempts: succeeded, retrying, failed…)",
+        ("channel", "outcome"),
+    ),
+    "bridge_lag": Spec(
+        "gauge", "Records on the ticks topic not yet read by the bridges, per partition", ("partition",)
+    ),
 }
 
 # The running counters workers and bridges keep in state.STATS_KEY, under their exported names.
@@ -165,8 +171,9 @@ def _families(stored: list[tuple[str, float]], gauges: list[tuple[str, float]]) 
         yield family
 
 
-def _histograms(rows: list[tuple[str, dict[str, str], float]], label_names: tuple[str, ...]
-                ) -> dict[tuple[str, ...], tuple[list[tuple[str, float]], float]]:
+def _histograms(
+    rows: list[tuple[str, dict[str, str], float]], label_names: tuple[str, ...]
+) -> dict[tuple[str, ...], tuple[list[tuple[str, float]], float]]:
     """Per label set: cumulative buckets and the sum, as HistogramMetricFamily.add_metric wants them."""
     per: dict[tuple[str, ...], dict[str, float]] = defaultdict(dict)
     sums: dict[tuple[str, ...], float] = defaultdict(float)

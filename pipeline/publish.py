@@ -26,8 +26,10 @@ def require_topic(settings: Settings, topic: str) -> None:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="tickwatch-generate")
     try:
         if topic not in set(admin.list_topics()):
-            raise MissingTopic(f"topic {topic!r} does not exist on Kafka at {settings.kafka_bootstrap}; nothing was "
-                               "published — `tickwatch stack init` creates the configured topics")
+            raise MissingTopic(
+                f"topic {topic!r} does not exist on Kafka at {settings.kafka_bootstrap}; nothing was "
+                "published — `tickwatch stack init` creates the configured topics"
+            )
     finally:
         admin.close()
 
@@ -60,8 +62,14 @@ def publish(
         raise
     failures: list[Exception] = []
     sent = 0
-    columns = (rp.TextColumn(f"→ {target}"), rp.BarColumn(), rp.MofNCompleteColumn(), TickRateColumn(),
-               rp.TimeElapsedColumn(), rp.TimeRemainingColumn())
+    columns = (
+        rp.TextColumn(f"→ {target}"),
+        rp.BarColumn(),
+        rp.MofNCompleteColumn(),
+        TickRateColumn(),
+        rp.TimeElapsedColumn(),
+        rp.TimeRemainingColumn(),
+    )
     try:
         with rp.Progress(*columns, disable=not progress) as bar:
             task = bar.add_task("publishing", total=total)

@@ -27,7 +27,7 @@ PRICE_RULES: tuple[RuleName, ...] = ("drop", "rise")
 BASELINE_RULES: tuple[RuleName, ...] = ("zscore", "volume")
 # A floor under volatility (1 basis point per √minute): a symbol whose price never moved would otherwise make
 # any move infinitely many sigma.
-MIN_VARIANCE_PER_SECOND = 1e-4 ** 2 / 60
+MIN_VARIANCE_PER_SECOND = 1e-4**2 / 60
 # A contradicting tick takes back at least this share of the outlier's move.
 REVERT_SHARE = 0.5
 
@@ -68,8 +68,13 @@ def threshold_problem(rule: RuleName, threshold: float) -> str | None:
     if rule == "zscore":
         return None if 1 <= threshold <= 50 else "a zscore threshold is k sigmas from 1 to 50 (0: off), e.g. zscore 4"
     if rule == "volume":
-        return None if 1 < threshold <= 1000 else ("a volume threshold is a multiple of the usual volume above 1 and "
-                                                   "at most 1000 (0: off), e.g. volume 5x")
+        return (
+            None
+            if 1 < threshold <= 1000
+            else (
+                "a volume threshold is a multiple of the usual volume above 1 and at most 1000 (0: off), e.g. volume 5x"
+            )
+        )
     return None if 0 < threshold < 100 else "a threshold is a percentage from 0 (off) to below 100, e.g. 3%"
 
 
@@ -170,8 +175,13 @@ class Baseline:
         if not values:
             return cls()
         first, last, price, squares, volume = values
-        return cls(None if first is None else int(first), None if last is None else int(last), float(price or 0),
-                   float(squares or 0), float(volume or 0))
+        return cls(
+            None if first is None else int(first),
+            None if last is None else int(last),
+            float(price or 0),
+            float(squares or 0),
+            float(volume or 0),
+        )
 
 
 class SlidingExtremes:
@@ -305,8 +315,17 @@ class WindowChecks:
     and each window length folds the rest from the arrays into its own copy as t advances.
     """
 
-    def __init__(self, ts: Sequence[int], prices: Sequence[float], volumes: Sequence[float], *,
-                 excluded: set[int], baseline: Baseline, tau_ms: float, lateness_ms: int) -> None:
+    def __init__(
+        self,
+        ts: Sequence[int],
+        prices: Sequence[float],
+        volumes: Sequence[float],
+        *,
+        excluded: set[int],
+        baseline: Baseline,
+        tau_ms: float,
+        lateness_ms: int,
+    ) -> None:
         self.ts, self.prices, self.volumes = ts, prices, volumes
         self.excluded = excluded
         self.baseline, self.tau_ms, self.lateness_ms = baseline, tau_ms, lateness_ms
@@ -345,8 +364,9 @@ class WindowChecks:
         if rule.window_ms not in self.sums:
             self.sums[rule.window_ms] = SlidingSum(self.volumes, self.excluded)
         ratio = volume_ratio(self.sums[rule.window_ms](lo, i + 1), usual[1], rule.window_ms / 1000)
-        return Crossing(start, volume_ratio=round(ratio, 3)) if ratio is not None and ratio >= rule.threshold_pct \
-            else None
+        return (
+            Crossing(start, volume_ratio=round(ratio, 3)) if ratio is not None and ratio >= rule.threshold_pct else None
+        )
 
     def _usual(self, window_ms: int, ts: int) -> tuple[float, float] | None:
         """(variance, volume) per second before t - W - lateness; None with less than W of history there."""

@@ -136,14 +136,18 @@ class Anomaly(BaseModel):
     reference_price: float = Field(description="the window's extreme the change is measured from")
     reference_timestamp: datetime
     change_pct: float = Field(description="signed, e.g. -7.9: the price's move from `reference_price`, every rule")
-    threshold_pct: float = Field(description="the rule's threshold: % for drop and rise, k (sigmas) for zscore, "
-                                             "the volume multiple for volume")
+    threshold_pct: float = Field(
+        description="the rule's threshold: % for drop and rise, k (sigmas) for zscore, the volume multiple for volume"
+    )
     window_seconds: int
     peak_price: float = Field(description="the most extreme price of the episode so far")
     peak_change_pct: float
     peak_timestamp: datetime
-    started_at: datetime | None = Field(None, description="event time the condition started to hold (before "
-                                                          "`timestamp` when confirmation waited for more ticks)")
+    started_at: datetime | None = Field(
+        None,
+        description="event time the condition started to hold (before "
+        "`timestamp` when confirmation waited for more ticks)",
+    )
     zscore: float | None = Field(None, description="zscore rule: the move over the window in sigmas")
     volume_ratio: float | None = Field(None, description="volume rule: the window's volume / the usual for it")
     published_at: datetime | None = Field(None, description="when the crossing tick reached Kafka")

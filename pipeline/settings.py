@@ -61,17 +61,30 @@ class Settings(BaseSettings):
     max_future_seconds: int = Field(86_400, ge=0, description="ticks dated further ahead are dead-lettered")
 
     # --- robust detection (pipeline.rules): skewed clocks, bad prints, volatility-aware rules ----------
-    clock_skew_seconds: int = Field(60, ge=0, description="a tick dated this much further ahead of the clock and "
-                                                          "of its symbol's newest tick is quarantined; 0 = off")
-    confirm_ticks: int = Field(2, ge=1, le=MAX_CONFIRM_TICKS, description="ticks in a row a rule's condition must "
-                                                                          "hold on before it alerts (1 = at once)")
-    confirm_seconds: float = Field(0, ge=0, le=MAX_CONFIRM_SECONDS, description="and event seconds it must hold for "
-                                                                                "(0 = ticks only)")
+    clock_skew_seconds: int = Field(
+        60,
+        ge=0,
+        description="a tick dated this much further ahead of the clock and "
+        "of its symbol's newest tick is quarantined; 0 = off",
+    )
+    confirm_ticks: int = Field(
+        2,
+        ge=1,
+        le=MAX_CONFIRM_TICKS,
+        description="ticks in a row a rule's condition must hold on before it alerts (1 = at once)",
+    )
+    confirm_seconds: float = Field(
+        0, ge=0, le=MAX_CONFIRM_SECONDS, description="and event seconds it must hold for (0 = ticks only)"
+    )
     zscore_k: float = Field(0, ge=0, description="zscore rule: alert at a move of k sigmas over the window; 0 = off")
-    volume_spike_x: float = Field(0, ge=0, description="volume rule: alert at x times the usual volume over the "
-                                                       "window; 0 = off")
-    baseline_seconds: int = Field(3600, ge=60, description="time constant of the usual volatility and volume the "
-                                                           "zscore and volume rules measure against")
+    volume_spike_x: float = Field(
+        0, ge=0, description="volume rule: alert at x times the usual volume over the window; 0 = off"
+    )
+    baseline_seconds: int = Field(
+        3600,
+        ge=60,
+        description="time constant of the usual volatility and volume the zscore and volume rules measure against",
+    )
 
     @field_validator("zscore_k", "volume_spike_x")
     @classmethod
@@ -102,23 +115,31 @@ class Settings(BaseSettings):
     delivery_max_retries: int = Field(8, ge=0)
 
     # --- alert messages in Slack: edits and storms (pipeline.notifiers.slack, pipeline.storms) ------
-    slack_edit_interval_seconds: float = Field(10, ge=0, description="at most one edit per message this often "
-                                                                     "for a new peak (state changes edit at once)")
-    storm_threshold: int = Field(5, ge=1, description="more alerts than this to one channel within "
-                                                      "storm_window_seconds are grouped in one message")
+    slack_edit_interval_seconds: float = Field(
+        10, ge=0, description="at most one edit per message this often for a new peak (state changes edit at once)"
+    )
+    storm_threshold: int = Field(
+        5,
+        ge=1,
+        description="more alerts than this to one channel within storm_window_seconds are grouped in one message",
+    )
     storm_window_seconds: int = Field(60, ge=1)
-    storm_edit_interval_seconds: float = Field(3, ge=0, description="at most one edit of a storm's message this "
-                                                                    "often (chat.update is ~50/min)")
+    storm_edit_interval_seconds: float = Field(
+        3, ge=0, description="at most one edit of a storm's message this often (chat.update is ~50/min)"
+    )
 
     # --- Slack bot (bot/): who may change mutes and thresholds ---------------------------------------
     slack_admin_users: list[str] = Field(
-        default_factory=list, description="JSON list of Slack user ids (U…); empty = everyone")
+        default_factory=list, description="JSON list of Slack user ids (U…); empty = everyone"
+    )
     slack_admin_channels: list[str] = Field(
-        default_factory=list, description="JSON list of Slack channel ids (C…) changes may be made from; empty = any")
+        default_factory=list, description="JSON list of Slack channel ids (C…) changes may be made from; empty = any"
+    )
 
     # --- replay (tickwatch generate, pipeline.publish) ----------------------------------------------
     kafka_connect_timeout_seconds: float = Field(
-        10.0, gt=0, description="how long `generate` waits for Kafka before saying it is not reachable")
+        10.0, gt=0, description="how long `generate` waits for Kafka before saying it is not reachable"
+    )
 
     # --- observability ------------------------------------------------------------------------------
     metrics_port: int = Field(9464, ge=0, description="bridge's own Prometheus port (taken: a free one); 0 = off")
@@ -126,16 +147,19 @@ class Settings(BaseSettings):
     # --- HTTP API (api/, pipeline.tokens) --------------------------------------------------------------
     api_tokens: list[ApiToken] = Field(default_factory=list, description='JSON list of {"name","token","scope"}')
     slack_workspace_url: str | None = Field(
-        None, description="e.g. https://acme.slack.com: anomalies link to their Slack message with https permalinks")
+        None, description="e.g. https://acme.slack.com: anomalies link to their Slack message with https permalinks"
+    )
 
     # --- daily digest (pipeline.digest, dags/daily_digest.py, `tickwatch digest`) ---------------------
     digest_tz: str = Field("UTC", description="IANA time zone whose calendar day a digest covers")
     digest_channel: str | None = Field(None, description="Slack channel of the digest; default: slack_channel")
-    digest_schedule: str = Field("30 21 * * 1-5", description="the DAG's cron schedule (UTC): weekdays after the "
-                                                              "US close")
+    digest_schedule: str = Field(
+        "30 21 * * 1-5", description="the DAG's cron schedule (UTC): weekdays after the US close"
+    )
     digest_top: int = Field(5, ge=1, le=10, description="symbols per list (movers, drawdowns, rises; chart lines)")
-    digest_silence_minutes: int = Field(15, ge=5, le=240, description="a slot this long with no tick while the "
-                                                                      "market traded counts as silence")
+    digest_silence_minutes: int = Field(
+        15, ge=5, le=240, description="a slot this long with no tick while the market traded counts as silence"
+    )
 
     @field_validator("digest_tz")
     @classmethod
@@ -150,19 +174,27 @@ class Settings(BaseSettings):
 
     # --- webhook subscriptions (pipeline.subscriptions, pipeline.webhook_delivery, pipeline.ssrf) ------
     secret_key: SecretStr | None = Field(
-        None, description="Fernet key encrypting webhook secrets at rest; unset: generated once into "
-                          "<stack_dir>/secret.key (set it when processes do not share that directory)")
+        None,
+        description="Fernet key encrypting webhook secrets at rest; unset: generated once into "
+        "<stack_dir>/secret.key (set it when processes do not share that directory)",
+    )
     webhook_allow_networks: list[IPvAnyNetwork] = Field(
-        default_factory=list, description="JSON list of CIDRs webhooks may reach although not public, "
-                                          'e.g. ["127.0.0.0/8"] for local receivers')
+        default_factory=list,
+        description="JSON list of CIDRs webhooks may reach although not public, "
+        'e.g. ["127.0.0.0/8"] for local receivers',
+    )
     webhook_retry_schedule: list[float] = Field(
-        default=[0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400], min_length=1,
-        description="seconds before each attempt, after the previous one failed (Standard Webhooks' schedule)")
+        default=[0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400],
+        min_length=1,
+        description="seconds before each attempt, after the previous one failed (Standard Webhooks' schedule)",
+    )
     webhook_timeout_seconds: float = Field(15.0, gt=0, description="per attempt; connecting gets at most 3 s")
     webhook_disable_after_seconds: int = Field(
-        5 * 86_400, gt=0, description="an endpoint failing without a success for this long is disabled")
+        5 * 86_400, gt=0, description="an endpoint failing without a success for this long is disabled"
+    )
     webhook_secret_grace_seconds: int = Field(
-        86_400, ge=0, description="after rotate-secret, the old secret keeps signing for this long")
+        86_400, ge=0, description="after rotate-secret, the old secret keeps signing for this long"
+    )
 
     @field_validator("webhook_retry_schedule")
     @classmethod
@@ -183,16 +215,20 @@ class Settings(BaseSettings):
     @classmethod
     def _removed(cls, value: str | None) -> None:
         if value is not None:
-            raise ValueError("TICKWATCH_WEBHOOK_URLS and TICKWATCH_WEBHOOK_SECRET were removed: webhook endpoints are "
-                             "subscriptions now, each with its own secret. Create one with POST /v1/webhooks (see "
-                             "README, Webhook subscriptions) and unset these variables.")
+            raise ValueError(
+                "TICKWATCH_WEBHOOK_URLS and TICKWATCH_WEBHOOK_SECRET were removed: webhook endpoints are "
+                "subscriptions now, each with its own secret. Create one with POST /v1/webhooks (see "
+                "README, Webhook subscriptions) and unset these variables."
+            )
         return None
 
     @model_validator(mode="after")
     def _cooldown_covers_window(self) -> Settings:
         if self.cooldown_seconds is not None and self.cooldown_seconds < self.window_seconds:
-            raise ValueError("cooldown_seconds must be at least window_seconds (an episode ends only after the "
-                             "old reference has left the window)")
+            raise ValueError(
+                "cooldown_seconds must be at least window_seconds (an episode ends only after the "
+                "old reference has left the window)"
+            )
         return self
 
     @property

@@ -78,8 +78,9 @@ def refusal(address: Address) -> str | None:
 def allowed(address: Address, networks: Sequence[Network]) -> bool:
     """On the allow-list (an IPv4 address inside IPv6 is matched as the IPv4 address it is)."""
     candidates = [address] + ([inner] if (inner := embedded_ipv4(address)) is not None else [])
-    return any(candidate in network for candidate in candidates for network in networks
-               if candidate.version == network.version)
+    return any(
+        candidate in network for candidate in candidates for network in networks if candidate.version == network.version
+    )
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,9 @@ def parse(url: str) -> httpx.URL:
     if not parsed.host:
         raise UnsafeURL("the URL has no host")
     if parsed.userinfo:
-        raise UnsafeURL("credentials in the URL are not supported: receivers authenticate deliveries by their "
-                        "signature")
+        raise UnsafeURL(
+            "credentials in the URL are not supported: receivers authenticate deliveries by their signature"
+        )
     return parsed
 
 
@@ -144,8 +146,10 @@ def check(url: str, allow: Sequence[Network] = (), resolver: Resolver = system_r
         reason = None if allowed(address, allow) else refusal(address)
         if reason:
             shown = host if literal is not None else f"{host} resolves to {address}, which"
-            raise UnsafeURL(f"{shown} is {reason}: webhooks only go to public addresses "
-                            "(TICKWATCH_WEBHOOK_ALLOW_NETWORKS opens chosen networks)")
+            raise UnsafeURL(
+                f"{shown} is {reason}: webhooks only go to public addresses "
+                "(TICKWATCH_WEBHOOK_ALLOW_NETWORKS opens chosen networks)"
+            )
         addresses.append(address)
     if not addresses:
         raise UnsafeURL(f"{host} resolves to no address")

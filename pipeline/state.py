@@ -56,8 +56,9 @@ def partition_locks(redis: Redis, parts: Iterable[Mapping[str, Any]]) -> Iterato
 def progress_of(redis: Redis, parts: list[Mapping[str, Any]]) -> dict[int, int | None]:
     """The next offset to apply for each partition of a batch (None: nothing applied yet)."""
     values = redis.mget([_progress_key(part["topic"], part["partition"]) for part in parts])
-    return {part["partition"]: int(value) if value is not None else None
-            for part, value in zip(parts, values, strict=True)}
+    return {
+        part["partition"]: int(value) if value is not None else None for part, value in zip(parts, values, strict=True)
+    }
 
 
 def start_partition(redis: Redis, topic: str, partition: int, offset: int) -> None:
@@ -86,28 +87,37 @@ _HEADER = struct.Struct("<II")  # length of the JSON part, number of ticks in th
 
 def encode(state: SymbolState) -> bytes:
     """The window as packed arrays (it is most of the bytes, rewritten every batch), the rest as JSON."""
-    meta = orjson.dumps({
-        "watermark": state.watermark,
-        "settled": _episodes_out(state.settled),
-        "evaluated_upto": state.evaluated_upto,
-        "live": _episodes_out(state.live),
-        "changes": [[ts, name, *_episode_out(ep)] for ts, name, ep in state.changes],
-        "known": state.known,
-        "suspect": list(state.suspect.items()),
-        "baseline": state.baseline.to_list(),
-    })
-    return b"".join((_HEADER.pack(len(meta), len(state.ts)), meta, array("q", state.ts).tobytes(),
-                     array("d", state.prices).tobytes(), array("d", state.volumes).tobytes()))
+    meta = orjson.dumps(
+        {
+            "watermark": state.watermark,
+            "settled": _episodes_out(state.settled),
+            "evaluated_upto": state.evaluated_upto,
+            "live": _episodes_out(state.live),
+            "changes": [[ts, name, *_episode_out(ep)] for ts, name, ep in state.changes],
+            "known": state.known,
+            "suspect": list(state.suspect.items()),
+            "baseline": state.baseline.to_list(),
+        }
+    )
+    return b"".join(
+        (
+            _HEADER.pack(len(meta), len(state.ts)),
+            meta,
+            array("q", state.ts).tobytes(),
+            array("d", state.prices).tobytes(),
+            array("d", state.volumes).tobytes(),
+        )
+    )
 
 
 def decode(raw: bytes) -> SymbolState:
     meta_len, count = _HEADER.unpack_from(raw)
     offset = _HEADER.size + meta_len
-    meta = orjson.loads(raw[_HEADER.size:offset])
+    meta = orjson.loads(raw[_HEADER.size : offset])
     columns = []
     for code in "qdd":
         column = array(code)
-        column.frombytes(raw[offset:offset + count * column.itemsize])
+        column.frombytes(raw[offset : offset + count * column.itemsize])
         offset += count * column.itemsize
         columns.append(column.tolist())
     ts, prices, volumes = columns

@@ -92,8 +92,9 @@ class Indices:
 
 def connect(settings: Settings) -> Elasticsearch:
     # orjson serialises bulk bodies about twice as fast as the standard library.
-    return Elasticsearch(settings.es_url, request_timeout=30, retry_on_timeout=True, max_retries=3,
-                         serializer=OrjsonSerializer())
+    return Elasticsearch(
+        settings.es_url, request_timeout=30, retry_on_timeout=True, max_retries=3, serializer=OrjsonSerializer()
+    )
 
 
 def ensure_templates(es: Elasticsearch, indices: Indices) -> None:
@@ -102,8 +103,11 @@ def ensure_templates(es: Elasticsearch, indices: Indices) -> None:
     es.indices.put_index_template(
         name=indices.ticks,
         index_patterns=[f"{indices.ticks}-*"],
-        template={"settings": settings, "aliases": {indices.ticks: {}},
-                  "mappings": {"dynamic": "strict", "properties": _TICK_PROPERTIES}},
+        template={
+            "settings": settings,
+            "aliases": {indices.ticks: {}},
+            "mappings": {"dynamic": "strict", "properties": _TICK_PROPERTIES},
+        },
         priority=100,
     )
     es.indices.put_index_template(
@@ -147,15 +151,24 @@ def tick_action(indices: Indices, tick: dict[str, Any]) -> dict[str, Any]:
         source["published_at"] = tick["published"]
     if tick.get("suspect_reason"):
         source.update(suspect=True, suspect_reason=tick["suspect_reason"])
-    return {"_op_type": "create", "_index": indices.tick_index(tick["ts"]),
-            "_id": f"{tick['symbol']}@{tick['ts']}", "_source": source}
+    return {
+        "_op_type": "create",
+        "_index": indices.tick_index(tick["ts"]),
+        "_id": f"{tick['symbol']}@{tick['ts']}",
+        "_source": source,
+    }
 
 
 def suspect_action(indices: Indices, symbol: str, ts: int, reason: str) -> dict[str, Any]:
     """Flag a stored tick found to be a bad print by a later tick. A partial update: it fails (and its task is
     retried) while the tick's own document is not written yet, and never creates a document of its own."""
-    return {"_op_type": "update", "_index": indices.tick_index(ts), "_id": f"{symbol}@{ts}",
-            "doc": {"suspect": True, "suspect_reason": reason}, "retry_on_conflict": UPDATE_RETRIES}
+    return {
+        "_op_type": "update",
+        "_index": indices.tick_index(ts),
+        "_id": f"{symbol}@{ts}",
+        "doc": {"suspect": True, "suspect_reason": reason},
+        "retry_on_conflict": UPDATE_RETRIES,
+    }
 
 
 # Set by people (the bot, the API) or by the Slack notifier; detection's writes never carry them.
@@ -174,8 +187,14 @@ def anomaly_action(indices: Indices, anomaly: Anomaly) -> dict[str, Any]:
         del doc["resolved_at"]  # never un-resolve a stored resolution from a stale re-evaluation
     else:
         doc["status"] = "resolved"
-    return {"_op_type": "update", "_index": indices.anomalies, "_id": anomaly.id, "doc": doc,
-            "upsert": full, "retry_on_conflict": UPDATE_RETRIES}
+    return {
+        "_op_type": "update",
+        "_index": indices.anomalies,
+        "_id": anomaly.id,
+        "doc": doc,
+        "upsert": full,
+        "retry_on_conflict": UPDATE_RETRIES,
+    }
 
 
 def write(es: Elasticsearch, actions: Iterable[dict[str, Any]]) -> int:
@@ -184,11 +203,17 @@ def write(es: Elasticsearch, actions: Iterable[dict[str, Any]]) -> int:
     A 409 answering a create-only action means the document is already there (what was wanted); a 409 on an
     update (after its retries) is a lost write and raises like any other rejection.
     """
-    done, errors = helpers.bulk(es, actions, chunk_size=5000, max_chunk_bytes=20 * 1024 * 1024,
-                                raise_on_error=False, raise_on_exception=True,
-                                # Per-item status and errors only: parsing the full response cost as much as
-                                # sending.
-                                filter_path="errors,items.*.status,items.*.error,items.*._id")
+    done, errors = helpers.bulk(
+        es,
+        actions,
+        chunk_size=5000,
+        max_chunk_bytes=20 * 1024 * 1024,
+        raise_on_error=False,
+        raise_on_exception=True,
+        # Per-item status and errors only: parsing the full response cost as much as
+        # sending.
+        filter_path="errors,items.*.status,items.*.error,items.*._id",
+    )
     failed = [item for item in errors if item.get("create", {}).get("status") != 409]
     if failed:
         raise helpers.BulkIndexError(f"{len(failed)} document(s) failed to index.", failed)

@@ -57,8 +57,9 @@ def _members_key(storm_id: str) -> str:
     return f"tickwatch:storm:{storm_id}:members"
 
 
-def register(redis: Redis, channel: str, anomaly_id: str, *, threshold: int, window_seconds: int,
-             now_ms: int | None = None) -> str | None:
+def register(
+    redis: Redis, channel: str, anomaly_id: str, *, threshold: int, window_seconds: int, now_ms: int | None = None
+) -> str | None:
     """The storm a newly detected alert to `channel` belongs to, or None: post it on its own.
 
     Idempotent per alert (a retried delivery gets the same answer once it joined a storm).
@@ -66,11 +67,16 @@ def register(redis: Redis, channel: str, anomaly_id: str, *, threshold: int, win
     if existing := storm_of(redis, anomaly_id):
         return existing
     candidate = f"storm-{uuid.uuid4().hex[:12]}"
-    keys = [f"tickwatch:storm:recent:{channel}", f"tickwatch:storm:active:{channel}", _meta_key(candidate),
-            _of_key(anomaly_id)]
+    keys = [
+        f"tickwatch:storm:recent:{channel}",
+        f"tickwatch:storm:active:{channel}",
+        _meta_key(candidate),
+        _of_key(anomaly_id),
+    ]
     now = round(time.time() * 1000) if now_ms is None else now_ms
-    found = redis.eval(_REGISTER, len(keys), *keys, now, window_seconds * 1000, threshold, anomaly_id, candidate,
-                       TTL_SECONDS)
+    found = redis.eval(
+        _REGISTER, len(keys), *keys, now, window_seconds * 1000, threshold, anomaly_id, candidate, TTL_SECONDS
+    )
     return found.decode() if isinstance(found, bytes) else found
 
 
@@ -100,8 +106,9 @@ def view(redis: Redis, storm_id: str, current: list[Anomaly]) -> StormView:
     """The grouped message's data: `current` members (their newest state) and when the storm started."""
     meta = {key.decode(): value.decode() for key, value in redis.hgetall(_meta_key(storm_id)).items()}
     started = datetime.fromtimestamp(int(meta.get("started_at", 0)) / 1000, tz=UTC)
-    return StormView(storm_id, started, int(meta.get("threshold", 0)), current,
-                     int(meta.get("window_ms", 60_000)) // 1000)
+    return StormView(
+        storm_id, started, int(meta.get("threshold", 0)), current, int(meta.get("window_ms", 60_000)) // 1000
+    )
 
 
 def message_ref(redis: Redis, storm_id: str) -> SlackRef | None:

@@ -52,11 +52,15 @@ class SubscriptionSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not a silent default
 
-    url: str = Field(description="http(s) URL receiving POSTs; must resolve to public addresses only",
-                     examples=["https://example.com/hooks/tickwatch"], max_length=2000)
+    url: str = Field(
+        description="http(s) URL receiving POSTs; must resolve to public addresses only",
+        examples=["https://example.com/hooks/tickwatch"],
+        max_length=2000,
+    )
     events: EventTypes = Field(min_length=1, description="event types to receive")
-    symbols: Symbols | None = Field(None, max_length=MAX_SYMBOLS,
-                                    description="only events about these symbols; null: all symbols")
+    symbols: Symbols | None = Field(
+        None, max_length=MAX_SYMBOLS, description="only events about these symbols; null: all symbols"
+    )
     description: str = Field("", max_length=500)
 
 
@@ -106,8 +110,11 @@ class StoredSubscription(Subscription):
         return Subscription.model_validate(self.model_dump(include=set(Subscription.model_fields)))
 
     def wants(self, event_type: str, symbol: str | None) -> bool:
-        return (self.enabled and event_type in self.events
-                and (self.symbols is None or symbol is None or symbol in self.symbols))
+        return (
+            self.enabled
+            and event_type in self.events
+            and (self.symbols is None or symbol is None or symbol in self.symbols)
+        )
 
 
 def new_secret() -> str:
@@ -122,14 +129,18 @@ def _check_url(settings: Settings, url: str) -> str:
 
 # --- subscriptions ---------------------------------------------------------------------------------------
 
+
 def create(redis: Redis, settings: Settings, spec: SubscriptionSpec) -> tuple[Subscription, str]:
     """Store a new subscription; returns it and its secret (the only time the secret is shown)."""
     _check_url(settings, spec.url)
     now = datetime.now(UTC)
     secret = new_secret()
     stored = StoredSubscription(
-        id=f"sub_{uuid.uuid4().hex[:20]}", created_at=now, **spec.model_dump(),
-        secrets=[StoredSecret(encrypted=encryption.encrypt(settings, secret), created_at=now)])
+        id=f"sub_{uuid.uuid4().hex[:20]}",
+        created_at=now,
+        **spec.model_dump(),
+        secrets=[StoredSecret(encrypted=encryption.encrypt(settings, secret), created_at=now)],
+    )
     redis.hset(SUBSCRIPTIONS, stored.id, stored.model_dump_json())
     return stored.view(), secret
 
@@ -155,8 +166,9 @@ def _all(redis: Redis) -> list[StoredSubscription]:
     return sorted(found, key=lambda s: s.created_at)
 
 
-def _mutate(redis: Redis, subscription_id: str,
-            change: Callable[[StoredSubscription], StoredSubscription]) -> StoredSubscription:
+def _mutate(
+    redis: Redis, subscription_id: str, change: Callable[[StoredSubscription], StoredSubscription]
+) -> StoredSubscription:
     """Read-modify-write one subscription, retried if another process changed it meanwhile."""
     with redis.pipeline() as pipe:
         while True:
@@ -200,8 +212,11 @@ def rotate_secret(redis: Redis, settings: Settings, subscription_id: str) -> tup
     secret = new_secret()
 
     def rotate(stored: StoredSubscription) -> StoredSubscription:
-        kept = [s.model_copy(update={"expires_at": min(s.expires_at or expires, expires)})
-                for s in stored.secrets if s.expires_at is None or s.expires_at > now]
+        kept = [
+            s.model_copy(update={"expires_at": min(s.expires_at or expires, expires)})
+            for s in stored.secrets
+            if s.expires_at is None or s.expires_at > now
+        ]
         fresh = StoredSecret(encrypted=encryption.encrypt(settings, secret), created_at=now)
         return stored.model_copy(update={"secrets": [fresh, *kept]})
 
@@ -211,8 +226,9 @@ def rotate_secret(redis: Redis, settings: Settings, subscription_id: str) -> tup
 
 def signing_secrets(settings: Settings, stored: StoredSubscription, now: datetime) -> list[str]:
     """The secrets that sign now: the newest, plus older ones still in their grace period."""
-    return [encryption.decrypt(settings, s.encrypted) for s in stored.secrets
-            if s.expires_at is None or s.expires_at > now]
+    return [
+        encryption.decrypt(settings, s.encrypted) for s in stored.secrets if s.expires_at is None or s.expires_at > now
+    ]
 
 
 def disable(redis: Redis, subscription_id: str, reason: str) -> bool:
@@ -243,6 +259,7 @@ def note_success(redis: Redis | Pipeline, subscription_id: str) -> None:
 
 # --- dispatch and the delivery log ------------------------------------------------------------------------
 
+
 def dispatch(redis: Redis, settings: Settings, event: dict[str, Any]) -> int:
     """Queue one delivery of `event` (the alert envelope, as JSON-ready dict) per enabled subscription that
     wants its type and symbol; returns how many were queued. Dispatching the same event again queues
@@ -260,9 +277,18 @@ def _queue(redis: Redis, settings: Settings, event: dict[str, Any], subscription
         return 0
     body = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
     now = datetime.now(UTC)
-    records = [DeliveryRecord(id=delivery_log.delivery_id(sub, event["id"]), subscription_id=sub,
-                              event_type=event["type"], event_id=event["id"], created_at=now, next_attempt_at=now,
-                              body=body) for sub in subscription_ids]
+    records = [
+        DeliveryRecord(
+            id=delivery_log.delivery_id(sub, event["id"]),
+            subscription_id=sub,
+            event_type=event["type"],
+            event_id=event["id"],
+            created_at=now,
+            next_attempt_at=now,
+            body=body,
+        )
+        for sub in subscription_ids
+    ]
     created, jobs = delivery_log.create(redis, records)
     delivery_log.enqueue(settings, jobs)
     return len(created)
@@ -274,16 +300,26 @@ def send_test(redis: Redis, settings: Settings, subscription_id: str) -> Deliver
     if not stored.enabled:
         raise Conflict(f"subscription {subscription_id} is disabled ({stored.disabled_reason}); enable it first")
     now = datetime.now(UTC)
-    event = {"type": TEST_EVENT, "id": f"msg_test_{uuid.uuid4().hex[:16]}", "timestamp": iso(now),
-             "data": {"subscription_id": subscription_id, "message": "a test event from Tickwatch"}}
+    event = {
+        "type": TEST_EVENT,
+        "id": f"msg_test_{uuid.uuid4().hex[:16]}",
+        "timestamp": iso(now),
+        "data": {"subscription_id": subscription_id, "message": "a test event from Tickwatch"},
+    }
     _queue(redis, settings, event, [subscription_id])
     record = delivery_log.load(redis, delivery_log.delivery_id(subscription_id, event["id"]))
     assert record is not None
     return record.view()
 
 
-def deliveries(redis: Redis, subscription_id: str, *, limit: int = 50, cursor: str | None = None,
-               status: delivery_log.Status | None = None) -> tuple[list[Delivery], str | None]:
+def deliveries(
+    redis: Redis,
+    subscription_id: str,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    status: delivery_log.Status | None = None,
+) -> tuple[list[Delivery], str | None]:
     """A page of the delivery log, newest first, and the next page's cursor (ValueError for a bad cursor)."""
     load(redis, subscription_id)  # NotFound for an unknown subscription, rather than an empty page
     records, next_cursor = delivery_log.page(redis, subscription_id, limit=limit, cursor=cursor, status=status)
@@ -297,8 +333,10 @@ def replay(redis: Redis, settings: Settings, subscription_id: str, delivery: str
     if record is None or record.subscription_id != subscription_id:
         raise NotFound(f"no delivery {delivery!r} for subscription {subscription_id}")
     if record.status == "pending":
-        raise Conflict(f"delivery {delivery} is still being attempted (next at "
-                       f"{record.next_attempt_at and iso(record.next_attempt_at)})")
+        raise Conflict(
+            f"delivery {delivery} is still being attempted (next at "
+            f"{record.next_attempt_at and iso(record.next_attempt_at)})"
+        )
     return _restart(redis, settings, [record])[0].view()
 
 
@@ -311,8 +349,9 @@ def recover(redis: Redis, settings: Settings, subscription_id: str, since: datet
 
 def _restart(redis: Redis, settings: Settings, records: list[DeliveryRecord]) -> list[DeliveryRecord]:
     now = datetime.now(UTC)
-    restarted = [r.model_copy(update={"status": "pending", "seq": r.seq + 1, "step": 0, "next_attempt_at": now})
-                 for r in records]
+    restarted = [
+        r.model_copy(update={"status": "pending", "seq": r.seq + 1, "step": 0, "next_attempt_at": now}) for r in records
+    ]
     for record in restarted:
         delivery_log.save(redis, record)
     delivery_log.enqueue(settings, [record.job for record in restarted])

@@ -104,12 +104,20 @@ def warm_up(**_: Any) -> None:
 def resources() -> Resources:
     settings = get_settings()
     indices = store.Indices(settings.index_prefix)
-    return Resources(settings, Redis.from_url(settings.redis_url), store.connect(settings), indices,
-                     channel_names(settings))
+    return Resources(
+        settings, Redis.from_url(settings.redis_url), store.connect(settings), indices, channel_names(settings)
+    )
 
 
-@app.task(bind=True, name="tickwatch.process_batch", max_retries=None, autoretry_for=(Exception,),
-          retry_backoff=1, retry_backoff_max=60, retry_jitter=True)
+@app.task(
+    bind=True,
+    name="tickwatch.process_batch",
+    max_retries=None,
+    autoretry_for=(Exception,),
+    retry_backoff=1,
+    retry_backoff_max=60,
+    retry_jitter=True,
+)
 def process_batch(self: Task, batch: dict[str, Any]) -> dict[str, int]:
     """Apply one batch as soon as, for each of its partitions, the previous range has been applied.
 
@@ -126,8 +134,12 @@ def process_batch(self: Task, batch: dict[str, Any]) -> dict[str, int]:
             stalled = state.stalled_seconds(res.redis, parts)
             if stalled <= res.settings.gap_timeout_seconds:
                 raise self.retry(countdown=1, max_retries=None)
-            logger.warning("partitions %s have not moved for %.0fs; skipping the offsets before %s",
-                           [p["partition"] for p in parts], stalled, [p["first_offset"] for p in parts])
+            logger.warning(
+                "partitions %s have not moved for %.0fs; skipping the offsets before %s",
+                [p["partition"] for p in parts],
+                stalled,
+                [p["first_offset"] for p in parts],
+            )
             break
         time.sleep(0.005)
     # The locks make check-and-apply atomic against a duplicate copy of this very batch.
@@ -165,10 +177,17 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
     late: set[tuple[str, int]] = set()
     suspects: dict[tuple[str, int], str] = {}  # skewed timestamps and bad prints -> why
     for symbol in symbols:
-        outcome = advance(states[symbol], symbol, by_symbol[symbol], controls[symbol].rules,
-                          lateness_ms=res.settings.lateness_seconds * 1000, now=now,
-                          muted=controls[symbol].muted, clock_skew_ms=clock_skew_ms,
-                          baseline_seconds=res.settings.baseline_seconds)
+        outcome = advance(
+            states[symbol],
+            symbol,
+            by_symbol[symbol],
+            controls[symbol].rules,
+            lateness_ms=res.settings.lateness_seconds * 1000,
+            now=now,
+            muted=controls[symbol].muted,
+            clock_skew_ms=clock_skew_ms,
+            baseline_seconds=res.settings.baseline_seconds,
+        )
         suspects.update(((symbol, ts), reason) for ts, reason in outcome.suspects)
         anomalies += outcome.anomalies
         alerts += [a for a in outcome.anomalies if a.id in outcome.new_ids and not a.muted]
@@ -178,8 +197,9 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
 
     # Alerts first: they must not wait for (or on) storage. A re-run of this batch re-sends nothing, as
     # deliveries are claimed per channel and event id (detected and resolved have their own).
-    events = [AlertEvent.for_anomaly(a) for a in alerts] + [AlertEvent.for_anomaly(a, "anomaly.resolved")
-                                                            for a in resolved]
+    events = [AlertEvent.for_anomaly(a) for a in alerts] + [
+        AlertEvent.for_anomaly(a, "anomaly.resolved") for a in resolved
+    ]
     for event in events:
         payload = event.model_dump(mode="json")
         for channel in res.channels:
@@ -203,10 +223,18 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
         earlier = [[symbol, ts, reason] for (symbol, ts), reason in suspects.items() if (symbol, ts) not in stored_now]
         store_ticks.apply_async((rows, earlier), queue=res.settings.celery_queue)
 
-    counts = {"ticks": len(fresh), "late": len(late), "anomalies": len({a.id for a in anomalies}),
-              "alerts": len(alerts), "batches": 1, "suspect": len(suspects)}
-    progress = {(part["topic"], part["partition"]): max(part["next_offset"], done[part["partition"]] or 0)
-                for part in batch["parts"]}
+    counts = {
+        "ticks": len(fresh),
+        "late": len(late),
+        "anomalies": len({a.id for a in anomalies}),
+        "alerts": len(alerts),
+        "batches": 1,
+        "suspect": len(suspects),
+    }
+    progress = {
+        (part["topic"], part["partition"]): max(part["next_offset"], done[part["partition"]] or 0)
+        for part in batch["parts"]
+    }
     figures = Recorder()
     for anomaly in alerts:
         if anomaly.published_at is not None:
@@ -217,8 +245,14 @@ def apply_batch(res: Resources, batch: dict[str, Any], done: dict[int, int | Non
     return counts
 
 
-@app.task(name="tickwatch.store_ticks", max_retries=None, autoretry_for=(Exception,), retry_backoff=1,
-          retry_backoff_max=240, retry_jitter=True)
+@app.task(
+    name="tickwatch.store_ticks",
+    max_retries=None,
+    autoretry_for=(Exception,),
+    retry_backoff=1,
+    retry_backoff_max=240,
+    retry_jitter=True,
+)
 def store_ticks(rows: list[list[Any]], suspects: list[list[Any]] | None = None) -> int:
     """Bulk-index one batch's ticks; retried until Elasticsearch takes them (ids make repeats harmless).
 
@@ -228,17 +262,38 @@ def store_ticks(rows: list[list[Any]], suspects: list[list[Any]] | None = None) 
     waits on.
     """
     res = resources()
-    actions = itertools.chain((
-        store.tick_action(res.indices, {"symbol": symbol, "ts": ts, "price": price, "volume": volume,
-                                        "published": published, "late": late, "partition": partition,
-                                        "offset": offset, "suspect_reason": reason})
-        for symbol, ts, price, volume, partition, offset, published, late, reason in rows
-    ), (store.suspect_action(res.indices, symbol, ts, reason) for symbol, ts, reason in suspects or ()))
+    actions = itertools.chain(
+        (
+            store.tick_action(
+                res.indices,
+                {
+                    "symbol": symbol,
+                    "ts": ts,
+                    "price": price,
+                    "volume": volume,
+                    "published": published,
+                    "late": late,
+                    "partition": partition,
+                    "offset": offset,
+                    "suspect_reason": reason,
+                },
+            )
+            for symbol, ts, price, volume, partition, offset, published, late, reason in rows
+        ),
+        (store.suspect_action(res.indices, symbol, ts, reason) for symbol, ts, reason in suspects or ()),
+    )
     return store.write(res.es, actions)
 
 
-@app.task(bind=True, name="tickwatch.deliver", autoretry_for=(Exception,), retry_backoff=1,
-          retry_backoff_max=240, retry_jitter=True, max_retries=get_settings().delivery_max_retries)
+@app.task(
+    bind=True,
+    name="tickwatch.deliver",
+    autoretry_for=(Exception,),
+    retry_backoff=1,
+    retry_backoff_max=240,
+    retry_jitter=True,
+    max_retries=get_settings().delivery_max_retries,
+)
 def deliver(self: Task, channel: str, event: dict[str, Any]) -> str:
     """Send one alert on one channel, at most once per channel as far as we can tell."""
     res = resources()
@@ -275,8 +330,14 @@ def latency_key(channel: str) -> str:
     return f"tickwatch:latency:{channel}"
 
 
-@app.task(name="tickwatch.slack_refresh", autoretry_for=(Exception,), retry_backoff=1, retry_backoff_max=240,
-          retry_jitter=True, max_retries=get_settings().delivery_max_retries)
+@app.task(
+    name="tickwatch.slack_refresh",
+    autoretry_for=(Exception,),
+    retry_backoff=1,
+    retry_backoff_max=240,
+    retry_jitter=True,
+    max_retries=get_settings().delivery_max_retries,
+)
 def slack_refresh(kind: str, key: str) -> None:
     """Edit an alert's (or a storm's) Slack message with its newest state: the follow-up of a throttled change."""
     resources().notifier("slack").refresh(kind, key)  # type: ignore[attr-defined]

@@ -72,8 +72,9 @@ def list_tokens(redis: Redis, settings: Settings) -> list[TokenInfo]:
     """Every token's owner and scope (never the token), static ones first."""
     static = [TokenInfo(t.name, t.scope, "env") for t in settings.api_tokens]
     stored = [orjson.loads(raw) for raw in redis.hvals(TOKENS_KEY)]
-    made = sorted((TokenInfo(d["name"], d["scope"], "redis", d.get("created_at")) for d in stored),
-                  key=lambda info: info.name)
+    made = sorted(
+        (TokenInfo(d["name"], d["scope"], "redis", d.get("created_at")) for d in stored), key=lambda info: info.name
+    )
     return static + made
 
 

@@ -57,6 +57,7 @@ DELIVERY_THREADS = 16  # per worker process: requests in flight at once (each en
 
 # --- policy (pure) ----------------------------------------------------------------------------------------
 
+
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     """A `Retry-After` header (seconds or an HTTP date) as seconds from `now`; None if absent or unreadable."""
     if not value:
@@ -73,8 +74,9 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def next_delay(attempts_made: int, schedule: Sequence[float], retry_after: float | None,
-               rng: random.Random | None = None) -> float | None:
+def next_delay(
+    attempts_made: int, schedule: Sequence[float], retry_after: float | None, rng: random.Random | None = None
+) -> float | None:
     """Seconds until the next attempt after `attempts_made` attempts failed, or None when the schedule is
     spent. Jittered by ±10 %; never sooner than `retry_after`, which is capped at the schedule's longest step."""
     if attempts_made >= len(schedule):
@@ -102,6 +104,7 @@ def webhook_headers(message_id: str, body: str, secrets: Sequence[str], at: date
 
 # --- sending ----------------------------------------------------------------------------------------------
 
+
 class Clients:
     """httpx clients per (subscription, URL), so a connection only ever carries one endpoint's requests; they
     share one TLS context (building one costs milliseconds). Thread-safe; the oldest are closed past a bound."""
@@ -118,8 +121,11 @@ class Clients:
             if client is None:
                 client = httpx.Client(
                     timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT_SECONDS, timeout)),
-                    follow_redirects=False, trust_env=False, verify=self._tls,  # no proxies: they would resolve
-                    limits=httpx.Limits(max_connections=2, max_keepalive_connections=1))
+                    follow_redirects=False,
+                    trust_env=False,
+                    verify=self._tls,  # no proxies: they would resolve
+                    limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
+                )
                 self._clients[key] = client
                 while len(self._clients) > CLIENTS_KEPT:
                     self._clients.popitem(last=False)[1].close()
@@ -131,8 +137,9 @@ _clients = Clients()
 _threads = ThreadPoolExecutor(max_workers=DELIVERY_THREADS, thread_name_prefix="webhook")
 
 
-def send(settings: Settings, stored: subscriptions.StoredSubscription, record: DeliveryRecord,
-         now: datetime) -> tuple[Attempt, float | None]:
+def send(
+    settings: Settings, stored: subscriptions.StoredSubscription, record: DeliveryRecord, now: datetime
+) -> tuple[Attempt, float | None]:
     """One attempt; returns what happened and the Retry-After it asked for. Never raises for the endpoint's
     faults: a refused address, a timeout or a status are all recorded as the attempt's outcome."""
     try:
@@ -144,18 +151,25 @@ def send(settings: Settings, stored: subscriptions.StoredSubscription, record: D
     client = _clients.get(stored.id, stored.url, settings.webhook_timeout_seconds)
     started = time.perf_counter()
     try:
-        with client.stream("POST", target.request_url(), content=record.body.encode(), headers=headers,
-                           extensions=target.extensions()) as response:
+        with client.stream(
+            "POST", target.request_url(), content=record.body.encode(), headers=headers, extensions=target.extensions()
+        ) as response:
             _skim(response, started + settings.webhook_timeout_seconds)
     except httpx.TimeoutException as error:
         return Attempt(at=now, latency_ms=_ms(started), error=f"timed out ({type(error).__name__})"), None
     except httpx.HTTPError as error:
         return Attempt(at=now, latency_ms=_ms(started), error=f"{type(error).__name__}: {error}"), None
     code = response.status_code
-    error = None if 200 <= code < 300 else f"HTTP {code}" + (
-        f" to {response.headers.get('location')} (redirects are not followed)" if 300 <= code < 400 else "")
-    return (Attempt(at=now, response_code=code, latency_ms=_ms(started), error=error),
-            retry_after_seconds(response.headers.get("retry-after"), now))
+    error = (
+        None
+        if 200 <= code < 300
+        else f"HTTP {code}"
+        + (f" to {response.headers.get('location')} (redirects are not followed)" if 300 <= code < 400 else "")
+    )
+    return (
+        Attempt(at=now, response_code=code, latency_ms=_ms(started), error=error),
+        retry_after_seconds(response.headers.get("retry-after"), now),
+    )
 
 
 def _skim(response: httpx.Response, deadline: float) -> None:
@@ -175,14 +189,16 @@ def _ms(started: float) -> float:
 
 # --- the task ---------------------------------------------------------------------------------------------
 
+
 @app.task(bind=True, name=delivery_log.TASK_NAME, ignore_result=True, max_retries=20)
 def deliver_webhook(self: Task, jobs: list[list[Any]]) -> dict[str, int]:
     """Attempt deliveries side by side in this process's delivery threads (each job is one delivery to one
     subscription, with its own timeout and slot, so a hanging endpoint holds one thread, not the others).
     Jobs that hit an error of ours (e.g. Redis away) are retried as a task of their own."""
     res = resources()
-    futures = [(_threads.submit(run, res.redis, res.settings, (delivery, int(seq))), [delivery, seq])
-               for delivery, seq in jobs]
+    futures = [
+        (_threads.submit(run, res.redis, res.settings, (delivery, int(seq))), [delivery, seq]) for delivery, seq in jobs
+    ]
     outcomes: Counter[str] = Counter()
     broken = []
     for future, job in futures:
@@ -192,7 +208,7 @@ def deliver_webhook(self: Task, jobs: list[list[Any]]) -> dict[str, int]:
             logger.exception("webhook delivery %s", job[0])
             broken.append(job)
     if broken:
-        raise self.retry(args=(broken,), countdown=min(60, 2 ** self.request.retries))
+        raise self.retry(args=(broken,), countdown=min(60, 2**self.request.retries))
     return dict(outcomes)
 
 
@@ -254,23 +270,37 @@ def _attempt(redis: Redis, settings: Settings, raw: bytes | None, record: Delive
     return "retrying", _settle(redis, record, attempt, "pending", retry_at=now + timedelta(seconds=delay))
 
 
-def _settle(redis: Redis, record: DeliveryRecord, attempt: Attempt, status: delivery_log.Status, *,
-            retry_at: datetime | None = None, counted: bool = True) -> Job | None:
+def _settle(
+    redis: Redis,
+    record: DeliveryRecord,
+    attempt: Attempt,
+    status: delivery_log.Status,
+    *,
+    retry_at: datetime | None = None,
+    counted: bool = True,
+) -> Job | None:
     """In one round trip: record the attempt (`counted`: one was made) and the new status, schedule the
     retry (its job carries the next seq), count the outcome, free the slot. Returns the job to start next."""
     made = int(counted)
-    updated = record.model_copy(update={
-        "status": status, "attempts": record.attempts + made, "step": record.step + made,
-        "seq": record.seq + (retry_at is not None), "next_attempt_at": retry_at,
-        "response_code": attempt.response_code, "latency_ms": attempt.latency_ms, "error": attempt.error,
-        "last_attempt_at": attempt.at, "history": [*record.history, attempt][-delivery_log.HISTORY_KEPT:],
-    })
+    updated = record.model_copy(
+        update={
+            "status": status,
+            "attempts": record.attempts + made,
+            "step": record.step + made,
+            "seq": record.seq + (retry_at is not None),
+            "next_attempt_at": retry_at,
+            "response_code": attempt.response_code,
+            "latency_ms": attempt.latency_ms,
+            "error": attempt.error,
+            "last_attempt_at": attempt.at,
+            "history": [*record.history, attempt][-delivery_log.HISTORY_KEPT :],
+        }
+    )
     figures = Recorder()
     figures.count("deliveries", channel="webhook", outcome="retrying" if retry_at else status)
     published = _published_at(record) if status == "succeeded" else None
     if published is not None:
-        figures.observe("delivery_latency_seconds", (datetime.now(UTC) - published).total_seconds(),
-                        channel="webhook")
+        figures.observe("delivery_latency_seconds", (datetime.now(UTC) - published).total_seconds(), channel="webhook")
     pipe = redis.pipeline(transaction=False)
     delivery_log.save(pipe, updated)
     if retry_at is not None:
@@ -302,13 +332,17 @@ def _disable(redis: Redis, settings: Settings, stored: subscriptions.StoredSubsc
         from pipeline.notifiers.slack import web_client
 
         try:
-            web_client(settings).chat_postMessage(channel=settings.slack_channel, unfurl_links=False,
-                                                  text=webhook_disabled_text(stored.url, stored.id, reason))
+            web_client(settings).chat_postMessage(
+                channel=settings.slack_channel,
+                unfurl_links=False,
+                text=webhook_disabled_text(stored.url, stored.id, reason),
+            )
         except Exception:  # the notice is a courtesy: the endpoint is disabled either way
             logger.exception("could not post the webhook-disabled notice to Slack")
 
 
 # --- the retry scheduler ----------------------------------------------------------------------------------
+
 
 def start_due(redis: Redis, settings: Settings, now: datetime | None = None) -> int:
     """Queue the deliveries whose retry (or wait) is over; returns how many."""

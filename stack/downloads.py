@@ -69,7 +69,10 @@ def elasticsearch_zip(cache_dir: Path, version: str) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tickwatch-es-") as work:
         artifact = f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
-        _mvn(["dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={work}"], Path(work),
-             f"Elasticsearch {version}")
+        _mvn(
+            ["dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={work}"],
+            Path(work),
+            f"Elasticsearch {version}",
+        )
         shutil.move(str(Path(work) / f"elasticsearch-{version}.zip"), target)
     return target

@@ -105,8 +105,9 @@ class FakeSlack:
         if self.record_to is not None:
             self.record_to.parent.mkdir(parents=True, exist_ok=True)
         server = SlackHttpServer((self.host, self.port), self)
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-slack", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-slack", daemon=True
+        )
         self._thread.start()
         self._server = server
         return self.url
@@ -131,8 +132,9 @@ class FakeSlack:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # --- what tests use -----------------------------------------------------------------------------
@@ -163,8 +165,7 @@ class FakeSlack:
             while len(found := self._matching(method)) < count:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(f"waited {timeout}s for {count} {method or 'any'} call(s), "
-                                       f"got {len(found)}")
+                    raise TimeoutError(f"waited {timeout}s for {count} {method or 'any'} call(s), got {len(found)}")
                 self._cond.wait(remaining)
             return found
 
@@ -201,8 +202,9 @@ class FakeSlack:
     def _matching(self, method: str | None) -> list[RecordedCall]:
         return [call for call in self._calls if method is None or call.method == method]
 
-    def serve(self, method: str, params: dict[str, Any], authorization: str | None,
-               content_type: str) -> tuple[int, dict[str, str], Response]:
+    def serve(
+        self, method: str, params: dict[str, Any], authorization: str | None, content_type: str
+    ) -> tuple[int, dict[str, str], Response]:
         headers: dict[str, str] = {}
         with self._cond:
             pending = self._failures.get(method)
@@ -235,8 +237,7 @@ class FakeSlack:
             if ok:
                 upload["data"] = data
         status = 200 if ok else 400
-        self._record_outside_api("files.upload_bytes", {"file_id": file_id, "length": len(data)}, status,
-                                 {"ok": ok})
+        self._record_outside_api("files.upload_bytes", {"file_id": file_id, "length": len(data)}, status, {"ok": ok})
         return status
 
     def receive_response(self, name: str, body: bytes) -> int:
@@ -246,8 +247,9 @@ class FakeSlack:
             params = None
         ok = isinstance(params, dict) and (_has_content(params) or bool(params.get("delete_original")))
         status = 200 if ok else 400
-        self._record_outside_api("response_url", {**(params if isinstance(params, dict) else {}), "_name": name},
-                                 status, {"ok": ok})
+        self._record_outside_api(
+            "response_url", {**(params if isinstance(params, dict) else {}), "_name": name}, status, {"ok": ok}
+        )
         return status
 
     def _dispatch(self, method: str, params: dict[str, Any], authorization: str | None) -> Response:
@@ -275,9 +277,16 @@ class FakeSlack:
 
     # --- methods ------------------------------------------------------------------------------------
     def _auth_test(self, params: dict[str, Any]) -> Response:
-        return {"ok": True, "url": "https://tickwatch-fake.slack.com/", "team": "Tickwatch (fake)",
-                "user": "tickwatch", "team_id": TEAM_ID, "user_id": USER_ID, "bot_id": BOT_ID,
-                "is_enterprise_install": False}
+        return {
+            "ok": True,
+            "url": "https://tickwatch-fake.slack.com/",
+            "team": "Tickwatch (fake)",
+            "user": "tickwatch",
+            "team_id": TEAM_ID,
+            "user_id": USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
 
     def _post_message(self, params: dict[str, Any]) -> Response:
         channel = _channel_id(params.get("channel"))
@@ -286,8 +295,15 @@ class FakeSlack:
         if not _has_content(params):
             return error("no_text")
         ts = self._next_ts()
-        message = {"type": "message", "user": USER_ID, "bot_id": BOT_ID, "team": TEAM_ID,
-                   "text": params.get("text", ""), "ts": ts, **_content(params)}
+        message = {
+            "type": "message",
+            "user": USER_ID,
+            "bot_id": BOT_ID,
+            "team": TEAM_ID,
+            "text": params.get("text", ""),
+            "ts": ts,
+            **_content(params),
+        }
         if params.get("thread_ts"):
             message["thread_ts"] = str(params["thread_ts"])
         self._messages[(channel, ts)] = message
@@ -302,8 +318,12 @@ class FakeSlack:
             return error("message_not_found")
         if not _has_content(params):
             return error("no_text")
-        message = {**self._messages[(channel, ts)], "text": params.get("text", ""), **_content(params),
-                   "edited": {"user": USER_ID, "ts": self._next_ts()}}
+        message = {
+            **self._messages[(channel, ts)],
+            "text": params.get("text", ""),
+            **_content(params),
+            "edited": {"user": USER_ID, "ts": self._next_ts()},
+        }
         self._messages[(channel, ts)] = message
         return {"ok": True, "channel": channel, "ts": ts, "text": message["text"], "message": message}
 
@@ -316,7 +336,6 @@ class FakeSlack:
             return error("no_text")
         return {"ok": True, "message_ts": self._next_ts()}
 
-
     def _get_permalink(self, params: dict[str, Any]) -> Response:
         channel = _channel_id(params.get("channel"))
         ts = str(params.get("message_ts", ""))
@@ -324,8 +343,11 @@ class FakeSlack:
             return error("channel_not_found")
         if (channel, ts) not in self._messages:
             return error("message_not_found")
-        return {"ok": True, "channel": channel,
-                "permalink": f"https://tickwatch-fake.slack.com/archives/{channel}/p{ts.replace('.', '')}"}
+        return {
+            "ok": True,
+            "channel": channel,
+            "permalink": f"https://tickwatch-fake.slack.com/archives/{channel}/p{ts.replace('.', '')}",
+        }
 
     def _views_open(self, params: dict[str, Any]) -> Response:
         if not params.get("trigger_id"):
@@ -370,8 +392,14 @@ class FakeSlack:
             upload = self._uploads.get(str(item.get("id")))
             if upload is None or upload["data"] is None:
                 return error("file_not_found")  # never handed out, or its bytes never arrived
-            completed.append({"id": item["id"], "name": upload["filename"],
-                              "title": item.get("title") or upload["filename"], "size": upload["length"]})
+            completed.append(
+                {
+                    "id": item["id"],
+                    "name": upload["filename"],
+                    "title": item.get("title") or upload["filename"],
+                    "size": upload["length"],
+                }
+            )
         channel = params.get("channel_id")
         if channel is not None and _channel_id(channel) is None:
             return error("channel_not_found")
@@ -410,7 +438,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m stack.fake_slack",
         description="Serve a local fake of the Slack Web API (auth.test, chat.*, views.*, files upload v2, "
-                    "response_url receivers).",
+        "response_url receivers).",
         epilog="example: python -m stack.fake_slack --port 8765 --record-to /tmp/slack.jsonl",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")

@@ -30,12 +30,15 @@ def java_home(min_major: int = 17) -> Path:
     if java is None or not java.exists():
         found = shutil.which("java")
         if found is None:
-            raise StackError(f"No Java found. Kafka and Elasticsearch need Java {min_major}+: "
-                             "apt-get install openjdk-17-jre-headless")
+            raise StackError(
+                f"No Java found. Kafka and Elasticsearch need Java {min_major}+: "
+                "apt-get install openjdk-17-jre-headless"
+            )
         java = Path(found).resolve()
     out = subprocess.run([str(java), "-XshowSettings:properties", "-version"], capture_output=True, text=True)
-    major = next((line.split("=")[1].strip() for line in out.stderr.splitlines()
-                  if "java.specification.version" in line), "0")
+    major = next(
+        (line.split("=")[1].strip() for line in out.stderr.splitlines() if "java.specification.version" in line), "0"
+    )
     if int(major.split(".")[-1] if major.startswith("1.") else major) < min_major:
         raise StackError(f"{java} is Java {major}; Kafka and Elasticsearch need Java {min_major}+.")
     return java.parent.parent
@@ -77,8 +80,10 @@ class Service(ABC):
         if port_open(*self.host_port):
             if self.ready():
                 return "already running (not started by tickwatch; left alone)"
-            raise StackError(f"Port {self.address} is taken by another program, so {self.name} cannot start. "
-                             f"Stop that program or set another address (see README, Configuration).")
+            raise StackError(
+                f"Port {self.address} is taken by another program, so {self.name} cannot start. "
+                f"Stop that program or set another address (see README, Configuration)."
+            )
         self._launch()
         wait_until(self.ready, timeout=self.start_timeout, what=self.name, proc=self.proc)
         return "started"
@@ -98,8 +103,9 @@ class Redis(Service):
     def _cli(self, *args: str) -> str | None:
         host, port = self.host_port
         try:
-            out = subprocess.run(["redis-cli", "-h", host, "-p", str(port), *args],
-                                 capture_output=True, text=True, timeout=5)
+            out = subprocess.run(
+                ["redis-cli", "-h", host, "-p", str(port), *args], capture_output=True, text=True, timeout=5
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return out.stdout if out.returncode == 0 else None
@@ -109,8 +115,9 @@ class Redis(Service):
 
     def version(self) -> str | None:
         info = self._cli("INFO", "server") or ""
-        return next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                     if line.startswith("redis_version:")), None)
+        return next(
+            (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("redis_version:")), None
+        )
 
     def _launch(self) -> None:
         server = shutil.which("redis-server")
@@ -119,10 +126,26 @@ class Redis(Service):
         data = self.settings.stack_dir / "redis"
         data.mkdir(parents=True, exist_ok=True)
         host, port = self.host_port
-        self.proc.start([server, "--bind", host, "--port", str(port), "--dir", str(data),
-                         "--appendonly", "yes", "--save", "", "--daemonize", "no",
-                         # One database per concurrent test namespace (tests lease them, see tests/conftest.py).
-                         "--databases", "64"])
+        self.proc.start(
+            [
+                server,
+                "--bind",
+                host,
+                "--port",
+                str(port),
+                "--dir",
+                str(data),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                # One database per concurrent test namespace (tests lease them, see tests/conftest.py).
+                "--databases",
+                "64",
+            ]
+        )
 
 
 class Kafka(Service):
@@ -199,15 +222,37 @@ class Kafka(Service):
         if not (data_dir / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             result = subprocess.run(
-                [java, log_config, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(config)],
-                capture_output=True, text=True,
+                [
+                    java,
+                    log_config,
+                    "-cp",
+                    classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(config),
+                ],
+                capture_output=True,
+                text=True,
             )
             if result.returncode != 0:
                 raise StackError(f"Formatting Kafka's storage failed:\n{result.stdout}{result.stderr}")
         heap = self.settings.kafka_heap
-        self.proc.start([java, f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", log_config,
-                         "-cp", classpath, "kafka.Kafka", str(config)])
+        self.proc.start(
+            [
+                java,
+                f"-Xms{heap}",
+                f"-Xmx{heap}",
+                "-XX:+UseG1GC",
+                log_config,
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(config),
+            ]
+        )
 
 
 class Elasticsearch(Service):
@@ -275,8 +320,7 @@ class Elasticsearch(Service):
         heap = self.settings.es_heap
         self.proc.start(
             [str(home / "bin" / "elasticsearch")],
-            env={"ES_JAVA_HOME": str(jdk), "ES_JAVA_OPTS": f"-Xms{heap} -Xmx{heap}",
-                 "ES_TMPDIR": str(tmp)},
+            env={"ES_JAVA_HOME": str(jdk), "ES_JAVA_OPTS": f"-Xms{heap} -Xmx{heap}", "ES_TMPDIR": str(tmp)},
             user=user,
         )
 

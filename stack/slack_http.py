@@ -26,8 +26,9 @@ Response = dict[str, Any]
 class WebApi(Protocol):
     """What the server hands requests to (FakeSlack)."""
 
-    def serve(self, method: str, params: dict[str, Any], authorization: str | None,
-              content_type: str) -> tuple[int, dict[str, str], Response]: ...
+    def serve(
+        self, method: str, params: dict[str, Any], authorization: str | None, content_type: str
+    ) -> tuple[int, dict[str, str], Response]: ...
 
     def receive_upload(self, file_id: str, data: bytes) -> int: ...
 
@@ -88,8 +89,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        for prefix, receive in (("/upload/", self.server.api.receive_upload),
-                                ("/response/", self.server.api.receive_response)):
+        for prefix, receive in (
+            ("/upload/", self.server.api.receive_upload),
+            ("/response/", self.server.api.receive_response),
+        ):
             if url.path.startswith(prefix) and self.command == "POST":
                 status = receive(url.path.removeprefix(prefix), self.rfile.read(length))
                 self._reply(status, {}, {"ok": status == 200})
@@ -103,8 +106,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, {}, error("invalid_json"))
             return
         params = _decode_json_fields({**dict(parse_qsl(url.query, keep_blank_values=True)), **body_params})
-        status, headers, response = self.server.api.serve(method, params, self.headers.get("Authorization"),
-                                                          content_type)
+        status, headers, response = self.server.api.serve(
+            method, params, self.headers.get("Authorization"), content_type
+        )
         self._reply(status, headers, response)
 
     def _reply(self, status: int, headers: dict[str, str], response: Response) -> None:

@@ -22,44 +22,77 @@ APP_ID = "A0TICKWATCH"
 FORM = "application/x-www-form-urlencoded"
 
 
-def signed_headers(secret: str, body: str, *, timestamp: str | None = None,
-                   content_type: str = FORM) -> dict[str, str]:
+def signed_headers(secret: str, body: str, *, timestamp: str | None = None, content_type: str = FORM) -> dict[str, str]:
     """Slack's `X-Slack-Request-Timestamp` and `X-Slack-Signature` (v0 HMAC-SHA256) for `body`."""
     ts = timestamp or str(int(time.time()))
     signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
     return {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature or ""}
 
 
-def slash_command(command: str, text: str, *, user: str, channel: str, response_url: str,
-                  channel_name: str = "market-alerts") -> str:
+def slash_command(
+    command: str, text: str, *, user: str, channel: str, response_url: str, channel_name: str = "market-alerts"
+) -> str:
     """The form body of a slash command, e.g. `/price` with text `TSLA 1h`."""
-    return urlencode({"token": "legacy", "team_id": TEAM, "team_domain": "fake", "channel_id": channel,
-                      "channel_name": channel_name, "user_id": user, "user_name": user.lower(),
-                      "command": command, "text": text, "api_app_id": APP_ID, "response_url": response_url,
-                      "trigger_id": "1337.42.abcdef"})
+    return urlencode(
+        {
+            "token": "legacy",
+            "team_id": TEAM,
+            "team_domain": "fake",
+            "channel_id": channel,
+            "channel_name": channel_name,
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": APP_ID,
+            "response_url": response_url,
+            "trigger_id": "1337.42.abcdef",
+        }
+    )
 
 
 def interaction(payload: dict[str, Any]) -> str:
     """The form body of an interactivity request (`payload=<json>`), with the fields every one carries."""
-    return urlencode({"payload": json.dumps({"team": {"id": TEAM, "domain": "fake"}, "api_app_id": APP_ID,
-                                             "token": "legacy", **payload})})
+    return urlencode(
+        {
+            "payload": json.dumps(
+                {"team": {"id": TEAM, "domain": "fake"}, "api_app_id": APP_ID, "token": "legacy", **payload}
+            )
+        }
+    )
 
 
 def slack_user(user: str) -> dict[str, str]:
     return {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM}
 
 
-def block_actions(action_id: str, value: str, *, user: str, channel: str, ts: str, response_url: str,
-                  select: bool = False, user_name: str | None = None) -> str:
+def block_actions(
+    action_id: str,
+    value: str,
+    *,
+    user: str,
+    channel: str,
+    ts: str,
+    response_url: str,
+    select: bool = False,
+    user_name: str | None = None,
+) -> str:
     """A click on a button (or, with `select`, the choice of a menu option) of the message (channel, ts)."""
-    element = ({"type": "static_select", "selected_option": {"value": value,
-                                                             "text": {"type": "plain_text", "text": value}}}
-               if select else {"type": "button", "value": value})
+    element = (
+        {"type": "static_select", "selected_option": {"value": value, "text": {"type": "plain_text", "text": value}}}
+        if select
+        else {"type": "button", "value": value}
+    )
     who = slack_user(user) | ({"username": user_name, "name": user_name} if user_name else {})
-    return interaction({
-        "type": "block_actions", "user": who,
-        "container": {"type": "message", "channel_id": channel, "message_ts": ts},
-        "channel": {"id": channel, "name": "market-alerts"}, "message": {"ts": ts, "type": "message"},
-        "trigger_id": f"trig-{uuid.uuid4().hex[:6]}", "response_url": response_url,
-        "actions": [{"action_id": action_id, "block_id": "b", "action_ts": str(time.time()), **element}],
-    })
+    return interaction(
+        {
+            "type": "block_actions",
+            "user": who,
+            "container": {"type": "message", "channel_id": channel, "message_ts": ts},
+            "channel": {"id": channel, "name": "market-alerts"},
+            "message": {"ts": ts, "type": "message"},
+            "trigger_id": f"trig-{uuid.uuid4().hex[:6]}",
+            "response_url": response_url,
+            "actions": [{"action_id": action_id, "block_id": "b", "action_ts": str(time.time()), **element}],
+        }
+    )

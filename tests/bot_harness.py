@@ -57,15 +57,23 @@ class BotServer:
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
 
     # --- requests as Slack sends them -------------------------------------------------------------
-    def post(self, body: str, *, timestamp: str | None = None, secret: str = SECRET, signed: bool = True,
-             content_type: str = "application/x-www-form-urlencoded") -> httpx.Response:
+    def post(
+        self,
+        body: str,
+        *,
+        timestamp: str | None = None,
+        secret: str = SECRET,
+        signed: bool = True,
+        content_type: str = "application/x-www-form-urlencoded",
+    ) -> httpx.Response:
         headers = {"Content-Type": content_type}
         if signed:
             headers = signed_headers(secret, body, timestamp=timestamp, content_type=content_type)
         return self.http.post(f"{self.url}/slack/events", content=body, headers=headers)
 
-    def command(self, command: str, text: str = "", *, user: str, channel: str = "C0ALERTS01",
-                **post: Any) -> tuple[httpx.Response, str]:
+    def command(
+        self, command: str, text: str = "", *, user: str, channel: str = "C0ALERTS01", **post: Any
+    ) -> tuple[httpx.Response, str]:
         """Send a slash command; returns the HTTP answer (the ack) and the name of its response_url."""
         hook = f"cmd-{uuid.uuid4().hex[:8]}"
         body = slash_command(command, text, user=user, channel=channel, response_url=self.slack.response_url(hook))
@@ -74,25 +82,47 @@ class BotServer:
     def interact(self, payload: dict[str, Any], **post: Any) -> httpx.Response:
         return self.post(interaction(payload), **post)
 
-    def click(self, action_id: str, value: str, *, user: str, channel: str, ts: str, select: bool = False,
-              **post: Any) -> tuple[httpx.Response, str]:
+    def click(
+        self, action_id: str, value: str, *, user: str, channel: str, ts: str, select: bool = False, **post: Any
+    ) -> tuple[httpx.Response, str]:
         """A button (or menu option) on the message (channel, ts); returns the ack and its response_url name."""
         hook = f"act-{uuid.uuid4().hex[:8]}"
-        body = block_actions(action_id, value, user=user, channel=channel, ts=ts, select=select,
-                             response_url=self.slack.response_url(hook))
+        body = block_actions(
+            action_id,
+            value,
+            user=user,
+            channel=channel,
+            ts=ts,
+            select=select,
+            response_url=self.slack.response_url(hook),
+        )
         response = self.post(body, **post)
         return response, hook
 
-    def in_modal(self, view: dict[str, Any], *, user: str, values: dict[str, Any], action_id: str | None = None
-                 ) -> httpx.Response:
+    def in_modal(
+        self, view: dict[str, Any], *, user: str, values: dict[str, Any], action_id: str | None = None
+    ) -> httpx.Response:
         """A modal submission (or, with `action_id`, a click inside the modal) with typed `values`."""
         state_view = {**view, "state": {"values": values}}
         base = {"user": slack_user(user), "view": state_view, "trigger_id": f"trig-{uuid.uuid4().hex[:6]}"}
         if action_id is None:
             return self.interact({"type": "view_submission", **base})
-        return self.interact({"type": "block_actions", **base, "container": {"type": "view", "view_id": view["id"]},
-                              "actions": [{"action_id": action_id, "block_id": "b", "type": "button",
-                                           "value": "x", "action_ts": str(time.time())}]})
+        return self.interact(
+            {
+                "type": "block_actions",
+                **base,
+                "container": {"type": "view", "view_id": view["id"]},
+                "actions": [
+                    {
+                        "action_id": action_id,
+                        "block_id": "b",
+                        "type": "button",
+                        "value": "x",
+                        "action_ts": str(time.time()),
+                    }
+                ],
+            }
+        )
 
     # --- what came out ----------------------------------------------------------------------------
     def answer(self, hook: str, timeout: float = 10) -> dict[str, Any]:
@@ -104,8 +134,9 @@ class BotServer:
                     assert call.ok, call
                     return call.params
             time.sleep(0.02)
-        raise AssertionError(f"nothing was posted to response_url {hook}; calls: "
-                             f"{[c.method for c in self.slack.calls()]}")
+        raise AssertionError(
+            f"nothing was posted to response_url {hook}; calls: {[c.method for c in self.slack.calls()]}"
+        )
 
     def wait(self, method: str, count: int = 1, timeout: float = 10) -> list[RecordedCall]:
         return self.slack.wait_for(method, count, timeout=timeout)
@@ -117,8 +148,9 @@ def serve(settings: Settings, slack: FakeSlack) -> Iterator[BotServer]:
     from bot.server import create_app
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                          lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -112,8 +112,10 @@ class Namespace(Fleet):
 
     def diagnosis(self) -> str:
         """Where the pipeline stands, printed when a test fails: per partition end offset vs progress."""
-        parts = {p: (end, state.progress(self.redis, self.settings.ticks_topic, p))
-                 for p, end in sorted(end_offsets(self.settings).items())}
+        parts = {
+            p: (end, state.progress(self.redis, self.settings.ticks_topic, p))
+            for p, end in sorted(end_offsets(self.settings).items())
+        }
         queues = {q: self.redis.llen(q) for q in (self.settings.celery_queue, self.settings.alerts_queue)}
         return f"partitions (end, progress) {parts}; queues {queues}; stats {state.stats(self.redis)}"
 
@@ -123,9 +125,13 @@ class Namespace(Fleet):
         return {hit["_id"]: hit["_source"] for hit in hits}
 
     def topic_messages(self, topic: str, expect: int, timeout: float = 30) -> list:
-        consumer = KafkaConsumer(topic, bootstrap_servers=self.settings.kafka_bootstrap,
-                                 auto_offset_reset="earliest", consumer_timeout_ms=1000,
-                                 group_id=f"reader-{uuid.uuid4().hex[:6]}")
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=1000,
+            group_id=f"reader-{uuid.uuid4().hex[:6]}",
+        )
         found: list = []
         deadline = time.monotonic() + timeout
         try:

@@ -58,19 +58,52 @@ class Expected:
     dead_letters: int = 3
 
 
-def _tick(indices: store.Indices, symbol: str, at: datetime, price: float, late: bool, offset: int,
-          suspect_reason: str | None = None) -> dict:
-    return store.tick_action(indices, {"symbol": symbol, "ts": to_ms(at), "price": price, "volume": 100.0,
-                                       "late": late, "partition": 0, "offset": offset, "published": None,
-                                       "suspect_reason": suspect_reason})
+def _tick(
+    indices: store.Indices,
+    symbol: str,
+    at: datetime,
+    price: float,
+    late: bool,
+    offset: int,
+    suspect_reason: str | None = None,
+) -> dict:
+    return store.tick_action(
+        indices,
+        {
+            "symbol": symbol,
+            "ts": to_ms(at),
+            "price": price,
+            "volume": 100.0,
+            "late": late,
+            "partition": 0,
+            "offset": offset,
+            "published": None,
+            "suspect_reason": suspect_reason,
+        },
+    )
 
 
 def _anomaly(symbol: str, at: datetime, status: str, *, muted: bool = False, by: str | None = None) -> Anomaly:
-    return Anomaly(id=f"{symbol}-drop-{to_ms(at)}", symbol=symbol, rule="drop", timestamp=at, price=90.0,
-                   reference_price=100.0, reference_timestamp=at - timedelta(minutes=2), change_pct=-10.0,
-                   threshold_pct=5.0, window_seconds=300, peak_price=90.0, peak_change_pct=-10.0, peak_timestamp=at,
-                   detected_at=at, muted=muted, status=status, acknowledged_by=by,
-                   acknowledged_at=at + timedelta(minutes=5) if by else None)
+    return Anomaly(
+        id=f"{symbol}-drop-{to_ms(at)}",
+        symbol=symbol,
+        rule="drop",
+        timestamp=at,
+        price=90.0,
+        reference_price=100.0,
+        reference_timestamp=at - timedelta(minutes=2),
+        change_pct=-10.0,
+        threshold_pct=5.0,
+        window_seconds=300,
+        peak_price=90.0,
+        peak_change_pct=-10.0,
+        peak_timestamp=at,
+        detected_at=at,
+        muted=muted,
+        status=status,
+        acknowledged_by=by,
+        acknowledged_at=at + timedelta(minutes=5) if by else None,
+    )
 
 
 def seed(settings: Settings) -> Expected:
@@ -87,8 +120,17 @@ def seed(settings: Settings) -> Expected:
         # the neighbouring days: must not count
         actions.append(_tick(indices, symbol, OPEN - timedelta(days=1), 1.0, True, 0))
         actions.append(_tick(indices, symbol, OPEN + timedelta(days=1), 1000.0, True, 0))
-    actions.append(_tick(indices, "CCC", OPEN + timedelta(minutes=60, seconds=30), 2.0, False, 999,
-                         suspect_reason="isolated print: -90% and back"))
+    actions.append(
+        _tick(
+            indices,
+            "CCC",
+            OPEN + timedelta(minutes=60, seconds=30),
+            2.0,
+            False,
+            999,
+            suspect_reason="isolated print: -90% and back",
+        )
+    )
     store.write(es, actions)
     anomalies = [
         _anomaly("AAA", OPEN + timedelta(minutes=90), "acknowledged", by="alice"),
@@ -99,19 +141,43 @@ def seed(settings: Settings) -> Expected:
     store.write(es, [store.anomaly_action(indices, a) for a in anomalies])
     bob = Actor("bob", "slack", "U0BOB00001")
     for change in (
-        Change("mute", "CCC", None, {"until": None, "by": "bob", "reason": "halted"}, bob,
-               OPEN + timedelta(minutes=30)),
-        Change("mute", "DDD", None, {"until": "2026-11-20T16:00:00.000Z", "by": "bob", "reason": ""}, bob,
-               OPEN + timedelta(minutes=40)),
-        Change("mute", "EEE", None, {"until": None, "by": "carol", "reason": ""}, Actor("carol", "api"),
-               OPEN - timedelta(days=2)),
-        Change("unmute", "EEE", {"until": None, "by": "carol", "reason": ""}, None, Actor("carol", "api"),
-               OPEN - timedelta(days=1)),
+        Change(
+            "mute", "CCC", None, {"until": None, "by": "bob", "reason": "halted"}, bob, OPEN + timedelta(minutes=30)
+        ),
+        Change(
+            "mute",
+            "DDD",
+            None,
+            {"until": "2026-11-20T16:00:00.000Z", "by": "bob", "reason": ""},
+            bob,
+            OPEN + timedelta(minutes=40),
+        ),
+        Change(
+            "mute",
+            "EEE",
+            None,
+            {"until": None, "by": "carol", "reason": ""},
+            Actor("carol", "api"),
+            OPEN - timedelta(days=2),
+        ),
+        Change(
+            "unmute",
+            "EEE",
+            {"until": None, "by": "carol", "reason": ""},
+            None,
+            Actor("carol", "api"),
+            OPEN - timedelta(days=1),
+        ),
     ):
         es.index(index=indices.audit, document=change.document())
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
-    for at in (OPEN - timedelta(days=1), OPEN, OPEN + timedelta(hours=1), OPEN + timedelta(hours=2),
-               OPEN + timedelta(days=1)):
+    for at in (
+        OPEN - timedelta(days=1),
+        OPEN,
+        OPEN + timedelta(hours=1),
+        OPEN + timedelta(hours=2),
+        OPEN + timedelta(days=1),
+    ):
         producer.send(settings.dlq_topic, key=b"X", value=b"not json", timestamp_ms=to_ms(at))
     producer.flush()
     producer.close()

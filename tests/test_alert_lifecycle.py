@@ -20,9 +20,22 @@ AT = datetime(2026, 11, 23, 14, 31, tzinfo=UTC)
 
 
 def anomaly(key: str = "tsla-drop-1", symbol: str = "TSLA", **changes) -> Anomaly:
-    fields = dict(id=key, symbol=symbol, rule="drop", timestamp=AT, price=94, reference_price=100,
-                  reference_timestamp=AT - timedelta(minutes=3), change_pct=-6, threshold_pct=5, window_seconds=300,
-                  peak_price=94, peak_change_pct=-6, peak_timestamp=AT, detected_at=AT)
+    fields = dict(
+        id=key,
+        symbol=symbol,
+        rule="drop",
+        timestamp=AT,
+        price=94,
+        reference_price=100,
+        reference_timestamp=AT - timedelta(minutes=3),
+        change_pct=-6,
+        threshold_pct=5,
+        window_seconds=300,
+        peak_price=94,
+        peak_change_pct=-6,
+        peak_timestamp=AT,
+        detected_at=AT,
+    )
     return Anomaly(**{**fields, **changes})
 
 
@@ -33,9 +46,25 @@ def es_indices(real_stack: Settings):
     indices = store.Indices(f"tw-life-{uuid.uuid4().hex[:6]}")
     store.ensure_templates(es, indices)
     start = round(AT.timestamp() * 1000) - 300_000
-    store.write(es, [store.tick_action(indices, {
-        "symbol": "TSLA", "ts": start + k * 10_000, "price": 100 - max(0, k - 12) * 0.4, "volume": 100.0,
-        "published": None, "late": False, "partition": 0, "offset": k}) for k in range(31)])
+    store.write(
+        es,
+        [
+            store.tick_action(
+                indices,
+                {
+                    "symbol": "TSLA",
+                    "ts": start + k * 10_000,
+                    "price": 100 - max(0, k - 12) * 0.4,
+                    "volume": 100.0,
+                    "published": None,
+                    "late": False,
+                    "partition": 0,
+                    "offset": k,
+                },
+            )
+            for k in range(31)
+        ],
+    )
     es.indices.refresh(index=indices.ticks)
     yield es, indices
     for index in es.indices.get(index=f"{indices.prefix}-*"):
@@ -52,11 +81,19 @@ def notifier(real_stack: Settings, fresh_redis: Redis, es_indices, slack: FakeSl
     es, indices = es_indices
     db = fresh_redis.connection_pool.connection_kwargs["db"]
     host, port = real_stack.redis_host_port
-    settings = real_stack.model_copy(update={
-        "slack_bot_token": "xoxb-test", "slack_api_url": slack.url, "slack_channel": "#alerts",
-        "index_prefix": indices.prefix, "redis_url": f"redis://{host}:{port}/{db}", **overrides})
-    return SlackNotifier(settings, redis=fresh_redis, es=es,
-                         enqueue=lambda kind, key, delay: queued.append((kind, key, delay)))
+    settings = real_stack.model_copy(
+        update={
+            "slack_bot_token": "xoxb-test",
+            "slack_api_url": slack.url,
+            "slack_channel": "#alerts",
+            "index_prefix": indices.prefix,
+            "redis_url": f"redis://{host}:{port}/{db}",
+            **overrides,
+        }
+    )
+    return SlackNotifier(
+        settings, redis=fresh_redis, es=es, enqueue=lambda kind, key, delay: queued.append((kind, key, delay))
+    )
 
 
 def test_detection_writes_keep_acknowledgement_and_slack_ref(es_indices):
@@ -69,10 +106,13 @@ def test_detection_writes_keep_acknowledgement_and_slack_ref(es_indices):
 
     store.write(es, [store.anomaly_action(indices, anomaly(peak_price=90, peak_change_pct=-10))])  # deepened
     doc = Anomaly.model_validate(es.get(index=indices.anomalies, id="tsla-drop-1")["_source"])
-    assert (doc.peak_change_pct, doc.status, doc.acknowledged_by, doc.slack) == (-10, "acknowledged", "U0ALICE01",
-                                                                                SlackRef(channel="C1", ts="1.0"))
-    store.write(es, [store.anomaly_action(indices, anomaly(resolved_at=AT + timedelta(minutes=9),
-                                                           status="resolved"))])
+    assert (doc.peak_change_pct, doc.status, doc.acknowledged_by, doc.slack) == (
+        -10,
+        "acknowledged",
+        "U0ALICE01",
+        SlackRef(channel="C1", ts="1.0"),
+    )
+    store.write(es, [store.anomaly_action(indices, anomaly(resolved_at=AT + timedelta(minutes=9), status="resolved"))])
     doc = Anomaly.model_validate(es.get(index=indices.anomalies, id="tsla-drop-1")["_source"])
     assert doc.status == "resolved" and doc.acknowledged_by == "U0ALICE01" and doc.slack is not None
     with pytest.raises(LookupError):
@@ -108,7 +148,8 @@ def test_one_message_per_episode_edited_in_place_and_reposted_when_gone(real_sta
     assert update.ok and update.params["ts"] == ref.ts
     assert "Recovered after 12 min" in str(update.params["blocks"])
     assert [e["action_id"] for b in update.params["blocks"] if b["type"] == "actions" for e in b["elements"]] == [
-        "alert.history"]
+        "alert.history"
+    ]
 
     slack.clear()  # Slack forgot the message: the next edit posts anew and stores the new ref
     alerts.acknowledge(es, indices, "tsla-drop-1", "U0ALICE01")
@@ -121,14 +162,16 @@ def test_one_message_per_episode_edited_in_place_and_reposted_when_gone(real_sta
     assert len(slack.calls("chat.postMessage")) == 1 and queued == []
 
 
-def test_new_peaks_edit_at_most_once_per_interval_and_the_last_is_never_lost(real_stack, fresh_redis, es_indices,
-                                                                            slack):
+def test_new_peaks_edit_at_most_once_per_interval_and_the_last_is_never_lost(
+    real_stack, fresh_redis, es_indices, slack
+):
     queued: list = []
     sender = notifier(real_stack, fresh_redis, es_indices, slack, queued, slack_edit_interval_seconds=10)
     sender.send(AlertEvent.for_anomaly(anomaly()))
     for peak in (-7.0, -8.5):  # two new peaks within the interval: one follow-up, for when it expires
-        anomaly_changed(fresh_redis, sender.settings, anomaly(peak_price=100 + peak, peak_change_pct=peak),
-                        sender.enqueue)
+        anomaly_changed(
+            fresh_redis, sender.settings, anomaly(peak_price=100 + peak, peak_change_pct=peak), sender.enqueue
+        )
     assert [(kind, key) for kind, key, _ in queued] == [("alert", "tsla-drop-1")] and 9 < queued[0][2] <= 10
     assert slack.calls("chat.update") == []
     sender.refresh("alert", "tsla-drop-1")  # the follow-up task: the newest peak, not the first one

@@ -18,17 +18,30 @@ pytestmark = pytest.mark.e2e
 
 SYMBOLS = [f"CR{i:02d}" for i in range(12)]
 # A one-minute window and cooldown keep the whole lifecycle within 5 minutes of event time.
-CRASH = Scenario.build(symbols=SYMBOLS, start=datetime(2026, 11, 23, 14, 0, tzinfo=UTC), interval_s=1,
-                       duration="5m", seed=3, events=[f"drop:{s}:9%:20s@90s" for s in SYMBOLS])
+CRASH = Scenario.build(
+    symbols=SYMBOLS,
+    start=datetime(2026, 11, 23, 14, 0, tzinfo=UTC),
+    interval_s=1,
+    duration="5m",
+    seed=3,
+    events=[f"drop:{s}:9%:20s@90s" for s in SYMBOLS],
+)
 
 
 def test_a_storm_is_grouped_and_every_episode_end_edits_its_message(namespace: Namespace):
     ns = namespace
     with FakeSlack() as slack:
-        ns.env.update({"SLACK_BOT_TOKEN": "xoxb-test", "TICKWATCH_SLACK_API_URL": slack.url,
-                       "TICKWATCH_SLACK_CHANNEL": "#surveillance", "TICKWATCH_WINDOW_SECONDS": "60",
-                       "TICKWATCH_STORM_THRESHOLD": "5", "TICKWATCH_STORM_EDIT_INTERVAL_SECONDS": "1",
-                       "TICKWATCH_SLACK_EDIT_INTERVAL_SECONDS": "1"})
+        ns.env.update(
+            {
+                "SLACK_BOT_TOKEN": "xoxb-test",
+                "TICKWATCH_SLACK_API_URL": slack.url,
+                "TICKWATCH_SLACK_CHANNEL": "#surveillance",
+                "TICKWATCH_WINDOW_SECONDS": "60",
+                "TICKWATCH_STORM_THRESHOLD": "5",
+                "TICKWATCH_STORM_EDIT_INTERVAL_SECONDS": "1",
+                "TICKWATCH_SLACK_EDIT_INTERVAL_SECONDS": "1",
+            }
+        )
         ns.split_workers()  # deliveries on a threaded worker: several at once, as in production
         ns.bridge()
         publish(CRASH.ticks(), ns.settings, progress=False)
@@ -42,11 +55,18 @@ def test_a_storm_is_grouped_and_every_episode_end_edits_its_message(namespace: N
         def recovered() -> bool:
             posts = slack.calls("chat.postMessage")
             grouped = [p.response["ts"] for p in posts if "Market storm" in p.params["text"]]
-            latest = {call.params["ts"]: json.dumps(call.params["blocks"], ensure_ascii=False)
-                      for call in slack.calls("chat.update") if call.ok}
+            latest = {
+                call.params["ts"]: json.dumps(call.params["blocks"], ensure_ascii=False)
+                for call in slack.calls("chat.update")
+                if call.ok
+            }
             lone = {p.response["ts"] for p in posts} - set(grouped)
-            return (len(lone) == 5 and len(grouped) == 1 and all("Recovered after" in latest.get(ts, "") for ts in lone)
-                    and latest.get(grouped[0], "").count("🟢 recovered") == 7)
+            return (
+                len(lone) == 5
+                and len(grouped) == 1
+                and all("Recovered after" in latest.get(ts, "") for ts in lone)
+                and latest.get(grouped[0], "").count("🟢 recovered") == 7
+            )
 
         wait_for(recovered, timeout=30, what="5 lone messages and 1 grouped one, all edited to recovered")
         # Slack: five alerts alone, then one grouped message for the rest, never a message each.

@@ -39,11 +39,17 @@ def seeded(real_stack: Settings) -> Iterator[store.Indices]:
 @pytest.fixture
 def settings(real_stack: Settings, seeded: store.Indices, fresh_redis: Redis) -> Settings:
     db = fresh_redis.connection_pool.connection_kwargs["db"]
-    return Settings(redis_url=redis_url_for(real_stack, db), es_url=real_stack.es_url,
-                    kafka_bootstrap=real_stack.kafka_bootstrap, index_prefix=seeded.prefix,
-                    slack_workspace_url=WORKSPACE,
-                    api_tokens=[{"name": "ops-bot", "token": ADMIN, "scope": "admin"},
-                                {"name": "grafana", "token": READER, "scope": "read"}])
+    return Settings(
+        redis_url=redis_url_for(real_stack, db),
+        es_url=real_stack.es_url,
+        kafka_bootstrap=real_stack.kafka_bootstrap,
+        index_prefix=seeded.prefix,
+        slack_workspace_url=WORKSPACE,
+        api_tokens=[
+            {"name": "ops-bot", "token": ADMIN, "scope": "admin"},
+            {"name": "grafana", "token": READER, "scope": "read"},
+        ],
+    )
 
 
 @pytest.fixture
@@ -80,8 +86,9 @@ def test_health_is_open_and_everything_else_needs_a_token(client: TestClient):
 
 
 def test_a_read_token_cannot_change_controls(client: TestClient):
-    body = problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop", "threshold": 3},
-                              headers=bearer(READER)), 403)
+    body = problem(
+        client.put("/v1/thresholds/AAPL", json={"rule": "drop", "threshold": 3}, headers=bearer(READER)), 403
+    )
     assert "admin" in body["detail"]
     assert problem(client.post("/v1/mutes", json={"symbol": "AAPL"}, headers=bearer(READER)), 403)
     assert problem(client.delete("/v1/mutes/AAPL", headers=bearer(READER)), 403)
@@ -121,11 +128,13 @@ def test_prices_page_through_the_default_range_ending_at_the_last_tick(client: T
     times = [row["timestamp"] for row in rows]
     assert times == sorted(times) and len(set(times)) == len(times)
     # Only a start: the hour from there (all 40 minutes); only an end: the hour before it (one tick every 4 s).
-    window = client.get("/v1/prices/AAPL", params={"start": "2026-01-05T00:00:00Z", "limit": 1000},
-                        headers=bearer(READER)).json()
+    window = client.get(
+        "/v1/prices/AAPL", params={"start": "2026-01-05T00:00:00Z", "limit": 1000}, headers=bearer(READER)
+    ).json()
     assert window["end"] == "2026-01-05T01:00:00Z" and len(window["items"]) == SPEC.ticks_per_symbol
-    before = client.get("/v1/prices/AAPL", params={"end": "2026-01-05T00:15:00Z", "limit": 1000},
-                        headers=bearer(READER)).json()
+    before = client.get(
+        "/v1/prices/AAPL", params={"end": "2026-01-05T00:15:00Z", "limit": 1000}, headers=bearer(READER)
+    ).json()
     assert before["start"] == "2026-01-04T23:15:00Z" and len(before["items"]) == 226  # both ends inclusive
 
 
@@ -134,12 +143,20 @@ def test_prices_errors(client: TestClient):
     assert "AAPL" in unknown["suggestions"] and "did you mean" in unknown["detail"]
     bad = problem(client.get("/v1/prices/no%20way", headers=bearer(READER)), 422)
     assert bad["errors"][0]["field"] == "path.symbol"
-    backwards = problem(client.get("/v1/prices/AAPL", headers=bearer(READER),
-                                   params={"start": "2026-01-05T01:00:00Z", "end": "2026-01-05T00:00:00Z"}), 422)
+    backwards = problem(
+        client.get(
+            "/v1/prices/AAPL",
+            headers=bearer(READER),
+            params={"start": "2026-01-05T01:00:00Z", "end": "2026-01-05T00:00:00Z"},
+        ),
+        422,
+    )
     assert backwards["errors"][0]["field"] == "query.end"
     assert problem(client.get("/v1/prices/AAPL?cursor=garbage", headers=bearer(READER)), 422)
-    assert problem(client.get("/v1/prices/AAPL?limit=0", headers=bearer(READER)), 422)["errors"][0]["field"] == \
-        "query.limit"
+    assert (
+        problem(client.get("/v1/prices/AAPL?limit=0", headers=bearer(READER)), 422)["errors"][0]["field"]
+        == "query.limit"
+    )
 
 
 def test_ohlc_bars_add_up_to_the_ticks(client: TestClient, settings: Settings):
@@ -157,9 +174,14 @@ def test_ohlc_bars_add_up_to_the_ticks(client: TestClient, settings: Settings):
 def test_ohlc_errors(client: TestClient):
     interval = problem(client.get("/v1/prices/MSFT/ohlc?interval=7m", headers=bearer(READER)), 422)
     assert interval["errors"][0]["field"] == "query.interval"
-    too_many = problem(client.get("/v1/prices/MSFT/ohlc", params={"interval": "1m", "start": "2026-01-01T00:00:00Z",
-                                                                   "end": "2026-01-06T00:00:00Z"},
-                                  headers=bearer(READER)), 422)
+    too_many = problem(
+        client.get(
+            "/v1/prices/MSFT/ohlc",
+            params={"interval": "1m", "start": "2026-01-01T00:00:00Z", "end": "2026-01-06T00:00:00Z"},
+            headers=bearer(READER),
+        ),
+        422,
+    )
     assert "at most" in too_many["detail"]
     assert problem(client.get("/v1/prices/MSFX/ohlc", headers=bearer(READER)), 404)["suggestions"] == ["MSFT"]
 
@@ -182,8 +204,10 @@ def test_anomalies_newest_first_filtered_and_paged(client: TestClient):
         assert [a["id"] for a in found] == [a["id"] for a in everything if a["status"] == status]
     muted = client.get("/v1/anomalies?muted=true", headers=bearer(READER)).json()["items"]
     assert [a["id"] for a in muted] == [a["id"] for a in everything if a["muted"]]
-    assert problem(client.get("/v1/anomalies?status=gone", headers=bearer(READER)), 422)["errors"][0]["field"] == \
-        "query.status"
+    assert (
+        problem(client.get("/v1/anomalies?status=gone", headers=bearer(READER)), 422)["errors"][0]["field"]
+        == "query.status"
+    )
 
 
 def test_one_anomaly_with_its_slack_link(client: TestClient):
@@ -201,8 +225,9 @@ def test_one_anomaly_with_its_slack_link(client: TestClient):
 
 
 def _audit(settings: Settings) -> list[controls.Change]:
-    ctl = controls.Controls(Redis.from_url(settings.redis_url), settings, store.connect(settings),
-                            store.Indices(settings.index_prefix))
+    ctl = controls.Controls(
+        Redis.from_url(settings.redis_url), settings, store.connect(settings), store.Indices(settings.index_prefix)
+    )
     return ctl.audit_log(limit=10)
 
 
@@ -212,10 +237,17 @@ def test_thresholds_through_the_api_reach_the_workers_and_the_audit(client: Test
     assert problem(before, 404)  # no ticks for NVDA in this history: a typo must not change nothing silently
     got = client.get("/v1/thresholds/AAPL", headers=bearer(READER)).json()
     assert got["rules"]["drop"] == {
-        "threshold": 5.0, "window_seconds": 300, "cooldown_seconds": 300, "confirm_ticks": settings.confirm_ticks,
-        "confirm_seconds": settings.confirm_seconds, "overridden": False, "summary": "drop 5% in 5m"}
-    put = client.put("/v1/thresholds/aapl", json={"rule": "drop", "threshold": 3, "window": "10m"},
-                     headers=bearer(ADMIN))
+        "threshold": 5.0,
+        "window_seconds": 300,
+        "cooldown_seconds": 300,
+        "confirm_ticks": settings.confirm_ticks,
+        "confirm_seconds": settings.confirm_seconds,
+        "overridden": False,
+        "summary": "drop 5% in 5m",
+    }
+    put = client.put(
+        "/v1/thresholds/aapl", json={"rule": "drop", "threshold": 3, "window": "10m"}, headers=bearer(ADMIN)
+    )
     assert put.status_code == 200 and put.json()["rules"]["drop"]["threshold"] == 3.0
     rules = controls.controls_for(redis, settings, ["AAPL"])["AAPL"].rules
     assert (rules[0].name, rules[0].threshold_pct, rules[0].window_seconds) == ("drop", 3.0, 600)
@@ -233,12 +265,17 @@ def test_thresholds_through_the_api_reach_the_workers_and_the_audit(client: Test
 
 def test_every_rule_and_the_confirmation_can_be_set_through_the_api(client: TestClient, settings: Settings):
     redis = Redis.from_url(settings.redis_url)
-    for change in ({"rule": "zscore", "threshold": 4}, {"rule": "volume", "threshold": 150, "window": "15"},
-                   {"rule": "drop", "confirm_ticks": 3, "confirm_for": "10s"}):
+    for change in (
+        {"rule": "zscore", "threshold": 4},
+        {"rule": "volume", "threshold": 150, "window": "15"},
+        {"rule": "drop", "confirm_ticks": 3, "confirm_for": "10s"},
+    ):
         assert client.put("/v1/thresholds/AAPL", json=change, headers=bearer(ADMIN)).status_code == 200
     rules = {rule.name: rule for rule in controls.controls_for(redis, settings, ["AAPL"])["AAPL"].rules}
     assert rules["zscore"].threshold_pct == 4 and (rules["volume"].threshold_pct, rules["volume"].window_seconds) == (
-        150, 900)  # a volume spike is a multiple, not a percentage: 150x is fine; a bare 15 is minutes, as in Slack
+        150,
+        900,
+    )  # a volume spike is a multiple, not a percentage: 150x is fine; a bare 15 is minutes, as in Slack
     assert (rules["drop"].confirm_ticks, rules["drop"].confirm_seconds, rules["drop"].threshold_pct) == (3, 10.0, 5.0)
     shown = client.get("/v1/thresholds/AAPL", headers=bearer(READER)).json()["rules"]
     assert shown["volume"]["summary"] == "volume 150x in 15m" and shown["drop"]["confirm_ticks"] == 3
@@ -246,28 +283,44 @@ def test_every_rule_and_the_confirmation_can_be_set_through_the_api(client: Test
 
 def test_threshold_errors_name_the_field(client: TestClient, settings: Settings):
     audited = _audit(settings)
-    window = problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop", "window": "soon"},
-                                headers=bearer(ADMIN)), 422)
+    window = problem(
+        client.put("/v1/thresholds/AAPL", json={"rule": "drop", "window": "soon"}, headers=bearer(ADMIN)), 422
+    )
     assert window["errors"][0]["field"] == "body.window" and "15m" in window["detail"]
-    negative = problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop", "threshold": -1},
-                                  headers=bearer(ADMIN)), 422)
+    negative = problem(
+        client.put("/v1/thresholds/AAPL", json={"rule": "drop", "threshold": -1}, headers=bearer(ADMIN)), 422
+    )
     assert negative["errors"][0]["field"] == "body.threshold"
-    pct = problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop", "threshold": 120},
-                             headers=bearer(ADMIN)), 422)
+    pct = problem(
+        client.put("/v1/thresholds/AAPL", json={"rule": "drop", "threshold": 120}, headers=bearer(ADMIN)), 422
+    )
     assert "percentage" in pct["detail"]  # the Controls service's own rule, as the bot says it
     rule = problem(client.put("/v1/thresholds/AAPL", json={"rule": "sideways"}, headers=bearer(ADMIN)), 422)
     assert rule["errors"][0]["field"] == "body.rule"
-    cooldown = problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop", "cooldown": "1m"},
-                                  headers=bearer(ADMIN)), 422)
+    cooldown = problem(
+        client.put("/v1/thresholds/AAPL", json={"rule": "drop", "cooldown": "1m"}, headers=bearer(ADMIN)), 422
+    )
     assert "cooldown" in cooldown["detail"] and cooldown["errors"][0]["field"] == "body.cooldown"
-    sigmas = problem(client.put("/v1/thresholds/AAPL", json={"rule": "zscore", "threshold": 60, "window": "10m"},
-                                headers=bearer(ADMIN)), 422)
+    sigmas = problem(
+        client.put(
+            "/v1/thresholds/AAPL", json={"rule": "zscore", "threshold": 60, "window": "10m"}, headers=bearer(ADMIN)
+        ),
+        422,
+    )
     assert sigmas["errors"][0]["field"] == "body.threshold" and "sigma" in sigmas["detail"]
-    confirm = problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop", "threshold": 3, "confirm_ticks": 500},
-                                 headers=bearer(ADMIN)), 422)
+    confirm = problem(
+        client.put(
+            "/v1/thresholds/AAPL", json={"rule": "drop", "threshold": 3, "confirm_ticks": 500}, headers=bearer(ADMIN)
+        ),
+        422,
+    )
     assert confirm["errors"][0]["field"] == "body.confirm_ticks"
-    assert problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop", "confirm_for": "later"},
-                              headers=bearer(ADMIN)), 422)["errors"][0]["field"] == "body.confirm_for"
+    assert (
+        problem(
+            client.put("/v1/thresholds/AAPL", json={"rule": "drop", "confirm_for": "later"}, headers=bearer(ADMIN)), 422
+        )["errors"][0]["field"]
+        == "body.confirm_for"
+    )
     nothing = problem(client.put("/v1/thresholds/AAPL", json={"rule": "drop"}, headers=bearer(ADMIN)), 422)
     assert nothing["errors"][0]["field"] == "body" and "at least one" in nothing["detail"]
     assert _audit(settings) == audited  # nothing refused was stored or audited
@@ -275,8 +328,9 @@ def test_threshold_errors_name_the_field(client: TestClient, settings: Settings)
 
 def test_mutes_through_the_api(client: TestClient, settings: Settings):
     redis = Redis.from_url(settings.redis_url)
-    created = client.post("/v1/mutes", json={"symbol": "tsla", "duration": "2h", "reason": "earnings"},
-                          headers=bearer(ADMIN))
+    created = client.post(
+        "/v1/mutes", json={"symbol": "tsla", "duration": "2h", "reason": "earnings"}, headers=bearer(ADMIN)
+    )
     assert created.status_code == 201
     body = created.json()
     assert body["symbol"] == "TSLA" and body["by"] == "ops-bot" and body["reason"] == "earnings"
@@ -292,14 +346,22 @@ def test_mutes_through_the_api(client: TestClient, settings: Settings):
 
 
 def test_mute_errors(client: TestClient):
-    duration = problem(client.post("/v1/mutes", json={"symbol": "AAPL", "duration": "forever"},
-                                   headers=bearer(ADMIN)), 422)
+    duration = problem(
+        client.post("/v1/mutes", json={"symbol": "AAPL", "duration": "forever"}, headers=bearer(ADMIN)), 422
+    )
     assert duration["errors"][0]["field"] == "body.duration"
-    both = problem(client.post("/v1/mutes", json={"symbol": "AAPL", "duration": "1h",
-                                                  "until": "2099-01-01T00:00:00Z"}, headers=bearer(ADMIN)), 422)
+    both = problem(
+        client.post(
+            "/v1/mutes",
+            json={"symbol": "AAPL", "duration": "1h", "until": "2099-01-01T00:00:00Z"},
+            headers=bearer(ADMIN),
+        ),
+        422,
+    )
     assert "not both" in both["detail"] and both["errors"][0]["field"] == "body.until"
-    past = problem(client.post("/v1/mutes", json={"symbol": "AAPL", "until": "2001-01-01T00:00:00Z"},
-                               headers=bearer(ADMIN)), 422)
+    past = problem(
+        client.post("/v1/mutes", json={"symbol": "AAPL", "until": "2001-01-01T00:00:00Z"}, headers=bearer(ADMIN)), 422
+    )
     assert past["errors"][0]["field"] == "body.until" and "future" in past["detail"]
     assert problem(client.post("/v1/mutes", json={"symbol": "APPL"}, headers=bearer(ADMIN)), 404)["suggestions"]
     assert problem(client.post("/v1/mutes", json={}, headers=bearer(ADMIN)), 422)["errors"][0]["field"] == "body.symbol"
@@ -329,8 +391,14 @@ def test_unknown_routes_methods_and_bodies_are_problems_that_say_what_to_do(clie
     assert "GET /v1/pricez" in route["detail"] and "/docs" in route["detail"]
     method = problem(client.delete("/v1/symbols", headers=bearer(ADMIN)), 405)
     assert method["detail"] == "DELETE is not allowed on /v1/symbols; allowed: GET"
-    body = problem(client.put("/v1/thresholds/AAPL", content=b"{rule: drop}", headers={
-        **bearer(ADMIN), "content-type": "application/json"}), 422)
+    body = problem(
+        client.put(
+            "/v1/thresholds/AAPL",
+            content=b"{rule: drop}",
+            headers={**bearer(ADMIN), "content-type": "application/json"},
+        ),
+        422,
+    )
     assert body["errors"][0]["field"] == "body" and "not valid JSON" in body["detail"]
 
 
@@ -340,10 +408,17 @@ def test_a_deployment_without_ticks_answers_empty(real_stack: Settings, fresh_re
     store.ensure_templates(es, indices)
     try:
         db = fresh_redis.connection_pool.connection_kwargs["db"]
-        empty = TestClient(create_app(Settings(redis_url=redis_url_for(real_stack, db), es_url=real_stack.es_url,
-                                               index_prefix=indices.prefix,
-                                               api_tokens=[{"name": "ci", "token": READER, "scope": "read"}])),
-                           raise_server_exceptions=False)
+        empty = TestClient(
+            create_app(
+                Settings(
+                    redis_url=redis_url_for(real_stack, db),
+                    es_url=real_stack.es_url,
+                    index_prefix=indices.prefix,
+                    api_tokens=[{"name": "ci", "token": READER, "scope": "read"}],
+                )
+            ),
+            raise_server_exceptions=False,
+        )
         assert empty.get("/v1/symbols", headers=bearer(READER)).json() == {"items": []}
         assert problem(empty.get("/v1/prices/TSLA", headers=bearer(READER)), 404)["suggestions"] == []
         assert empty.get("/v1/anomalies", headers=bearer(READER)).json()["items"] == []
@@ -356,15 +431,38 @@ def test_a_symbol_with_a_slash_is_reachable_written_as_it_is(real_stack: Setting
     es = store.connect(real_stack)
     store.ensure_templates(es, indices)
     start = to_ms(DAY)
-    store.write(es, [store.tick_action(indices, {
-        "symbol": "EUR/USD", "ts": start + n * 60_000, "price": 1.05 + n / 1000, "volume": None, "late": False,
-        "partition": 0, "offset": n, "published": None}) for n in range(5)])
+    store.write(
+        es,
+        [
+            store.tick_action(
+                indices,
+                {
+                    "symbol": "EUR/USD",
+                    "ts": start + n * 60_000,
+                    "price": 1.05 + n / 1000,
+                    "volume": None,
+                    "late": False,
+                    "partition": 0,
+                    "offset": n,
+                    "published": None,
+                },
+            )
+            for n in range(5)
+        ],
+    )
     es.indices.refresh(index=f"{indices.prefix}-*")
     try:
         db = fresh_redis.connection_pool.connection_kwargs["db"]
-        pair = TestClient(create_app(Settings(redis_url=redis_url_for(real_stack, db), es_url=real_stack.es_url,
-                                              index_prefix=indices.prefix,
-                                              api_tokens=[{"name": "ops", "token": ADMIN, "scope": "admin"}])))
+        pair = TestClient(
+            create_app(
+                Settings(
+                    redis_url=redis_url_for(real_stack, db),
+                    es_url=real_stack.es_url,
+                    index_prefix=indices.prefix,
+                    api_tokens=[{"name": "ops", "token": ADMIN, "scope": "admin"}],
+                )
+            )
+        )
         ticks = pair.get("/v1/prices/eur/usd", headers=bearer(ADMIN)).json()
         assert ticks["symbol"] == "EUR/USD" and len(ticks["items"]) == 5
         bars = pair.get("/v1/prices/EUR%2FUSD/ohlc?interval=1h", headers=bearer(ADMIN)).json()

@@ -30,9 +30,14 @@ def _free_port() -> int:
 
 def test_token_lifecycle_and_the_served_api(real_stack: Settings, fresh_redis: Redis):
     db = fresh_redis.connection_pool.connection_kwargs["db"]
-    env = env_for({"TICKWATCH_REDIS_URL": redis_url_for(real_stack, db), "TICKWATCH_ES_URL": real_stack.es_url,
-                   "TICKWATCH_KAFKA_BOOTSTRAP": real_stack.kafka_bootstrap,
-                   "TICKWATCH_API_TOKENS": '[{"name": "from-env", "token": "env-token-0123456789", "scope": "read"}]'})
+    env = env_for(
+        {
+            "TICKWATCH_REDIS_URL": redis_url_for(real_stack, db),
+            "TICKWATCH_ES_URL": real_stack.es_url,
+            "TICKWATCH_KAFKA_BOOTSTRAP": real_stack.kafka_bootstrap,
+            "TICKWATCH_API_TOKENS": '[{"name": "from-env", "token": "env-token-0123456789", "scope": "read"}]',
+        }
+    )
 
     def tickwatch(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(TICKWATCH), *args], env=env, capture_output=True, text=True, timeout=60)
@@ -52,8 +57,12 @@ def test_token_lifecycle_and_the_served_api(real_stack: Settings, fresh_redis: R
     assert bad_scope.returncode == 2 and "scope" in bad_scope.stdout
 
     port = _free_port()
-    server = subprocess.Popen([str(TICKWATCH), "api", "--port", str(port), "--loglevel", "warning"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(TICKWATCH), "api", "--port", str(port), "--loglevel", "warning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
         deadline = time.monotonic() + 30
@@ -78,8 +87,13 @@ def test_token_lifecycle_and_the_served_api(real_stack: Settings, fresh_redis: R
 
 @pytest.mark.parametrize("command", [["api"], ["token", "create"], ["token", "list"], ["token", "revoke"], ["seed"]])
 def test_the_commands_have_help_with_examples(command: list[str]):
-    result = subprocess.run([str(TICKWATCH), *command, "--help"], capture_output=True, text=True, timeout=60,
-                            env={**env_for({}), "COLUMNS": "200"})
+    result = subprocess.run(
+        [str(TICKWATCH), *command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env_for({}), "COLUMNS": "200"},
+    )
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout
     if command != ["token", "list"]:

@@ -28,15 +28,23 @@ from tickwatch.seed import SeedSpec, discard, ensure_history
 pytestmark = pytest.mark.e2e
 # No 5xx, and responses as documented. Not "schema-valid requests are accepted": some rules cannot be written in
 # OpenAPI (end after start, at most 31 days, a cursor this API handed out) and answer 422, as documented.
-CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
-          checks.response_schema_conformance, checks.response_headers_conformance]
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+    checks.response_headers_conformance,
+]
 TOKEN = "schema-admin-token-0123456789"
 
 
 @pytest.fixture(scope="module")
 def seeded(real_stack: Settings) -> Iterator[store.Indices]:
-    indices = ensure_history(real_stack, SeedSpec(symbols=3, ticks_per_symbol=300, moves_per_symbol=2),
-                             prefix=f"tw-schema-{uuid.uuid4().hex[:8]}")
+    indices = ensure_history(
+        real_stack,
+        SeedSpec(symbols=3, ticks_per_symbol=300, moves_per_symbol=2),
+        prefix=f"tw-schema-{uuid.uuid4().hex[:8]}",
+    )
     yield indices
     discard(store.connect(real_stack), indices)
 
@@ -44,9 +52,13 @@ def seeded(real_stack: Settings) -> Iterator[store.Indices]:
 @pytest.fixture
 def app_settings(real_stack: Settings, seeded: store.Indices, fresh_redis: Redis) -> Settings:
     db = fresh_redis.connection_pool.connection_kwargs["db"]
-    return Settings(redis_url=redis_url_for(real_stack, db), es_url=real_stack.es_url,
-                    kafka_bootstrap=real_stack.kafka_bootstrap, index_prefix=seeded.prefix,
-                    api_tokens=[{"name": "schemathesis", "token": TOKEN, "scope": "admin"}])
+    return Settings(
+        redis_url=redis_url_for(real_stack, db),
+        es_url=real_stack.es_url,
+        kafka_bootstrap=real_stack.kafka_bootstrap,
+        index_prefix=seeded.prefix,
+        api_tokens=[{"name": "schemathesis", "token": TOKEN, "scope": "admin"}],
+    )
 
 
 def _operations(app_settings: Settings) -> list[APIOperation]:
@@ -62,6 +74,7 @@ def test_no_server_errors_and_responses_match_the_schema(app_settings: Settings)
     # Each operation's strategy driven by hypothesis directly (schemathesis' pytest fixture loader does not run
     # under pytest 9).
     for operation in _operations(app_settings):
+
         @given(case=operation.as_strategy())
         @settings(max_examples=6, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         def check(case) -> None:
@@ -75,6 +88,7 @@ def test_malformed_requests_are_refused_never_a_server_error(app_settings: Setti
     with_inputs = [op for op in _operations(app_settings) if op.path_parameters or op.query or op.body]
     assert len(with_inputs) >= 18
     for operation in with_inputs:
+
         @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
         @settings(max_examples=6, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         def check(case) -> None:

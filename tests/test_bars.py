@@ -40,6 +40,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 # --- how a bar becomes ticks --------------------------------------------------------------------------
 
+
 def test_a_minute_bar_is_four_ticks_at_15_second_steps_open_extremes_close() -> None:
     up = Bar(START, open=100.0, high=101.5, low=99.5, close=101.0, volume=1002.0)
     down = Bar(START, open=101.0, high=102.0, low=98.0, close=99.0, volume=10.5)
@@ -64,6 +65,7 @@ def test_split_volume_adds_up(volume: float, parts: int, shares: list[float]) ->
 
 # --- times ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("value", [1_795_444_200, 1_795_444_200_000, 1_795_444_200_000_000, 1_795_444_200_000_000_000])
 def test_epoch_seconds_ms_us_ns_by_magnitude(value: int) -> None:
     assert epoch_to_utc(value) == START
@@ -73,9 +75,9 @@ def test_naive_times_are_wall_clock_in_the_zone_across_dst() -> None:
     clock = BarClock(NEW_YORK)
     assert clock.read("2026-03-06 09:30:00")[0] == utc("2026-03-06T14:30")  # EST, UTC-5
     assert clock.read("2026-03-09 09:30:00")[0] == utc("2026-03-09T13:30")  # EDT, UTC-4
-    assert clock.read("2026-11-23T09:30:00-05:00") == (START, False)       # an offset wins over the zone
-    assert clock.read("2026-11-23") == (utc("2026-11-23T05:00"), True)      # a date: a daily bar
-    assert BarClock().read("2026-11-23 14:30")[0] == START                  # default UTC
+    assert clock.read("2026-11-23T09:30:00-05:00") == (START, False)  # an offset wins over the zone
+    assert clock.read("2026-11-23") == (utc("2026-11-23T05:00"), True)  # a date: a daily bar
+    assert BarClock().read("2026-11-23 14:30")[0] == START  # default UTC
 
 
 def test_a_skipped_local_time_is_an_error_that_suggests_the_zone_is_wrong() -> None:
@@ -100,27 +102,51 @@ def test_unknown_zone_and_unreadable_time() -> None:
 
 # --- layouts -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("row", "name", "time", "close"), [
-    ([" timestamp ", " open ", "high", "low", "close", "volume"], "documented", (0,), (4,)),
-    (["Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"], "Yahoo Finance", (0,), (4,)),
-    (["Datetime", "Open", "High", "Low", "Close", "Adj Close", "Volume"], "Yahoo Finance", (0,), (4,)),
-    (["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
-      "taker_buy_volume", "taker_buy_quote_volume", "ignore"], "kline", (0,), (4,)),
-    (["Date", "Time", "Open", "High", "Low", "Close", "Volume"], "documented", (0, 1), (5,)),
-    (["2026-11-23T14:30:00Z", "1", "2", "1", "2", "4"], "documented", (0,), (4,)),
-    (["1795444200000", "1", "2", "1", "2", "4", "1795444259999", "8", "3", "2", "4", "0"], "kline", (0,), (4,)),
-])
+
+@pytest.mark.parametrize(
+    ("row", "name", "time", "close"),
+    [
+        ([" timestamp ", " open ", "high", "low", "close", "volume"], "documented", (0,), (4,)),
+        (["Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"], "Yahoo Finance", (0,), (4,)),
+        (["Datetime", "Open", "High", "Low", "Close", "Adj Close", "Volume"], "Yahoo Finance", (0,), (4,)),
+        (
+            [
+                "open_time",
+                "open",
+                "high",
+                "low",
+                "close",
+                "volume",
+                "close_time",
+                "quote_volume",
+                "count",
+                "taker_buy_volume",
+                "taker_buy_quote_volume",
+                "ignore",
+            ],
+            "kline",
+            (0,),
+            (4,),
+        ),
+        (["Date", "Time", "Open", "High", "Low", "Close", "Volume"], "documented", (0, 1), (5,)),
+        (["2026-11-23T14:30:00Z", "1", "2", "1", "2", "4"], "documented", (0,), (4,)),
+        (["1795444200000", "1", "2", "1", "2", "4", "1795444259999", "8", "3", "2", "4", "0"], "kline", (0,), (4,)),
+    ],
+)
 def test_layouts_are_recognised_from_the_first_row(row: list[str], name: str, time: tuple, close: tuple) -> None:
     layout = detect_layout(row)
     assert (layout.name, layout.positions["time"], layout.positions["close"]) == (name, time, close)
     assert layout.header == (not row[1].isdigit())
 
 
-@pytest.mark.parametrize(("row", "problem"), [
-    (["Date", "Price"], "header Date,Price has no open, high, low, close column"),
-    (["timestamp", "open", "low", "close", "volume"], "has no high column"),
-    (["2026-11-23", "1", "2"], "no header and 3 fields"),
-])
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        (["Date", "Price"], "header Date,Price has no open, high, low, close column"),
+        (["timestamp", "open", "low", "close", "volume"], "has no high column"),
+        (["2026-11-23", "1", "2"], "no header and 3 fields"),
+    ],
+)
 def test_unknown_layouts_say_what_is_expected_and_how_to_map(row: list[str], problem: str) -> None:
     with pytest.raises(ValueError, match=rf"unknown layout: .*{problem}.*--columns"):
         detect_layout(row)
@@ -136,16 +162,22 @@ def test_columns_map_names_numbers_and_joined_date_time() -> None:
         detect_layout(["Date", "Last"], parse_columns("time=Date,close=Close"))
 
 
-@pytest.mark.parametrize(("spec", "problem"), [
-    ("close=Close", "needs time"), ("time=Date,price=Close", "bad item 'price=Close'"),
-    ("time=Date,close=Close,open=Open", "not high, low"), ("time=Date,close", "bad item 'close'"),
-])
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ("close=Close", "needs time"),
+        ("time=Date,price=Close", "bad item 'price=Close'"),
+        ("time=Date,close=Close,open=Open", "not high, low"),
+        ("time=Date,close", "bad item 'close'"),
+    ],
+)
 def test_columns_reject_with_the_form(spec: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         parse_columns(spec)
 
 
 # --- whole files: checks and repairs -------------------------------------------------------------------
+
 
 def test_out_of_order_rows_are_sorted_and_duplicates_kept_once_both_counted() -> None:
     messy = read_bars(DATA / "messy_export.csv", "abc")
@@ -175,14 +207,17 @@ def test_a_bad_row_stops_the_read_naming_file_and_line_or_is_skipped() -> None:
     assert "1 bad row skipped" in skipped.summary()
 
 
-@pytest.mark.parametrize(("row", "problem"), [
-    ("2026-11-23T14:31:00Z,1,2,x,1,5", "low 'x' is not a number"),
-    ("2026-11-23T14:31:00Z,1,2,1.5,1,5", "low <= open"),
-    ("2026-11-23T14:31:00Z,1,2,1,1,-5", "volume must be >= 0"),
-    ("2026-11-23T14:31:00Z,1,2,1,1,nan", "finite"),
-    ("yesterday,1,2,1,1,5", "neither ISO-8601"),
-    ("2026-11-23T14:31:00Z,1,2,1", "4 fields where the header has 6"),
-])
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ("2026-11-23T14:31:00Z,1,2,x,1,5", "low 'x' is not a number"),
+        ("2026-11-23T14:31:00Z,1,2,1.5,1,5", "low <= open"),
+        ("2026-11-23T14:31:00Z,1,2,1,1,-5", "volume must be >= 0"),
+        ("2026-11-23T14:31:00Z,1,2,1,1,nan", "finite"),
+        ("yesterday,1,2,1,1,5", "neither ISO-8601"),
+        ("2026-11-23T14:31:00Z,1,2,1", "4 fields where the header has 6"),
+    ],
+)
 def test_bad_rows_name_file_and_line(tmp_path: Path, row: str, problem: str) -> None:
     path = write(tmp_path, "bad.csv", f"{HEADER}2026-11-23T14:30:00Z,1,2,1,1,5\n\n{row}\n")
     with pytest.raises(BarFileError, match=rf"bad\.csv:4: .*{problem}"):

@@ -11,9 +11,13 @@ from tickwatch.bench import cpu_seconds
 
 
 def test_bench_counts_the_cpu_of_a_process_and_its_descendants():
-    child = subprocess.Popen([sys.executable, "-c",
-                              "import time\nend = time.process_time() + 0.5\nwhile time.process_time() < end: pass\n"
-                              "time.sleep(30)"])
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nend = time.process_time() + 0.5\nwhile time.process_time() < end: pass\ntime.sleep(30)",
+        ]
+    )
     try:
         time.sleep(1.5)  # the child has burnt its 0.5 s and sleeps
         used = cpu_seconds({"child": [child.pid], "tree": [os.getpid()], "gone": [2**22 + 7]})

@@ -38,21 +38,33 @@ from tickwatch.bot_command import manifest_text
 H = timedelta(hours=1)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("tsla", PriceRequest("TSLA", H)),
-    ("BTC-USD 2h30m", PriceRequest("BTC-USD", timedelta(hours=2, minutes=30))),
-    ("AAPL 1d --chart", PriceRequest("AAPL", timedelta(days=1), chart=True)),
-    ("help", HELP),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tsla", PriceRequest("TSLA", H)),
+        ("BTC-USD 2h30m", PriceRequest("BTC-USD", timedelta(hours=2, minutes=30))),
+        ("AAPL 1d --chart", PriceRequest("AAPL", timedelta(days=1), chart=True)),
+        ("help", HELP),
+    ],
+)
 def test_price_accepts(text: str, expected: object) -> None:
     assert parse_price(text) == expected
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("", "give a symbol"), ("TSLA 1h extra", "give a symbol"), ("TSLA 0s", "longer than zero"),
-    ("TSLA 60d", "at most 31d"), ("TSLA soon", "number with a unit"), ("TSLA --bars", "unknown option --bars"),
-    ("TS LA!", "number with a unit"), ("$$$", "symbol must be"), ("TSLA 5", "a unit: 5m, 5h or 5d"),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "give a symbol"),
+        ("TSLA 1h extra", "give a symbol"),
+        ("TSLA 0s", "longer than zero"),
+        ("TSLA 60d", "at most 31d"),
+        ("TSLA soon", "number with a unit"),
+        ("TSLA --bars", "unknown option --bars"),
+        ("TS LA!", "number with a unit"),
+        ("$$$", "symbol must be"),
+        ("TSLA 5", "a unit: 5m, 5h or 5d"),
+    ],
+)
 def test_price_refuses_with_a_reason(text: str, reason: str) -> None:
     with pytest.raises(Usage, match=reason):
         parse_price(text)
@@ -79,13 +91,17 @@ def test_mute_takes_an_optional_duration_then_the_reason() -> None:
 def test_threshold_shows_sets_resets_and_previews() -> None:
     assert parse_threshold("tsla") == SymbolRequest("TSLA")
     assert parse_threshold("TSLA drop 3% 10m") == ThresholdRequest(
-        "TSLA", "drop", {"threshold_pct": 3.0, "window_seconds": 600})
+        "TSLA", "drop", {"threshold_pct": 3.0, "window_seconds": 600}
+    )
     assert parse_threshold("TSLA rise off --preview") == ThresholdRequest(
-        "TSLA", "rise", {"threshold_pct": 0.0}, preview=True)
+        "TSLA", "rise", {"threshold_pct": 0.0}, preview=True
+    )
     assert parse_threshold("TSLA drop 2.5 cooldown 20m") == ThresholdRequest(
-        "TSLA", "drop", {"threshold_pct": 2.5, "cooldown_seconds": 1200})
+        "TSLA", "drop", {"threshold_pct": 2.5, "cooldown_seconds": 1200}
+    )
     assert parse_threshold("TSLA zscore 4 confirm 3") == ThresholdRequest(
-        "TSLA", "zscore", {"threshold_pct": 4.0, "confirm_ticks": 3})
+        "TSLA", "zscore", {"threshold_pct": 4.0, "confirm_ticks": 3}
+    )
     assert parse_threshold("TSLA drop reset") == ThresholdRequest("TSLA", "drop", reset=True)
     for bad in ("", "TSLA --preview", "TSLA fall 3%", "TSLA drop", "TSLA drop lots", "TSLA drop reset --preview"):
         with pytest.raises(Usage):
@@ -107,9 +123,14 @@ def test_mute_menu_ends() -> None:
 
 
 def _view(threshold: str | None, window: str | None) -> dict:
-    return {"state": {"values": {
-        BlockId.THRESHOLD: {"threshold_pct": {"type": "number_input", "value": threshold}},
-        BlockId.WINDOW: {"window": {"type": "plain_text_input", "value": window}}}}}
+    return {
+        "state": {
+            "values": {
+                BlockId.THRESHOLD: {"threshold_pct": {"type": "number_input", "value": threshold}},
+                BlockId.WINDOW: {"window": {"type": "plain_text_input", "value": window}},
+            }
+        }
+    }
 
 
 def test_threshold_modal_input_is_read_or_refused_per_field() -> None:
@@ -133,16 +154,29 @@ def test_threshold_modal_input_is_read_or_refused_per_field() -> None:
 
 def _anomaly(i: int) -> Anomaly:
     at = datetime(2026, 11, 24, 9, tzinfo=UTC) + timedelta(minutes=i)
-    return Anomaly(id=f"sym{i}-drop-{'x' * 40}", symbol=f"SYMBOL{i:04d}.LONG", rule="drop", timestamp=at,
-                   price=90, reference_price=100, reference_timestamp=at, change_pct=-10, threshold_pct=5,
-                   window_seconds=300, peak_price=90, peak_change_pct=-10, peak_timestamp=at, detected_at=at,
-                   acknowledged_by="U0SOMEBODY1", slack=SlackRef(channel="C0ALERTS01", ts="1.1"))
+    return Anomaly(
+        id=f"sym{i}-drop-{'x' * 40}",
+        symbol=f"SYMBOL{i:04d}.LONG",
+        rule="drop",
+        timestamp=at,
+        price=90,
+        reference_price=100,
+        reference_timestamp=at,
+        change_pct=-10,
+        threshold_pct=5,
+        window_seconds=300,
+        peak_price=90,
+        peak_change_pct=-10,
+        peak_timestamp=at,
+        detected_at=at,
+        acknowledged_by="U0SOMEBODY1",
+        slack=SlackRef(channel="C0ALERTS01", ts="1.1"),
+    )
 
 
 def test_long_lists_stay_within_slacks_limits() -> None:
     link = "https://tickwatch-fake.slack.com/archives/C0ALERTS01/p1700000000000100" + "x" * 40
-    listed = anomalies_message("SYMBOL", timedelta(days=31), [(_anomaly(i), link) for i in range(200)],
-                               truncated=True)
+    listed = anomalies_message("SYMBOL", timedelta(days=31), [(_anomaly(i), link) for i in range(200)], truncated=True)
     mutes = mutes_message([Mute(f"SYMBOL{i:05d}", None, "someone" * 5, "r" * 200, None) for i in range(500)])
 
     for message in (listed, mutes):
@@ -176,12 +210,18 @@ def test_manifest_gets_the_request_url_everywhere() -> None:
         manifest_text("http://bot.example.org")
 
 
-@pytest.mark.parametrize(("users", "channels", "expected"), [
-    (["U0ADMIN01", "U0ADMIN02", "U0ADMIN03"], [], "only <@U0ADMIN01>, <@U0ADMIN02> or <@U0ADMIN03> can change"),
-    ([], ["C0OPS0001"], "can only be changed in <#C0OPS0001>."),
-    (["U0ADMIN01"], ["C0OPS0001", "C0OPS0002"], "only <@U0ADMIN01> can change mutes and thresholds, and only in "
-                                                "<#C0OPS0001> or <#C0OPS0002>."),
-])
+@pytest.mark.parametrize(
+    ("users", "channels", "expected"),
+    [
+        (["U0ADMIN01", "U0ADMIN02", "U0ADMIN03"], [], "only <@U0ADMIN01>, <@U0ADMIN02> or <@U0ADMIN03> can change"),
+        ([], ["C0OPS0001"], "can only be changed in <#C0OPS0001>."),
+        (
+            ["U0ADMIN01"],
+            ["C0OPS0001", "C0OPS0002"],
+            "only <@U0ADMIN01> can change mutes and thresholds, and only in <#C0OPS0001> or <#C0OPS0002>.",
+        ),
+    ],
+)
 def test_a_refusal_names_who_may_change_and_where(users: list[str], channels: list[str], expected: str) -> None:
     text = refused_message(users, channels).blocks[0].text.text
 
@@ -191,8 +231,14 @@ def test_a_refusal_names_who_may_change_and_where(users: list[str], channels: li
 
 def test_every_usage_line_parses_with_the_words_it_names() -> None:
     """The examples of each `help` are accepted by the command's parser (zscore, volume and confirm too)."""
-    parsers = {"/price": parse_price, "/anomalies": parse_anomalies, "/mute": parse_mute, "/unmute": parse_symbol_only,
-               "/mutes": parse_no_arguments, "/threshold": parse_threshold}
+    parsers = {
+        "/price": parse_price,
+        "/anomalies": parse_anomalies,
+        "/mute": parse_mute,
+        "/unmute": parse_symbol_only,
+        "/mutes": parse_no_arguments,
+        "/threshold": parse_threshold,
+    }
     for command, parser in parsers.items():
         for example in exported(COMMANDS, "examples")[command]:
             name, _, text = example.partition(" ")
@@ -205,13 +251,17 @@ def test_every_usage_line_parses_with_the_words_it_names() -> None:
 
 
 def test_anomaly_lines_use_each_rules_unit() -> None:
-    spike = _anomaly(1).model_copy(update={"rule": "volume", "change_pct": 0.3, "peak_change_pct": 0.3,
-                                           "volume_ratio": 6.34})
-    jump = _anomaly(2).model_copy(update={"rule": "zscore", "change_pct": -2.3, "peak_change_pct": -2.3,
-                                          "zscore": -4.6})
+    spike = _anomaly(1).model_copy(
+        update={"rule": "volume", "change_pct": 0.3, "peak_change_pct": 0.3, "volume_ratio": 6.34}
+    )
+    jump = _anomaly(2).model_copy(
+        update={"rule": "zscore", "change_pct": -2.3, "peak_change_pct": -2.3, "zscore": -4.6}
+    )
 
-    listed = json.dumps(anomalies_message(None, timedelta(days=1), [(spike, None), (jump, None)],
-                                          truncated=False).payload()["blocks"], ensure_ascii=False)
+    listed = json.dumps(
+        anomalies_message(None, timedelta(days=1), [(spike, None), (jump, None)], truncated=False).payload()["blocks"],
+        ensure_ascii=False,
+    )
 
     assert "📊 *SYMBOL0001.LONG* volume 6.3\u00d7 usual (+0.3 %)" in listed
     assert "📉 *SYMBOL0002.LONG* \u22122.3 % (4.6 \u03c3)" in listed
@@ -228,8 +278,18 @@ def test_a_price_chart_marks_the_anomalies_in_red() -> None:
     from pipeline.history import Bar
 
     start = datetime(2026, 11, 24, 9, tzinfo=UTC)
-    bars = [Bar(start=start + timedelta(minutes=i), open=100, high=101, low=99, close=100 - (i == 30) * 8,
-                volume=10, ticks=6) for i in range(60)]
+    bars = [
+        Bar(
+            start=start + timedelta(minutes=i),
+            open=100,
+            high=101,
+            low=99,
+            close=100 - (i == 30) * 8,
+            volume=10,
+            ticks=6,
+        )
+        for i in range(60)
+    ]
 
     def red_pixels(png: bytes) -> int:
         rgb = (imread(io.BytesIO(png))[..., :3] * 255).round()

@@ -12,8 +12,9 @@ TOPIC = "financial_prices"
 
 
 def record(partition: int, offset: int, key: bytes | None, value: bytes) -> ConsumerRecord:
-    return ConsumerRecord(TOPIC, partition, -1, offset, 1_800_000_000_123, 0, key, value, [], None,
-                          len(key or b""), len(value), 0)
+    return ConsumerRecord(
+        TOPIC, partition, -1, offset, 1_800_000_000_123, 0, key, value, [], None, len(key or b""), len(value), 0
+    )
 
 
 def tick(symbol: str, when: str = "2026-11-23T14:30:00Z") -> bytes:
@@ -23,16 +24,21 @@ def tick(symbol: str, when: str = "2026-11-23T14:30:00Z") -> bytes:
 def test_a_poll_becomes_ranges_per_partition_valid_ticks_and_reasons():
     polled = {
         TopicPartition(TOPIC, 0): [record(0, 10, b"TSLA", tick("TSLA")), record(0, 11, b"TSLA", b"{bad")],
-        TopicPartition(TOPIC, 3): [record(3, 7, b"btc-usd", tick("btc-usd")), record(3, 8, None, tick("ETH-USD")),
-                                   record(3, 9, b"AAPL", tick("AAPL", "2099-01-01T00:00:00Z"))],
+        TopicPartition(TOPIC, 3): [
+            record(3, 7, b"btc-usd", tick("btc-usd")),
+            record(3, 8, None, tick("ETH-USD")),
+            record(3, 9, b"AAPL", tick("AAPL", "2099-01-01T00:00:00Z")),
+        ],
     }
     batch, rejected = to_batch(polled, max_future_ms=86_400_000)
     assert batch["parts"] == [
         {"topic": TOPIC, "partition": 0, "first_offset": 10, "next_offset": 12},
         {"topic": TOPIC, "partition": 3, "first_offset": 7, "next_offset": 10},
     ]
-    assert [(t[0], t[4], t[5], t[6]) for t in batch["ticks"]] == [("TSLA", 0, 10, 1_800_000_000_123),
-                                                                  ("BTC-USD", 3, 7, 1_800_000_000_123)]
+    assert [(t[0], t[4], t[5], t[6]) for t in batch["ticks"]] == [
+        ("TSLA", 0, 10, 1_800_000_000_123),
+        ("BTC-USD", 3, 7, 1_800_000_000_123),
+    ]
     reasons = {r.offset: reason for r, reason in rejected}
     assert reasons.keys() == {11, 8, 9}
     assert "Invalid JSON" in reasons[11]

@@ -24,9 +24,27 @@ DATA = Path(__file__).parent / "data"
 TICKWATCH = Path(sys.executable).parent / "tickwatch"  # the console script, as installed by uv sync
 
 
-@pytest.mark.parametrize("command", [["stack", "up"], ["stack", "init"], ["stack", "down"], ["stack", "status"],
-                                     ["demo"], ["generate"], ["worker"], ["bridge"], ["digest"], ["mute"], ["unmute"],
-                                     ["mutes"], ["threshold"], ["audit"], ["bench"], ["retention"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["stack", "up"],
+        ["stack", "init"],
+        ["stack", "down"],
+        ["stack", "status"],
+        ["demo"],
+        ["generate"],
+        ["worker"],
+        ["bridge"],
+        ["digest"],
+        ["mute"],
+        ["unmute"],
+        ["mutes"],
+        ["threshold"],
+        ["audit"],
+        ["bench"],
+        ["retention"],
+    ],
+)
 def test_every_command_has_help_with_an_example(command: list[str]):
     result = runner.invoke(app, [*command, "--help"], terminal_width=200)
     assert result.exit_code == 0, result.output
@@ -45,16 +63,19 @@ def test_generate_examples_are_in_the_help():
     assert "drop:TSLA:8%:90s@10m" in text and "--tz America/New_York --shift-to now" in text
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--inject", "crash:TSLA"], "expected kind:symbol:pct%:duration@offset"),
-    (["--csv", "no-equals-sign.csv"], "--csv takes SYMBOL=path.csv"),
-    (["--duration", "soon"], "soon"),
-    (["--tz", "America/New_York"], "--tz, --columns and --skip-bad-rows apply to --csv replay"),
-    (["--csv", f"X={DATA / 'messy_export.csv'}", "--tz", "Europe/Nowhere"], "unknown time zone 'Europe/Nowhere'"),
-    (["--csv", f"X={DATA / 'messy_export.csv'}", "--columns", "close=Close"], "--columns needs time"),
-    (["--csv", f"X={DATA / 'messy_export.csv'}", "--shift-to", "soon"], "--shift-to takes now or an ISO-8601"),
-    (["--start", "2026-11-23T14:30:00Z", "--shift-to", "now"], "give --start or --shift-to, not both"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--inject", "crash:TSLA"], "expected kind:symbol:pct%:duration@offset"),
+        (["--csv", "no-equals-sign.csv"], "--csv takes SYMBOL=path.csv"),
+        (["--duration", "soon"], "soon"),
+        (["--tz", "America/New_York"], "--tz, --columns and --skip-bad-rows apply to --csv replay"),
+        (["--csv", f"X={DATA / 'messy_export.csv'}", "--tz", "Europe/Nowhere"], "unknown time zone 'Europe/Nowhere'"),
+        (["--csv", f"X={DATA / 'messy_export.csv'}", "--columns", "close=Close"], "--columns needs time"),
+        (["--csv", f"X={DATA / 'messy_export.csv'}", "--shift-to", "soon"], "--shift-to takes now or an ISO-8601"),
+        (["--start", "2026-11-23T14:30:00Z", "--shift-to", "now"], "give --start or --shift-to, not both"),
+    ],
+)
 def test_generate_rejects_bad_input_before_touching_kafka(args: list[str], message: str):
     result = runner.invoke(app, ["generate", "--topic", "never-created", *args], terminal_width=200)
     assert result.exit_code == 2
@@ -62,6 +83,7 @@ def test_generate_rejects_bad_input_before_touching_kafka(args: list[str], messa
 
 
 # --- failures, as the installed command shows them --------------------------------------------------
+
 
 def closed_port() -> int:
     with socket.socket() as probe:
@@ -71,8 +93,14 @@ def closed_port() -> int:
 
 def tickwatch(*args: str, module: bool = False, **env: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "tickwatch"] if module else [str(TICKWATCH)]
-    return subprocess.run([*command, *args], env=env_for(env), capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).parent.parent)
+    return subprocess.run(
+        [*command, *args],
+        env=env_for(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+    )
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -102,13 +130,19 @@ def test_a_bad_speed_says_what_speeds_are():
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "Invalid value for '--speed'" in result.stderr
     assert "speed must be max or a number > 0 (1 = real time, 60 = a minute per second); got 'fast'" in " ".join(
-        result.stderr.replace("│", " ").split())
+        result.stderr.replace("│", " ").split()
+    )
 
 
 def test_kafka_unreachable_says_to_start_the_stack():
     port = closed_port()
-    result = tickwatch("generate", "--count", "3", TICKWATCH_KAFKA_BOOTSTRAP=f"127.0.0.1:{port}",
-                       TICKWATCH_KAFKA_CONNECT_TIMEOUT_SECONDS="1")
+    result = tickwatch(
+        "generate",
+        "--count",
+        "3",
+        TICKWATCH_KAFKA_BOOTSTRAP=f"127.0.0.1:{port}",
+        TICKWATCH_KAFKA_CONNECT_TIMEOUT_SECONDS="1",
+    )
     assert result.returncode == 1
     assert one_line(result) == f"✘ Kafka at 127.0.0.1:{port} is not reachable — is the stack up? `tickwatch stack up`"
 
@@ -116,11 +150,14 @@ def test_kafka_unreachable_says_to_start_the_stack():
 def test_a_missing_topic_fails_at_once_instead_of_after_a_minute(real_stack):
     topic = f"tw-missing-{uuid.uuid4().hex[:8]}"
     began = time.monotonic()
-    result = tickwatch("generate", "--count", "3", "--topic", topic,
-                       TICKWATCH_KAFKA_BOOTSTRAP=real_stack.kafka_bootstrap)
+    result = tickwatch(
+        "generate", "--count", "3", "--topic", topic, TICKWATCH_KAFKA_BOOTSTRAP=real_stack.kafka_bootstrap
+    )
     assert result.returncode == 2 and time.monotonic() - began < 30  # the producer alone waits 60 s for metadata
-    assert one_line(result) == (f"✘ topic '{topic}' does not exist on Kafka at {real_stack.kafka_bootstrap}; nothing "
-                                "was published — `tickwatch stack init` creates the configured topics")
+    assert one_line(result) == (
+        f"✘ topic '{topic}' does not exist on Kafka at {real_stack.kafka_bootstrap}; nothing "
+        "was published — `tickwatch stack init` creates the configured topics"
+    )
 
 
 def test_elasticsearch_unreachable_says_to_start_the_stack():
@@ -147,8 +184,10 @@ def test_redis_unreachable_says_to_start_the_stack(monkeypatch: pytest.MonkeyPat
 def test_an_invalid_setting_names_the_variable_and_what_is_allowed():
     result = tickwatch("worker", TICKWATCH_DROP_PCT="-5")
     assert result.returncode == 2
-    assert one_line(result) == ("✘ invalid setting TICKWATCH_DROP_PCT=-5: Input should be greater than or equal to 0 "
-                                "— fix it in the environment or .env (see the README, Configuration)")
+    assert one_line(result) == (
+        "✘ invalid setting TICKWATCH_DROP_PCT=-5: Input should be greater than or equal to 0 "
+        "— fix it in the environment or .env (see the README, Configuration)"
+    )
 
 
 def test_an_invalid_secret_setting_is_named_but_never_printed():
@@ -168,8 +207,10 @@ def test_debug_shows_the_traceback(args: list[str], env: dict[str, str]):
 def test_an_unexpected_error_is_one_line_pointing_at_debug():
     failure = explain(RuntimeError("the flux capacitor is empty"))
     assert failure.exit_code == 1
-    assert failure.message == ("unexpected RuntimeError: the flux capacitor is empty — run again with --debug "
-                               "(or TICKWATCH_DEBUG=1) to see the traceback")
+    assert failure.message == (
+        "unexpected RuntimeError: the flux capacitor is empty — run again with --debug "
+        "(or TICKWATCH_DEBUG=1) to see the traceback"
+    )
 
 
 def _raised(call) -> Exception:

@@ -23,7 +23,11 @@ def compose_config(env: dict[str, str]) -> dict[str, Any]:
         pytest.skip("the docker compose v2 plugin is not installed (`docker compose` is unknown)")
     result = subprocess.run(
         ["docker", "compose", "--file", str(ROOT / "docker-compose.yml"), "config", "--format", "json"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT, env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, **env},
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -68,14 +72,20 @@ def compose_file() -> dict[str, Any]:
 
 def test_every_tickwatch_service_runs_a_command_the_cli_has() -> None:
     """A renamed command or option fails here, not at `docker compose up` on someone's machine."""
-    services = {name: spec for name, spec in compose_file()["services"].items()
-                if spec.get("image") == "tickwatch:latest"}
+    services = {
+        name: spec for name, spec in compose_file()["services"].items() if spec.get("image") == "tickwatch:latest"
+    }
     assert {"init", "worker", "bridge", "api", "bot"} <= services.keys()
     for name, spec in services.items():
         command = spec["command"]
         assert command[0] == "tickwatch", name
-        shown = subprocess.run([sys.executable, "-m", "tickwatch", *command[1:], "--help"], capture_output=True,
-                               text=True, timeout=60, cwd=ROOT)
+        shown = subprocess.run(
+            [sys.executable, "-m", "tickwatch", *command[1:], "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
         assert shown.returncode == 0, f"{name}: {' '.join(command)} is not a valid command:\n{shown.stderr}"
 
 

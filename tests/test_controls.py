@@ -34,9 +34,17 @@ def test_an_override_is_what_workers_read_and_is_audited(service: Controls):
     assert (change.old["threshold_pct"], change.new["threshold_pct"], change.new["window_seconds"]) == (5, 3, 600)
     got = controls.controls_for(service.redis, service.settings, ["TSLA", "AAPL"])
     assert [(r.name, r.threshold_pct, r.window_seconds, r.cooldown_seconds) for r in got["TSLA"].rules] == [
-        ("drop", 3.0, 600, 600), ("rise", 5.0, 300, 300), ("zscore", 0.0, 300, 300), ("volume", 0.0, 300, 300)]
+        ("drop", 3.0, 600, 600),
+        ("rise", 5.0, 300, 300),
+        ("zscore", 0.0, 300, 300),
+        ("volume", 0.0, 300, 300),
+    ]
     assert [(r.name, r.threshold_pct) for r in got["AAPL"].rules] == [
-        ("drop", 5.0), ("rise", 5.0), ("zscore", 0.0), ("volume", 0.0)]
+        ("drop", 5.0),
+        ("rise", 5.0),
+        ("zscore", 0.0),
+        ("volume", 0.0),
+    ]
 
     service.set_rule("TSLA", "drop", API, threshold_pct=4)  # keeps the window set before
     rules = service.rules("TSLA")
@@ -48,7 +56,10 @@ def test_an_override_is_what_workers_read_and_is_audited(service: Controls):
 
     log = service.audit_log(symbol="TSLA")
     assert [(c.action, c.actor.name, c.actor.via) for c in log] == [
-        ("reset_rule", "alice", "slack"), ("set_rule", "ci-token", "api"), ("set_rule", "alice", "slack")]
+        ("reset_rule", "alice", "slack"),
+        ("set_rule", "ci-token", "api"),
+        ("set_rule", "alice", "slack"),
+    ]
     assert (log[1].old["threshold_pct"], log[1].new["threshold_pct"]) == (3, 4)
     assert log[2].summary() == "drop 5% in 5m → drop 3% in 10m"
 
@@ -145,24 +156,40 @@ def test_default_rules_in_the_settings_obey_the_limits_of_per_symbol_ones(settin
         ("drop 3% 10m", ("drop", {"threshold_pct": 3.0, "window_seconds": 600})),
         ("RISE 8", ("rise", {"threshold_pct": 8.0})),
         ("drop off", ("drop", {"threshold_pct": 0.0})),
-        ("drop 4% 2h30m cooldown 3h", ("drop", {"threshold_pct": 4.0, "window_seconds": 9000,
-                                                "cooldown_seconds": 10800})),
+        (
+            "drop 4% 2h30m cooldown 3h",
+            ("drop", {"threshold_pct": 4.0, "window_seconds": 9000, "cooldown_seconds": 10800}),
+        ),
         ("drop 4 15", ("drop", {"threshold_pct": 4.0, "window_seconds": 900})),  # bare windows are minutes
         ("zscore 4", ("zscore", {"threshold_pct": 4.0})),
         ("zscore 3.5sigma 10m", ("zscore", {"threshold_pct": 3.5, "window_seconds": 600})),
         ("volume 5x 15m", ("volume", {"threshold_pct": 5.0, "window_seconds": 900})),
         ("volume off", ("volume", {"threshold_pct": 0.0})),
         ("drop 5% confirm 3", ("drop", {"threshold_pct": 5.0, "confirm_ticks": 3})),
-        ("drop 5% 10m cooldown 15m confirm 10s", ("drop", {"threshold_pct": 5.0, "window_seconds": 600,
-                                                          "cooldown_seconds": 900, "confirm_seconds": 10.0})),
+        (
+            "drop 5% 10m cooldown 15m confirm 10s",
+            ("drop", {"threshold_pct": 5.0, "window_seconds": 600, "cooldown_seconds": 900, "confirm_seconds": 10.0}),
+        ),
     ],
 )
 def test_rule_arguments_as_people_type_them(words: str, expected):
     assert controls.parse_rule_args(words.split()) == expected
 
 
-@pytest.mark.parametrize("words", ["drop", "spike 3%", "drop three", "drop 3% 10m extra", "drop 3% soon",
-                                   "volume 5%", "zscore 4x", "drop 5% confirm", "drop 5% confirm soon"])
+@pytest.mark.parametrize(
+    "words",
+    [
+        "drop",
+        "spike 3%",
+        "drop three",
+        "drop 3% 10m extra",
+        "drop 3% soon",
+        "volume 5%",
+        "zscore 4x",
+        "drop 5% confirm",
+        "drop 5% confirm soon",
+    ],
+)
 def test_bad_rule_arguments_say_the_form(words: str):
     with pytest.raises(ValueError, match=r"e\.g\.|unknown rule"):
         controls.parse_rule_args(words.split())

@@ -21,19 +21,41 @@ from tickwatch.fleet import env_for
 def tickwatch(real_stack: Settings) -> Iterator[Callable[..., subprocess.CompletedProcess]]:
     db = lease_database(real_stack)
     prefix = f"tw-cli{uuid.uuid4().hex[:8]}"
-    env = env_for({"TICKWATCH_REDIS_URL": redis_url_for(real_stack, db), "TICKWATCH_INDEX_PREFIX": prefix,
-                   "TICKWATCH_ES_URL": real_stack.es_url, "COLUMNS": "200"})
+    env = env_for(
+        {
+            "TICKWATCH_REDIS_URL": redis_url_for(real_stack, db),
+            "TICKWATCH_INDEX_PREFIX": prefix,
+            "TICKWATCH_ES_URL": real_stack.es_url,
+            "COLUMNS": "200",
+        }
+    )
     es = store.connect(real_stack)
     indices = store.Indices(prefix)
     store.ensure_templates(es, indices)
-    store.write(es, [store.tick_action(indices, {"symbol": "TSLA", "ts": to_ms(datetime.now(UTC)), "price": 250.0,
-                                                 "volume": None, "published": None, "late": False, "partition": 0,
-                                                 "offset": 0})])  # the one known symbol
+    store.write(
+        es,
+        [
+            store.tick_action(
+                indices,
+                {
+                    "symbol": "TSLA",
+                    "ts": to_ms(datetime.now(UTC)),
+                    "price": 250.0,
+                    "volume": None,
+                    "published": None,
+                    "late": False,
+                    "partition": 0,
+                    "offset": 0,
+                },
+            )
+        ],
+    )  # the one known symbol
     es.indices.refresh(index=f"{indices.ticks}-*")
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tickwatch", *args], env=env, capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "tickwatch", *args], env=env, capture_output=True, text=True, timeout=60
+        )
 
     yield run
     for name in es.indices.get(index=f"{prefix}-*"):
@@ -53,11 +75,14 @@ def test_controls_from_the_terminal_are_applied_and_audited(tickwatch):
     assert log.count("dana") == 3 and "cli" in log
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("threshold", "TSLA", "drop", "200%"), "percentage from 0"),
-    (("threshold", "TSLA", "spike", "3%"), "unknown rule"),
-    (("mute", "TSLA", "--for", "soon"), "a duration is a number with a unit"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("threshold", "TSLA", "drop", "200%"), "percentage from 0"),
+        (("threshold", "TSLA", "spike", "3%"), "unknown rule"),
+        (("mute", "TSLA", "--for", "soon"), "a duration is a number with a unit"),
+    ],
+)
 def test_bad_changes_get_one_clear_line_and_exit_2(tickwatch, args, message):
     result = tickwatch(*args)
     assert result.returncode == 2 and message in result.stdout + result.stderr
@@ -65,8 +90,9 @@ def test_bad_changes_get_one_clear_line_and_exit_2(tickwatch, args, message):
     assert "No changes recorded" in tickwatch("audit").stdout
 
 
-@pytest.mark.parametrize("args", [("threshold", "TSLQ"), ("threshold", "TSLQ", "drop", "3%"), ("mute", "TSLQ"),
-                                  ("unmute", "TSLQ")])
+@pytest.mark.parametrize(
+    "args", [("threshold", "TSLQ"), ("threshold", "TSLQ", "drop", "3%"), ("mute", "TSLQ"), ("unmute", "TSLQ")]
+)
 def test_a_symbol_never_stored_is_refused_with_the_closest_known_one(tickwatch, args):
     result = tickwatch(*args)
     assert result.returncode == 2 and result.stdout == ""

@@ -100,36 +100,65 @@ def test_naive_times_follow_dst_in_the_given_zone(real_stack: Settings, topic: s
     code, output = generate(topic, "--csv", f"SPY={DATA / 'dst_new_york.csv'}", "--tz", "America/New_York")
     assert code == 0, output
     opens = published(real_stack, topic)[::4]
-    assert [t.timestamp for t in opens] == [at(f"{day}Z") for day in (
-        "2026-03-06T20:58", "2026-03-06T20:59",   # 15:58 EST
-        "2026-03-09T13:30", "2026-03-09T13:31",   # 09:30 EDT: one hour less to UTC after the change
-        "2026-11-01T05:59", "2026-11-01T06:00")]  # 01:59 EDT, then the clocks go back: 01:00 EST
+    assert [t.timestamp for t in opens] == [
+        at(f"{day}Z")
+        for day in (
+            "2026-03-06T20:58",
+            "2026-03-06T20:59",  # 15:58 EST
+            "2026-03-09T13:30",
+            "2026-03-09T13:31",  # 09:30 EDT: one hour less to UTC after the change
+            "2026-11-01T05:59",
+            "2026-11-01T06:00",
+        )
+    ]  # 01:59 EDT, then the clocks go back: 01:00 EST
 
 
-@pytest.mark.parametrize(("file", "args", "count", "first", "last"), [
-    ("documented_padded.csv", ["--tz", "America/New_York"], 8,
-     ("2026-11-23T14:30:00Z", 100.0, 251), ("2026-11-23T14:31:45Z", 99.0, 2.625)),
-    ("documented_no_header.csv", [], 8,
-     ("2026-11-23T14:30:00Z", 100.0, 100), ("2026-11-23T14:31:45Z", 100.0, 0)),
-    ("yahoo_daily.csv", ["--tz", "America/New_York"], 8,   # a day's four ticks at 00:00, 06:00, 12:00, 18:00
-     ("2026-11-19T05:00:00Z", 230.0, 12_000_000), ("2026-11-20T23:00:00Z", 221.5, 22_750_000)),
-    ("yahoo_intraday.csv", [], 12,
-     ("2026-03-06T20:59:00Z", 210.0, 300), ("2026-03-09T13:31:45Z", 203.5, 1000)),
-    ("binance_klines.csv", [], 8,
-     ("2026-11-23T14:10:00Z", 95000.0, 3.125), ("2026-11-23T14:11:45Z", 94100.0, 7)),
-    ("binance_klines_header_us.csv", [], 4,
-     ("2026-11-23T14:10:00Z", 3300.0, 25), ("2026-11-23T14:10:45Z", 3305.0, 25)),
-    ("custom_columns.csv", ["--columns", "time=Date+Time,close=Last,volume=Vol", "--tz", "America/New_York"], 2,
-     ("2026-11-23T14:30:00Z", 50.25, 300), ("2026-11-23T14:31:00Z", 50.75, 200)),
-])
-def test_each_layout_replays_without_editing(real_stack: Settings, topic: str, file: str, args: list[str],
-                                            count: int, first: tuple, last: tuple):
+@pytest.mark.parametrize(
+    ("file", "args", "count", "first", "last"),
+    [
+        (
+            "documented_padded.csv",
+            ["--tz", "America/New_York"],
+            8,
+            ("2026-11-23T14:30:00Z", 100.0, 251),
+            ("2026-11-23T14:31:45Z", 99.0, 2.625),
+        ),
+        ("documented_no_header.csv", [], 8, ("2026-11-23T14:30:00Z", 100.0, 100), ("2026-11-23T14:31:45Z", 100.0, 0)),
+        (
+            "yahoo_daily.csv",
+            ["--tz", "America/New_York"],
+            8,  # a day's four ticks at 00:00, 06:00, 12:00, 18:00
+            ("2026-11-19T05:00:00Z", 230.0, 12_000_000),
+            ("2026-11-20T23:00:00Z", 221.5, 22_750_000),
+        ),
+        ("yahoo_intraday.csv", [], 12, ("2026-03-06T20:59:00Z", 210.0, 300), ("2026-03-09T13:31:45Z", 203.5, 1000)),
+        ("binance_klines.csv", [], 8, ("2026-11-23T14:10:00Z", 95000.0, 3.125), ("2026-11-23T14:11:45Z", 94100.0, 7)),
+        (
+            "binance_klines_header_us.csv",
+            [],
+            4,
+            ("2026-11-23T14:10:00Z", 3300.0, 25),
+            ("2026-11-23T14:10:45Z", 3305.0, 25),
+        ),
+        (
+            "custom_columns.csv",
+            ["--columns", "time=Date+Time,close=Last,volume=Vol", "--tz", "America/New_York"],
+            2,
+            ("2026-11-23T14:30:00Z", 50.25, 300),
+            ("2026-11-23T14:31:00Z", 50.75, 200),
+        ),
+    ],
+)
+def test_each_layout_replays_without_editing(
+    real_stack: Settings, topic: str, file: str, args: list[str], count: int, first: tuple, last: tuple
+):
     code, output = generate(topic, "--csv", f"X={DATA / file}", *args)
     assert code == 0, output
     assert f"published {count} ticks" in output
     ticks = published(real_stack, topic)
     assert [(t.timestamp, t.price, t.volume) for t in (ticks[0], ticks[-1])] == [
-        (at(when), price, volume) for when, price, volume in (first, last)]
+        (at(when), price, volume) for when, price, volume in (first, last)
+    ]
     assert len(ticks) == count and {t.symbol for t in ticks} == {"X"}
 
 
@@ -150,8 +179,19 @@ def test_shift_to_moves_the_whole_replay(real_stack: Settings, topic: str):
 
 def test_shift_to_moves_a_scenario_and_its_ground_truth(real_stack: Settings, topic: str, tmp_path: Path):
     truth = tmp_path / "truth.jsonl"
-    code, output = generate(topic, "--symbol", "TSLA", "--duration", "2m", "--inject", "drop:TSLA:8%:30s@1m",
-                            "--shift-to", "2030-01-02T00:00:00Z", "--ground-truth", str(truth))
+    code, output = generate(
+        topic,
+        "--symbol",
+        "TSLA",
+        "--duration",
+        "2m",
+        "--inject",
+        "drop:TSLA:8%:30s@1m",
+        "--shift-to",
+        "2030-01-02T00:00:00Z",
+        "--ground-truth",
+        str(truth),
+    )
     assert code == 0, output
     ticks = published(real_stack, topic)
     assert (len(ticks), ticks[0].timestamp) == (120, at("2030-01-02T00:00:00Z"))
@@ -160,11 +200,23 @@ def test_shift_to_moves_a_scenario_and_its_ground_truth(real_stack: Settings, to
 
 
 def test_shifted_to_now_and_replayed_fast_warns_before_ticks_would_be_dead_lettered(real_stack: Settings, topic: str):
-    code, output = generate(topic, "--symbol", "TSLA", "--duration", "3d", "--interval", "1h", "--count", "2",
-                            "--shift-to", "now")
+    code, output = generate(
+        topic, "--symbol", "TSLA", "--duration", "3d", "--interval", "1h", "--count", "2", "--shift-to", "now"
+    )
     assert code == 0, output
     assert "note: at this speed the last ticks are dated 72.0 h ahead of the clock" in output
     assert "TICKWATCH_MAX_FUTURE_SECONDS (86400 s)" in output
-    code, output = generate(topic, "--symbol", "TSLA", "--duration", "3d", "--interval", "1h", "--count", "2",
-                            "--shift-to", "2026-01-01T00:00:00Z")
+    code, output = generate(
+        topic,
+        "--symbol",
+        "TSLA",
+        "--duration",
+        "3d",
+        "--interval",
+        "1h",
+        "--count",
+        "2",
+        "--shift-to",
+        "2026-01-01T00:00:00Z",
+    )
     assert code == 0 and "note:" not in output, output

@@ -32,7 +32,7 @@ def run(ticks: list[TickPoint], rules=(DROP, RISE), *, batch=50, lateness_ms=30_
     found = {}
     new_ids: list[str] = []
     for i in range(0, len(ticks), batch):
-        out = advance(state, "TSLA", ticks[i:i + batch], rules, lateness_ms=lateness_ms, now=NOW)
+        out = advance(state, "TSLA", ticks[i : i + batch], rules, lateness_ms=lateness_ms, now=NOW)
         new_ids += out.new_ids
         found.update({a.id: a for a in out.anomalies})
         if roundtrip:
@@ -63,8 +63,9 @@ def test_price_rules_measure_from_the_latest_tick_at_the_window_extreme():
     ts = [T0 + k * 1000 for k in range(5)]
 
     def reference(rule: Rule, prices: list[float]) -> int | None:
-        checks = WindowChecks(ts, prices, [10.0] * 5, excluded=set(), baseline=Baseline(), tau_ms=3_600_000,
-                              lateness_ms=0)
+        checks = WindowChecks(
+            ts, prices, [10.0] * 5, excluded=set(), baseline=Baseline(), tau_ms=3_600_000, lateness_ms=0
+        )
         hit = checks.check(rule, len(prices) - 1)
         return None if hit is None else hit.ref
 
@@ -105,7 +106,7 @@ def test_out_of_order_within_lateness_gives_the_in_order_result():
     rng = random.Random(7)
     shuffled = []
     for i in range(0, len(CRASH), 20):  # disorder of up to 20 s, inside the 30 s lateness
-        block = CRASH[i:i + 20]
+        block = CRASH[i : i + 20]
         rng.shuffle(block)
         shuffled += block
     in_order, ids_in_order, _ = run(CRASH, batch=10)
@@ -197,7 +198,7 @@ def test_resolution_and_deepening_are_reported_once_each_batch_they_happen_in():
     resolved: list[str] = []
     deepened: list[list[str]] = []
     for i in range(0, len(CRASH), 30):
-        out = advance(state, "TSLA", CRASH[i:i + 30], [DROP], lateness_ms=30_000, now=NOW)
+        out = advance(state, "TSLA", CRASH[i : i + 30], [DROP], lateness_ms=30_000, now=NOW)
         resolved += out.resolved_ids
         deepened.append(out.deepened_ids)
         assert not set(out.deepened_ids) & set(out.new_ids)  # a new anomaly is not also "deepened"
@@ -224,7 +225,7 @@ def test_a_late_tick_after_the_resolution_does_not_report_it_again():
     """The re-evaluation from the watermark ends the episode again: it is the same resolution, sent once."""
     end = resolution_tick(CRASH)
     held_back = CRASH[end - 10]  # arrives 15 ticks late, inside the lateness, after the resolution
-    ticks = [*CRASH[:end - 10], *CRASH[end - 9:end + 5], held_back, *CRASH[end + 5:]]
+    ticks = [*CRASH[: end - 10], *CRASH[end - 9 : end + 5], held_back, *CRASH[end + 5 :]]
     state, resolved, updates = SymbolState(), [], 0
     for tick in ticks:
         out = advance(state, "TSLA", [tick], [DROP], lateness_ms=30_000, now=NOW)

@@ -24,8 +24,10 @@ from tests.digest_day import DAY, seed
 
 
 def test_day_bounds_in_utc_and_across_dst() -> None:
-    assert digest.day_bounds(date(2026, 11, 20), "UTC") == (datetime(2026, 11, 20, tzinfo=UTC),
-                                                             datetime(2026, 11, 21, tzinfo=UTC))
+    assert digest.day_bounds(date(2026, 11, 20), "UTC") == (
+        datetime(2026, 11, 20, tzinfo=UTC),
+        datetime(2026, 11, 21, tzinfo=UTC),
+    )
     start, end = digest.day_bounds(date(2026, 11, 1), "America/New_York")  # clocks go back: 25 hours
     assert (start, end - start) == (datetime(2026, 11, 1, 4, tzinfo=UTC), timedelta(hours=25))
     start, end = digest.day_bounds(date(2026, 3, 8), "America/New_York")  # clocks go forward: 23 hours
@@ -63,22 +65,53 @@ def _big_digest() -> digest.Digest:
     """A digest with far more rows than Slack can show, and long names, to test the limits."""
     start, end = digest.day_bounds(DAY, "UTC")
     symbol = "VERYLONG.SYMBOL-NAME"
-    day = digest.SymbolDay(symbol=symbol, open=1e6, close=2e6, low=1.0, high=3e6, first_at=start, last_at=end,
-                           ticks=10**7, late=10**5, change_pct=100.0, drawdown_pct=-99.99, rise_pct=200.0)
+    day = digest.SymbolDay(
+        symbol=symbol,
+        open=1e6,
+        close=2e6,
+        low=1.0,
+        high=3e6,
+        first_at=start,
+        last_at=end,
+        ticks=10**7,
+        late=10**5,
+        change_pct=100.0,
+        drawdown_pct=-99.99,
+        rise_pct=200.0,
+    )
     return digest.Digest(
-        day=DAY, tz="UTC", start=start, end=end, generated_at=end, symbols=20_000, ticks=10**10, truncated=True,
-        movers=[day] * 10, drawdowns=[day] * 10, rises=[day] * 10,
-        anomalies=[digest.RuleCount(symbol=f"S{i}", rule="drop", total=999, acknowledged=1, open=998, resolved=0,
-                                    muted=3) for i in range(100)],
-        anomaly_pairs=500, anomalies_total=499_500, acknowledged_total=500,
+        day=DAY,
+        tz="UTC",
+        start=start,
+        end=end,
+        generated_at=end,
+        symbols=20_000,
+        ticks=10**10,
+        truncated=True,
+        movers=[day] * 10,
+        drawdowns=[day] * 10,
+        rises=[day] * 10,
+        anomalies=[
+            digest.RuleCount(symbol=f"S{i}", rule="drop", total=999, acknowledged=1, open=998, resolved=0, muted=3)
+            for i in range(100)
+        ],
+        anomaly_pairs=500,
+        anomalies_total=499_500,
+        acknowledged_total=500,
         mute_changes=[digest.MuteEntry(symbol=symbol, action="mute", by="x" * 200, at=start, reason="r" * 500)] * 100,
         muted_at_end=[digest.MuteEntry(symbol=symbol, action="mute", by="y" * 200, at=start, reason="z" * 500)] * 100,
-        health=digest.Health(late_ticks=10**6, late_by_symbol=[(symbol, 10**5)] * 10, suspect_ticks=10**5,
-                             suspect_by_symbol=[(symbol, 10**4)] * 10, dead_letters=None,
-                             silent=[digest.Silence(symbol=symbol, last_at=start, silent_minutes=600,
-                                                    stopped_early=True)] * 10,
-                             silent_total=5000, silence_minutes=15),
-        paths={}, timings_ms={},
+        health=digest.Health(
+            late_ticks=10**6,
+            late_by_symbol=[(symbol, 10**5)] * 10,
+            suspect_ticks=10**5,
+            suspect_by_symbol=[(symbol, 10**4)] * 10,
+            dead_letters=None,
+            silent=[digest.Silence(symbol=symbol, last_at=start, silent_minutes=600, stopped_early=True)] * 10,
+            silent_total=5000,
+            silence_minutes=15,
+        ),
+        paths={},
+        timings_ms={},
     )
 
 
@@ -113,7 +146,9 @@ def test_digest_of_a_seeded_day_has_the_numbers_the_seed_implies(namespace) -> N
     assert (summary.symbols, summary.ticks) == (expected.symbols, expected.ticks)
     assert (summary.anomalies_total, summary.acknowledged_total) == (expected.anomalies, expected.acknowledged)
     assert [(c.symbol, c.rule, c.total, c.acknowledged, c.open, c.resolved, c.muted) for c in summary.anomalies] == [
-        ("AAA", "drop", 2, 1, 1, 0, 0), ("BBB", "drop", 1, 1, 0, 1, 1)]
+        ("AAA", "drop", 2, 1, 1, 0, 0),
+        ("BBB", "drop", 1, 1, 0, 1, 1),
+    ]
     movers = {m.symbol: m for m in summary.movers}
     assert (movers["AAA"].open, movers["AAA"].close, movers["AAA"].low, movers["AAA"].high) == (100, 102, 90, 104)
     assert movers["BBB"].change_pct == pytest.approx(-10.0)
@@ -161,24 +196,62 @@ def test_an_empty_day_is_a_digest_too(namespace) -> None:
 def _one_of_each() -> digest.Digest:
     """A digest in which every count is 1, for the grammar."""
     start, end = digest.day_bounds(DAY, "UTC")
-    day = digest.SymbolDay(symbol="AAA", open=10, close=11, low=9, high=12, first_at=start, last_at=end, ticks=1,
-                           late=1, change_pct=10, drawdown_pct=-10, rise_pct=20)
+    day = digest.SymbolDay(
+        symbol="AAA",
+        open=10,
+        close=11,
+        low=9,
+        high=12,
+        first_at=start,
+        last_at=end,
+        ticks=1,
+        late=1,
+        change_pct=10,
+        drawdown_pct=-10,
+        rise_pct=20,
+    )
     return digest.Digest(
-        day=DAY, tz="UTC", start=start, end=end, generated_at=end, symbols=1, ticks=1, truncated=False,
-        movers=[day], drawdowns=[day], rises=[day],
+        day=DAY,
+        tz="UTC",
+        start=start,
+        end=end,
+        generated_at=end,
+        symbols=1,
+        ticks=1,
+        truncated=False,
+        movers=[day],
+        drawdowns=[day],
+        rises=[day],
         anomalies=[digest.RuleCount(symbol="AAA", rule="drop", total=1, acknowledged=0, open=1, resolved=0, muted=0)],
-        anomaly_pairs=1, anomalies_total=1, acknowledged_total=0, mute_changes=[], muted_at_end=[],
-        health=digest.Health(late_ticks=1, late_by_symbol=[("AAA", 1)], suspect_ticks=1, suspect_by_symbol=[],
-                             dead_letters=1, silent=[], silent_total=1, silence_minutes=15),
-        paths={}, timings_ms={})
+        anomaly_pairs=1,
+        anomalies_total=1,
+        acknowledged_total=0,
+        mute_changes=[],
+        muted_at_end=[],
+        health=digest.Health(
+            late_ticks=1,
+            late_by_symbol=[("AAA", 1)],
+            suspect_ticks=1,
+            suspect_by_symbol=[],
+            dead_letters=1,
+            silent=[],
+            silent_total=1,
+            silence_minutes=15,
+        ),
+        paths={},
+        timings_ms={},
+    )
 
 
 def test_counts_of_one_are_singular() -> None:
     one = _one_of_each()
     assert digest_message.text(one).splitlines() == [
         "Market digest 2026-11-20 (UTC): 1 symbol, 1 tick, 1 anomaly (0 acknowledged).",
-        "Top movers: AAA +10.00%.", "Drawdowns: AAA -10.00%.", "Rises: AAA +20.00%.",
-        "Data health: 1 late tick, 1 suspect tick, 1 dead letter, 1 silent symbol."]
+        "Top movers: AAA +10.00%.",
+        "Drawdowns: AAA -10.00%.",
+        "Rises: AAA +20.00%.",
+        "Data health: 1 late tick, 1 suspect tick, 1 dead letter, 1 silent symbol.",
+    ]
     overview = digest_message.message(one)["blocks"][1]["text"]["text"]
     assert overview == "*1* symbol traded · *1* tick · *1* anomaly (0 acknowledged)"
 
@@ -199,17 +272,27 @@ def test_a_run_that_finds_another_posting_sends_nothing_and_a_stale_claim_is_tak
         settings = namespace.settings.model_copy(update={"slack_api_url": slack.url, "slack_bot_token": "xoxb-t"})
         client = web_client(settings)
         doc_id = f"{DAY.isoformat()}|#desk"
-        es.index(index=index, id=doc_id, refresh=True,
-                 document={"day": DAY.isoformat(), "channel": "#desk", "claimed_at": minutes_ago(1)})
+        es.index(
+            index=index,
+            id=doc_id,
+            refresh=True,
+            document={"day": DAY.isoformat(), "channel": "#desk", "claimed_at": minutes_ago(1)},
+        )
         with pytest.raises(digest_posting.DigestBusy, match="another run has been posting"):
-            digest_posting.post(summary, digest_message.message(summary), settings, es, indices, client,
-                                channel="#desk")
+            digest_posting.post(
+                summary, digest_message.message(summary), settings, es, indices, client, channel="#desk"
+            )
         assert slack.calls() == []
 
-        es.index(index=index, id=doc_id, refresh=True,
-                 document={"day": DAY.isoformat(), "channel": "#desk", "claimed_at": minutes_ago(11)})
-        posted = digest_posting.post(summary, digest_message.message(summary), settings, es, indices, client,
-                                     channel="#desk")
+        es.index(
+            index=index,
+            id=doc_id,
+            refresh=True,
+            document={"day": DAY.isoformat(), "channel": "#desk", "claimed_at": minutes_ago(11)},
+        )
+        posted = digest_posting.post(
+            summary, digest_message.message(summary), settings, es, indices, client, channel="#desk"
+        )
         assert not posted.updated and [c.params["channel"] for c in slack.calls("chat.postMessage")] == ["#desk"]
         assert digest_posting.posted_message(es, indices, DAY, "#desk")["ts"] == posted.ts
 
@@ -223,10 +306,21 @@ def minutes_ago(minutes: int) -> str:
 
 def _cli(namespace, slack: FakeSlack | str, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
     """`tickwatch digest --date DAY *args` against `slack` (the fake, or any API URL)."""
-    env = {**namespace.env, "TICKWATCH_SLACK_API_URL": slack if isinstance(slack, str) else slack.url,
-           "SLACK_BOT_TOKEN": "xoxb-test", "TICKWATCH_DIGEST_CHANNEL": "#market-digest", "COLUMNS": "200"}
-    done = subprocess.run([sys.executable, "-m", "tickwatch", "digest", "--date", DAY.isoformat(), *args],
-                          env=env, capture_output=True, text=True, timeout=120, cwd=os.getcwd())
+    env = {
+        **namespace.env,
+        "TICKWATCH_SLACK_API_URL": slack if isinstance(slack, str) else slack.url,
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "TICKWATCH_DIGEST_CHANNEL": "#market-digest",
+        "COLUMNS": "200",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tickwatch", "digest", "--date", DAY.isoformat(), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=os.getcwd(),
+    )
     assert (done.returncode == 0) == ok, done.stdout + done.stderr
     return done
 
@@ -240,13 +334,15 @@ def test_a_post_slack_never_got_is_one_clear_line_and_the_next_run_posts_at_once
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
     assert failed.stderr.strip().splitlines() == [
         f"✘ Slack at {closed} is not reachable ([Errno 111] Connection refused) — check TICKWATCH_SLACK_API_URL "
-        "and the network"]
+        "and the network"
+    ]
     with FakeSlack() as slack:
         slack.fail_next("chat.postMessage", status=500, retry_after=None)
         refused = _cli(namespace, slack, "--post", ok=False)
         assert refused.stderr.strip().splitlines() == [
             "✘ Slack refused chat.postMessage: fatal_error — check SLACK_BOT_TOKEN, and that the bot is invited to "
-            "the channel"]
+            "the channel"
+        ]
         _cli(namespace, slack, "--post")  # not "another run is posting": the failed runs left no claim behind
         assert len([c for c in slack.calls("chat.postMessage") if c.ok]) == 1
 
@@ -301,8 +397,9 @@ def test_cli_posts_once_then_edits_and_dry_run_sends_nothing(namespace) -> None:
         second = slack.calls("files.completeUploadExternal")[1]
         assert second.params["thread_ts"] == first.response["ts"]
 
-    record = digest_posting.posted_message(store.connect(namespace.settings),
-                                   store.Indices(namespace.settings.index_prefix), DAY, "#market-digest")
+    record = digest_posting.posted_message(
+        store.connect(namespace.settings), store.Indices(namespace.settings.index_prefix), DAY, "#market-digest"
+    )
     assert record["runs"] == 2 and record["ts"] == first.response["ts"] and len(record["file_ids"]) == 2
     assert digest_deliveries(namespace.settings, subscription) == [("digest.daily", "msg_digest_2026-11-20")]
     [message] = namespace.topic_messages(namespace.settings.alerts_topic, expect=2, timeout=10)[:1]

@@ -78,8 +78,7 @@ def test_rate_limited_call_is_retried_by_slack_sdk_and_succeeds(slack: FakeSlack
 
     assert response["ok"]
     first, second = slack.calls("chat.postMessage")
-    assert (first.status, first.simulated_failure, first.response) == (
-        429, True, {"ok": False, "error": "ratelimited"})
+    assert (first.status, first.simulated_failure, first.response) == (429, True, {"ok": False, "error": "ratelimited"})
     assert second.ok and not second.simulated_failure
     assert second.params == first.params
 
@@ -124,16 +123,18 @@ def test_update_keeps_the_ts_and_ephemeral_and_auth_test_answer_like_slack(slack
     assert slack.calls("auth.test")[0].content_type == "none"
 
 
-@pytest.mark.parametrize(("method", "body", "error"), [
-    ("chat.postMessage", {"channel": "#market-alerts"}, "no_text"),
-    ("chat.postMessage", {"channel": "#market-alerts", "text": ""}, "no_text"),
-    ("chat.postMessage", {"text": "hi"}, "channel_not_found"),
-    ("chat.update", {"channel": "C0123456789", "ts": "1700000000.000100", "text": "hi"}, "message_not_found"),
-    ("chat.postEphemeral", {"channel": "#market-alerts", "text": "hi"}, "user_not_in_channel"),
-    ("conversations.kick", {"channel": "#market-alerts", "user": "U0123ABCDE"}, "unknown_method"),
-])
-def test_invalid_calls_get_slacks_error_codes(slack: FakeSlack, method: str, body: dict[str, str],
-                                              error: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "body", "error"),
+    [
+        ("chat.postMessage", {"channel": "#market-alerts"}, "no_text"),
+        ("chat.postMessage", {"channel": "#market-alerts", "text": ""}, "no_text"),
+        ("chat.postMessage", {"text": "hi"}, "channel_not_found"),
+        ("chat.update", {"channel": "C0123456789", "ts": "1700000000.000100", "text": "hi"}, "message_not_found"),
+        ("chat.postEphemeral", {"channel": "#market-alerts", "text": "hi"}, "user_not_in_channel"),
+        ("conversations.kick", {"channel": "#market-alerts", "user": "U0123ABCDE"}, "unknown_method"),
+    ],
+)
+def test_invalid_calls_get_slacks_error_codes(slack: FakeSlack, method: str, body: dict[str, str], error: str) -> None:
     with pytest.raises(SlackApiError) as raised:
         client(slack).api_call(method, json=body)
 
@@ -142,9 +143,12 @@ def test_invalid_calls_get_slacks_error_codes(slack: FakeSlack, method: str, bod
 
 
 def test_unreadable_json_is_answered_not_crashed_on(slack: FakeSlack) -> None:
-    request = urllib.request.Request(f"{slack.url}chat.postMessage", data=b"{not json", method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": "Bearer xoxb-test"})
+    request = urllib.request.Request(
+        f"{slack.url}chat.postMessage",
+        data=b"{not json",
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": "Bearer xoxb-test"},
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         assert json.load(response) == {"ok": False, "error": "invalid_json"}
 
@@ -197,7 +201,8 @@ def test_record_to_appends_json_lines_without_the_token(tmp_path: Path) -> None:
 
     loaded = load_calls(record)
     assert [(c.method, c.params, c.response, c.at) for c in loaded] == [
-        (c.method, c.params, c.response, c.at) for c in live]
+        (c.method, c.params, c.response, c.at) for c in live
+    ]
     assert loaded[0].authorization == "Bearer xoxb-…"
     assert "secret" not in record.read_text()
 
@@ -231,8 +236,11 @@ def test_command_line_prints_a_url_that_serves(tmp_path: Path) -> None:
     assert [call.method for call in load_calls(record)] == ["auth.test"]
 
 
-MODAL = {"type": "modal", "title": {"type": "plain_text", "text": "Mute"},
-         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Mute TSLA"}}]}
+MODAL = {
+    "type": "modal",
+    "title": {"type": "plain_text", "text": "Mute"},
+    "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Mute TSLA"}}],
+}
 
 
 def test_views_open_update_and_push_keep_one_id_and_refuse_stale_hashes(slack: FakeSlack) -> None:
@@ -245,9 +253,11 @@ def test_views_open_update_and_push_keep_one_id_and_refuse_stale_hashes(slack: F
 
     assert updated["id"] == opened["id"] and pushed["id"] != opened["id"]
     assert slack.view(opened["id"])["blocks"] == changed["blocks"]
-    refused = [(lambda: web.views_update(view_id=opened["id"], hash=opened["hash"], view=MODAL), "hash_conflict"),
-               (lambda: web.views_update(view_id="V404", view=MODAL), "not_found"),
-               (lambda: web.views_open(trigger_id="", view=MODAL), "invalid_arguments")]
+    refused = [
+        (lambda: web.views_update(view_id=opened["id"], hash=opened["hash"], view=MODAL), "hash_conflict"),
+        (lambda: web.views_update(view_id="V404", view=MODAL), "not_found"),
+        (lambda: web.views_open(trigger_id="", view=MODAL), "invalid_arguments"),
+    ]
     for call, error in refused:
         with pytest.raises(SlackApiError) as raised:
             call()
@@ -269,8 +279,9 @@ def test_permalink_only_for_messages_it_has(slack: FakeSlack) -> None:
 def test_files_upload_v2_posts_the_bytes_to_the_fakes_own_upload_url(slack: FakeSlack) -> None:
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
-    done = client(slack).files_upload_v2(channel="C0123456789", filename="tsla.png", content=png,
-                                         title="TSLA 1h", initial_comment="TSLA")
+    done = client(slack).files_upload_v2(
+        channel="C0123456789", filename="tsla.png", content=png, title="TSLA 1h", initial_comment="TSLA"
+    )
 
     [url_call] = slack.calls("files.getUploadURLExternal")
     [upload] = slack.calls("files.upload_bytes")

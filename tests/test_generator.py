@@ -37,6 +37,7 @@ def prices(ticks: list[Tick], symbol: str) -> list[float]:
 
 # --- synthetic market ------------------------------------------------------------------------------
 
+
 def test_same_seed_same_market_other_seed_other_market() -> None:
     first, again, other = (list(scenario(seed=seed).ticks()) for seed in (7, 7, 8))
     assert first == again
@@ -86,10 +87,20 @@ def test_event_symbols_join_the_scenario_and_ground_truth_has_wall_times(tmp_pat
     path = tmp_path / "truth.jsonl"
     run.write_ground_truth(path)
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    assert records == run.ground_truth() == [{
-        "kind": "drop", "symbol": "XYZ", "pct": 5.0, "duration_s": 30.0,
-        "start": "2026-11-23T14:31:00.000Z", "end": "2026-11-23T14:31:30.000Z",
-    }]
+    assert (
+        records
+        == run.ground_truth()
+        == [
+            {
+                "kind": "drop",
+                "symbol": "XYZ",
+                "pct": 5.0,
+                "duration_s": 30.0,
+                "start": "2026-11-23T14:31:00.000Z",
+                "end": "2026-11-23T14:31:30.000Z",
+            }
+        ]
+    )
 
 
 def test_default_symbols_are_known_names_then_synthetic() -> None:
@@ -100,6 +111,7 @@ def test_default_symbols_are_known_names_then_synthetic() -> None:
 
 
 # --- injected event specs --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("spec", "expected"),
@@ -115,8 +127,18 @@ def test_parse_inject_reads_the_documented_form(spec: str, expected: InjectedEve
 
 @pytest.mark.parametrize(
     "spec",
-    ["drop:TSLA:8%", "crash:TSLA:8:90s@1m", "drop:TSLA:100%:1m@0", "drop:TSLA:-3:1m@0", "drop::8:1m@0",
-     "drop:TSLA:x:1m@0", "drop:TSLA:8:1y@0", "drop:TS LA:8:1m@0", "drop:TSLA:8:1m@", ""],
+    [
+        "drop:TSLA:8%",
+        "crash:TSLA:8:90s@1m",
+        "drop:TSLA:100%:1m@0",
+        "drop:TSLA:-3:1m@0",
+        "drop::8:1m@0",
+        "drop:TSLA:x:1m@0",
+        "drop:TSLA:8:1y@0",
+        "drop:TS LA:8:1m@0",
+        "drop:TSLA:8:1m@",
+        "",
+    ],
 )
 def test_parse_inject_rejects_bad_specs_showing_the_form(spec: str) -> None:
     with pytest.raises(ValueError, match="expected kind:symbol:pct%:duration@offset"):
@@ -125,8 +147,16 @@ def test_parse_inject_rejects_bad_specs_showing_the_form(spec: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90s", 90), ("10m", 600), ("1.5h", 5400), (" 45 ", 45), (2.5, 2.5), ("2h30m", 9000), ("1d", 86400),
-     ("1h 15m", 4500)],
+    [
+        ("90s", 90),
+        ("10m", 600),
+        ("1.5h", 5400),
+        (" 45 ", 45),
+        (2.5, 2.5),
+        ("2h30m", 9000),
+        ("1d", 86400),
+        ("1h 15m", 4500),
+    ],
 )
 def test_parse_seconds(text: str | float, seconds: float) -> None:
     assert parse_seconds(text) == seconds
@@ -153,6 +183,7 @@ def test_windows_are_positive_and_bounded() -> None:
 
 # --- scenario files --------------------------------------------------------------------------------
 
+
 def test_scenario_file_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "crash.toml"
     path.write_text(
@@ -163,14 +194,23 @@ def test_scenario_file_round_trip(tmp_path: Path) -> None:
     )
     loaded = load_scenario(path)
     assert loaded == Scenario(
-        symbols=("TSLA", "ETH-USD"), start=START, interval_s=0.5, duration_s=300.0, seed=11,
-        events=(InjectedEvent("drop", "TSLA", 8.0, 90.0, 60.0),
-                InjectedEvent("rise", "ETH-USD", 4.0, 30.0, 120.0)),
+        symbols=("TSLA", "ETH-USD"),
+        start=START,
+        interval_s=0.5,
+        duration_s=300.0,
+        seed=11,
+        events=(InjectedEvent("drop", "TSLA", 8.0, 90.0, 60.0), InjectedEvent("rise", "ETH-USD", 4.0, 30.0, 120.0)),
     )
     assert loaded.tick_count == 1200
-    assert list(loaded.ticks()) == list(scenario(
-        symbols=["TSLA", "ETH-USD"], interval_s=0.5, duration="5m", seed=11,
-        events=["drop:TSLA:8:90s@1m", "rise:ETH-USD:4:30s@2m"]).ticks())
+    assert list(loaded.ticks()) == list(
+        scenario(
+            symbols=["TSLA", "ETH-USD"],
+            interval_s=0.5,
+            duration="5m",
+            seed=11,
+            events=["drop:TSLA:8:90s@1m", "rise:ETH-USD:4:30s@2m"],
+        ).ticks()
+    )
 
 
 def test_scenario_file_symbol_count_and_typos(tmp_path: Path) -> None:
@@ -184,6 +224,7 @@ def test_scenario_file_symbol_count_and_typos(tmp_path: Path) -> None:
 
 
 # --- pacing ----------------------------------------------------------------------------------------
+
 
 class FakeClock:
     """Wall time that only moves when the code under test sleeps (or the test says so)."""

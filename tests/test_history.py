@@ -24,16 +24,41 @@ def aapl_price(i: int) -> float:
 
 
 def tick(symbol: str, at: datetime, price: float, volume: float | None) -> dict:
-    return store.tick_action(INDICES, {"symbol": symbol, "ts": to_ms(at), "price": price, "volume": volume,
-                                       "published": None, "late": False, "partition": 0, "offset": 0})
+    return store.tick_action(
+        INDICES,
+        {
+            "symbol": symbol,
+            "ts": to_ms(at),
+            "price": price,
+            "volume": volume,
+            "published": None,
+            "late": False,
+            "partition": 0,
+            "offset": 0,
+        },
+    )
 
 
 def anomaly(symbol: str, minute: int, status: str = "open", muted: bool = False) -> Anomaly:
     at = T0 + timedelta(minutes=minute)
-    return Anomaly(id=f"{symbol.lower()}-drop-{minute}", symbol=symbol, rule="drop", timestamp=at, price=90,
-                   reference_price=100, reference_timestamp=at - timedelta(minutes=2), change_pct=-10, threshold_pct=5,
-                   window_seconds=300, peak_price=90, peak_change_pct=-10, peak_timestamp=at, detected_at=at,
-                   muted=muted, status=status)
+    return Anomaly(
+        id=f"{symbol.lower()}-drop-{minute}",
+        symbol=symbol,
+        rule="drop",
+        timestamp=at,
+        price=90,
+        reference_price=100,
+        reference_timestamp=at - timedelta(minutes=2),
+        change_pct=-10,
+        threshold_pct=5,
+        window_seconds=300,
+        peak_price=90,
+        peak_change_pct=-10,
+        peak_timestamp=at,
+        detected_at=at,
+        muted=muted,
+        status=status,
+    )
 
 
 INDICES = store.Indices(f"tw-hist{uuid.uuid4().hex[:8]}")
@@ -48,9 +73,15 @@ def es(real_stack: Settings) -> Iterator[Elasticsearch]:
     bad_print = tick("AAPL", T0 + 100 * STEP + timedelta(seconds=5), 1.0, 10.0)  # flagged by detection
     bad_print["_source"].update(suspect=True, suspect_reason="isolated print")
     actions.append(bad_print)
-    actions += [store.anomaly_action(INDICES, a) for a in (
-        anomaly("AAPL", 10), anomaly("AAPL", 50, "acknowledged"), anomaly("AAPL", 90, "resolved"),
-        anomaly("MSFT", 30, muted=True))]
+    actions += [
+        store.anomaly_action(INDICES, a)
+        for a in (
+            anomaly("AAPL", 10),
+            anomaly("AAPL", 50, "acknowledged"),
+            anomaly("AAPL", 90, "resolved"),
+            anomaly("MSFT", 30, muted=True),
+        )
+    ]
     store.write(client, actions)
     client.indices.refresh(index=f"{INDICES.prefix}-*")
     yield client
@@ -60,8 +91,11 @@ def es(real_stack: Settings) -> Iterator[Elasticsearch]:
 
 def test_symbols_last_prices_and_suggestions(es: Elasticsearch):
     infos = history.known_symbols(es, INDICES)
-    assert [(i.symbol, i.last_price) for i in infos] == [("AAPL", aapl_price(TICKS - 1)), ("AAPL.X", 1.0),
-                                                          ("MSFT", 400.0)]
+    assert [(i.symbol, i.last_price) for i in infos] == [
+        ("AAPL", aapl_price(TICKS - 1)),
+        ("AAPL.X", 1.0),
+        ("MSFT", 400.0),
+    ]
     assert infos[0].last_timestamp == T0 + (TICKS - 1) * STEP
     assert history.closest_symbols(es, INDICES, "APPL")[0] == "AAPL"
     assert "MSFT" in history.closest_symbols(es, INDICES, "msf")
@@ -77,7 +111,11 @@ def test_window_summary_ends_at_the_last_tick_by_default(es: Elasticsearch):
     window = [aapl_price(i) for i in range(first_i, last_i + 1)]
     assert summary is not None
     assert (summary.first, summary.last, summary.high, summary.low) == (
-        aapl_price(first_i), aapl_price(last_i), max(window), min(window))
+        aapl_price(first_i),
+        aapl_price(last_i),
+        max(window),
+        min(window),
+    )
     assert summary.ticks == 61 and summary.volume == 610.0
     assert summary.change_pct == pytest.approx((aapl_price(last_i) / aapl_price(first_i) - 1) * 100, abs=1e-4)
     assert 10 <= len(summary.sparkline) <= 11 and summary.sparkline[-1] == aapl_price(last_i)
@@ -107,7 +145,13 @@ def test_ohlc_bars_equal_the_ticks_they_cover(es: Elasticsearch):
         prices = [aapl_price(i) for i in range(n * 30, n * 30 + 30)]
         assert bar.start == T0 + n * timedelta(minutes=5)
         assert (bar.open, bar.high, bar.low, bar.close, bar.volume, bar.ticks) == (
-            prices[0], max(prices), min(prices), prices[-1], 300.0, 30)
+            prices[0],
+            max(prices),
+            min(prices),
+            prices[-1],
+            300.0,
+            30,
+        )
     with pytest.raises(ValueError, match="interval must be one of"):
         history.ohlc(es, INDICES, "AAPL", T0, T0 + timedelta(hours=1), "7m")
     with pytest.raises(ValueError, match="at most"):
@@ -135,8 +179,12 @@ def test_anomalies_filters_pages_and_lookups(es: Elasticsearch):
     assert [a.id for a in rest.items] == ["aapl-drop-10"] and rest.next_cursor is None
     assert [a.id for a in history.anomalies_page(es, INDICES, status="acknowledged").items] == ["aapl-drop-50"]
     assert [a.id for a in history.anomalies_page(es, INDICES, muted=True).items] == ["msft-drop-30"]
-    assert [a.id for a in history.anomalies_page(es, INDICES, start=T0 + timedelta(minutes=40),
-                                                 end=T0 + timedelta(minutes=60)).items] == ["aapl-drop-50"]
+    assert [
+        a.id
+        for a in history.anomalies_page(
+            es, INDICES, start=T0 + timedelta(minutes=40), end=T0 + timedelta(minutes=60)
+        ).items
+    ] == ["aapl-drop-50"]
     assert history.get_anomaly(es, INDICES, "aapl-drop-50").status == "acknowledged"
     assert history.get_anomaly(es, INDICES, "missing") is None
     assert history.count_anomalies(es, INDICES, "AAPL", T0 + timedelta(minutes=20)) == 2

@@ -22,10 +22,12 @@ from pipeline.messages import (
 )
 from tests.factories import AT, tsla_crash
 
-CONTEXT = AlertContext(sparkline=[250.0, 251.0, 249.0, 244.0, 238.0, 236.1], window_volume=36_000,
-                       usual_volume=12_000, earlier_alerts_24h=2)
-
-
+CONTEXT = AlertContext(
+    sparkline=[250.0, 251.0, 249.0, 244.0, 238.0, 236.1],
+    window_volume=36_000,
+    usual_volume=12_000,
+    earlier_alerts_24h=2,
+)
 
 
 def payload(blocks: list[Block]) -> list[dict]:
@@ -53,8 +55,12 @@ def test_an_open_alert_says_what_why_and_offers_every_action():
     assert "Peak so far: *230.60* (\u22127.9 %)" in words and "5.0 % within 5 min" in words
     assert "`" + sparkline(CONTEXT.sparkline) + "`" in words
     assert "*3.0\u00d7* the 7-day usual of 12,000" in words and "2 earlier alerts for TSLA" in words
-    assert actions(body) == [AlertAction.ACKNOWLEDGE, AlertAction.MUTE, AlertAction.HISTORY,
-                             AlertAction.ADJUST_THRESHOLD]
+    assert actions(body) == [
+        AlertAction.ACKNOWLEDGE,
+        AlertAction.MUTE,
+        AlertAction.HISTORY,
+        AlertAction.ADJUST_THRESHOLD,
+    ]
     ack = next(e for b in body if b["type"] == "actions" for e in b["elements"])
     assert ack["style"] == "primary" and ack["value"] == "tsla-drop-1"
     mute = next(e for b in body if b["type"] == "actions" for e in b["elements"] if e["type"] == "static_select")
@@ -80,15 +86,18 @@ def test_acknowledged_resolved_and_muted_states_render_differently():
 
 
 def test_rise_and_small_prices_read_naturally():
-    text, blocks = alert_message(tsla_crash(rule="rise", change_pct=6.2, price=0.000123, reference_price=0.000116),
-                                 AlertContext(window_volume=10))
+    text, blocks = alert_message(
+        tsla_crash(rule="rise", change_pct=6.2, price=0.000123, reference_price=0.000116),
+        AlertContext(window_volume=10),
+    )
     assert "📈 TSLA +6.2 %" in text and "0.000123" in text
     assert "no usual volume known yet" in texts(payload(blocks))
 
 
 def test_a_storm_lists_the_largest_moves_first_within_slack_limits():
-    members = [tsla_crash(id=f"s{i}-drop", symbol=f"SYM{i}", peak_change_pct=-(5 + i % 37 + i / 1000))
-               for i in range(200)]
+    members = [
+        tsla_crash(id=f"s{i}-drop", symbol=f"SYM{i}", peak_change_pct=-(5 + i % 37 + i / 1000)) for i in range(200)
+    ]
     view = StormView("storm-1", AT, 5, members)
     text, blocks = storm_message(view)
     body = payload(blocks)
@@ -106,8 +115,10 @@ def test_a_storm_lists_the_largest_moves_first_within_slack_limits():
 
 
 def test_a_storm_line_shows_each_members_state():
-    members = [tsla_crash(id="a", symbol="AAA", status="resolved", resolved_at=AT),
-               tsla_crash(id="b", symbol="BBB", acknowledged_by="U0123ABCD", peak_change_pct=-9.0)]
+    members = [
+        tsla_crash(id="a", symbol="AAA", status="resolved", resolved_at=AT),
+        tsla_crash(id="b", symbol="BBB", acknowledged_by="U0123ABCD", peak_change_pct=-9.0),
+    ]
     lines = texts(payload(storm_message(StormView("s", AT, 5, members))[1]))
     assert "*BBB* \u22129.0 %" in lines and "✅ <@U0123ABCD>" in lines and "🟢 recovered" in lines
     assert lines.index("BBB") < lines.index("AAA")
@@ -116,8 +127,7 @@ def test_a_storm_line_shows_each_members_state():
 @pytest.mark.parametrize("symbol_count", [1, 41])
 def test_long_texts_are_cut_to_the_limit_never_refused(symbol_count: int):
     huge = tsla_crash(acknowledged_by="x" * 5000)
-    for blocks in (alert_message(huge, CONTEXT)[1],
-                   storm_message(StormView("s", AT, 5, [huge] * symbol_count))[1]):
+    for blocks in (alert_message(huge, CONTEXT)[1], storm_message(StormView("s", AT, 5, [huge] * symbol_count))[1]):
         body = payload(blocks)
         assert all(len(b["text"]["text"]) <= MAX_SECTION_CHARS for b in body if b["type"] == "section")
 
@@ -136,10 +146,24 @@ def test_sparkline_spans_the_bars():
 
 
 def test_zscore_and_volume_alerts_say_what_their_rule_saw_in_its_unit():
-    zscore = tsla_crash(id="tsla-zscore-1", rule="zscore", threshold_pct=4, change_pct=-2.3, peak_change_pct=-2.3,
-                     zscore=-4.62, reference_price=241.7)
-    volume = tsla_crash(id="tsla-volume-1", rule="volume", threshold_pct=5, change_pct=0.31, peak_change_pct=0.31,
-                     volume_ratio=6.34, reference_price=235.4)
+    zscore = tsla_crash(
+        id="tsla-zscore-1",
+        rule="zscore",
+        threshold_pct=4,
+        change_pct=-2.3,
+        peak_change_pct=-2.3,
+        zscore=-4.62,
+        reference_price=241.7,
+    )
+    volume = tsla_crash(
+        id="tsla-volume-1",
+        rule="volume",
+        threshold_pct=5,
+        change_pct=0.31,
+        peak_change_pct=0.31,
+        volume_ratio=6.34,
+        reference_price=235.4,
+    )
 
     z_text, z_blocks = alert_message(zscore, CONTEXT)
     v_text, v_blocks = alert_message(volume, CONTEXT)
@@ -153,6 +177,8 @@ def test_zscore_and_volume_alerts_say_what_their_rule_saw_in_its_unit():
     _, storm = storm_message(StormView("storm-1", AT, 5, [zscore, volume, tsla_crash()], window_seconds=120))
     assert "More than 5 alerts reached this channel within 2 min" in texts(payload(storm))
     lines = texts(payload(storm)).splitlines()
-    assert lines[-3:] == ["📉 *TSLA* \u22127.9 % · 230.60 from 250.40",
-                          "📉 *TSLA* \u22122.3 % (4.6 \u03c3) · 230.60 from 241.70",
-                          "📊 *TSLA* volume 6.3\u00d7 usual (+0.3 %) · 230.60 from 235.40"]
+    assert lines[-3:] == [
+        "📉 *TSLA* \u22127.9 % · 230.60 from 250.40",
+        "📉 *TSLA* \u22122.3 % (4.6 \u03c3) · 230.60 from 241.70",
+        "📊 *TSLA* volume 6.3\u00d7 usual (+0.3 %) · 230.60 from 235.40",
+    ]

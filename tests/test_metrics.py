@@ -51,9 +51,11 @@ def test_histograms_come_back_cumulative_with_sum_and_count(fresh_redis: Redis):
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(metrics.RedisCollector(fresh_redis, state.STATS_KEY))
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(generate_latest(registry).decode())
-               for s in family.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+    }
     bucket = "tickwatch_batch_latency_seconds_bucket"
     assert samples[(bucket, (("le", "0.005"),))] == 2
     assert samples[(bucket, (("le", "0.025"),))] == 6
@@ -70,15 +72,22 @@ def test_histograms_come_back_cumulative_with_sum_and_count(fresh_redis: Redis):
 @pytest.mark.e2e
 def test_metrics_show_the_workers_figures_after_real_batches(namespace: Namespace):
     ns = namespace
-    market = Scenario.build(symbols=["AAPL", "TSLA"], start=datetime(2026, 11, 23, 14, tzinfo=UTC), interval_s=1,
-                            duration="10m", seed=3, events=["drop:TSLA:8%:60s@5m"])
+    market = Scenario.build(
+        symbols=["AAPL", "TSLA"],
+        start=datetime(2026, 11, 23, 14, tzinfo=UTC),
+        interval_s=1,
+        duration="10m",
+        seed=3,
+        events=["drop:TSLA:8%:60s@5m"],
+    )
     ns.worker(concurrency=1)
     ns.bridge()
     sent = publish(market.ticks(), ns.settings, progress=False)
     wait_for(ns.applied, timeout=120, what="all ticks applied")
     client = TestClient(create_app(ns.settings))
-    samples = wait_for(lambda: (s := scrape(client))["tickwatch_alerts_total"][()] >= 1 and s,
-                       timeout=30, what="the alert counted")
+    samples = wait_for(
+        lambda: (s := scrape(client))["tickwatch_alerts_total"][()] >= 1 and s, timeout=30, what="the alert counted"
+    )
     assert samples["tickwatch_ticks_consumed_total"][()] == sent
     assert samples["tickwatch_ticks_applied_total"][()] == sent
     batches = samples["tickwatch_batches_applied_total"][()]
@@ -113,10 +122,18 @@ def test_two_bridges_on_one_host_both_run(namespace: Namespace):
     port = str(_free_port())
     ns.worker(concurrency=1)
     first, second = ns.bridge(TICKWATCH_METRICS_PORT=port), ns.bridge(TICKWATCH_METRICS_PORT=port)
-    market = Scenario.build(symbols=[f"S{i}" for i in range(12)], start=datetime(2026, 11, 23, 14, tzinfo=UTC),
-                            interval_s=1, duration="2m", seed=4)
-    wait_for(lambda: _members(ns) == 2 or first.poll() is not None or second.poll() is not None, timeout=60,
-             what="both bridges in the consumer group")
+    market = Scenario.build(
+        symbols=[f"S{i}" for i in range(12)],
+        start=datetime(2026, 11, 23, 14, tzinfo=UTC),
+        interval_s=1,
+        duration="2m",
+        seed=4,
+    )
+    wait_for(
+        lambda: _members(ns) == 2 or first.poll() is not None or second.poll() is not None,
+        timeout=60,
+        what="both bridges in the consumer group",
+    )
     assert first.poll() is None and second.poll() is None, "a bridge died (metrics port clash?)"
     sent = publish(market.ticks(), ns.settings, progress=False)
     wait_for(ns.applied, timeout=120, what="all ticks applied")
@@ -128,9 +145,14 @@ def test_two_bridges_on_one_host_both_run(namespace: Namespace):
 
 
 def test_figures_of_another_version_do_not_break_the_scrape(fresh_redis: Redis):
-    fresh_redis.hset(metrics.METRICS_KEY, mapping={"deliveries|channel=slack": 3, "renamed_metric|x=1": 1,
-                                                   "deliveries|channel=slack|outcome=sent": 2})
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in metrics.RedisCollector(fresh_redis, state.STATS_KEY).collect() for s in family.samples}
+    fresh_redis.hset(
+        metrics.METRICS_KEY,
+        mapping={"deliveries|channel=slack": 3, "renamed_metric|x=1": 1, "deliveries|channel=slack|outcome=sent": 2},
+    )
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in metrics.RedisCollector(fresh_redis, state.STATS_KEY).collect()
+        for s in family.samples
+    }
     assert samples[("tickwatch_deliveries_total", (("channel", "slack"), ("outcome", "sent")))] == 2
     assert not any(name == "tickwatch_deliveries_total" and len(labels) < 2 for name, labels in samples)

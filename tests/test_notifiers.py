@@ -11,10 +11,24 @@ from pipeline.schema import AlertEvent, Anomaly
 from pipeline.settings import Settings
 
 AT = datetime(2026, 11, 23, 14, 31, tzinfo=UTC)
-EVENT = AlertEvent.for_anomaly(Anomaly(
-    id="tsla-drop-1", symbol="TSLA", rule="drop", timestamp=AT, price=94, reference_price=100,
-    reference_timestamp=AT, change_pct=-6, threshold_pct=5, window_seconds=300, peak_price=94,
-    peak_change_pct=-6, peak_timestamp=AT, detected_at=AT))
+EVENT = AlertEvent.for_anomaly(
+    Anomaly(
+        id="tsla-drop-1",
+        symbol="TSLA",
+        rule="drop",
+        timestamp=AT,
+        price=94,
+        reference_price=100,
+        reference_timestamp=AT,
+        change_pct=-6,
+        threshold_pct=5,
+        window_seconds=300,
+        peak_price=94,
+        peak_change_pct=-6,
+        peak_timestamp=AT,
+        detected_at=AT,
+    )
+)
 
 
 def test_channels_follow_the_settings():

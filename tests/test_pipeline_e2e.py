@@ -28,7 +28,10 @@ LOOPBACK = '["127.0.0.0/8"]'  # webhook receivers here are local: allow-listed o
 START = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 SCENARIO = Scenario.build(
     symbols=["AAPL", "MSFT", "TSLA", "NVDA", "AMZN", "GOOGL", "META", "BRK.B", "BTC-USD", "ETH-USD"],
-    start=START, interval_s=1, duration="20m", seed=11,
+    start=START,
+    interval_s=1,
+    duration="20m",
+    seed=11,
     events=["drop:TSLA:8%:90s@6m", "rise:BTC-USD:7%:60s@9m", "drop:NVDA:6%:60s@12m"],
 )
 EXPECTED = {("TSLA", "drop"), ("BTC-USD", "rise"), ("NVDA", "drop")}
@@ -49,7 +52,7 @@ def produce(ns: Namespace, *, disorder_s: int = 10, malformed: bool = True, seed
     block = disorder_s * len(SCENARIO.symbols)
     shuffled = []
     for i in range(0, len(ticks), block):
-        chunk = ticks[i:i + block]
+        chunk = ticks[i : i + block]
         rng.shuffle(chunk)
         shuffled += chunk
     producer = make_producer(ns.settings)
@@ -64,24 +67,30 @@ def produce(ns: Namespace, *, disorder_s: int = 10, malformed: bool = True, seed
 
 
 def comparable(anomalies: dict) -> dict:
-    return {key: {k: v for k, v in doc.items() if k not in {"detected_at", "published_at", "slack"}}
-            for key, doc in anomalies.items()}
+    return {
+        key: {k: v for k, v in doc.items() if k not in {"detected_at", "published_at", "slack"}}
+        for key, doc in anomalies.items()
+    }
 
 
 def test_scenario_alerts_exactly_the_injected_events_on_every_channel(namespace: Namespace):
     ns = namespace
     hooks = WebhookReceiver()
     local = ns.settings.model_copy(update={"webhook_allow_networks": [ip_network("127.0.0.0/8")]})
-    _, webhook_secret = subscriptions.create(ns.redis, local, subscriptions.SubscriptionSpec(
-        url=hooks.url, events=["anomaly.detected"]))
+    _, webhook_secret = subscriptions.create(
+        ns.redis, local, subscriptions.SubscriptionSpec(url=hooks.url, events=["anomaly.detected"])
+    )
     controls.Controls(ns.redis, ns.settings, ns.es, ns.indices).mute("NVDA", controls.Actor("test", "cli"))
     # NVDA's crash is stored, flagged muted, and not notified
     with FakeSlack() as slack:  # context manager starts it
-        ns.env.update({
-            "SLACK_BOT_TOKEN": "xoxb-test", "TICKWATCH_SLACK_API_URL": slack.url,
-            "TICKWATCH_SLACK_CHANNEL": "#surveillance",
-            "TICKWATCH_WEBHOOK_ALLOW_NETWORKS": LOOPBACK,
-        })
+        ns.env.update(
+            {
+                "SLACK_BOT_TOKEN": "xoxb-test",
+                "TICKWATCH_SLACK_API_URL": slack.url,
+                "TICKWATCH_SLACK_CHANNEL": "#surveillance",
+                "TICKWATCH_WEBHOOK_ALLOW_NETWORKS": LOOPBACK,
+            }
+        )
         ns.worker(concurrency=2)
         bridge = ns.bridge()
         total = produce(ns)
@@ -101,8 +110,12 @@ def test_scenario_alerts_exactly_the_injected_events_on_every_channel(namespace:
         def lifecycle_events() -> list | None:  # BTC-USD's episode may or may not end within the scenario
             records = ns.topic_messages(ns.settings.alerts_topic, expect=4, timeout=5)
             seen = {(json.loads(m.value)["type"], m.key) for m in records}
-            return records if {("anomaly.detected", b"TSLA"), ("anomaly.detected", b"BTC-USD"),
-                               ("anomaly.resolved", b"TSLA")} <= seen else None
+            return (
+                records
+                if {("anomaly.detected", b"TSLA"), ("anomaly.detected", b"BTC-USD"), ("anomaly.resolved", b"TSLA")}
+                <= seen
+                else None
+            )
 
         alerts = wait_for(lifecycle_events, timeout=60, what="detected and resolved events on alerts")
         events = [json.loads(m.value) for m in alerts]
@@ -147,8 +160,11 @@ def test_scenario_alerts_exactly_the_injected_events_on_every_channel(namespace:
         ns.stop(bridge)
         assert bridge.returncode == 0, "SIGTERM should stop the bridge cleanly"
         redelivery = ns.bridge(TICKWATCH_CONSUMER_GROUP=f"{ns.settings.consumer_group}-again")
-        wait_for(lambda: int(ns.redis.hget("tickwatch:stats", "consumed") or 0) >= 3 * total,
-                 timeout=120, what="redelivered records consumed")
+        wait_for(
+            lambda: int(ns.redis.hget("tickwatch:stats", "consumed") or 0) >= 3 * total,
+            timeout=120,
+            what="redelivered records consumed",
+        )
         wait_for(ns.applied, timeout=60, what="redelivery applied")
         ns.stop(redelivery)
         assert comparable(ns.anomalies()) == before

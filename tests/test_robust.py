@@ -34,8 +34,10 @@ def market(seconds: int, *, sigma: float = 0.0002, seed: int = 1, volume: float 
 
 def move(ticks: list[TickPoint], at_s: int, pct: float, over_s: int) -> list[TickPoint]:
     """The same ticks with a move of `pct` % spread over `over_s` seconds from `at_s`, held after."""
+
     def factor(k: int) -> float:
         return 1 + pct / 100 * min(max(k - at_s + 1, 0), over_s) / over_s
+
     return [tick._replace(price=round(tick.price * factor(k), 4)) for k, tick in enumerate(ticks)]
 
 
@@ -45,7 +47,7 @@ def run(ticks, rules=ALL_RULES, *, batch=10, clock_skew_ms=None, now_ms=None, la
     state, found, new_ids, suspects, resolved = SymbolState(), {}, [], [], []
     newest = T0
     for i in range(0, len(ticks), batch):
-        chunk = ticks[i:i + batch]
+        chunk = ticks[i : i + batch]
         newest = max([newest, *(t.ts for t in chunk if t.ts < newest + 600 * SECOND)])
         now = from_ms(now_ms if now_ms is not None else newest + 100)
         out = advance(state, "TSLA", chunk, rules, lateness_ms=lateness_ms, now=now, clock_skew_ms=clock_skew_ms)
@@ -207,7 +209,7 @@ def test_batch_boundaries_change_nothing_with_every_rule_on(reference, batch: in
 def test_disorder_within_the_lateness_changes_nothing_with_every_rule_on(reference):
     ticks, rng, shuffled = eventful(), random.Random(8), []
     for i in range(0, len(ticks), 20):  # up to 20 s out of order, inside the 30 s lateness
-        block = ticks[i:i + 20]
+        block = ticks[i : i + 20]
         rng.shuffle(block)
         shuffled += block
     found, _, suspects, _, _ = run(shuffled, batch=10, clock_skew_ms=60_000)
@@ -232,18 +234,41 @@ def test_replays_alert_nothing_new_with_every_rule_on():
 # --- the new rules in alert messages ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("rule", "measure", "says"), [
-    ("zscore", {"zscore": -14.2, "threshold_pct": 6},
-     "a move of 6 \u03c3 (its usual volatility) within 5 min; this one 14.2 \u03c3."),
-    ("volume", {"volume_ratio": 4.8, "threshold_pct": 3}, "3\u00d7 its usual volume within 5 min; this one 4.8\u00d7."),
-])
+@pytest.mark.parametrize(
+    ("rule", "measure", "says"),
+    [
+        (
+            "zscore",
+            {"zscore": -14.2, "threshold_pct": 6},
+            "a move of 6 \u03c3 (its usual volatility) within 5 min; this one 14.2 \u03c3.",
+        ),
+        (
+            "volume",
+            {"volume_ratio": 4.8, "threshold_pct": 3},
+            "3\u00d7 its usual volume within 5 min; this one 4.8\u00d7.",
+        ),
+    ],
+)
 def test_alerts_of_the_new_rules_say_what_they_measured(rule: str, measure: dict, says: str):
     from pipeline.messages import AlertContext, alert_message, alert_text
 
     at = datetime(2026, 11, 23, 14, 31, 5, tzinfo=UTC)
-    anomaly = Anomaly(id=f"tsla-{rule}-1", symbol="TSLA", rule=rule, timestamp=at, price=236.1, reference_price=250.4,
-                      reference_timestamp=at - timedelta(minutes=4), change_pct=-5.71, window_seconds=300,
-                      peak_price=236.1, peak_change_pct=-5.71, peak_timestamp=at, detected_at=at, **measure)
+    anomaly = Anomaly(
+        id=f"tsla-{rule}-1",
+        symbol="TSLA",
+        rule=rule,
+        timestamp=at,
+        price=236.1,
+        reference_price=250.4,
+        reference_timestamp=at - timedelta(minutes=4),
+        change_pct=-5.71,
+        window_seconds=300,
+        peak_price=236.1,
+        peak_change_pct=-5.71,
+        peak_timestamp=at,
+        detected_at=at,
+        **measure,
+    )
     _, blocks = alert_message(anomaly, AlertContext())
     words = "\n".join(block.to_dict().get("text", {}).get("text", "") for block in blocks)
     assert f"Rule `{rule}`: {says}" in words and "window's first price" in words

@@ -25,8 +25,14 @@ def feed(start: datetime) -> tuple[list[Tick], Tick, Tick]:
     for k in range(900):
         log_price += 0.0002 * rng.gauss(0, 1)
         crash = 1 - 0.09 * min(max(k - 600, 0), 30) / 30
-        ticks.append(Tick(symbol="TSLA", timestamp=start + timedelta(seconds=k),
-                          price=round(math.exp(log_price) * crash, 2), volume=300))
+        ticks.append(
+            Tick(
+                symbol="TSLA",
+                timestamp=start + timedelta(seconds=k),
+                price=round(math.exp(log_price) * crash, 2),
+                volume=300,
+            )
+        )
     bad_print = ticks[300].model_copy(update={"price": round(ticks[300].price / 2, 2)})
     ticks[300] = bad_print
     skewed = ticks[400].model_copy(update={"timestamp": datetime.now(UTC) + timedelta(minutes=20)})
@@ -72,14 +78,20 @@ EVERY_RULE_ON = {"TICKWATCH_ZSCORE_K": "6", "TICKWATCH_VOLUME_SPIKE_X": "3"}
 def eventful_market() -> list[Tick]:
     """40 minutes of four symbols (the zscore and volume rules warm up in the first 10.5), a TSLA crash, a
     BTC-USD rise, a half-price AAPL print, a little out of order (10 s blocks shuffled)."""
-    scenario = Scenario.build(symbols=["AAPL", "TSLA", "BTC-USD", "NVDA"], start=START, interval_s=1,
-                              duration="40m", seed=12, events=["drop:TSLA:8%:90s@25m", "rise:BTC-USD:7%:60s@30m"])
+    scenario = Scenario.build(
+        symbols=["AAPL", "TSLA", "BTC-USD", "NVDA"],
+        start=START,
+        interval_s=1,
+        duration="40m",
+        seed=12,
+        events=["drop:TSLA:8%:90s@25m", "rise:BTC-USD:7%:60s@30m"],
+    )
     ticks = list(scenario.ticks())
     glitch = next(i for i, t in enumerate(ticks) if t.symbol == "AAPL" and t.timestamp == START + timedelta(minutes=20))
     ticks[glitch] = ticks[glitch].model_copy(update={"price": round(ticks[glitch].price / 2, 2)})
     rng, shuffled = random.Random(3), []
     for i in range(0, len(ticks), 40):
-        block = ticks[i:i + 40]
+        block = ticks[i : i + 40]
         rng.shuffle(block)
         shuffled += block
     return shuffled
@@ -96,8 +108,10 @@ def run_market(ns: Namespace, ticks: list[Tick], *, workers: int, concurrency: i
     producer.flush()
     producer.close()
     wait_for(ns.applied, timeout=180, what=f"{workers} x {concurrency} run")
-    return {key: {k: v for k, v in doc.items() if k not in {"detected_at", "published_at"}}
-            for key, doc in ns.anomalies().items()}
+    return {
+        key: {k: v for k, v in doc.items() if k not in {"detected_at", "published_at"}}
+        for key, doc in ns.anomalies().items()
+    }
 
 
 def test_one_and_four_workers_agree_with_every_rule_on(make_namespace):

@@ -30,7 +30,7 @@ def test_price_rules_measure_from_the_window_extreme():
 
 
 def test_zscore_is_the_log_return_in_sigmas_of_a_move_that_long():
-    variance = 0.001 ** 2  # 0.1 % per sqrt(second)
+    variance = 0.001**2  # 0.1 % per sqrt(second)
     assert zscore(100 * math.exp(0.02), 100, 100, variance) == pytest.approx(2.0)  # sigma over 100 s = 1 %
     assert zscore(100 * math.exp(-0.02), 100, 400, variance) == pytest.approx(-1.0)  # twice the time, half the z
     # A symbol that never moved: the floor (1 bp per sqrt(minute)) keeps a tiny move finite.

@@ -65,8 +65,12 @@ def test_seeded_anomalies_match_the_seeded_prices(real_stack: Settings, prefix: 
         assert sign * anomaly.peak_change_pct >= sign * anomaly.change_pct
         assert DAY <= anomaly.reference_timestamp < anomaly.timestamp < DAY + timedelta(days=1)
         # The crossing tick and the reference are real stored ticks with those prices.
-        ticks = {row.timestamp: row.price for row in history.ticks_page(
-            es, indices, anomaly.symbol, anomaly.reference_timestamp, anomaly.timestamp, limit=1000).items}
+        ticks = {
+            row.timestamp: row.price
+            for row in history.ticks_page(
+                es, indices, anomaly.symbol, anomaly.reference_timestamp, anomaly.timestamp, limit=1000
+            ).items
+        }
         assert ticks[anomaly.reference_timestamp] == anomaly.reference_price
         assert ticks[anomaly.timestamp] == anomaly.price
         assert (anomaly.status == "acknowledged") == (anomaly.acknowledged_by is not None)

@@ -18,29 +18,32 @@ from stack.webhook_receiver import WebhookReceiver
 LOOPBACK = [ip_network("127.0.0.0/8")]
 
 
-@pytest.mark.parametrize(("address", "reason"), [
-    ("127.0.0.1", "loopback"),
-    ("127.255.0.9", "loopback"),
-    ("10.0.0.1", "private (RFC 1918)"),
-    ("172.16.5.4", "private (RFC 1918)"),
-    ("192.168.1.1", "private (RFC 1918)"),
-    ("100.64.0.1", "shared address space (CGNAT, RFC 6598)"),
-    ("169.254.169.254", "link-local (cloud metadata service)"),
-    ("169.254.1.1", "link-local"),
-    ("0.0.0.0", "unspecified"),
-    ("224.0.0.251", "multicast"),
-    ("240.0.0.1", "reserved"),
-    ("198.18.0.1", "special-purpose (not public)"),
-    ("::1", "loopback"),
-    ("::", "unspecified"),
-    ("fd00::1", "unique local (IPv6 ULA)"),
-    ("fe80::1", "link-local"),
-    ("ff02::1", "multicast"),
-    ("::ffff:127.0.0.1", "loopback, as IPv4 127.0.0.1 inside IPv6"),
-    ("::ffff:169.254.169.254", "link-local (cloud metadata service), as IPv4 169.254.169.254 inside IPv6"),
-    ("64:ff9b::a00:1", "private (RFC 1918), as IPv4 10.0.0.1 inside IPv6"),
-    ("2002:7f00:1::", "loopback, as IPv4 127.0.0.1 inside IPv6"),
-])
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.255.0.9", "loopback"),
+        ("10.0.0.1", "private (RFC 1918)"),
+        ("172.16.5.4", "private (RFC 1918)"),
+        ("192.168.1.1", "private (RFC 1918)"),
+        ("100.64.0.1", "shared address space (CGNAT, RFC 6598)"),
+        ("169.254.169.254", "link-local (cloud metadata service)"),
+        ("169.254.1.1", "link-local"),
+        ("0.0.0.0", "unspecified"),
+        ("224.0.0.251", "multicast"),
+        ("240.0.0.1", "reserved"),
+        ("198.18.0.1", "special-purpose (not public)"),
+        ("::1", "loopback"),
+        ("::", "unspecified"),
+        ("fd00::1", "unique local (IPv6 ULA)"),
+        ("fe80::1", "link-local"),
+        ("ff02::1", "multicast"),
+        ("::ffff:127.0.0.1", "loopback, as IPv4 127.0.0.1 inside IPv6"),
+        ("::ffff:169.254.169.254", "link-local (cloud metadata service), as IPv4 169.254.169.254 inside IPv6"),
+        ("64:ff9b::a00:1", "private (RFC 1918), as IPv4 10.0.0.1 inside IPv6"),
+        ("2002:7f00:1::", "loopback, as IPv4 127.0.0.1 inside IPv6"),
+    ],
+)
 def test_non_public_addresses_are_named(address: str, reason: str):
     assert ssrf.refusal(ip_address(address)) == reason
 
@@ -58,18 +61,21 @@ def test_the_allow_list_opens_exactly_its_networks_also_through_ipv4_mapped_addr
     assert ssrf.check("http://[::ffff:127.0.0.1]:8080/h", LOOPBACK).address == ip_address("::ffff:127.0.0.1")
 
 
-@pytest.mark.parametrize(("url", "message"), [
-    ("http://127.0.0.1:9/hook", "127.0.0.1 is loopback"),
-    ("http://10.0.0.1/hook", "10.0.0.1 is private (RFC 1918)"),
-    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is link-local (cloud metadata service)"),
-    ("http://[::1]:9/hook", "::1 is loopback"),
-    ("http://[fd00::1]/hook", "fd00::1 is unique local (IPv6 ULA)"),
-    ("http://[::ffff:127.0.0.1]/hook", "::ffff:127.0.0.1 is loopback, as IPv4 127.0.0.1 inside IPv6"),
-    ("http://localhost:9/hook", "localhost resolves to 127.0.0.1, which is loopback"),
-    ("ftp://example.com/hook", "only http and https"),
-    ("https://user:pw@example.com/hook", "credentials in the URL are not supported"),
-    ("not a url", "only http and https"),
-])
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:9/hook", "127.0.0.1 is loopback"),
+        ("http://10.0.0.1/hook", "10.0.0.1 is private (RFC 1918)"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is link-local (cloud metadata service)"),
+        ("http://[::1]:9/hook", "::1 is loopback"),
+        ("http://[fd00::1]/hook", "fd00::1 is unique local (IPv6 ULA)"),
+        ("http://[::ffff:127.0.0.1]/hook", "::ffff:127.0.0.1 is loopback, as IPv4 127.0.0.1 inside IPv6"),
+        ("http://localhost:9/hook", "localhost resolves to 127.0.0.1, which is loopback"),
+        ("ftp://example.com/hook", "only http and https"),
+        ("https://user:pw@example.com/hook", "credentials in the URL are not supported"),
+        ("not a url", "only http and https"),
+    ],
+)
 def test_unsafe_urls_are_refused_with_the_reason(url: str, message: str):
     with pytest.raises(ssrf.UnsafeURL, match="^" + re.escape(message)):
         ssrf.check(url)
@@ -99,7 +105,8 @@ def test_a_pinned_request_reaches_the_checked_address_under_the_urls_name():
         port = hooks.server.server_port
         target = ssrf.check(f"http://hooks.example:{port}/hook", LOOPBACK, resolver=lambda host, port: ["127.0.0.1"])
         with httpx.Client(trust_env=False) as client:
-            response = client.post(target.request_url(), headers=target.headers(), content=b"{}",
-                                   extensions=target.extensions())
+            response = client.post(
+                target.request_url(), headers=target.headers(), content=b"{}", extensions=target.extensions()
+            )
     assert response.status_code == 204
     assert hooks.received[0][0]["host"] == f"hooks.example:{port}"

@@ -23,8 +23,16 @@ def indices(real_stack: Settings):
 
 
 def tick(symbol: str, ts: int, price: float) -> dict:
-    return {"symbol": symbol, "ts": ts, "price": price, "volume": None, "published": None, "late": False,
-            "partition": 0, "offset": 1}
+    return {
+        "symbol": symbol,
+        "ts": ts,
+        "price": price,
+        "volume": None,
+        "published": None,
+        "late": False,
+        "partition": 0,
+        "offset": 1,
+    }
 
 
 def test_ticks_land_in_daily_indices_behind_the_alias_and_replays_leave_them_as_stored(indices):
@@ -73,6 +81,7 @@ def test_retention_deletes_only_whole_days_older_than_the_limit(indices):
 
 def test_expired_index_names_ignore_foreign_indices():
     names = store.Indices("tw")
-    found = store.expired_tick_indices(["tw-ticks-2026.01.01", "tw-ticks-backup", "tw-ticks-2026.12.31"],
-                                       names, keep_days=30, today=date(2026, 11, 23))
+    found = store.expired_tick_indices(
+        ["tw-ticks-2026.01.01", "tw-ticks-backup", "tw-ticks-2026.12.31"], names, keep_days=30, today=date(2026, 11, 23)
+    )
     assert list(found) == ["tw-ticks-2026.01.01"]

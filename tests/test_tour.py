@@ -17,8 +17,6 @@ from tickwatch.blocks_text import action_ids, blocks_text, mrkdwn
 SECRET = "demo-secret-for-the-tests"
 
 
-
-
 def shown(blocks: list[dict], users: dict[str, str] | None = None) -> str:
     """What the terminal shows (the markup must parse: Rich raises on a broken tag)."""
     return Text.from_markup(blocks_text(blocks, users)).plain
@@ -68,27 +66,47 @@ def test_mrkdwn_keeps_brackets_and_resolves_links_and_entities() -> None:
 
 
 def test_slash_command_is_signed_like_slack_signs() -> None:
-    body = slash_command("/price", "TSLA 1h", user="U0DEMO0001", channel="C0ALERTS01",
-                         response_url="http://127.0.0.1:1/response/price")
+    body = slash_command(
+        "/price", "TSLA 1h", user="U0DEMO0001", channel="C0ALERTS01", response_url="http://127.0.0.1:1/response/price"
+    )
     headers = signed_headers(SECRET, body)
     verifier = SignatureVerifier(SECRET)
     assert verifier.is_valid(body, headers["X-Slack-Request-Timestamp"], headers["X-Slack-Signature"])
-    assert not SignatureVerifier("another").is_valid(body, headers["X-Slack-Request-Timestamp"],
-                                                     headers["X-Slack-Signature"])
+    assert not SignatureVerifier("another").is_valid(
+        body, headers["X-Slack-Request-Timestamp"], headers["X-Slack-Signature"]
+    )
     form = {key: values[0] for key, values in parse_qs(body).items()}
     assert (form["command"], form["text"], form["user_id"]) == ("/price", "TSLA 1h", "U0DEMO0001")
     assert form["response_url"] == "http://127.0.0.1:1/response/price"
 
 
 def test_block_actions_carry_the_click_and_the_message() -> None:
-    body = block_actions(AlertAction.ACKNOWLEDGE, "tsla-drop-1", user="U0DEMO0001", user_name="newcomer",
-                         channel="C0ALERTS01", ts="1795503535.126341", response_url="http://127.0.0.1:1/r/ack")
+    body = block_actions(
+        AlertAction.ACKNOWLEDGE,
+        "tsla-drop-1",
+        user="U0DEMO0001",
+        user_name="newcomer",
+        channel="C0ALERTS01",
+        ts="1795503535.126341",
+        response_url="http://127.0.0.1:1/r/ack",
+    )
     payload = json.loads(parse_qs(body)["payload"][0])
     assert payload["type"] == "block_actions"
     assert payload["user"]["id"] == "U0DEMO0001" and payload["user"]["name"] == "newcomer"
     assert payload["container"] == {"type": "message", "channel_id": "C0ALERTS01", "message_ts": "1795503535.126341"}
     (action,) = payload["actions"]
     assert (action["action_id"], action["type"], action["value"]) == ("alert.acknowledge", "button", "tsla-drop-1")
-    menu = json.loads(parse_qs(block_actions(AlertAction.MUTE, "tsla-drop-1|1h", user="U1", channel="C1", ts="1.2",
-                                             response_url="http://x/r", select=True))["payload"][0])
+    menu = json.loads(
+        parse_qs(
+            block_actions(
+                AlertAction.MUTE,
+                "tsla-drop-1|1h",
+                user="U1",
+                channel="C1",
+                ts="1.2",
+                response_url="http://x/r",
+                select=True,
+            )
+        )["payload"][0]
+    )
     assert menu["actions"][0]["selected_option"]["value"] == "tsla-drop-1|1h"

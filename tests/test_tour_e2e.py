@@ -26,11 +26,23 @@ def test_the_tour_shows_every_front_end_at_work(namespace: Namespace) -> None:
     ns = namespace
     end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
     # TSLA's crash comes 2 minutes before the end: its episode is still open (the cooldown is 5 minutes).
-    scenario = Scenario.build(symbols=["TSLA", "AAPL"], start=end - timedelta(minutes=12), interval_s=1,
-                              duration="12m", seed=3, events=["drop:TSLA:8%:60s@10m"])
+    scenario = Scenario.build(
+        symbols=["TSLA", "AAPL"],
+        start=end - timedelta(minutes=12),
+        interval_s=1,
+        duration="12m",
+        seed=3,
+        events=["drop:TSLA:8%:60s@10m"],
+    )
     with FakeSlack() as slack:
-        ns.env.update({**tour.fleet_env(), "SLACK_BOT_TOKEN": "xoxb-test", "TICKWATCH_SLACK_API_URL": slack.url,
-                       "TICKWATCH_SLACK_CHANNEL": CHANNEL})
+        ns.env.update(
+            {
+                **tour.fleet_env(),
+                "SLACK_BOT_TOKEN": "xoxb-test",
+                "TICKWATCH_SLACK_API_URL": slack.url,
+                "TICKWATCH_SLACK_CHANNEL": CHANNEL,
+            }
+        )
         ns.split_workers(1)
         ns.bridge(TICKWATCH_METRICS_PORT="0")
         console = Console(record=True, width=120, force_terminal=False)

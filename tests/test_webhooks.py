@@ -38,26 +38,40 @@ LOOPBACK = '["127.0.0.0/8"]'
 
 def event(n: int, symbol: str = "TSLA", kind: str = "anomaly.detected") -> dict[str, Any]:
     now = datetime.now(UTC).isoformat()
-    return {"type": kind, "id": f"msg_test-{n}", "timestamp": now,
-            "data": {"id": f"test-{n}", "symbol": symbol, "detected_at": now}}
+    return {
+        "type": kind,
+        "id": f"msg_test-{n}",
+        "timestamp": now,
+        "data": {"id": f"test-{n}", "symbol": symbol, "detected_at": now},
+    }
 
 
-def configure(ns: Namespace, *, schedule: str = "[0, 0.3, 0.3]", timeout: float = 1.0,
-              allow: bool = True, **extra: Any) -> Settings:
+def configure(
+    ns: Namespace, *, schedule: str = "[0, 0.3, 0.3]", timeout: float = 1.0, allow: bool = True, **extra: Any
+) -> Settings:
     """The namespace's workers and this process, with a compressed schedule and loopback allowed."""
     ns.env.update({"TICKWATCH_WEBHOOK_RETRY_SCHEDULE": schedule, "TICKWATCH_WEBHOOK_TIMEOUT_SECONDS": str(timeout)})
     if allow:
         ns.env["TICKWATCH_WEBHOOK_ALLOW_NETWORKS"] = LOOPBACK
-    ns.settings = ns.settings.model_copy(update={
-        "webhook_retry_schedule": [float(x) for x in schedule.strip("[]").split(",")],
-        "webhook_timeout_seconds": timeout,
-        "webhook_allow_networks": [ip_network("127.0.0.0/8")] if allow else [], **extra})
+    ns.settings = ns.settings.model_copy(
+        update={
+            "webhook_retry_schedule": [float(x) for x in schedule.strip("[]").split(",")],
+            "webhook_timeout_seconds": timeout,
+            "webhook_allow_networks": [ip_network("127.0.0.0/8")] if allow else [],
+            **extra,
+        }
+    )
     return ns.settings
 
 
 def subscribe(ns: Namespace, url: str, **spec: Any) -> tuple[str, str]:
-    created, secret = subscriptions.create(ns.redis, ns.settings, SubscriptionSpec(
-        url=url, events=spec.pop("events", ["anomaly.detected", "anomaly.resolved", "digest.daily"]), **spec))
+    created, secret = subscriptions.create(
+        ns.redis,
+        ns.settings,
+        SubscriptionSpec(
+            url=url, events=spec.pop("events", ["anomaly.detected", "anomaly.resolved", "digest.daily"]), **spec
+        ),
+    )
     return created.id, secret
 
 
@@ -215,8 +229,12 @@ def test_events_reach_the_subscriptions_that_want_them_once(namespace: Namespace
     assert ns.redis.llen(ns.settings.alerts_queue) == 1  # ...but the never-attempted ones are queued again
     assert subscriptions.dispatch(ns.redis, ns.settings, event(2, "AAPL")) == 1
     assert subscriptions.dispatch(ns.redis, ns.settings, event(3, "TSLA", "anomaly.resolved")) == 1
-    digest = {"type": "digest.daily", "id": "msg_digest-2026-11-24", "timestamp": "2026-11-24T21:30:00Z",
-              "data": {"day": "2026-11-24"}}
+    digest = {
+        "type": "digest.daily",
+        "id": "msg_digest-2026-11-24",
+        "timestamp": "2026-11-24T21:30:00Z",
+        "data": {"day": "2026-11-24"},
+    }
     assert subscriptions.dispatch(ns.redis, ns.settings, digest) == 2  # no symbol: every digest subscriber
     assert [d.event_id for d in log_of(ns, tsla_drops)] == ["msg_test-1"]
     assert [d.event_id for d in log_of(ns, digests)] == ["msg_digest-2026-11-24"]
@@ -232,8 +250,9 @@ def test_subscriptions_are_validated_patched_and_deleted(namespace: Namespace):
         SubscriptionSpec(url="https://example.com/h", events=["anomaly.detected"], symbols=["not a symbol"])
     configure(ns)
     sub, _ = subscribe(ns, "http://127.0.0.1:9/h", description="desk")
-    patched = subscriptions.update(ns.redis, ns.settings, sub, subscriptions.SubscriptionPatch(
-        symbols=["btc-usd"], description="crypto desk"))
+    patched = subscriptions.update(
+        ns.redis, ns.settings, sub, subscriptions.SubscriptionPatch(symbols=["btc-usd"], description="crypto desk")
+    )
     assert patched.symbols == ["BTC-USD"] and patched.description == "crypto desk" and patched.url.endswith("/h")
     with pytest.raises(UnsafeURL, match=r"10\.0\.0\.1 is private"):
         subscriptions.update(ns.redis, settings, sub, subscriptions.SubscriptionPatch(url="http://10.0.0.1/h"))
@@ -248,8 +267,14 @@ def test_subscriptions_are_validated_patched_and_deleted(namespace: Namespace):
 def test_an_endpoint_failing_too_long_is_disabled_with_a_notice_in_slack(namespace: Namespace):
     ns = namespace
     with FakeSlack() as slack, WebhookReceiver(500) as hooks:
-        settings = configure(ns, schedule="[0, 0.1, 0.1]", webhook_disable_after_seconds=1,
-                             slack_bot_token="xoxb-test", slack_api_url=slack.url, slack_channel="#ops")
+        settings = configure(
+            ns,
+            schedule="[0, 0.1, 0.1]",
+            webhook_disable_after_seconds=1,
+            slack_bot_token="xoxb-test",
+            slack_api_url=slack.url,
+            slack_channel="#ops",
+        )
         sub, _ = subscribe(ns, hooks.url)
         subscriptions.dispatch(ns.redis, settings, event(1))
         job = delivery_log.delivery_id(sub, "msg_test-1")
@@ -301,8 +326,9 @@ def test_an_endless_answer_holds_a_delivery_no_longer_than_the_timeout(namespace
     subscriptions.dispatch(namespace.redis, settings, event(1))
     record = delivery_log.load(namespace.redis, log_of(namespace, sub)[0].id)
     with ThreadPoolExecutor(1) as pool:
-        sending = pool.submit(webhook_delivery.send, settings, subscriptions.load(namespace.redis, sub), record,
-                              datetime.now(UTC))
+        sending = pool.submit(
+            webhook_delivery.send, settings, subscriptions.load(namespace.redis, sub), record, datetime.now(UTC)
+        )
         try:
             attempt, _ = sending.result(timeout=3)  # cut off at the 1 s timeout, not read forever
         finally:

@@ -29,12 +29,18 @@ EVENTS = ["anomaly.detected", "anomaly.resolved"]
 def settings(real_stack: Settings, fresh_redis: Redis) -> Settings:
     """An API on a leased Redis database, loopback allow-listed (the receivers are local)."""
     db = fresh_redis.connection_pool.connection_kwargs["db"]
-    return real_stack.model_copy(update={
-        "redis_url": redis_url_for(real_stack, db),
-        "api_tokens": [ApiToken(name="ops", token=ADMIN["Authorization"][7:], scope="admin"),
-                       ApiToken(name="viewer", token=READER["Authorization"][7:], scope="read")],
-        "webhook_allow_networks": [ip_network("127.0.0.0/8")],
-        "webhook_retry_schedule": [0.0, 0.1], "webhook_timeout_seconds": 2.0})
+    return real_stack.model_copy(
+        update={
+            "redis_url": redis_url_for(real_stack, db),
+            "api_tokens": [
+                ApiToken(name="ops", token=ADMIN["Authorization"][7:], scope="admin"),
+                ApiToken(name="viewer", token=READER["Authorization"][7:], scope="read"),
+            ],
+            "webhook_allow_networks": [ip_network("127.0.0.0/8")],
+            "webhook_retry_schedule": [0.0, 0.1],
+            "webhook_timeout_seconds": 2.0,
+        }
+    )
 
 
 @pytest.fixture
@@ -60,8 +66,11 @@ def test_webhooks_need_an_admin_token(api: TestClient):
 
 def test_a_subscription_from_creation_to_deletion(api: TestClient, settings: Settings, fresh_redis: Redis):
     with WebhookReceiver() as hooks:
-        created = api.post("/v1/webhooks", headers=ADMIN, json={
-            "url": hooks.url, "events": EVENTS, "symbols": ["tsla"], "description": "risk desk"})
+        created = api.post(
+            "/v1/webhooks",
+            headers=ADMIN,
+            json={"url": hooks.url, "events": EVENTS, "symbols": ["tsla"], "description": "risk desk"},
+        )
         assert created.status_code == 201
         body = created.json()
         sub, secret = body["id"], body["secret"]
@@ -108,8 +117,9 @@ def test_bad_input_is_a_problem_naming_the_field(api: TestClient):
     assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "body.events"
     unknown = api.post("/v1/webhooks", headers=ADMIN, json={"url": "https://example.com/h", "events": ["price.tick"]})
     assert unknown.status_code == 422 and "body.events" in unknown.json()["detail"]
-    symbol = api.post("/v1/webhooks", headers=ADMIN, json={"url": "https://example.com/h", "events": EVENTS,
-                                                          "symbols": ["no spaces"]})
+    symbol = api.post(
+        "/v1/webhooks", headers=ADMIN, json={"url": "https://example.com/h", "events": EVENTS, "symbols": ["no spaces"]}
+    )
     assert symbol.status_code == 422 and "symbol must be" in symbol.json()["detail"]
     scheme = api.post("/v1/webhooks", headers=ADMIN, json={"url": "file:///etc/passwd", "events": EVENTS})
     assert scheme.status_code == 422 and "only http and https" in scheme.json()["detail"]
@@ -129,15 +139,18 @@ def test_bad_input_is_a_problem_naming_the_field(api: TestClient):
     assert api.patch(path, headers=ADMIN, json={"symbols": None}).json()["symbols"] is None  # null: all symbols
 
 
-@pytest.mark.parametrize(("host", "reason"), [
-    ("127.0.0.1", "127.0.0.1 is loopback"),
-    ("10.0.0.1", "10.0.0.1 is private (RFC 1918)"),
-    ("169.254.169.254", "169.254.169.254 is link-local (cloud metadata service)"),
-    ("[::1]", "::1 is loopback"),
-    ("[fd00::1]", "fd00::1 is unique local (IPv6 ULA)"),
-    ("[::ffff:127.0.0.1]", "::ffff:127.0.0.1 is loopback, as IPv4 127.0.0.1 inside IPv6"),
-    ("localhost", "localhost resolves to"),
-])
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("127.0.0.1", "127.0.0.1 is loopback"),
+        ("10.0.0.1", "10.0.0.1 is private (RFC 1918)"),
+        ("169.254.169.254", "169.254.169.254 is link-local (cloud metadata service)"),
+        ("[::1]", "::1 is loopback"),
+        ("[fd00::1]", "fd00::1 is unique local (IPv6 ULA)"),
+        ("[::ffff:127.0.0.1]", "::ffff:127.0.0.1 is loopback, as IPv4 127.0.0.1 inside IPv6"),
+        ("localhost", "localhost resolves to"),
+    ],
+)
 def test_ssrf_matrix_unsafe_urls_are_refused_at_creation(strict_api: TestClient, host: str, reason: str):
     with WebhookReceiver() as bait:  # listening on 127.0.0.1: it must hear nothing
         url = f"http://{host}:{bait.server.server_port}/hook"
@@ -151,11 +164,15 @@ def test_ssrf_matrix_unsafe_urls_are_refused_at_creation(strict_api: TestClient,
 
 
 def test_ssrf_matrix_an_address_no_longer_allowed_is_a_failed_attempt_without_a_request(
-        api: TestClient, settings: Settings, fresh_redis: Redis):
+    api: TestClient, settings: Settings, fresh_redis: Redis
+):
     with WebhookReceiver() as bait:
         sub = api.post("/v1/webhooks", headers=ADMIN, json={"url": bait.url, "events": EVENTS}).json()["id"]
-        subscriptions.dispatch(fresh_redis, settings, {"type": "anomaly.detected", "id": "msg_a", "timestamp": "x",
-                                                       "data": {"symbol": "TSLA"}})
+        subscriptions.dispatch(
+            fresh_redis,
+            settings,
+            {"type": "anomaly.detected", "id": "msg_a", "timestamp": "x", "data": {"symbol": "TSLA"}},
+        )
         strict = settings.model_copy(update={"webhook_allow_networks": []})  # e.g. the allow-list was narrowed
         assert run(fresh_redis, strict, (delivery_log.delivery_id(sub, "msg_a"), 0)) == "retrying"
         attempt = subscriptions.deliveries(fresh_redis, sub)[0][0].history[0]
@@ -163,13 +180,15 @@ def test_ssrf_matrix_an_address_no_longer_allowed_is_a_failed_attempt_without_a_
     assert bait.received == []
 
 
-def test_ssrf_matrix_a_redirect_to_loopback_is_not_followed(api: TestClient, settings: Settings,
-                                                            fresh_redis: Redis):
+def test_ssrf_matrix_a_redirect_to_loopback_is_not_followed(api: TestClient, settings: Settings, fresh_redis: Redis):
     # The allow-listed endpoint answers with a redirect to another local receiver: a failed attempt.
     with WebhookReceiver() as inner, WebhookReceiver(Reply(302, {"location": inner.url})) as outer:
         sub = api.post("/v1/webhooks", headers=ADMIN, json={"url": outer.url, "events": EVENTS}).json()["id"]
-        subscriptions.dispatch(fresh_redis, settings, {"type": "anomaly.detected", "id": "msg_r", "timestamp": "x",
-                                                       "data": {"symbol": "TSLA"}})
+        subscriptions.dispatch(
+            fresh_redis,
+            settings,
+            {"type": "anomaly.detected", "id": "msg_r", "timestamp": "x", "data": {"symbol": "TSLA"}},
+        )
         assert run(fresh_redis, settings, (delivery_log.delivery_id(sub, "msg_r"), 0)) == "retrying"
         delivery = subscriptions.deliveries(fresh_redis, sub)[0][0]
         assert delivery.response_code == 302 and "redirects are not followed" in delivery.error
@@ -177,12 +196,16 @@ def test_ssrf_matrix_a_redirect_to_loopback_is_not_followed(api: TestClient, set
     assert inner.received == []
 
 
-def test_the_delivery_log_pages_newest_first_and_filters_by_status(api: TestClient, settings: Settings,
-                                                                  fresh_redis: Redis):
+def test_the_delivery_log_pages_newest_first_and_filters_by_status(
+    api: TestClient, settings: Settings, fresh_redis: Redis
+):
     sub = api.post("/v1/webhooks", headers=ADMIN, json={"url": "http://127.0.0.1:9/h", "events": EVENTS}).json()["id"]
     for n in range(5):
-        subscriptions.dispatch(fresh_redis, settings, {"type": "anomaly.detected", "id": f"msg_{n}", "timestamp": "x",
-                                                       "data": {"symbol": "TSLA"}})
+        subscriptions.dispatch(
+            fresh_redis,
+            settings,
+            {"type": "anomaly.detected", "id": f"msg_{n}", "timestamp": "x", "data": {"symbol": "TSLA"}},
+        )
     seen, path, params = [], f"/v1/webhooks/{sub}/deliveries", {"limit": 2}
     while True:
         page = api.get(path, headers=ADMIN, params=params).json()

@@ -22,8 +22,9 @@ def api(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 to serve other hosts")] = "127.0.0.1",
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
-    loglevel: Annotated[str, typer.Option(help="uvicorn's log level: critical, error, warning, info, debug, trace")]
-    = "info",
+    loglevel: Annotated[
+        str, typer.Option(help="uvicorn's log level: critical, error, warning, info, debug, trace")
+    ] = "info",
 ) -> None:
     """Serve the HTTP API (/v1, OpenAPI docs at /docs, /healthz, /readyz, /metrics).
 
@@ -32,8 +33,15 @@ def api(
     """
     import uvicorn
 
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level=loglevel.lower(), proxy_headers=False)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=loglevel.lower(),
+        proxy_headers=False,
+    )
 
 
 def _redis():
@@ -45,8 +53,7 @@ def _redis():
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="who or what uses the token (shown in the audit log)")],
-    scope: Annotated[str, typer.Option(help="read, or admin (may also change thresholds, mutes, webhooks)")]
-    = "read",
+    scope: Annotated[str, typer.Option(help="read, or admin (may also change thresholds, mutes, webhooks)")] = "read",
 ) -> None:
     """Make an API token and print it once; only its SHA-256 is stored.
 
@@ -71,8 +78,9 @@ def token_list() -> None:
     table = Table("name", "scope", "from", "created")
     for info in tokens.list_tokens(_redis(), get_settings()):
         created = datetime.fromtimestamp(info.created_at, UTC).strftime("%Y-%m-%d %H:%M") if info.created_at else "-"
-        table.add_row(info.name, info.scope, "TICKWATCH_API_TOKENS" if info.source == "env" else "token create",
-                      created)
+        table.add_row(
+            info.name, info.scope, "TICKWATCH_API_TOKENS" if info.source == "env" else "token create", created
+        )
     console.print(table)
 
 
@@ -85,8 +93,10 @@ def token_revoke(name: Annotated[str, typer.Argument(help="the token's name")]) 
     from pipeline import tokens
 
     if not tokens.revoke(_redis(), name):
-        console.print(f"[red]✘ no token named {name!r} made with `token create` "
-                      "(tokens from TICKWATCH_API_TOKENS are removed from the environment)[/red]")
+        console.print(
+            f"[red]✘ no token named {name!r} made with `token create` "
+            "(tokens from TICKWATCH_API_TOKENS are removed from the environment)[/red]"
+        )
         raise typer.Exit(1)
     console.print(f"[green]✔[/green] revoked {name!r}")
 

@@ -63,15 +63,27 @@ def lane(base: Settings, log_dir: Path, name: str, **overrides: str) -> Iterator
 
 def scenario(count: int) -> Scenario:
     start = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
-    return Scenario.build(symbols=default_symbols(BENCH_SYMBOLS), start=start, interval_s=1, count=count, seed=1,
-                          duration=f"{count // BENCH_SYMBOLS + 1}s")
+    return Scenario.build(
+        symbols=default_symbols(BENCH_SYMBOLS),
+        start=start,
+        interval_s=1,
+        count=count,
+        seed=1,
+        duration=f"{count // BENCH_SYMBOLS + 1}s",
+    )
 
 
 def raw_consume_rate(settings: Settings, expected: int) -> float:
     """The ceiling: kafka-python reading the topic and decoding each JSON value, nothing else."""
-    consumer = KafkaConsumer(settings.ticks_topic, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                             enable_auto_commit=False, auto_offset_reset="earliest",
-                             max_poll_records=settings.batch_max_ticks, max_partition_fetch_bytes=4 * 1024 * 1024)
+    consumer = KafkaConsumer(
+        settings.ticks_topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.batch_max_ticks,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
     seen = 0
     started = None
     try:
@@ -109,8 +121,9 @@ def pipeline_rate(current: Lane, expected: int, workers: int, concurrency: int) 
         time.sleep(0.05)
     rate = (expected - before) / (time.perf_counter() - started)
     cpu_after = cpu_seconds(processes)
-    per_tick_us = {name: (cpu_after[name] - cpu_before.get(name, 0.0)) / (expected - before) * 1e6
-                   for name in cpu_after}
+    per_tick_us = {
+        name: (cpu_after[name] - cpu_before.get(name, 0.0)) / (expected - before) * 1e6 for name in cpu_after
+    }
     return rate, per_tick_us
 
 
@@ -150,10 +163,17 @@ def alert_latency(current: Lane, rate: int, seconds: int, concurrency: int) -> t
     symbols = default_symbols(max(1, rate // 10))
     speed = rate / len(symbols)  # event seconds per wall second: every symbol ticks once per event second
     span = seconds * speed  # event seconds the run covers; one crash per symbol, spread over it
-    events = [f"drop:{symbol}:8%:{speed:.0f}s@{60 + i * (span - 120) / len(symbols):.0f}s"
-              for i, symbol in enumerate(symbols)]
-    market = Scenario.build(symbols=symbols, start=datetime.now(UTC) - timedelta(hours=1), interval_s=1, seed=2,
-                            duration=f"{int(seconds * speed)}s", events=events)
+    events = [
+        f"drop:{symbol}:8%:{speed:.0f}s@{60 + i * (span - 120) / len(symbols):.0f}s" for i, symbol in enumerate(symbols)
+    ]
+    market = Scenario.build(
+        symbols=symbols,
+        start=datetime.now(UTC) - timedelta(hours=1),
+        interval_s=1,
+        seed=2,
+        duration=f"{int(seconds * speed)}s",
+        events=events,
+    )
     current.fleet.split_workers(concurrency=concurrency)
     current.fleet.bridge()
     time.sleep(3)
@@ -173,8 +193,17 @@ def percentile(samples: list[float], pct: float) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[int(pct) - 1] if len(samples) > 1 else samples[0]
 
 
-def run(base: Settings, console: Console, *, ticks: int, naive_ticks: int, workers: int, concurrency: int,
-        rate: int, seconds: int) -> None:
+def run(
+    base: Settings,
+    console: Console,
+    *,
+    ticks: int,
+    naive_ticks: int,
+    workers: int,
+    concurrency: int,
+    rate: int,
+    seconds: int,
+) -> None:
     """Run every measurement and print the figures with the targets they are held to."""
     log_dir = base.stack_dir / "logs"
     figures: dict[str, float] = {}
@@ -220,8 +249,9 @@ def _report(console: Console, figures: dict[str, float], samples: list[float], r
     table.add_row("pipeline / naive", f"{speedup:.1f}x", ">= 20x", verdict(speedup >= 20))
     if samples:
         p50, p99 = percentile(samples, 50), percentile(samples, 99)
-        table.add_row(f"alert latency p50 ({len(samples)} alerts, paced {figures['paced']:,.0f}/s)",
-                      f"{p50:.0f} ms", "", "")
+        table.add_row(
+            f"alert latency p50 ({len(samples)} alerts, paced {figures['paced']:,.0f}/s)", f"{p50:.0f} ms", "", ""
+        )
         table.add_row(f"alert latency p99 (at {rate:,} ticks/s)", f"{p99:.0f} ms", "< 250 ms", verdict(p99 < 250))
     else:
         table.add_row("alert latency", "no alerts measured", "< 250 ms", verdict(False))

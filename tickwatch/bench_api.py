@@ -24,8 +24,14 @@ from tickwatch.seed import DAY, SEED_PREFIX, SeedSpec, ensure_history
 BENCH_REDIS_DB = 63  # the bench's Redis database (tests lease 1..62)
 
 
-def api_figures(settings: Settings, console: Console, *, requests: int = 200, spec: SeedSpec | None = None,
-                prefix: str | None = None) -> dict[str, tuple[float, float]]:
+def api_figures(
+    settings: Settings,
+    console: Console,
+    *,
+    requests: int = 200,
+    spec: SeedSpec | None = None,
+    prefix: str | None = None,
+) -> dict[str, tuple[float, float]]:
     """`GET /v1/prices/{symbol}/ohlc?interval=1m` for one symbol-day (target p95 < 150 ms) and the first page of
     `GET /v1/anomalies` (target p95 < 50 ms) over the seeded history, through the real HTTP app: `tickwatch
     api` as its own process (uvicorn), called with httpx over loopback. Returns {measure: (p50, p95)} in ms."""
@@ -35,11 +41,18 @@ def api_figures(settings: Settings, console: Console, *, requests: int = 200, sp
     ticks = es.count(index=indices.ticks)["count"]
     token = f"bench-{uuid.uuid4().hex}"
     host, port = settings.redis_host_port
-    fleet = Fleet(env_for({
-        "TICKWATCH_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "TICKWATCH_ES_URL": settings.es_url,
-        "TICKWATCH_REDIS_URL": f"redis://{host}:{port}/{BENCH_REDIS_DB}", "TICKWATCH_INDEX_PREFIX": indices.prefix,
-        "TICKWATCH_API_TOKENS": json.dumps([{"name": "bench", "token": token, "scope": "read"}]),
-    }), settings.stack_dir / "logs" / f"bench-api-{token[-6:]}")
+    fleet = Fleet(
+        env_for(
+            {
+                "TICKWATCH_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+                "TICKWATCH_ES_URL": settings.es_url,
+                "TICKWATCH_REDIS_URL": f"redis://{host}:{port}/{BENCH_REDIS_DB}",
+                "TICKWATCH_INDEX_PREFIX": indices.prefix,
+                "TICKWATCH_API_TOKENS": json.dumps([{"name": "bench", "token": token, "scope": "read"}]),
+            }
+        ),
+        settings.stack_dir / "logs" / f"bench-api-{token[-6:]}",
+    )
     server = fleet.serve("api", "--loglevel", "warning")
     client = httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {token}"})
     rng = random.Random(11)
@@ -66,8 +79,14 @@ def api_figures(settings: Settings, console: Console, *, requests: int = 200, sp
         client.close()
         fleet.stop_all()
     big = ticks >= 10_000_000 and len(symbols) >= 500
-    table = Table("measure", "p50", "p95", "target", "",
-                  title=f"HTTP API over {ticks:,} ticks, {len(symbols):,} symbols ({requests} requests each)")
+    table = Table(
+        "measure",
+        "p50",
+        "p95",
+        "target",
+        "",
+        title=f"HTTP API over {ticks:,} ticks, {len(symbols):,} symbols ({requests} requests each)",
+    )
     for (name, (p50, p95)), target in zip(figures.items(), (150, 50), strict=True):
         verdict = "[yellow]history too small[/yellow]"
         if big:

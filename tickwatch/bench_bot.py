@@ -29,8 +29,14 @@ TARGET_P95_MS = 100
 SERVER_TIME = re.compile(r"/price answered in ([0-9.]+) ms")
 
 
-def bot_price_figures(settings: Settings, console: Console, *, requests: int = 200, spec: SeedSpec | None = None,
-                      prefix: str | None = None) -> dict[str, tuple[float, float]]:
+def bot_price_figures(
+    settings: Settings,
+    console: Console,
+    *,
+    requests: int = 200,
+    spec: SeedSpec | None = None,
+    prefix: str | None = None,
+) -> dict[str, tuple[float, float]]:
     """p50 and p95 (ms) of `/price` for random seeded symbols: server time and round trip to the response_url."""
     indices = ensure_history(settings, spec or SeedSpec(), prefix=prefix or SEED_PREFIX, console=console)
     es = store.connect(settings)
@@ -41,19 +47,33 @@ def bot_price_figures(settings: Settings, console: Console, *, requests: int = 2
     rng = random.Random(12)
     round_trips: list[float] = []
     with FakeSlack() as slack:
-        fleet = Fleet(env_for({
-            "TICKWATCH_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "TICKWATCH_ES_URL": settings.es_url,
-            "TICKWATCH_REDIS_URL": f"redis://{host}:{port}/{BENCH_REDIS_DB}", "TICKWATCH_INDEX_PREFIX": indices.prefix,
-            "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": secret, "TICKWATCH_SLACK_API_URL": slack.url,
-        }), settings.stack_dir / "logs" / f"bench-bot-{secret[:6]}")
+        fleet = Fleet(
+            env_for(
+                {
+                    "TICKWATCH_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+                    "TICKWATCH_ES_URL": settings.es_url,
+                    "TICKWATCH_REDIS_URL": f"redis://{host}:{port}/{BENCH_REDIS_DB}",
+                    "TICKWATCH_INDEX_PREFIX": indices.prefix,
+                    "SLACK_BOT_TOKEN": "xoxb-bench",
+                    "SLACK_SIGNING_SECRET": secret,
+                    "TICKWATCH_SLACK_API_URL": slack.url,
+                }
+            ),
+            settings.stack_dir / "logs" / f"bench-bot-{secret[:6]}",
+        )
         server = fleet.serve("bot", "--log-level", "info")
         try:
             fleet.wait_ready(server)
             with httpx.Client(base_url=server.url, timeout=30) as client:
                 for i in range(requests + 10):  # the first 10 warm caches and connections and are not counted
                     hook = f"price-{i}"
-                    body = slash_command("/price", f"{rng.choice(symbols)} 1h", user="U0BENCH001", channel="C0BENCH001",
-                                         response_url=slack.response_url(hook))
+                    body = slash_command(
+                        "/price",
+                        f"{rng.choice(symbols)} 1h",
+                        user="U0BENCH001",
+                        channel="C0BENCH001",
+                        response_url=slack.response_url(hook),
+                    )
                     started = time.perf_counter()
                     ack = client.post("/slack/events", content=body, headers=signed_headers(secret, body))
                     if ack.status_code != 200:
@@ -66,11 +86,19 @@ def bot_price_figures(settings: Settings, console: Console, *, requests: int = 2
     server_times = [float(ms) for ms in SERVER_TIME.findall(server.log.read_text(errors="replace"))][10:]
     if not server_times:
         raise RuntimeError(f"the bot logged no '/price answered in' line; see {server.log}")
-    figures = {"/price server time": (percentile(server_times, 50), percentile(server_times, 95)),
-               "/price round trip to the response_url": (percentile(round_trips, 50), percentile(round_trips, 95))}
+    figures = {
+        "/price server time": (percentile(server_times, 50), percentile(server_times, 95)),
+        "/price round trip to the response_url": (percentile(round_trips, 50), percentile(round_trips, 95)),
+    }
     big = ticks >= 10_000_000 and len(symbols) >= 500
-    table = Table("measure", "p50", "p95", "target", "",
-                  title=f"Slack bot over {ticks:,} ticks, {len(symbols):,} symbols ({requests} commands)")
+    table = Table(
+        "measure",
+        "p50",
+        "p95",
+        "target",
+        "",
+        title=f"Slack bot over {ticks:,} ticks, {len(symbols):,} symbols ({requests} commands)",
+    )
     for name, (p50, p95) in figures.items():
         target, verdict = "", ""
         if name == "/price server time":

@@ -35,12 +35,19 @@ VARIANTS: dict[str, tuple[list[Rule], int | None]] = {
 }
 
 
-def detection_cost(console: Console, *, symbols: int = 50, duration: str = "30m", batch_seconds: int = 5,
-                   repeats: int = 2) -> dict[str, float]:
+def detection_cost(
+    console: Console, *, symbols: int = 50, duration: str = "30m", batch_seconds: int = 5, repeats: int = 2
+) -> dict[str, float]:
     """µs per tick of `advance` (state encode + decode included) by rule set: the best of `repeats`
     interleaved runs, as the machine is shared. Each symbol gets `batch_seconds` ticks per batch."""
-    market = Scenario.build(symbols=default_symbols(symbols), start=datetime(2026, 1, 5, 14, 30, tzinfo=UTC),
-                            interval_s=1, duration=duration, seed=3, events=["drop:AAPL:8%:60s@20m"])
+    market = Scenario.build(
+        symbols=default_symbols(symbols),
+        start=datetime(2026, 1, 5, 14, 30, tzinfo=UTC),
+        interval_s=1,
+        duration=duration,
+        seed=3,
+        events=["drop:AAPL:8%:60s@20m"],
+    )
     by_symbol: dict[str, list[TickPoint]] = {}
     for tick in market.ticks():
         by_symbol.setdefault(tick.symbol, []).append(TickPoint(to_ms(tick.timestamp), tick.price, tick.volume))
@@ -54,13 +61,24 @@ def detection_cost(console: Console, *, symbols: int = 50, duration: str = "30m"
             for begin in range(0, market.steps, batch_seconds):
                 for symbol, ticks in by_symbol.items():
                     state = states[symbol]
-                    advance(state, symbol, ticks[begin:begin + batch_seconds], rules, lateness_ms=30_000, now=now,
-                            clock_skew_ms=skew)
+                    advance(
+                        state,
+                        symbol,
+                        ticks[begin : begin + batch_seconds],
+                        rules,
+                        lateness_ms=30_000,
+                        now=now,
+                        clock_skew_ms=skew,
+                    )
                     states[symbol] = decode(encode(state))
             us = (time.perf_counter() - started) / total * 1e6
             figures[name] = min(us, figures.get(name, us))
-    table = Table("rule set", "µs per tick", "ticks/s per core",
-                  title=f"detection alone: {total:,} ticks of {symbols} symbols, {batch_seconds} per symbol and batch")
+    table = Table(
+        "rule set",
+        "µs per tick",
+        "ticks/s per core",
+        title=f"detection alone: {total:,} ticks of {symbols} symbols, {batch_seconds} per symbol and batch",
+    )
     for name, us in figures.items():
         table.add_row(name, f"{us:.1f}", f"{1e6 / us:,.0f}")
     console.print(table)

@@ -15,8 +15,9 @@ from pipeline.settings import Settings
 from tickwatch.seed import DAY, SEED_PREFIX, SeedSpec, ensure_history
 
 
-def digest_figures(settings: Settings, console: Console, *, spec: SeedSpec | None = None,
-                   prefix: str | None = None) -> tuple[float, dict[str, float]]:
+def digest_figures(
+    settings: Settings, console: Console, *, spec: SeedSpec | None = None, prefix: str | None = None
+) -> tuple[float, dict[str, float]]:
     """`pipeline.digest.build` of the seeded history's day (target: < 30 s at >= 10 M ticks over >= 500 symbols);
     nothing is posted. Returns (seconds in all, ms per query)."""
     indices = ensure_history(settings, spec or SeedSpec(), prefix=prefix or SEED_PREFIX, console=console)
@@ -30,8 +31,12 @@ def digest_figures(settings: Settings, console: Console, *, spec: SeedSpec | Non
     verdict = "[yellow]day too small[/yellow]"
     if summary.ticks >= 10_000_000 and summary.symbols >= 500:
         verdict = "[green]met[/green]" if seconds < 30 else "[red]missed[/red]"
-    table = Table("query", "time", title=f"daily digest of {DAY:%Y-%m-%d}: {summary.ticks:,} ticks, "
-                                         f"{summary.symbols:,} symbols, {summary.anomalies_total:,} anomalies")
+    table = Table(
+        "query",
+        "time",
+        title=f"daily digest of {DAY:%Y-%m-%d}: {summary.ticks:,} ticks, "
+        f"{summary.symbols:,} symbols, {summary.anomalies_total:,} anomalies",
+    )
     for step, ms in sorted(summary.timings_ms.items(), key=lambda item: -item[1]):
         table.add_row(step, f"{ms / 1000:.2f} s")
     table.add_row("all (target < 30 s)", f"{seconds:.2f} s  {verdict}")

@@ -29,8 +29,9 @@ def serve(
     ctx: typer.Context,
     port: Annotated[int, typer.Option(help="HTTP port of POST /slack/events and GET /healthz")] = 3000,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    socket: Annotated[bool, typer.Option("--socket", help="Socket Mode instead of HTTP (needs SLACK_APP_TOKEN)")]
-    = False,
+    socket: Annotated[
+        bool, typer.Option("--socket", help="Socket Mode instead of HTTP (needs SLACK_APP_TOKEN)")
+    ] = False,
     log_level: Annotated[str, typer.Option(help="log level (info logs each command's server time)")] = "info",
 ) -> None:
     """Serve the Slack bot: HTTP at POST /slack/events (commands, interactivity, events), or Socket Mode.
@@ -46,10 +47,15 @@ def serve(
     if ctx.invoked_subcommand is not None:
         return
     settings = get_settings()
-    missing = [name for name, value in (("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
-                                        ("SLACK_BOT_TOKEN", settings.slack_bot_token),
-                                        ("SLACK_APP_TOKEN", settings.slack_app_token if socket else "-"))
-               if not value]
+    missing = [
+        name
+        for name, value in (
+            ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
+            ("SLACK_BOT_TOKEN", settings.slack_bot_token),
+            ("SLACK_APP_TOKEN", settings.slack_app_token if socket else "-"),
+        )
+        if not value
+    ]
     if missing:
         console.print(f"[red]✘ set {', '.join(missing)} first (see README, Slack bot)[/red]")
         raise typer.Exit(2)
@@ -66,8 +72,9 @@ def serve(
 
 @bot_app.command("manifest")
 def manifest(
-    url: Annotated[str | None, typer.Option(help="the bot's public base URL (https://…); /slack/events is added")]
-    = None,
+    url: Annotated[
+        str | None, typer.Option(help="the bot's public base URL (https://…); /slack/events is added")
+    ] = None,
     socket: Annotated[bool, typer.Option("--socket", help="enable Socket Mode in the manifest")] = False,
 ) -> None:
     """Print the Slack app manifest (bot/manifest.yml) with your request URL filled in.

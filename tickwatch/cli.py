@@ -20,8 +20,25 @@ from tickwatch.errors import DEBUG_ENV
 
 # The order `tickwatch --help` lists the commands in: as a newcomer meets them (start, run, operate, maintain).
 # A command not named here is listed after these.
-COMMAND_ORDER = ("stack", "demo", "generate", "worker", "bridge", "api", "bot", "digest", "mute", "unmute", "mutes",
-                 "threshold", "audit", "bench", "seed", "token", "retention")
+COMMAND_ORDER = (
+    "stack",
+    "demo",
+    "generate",
+    "worker",
+    "bridge",
+    "api",
+    "bot",
+    "digest",
+    "mute",
+    "unmute",
+    "mutes",
+    "threshold",
+    "audit",
+    "bench",
+    "seed",
+    "token",
+    "retention",
+)
 
 
 class _NewcomerOrder(TyperGroup):
@@ -32,10 +49,15 @@ class _NewcomerOrder(TyperGroup):
         return sorted(super().list_commands(ctx), key=lambda name: rank.get(name, len(rank)))
 
 
-app = typer.Typer(help="Tickwatch: real-time market surveillance, alerts in Slack.", no_args_is_help=True,
-                  rich_markup_mode="rich", cls=_NewcomerOrder)
-stack_app = typer.Typer(help="The local real stack: Kafka, Elasticsearch and Redis on loopback, no Docker.",
-                        no_args_is_help=True)
+app = typer.Typer(
+    help="Tickwatch: real-time market surveillance, alerts in Slack.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    cls=_NewcomerOrder,
+)
+stack_app = typer.Typer(
+    help="The local real stack: Kafka, Elasticsearch and Redis on loopback, no Docker.", no_args_is_help=True
+)
 app.add_typer(stack_app, name="stack")
 controls_command.register(app)
 digest_command.register(app)
@@ -47,8 +69,9 @@ console = Console()
 
 @app.callback()
 def _global_options(
-    debug: Annotated[bool, typer.Option("--debug", help=f"show the traceback when a command fails (or {DEBUG_ENV}=1)")]
-    = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help=f"show the traceback when a command fails (or {DEBUG_ENV}=1)")
+    ] = False,
 ) -> None:
     if debug:
         os.environ[DEBUG_ENV] = "1"  # read by tickwatch.errors, and inherited by the processes commands start
@@ -122,9 +145,13 @@ def stack_status() -> None:
     for service in all_services(get_settings()):
         ready = service.ready()
         pid = service.proc.pid()
-        table.add_row(service.name, service.address,
-                      "[green]ready[/green]" if ready else "[red]down[/red]",
-                      (service.version() if ready else None) or "-", str(pid) if pid else "-")
+        table.add_row(
+            service.name,
+            service.address,
+            "[green]ready[/green]" if ready else "[red]down[/red]",
+            (service.version() if ready else None) or "-",
+            str(pid) if pid else "-",
+        )
     console.print(table)
 
 
@@ -132,8 +159,9 @@ def stack_status() -> None:
 def worker(
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="processes (or threads)")] = 2,
     queues: Annotated[str, typer.Option(help="queues to consume, default both: ticks,alerts")] = "",
-    pool: Annotated[str, typer.Option(help="prefork for ticks (CPU-bound), threads for alerts (I/O-bound)")]
-    = "prefork",
+    pool: Annotated[
+        str, typer.Option(help="prefork for ticks (CPU-bound), threads for alerts (I/O-bound)")
+    ] = "prefork",
     loglevel: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
     """Run a Celery worker: applies tick batches (detect, index, alert) and delivers alerts.
@@ -152,9 +180,25 @@ def worker(
     names = queues or f"{settings.celery_queue},{settings.alerts_queue}"
     if pool == "threads":
         warm_up()  # threads run in this process; prefork children warm up as they start
-    celery_app.worker_main(["worker", "-Q", names, "-c", str(concurrency), "-P", pool, "--loglevel", loglevel,
-                            "-n", f"tickwatch-{os.getpid()}@%h", "-O", "fair", "--without-gossip",
-                            "--without-mingle"])
+    celery_app.worker_main(
+        [
+            "worker",
+            "-Q",
+            names,
+            "-c",
+            str(concurrency),
+            "-P",
+            pool,
+            "--loglevel",
+            loglevel,
+            "-n",
+            f"tickwatch-{os.getpid()}@%h",
+            "-O",
+            "fair",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
 
 
 @app.command()
@@ -183,8 +227,9 @@ def bridge(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
 
 @app.command()
 def retention(
-    days: Annotated[int | None, typer.Option(min=1, help="keep this many days (default "
-                                                       "TICKWATCH_TICK_RETENTION_DAYS)")] = None,
+    days: Annotated[
+        int | None, typer.Option(min=1, help="keep this many days (default TICKWATCH_TICK_RETENTION_DAYS)")
+    ] = None,
 ) -> None:
     """Delete daily tick indices older than N days (anomalies are kept).
 
@@ -193,22 +238,30 @@ def retention(
     from pipeline import store
 
     settings = get_settings()
-    dropped = store.drop_expired_ticks(store.connect(settings), store.Indices(settings.index_prefix),
-                                       days or settings.tick_retention_days)
-    console.print(f"deleted {len(dropped)} tick {'index' if len(dropped) == 1 else 'indices'}"
-                  + (f": {', '.join(dropped)}" if dropped else ""))
-
+    dropped = store.drop_expired_ticks(
+        store.connect(settings), store.Indices(settings.index_prefix), days or settings.tick_retention_days
+    )
+    console.print(
+        f"deleted {len(dropped)} tick {'index' if len(dropped) == 1 else 'indices'}"
+        + (f": {', '.join(dropped)}" if dropped else "")
+    )
 
 
 @app.command()
 def demo(
     symbols: Annotated[int, typer.Option("--symbols", "-n", help="symbols in the market")] = 12,
-    speed: Annotated[str, typer.Option(help="replay speed: max, or a factor such as 60",
-                                       callback=generate_command.check_speed)] = "max",
+    speed: Annotated[
+        str, typer.Option(help="replay speed: max, or a factor such as 60", callback=generate_command.check_speed)
+    ] = "max",
     workers: Annotated[int, typer.Option(help="worker processes to start (2 children each)")] = 1,
     seed: Annotated[int, typer.Option(help="random seed of the market")] = 7,
-    hold: Annotated[bool | None, typer.Option("--hold/--no-hold", help="keep the API and bot up after the tour "
-                                              "until Enter (default: when run in a terminal)")] = None,
+    hold: Annotated[
+        bool | None,
+        typer.Option(
+            "--hold/--no-hold",
+            help="keep the API and bot up after the tour until Enter (default: when run in a terminal)",
+        ),
+    ] = None,
 ) -> None:
     """The live demo: a replayed market with injected crashes, then a tour of every front-end.
 
@@ -226,8 +279,15 @@ def demo(
     from tickwatch import demo as demo_module
 
     stack_up()
-    demo_module.run(get_settings(), console, symbols=symbols, speed=parse_speed(speed), workers=workers, seed=seed,
-                    hold=sys.stdin.isatty() and console.is_terminal if hold is None else hold)
+    demo_module.run(
+        get_settings(),
+        console,
+        symbols=symbols,
+        speed=parse_speed(speed),
+        workers=workers,
+        seed=seed,
+        hold=sys.stdin.isatty() and console.is_terminal if hold is None else hold,
+    )
 
 
 @app.command()
@@ -238,9 +298,14 @@ def bench(
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="children per worker process")] = 2,
     rate: Annotated[int, typer.Option(help="ticks/s for the alert latency run")] = 1_000,
     seconds: Annotated[int, typer.Option(help="length of the alert latency run")] = 60,
-    only: Annotated[list[str] | None, typer.Option(
-        "--only", help="run only this section (repeatable): pipeline, api, bot, digest, storm, detection, "
-                       "webhooks; default: all")] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="run only this section (repeatable): pipeline, api, bot, digest, storm, detection, "
+            "webhooks; default: all",
+        ),
+    ] = None,
 ) -> None:
     """Measure throughput and latency on the local stack and print the figures.
 
@@ -259,8 +324,17 @@ def bench(
 
     stack_up()
     try:
-        bench_module.run_sections(get_settings(), console, only or (), ticks=ticks, naive_ticks=naive_ticks,
-                                  workers=workers, concurrency=concurrency, rate=rate, seconds=seconds)
+        bench_module.run_sections(
+            get_settings(),
+            console,
+            only or (),
+            ticks=ticks,
+            naive_ticks=naive_ticks,
+            workers=workers,
+            concurrency=concurrency,
+            rate=rate,
+            seconds=seconds,
+        )
     except ValueError as error:
         console.print(f"[red]✘ {error}[/red]")
         raise typer.Exit(2) from None

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from pipeline.controls import Actor, Controls
 
 console = Console()
-RULE_USAGE = ("RULE THRESHOLD [WINDOW] [cooldown DURATION] [confirm N|DURATION], e.g. drop 3% 10m, rise 8%, "
-              "zscore 4, volume 5x 15m, drop off")
+RULE_USAGE = (
+    "RULE THRESHOLD [WINDOW] [cooldown DURATION] [confirm N|DURATION], e.g. drop 3% 10m, rise 8%, "
+    "zscore 4, volume 5x 15m, drop off"
+)
 As = Annotated[str | None, typer.Option("--as", help="who is making the change (default: your login name)")]
 
 
@@ -33,8 +35,9 @@ def _controls() -> Controls:
     from pipeline.controls import Controls
 
     settings = get_settings()
-    return Controls(Redis.from_url(settings.redis_url), settings, store.connect(settings),
-                    store.Indices(settings.index_prefix))
+    return Controls(
+        Redis.from_url(settings.redis_url), settings, store.connect(settings), store.Indices(settings.index_prefix)
+    )
 
 
 def _require_known(symbol: str) -> None:
@@ -59,8 +62,9 @@ def _refuse(error: ValueError) -> typer.Exit:
 
 def mute(
     symbol: Annotated[str, typer.Argument(help="e.g. TSLA or BTC-USD")],
-    duration: Annotated[str | None, typer.Option("--for", help="how long, e.g. 30m, 2h, 1d (default: until unmuted)")]
-    = None,
+    duration: Annotated[
+        str | None, typer.Option("--for", help="how long, e.g. 30m, 2h, 1d (default: until unmuted)")
+    ] = None,
     reason: Annotated[str, typer.Option(help="why, shown with the mute")] = "",
     actor: As = None,
 ) -> None:
@@ -102,8 +106,13 @@ def mutes() -> None:
         return
     table = Table("symbol", "until", "by", "reason", "since")
     for item in found:
-        table.add_row(item.symbol, f"{item.until:%Y-%m-%d %H:%M} UTC" if item.until else "unmuted",
-                      item.by, item.reason or "-", f"{item.at:%Y-%m-%d %H:%M} UTC" if item.at else "-")
+        table.add_row(
+            item.symbol,
+            f"{item.until:%Y-%m-%d %H:%M} UTC" if item.until else "unmuted",
+            item.by,
+            item.reason or "-",
+            f"{item.at:%Y-%m-%d %H:%M} UTC" if item.at else "-",
+        )
     console.print(table)
 
 
@@ -138,9 +147,13 @@ def threshold(
 
     table = Table("rule", "threshold", "window", "cooldown", "", title=f"{symbol.upper()} rules")
     for view in views.values():
-        table.add_row(view.name, format_threshold(view.name, view.threshold_pct) if view.enabled else "off",
-                      format_duration(view.window_seconds), format_duration(view.cooldown_seconds),
-                      "override" if view.overridden else "default")
+        table.add_row(
+            view.name,
+            format_threshold(view.name, view.threshold_pct) if view.enabled else "off",
+            format_duration(view.window_seconds),
+            format_duration(view.cooldown_seconds),
+            "override" if view.overridden else "default",
+        )
     console.print(table)
 
 
@@ -158,8 +171,9 @@ def audit(
         raise _refuse(error) from None
     table = Table("when (UTC)", "who", "via", "symbol", "change")
     for change in changes:
-        table.add_row(f"{change.at:%Y-%m-%d %H:%M:%S}", change.actor.name, change.actor.via, change.symbol,
-                      change.summary())
+        table.add_row(
+            f"{change.at:%Y-%m-%d %H:%M:%S}", change.actor.name, change.actor.via, change.symbol, change.summary()
+        )
     console.print(table if changes else "No changes recorded.")
 
 

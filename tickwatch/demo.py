@@ -49,8 +49,13 @@ def demo_scenario(redis: Redis, symbols: int, seed: int) -> Scenario:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=script.duration_s)
     if last:
         start = max(start, from_ms(max(ts for ts, _ in last.values())).replace(microsecond=0) + timedelta(seconds=1))
-    return replace(script, symbols=tuple(names), start=start, seed=seed,
-                   opening_prices={symbol: price for symbol, (_, price) in last.items()})
+    return replace(
+        script,
+        symbols=tuple(names),
+        start=start,
+        seed=seed,
+        opening_prices={symbol: price for symbol, (_, price) in last.items()},
+    )
 
 
 def _stats_table(current: dict[str, int], base: dict[str, int], lag: int, rate: float, published: int) -> Table:
@@ -66,8 +71,16 @@ def _stats_table(current: dict[str, int], base: dict[str, int], lag: int, rate: 
     return table
 
 
-def run(settings: Settings, console: Console, *, symbols: int, speed: float | None, workers: int, seed: int,
-        hold: bool = False) -> None:
+def run(
+    settings: Settings,
+    console: Console,
+    *,
+    symbols: int,
+    speed: float | None,
+    workers: int,
+    seed: int,
+    hold: bool = False,
+) -> None:
     """The demo; with `hold`, the API and the bot stay up after the tour until Enter is pressed."""
     redis = Redis.from_url(settings.redis_url)
     scenario = demo_scenario(redis, symbols, seed)
@@ -79,10 +92,14 @@ def run(settings: Settings, console: Console, *, symbols: int, speed: float | No
     values = tour.fleet_env()
     channel = _run_channel() if offline else None
     if offline:
-        values |= {"SLACK_BOT_TOKEN": "xoxb-offline-demo", "TICKWATCH_SLACK_API_URL": slack.start(),
-                   "TICKWATCH_SLACK_CHANNEL": channel or ""}
-        console.print(f"No SLACK_BOT_TOKEN: Slack messages go to {channel} in a local fake Slack Web API at "
-                      f"{slack.url}")
+        values |= {
+            "SLACK_BOT_TOKEN": "xoxb-offline-demo",
+            "TICKWATCH_SLACK_API_URL": slack.start(),
+            "TICKWATCH_SLACK_CHANNEL": channel or "",
+        }
+        console.print(
+            f"No SLACK_BOT_TOKEN: Slack messages go to {channel} in a local fake Slack Web API at {slack.url}"
+        )
     else:
         slack.start()
         console.print(f"SLACK_BOT_TOKEN is set: alerts go to {settings.slack_channel} in your Slack workspace")
@@ -136,8 +153,15 @@ def _tickwatch_env() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key.startswith(("TICKWATCH_", "SLACK_"))}
 
 
-def _live(console: Console, redis: Redis, settings: Settings, base: dict[str, int], producer: threading.Thread,
-          total: int, started: float) -> None:
+def _live(
+    console: Console,
+    redis: Redis,
+    settings: Settings,
+    base: dict[str, int],
+    producer: threading.Thread,
+    total: int,
+    started: float,
+) -> None:
     last_time, last_ticks, rate = time.monotonic(), 0, 0.0
     with Live(console=console, refresh_per_second=4) as live:
         while True:
@@ -171,13 +195,18 @@ def _drain(redis: Redis, queue: str, timeout: float = 15) -> None:
         time.sleep(0.2)
 
 
-def _summary(console: Console, settings: Settings, es: Elasticsearch, scenario: Scenario,
-             slack: FakeSlack | None) -> None:
+def _summary(
+    console: Console, settings: Settings, es: Elasticsearch, scenario: Scenario, slack: FakeSlack | None
+) -> None:
     indices = store.Indices(settings.index_prefix)
     es.indices.refresh(index=indices.anomalies)
     end = scenario.start + timedelta(seconds=scenario.duration_s)
-    hits = es.search(index=indices.anomalies, size=100, sort=[{"timestamp": "asc"}], query={
-        "range": {"timestamp": {"gte": scenario.start.isoformat(), "lte": end.isoformat()}}})["hits"]["hits"]
+    hits = es.search(
+        index=indices.anomalies,
+        size=100,
+        sort=[{"timestamp": "asc"}],
+        query={"range": {"timestamp": {"gte": scenario.start.isoformat(), "lte": end.isoformat()}}},
+    )["hits"]["hits"]
     found = [hit["_source"] for hit in hits]
 
     table = Table("injected", "detected", "change", "deepest", "after", title="Injected vs detected")
@@ -186,8 +215,13 @@ def _summary(console: Console, settings: Settings, es: Elasticsearch, scenario: 
         injected = f"{event['kind']} {event['symbol']} {event['pct']}% in {event['duration_s']:.0f}s"
         if match:
             delay = datetime.fromisoformat(match["timestamp"]) - datetime.fromisoformat(event["start"])
-            table.add_row(injected, "[green]yes[/green]", f"{match['change_pct']:+.2f}%",
-                          f"{match['peak_change_pct']:+.2f}%", f"{delay.total_seconds():.0f}s")
+            table.add_row(
+                injected,
+                "[green]yes[/green]",
+                f"{match['change_pct']:+.2f}%",
+                f"{match['peak_change_pct']:+.2f}%",
+                f"{delay.total_seconds():.0f}s",
+            )
         else:
             table.add_row(injected, "[red]no[/red]", "-", "-", "-")
     console.print(table)
@@ -199,17 +233,22 @@ def _summary(console: Console, settings: Settings, es: Elasticsearch, scenario: 
         posts, edits = len(slack.calls("chat.postMessage")), len(slack.calls("chat.update"))
         console.print(f"Slack (fake): {posts} messages posted, {edits} edits (new peaks, recoveries)")
     kinds = Counter(event["type"] for event in _alert_events(settings) if _in_replay(event, scenario.start, end))
-    console.print(f"Kafka '{settings.alerts_topic}': {sum(kinds.values())} events of this replay ("
-                  + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) + ")")
+    console.print(
+        f"Kafka '{settings.alerts_topic}': {sum(kinds.values())} events of this replay ("
+        + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+        + ")"
+    )
 
 
 def _where_to_look(console: Console, settings: Settings) -> None:
     indices = store.Indices(settings.index_prefix)
-    for line in ["\n[bold]Where to look[/bold]:",
-                 f"  anomalies   curl -s '{settings.es_url}/{indices.anomalies}/_search?pretty&sort=timestamp:desc'",
-                 f"  ticks       curl -s '{settings.es_url}/{indices.ticks}/_count?pretty'",
-                 f"  alerts      Kafka topic '{settings.alerts_topic}' on {settings.kafka_bootstrap}",
-                 f"  dead letters  Kafka topic '{settings.dlq_topic}'"]:
+    for line in [
+        "\n[bold]Where to look[/bold]:",
+        f"  anomalies   curl -s '{settings.es_url}/{indices.anomalies}/_search?pretty&sort=timestamp:desc'",
+        f"  ticks       curl -s '{settings.es_url}/{indices.ticks}/_count?pretty'",
+        f"  alerts      Kafka topic '{settings.alerts_topic}' on {settings.kafka_bootstrap}",
+        f"  dead letters  Kafka topic '{settings.dlq_topic}'",
+    ]:
         console.print(line, soft_wrap=True)
 
 
@@ -220,11 +259,15 @@ def _in_replay(event: dict, start: datetime, end: datetime) -> bool:
 
 
 def _alert_events(settings: Settings) -> list[dict]:
-    consumer = KafkaConsumer(settings.alerts_topic, bootstrap_servers=settings.kafka_bootstrap,
-                             auto_offset_reset="earliest", consumer_timeout_ms=1500, group_id=None,
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        settings.alerts_topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1500,
+        group_id=None,
+        enable_auto_commit=False,
+    )
     try:
         return [json.loads(record.value) for record in consumer]
     finally:
         consumer.close()
-

@@ -20,14 +20,19 @@ TERMINAL_ROWS = 20
 
 
 def digest(
-    day: Annotated[str | None, typer.Option("--date", help="the calendar day, YYYY-MM-DD (default: the last "
-                                                           "complete day in TICKWATCH_DIGEST_TZ)")] = None,
-    post: Annotated[bool, typer.Option("--post", help="post it to Slack (edits the day's message if posted)")]
-    = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what --post would send, and where; send "
-                                                            "nothing")] = False,
-    channel: Annotated[str | None, typer.Option(help="Slack channel (default: TICKWATCH_DIGEST_CHANNEL, "
-                                                     "else TICKWATCH_SLACK_CHANNEL)")] = None,
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--date", help="the calendar day, YYYY-MM-DD (default: the last complete day in TICKWATCH_DIGEST_TZ)"
+        ),
+    ] = None,
+    post: Annotated[bool, typer.Option("--post", help="post it to Slack (edits the day's message if posted)")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="show what --post would send, and where; send nothing")
+    ] = False,
+    channel: Annotated[
+        str | None, typer.Option(help="Slack channel (default: TICKWATCH_DIGEST_CHANNEL, else TICKWATCH_SLACK_CHANNEL)")
+    ] = None,
 ) -> None:
     """Summarise one market day: movers, drawdowns and rises, anomalies, mutes, data health.
 
@@ -59,9 +64,11 @@ def digest(
 
     posted = digest_posting.deliver(summary, settings, channel=target)
     queued = digest_posting.notify(summary, settings, Redis.from_url(settings.redis_url))
-    console.print(f"[green]✔[/green] {'updated' if posted.updated else 'posted'} the {chosen} digest in {target} "
-                  f"(ts {posted.ts}); chart {posted.file_id or 'none: no ticks'}; digest.daily on Kafka and to "
-                  f"{queued} new webhook {digest_message.noun(queued, 'delivery', 'deliveries')}")
+    console.print(
+        f"[green]✔[/green] {'updated' if posted.updated else 'posted'} the {chosen} digest in {target} "
+        f"(ts {posted.ts}); chart {posted.file_id or 'none: no ticks'}; digest.daily on Kafka and to "
+        f"{queued} new webhook {digest_message.noun(queued, 'delivery', 'deliveries')}"
+    )
 
 
 def _day(text: str | None, tz: str) -> date:
@@ -75,8 +82,10 @@ def _day(text: str | None, tz: str) -> date:
     except ValueError:
         raise typer.BadParameter(f"takes a day as YYYY-MM-DD, not {text!r}", param_hint="--date") from None
     if day_bounds(chosen, tz)[0] > datetime.now(UTC):
-        raise typer.BadParameter(f"{chosen} has not begun yet in {tz}; choose a past day (default: the last "
-                                 "complete day)", param_hint="--date")
+        raise typer.BadParameter(
+            f"{chosen} has not begun yet in {tz}; choose a past day (default: the last complete day)",
+            param_hint="--date",
+        )
     return chosen
 
 
@@ -85,44 +94,68 @@ def show(summary: Digest) -> None:
     from pipeline.digest_message import noun
 
     zone = ZoneInfo(summary.tz)
-    traded = (f"{summary.symbols:,} {noun(summary.symbols, 'symbol')}, {summary.ticks:,} {noun(summary.ticks, 'tick')}"
-              if summary.symbols else "no ticks stored (the market was closed, or no feed ran)")
-    console.print(f"[bold]Market digest {summary.day}[/bold] ({summary.tz}): {traded}, {summary.anomalies_total:,} "
-                  f"{noun(summary.anomalies_total, 'anomaly', 'anomalies')} ({summary.acknowledged_total:,} "
-                  "acknowledged)", highlight=False)
+    traded = (
+        f"{summary.symbols:,} {noun(summary.symbols, 'symbol')}, {summary.ticks:,} {noun(summary.ticks, 'tick')}"
+        if summary.symbols
+        else "no ticks stored (the market was closed, or no feed ran)"
+    )
+    console.print(
+        f"[bold]Market digest {summary.day}[/bold] ({summary.tz}): {traded}, {summary.anomalies_total:,} "
+        f"{noun(summary.anomalies_total, 'anomaly', 'anomalies')} ({summary.acknowledged_total:,} "
+        "acknowledged)",
+        highlight=False,
+    )
     if not summary.complete:
-        console.print(f"[yellow]The day is not over: figures up to {summary.generated_at.astimezone(zone):%H:%M}."
-                      "[/yellow]")
-    moves = Table("symbol", "open", "close", "open→close", "low", "drawdown", "high", "rise", "ticks",
-                  title="Top movers")
+        console.print(
+            f"[yellow]The day is not over: figures up to {summary.generated_at.astimezone(zone):%H:%M}.[/yellow]"
+        )
+    moves = Table(
+        "symbol", "open", "close", "open→close", "low", "drawdown", "high", "rise", "ticks", title="Top movers"
+    )
     for m in summary.movers:
-        moves.add_row(m.symbol, f"{m.open:.2f}", f"{m.close:.2f}", f"{m.change_pct:+.2f}%", f"{m.low:.2f}",
-                      f"{m.drawdown_pct:+.2f}%", f"{m.high:.2f}", f"{m.rise_pct:+.2f}%", f"{m.ticks:,}")
+        moves.add_row(
+            m.symbol,
+            f"{m.open:.2f}",
+            f"{m.close:.2f}",
+            f"{m.change_pct:+.2f}%",
+            f"{m.low:.2f}",
+            f"{m.drawdown_pct:+.2f}%",
+            f"{m.high:.2f}",
+            f"{m.rise_pct:+.2f}%",
+            f"{m.ticks:,}",
+        )
     extremes = Table("biggest drawdowns", "", "biggest rises", "")
     for i in range(max(len(summary.drawdowns), len(summary.rises))):
         down = summary.drawdowns[i] if i < len(summary.drawdowns) else None
         up = summary.rises[i] if i < len(summary.rises) else None
-        extremes.add_row(down.symbol if down else "", f"{down.drawdown_pct:+.2f}%" if down else "",
-                         up.symbol if up else "", f"{up.rise_pct:+.2f}%" if up else "")
+        extremes.add_row(
+            down.symbol if down else "",
+            f"{down.drawdown_pct:+.2f}%" if down else "",
+            up.symbol if up else "",
+            f"{up.rise_pct:+.2f}%" if up else "",
+        )
     counts = Table("symbol", "rule", "anomalies", "acknowledged", "open", "resolved", "muted", title="Anomalies")
     for c in summary.anomalies[:TERMINAL_ROWS]:
-        counts.add_row(c.symbol, c.rule, str(c.total), str(c.acknowledged), str(c.open), str(c.resolved),
-                       str(c.muted))
+        counts.add_row(c.symbol, c.rule, str(c.total), str(c.acknowledged), str(c.open), str(c.resolved), str(c.muted))
     if summary.anomaly_pairs > TERMINAL_ROWS:
         counts.caption = f"… and {summary.anomaly_pairs - TERMINAL_ROWS} more symbol/rule pairs"
     mutes = Table("symbol", "muted by", "until", "reason", title="Muted at the end of the day")
     for m in summary.muted_at_end:
-        mutes.add_row(m.symbol, m.by, f"{m.until.astimezone(zone):%Y-%m-%d %H:%M}" if m.until else "until unmuted",
-                      m.reason)
+        mutes.add_row(
+            m.symbol, m.by, f"{m.until.astimezone(zone):%Y-%m-%d %H:%M}" if m.until else "until unmuted", m.reason
+        )
     for table in (moves, extremes, counts, mutes):
         if table.row_count:
             console.print(table)
     health = summary.health
     dead = "unknown" if health.dead_letters is None else f"{health.dead_letters:,}"
-    console.print(f"[bold]Data health[/bold]: {health.late_ticks:,} late {noun(health.late_ticks, 'tick')}, "
-                  f"{health.suspect_ticks:,} suspect {noun(health.suspect_ticks, 'tick')}, {dead} dead "
-                  f"{noun(health.dead_letters or 0, 'letter')}, {health.silent_total} "
-                  f"{noun(health.silent_total, 'symbol')} silent ≥ {health.silence_minutes} min", highlight=False)
+    console.print(
+        f"[bold]Data health[/bold]: {health.late_ticks:,} late {noun(health.late_ticks, 'tick')}, "
+        f"{health.suspect_ticks:,} suspect {noun(health.suspect_ticks, 'tick')}, {dead} dead "
+        f"{noun(health.dead_letters or 0, 'letter')}, {health.silent_total} "
+        f"{noun(health.silent_total, 'symbol')} silent ≥ {health.silence_minutes} min",
+        highlight=False,
+    )
     for s in health.silent:
         stopped = f", stopped at {s.last_at.astimezone(zone):%H:%M}" if s.stopped_early else ""
         console.print(f"  {s.symbol}: silent {s.silent_minutes} min{stopped}")

@@ -59,8 +59,10 @@ def _kafka(error: Exception) -> Failure:
     bootstrap = _setting("kafka_bootstrap")
     if not _answers(bootstrap):
         return Failure(f"Kafka at {bootstrap} is not reachable — {STACK_UP}")
-    return Failure(f"Kafka at {bootstrap} answered but failed: {error} — check `tickwatch stack status` "
-                   "and that the topic exists (`tickwatch stack init`)")
+    return Failure(
+        f"Kafka at {bootstrap} answered but failed: {error} — check `tickwatch stack status` "
+        "and that the topic exists (`tickwatch stack init`)"
+    )
 
 
 SECRET_SETTINGS = {"api_tokens", "secret_key", "slack_bot_token", "slack_signing_secret", "slack_app_token"}
@@ -81,11 +83,14 @@ def _settings_error(error: Exception) -> Failure:
         field = Settings.model_fields.get(str(name))
         alias = getattr(field.validation_alias, "choices", None) if field else None
         variable = (str(alias[0]) if alias else f"TICKWATCH_{str(name).upper()}") + "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in inside)
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in inside
+        )
         shown = "input" in item and name not in SECRET_SETTINGS  # never print a token or a key
         problems.append(f"{variable}={item['input']}: {message}" if shown else f"{variable}: {message}")
-    return Failure(f"invalid setting {'; '.join(problems)} — fix it in the environment or .env "
-                   "(see the README, Configuration)", EXIT_INPUT)
+    return Failure(
+        f"invalid setting {'; '.join(problems)} — fix it in the environment or .env (see the README, Configuration)",
+        EXIT_INPUT,
+    )
 
 
 def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception], Failure]]]:
@@ -121,19 +126,26 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
         return Failure(f"{error} — check `tickwatch stack status`")
 
     def unknown_symbol(error: Exception) -> Failure:
-        hint = "" if cast(UnknownSymbol, error).suggestions else " — check the spelling (a symbol is known once a " \
-            "tick of it is stored)"
+        hint = (
+            ""
+            if cast(UnknownSymbol, error).suggestions
+            else " — check the spelling (a symbol is known once a tick of it is stored)"
+        )
         return Failure(f"{error}{hint}", EXIT_INPUT)
 
     def slack_unreachable(error: Exception) -> Failure:
-        return Failure(f"Slack at {_setting('slack_api_url')} is not reachable ({cast(URLError, error).reason}) — "
-                       "check TICKWATCH_SLACK_API_URL and the network")
+        return Failure(
+            f"Slack at {_setting('slack_api_url')} is not reachable ({cast(URLError, error).reason}) — "
+            "check TICKWATCH_SLACK_API_URL and the network"
+        )
 
     def slack_refused(error: Exception) -> Failure:
         answer = cast(SlackApiError, error).response
         method = answer.api_url.rsplit("/", 1)[-1]
-        return Failure(f"Slack refused {method}: {answer.get('error') or f'HTTP {answer.status_code}'} — check "
-                       "SLACK_BOT_TOKEN, and that the bot is invited to the channel")
+        return Failure(
+            f"Slack refused {method}: {answer.get('error') or f'HTTP {answer.status_code}'} — check "
+            "SLACK_BOT_TOKEN, and that the bot is invited to the channel"
+        )
 
     return [
         ((KafkaError,), _kafka),
@@ -151,8 +163,9 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
 
 
 def unexpected(error: Exception) -> Failure:
-    return Failure(f"unexpected {type(error).__name__}: {error} — run again with --debug (or {DEBUG_ENV}=1) "
-                   "to see the traceback")
+    return Failure(
+        f"unexpected {type(error).__name__}: {error} — run again with --debug (or {DEBUG_ENV}=1) to see the traceback"
+    )
 
 
 def explain(error: Exception) -> Failure:

@@ -95,14 +95,20 @@ class Fleet:
     def start(self, *args: str, name: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "tickwatch", *args], env={**self.env, **(extra_env or {})},
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tickwatch", *args],
+                env={**self.env, **(extra_env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.procs.append(proc)
         return proc
 
     def worker(self, concurrency: int = 2, *options: str, loglevel: str = "WARNING") -> subprocess.Popen:
-        return self.start("worker", "-c", str(concurrency), "--loglevel", loglevel, *options,
-                          name=f"worker-{len(self.procs)}")
+        return self.start(
+            "worker", "-c", str(concurrency), "--loglevel", loglevel, *options, name=f"worker-{len(self.procs)}"
+        )
 
     def split_workers(self, ticks_workers: int = 1, concurrency: int = 2, alert_threads: int = 4) -> None:
         """Tick batches on prefork workers, deliveries on a threaded worker of their own (lowest latency)."""
@@ -130,8 +136,9 @@ class Fleet:
                 if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
                     return
             time.sleep(0.2)
-        raise RuntimeError(f"tickwatch {server.name} did not answer {server.url}/healthz in {timeout:.0f}s; "
-                           f"see {server.log}")
+        raise RuntimeError(
+            f"tickwatch {server.name} did not answer {server.url}/healthz in {timeout:.0f}s; see {server.log}"
+        )
 
     @staticmethod
     def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> int:

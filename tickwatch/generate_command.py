@@ -39,24 +39,37 @@ def generate(
     count: Annotated[int | None, typer.Option(help="stop after this many ticks in all")] = None,
     seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same prices")] = 0,
     start: Annotated[str | None, typer.Option(help="event time of the first tick (ISO-8601); default now")] = None,
-    inject: Annotated[list[str] | None, typer.Option(
-        help="an injected move, kind:SYMBOL:pct:duration@offset, e.g. drop:TSLA:8%:90s@10m")] = None,
-    scenario: Annotated[Path | None, typer.Option(help="a TOML scenario file (symbols, duration, events)",
-                                                  exists=True, dir_okay=False)] = None,
-    csv: Annotated[list[str] | None, typer.Option(
-        help="replay a market data file of bars, SYMBOL=path.csv (repeatable; files are merged by time)")] = None,
-    tz: Annotated[str, typer.Option(help="time zone of naive times in --csv files, e.g. America/New_York")]
-    = "UTC",
-    columns: Annotated[str | None, typer.Option(
-        help="where the values are in a --csv file of another layout, e.g. time=Date,close=Close,volume=Vol")]
-    = None,
+    inject: Annotated[
+        list[str] | None,
+        typer.Option(help="an injected move, kind:SYMBOL:pct:duration@offset, e.g. drop:TSLA:8%:90s@10m"),
+    ] = None,
+    scenario: Annotated[
+        Path | None, typer.Option(help="a TOML scenario file (symbols, duration, events)", exists=True, dir_okay=False)
+    ] = None,
+    csv: Annotated[
+        list[str] | None,
+        typer.Option(help="replay a market data file of bars, SYMBOL=path.csv (repeatable; files are merged by time)"),
+    ] = None,
+    tz: Annotated[str, typer.Option(help="time zone of naive times in --csv files, e.g. America/New_York")] = "UTC",
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            help="where the values are in a --csv file of another layout, e.g. time=Date,close=Close,volume=Vol"
+        ),
+    ] = None,
     skip_bad_rows: Annotated[bool, typer.Option(help="skip (and count) rows that cannot be read")] = False,
-    shift_to: Annotated[str | None, typer.Option(
-        help="move the whole replay so it starts now (or at an ISO-8601 time); ground truth moves with it")]
-    = None,
-    speed: Annotated[str, typer.Option(
-        help="1 = real time, 60 = a minute per second, max = as fast as Kafka takes it", callback=check_speed)]
-    = "max",
+    shift_to: Annotated[
+        str | None,
+        typer.Option(
+            help="move the whole replay so it starts now (or at an ISO-8601 time); ground truth moves with it"
+        ),
+    ] = None,
+    speed: Annotated[
+        str,
+        typer.Option(
+            help="1 = real time, 60 = a minute per second, max = as fast as Kafka takes it", callback=check_speed
+        ),
+    ] = "max",
     ground_truth: Annotated[Path | None, typer.Option(help="write the injected events here (JSON lines)")] = None,
     topic: Annotated[str | None, typer.Option(help="default: TICKWATCH_TICKS_TOPIC")] = None,
 ) -> None:
@@ -88,8 +101,10 @@ def generate(
             if ground_truth:
                 raise ValueError("--ground-truth is for synthetic markets (--inject, --scenario); a replay has none")
             zone, mapping = parse_zone(tz), parse_columns(columns) if columns else None
-            files = [read_bars(path, name, zone=zone, columns=mapping, skip_bad_rows=skip_bad_rows)
-                     for name, path in _symbol_paths(csv)]
+            files = [
+                read_bars(path, name, zone=zone, columns=mapping, skip_bad_rows=skip_bad_rows)
+                for name, path in _symbol_paths(csv)
+            ]
             for bar_file in files:
                 console.print(bar_file.summary(), soft_wrap=True, markup=False)
                 for problem in bar_file.skipped:
@@ -106,9 +121,20 @@ def generate(
                 raise ValueError(REPLAY_ONLY)
             if start and target:
                 raise ValueError("give --start or --shift-to, not both")
-            built = load_scenario(scenario) if scenario else Scenario.build(
-                symbols=symbol or None, symbol_count=None if symbol else symbols, start=start,
-                interval_s=interval, duration=duration, count=count, seed=seed, events=inject or ())
+            built = (
+                load_scenario(scenario)
+                if scenario
+                else Scenario.build(
+                    symbols=symbol or None,
+                    symbol_count=None if symbol else symbols,
+                    start=start,
+                    interval_s=interval,
+                    duration=duration,
+                    count=count,
+                    seed=seed,
+                    events=inject or (),
+                )
+            )
             if target:
                 built = replace(built, start=target)
                 _warn_if_ahead(target, timedelta(seconds=built.duration_s), pace_speed, settings)
@@ -140,7 +166,10 @@ def _warn_if_ahead(start: datetime, span: timedelta, speed: float | None, settin
     drift = 1.0 if speed is None else 1 - 1 / speed  # how far ahead each event second gets
     ahead = (start - datetime.now(UTC)).total_seconds() + max(0.0, span.total_seconds() * drift)
     if ahead > settings.max_future_seconds:
-        console.print(f"note: at this speed the last ticks are dated {ahead / 3600:,.1f} h ahead of the clock; the "
-                      f"bridge dead-letters ticks more than TICKWATCH_MAX_FUTURE_SECONDS "
-                      f"({settings.max_future_seconds} s) ahead — use --speed 1, or --shift-to an earlier start",
-                      style="yellow", soft_wrap=True)
+        console.print(
+            f"note: at this speed the last ticks are dated {ahead / 3600:,.1f} h ahead of the clock; the "
+            f"bridge dead-letters ticks more than TICKWATCH_MAX_FUTURE_SECONDS "
+            f"({settings.max_future_seconds} s) ahead — use --speed 1, or --shift-to an earlier start",
+            style="yellow",
+            soft_wrap=True,
+        )

@@ -72,8 +72,9 @@ def is_complete(es: Elasticsearch, indices: store.Indices, spec: SeedSpec) -> bo
     return ticks == spec.ticks and anomalies == spec.anomalies
 
 
-def ensure_history(settings: Settings, spec: SeedSpec | None = None, *, prefix: str = SEED_PREFIX,
-                   console: Console | None = None) -> store.Indices:
+def ensure_history(
+    settings: Settings, spec: SeedSpec | None = None, *, prefix: str = SEED_PREFIX, console: Console | None = None
+) -> store.Indices:
     """The seeded history's indices, loading it first unless a complete one is already there."""
     spec = spec or SeedSpec()
     es = store.connect(settings).options(request_timeout=300)
@@ -85,10 +86,16 @@ def ensure_history(settings: Settings, spec: SeedSpec | None = None, *, prefix: 
     started = time.perf_counter()
     _load(es, indices, spec, console)
     seconds = time.perf_counter() - started
-    es.index(index=marker_index(indices), id="marker", refresh=True,
-             document={"spec": asdict(spec), "seconds": round(seconds, 1), "at": datetime.now(UTC).isoformat()})
-    console.print(f"seeded {spec.ticks:,} ticks over {spec.symbols} symbols and {spec.anomalies:,} anomalies "
-                  f"into {prefix}-* in {seconds:.0f} s ({spec.ticks / seconds:,.0f} ticks/s)")
+    es.index(
+        index=marker_index(indices),
+        id="marker",
+        refresh=True,
+        document={"spec": asdict(spec), "seconds": round(seconds, 1), "at": datetime.now(UTC).isoformat()},
+    )
+    console.print(
+        f"seeded {spec.ticks:,} ticks over {spec.symbols} symbols and {spec.anomalies:,} anomalies "
+        f"into {prefix}-* in {seconds:.0f} s ({spec.ticks / seconds:,.0f} ticks/s)"
+    )
     return indices
 
 
@@ -116,20 +123,28 @@ def _load(es: Elasticsearch, indices: store.Indices, spec: SeedSpec, console: Co
                 anomalies.extend(_anomaly(symbol, move, prices, spec, rng) for move in moves)
                 times = to_ms(DAY) + np.arange(spec.ticks_per_symbol, dtype=np.int64) * spec.interval_ms
                 for ts, price, volume in zip(times.tolist(), prices.tolist(), volumes.tolist(), strict=True):
-                    yield {"_index": tick_index,
-                           "_source": {"symbol": symbol, "timestamp": ts, "price": price, "volume": volume}}
+                    yield {
+                        "_index": tick_index,
+                        "_source": {"symbol": symbol, "timestamp": ts, "price": price, "volume": volume},
+                    }
 
         # Auto ids: append-only indexing skips the per-document id lookup (the seed is loaded whole or not at all).
-        for ok, item in helpers.parallel_bulk(es, actions(), thread_count=2, chunk_size=5000, queue_size=4,
-                                              max_chunk_bytes=20 * 1024 * 1024, raise_on_error=True,
-                                              filter_path="errors,items.*.status,items.*.error"):
+        for ok, item in helpers.parallel_bulk(
+            es,
+            actions(),
+            thread_count=2,
+            chunk_size=5000,
+            queue_size=4,
+            max_chunk_bytes=20 * 1024 * 1024,
+            raise_on_error=True,
+            filter_path="errors,items.*.status,items.*.error",
+        ):
             if not ok:
                 raise RuntimeError(f"Elasticsearch refused a seed tick: {item}")
             progress.advance(task)
         progress.update(task, description="writing anomalies, refreshing and merging")
         store.write(es, [store.anomaly_action(indices, anomaly) for anomaly in anomalies])
-        es.indices.put_settings(index=tick_index, settings={"refresh_interval": "1s",
-                                                            "translog.durability": "request"})
+        es.indices.put_settings(index=tick_index, settings={"refresh_interval": "1s", "translog.durability": "request"})
         es.indices.refresh(index=f"{tick_index},{indices.anomalies}")
         es.indices.forcemerge(index=tick_index, max_num_segments=1)
 
@@ -150,13 +165,17 @@ def _market(rng: np.random.Generator, spec: SeedSpec) -> tuple[np.ndarray, np.nd
     moves = []
     for k in range(spec.moves_per_symbol):
         start = spacing * (k + 1) + int(rng.integers(-spacing // 4, spacing // 4))
-        move = Move(rule=str(rng.choice(["drop", "rise"])), start=start, length=int(rng.integers(15, 45)),
-                    pct=float(rng.uniform(6, 12)))
+        move = Move(
+            rule=str(rng.choice(["drop", "rise"])),
+            start=start,
+            length=int(rng.integers(15, 45)),
+            pct=float(rng.uniform(6, 12)),
+        )
         sign = -1 if move.rule == "drop" else 1
         target = np.log(1 + sign * move.pct / 100)
         ramp = np.linspace(0, target, move.length + 1)[1:]
-        log_price[start + 1:start + 1 + move.length] += ramp
-        log_price[start + 1 + move.length:] += target  # the level shift stays
+        log_price[start + 1 : start + 1 + move.length] += ramp
+        log_price[start + 1 + move.length :] += target  # the level shift stays
         moves.append(move)
     volumes = np.round(rng.lognormal(6, 1, n))
     return np.round(np.exp(log_price), 4), volumes, moves
@@ -166,7 +185,7 @@ def _anomaly(symbol: str, move: Move, prices: np.ndarray, spec: SeedSpec, rng: n
     """The anomaly detection would store for an injected move, with a human state drawn at random."""
     reference = float(prices[move.start])
     sign = -1 if move.rule == "drop" else 1
-    path = prices[move.start + 1:move.start + 1 + move.length]
+    path = prices[move.start + 1 : move.start + 1 + move.length]
     changes = (path / reference - 1) * 100
     crossing = int(np.argmax(changes * sign >= THRESHOLD_PCT))
     peak = int(np.argmax(changes * sign))
@@ -179,13 +198,24 @@ def _anomaly(symbol: str, move: Move, prices: np.ndarray, spec: SeedSpec, rng: n
     muted = rng.random() < 0.1
     state = str(rng.choice(["open", "acknowledged", "resolved"], p=[0.15, 0.25, 0.6]))
     return Anomaly(
-        id=anomaly_id(symbol, move.rule, to_ms(reference_at)), symbol=symbol, rule=move.rule,
-        timestamp=crossed_at, price=float(path[crossing]), volume=None, reference_price=reference,
-        reference_timestamp=reference_at, change_pct=round(float(changes[crossing]), 4),
-        threshold_pct=THRESHOLD_PCT, window_seconds=300, peak_price=float(path[peak]),
-        peak_change_pct=round(float(changes[peak]), 4), peak_timestamp=at(peak),
-        published_at=crossed_at + timedelta(milliseconds=5), detected_at=crossed_at + timedelta(milliseconds=60),
-        muted=muted, status=state,
+        id=anomaly_id(symbol, move.rule, to_ms(reference_at)),
+        symbol=symbol,
+        rule=move.rule,
+        timestamp=crossed_at,
+        price=float(path[crossing]),
+        volume=None,
+        reference_price=reference,
+        reference_timestamp=reference_at,
+        change_pct=round(float(changes[crossing]), 4),
+        threshold_pct=THRESHOLD_PCT,
+        window_seconds=300,
+        peak_price=float(path[peak]),
+        peak_change_pct=round(float(changes[peak]), 4),
+        peak_timestamp=at(peak),
+        published_at=crossed_at + timedelta(milliseconds=5),
+        detected_at=crossed_at + timedelta(milliseconds=60),
+        muted=muted,
+        status=state,
         acknowledged_by="U0SEEDOPS" if state == "acknowledged" else None,
         acknowledged_at=crossed_at + timedelta(minutes=3) if state == "acknowledged" else None,
         resolved_at=at(peak) + timedelta(minutes=10) if state == "resolved" else None,

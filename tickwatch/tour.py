@@ -46,9 +46,11 @@ T = TypeVar("T")
 
 def fleet_env() -> dict[str, str]:
     """What the demo's processes need on top of the user's settings for the front-ends to be reachable."""
-    return {"SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "TICKWATCH_API_TOKENS": json.dumps([{"name": "demo", "token": API_TOKEN, "scope": "admin"}]),
-            "TICKWATCH_WEBHOOK_ALLOW_NETWORKS": '["127.0.0.0/8"]'}
+    return {
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "TICKWATCH_API_TOKENS": json.dumps([{"name": "demo", "token": API_TOKEN, "scope": "admin"}]),
+        "TICKWATCH_WEBHOOK_ALLOW_NETWORKS": '["127.0.0.0/8"]',
+    }
 
 
 @dataclass
@@ -83,13 +85,18 @@ def start(fleet: Fleet, slack: FakeSlack, offline: bool, console: Console) -> Fr
         fleet.wait_ready(bot)
     front = FrontEnds(api, bot, slack, offline, WebhookReceiver())
     _remove_stale_subscriptions(front)
-    answer = front.http.post(f"{api.url}/v1/webhooks", headers=front.auth, json={
-        "url": front.receiver.url, "events": EVENTS, "description": RECEIVER})
+    answer = front.http.post(
+        f"{api.url}/v1/webhooks",
+        headers=front.auth,
+        json={"url": front.receiver.url, "events": EVENTS, "description": RECEIVER},
+    )
     answer.raise_for_status()
     front.subscription = answer.json()
     console.print(f"[green]✔[/green] HTTP API on {api.url} (docs: {api.url}/docs), Slack bot on {bot.url}/slack/events")
-    console.print(f"[green]✔[/green] webhook subscription {front.subscription['id']} created through "
-                  f"POST /v1/webhooks → a local receiver at {front.receiver.url}")
+    console.print(
+        f"[green]✔[/green] webhook subscription {front.subscription['id']} created through "
+        f"POST /v1/webhooks → a local receiver at {front.receiver.url}"
+    )
     return front
 
 
@@ -115,8 +122,11 @@ def run(console: Console, front: FrontEnds, fleet: Fleet, day: date, digest_chan
     console.rule("[bold]Tour of the front-ends")
     alert = _alert_message(front) if front.offline else None
     if alert is None:
-        why = ("with a real SLACK_BOT_TOKEN the alerts are in your workspace, so the tour does not read or click "
-               "them" if not front.offline else "no alert message with an Acknowledge button was posted")
+        why = (
+            "with a real SLACK_BOT_TOKEN the alerts are in your workspace, so the tour does not read or click them"
+            if not front.offline
+            else "no alert message with an Acknowledge button was posted"
+        )
         _panel(console, "a+b · Slack alert and Acknowledge", f"[yellow]skipped[/yellow]: {why}.")
     else:
         _show_alert(console, alert)
@@ -163,24 +173,44 @@ def _show_alert(console: Console, alert: Posted) -> None:
         title, note = "a · An alert in Slack", "header, facts, sparkline, why, then the buttons and the Mute… menu"
     else:
         title = "a · A storm in Slack (alerts grouped in one message)"
-        note = ("header, a line per alert, then the buttons. More alerts than TICKWATCH_STORM_THRESHOLD to a "
-                "channel within a minute are grouped like this")
-    _panel(console, title, f"[dim]chat.postMessage → {alert.name} ({alert.channel}), ts {alert.ts}[/dim]\n\n"
-           + blocks_text(alert.message["blocks"]), note=f"Block Kit as Slack shows it: {note}.")
+        note = (
+            "header, a line per alert, then the buttons. More alerts than TICKWATCH_STORM_THRESHOLD to a "
+            "channel within a minute are grouped like this"
+        )
+    _panel(
+        console,
+        title,
+        f"[dim]chat.postMessage → {alert.name} ({alert.channel}), ts {alert.ts}[/dim]\n\n"
+        + blocks_text(alert.message["blocks"]),
+        note=f"Block Kit as Slack shows it: {note}.",
+    )
 
 
 def _acknowledge(console: Console, front: FrontEnds, alert: Posted) -> None:
     value = action_ids(alert.message["blocks"])[alert.action]
-    body = block_actions(alert.action, value, user=USER_ID, user_name=USER_NAME, channel=alert.channel,
-                         ts=alert.ts, response_url=front.slack.response_url("ack"))
+    body = block_actions(
+        alert.action,
+        value,
+        user=USER_ID,
+        user_name=USER_NAME,
+        channel=alert.channel,
+        ts=alert.ts,
+        response_url=front.slack.response_url("ack"),
+    )
     clicked = time.time()
-    answer = front.http.post(f"{front.bot.url}/slack/events", content=body, headers=signed_headers(SIGNING_SECRET,
-                                                                                                   body))
-    update = _wait(lambda: next((c for c in front.slack.calls("chat.update")
-                                 if c.at >= clicked and c.params.get("ts") == alert.ts), None))
-    request = (f"POST {front.bot.url}/slack/events  [dim](block_actions {alert.action}, signed: "
-               f"X-Slack-Signature)[/dim]\n→ HTTP {answer.status_code} in "
-               f"{answer.elapsed.total_seconds() * 1000:.0f} ms (Slack wants the ack within 3 s)")
+    answer = front.http.post(
+        f"{front.bot.url}/slack/events", content=body, headers=signed_headers(SIGNING_SECRET, body)
+    )
+    update = _wait(
+        lambda: next(
+            (c for c in front.slack.calls("chat.update") if c.at >= clicked and c.params.get("ts") == alert.ts), None
+        )
+    )
+    request = (
+        f"POST {front.bot.url}/slack/events  [dim](block_actions {alert.action}, signed: "
+        f"X-Slack-Signature)[/dim]\n→ HTTP {answer.status_code} in "
+        f"{answer.elapsed.total_seconds() * 1000:.0f} ms (Slack wants the ack within 3 s)"
+    )
     title = f"b · {USER_NAME} clicks {alert.label}"
     if update is None:
         _panel(console, title, request + f"\n[red]no chat.update came within 15 s[/red]; see {front.bot.log}")
@@ -188,26 +218,37 @@ def _acknowledge(console: Console, front: FrontEnds, alert: Posted) -> None:
     before = set(blocks_text(alert.message["blocks"]).splitlines())
     after = blocks_text(update.params.get("blocks", []), {USER_ID: USER_NAME}).splitlines()
     changed = "\n".join(line for line in after if line not in before)
-    _panel(console, title, f"{request}\n\nThe bot edits the message in place (chat.update); what changed:\n{changed}",
-           note="The redraw also refreshes the facts from Elasticsearch, which now records who acknowledged "
-                "and when.")
+    _panel(
+        console,
+        title,
+        f"{request}\n\nThe bot edits the message in place (chat.update); what changed:\n{changed}",
+        note="The redraw also refreshes the facts from Elasticsearch, which now records who acknowledged and when.",
+    )
 
 
 # --- (c) a slash command ---------------------------------------------------------------------------------
 
 
 def _price(console: Console, front: FrontEnds) -> None:
-    body = slash_command("/price", "TSLA 1h", user=USER_ID, channel=ALERT_CHANNEL,
-                         response_url=front.slack.response_url("price"))
-    answer = front.http.post(f"{front.bot.url}/slack/events", content=body, headers=signed_headers(SIGNING_SECRET,
-                                                                                                   body))
-    reply = _wait(lambda: next((c for c in front.slack.calls("response_url") if c.params.get("_name") == "price"),
-                               None))
-    head = (f"{USER_NAME} types [bold]/price TSLA 1h[/bold] → POST {front.bot.url}/slack/events → HTTP "
-            f"{answer.status_code} (ack{': ' + answer.text if answer.text else ''})")
+    body = slash_command(
+        "/price", "TSLA 1h", user=USER_ID, channel=ALERT_CHANNEL, response_url=front.slack.response_url("price")
+    )
+    answer = front.http.post(
+        f"{front.bot.url}/slack/events", content=body, headers=signed_headers(SIGNING_SECRET, body)
+    )
+    reply = _wait(
+        lambda: next((c for c in front.slack.calls("response_url") if c.params.get("_name") == "price"), None)
+    )
+    head = (
+        f"{USER_NAME} types [bold]/price TSLA 1h[/bold] → POST {front.bot.url}/slack/events → HTTP "
+        f"{answer.status_code} (ack{': ' + answer.text if answer.text else ''})"
+    )
     if reply is None:
-        _panel(console, "c · /price TSLA 1h", head + f"\n[red]no answer on the response_url within 15 s[/red]; see "
-                                                    f"{front.bot.log}")
+        _panel(
+            console,
+            "c · /price TSLA 1h",
+            head + f"\n[red]no answer on the response_url within 15 s[/red]; see {front.bot.log}",
+        )
         return
     shown = blocks_text(reply.params["blocks"]) if reply.params.get("blocks") else reply.params.get("text", "")
     _panel(console, "c · A slash command: /price TSLA 1h", f"{head}, then the answer on its response_url:\n\n{shown}")
@@ -227,19 +268,31 @@ def _webhooks(console: Console, front: FrontEnds) -> None:
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
     receipt, event = next(((r, e) for r, e in events if e and e["type"] == "anomaly.detected"), events[0])
     data = (event or {}).get("data", {})
-    summary = {"type": (event or {}).get("type"),
-               "data": {key: data.get(key) for key in ("symbol", "rule", "change_pct")}}
-    lines = [f"{len(receipts)} POST{'s' if len(receipts) > 1 else ''} to {front.receiver.url} ({counts})",
-             f"[green]✔ {len(good)} of {len(receipts)} signatures verified with standardwebhooks[/green]"
-             if len(good) == len(receipts) else f"[red]✘ {len(receipts) - len(good)} signatures did NOT verify[/red]",
-             "", "One of them:",
-             *(f"  {name}: {receipt.headers.get(name, '')[:60]}" for name in ("webhook-id", "webhook-timestamp",
-                                                                               "webhook-signature")),
-             f"  body: {escape(json.dumps(summary))} [dim](abridged)[/dim]",
-             "  " + ("[green]✔ signature verified[/green]" if event else "[red]✘ signature not verified[/red]")]
-    _panel(console, f"d · What the webhook subscriber received ({front.subscription['id']})",
-           "\n".join(lines), note="Standard Webhooks: HMAC-SHA256 over id.timestamp.body with the whsec_ secret that "
-                                  "POST /v1/webhooks returned once.")
+    summary = {
+        "type": (event or {}).get("type"),
+        "data": {key: data.get(key) for key in ("symbol", "rule", "change_pct")},
+    }
+    lines = [
+        f"{len(receipts)} POST{'s' if len(receipts) > 1 else ''} to {front.receiver.url} ({counts})",
+        f"[green]✔ {len(good)} of {len(receipts)} signatures verified with standardwebhooks[/green]"
+        if len(good) == len(receipts)
+        else f"[red]✘ {len(receipts) - len(good)} signatures did NOT verify[/red]",
+        "",
+        "One of them:",
+        *(
+            f"  {name}: {receipt.headers.get(name, '')[:60]}"
+            for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+        ),
+        f"  body: {escape(json.dumps(summary))} [dim](abridged)[/dim]",
+        "  " + ("[green]✔ signature verified[/green]" if event else "[red]✘ signature not verified[/red]"),
+    ]
+    _panel(
+        console,
+        f"d · What the webhook subscriber received ({front.subscription['id']})",
+        "\n".join(lines),
+        note="Standard Webhooks: HMAC-SHA256 over id.timestamp.body with the whsec_ secret that "
+        "POST /v1/webhooks returned once.",
+    )
 
 
 # --- (e) the daily digest ---------------------------------------------------------------------------------
@@ -251,26 +304,47 @@ def _digest(console: Console, front: FrontEnds, fleet: Fleet, day: date, channel
         command.append("--dry-run")
     began = time.time()
     with console.status(f"tickwatch {' '.join(command)}…"):
-        done = subprocess.run([sys.executable, "-m", "tickwatch", *command], env={**fleet.env, "COLUMNS": "200"},
-                              capture_output=True, text=True, timeout=180)
+        done = subprocess.run(
+            [sys.executable, "-m", "tickwatch", *command],
+            env={**fleet.env, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     head = f"$ tickwatch {' '.join(command)}\n"
     if done.returncode != 0:
         _panel(console, "e · The daily digest", head + f"[red]{escape(done.stderr.strip()[-1500:])}[/red]")
         return
     if not front.offline:
-        _panel(console, "e · The daily digest", head + escape(done.stdout.strip()[-1500:]),
-               note="With a real Slack token the demo shows what --post would send, and sends nothing.")
+        _panel(
+            console,
+            "e · The daily digest",
+            head + escape(done.stdout.strip()[-1500:]),
+            note="With a real Slack token the demo shows what --post would send, and sends nothing.",
+        )
         return
     head += escape(done.stdout.strip().splitlines()[-1])
-    posted = [c for c in front.slack.calls() if c.at >= began and c.method in {"chat.postMessage", "chat.update"}
-              and (c.params.get("metadata") or {}).get("event_type") == "digest.daily"]
+    posted = [
+        c
+        for c in front.slack.calls()
+        if c.at >= began
+        and c.method in {"chat.postMessage", "chat.update"}
+        and (c.params.get("metadata") or {}).get("event_type") == "digest.daily"
+    ]
     files = [c for c in front.slack.calls("files.completeUploadExternal") if c.at >= began]
     body = _digest_lines(posted[-1]) if posted else "[red]nothing reached the fake Slack[/red]"
     chart = f"\n[dim]+ the chart in its thread: {_titles(files)}[/dim]" if files else ""
-    delivered = _wait(lambda: next((e for r in front.receiver.receipts[:] if (e := front.verified(r))
-                                    and e["type"] == "digest.daily"), None), timeout=10)
-    hook = ("\n[green]✔[/green] the receiver got digest.daily too (signature verified)" if delivered
-            else "\n[yellow]no digest.daily webhook delivery within 10 s[/yellow] (see the alerts worker's log)")
+    delivered = _wait(
+        lambda: next(
+            (e for r in front.receiver.receipts[:] if (e := front.verified(r)) and e["type"] == "digest.daily"), None
+        ),
+        timeout=10,
+    )
+    hook = (
+        "\n[green]✔[/green] the receiver got digest.daily too (signature verified)"
+        if delivered
+        else "\n[yellow]no digest.daily webhook delivery within 10 s[/yellow] (see the alerts worker's log)"
+    )
     _panel(console, f"e · The daily digest of {day}", f"{head}\n\n{body}{chart}{hook}")
 
 
@@ -307,14 +381,16 @@ def where_to_look(console: Console, front: FrontEnds, held: bool) -> None:
     """Where a newcomer goes next: the API and its docs, the bot, and a real Slack workspace."""
     api, auth = front.api.url.removeprefix("http://"), 'curl -sH "Authorization: Bearer $TOKEN"'
     state = "up until you press Enter" if held else "stopped at the end; `tickwatch api` / `tickwatch bot` run yours"
-    lines = [f"\n[bold]Front-ends[/bold] ({state}):",
-             f"  API docs    {front.api.url}/docs",
-             f"  API         export TOKEN={API_TOKEN}   [dim]# the demo's admin token[/dim]",
-             f"              {auth} {api}/v1/symbols",
-             f"              {auth} '{api}/v1/anomalies?symbol=TSLA&limit=5'",
-             f"  Slack bot   POST {front.bot.url}/slack/events",
-             "  Real Slack  SLACK_BOT_TOKEN=xoxb-… make demo   [dim]# alerts go to your channel[/dim]",
-             "              tickwatch bot manifest --url https://YOUR-HOST   [dim]# bot/manifest.yml → a new app[/dim]",
-             "              SLACK_SIGNING_SECRET=… tickwatch bot --port 3000   [dim]# or --socket, no public URL[/dim]"]
+    lines = [
+        f"\n[bold]Front-ends[/bold] ({state}):",
+        f"  API docs    {front.api.url}/docs",
+        f"  API         export TOKEN={API_TOKEN}   [dim]# the demo's admin token[/dim]",
+        f"              {auth} {api}/v1/symbols",
+        f"              {auth} '{api}/v1/anomalies?symbol=TSLA&limit=5'",
+        f"  Slack bot   POST {front.bot.url}/slack/events",
+        "  Real Slack  SLACK_BOT_TOKEN=xoxb-… make demo   [dim]# alerts go to your channel[/dim]",
+        "              tickwatch bot manifest --url https://YOUR-HOST   [dim]# bot/manifest.yml → a new app[/dim]",
+        "              SLACK_SIGNING_SECRET=… tickwatch bot --port 3000   [dim]# or --socket, no public URL[/dim]",
+    ]
     for line in lines:
         console.print(line, soft_wrap=True)

@@ -91,8 +91,15 @@ def enqueue_refresh(kind: Kind, key: str, delay: float) -> None:
 
 
 class SlackNotifier:
-    def __init__(self, settings: Settings, *, client: WebClient | None = None, redis: Redis | None = None,
-                 es: Elasticsearch | None = None, enqueue: Enqueue = enqueue_refresh) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: WebClient | None = None,
+        redis: Redis | None = None,
+        es: Elasticsearch | None = None,
+        enqueue: Enqueue = enqueue_refresh,
+    ) -> None:
         self.settings = settings
         self.client = client or web_client(settings)
         self.redis = redis or Redis.from_url(settings.redis_url)
@@ -100,8 +107,10 @@ class SlackNotifier:
         self.indices = store.Indices(settings.index_prefix)
         self.channel = settings.slack_channel
         self.enqueue = enqueue
-        self.intervals: dict[Kind, float] = {"alert": settings.slack_edit_interval_seconds,
-                                             "storm": settings.storm_edit_interval_seconds}
+        self.intervals: dict[Kind, float] = {
+            "alert": settings.slack_edit_interval_seconds,
+            "storm": settings.storm_edit_interval_seconds,
+        }
 
     # --- entry points ---------------------------------------------------------------------------------
     def send(self, event: AlertEvent) -> None:
@@ -109,8 +118,13 @@ class SlackNotifier:
         anomaly = remember(self.redis, event.data)
         storm = storms.storm_of(self.redis, anomaly.id)
         if storm is None and event.type == "anomaly.detected":
-            storm = storms.register(self.redis, self.channel, anomaly.id, threshold=self.settings.storm_threshold,
-                                    window_seconds=self.settings.storm_window_seconds)
+            storm = storms.register(
+                self.redis,
+                self.channel,
+                anomaly.id,
+                threshold=self.settings.storm_threshold,
+                window_seconds=self.settings.storm_window_seconds,
+            )
         if storm is None:
             self.render_alert(anomaly.id)
             return
@@ -139,12 +153,17 @@ class SlackNotifier:
     # --- rendering --------------------------------------------------------------------------------------
     def render_alert(self, anomaly_id: str) -> SlackRef:
         """Post or edit the anomaly's message with its newest state; returns where it is."""
-        with self.redis.lock(_key("lock", "alert", anomaly_id), timeout=LOCK_SECONDS,
-                             blocking_timeout=LOCK_WAIT_SECONDS):
+        with self.redis.lock(
+            _key("lock", "alert", anomaly_id), timeout=LOCK_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS
+        ):
             anomaly = self._current(anomaly_id)
             text, blocks = alert_message(anomaly, self._context(anomaly))
-            ref = self._post_or_update(anomaly.slack, text, blocks,
-                                       {"event_type": "tickwatch_alert", "event_payload": {"anomaly_id": anomaly.id}})
+            ref = self._post_or_update(
+                anomaly.slack,
+                text,
+                blocks,
+                {"event_type": "tickwatch_alert", "event_payload": {"anomaly_id": anomaly.id}},
+            )
             if ref != anomaly.slack:
                 alerts.record_slack_ref(self.es, self.indices, anomaly, ref)
             self.redis.set(_key("throttle", "alert", anomaly_id), 1, px=self._interval_ms("alert"))
@@ -152,23 +171,22 @@ class SlackNotifier:
 
     def render_storm(self, storm_id: str) -> SlackRef:
         """Post or edit a storm's grouped message; records its ref on members that do not have it yet."""
-        with self.redis.lock(_key("lock", "storm", storm_id), timeout=LOCK_SECONDS,
-                             blocking_timeout=LOCK_WAIT_SECONDS):
+        with self.redis.lock(_key("lock", "storm", storm_id), timeout=LOCK_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS):
             seen = storms.members(self.redis, storm_id)
             stored = self._stored([a.id for a in seen])
             current = [alerts.latest(stored.get(a.id), a) for a in seen]
             text, blocks = storm_message(storms.view(self.redis, storm_id, current))
             old = storms.message_ref(self.redis, storm_id)
-            ref = self._post_or_update(old, text, blocks,
-                                       {"event_type": "tickwatch_storm", "event_payload": {"storm_id": storm_id}})
+            ref = self._post_or_update(
+                old, text, blocks, {"event_type": "tickwatch_storm", "event_payload": {"storm_id": storm_id}}
+            )
             storms.set_message_ref(self.redis, storm_id, ref)
             missing = [a for a in current if a.slack != ref]
             if missing:
                 store.write(self.es, [alerts.slack_ref_action(self.indices, a, ref) for a in missing])
             return ref
 
-    def _post_or_update(self, ref: SlackRef | None, text: str, blocks: list[Any],
-                        metadata: dict[str, Any]) -> SlackRef:
+    def _post_or_update(self, ref: SlackRef | None, text: str, blocks: list[Any], metadata: dict[str, Any]) -> SlackRef:
         if ref is not None:
             try:
                 self.client.chat_update(channel=ref.channel, ts=ref.ts, text=text, blocks=blocks)
@@ -176,8 +194,9 @@ class SlackNotifier:
             except SlackApiError as error:
                 if error.response.get("error") not in GONE:
                     raise
-        posted = self.client.chat_postMessage(channel=self.channel, text=text, blocks=blocks, metadata=metadata,
-                                              unfurl_links=False)
+        posted = self.client.chat_postMessage(
+            channel=self.channel, text=text, blocks=blocks, metadata=metadata, unfurl_links=False
+        )
         return SlackRef(channel=posted["channel"], ts=posted["ts"])
 
     def _context(self, anomaly: Anomaly) -> AlertContext:

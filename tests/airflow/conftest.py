@@ -22,18 +22,25 @@ if importlib.util.find_spec("airflow") is None:
     collect_ignore_glob = ["test_*.py"]
 else:
     _home = Path(tempfile.mkdtemp(prefix="tickwatch-airflow-"))
-    os.environ.update({
-        "AIRFLOW_HOME": str(_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_home}/airflow.db",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-    })
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_home}/airflow.db",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        }
+    )
 
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """`airflow db migrate` once per session (dag.test() needs the metadata database)."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
-                   env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=600,
+    )
     return Path(os.environ["AIRFLOW_HOME"])

@@ -73,7 +73,8 @@ def test_dag_run_posts_the_seeded_day_then_edits_it(dagbag: DagBag, airflow_db, 
         assert posted_numbers(update.params["blocks"]) == text
         assert slack.calls("files.completeUploadExternal")[1].params["thread_ts"] == posted.response["ts"]
 
-    record = digest_posting.posted_message(store.connect(namespace.settings),
-                                           store.Indices(namespace.settings.index_prefix), DAY, "#market-digest")
+    record = digest_posting.posted_message(
+        store.connect(namespace.settings), store.Indices(namespace.settings.index_prefix), DAY, "#market-digest"
+    )
     assert record["runs"] == 2
     assert digest_deliveries(namespace.settings, subscription) == [("digest.daily", "msg_digest_2026-11-20")]

@@ -29,23 +29,29 @@ def bot(real_stack: Settings) -> Iterator[BotServer]:
     """The stored world of world.py and a bot serving it, per test module (buttons change what they click on)."""
     db = lease_database(real_stack)
     prefix = f"tw-bot-{uuid.uuid4().hex[:8]}"
-    settings = Settings(redis_url=redis_url_for(real_stack, db), index_prefix=prefix,
-                        es_url=real_stack.es_url)
+    settings = Settings(redis_url=redis_url_for(real_stack, db), index_prefix=prefix, es_url=real_stack.es_url)
     es, indices = store.connect(settings), store.Indices(prefix)
     Redis.from_url(settings.redis_url).flushdb()
     store.ensure_templates(es, indices)
     count = int((END - START) / STEP) + 1
     ticks = [tick("TSLA", START + i * STEP, tsla_price(START + i * STEP), i) for i in range(count)]
     ticks += [tick("AAPL", START + i * STEP, 200.0 + i % 3, i) for i in range(count)]
-    ticks += [{**tick("VOLM", START + i * STEP, 50.0 + i % 2 / 100, i), "volume": volm_volume(START + i * STEP)}
-              for i in range(count)]
+    ticks += [
+        {**tick("VOLM", START + i * STEP, 50.0 + i % 2 / 100, i), "volume": volm_volume(START + i * STEP)}
+        for i in range(count)
+    ]
     ticks += [tick("EUR/USD", START + i * STEP, 1.08, i) for i in range(count)]
     ticks.append({**tick("VOLM", START + timedelta(minutes=40, seconds=5), 5.0, count), "suspect_reason": "bad print"})
     store.write(es, [store.tick_action(indices, t) for t in ticks])
     with FakeSlack() as slack:
-        settings = settings.model_copy(update={
-            "slack_api_url": slack.url, "slack_bot_token": "xoxb-test", "slack_signing_secret": SECRET,
-            "slack_admin_users": [ADMIN]})
+        settings = settings.model_copy(
+            update={
+                "slack_api_url": slack.url,
+                "slack_bot_token": "xoxb-test",
+                "slack_signing_secret": SECRET,
+                "slack_admin_users": [ADMIN],
+            }
+        )
         web = WebClient(token="xoxb-test", base_url=slack.url)
         for minute, low in DIPS.items():
             stored = anomaly("TSLA", minute, low)

@@ -52,8 +52,9 @@ def test_acknowledge_records_who_and_edits_the_alert_in_place(bot: BotServer, ba
 
 
 def test_acknowledging_an_alert_slack_lost_posts_it_anew_and_stores_where(bot: BotServer, backend: Any) -> None:
-    lost = anomaly("TSLA", 60, 0.97).model_copy(update={"id": f"tsla-lost-{uuid.uuid4().hex[:6]}",
-                                                        "slack": SlackRef(channel=CHANNEL, ts="1700000000.000001")})
+    lost = anomaly("TSLA", 60, 0.97).model_copy(
+        update={"id": f"tsla-lost-{uuid.uuid4().hex[:6]}", "slack": SlackRef(channel=CHANNEL, ts="1700000000.000001")}
+    )
     store.write(backend.es, [store.anomaly_action(backend.indices, lost)])
     backend.es.indices.refresh(index=backend.indices.anomalies)
 
@@ -82,8 +83,14 @@ def test_a_rate_limited_update_is_waited_out(bot: BotServer, backend: Any) -> No
 def test_mute_for_an_hour_from_the_alert_is_confirmed_in_its_thread(bot: BotServer, backend: Any) -> None:
     ref = alert_ref(backend, "tsla-drop-30")
 
-    bot.click(AlertAction.MUTE, MuteChoice.ONE_HOUR.value_for("tsla-drop-30"), user=ADMIN, channel=ref.channel,
-              ts=ref.ts, select=True)
+    bot.click(
+        AlertAction.MUTE,
+        MuteChoice.ONE_HOUR.value_for("tsla-drop-30"),
+        user=ADMIN,
+        channel=ref.channel,
+        ts=ref.ts,
+        select=True,
+    )
 
     [note] = bot.wait("chat.postMessage")
     assert note.params["thread_ts"] == ref.ts and note.params["channel"] == ref.channel
@@ -95,17 +102,28 @@ def test_mute_for_an_hour_from_the_alert_is_confirmed_in_its_thread(bot: BotServ
 def test_custom_mute_opens_a_modal_whose_submission_mutes(bot: BotServer, backend: Any) -> None:
     ref = alert_ref(backend, "tsla-drop-30")
 
-    bot.click(AlertAction.MUTE, MuteChoice.CUSTOM.value_for("tsla-drop-30"), user=ADMIN, channel=ref.channel,
-              ts=ref.ts, select=True)
+    bot.click(
+        AlertAction.MUTE,
+        MuteChoice.CUSTOM.value_for("tsla-drop-30"),
+        user=ADMIN,
+        channel=ref.channel,
+        ts=ref.ts,
+        select=True,
+    )
     [opened] = bot.wait("views.open")
     view = opened.response["view"]
     assert view["callback_id"] == ModalCallback.MUTE and opened.ok
     assert_valid_blocks(view["blocks"])
     assert backend.redis.hgetall(MUTES_KEY) == {}  # nothing until it is submitted
 
-    ack = bot.in_modal(view, user=ADMIN, values={
-        BlockId.DURATION: {ModalAction.DURATION: {"type": "static_select", "selected_option": {"value": "3d"}}},
-        BlockId.REASON: {ModalAction.REASON: {"type": "plain_text_input", "value": "exchange maintenance"}}})
+    ack = bot.in_modal(
+        view,
+        user=ADMIN,
+        values={
+            BlockId.DURATION: {ModalAction.DURATION: {"type": "static_select", "selected_option": {"value": "3d"}}},
+            BlockId.REASON: {ModalAction.REASON: {"type": "plain_text_input", "value": "exchange maintenance"}},
+        },
+    )
 
     assert ack.status_code == 200 and ack.text == ""
     [note] = bot.wait("chat.postMessage")
@@ -127,8 +145,7 @@ def test_history_answers_only_the_clicker_around_the_anomaly(bot: BotServer, bac
     assert "*low* 92.00" in json.dumps(answer["blocks"])
 
 
-def test_adjust_threshold_previews_in_the_modal_then_saves_and_confirms_in_thread(bot: BotServer,
-                                                                                  backend: Any) -> None:
+def test_adjust_threshold_previews_in_the_modal_then_saves_and_confirms_in_thread(bot: BotServer, backend: Any) -> None:
     ref = alert_ref(backend, "tsla-drop-80")
     bot.click(AlertAction.ADJUST_THRESHOLD, "tsla-drop-80", user=ADMIN, channel=ref.channel, ts=ref.ts)
     [opened] = bot.wait("views.open")
@@ -137,8 +154,10 @@ def test_adjust_threshold_previews_in_the_modal_then_saves_and_confirms_in_threa
     inputs = {block.get("block_id"): block for block in view["blocks"]}
     assert inputs[BlockId.THRESHOLD]["element"]["initial_value"] == "5"
     assert inputs[BlockId.WINDOW]["element"]["initial_value"] == "5m"
-    typed = {BlockId.THRESHOLD: {ModalAction.THRESHOLD: {"type": "number_input", "value": "3"}},
-             BlockId.WINDOW: {ModalAction.WINDOW: {"type": "plain_text_input", "value": "5m"}}}
+    typed = {
+        BlockId.THRESHOLD: {ModalAction.THRESHOLD: {"type": "number_input", "value": "3"}},
+        BlockId.WINDOW: {ModalAction.WINDOW: {"type": "plain_text_input", "value": "5m"}},
+    }
 
     bot.in_modal(view, user=ADMIN, values=typed, action_id=ModalAction.PREVIEW)
     [updated] = bot.wait("views.update")
@@ -155,8 +174,14 @@ def test_adjust_threshold_previews_in_the_modal_then_saves_and_confirms_in_threa
 
 
 def test_adjusting_a_volume_rule_speaks_its_unit_and_checks_its_bounds(bot: BotServer, backend: Any) -> None:
-    spike = anomaly("TSLA", 90, 1.0).model_copy(update={"id": f"tsla-volume-{uuid.uuid4().hex[:6]}", "rule": "volume",
-                                                        "threshold_pct": 5.0, "volume_ratio": 6.3})
+    spike = anomaly("TSLA", 90, 1.0).model_copy(
+        update={
+            "id": f"tsla-volume-{uuid.uuid4().hex[:6]}",
+            "rule": "volume",
+            "threshold_pct": 5.0,
+            "volume_ratio": 6.3,
+        }
+    )
     store.write(backend.es, [store.anomaly_action(backend.indices, spike)])
     backend.es.indices.refresh(index=backend.indices.anomalies)
     ref = alert_ref(backend, "tsla-drop-80")  # any message: the thread note goes under the clicked one
@@ -167,9 +192,14 @@ def test_adjusting_a_volume_rule_speaks_its_unit_and_checks_its_bounds(bot: BotS
     assert threshold_block["element"]["initial_value"] == f"{bot.settings.volume_spike_x:g}"  # the rule now
 
     def submit(value: str) -> Any:
-        return bot.in_modal(view, user=ADMIN, values={
-            BlockId.THRESHOLD: {ModalAction.THRESHOLD: {"type": "number_input", "value": value}},
-            BlockId.WINDOW: {ModalAction.WINDOW: {"type": "plain_text_input", "value": "15m"}}})
+        return bot.in_modal(
+            view,
+            user=ADMIN,
+            values={
+                BlockId.THRESHOLD: {ModalAction.THRESHOLD: {"type": "number_input", "value": value}},
+                BlockId.WINDOW: {ModalAction.WINDOW: {"type": "plain_text_input", "value": "15m"}},
+            },
+        )
 
     refused = submit("2000").json()
     assert refused["response_action"] == "errors" and "at most 1000" in refused["errors"][BlockId.THRESHOLD]
@@ -186,9 +216,14 @@ def test_bad_modal_input_is_shown_next_to_the_field_and_saves_nothing(bot: BotSe
     bot.click(AlertAction.ADJUST_THRESHOLD, "tsla-drop-80", user=ADMIN, channel=ref.channel, ts=ref.ts)
     view = bot.wait("views.open")[0].response["view"]
 
-    ack = bot.in_modal(view, user=ADMIN, values={
-        BlockId.THRESHOLD: {ModalAction.THRESHOLD: {"type": "number_input", "value": "150"}},
-        BlockId.WINDOW: {ModalAction.WINDOW: {"type": "plain_text_input", "value": "soon"}}})
+    ack = bot.in_modal(
+        view,
+        user=ADMIN,
+        values={
+            BlockId.THRESHOLD: {ModalAction.THRESHOLD: {"type": "number_input", "value": "150"}},
+            BlockId.WINDOW: {ModalAction.WINDOW: {"type": "plain_text_input", "value": "soon"}},
+        },
+    )
 
     body = ack.json()
     assert body["response_action"] == "errors"
@@ -205,8 +240,13 @@ def test_buttons_of_an_alert_no_longer_stored_say_so(bot: BotServer, backend: An
 def test_storm_buttons_acknowledge_all_and_mute_all(bot: BotServer, backend: Any) -> None:
     members = [anomaly("TSLA", 30, 0.96), anomaly("AAPL", 31, 0.9)]
     storm_id = f"storm-{uuid.uuid4().hex[:8]}"
-    store.write(backend.es, [store.anomaly_action(backend.indices, a.model_copy(update={"id": f"{storm_id}-{i}"}))
-                             for i, a in enumerate(members)])
+    store.write(
+        backend.es,
+        [
+            store.anomaly_action(backend.indices, a.model_copy(update={"id": f"{storm_id}-{i}"}))
+            for i, a in enumerate(members)
+        ],
+    )
     backend.es.indices.refresh(index=backend.indices.anomalies)
     for i, member in enumerate(members):
         storms.put_member(backend.redis, storm_id, member.model_copy(update={"id": f"{storm_id}-{i}"}))
@@ -229,6 +269,6 @@ def test_storm_buttons_acknowledge_all_and_mute_all(bot: BotServer, backend: Any
     bot.click(AlertAction.STORM_MUTE_ALL, storm_id, user=ADMIN, channel=posted["channel"], ts=posted["ts"])
     bot.wait("chat.postMessage", 2)
     assert {(mute.symbol, mute.reason) for mute in backend.controls.mutes()} == {
-        ("AAPL", "Mute all, on a market storm's message"), ("TSLA", "Mute all, on a market storm's message")}
-
-
+        ("AAPL", "Mute all, on a market storm's message"),
+        ("TSLA", "Mute all, on a market storm's message"),
+    }

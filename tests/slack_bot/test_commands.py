@@ -44,11 +44,12 @@ pytestmark = pytest.mark.e2e
 
 def test_unsigned_wrongly_signed_and_stale_requests_get_401_and_change_nothing(bot: BotServer, backend: Any) -> None:
     stale = str(int(time.time()) - 6 * 60)
-    answers = [bot.command("/mute", "TSLA 2h", user=ADMIN, signed=False)[0],
-               bot.command("/mute", "TSLA 2h", user=ADMIN, secret="not-the-secret")[0],
-               bot.command("/mute", "TSLA 2h", user=ADMIN, timestamp=stale)[0],
-               bot.click(AlertAction.ACKNOWLEDGE, "tsla-drop-30", user=ADMIN, channel=CHANNEL, ts="1.2",
-                         signed=False)[0]]
+    answers = [
+        bot.command("/mute", "TSLA 2h", user=ADMIN, signed=False)[0],
+        bot.command("/mute", "TSLA 2h", user=ADMIN, secret="not-the-secret")[0],
+        bot.command("/mute", "TSLA 2h", user=ADMIN, timestamp=stale)[0],
+        bot.click(AlertAction.ACKNOWLEDGE, "tsla-drop-30", user=ADMIN, channel=CHANNEL, ts="1.2", signed=False)[0],
+    ]
 
     assert [answer.status_code for answer in answers] == [401, 401, 401, 401]
     time.sleep(0.3)  # anything wrongly let through would have acted by now

@@ -31,17 +31,38 @@ def volm_volume(at: datetime) -> float:
 
 
 def tick(symbol: str, at: datetime, price: float, offset: int) -> dict[str, Any]:
-    return {"symbol": symbol, "ts": to_ms(at), "price": price, "volume": 10.0, "late": False, "partition": 0,
-            "offset": offset, "published": None}
+    return {
+        "symbol": symbol,
+        "ts": to_ms(at),
+        "price": price,
+        "volume": 10.0,
+        "late": False,
+        "partition": 0,
+        "offset": offset,
+        "published": None,
+    }
 
 
 def anomaly(symbol: str, minute: int, low: float) -> Anomaly:
     at = START + timedelta(minutes=minute)
     change = round((low - 1) * 100, 4)
-    return Anomaly(id=f"{symbol.lower()}-drop-{minute}", symbol=symbol, rule="drop", timestamp=at, price=100 * low,
-                   reference_price=100.0, reference_timestamp=at - STEP, change_pct=change, threshold_pct=3.0,
-                   window_seconds=300, peak_price=100 * low, peak_change_pct=change, peak_timestamp=at,
-                   detected_at=at, volume=10.0)
+    return Anomaly(
+        id=f"{symbol.lower()}-drop-{minute}",
+        symbol=symbol,
+        rule="drop",
+        timestamp=at,
+        price=100 * low,
+        reference_price=100.0,
+        reference_timestamp=at - STEP,
+        change_pct=change,
+        threshold_pct=3.0,
+        window_seconds=300,
+        peak_price=100 * low,
+        peak_change_pct=change,
+        peak_timestamp=at,
+        detected_at=at,
+        volume=10.0,
+    )
 
 
 def alert_ref(backend: Any, anomaly_id: str) -> SlackRef:
@@ -52,4 +73,3 @@ def alert_ref(backend: Any, anomaly_id: str) -> SlackRef:
 
 def audit(backend: Any) -> list[Any]:
     return Controls(backend.redis, backend.settings, backend.es, backend.indices).audit_log(limit=100)
-
