@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel
 
 from api.deps import Services, services
-from pipeline import state
+from pipeline.detect import state
 from pipeline.metrics import RedisCollector
 
 router = APIRouter(tags=["health"])

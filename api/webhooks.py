@@ -20,11 +20,11 @@ from api.auth import Admin
 from api.deps import Services, services
 from api.errors import Problem, problem_responses
 from api.views import invalid_as_problem, next_link
-from pipeline import subscriptions
-from pipeline.delivery_log import Delivery, Status
 from pipeline.schema import AlertEvent, to_utc
-from pipeline.ssrf import UnsafeURL
-from pipeline.subscriptions import Subscription, SubscriptionPatch, SubscriptionSpec
+from pipeline.webhooks import subscriptions
+from pipeline.webhooks.delivery_log import Delivery, Status
+from pipeline.webhooks.ssrf import UnsafeURL
+from pipeline.webhooks.subscriptions import Subscription, SubscriptionPatch, SubscriptionSpec
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=problem_responses(401, 403, 422, 503))
 Svc = Annotated[Services, Depends(services)]

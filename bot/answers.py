@@ -28,9 +28,10 @@ from bot.messages import (
 )
 from bot.parsing import MuteRequest, ThresholdRequest
 from bot.texts import COMMANDS, render
-from pipeline import backtest, charts, history
+from pipeline import charts, history
 from pipeline.controls import Actor
-from pipeline.detection import Rule
+from pipeline.detect import backtest
+from pipeline.detect.detection import Rule
 from pipeline.history import UnknownSymbol
 from pipeline.schema import Anomaly, RuleName
 

@@ -20,8 +20,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from pipeline import store
+from pipeline.alerting.slack_messages import SlackNotifier
 from pipeline.controls import Actor, Controls
-from pipeline.notifiers.slack import SlackNotifier
 from pipeline.settings import Settings
 
 T = TypeVar("T")

@@ -33,10 +33,10 @@ from bot.middleware import load_alert, load_modal_subject, load_storm
 from bot.modals import ModalSubject, mute_modal, submitted, threshold_modal
 from bot.parsing import ThresholdRequest
 from bot.texts import ACTIONS, render
-from pipeline import alerts, storms
-from pipeline.alert_actions import AlertAction, MuteChoice
+from pipeline.alerting import anomalies, storms
+from pipeline.alerting.actions import AlertAction, MuteChoice
+from pipeline.detect.rules import MAX_WINDOW_SECONDS, threshold_problem
 from pipeline.durations import format_duration, parse_seconds
-from pipeline.rules import MAX_WINDOW_SECONDS, threshold_problem
 from pipeline.schema import Anomaly, RuleName, SlackRef
 
 HISTORY_WINDOW = timedelta(hours=1)
@@ -51,7 +51,7 @@ async def acknowledge(body: dict[str, Any], context: AsyncBoltContext) -> None:
     backend: Backend = context["backend"]
     who = actor(body)
     updated = await backend.run(
-        alerts.acknowledge, backend.es, backend.indices, context["anomaly"].id, who.id or who.name
+        anomalies.acknowledge, backend.es, backend.indices, context["anomaly"].id, who.id or who.name
     )
     await backend.run(backend.notifier.changed, updated.id)
 
@@ -197,7 +197,7 @@ async def storm_acknowledge_all(body: dict[str, Any], client: AsyncWebClient, co
         done = 0
         for anomaly_id in context["storm_members"]:
             try:
-                alerts.acknowledge(backend.es, backend.indices, anomaly_id, who.id or who.name)
+                anomalies.acknowledge(backend.es, backend.indices, anomaly_id, who.id or who.name)
             except LookupError:
                 continue  # alerted but not stored yet: its entry in the storm stays as it is
             done += 1

@@ -14,10 +14,10 @@ from typing import Any
 from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
 from bot.texts import ACTIONS, COMMANDS, render
-from pipeline.backtest import Replay
+from pipeline.alerting.messages import MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS, checked, fit
 from pipeline.controls import Change, Mute, RuleView
+from pipeline.detect.backtest import Replay
 from pipeline.history import UnknownSymbol, WindowSummary
-from pipeline.messages import MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS, checked, fit
 from pipeline.schema import Anomaly
 
 MAX_LISTED = 25

@@ -16,8 +16,9 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from bot.backend import Backend
 from bot.messages import alert_gone_message, storm_gone_message
 from bot.modals import ModalSubject
-from pipeline import history, storms
-from pipeline.alert_actions import AlertAction, MuteChoice
+from pipeline import history
+from pipeline.alerting import storms
+from pipeline.alerting.actions import AlertAction, MuteChoice
 
 Next = Callable[[], Awaitable[Any]]
 

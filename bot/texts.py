@@ -9,9 +9,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from pipeline.alerting.messages import TEMPLATES, arrow, move, pct, price, sparkline, who
 from pipeline.controls import describe_rule
 from pipeline.durations import format_duration
-from pipeline.messages import TEMPLATES, arrow, move, pct, price, sparkline, who
 from pipeline.schema import Anomaly
 
 COMMANDS = "bot_commands.j2"

@@ -57,7 +57,8 @@ def daily_digest() -> None:
     @task
     def extract(params: dict[str, Any] | None = None, logical_date: datetime | None = None, dag_run: Any = None) -> str:
         """The summary of the day, as JSON."""
-        from pipeline import digest, store
+        from pipeline import store
+        from pipeline.digest import summary as digest
 
         settings = Settings()
         day = _day(params or {}, logical_date, getattr(dag_run, "run_after", None), settings)
@@ -67,7 +68,8 @@ def daily_digest() -> None:
     @task
     def render(summary: str) -> dict[str, Any]:
         """Block Kit and fallback text."""
-        from pipeline import digest, digest_message
+        from pipeline.digest import message as digest_message
+        from pipeline.digest import summary as digest
 
         return digest_message.message(digest.Digest.model_validate_json(summary))
 
@@ -75,7 +77,8 @@ def daily_digest() -> None:
     def chart(summary: str) -> str | None:
         """The PNG, base64 (about 60 KB: XCom carries it to whichever worker posts), or None when no symbol
         traded."""
-        from pipeline import digest, digest_message
+        from pipeline.digest import message as digest_message
+        from pipeline.digest import summary as digest
 
         png = digest_message.chart(digest.Digest.model_validate_json(summary))
         return base64.b64encode(png).decode() if png is not None else None
@@ -83,8 +86,10 @@ def daily_digest() -> None:
     @task
     def post(summary: str, message: dict[str, Any], png: str | None) -> dict[str, Any]:
         """Post, or edit the day's message; the chart goes into its thread."""
-        from pipeline import digest, digest_posting, store
-        from pipeline.notifiers.slack import web_client
+        from pipeline import store
+        from pipeline.alerting.slack_messages import web_client
+        from pipeline.digest import posting as digest_posting
+        from pipeline.digest import summary as digest
 
         settings = Settings()
         posted = digest_posting.post(
@@ -103,7 +108,8 @@ def daily_digest() -> None:
         """The digest.daily event to webhook subscribers and the Kafka alerts topic; deliveries queued."""
         from redis import Redis
 
-        from pipeline import digest, digest_posting
+        from pipeline.digest import posting as digest_posting
+        from pipeline.digest import summary as digest
 
         settings = Settings()
         return digest_posting.notify(

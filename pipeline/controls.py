@@ -20,9 +20,9 @@ from elasticsearch import Elasticsearch
 from redis import Redis
 
 from pipeline import store
-from pipeline.detection import Rule
+from pipeline.detect.detection import Rule
+from pipeline.detect.rules import MAX_CONFIRM_SECONDS, MAX_CONFIRM_TICKS, MAX_WINDOW_SECONDS, threshold_problem
 from pipeline.durations import format_duration, parse_seconds
-from pipeline.rules import MAX_CONFIRM_SECONDS, MAX_CONFIRM_TICKS, MAX_WINDOW_SECONDS, threshold_problem
 from pipeline.schema import RuleName, iso, normalise_symbol
 from pipeline.settings import Settings
 

@@ -16,7 +16,7 @@ import httpx
 import uvicorn
 from slack_sdk.models.blocks import Block
 
-from pipeline.messages import MAX_BLOCKS, MAX_SECTION_CHARS
+from pipeline.alerting.messages import MAX_BLOCKS, MAX_SECTION_CHARS
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack, RecordedCall
 from stack.slack_requests import (

@@ -21,7 +21,8 @@ from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer
 from redis import Redis
 
-from pipeline import state, store
+from pipeline import store
+from pipeline.detect import state
 from pipeline.settings import Settings
 from tickwatch.fleet import Fleet, discard, end_offsets, isolated, pending
 

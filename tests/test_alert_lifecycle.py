@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis import Redis
 
-from pipeline import alerts, store, storms
-from pipeline.notifiers.slack import SlackNotifier, anomaly_changed
+from pipeline import store
+from pipeline.alerting import anomalies, storms
+from pipeline.alerting.slack_messages import SlackNotifier, anomaly_changed
 from pipeline.schema import AlertEvent, Anomaly, SlackRef
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
@@ -99,10 +100,10 @@ def notifier(real_stack: Settings, fresh_redis: Redis, es_indices, slack: FakeSl
 def test_detection_writes_keep_acknowledgement_and_slack_ref(es_indices):
     es, indices = es_indices
     store.write(es, [store.anomaly_action(indices, anomaly())])
-    first = alerts.acknowledge(es, indices, "tsla-drop-1", "U0ALICE01", at=AT)
-    again = alerts.acknowledge(es, indices, "tsla-drop-1", "U0BOB0001")
+    first = anomalies.acknowledge(es, indices, "tsla-drop-1", "U0ALICE01", at=AT)
+    again = anomalies.acknowledge(es, indices, "tsla-drop-1", "U0BOB0001")
     assert first.status == again.status == "acknowledged" and again.acknowledged_by == "U0ALICE01"
-    alerts.record_slack_ref(es, indices, first, SlackRef(channel="C1", ts="1.0"))
+    anomalies.record_slack_ref(es, indices, first, SlackRef(channel="C1", ts="1.0"))
 
     store.write(es, [store.anomaly_action(indices, anomaly(peak_price=90, peak_change_pct=-10))])  # deepened
     doc = Anomaly.model_validate(es.get(index=indices.anomalies, id="tsla-drop-1")["_source"])
@@ -116,7 +117,7 @@ def test_detection_writes_keep_acknowledgement_and_slack_ref(es_indices):
     doc = Anomaly.model_validate(es.get(index=indices.anomalies, id="tsla-drop-1")["_source"])
     assert doc.status == "resolved" and doc.acknowledged_by == "U0ALICE01" and doc.slack is not None
     with pytest.raises(LookupError):
-        alerts.acknowledge(es, indices, "nope", "U0ALICE01")
+        anomalies.acknowledge(es, indices, "nope", "U0ALICE01")
 
 
 def test_people_clicking_acknowledge_at_once_give_one_acknowledgement(es_indices):
@@ -124,7 +125,7 @@ def test_people_clicking_acknowledge_at_once_give_one_acknowledgement(es_indices
     store.write(es, [store.anomaly_action(indices, anomaly())])
     names = [f"U0PERSON{i}" for i in range(6)]
     with ThreadPoolExecutor(6) as pool:
-        results = list(pool.map(lambda name: alerts.acknowledge(es, indices, "tsla-drop-1", name), names))
+        results = list(pool.map(lambda name: anomalies.acknowledge(es, indices, "tsla-drop-1", name), names))
     stored = Anomaly.model_validate(es.get(index=indices.anomalies, id="tsla-drop-1")["_source"])
     assert stored.acknowledged_by in names and {r.acknowledged_by for r in results} == {stored.acknowledged_by}
 
@@ -152,7 +153,7 @@ def test_one_message_per_episode_edited_in_place_and_reposted_when_gone(real_sta
     ]
 
     slack.clear()  # Slack forgot the message: the next edit posts anew and stores the new ref
-    alerts.acknowledge(es, indices, "tsla-drop-1", "U0ALICE01")
+    anomalies.acknowledge(es, indices, "tsla-drop-1", "U0ALICE01")
     sender.changed("tsla-drop-1")
     assert [call.response.get("error") for call in slack.calls("chat.update")] == ["message_not_found"]
     reposted = slack.calls("chat.postMessage")[-1]

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.generator import Scenario
-from pipeline.publish import publish
+from pipeline.ingest.generator import Scenario
+from pipeline.ingest.publish import publish
 from stack.fake_slack import FakeSlack
 from tests.conftest import Namespace, wait_for
 

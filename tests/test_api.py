@@ -19,7 +19,7 @@ from pipeline import controls, history, store, tokens
 from pipeline.schema import iso, to_ms
 from pipeline.settings import Settings
 from tests.conftest import redis_url_for
-from tickwatch.seed import DAY, SeedSpec, discard, ensure_history
+from tickwatch.bench.seed import DAY, SeedSpec, discard, ensure_history
 
 pytestmark = pytest.mark.e2e
 

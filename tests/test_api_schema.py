@@ -23,7 +23,7 @@ from api.app import create_app
 from pipeline import store
 from pipeline.settings import Settings
 from tests.conftest import redis_url_for
-from tickwatch.seed import SeedSpec, discard, ensure_history
+from tickwatch.bench.seed import SeedSpec, discard, ensure_history
 
 pytestmark = pytest.mark.e2e
 # No 5xx, and responses as documented. Not "schema-valid requests are accepted": some rules cannot be written in

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.bars import (
+from pipeline.ingest.bars import (
     Bar,
     BarClock,
     BarFileError,

@@ -26,14 +26,14 @@ from bot.parsing import (
     parse_threshold,
 )
 from bot.texts import COMMANDS, exported
-from pipeline.alert_actions import MuteChoice
-from pipeline.backtest import count_alerts
+from pipeline.alerting.actions import MuteChoice
+from pipeline.alerting.messages import MAX_BLOCKS, MAX_SECTION_CHARS
 from pipeline.controls import Mute
-from pipeline.detection import Rule, TickPoint
-from pipeline.messages import MAX_BLOCKS, MAX_SECTION_CHARS
+from pipeline.detect.backtest import count_alerts
+from pipeline.detect.detection import Rule, TickPoint
 from pipeline.schema import Anomaly, SlackRef
 from tests.bot_harness import assert_valid_blocks
-from tickwatch.bot_command import manifest_text
+from tickwatch.commands.bot import manifest_text
 
 H = timedelta(hours=1)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition
 
-from pipeline.bridge import to_batch
-from pipeline.tasks import _ready
+from pipeline.ingest.bridge import to_batch
+from pipeline.worker.batches import _ready
 
 TOPIC = "financial_prices"
 

@@ -18,9 +18,9 @@ from kafka.admin import KafkaAdminClient
 from kafka.structs import TopicPartition
 from typer.testing import CliRunner
 
+from pipeline.ingest.topics import ensure_topics
 from pipeline.schema import Tick
 from pipeline.settings import Settings
-from pipeline.topics import ensure_topics
 from tickwatch.cli import app
 
 pytestmark = pytest.mark.e2e

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.detection import Rule, SymbolState, TickPoint, advance
-from pipeline.rules import Baseline, SlidingExtremes, WindowChecks
-from pipeline.state import decode, encode
+from pipeline.detect.detection import Rule, SymbolState, TickPoint, advance
+from pipeline.detect.rules import Baseline, SlidingExtremes, WindowChecks
+from pipeline.detect.state import decode, encode
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 T0 = 1_800_000_000_000  # ms

@@ -14,9 +14,13 @@ from ipaddress import ip_network
 import pytest
 from redis import Redis
 
-from pipeline import digest, digest_message, digest_posting, store, subscriptions
-from pipeline.notifiers.slack import web_client
+from pipeline import store
+from pipeline.alerting.slack_messages import web_client
+from pipeline.digest import message as digest_message
+from pipeline.digest import posting as digest_posting
+from pipeline.digest import summary as digest
 from pipeline.settings import Settings
+from pipeline.webhooks import subscriptions
 from stack.fake_slack import FakeSlack
 from tests.digest_day import DAY, seed
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline.durations import format_duration, parse_seconds, parse_window
-from pipeline.generator import (
+from pipeline.ingest.generator import (
     InjectedEvent,
     Scenario,
     default_symbols,

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from slack_sdk.models.blocks import Block
 
-from pipeline.alert_actions import AlertAction, MuteChoice
-from pipeline.messages import (
+from pipeline.alerting.actions import AlertAction, MuteChoice
+from pipeline.alerting.messages import (
     MAX_BLOCKS,
     MAX_SECTION_CHARS,
     STORM_LINES,

@@ -13,9 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
 from api.app import create_app
-from pipeline import metrics, state
-from pipeline.generator import Scenario
-from pipeline.publish import publish
+from pipeline import metrics
+from pipeline.detect import state
+from pipeline.ingest.generator import Scenario
+from pipeline.ingest.publish import publish
 from tests.conftest import Namespace, wait_for
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.notifiers import build, channel_names
+from pipeline.alerting.channels import build, channel_names
 from pipeline.schema import AlertEvent, Anomaly
 from pipeline.settings import Settings
 

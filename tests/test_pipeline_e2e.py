@@ -15,9 +15,10 @@ from ipaddress import ip_network
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from pipeline import controls, subscriptions
-from pipeline.generator import Scenario
-from pipeline.topics import make_producer
+from pipeline import controls
+from pipeline.ingest.generator import Scenario
+from pipeline.ingest.topics import make_producer
+from pipeline.webhooks import subscriptions
 from stack.fake_slack import FakeSlack
 from stack.webhook_receiver import WebhookReceiver
 from tests.conftest import Namespace, wait_for

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.detection import Rule, SymbolState, TickPoint, advance
+from pipeline.detect.detection import Rule, SymbolState, TickPoint, advance
+from pipeline.detect.state import decode, encode
 from pipeline.schema import Anomaly, from_ms
-from pipeline.state import decode, encode
 
 T0 = 1_800_000_000_000  # ms
 SECOND = 1000
@@ -250,7 +250,7 @@ def test_replays_alert_nothing_new_with_every_rule_on():
     ],
 )
 def test_alerts_of_the_new_rules_say_what_they_measured(rule: str, measure: dict, says: str):
-    from pipeline.messages import AlertContext, alert_message, alert_text
+    from pipeline.alerting.messages import AlertContext, alert_message, alert_text
 
     at = datetime(2026, 11, 23, 14, 31, 5, tzinfo=UTC)
     anomaly = Anomaly(

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.generator import Scenario
+from pipeline.ingest.generator import Scenario
+from pipeline.ingest.topics import make_producer
 from pipeline.schema import Tick, to_ms
-from pipeline.topics import make_producer
 from tests.conftest import Namespace, wait_for
 
 pytestmark = pytest.mark.e2e

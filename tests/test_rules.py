@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from pipeline.rules import (
+from pipeline.detect.rules import (
     Baseline,
     Pending,
     SlidingExtremes,

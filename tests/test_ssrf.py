@@ -12,7 +12,7 @@ from ipaddress import ip_address, ip_network
 import httpx
 import pytest
 
-from pipeline import ssrf
+from pipeline.webhooks import ssrf
 from stack.webhook_receiver import WebhookReceiver
 
 LOOPBACK = [ip_network("127.0.0.0/8")]

@@ -8,11 +8,11 @@ from urllib.parse import parse_qs
 from rich.text import Text
 from slack_sdk.signature import SignatureVerifier
 
-from pipeline.alert_actions import AlertAction
-from pipeline.messages import AlertContext, StormView, alert_message, storm_message
+from pipeline.alerting.actions import AlertAction
+from pipeline.alerting.messages import AlertContext, StormView, alert_message, storm_message
 from stack.slack_requests import block_actions, signed_headers, slash_command
 from tests.factories import AT, tsla_crash
-from tickwatch.blocks_text import action_ids, blocks_text, mrkdwn
+from tickwatch.demo.blocks_text import action_ids, blocks_text, mrkdwn
 
 SECRET = "demo-secret-for-the-tests"
 

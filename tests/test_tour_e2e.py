@@ -11,11 +11,11 @@ import httpx
 import pytest
 from rich.console import Console
 
-from pipeline.generator import Scenario
-from pipeline.publish import publish
+from pipeline.ingest.generator import Scenario
+from pipeline.ingest.publish import publish
 from stack.fake_slack import FakeSlack
 from tests.conftest import Namespace, wait_for
-from tickwatch import tour
+from tickwatch.demo import tour
 
 pytestmark = pytest.mark.e2e
 

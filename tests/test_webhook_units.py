@@ -9,8 +9,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from pipeline.settings import Settings
-from pipeline.subscriptions import new_secret
-from pipeline.webhook_delivery import next_delay, retry_after_seconds, signature_header, webhook_headers
+from pipeline.webhooks.delivery import next_delay, retry_after_seconds, signature_header, webhook_headers
+from pipeline.webhooks.subscriptions import new_secret
 
 SPEC_SCHEDULE = [0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
 

@@ -22,11 +22,12 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from pipeline import delivery_log, subscriptions, webhook_delivery
 from pipeline.settings import Settings
-from pipeline.ssrf import UnsafeURL
-from pipeline.subscriptions import SubscriptionSpec
-from pipeline.webhook_delivery import run
+from pipeline.webhooks import delivery as webhook_delivery
+from pipeline.webhooks import delivery_log, subscriptions
+from pipeline.webhooks.delivery import run
+from pipeline.webhooks.ssrf import UnsafeURL
+from pipeline.webhooks.subscriptions import SubscriptionSpec
 from stack.fake_slack import FakeSlack
 from stack.webhook_receiver import HANG, Reply, WebhookReceiver
 from tests.conftest import Namespace, wait_for

@@ -14,9 +14,9 @@ from redis import Redis
 from standardwebhooks.webhooks import Webhook
 
 from api.app import create_app
-from pipeline import delivery_log, subscriptions
 from pipeline.settings import ApiToken, Settings
-from pipeline.webhook_delivery import run
+from pipeline.webhooks import delivery_log, subscriptions
+from pipeline.webhooks.delivery import run
 from stack.webhook_receiver import Reply, WebhookReceiver
 from tests.conftest import redis_url_for
 

@@ -15,7 +15,11 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from pipeline.settings import get_settings
-from tickwatch import api_command, bot_command, controls_command, digest_command, generate_command
+from tickwatch.commands import api as api_command
+from tickwatch.commands import bot as bot_command
+from tickwatch.commands import controls as controls_command
+from tickwatch.commands import digest as digest_command
+from tickwatch.commands import generate as generate_command
 from tickwatch.errors import DEBUG_ENV
 
 # The order `tickwatch --help` lists the commands in: as a newcomer meets them (start, run, operate, maintain).
@@ -110,7 +114,7 @@ def stack_init() -> None:
     Example: [bold]docker compose up -d && tickwatch stack init[/bold]
     """
     from pipeline import store
-    from pipeline.topics import ensure_topics
+    from pipeline.ingest.topics import ensure_topics
 
     settings = get_settings()
     created = ensure_topics(settings)
@@ -173,8 +177,8 @@ def worker(
       [bold]tickwatch worker -c 2 --queues ticks[/bold]
       [bold]tickwatch worker -c 8 --queues alerts --pool threads[/bold]
     """
-    from pipeline.tasks import app as celery_app
-    from pipeline.tasks import warm_up
+    from pipeline.worker.batches import app as celery_app
+    from pipeline.worker.batches import warm_up
 
     settings = get_settings()
     names = queues or f"{settings.celery_queue},{settings.alerts_queue}"
@@ -210,7 +214,7 @@ def bridge(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
 
     Example: [bold]tickwatch bridge[/bold]
     """
-    from pipeline.bridge import Bridge
+    from pipeline.ingest.bridge import Bridge
     from pipeline.metrics import serve_process_metrics
 
     _logging(loglevel)
@@ -275,8 +279,8 @@ def demo(
     """
     import sys
 
-    from pipeline.generator import parse_speed
-    from tickwatch import demo as demo_module
+    from pipeline.ingest.generator import parse_speed
+    from tickwatch.demo import run as demo_module
 
     stack_up()
     demo_module.run(
@@ -320,7 +324,7 @@ def bench(
 
     Examples: [bold]tickwatch bench --ticks 100000[/bold], [bold]tickwatch bench --only detection[/bold]
     """
-    from tickwatch import bench as bench_module
+    from tickwatch.bench import pipeline as bench_module
 
     stack_up()
     try:

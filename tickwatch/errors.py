@@ -105,9 +105,9 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from slack_sdk.errors import SlackApiError
 
-    from pipeline.digest_posting import DigestBusy
+    from pipeline.digest.posting import DigestBusy
     from pipeline.history import UnknownSymbol
-    from pipeline.publish import DeliveryError, MissingTopic
+    from pipeline.ingest.publish import DeliveryError, MissingTopic
 
     def redis(_: Exception) -> Failure:
         return Failure(f"Redis at {_setting('redis_url')} is not reachable — {STACK_UP}")

@@ -22,9 +22,10 @@ from kafka.admin import KafkaAdminClient
 from kafka.structs import TopicPartition
 from redis import Redis
 
-from pipeline import state, store
+from pipeline import store
+from pipeline.detect import state
+from pipeline.ingest.topics import ensure_topics
 from pipeline.settings import Settings
-from pipeline.topics import ensure_topics
 
 
 def env_for(values: dict[str, str]) -> dict[str, str]:

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from pipeline import digest_posting, store
+from pipeline import store
+from pipeline.digest import posting as digest_posting
 from stack.fake_slack import FakeSlack
 from tests.airflow.conftest import REPO
 from tests.digest_day import DAY, seed

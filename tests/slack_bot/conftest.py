@@ -13,9 +13,9 @@ from redis import Redis
 from slack_sdk import WebClient
 
 from pipeline import store
-from pipeline.alerts import alert_context, record_slack_ref
+from pipeline.alerting.anomalies import alert_context, record_slack_ref
+from pipeline.alerting.messages import alert_message
 from pipeline.controls import MUTES_KEY, RULES_KEY
-from pipeline.messages import alert_message
 from pipeline.schema import SlackRef
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack

@@ -15,8 +15,9 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.enums import BlockId, ModalAction, ModalCallback
-from pipeline import store, storms
-from pipeline.alert_actions import AlertAction, MuteChoice
+from pipeline import store
+from pipeline.alerting import storms
+from pipeline.alerting.actions import AlertAction, MuteChoice
 from pipeline.controls import MUTES_KEY, RULES_KEY
 from pipeline.schema import Anomaly, SlackRef
 from tests.bot_harness import BotServer, assert_valid_blocks

@@ -18,10 +18,10 @@ from slack_sdk import WebClient
 from bot.enums import Command
 from bot.texts import COMMANDS, exported
 from pipeline import store
-from pipeline.alert_actions import AlertAction
-from pipeline.backtest import replay
+from pipeline.alerting.actions import AlertAction
 from pipeline.controls import MUTES_KEY, RULES_KEY
-from pipeline.detection import Rule
+from pipeline.detect.backtest import replay
+from pipeline.detect.detection import Rule
 from pipeline.schema import SlackRef
 from tests.bot_harness import SECRET, BotServer, assert_valid_blocks
 from tests.slack_bot.world import (
@@ -210,7 +210,7 @@ def test_threshold_preview_replays_seven_days_without_saving_then_set_saves(bot:
 
 
 def test_the_manifest_declares_exactly_the_commands_the_app_answers(bot: BotServer) -> None:
-    from tickwatch.bot_command import MANIFEST
+    from tickwatch.commands.bot import MANIFEST
 
     manifest = yaml.safe_load(MANIFEST.read_text())
     declared = {entry["command"] for entry in manifest["features"]["slash_commands"]}

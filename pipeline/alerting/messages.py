@@ -1,0 +1,276 @@
+"""Alert messages: Block Kit structure built with slack_sdk models, words from Jinja2 templates.
+
+Pure functions: an anomaly (and what Elasticsearch says around it, `AlertContext`) in, Slack's fallback
+text and blocks out, checked against Slack's limits so a message is never refused. The same builders serve
+the pipeline (posting and editing alerts) and the bot (re-rendering a message after a button).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    Option,
+    SectionBlock,
+    StaticSelectElement,
+)
+
+from pipeline.alerting.actions import AlertAction, MuteChoice
+from pipeline.schema import Anomaly
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+# Slack's limits (see ../shared/DESIGN.md): beyond them chat.postMessage/chat.update answer invalid_blocks.
+MAX_BLOCKS = 50
+MAX_SECTION_CHARS = 3000
+MAX_HEADER_CHARS = 150
+MAX_BUTTON_CHARS = 75
+MAX_TEXT_CHARS = 4000  # the fallback `text` Slack shows in notifications
+STORM_LINES = 40  # members listed in a storm message; the rest are counted
+STORM_LINES_PER_SECTION = 20
+SPARK_BARS = "▁▂▃▄▅▆▇█"
+MINUS = "\u2212"
+TIMES = "\u00d7"
+SIGMA = "\u03c3"
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{6,}$")
+
+
+@dataclass(frozen=True)
+class AlertContext:
+    """What Elasticsearch says around an anomaly (see pipeline.alerts.alert_context): the "why" of a message."""
+
+    sparkline: list[float] = field(default_factory=list)  # evenly spaced prices over the window
+    window_volume: float | None = None  # traded in the window up to the peak
+    usual_volume: float | None = None  # the symbol's mean volume per window of that length, last 7 days
+    earlier_alerts_24h: int = 0  # this symbol's anomalies in the 24 h before this one
+
+
+@dataclass(frozen=True)
+class StormView:
+    """A storm's grouped message: its members (any order; shown largest move first)."""
+
+    storm_id: str
+    started_at: datetime
+    threshold: int
+    members: list[Anomaly]
+    window_seconds: int = 60  # more than `threshold` alerts within this long started it
+
+
+def span(seconds: float) -> str:
+    """An elapsed time as people say it: 45 s, 4 min (rounded), 1 h 5 min, 2 d 3 h."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def pct(value: float, signed: bool = True) -> str:
+    """-7.91 -> '\u22127.9 %' (a true minus sign, as in print), 6.2 -> '+6.2 %'; unsigned for thresholds."""
+    text = f"{abs(value):.1f} %"
+    if not signed:
+        return text
+    return (MINUS if value < 0 else "+") + text
+
+
+def price(value: float) -> str:
+    return f"{value:,.2f}" if value >= 1 else f"{value:.6g}"
+
+
+def count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def clock(value: datetime, seconds: bool = True) -> str:
+    return f"{value:%H:%M:%S}" if seconds else f"{value:%H:%M}"
+
+
+def sparkline(points: Sequence[float]) -> str:
+    """Unicode block sparkline, one bar per point (flat series: middle bars)."""
+    if not points:
+        return ""
+    low, high = min(points), max(points)
+    if high == low:
+        return SPARK_BARS[3] * len(points)
+    top = len(SPARK_BARS) - 1
+    return "".join(SPARK_BARS[round((p - low) / (high - low) * top)] for p in points)
+
+
+def arrow(anomaly: Anomaly) -> str:
+    """📊 for a volume spike (its price may barely move), else 📉/📈 by the move's direction."""
+    if anomaly.rule == "volume":
+        return "📊"
+    return "📉" if anomaly.change_pct < 0 else "📈"
+
+
+def move(anomaly: Anomaly, peak: bool = True) -> str:
+    """What the rule saw, in its own unit: `-7.9 %`, `-2.3 % (4.6 sigma)`, `volume 6.3x usual (+0.3 %)`.
+
+    `peak`: the episode's largest price move so far (lists), else the move when it was detected (headers).
+    """
+    change = pct(anomaly.peak_change_pct if peak else anomaly.change_pct)
+    if anomaly.rule == "volume":
+        ratio = f"{anomaly.volume_ratio:.1f}{TIMES} usual" if anomaly.volume_ratio is not None else "spike"
+        return f"volume {ratio} ({change})"
+    if anomaly.rule == "zscore" and anomaly.zscore is not None:
+        return f"{change} ({abs(anomaly.zscore):.1f} {SIGMA})"
+    return change
+
+
+def who(name: str) -> str:
+    """A Slack user id renders as a mention (<@U123>), anything else as written."""
+    return f"<@{name}>" if _SLACK_USER.fullmatch(name) else name
+
+
+@lru_cache
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False, trim_blocks=False
+    )
+    env.filters.update(
+        span=span, pct=pct, price=price, count=count, clock=clock, spark=sparkline, who=who, arrow=arrow, move=move
+    )
+    return env
+
+
+def template(name: str) -> Template:
+    """A template of `templates/` with the shared filters (price, pct, count, span, ...): for every module that
+    words a message, so they all load templates one way."""
+    return _environment().get_template(name)
+
+
+def _macro(module: Any, name: str, *args: Any) -> str:
+    return str(getattr(module, name)(*args)).strip()
+
+
+def webhook_disabled_text(url: str, subscription_id: str, reason: str) -> str:
+    """The Slack notice that a webhook endpoint was disabled, and how to bring it back."""
+    return template("webhook_disabled.j2").render(url=url, id=subscription_id, reason=reason).strip()
+
+
+def alert_text(anomaly: Anomaly) -> str:
+    """One line for notifications, logs and Slack's fallback `text`."""
+    return template("alert_text.j2").render(a=anomaly).strip()[:MAX_TEXT_CHARS]
+
+
+def alert_message(anomaly: Anomaly, context: AlertContext) -> tuple[str, list[Block]]:
+    """(fallback text, blocks) of an alert in its current state.
+
+    Open: facts, sparkline, the "why" and every action. Acknowledged: says by whom and when, no Acknowledge
+    button. Resolved: says it recovered and after how long; only History stays. Muted: says so.
+    """
+    words = template("slack_alert.j2").make_module({"a": anomaly, "c": context})
+    blocks: list[Block] = [
+        HeaderBlock(text=fit(_macro(words, "header"), MAX_HEADER_CHARS)),
+        SectionBlock(text=MarkdownTextObject(text=fit(_macro(words, "facts"), MAX_SECTION_CHARS))),
+    ]
+    for name in ("chart", "why", "state"):
+        if text := _macro(words, name):
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=fit(text, MAX_SECTION_CHARS))))
+    if actions := _alert_actions(anomaly, words):
+        blocks.append(ActionsBlock(block_id=f"alert:{anomaly.id}"[:255], elements=actions))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_macro(words, "context"))]))
+    return alert_text(anomaly), checked(blocks)
+
+
+def _alert_actions(anomaly: Anomaly, words: Any) -> list[Any]:
+    def button(action: AlertAction, name: str, style: str | None = None) -> ButtonElement:
+        return ButtonElement(
+            text=fit(_macro(words, "label", name), MAX_BUTTON_CHARS), action_id=action, value=anomaly.id, style=style
+        )
+
+    history = button(AlertAction.HISTORY, "history")
+    if anomaly.status == "resolved":
+        return [history]
+    elements: list[Any] = []
+    if anomaly.acknowledged_by is None:
+        elements.append(button(AlertAction.ACKNOWLEDGE, "acknowledge", "primary"))
+    if not anomaly.muted:
+        elements.append(
+            StaticSelectElement(
+                action_id=AlertAction.MUTE,
+                placeholder=_macro(words, "label", "mute"),
+                options=[
+                    Option(value=choice.value_for(anomaly.id), text=_macro(words, "label", choice.value))
+                    for choice in MuteChoice
+                ],
+            )
+        )
+    elements += [history, button(AlertAction.ADJUST_THRESHOLD, "adjust_threshold")]
+    return elements
+
+
+def storm_message(storm: StormView) -> tuple[str, list[Block]]:
+    """(fallback text, blocks) of a storm's grouped message: a line per member, largest move first, the
+    first STORM_LINES of them (in sections of STORM_LINES_PER_SECTION), the rest counted, and the
+    Acknowledge-all / Mute-all buttons (value: the storm id)."""
+    members = sorted(storm.members, key=lambda a: (-abs(a.peak_change_pct), a.symbol))
+    view = StormView(storm.storm_id, storm.started_at, storm.threshold, members, storm.window_seconds)
+    words = template("slack_storm.j2").make_module({"s": view})
+    blocks: list[Block] = [
+        HeaderBlock(text=fit(_macro(words, "header"), MAX_HEADER_CHARS)),
+        SectionBlock(text=MarkdownTextObject(text=_macro(words, "intro"))),
+    ]
+    shown = members[:STORM_LINES]
+    for start in range(0, len(shown), STORM_LINES_PER_SECTION):
+        lines = "\n".join(_macro(words, "line", a) for a in shown[start : start + STORM_LINES_PER_SECTION])
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=fit(lines, MAX_SECTION_CHARS))))
+    if len(members) > STORM_LINES:
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=_macro(words, "more", len(members) - STORM_LINES))])
+        )
+    blocks.append(
+        ActionsBlock(
+            block_id=f"storm:{storm.storm_id}"[:255],
+            elements=[
+                ButtonElement(
+                    text=_macro(words, "label", "acknowledge_all"),
+                    action_id=AlertAction.STORM_ACKNOWLEDGE_ALL,
+                    value=storm.storm_id,
+                    style="primary",
+                ),
+                ButtonElement(
+                    text=_macro(words, "label", "mute_all"),
+                    action_id=AlertAction.STORM_MUTE_ALL,
+                    value=storm.storm_id,
+                    style="danger",
+                ),
+            ],
+        )
+    )
+    return fit(_macro(words, "text"), MAX_TEXT_CHARS), checked(blocks)
+
+
+def fit(text: str, limit: int) -> str:
+    """Cut to Slack's limit (with an ellipsis) rather than have the whole message refused."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def checked(blocks: list[Block]) -> list[Block]:
+    """The blocks, after slack_sdk's model validation and the limits it does not check itself."""
+    if len(blocks) > MAX_BLOCKS:
+        raise ValueError(f"{len(blocks)} blocks: Slack takes at most {MAX_BLOCKS}")
+    for block in blocks:
+        block.validate_json()  # raises SlackObjectFormationError on a broken block or a text over its limit
+        if isinstance(block, SectionBlock) and block.text and len(block.text.text) > MAX_SECTION_CHARS:
+            raise ValueError(f"a section of {len(block.text.text)} chars: Slack takes {MAX_SECTION_CHARS}")
+    return blocks

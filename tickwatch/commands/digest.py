@@ -1,0 +1,168 @@
+"""`tickwatch digest`: the daily digest in the terminal (Rich), or posted to Slack like the Airflow DAG does."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.settings import get_settings
+
+if TYPE_CHECKING:
+    from pipeline.digest.summary import Digest
+
+console = Console()
+TERMINAL_ROWS = 20
+
+
+def digest(
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--date", help="the calendar day, YYYY-MM-DD (default: the last complete day in TICKWATCH_DIGEST_TZ)"
+        ),
+    ] = None,
+    post: Annotated[bool, typer.Option("--post", help="post it to Slack (edits the day's message if posted)")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="show what --post would send, and where; send nothing")
+    ] = False,
+    channel: Annotated[
+        str | None, typer.Option(help="Slack channel (default: TICKWATCH_DIGEST_CHANNEL, else TICKWATCH_SLACK_CHANNEL)")
+    ] = None,
+) -> None:
+    """Summarise one market day: movers, drawdowns and rises, anomalies, mutes, data health.
+
+    Examples:
+      [bold]tickwatch digest[/bold]                              the last complete day, in the terminal
+      [bold]tickwatch digest --date 2026-11-20 --post[/bold]     post (or update) that day's Slack message
+      [bold]tickwatch digest --date 2026-11-20 --dry-run[/bold]  what --post would send, sending nothing
+    """
+    from pipeline import store
+    from pipeline.digest import message as digest_message
+    from pipeline.digest import posting as digest_posting
+    from pipeline.digest import summary as digests
+
+    settings = get_settings()
+    chosen = _day(day, settings.digest_tz)
+    with console.status(f"Summarising {chosen} ({settings.digest_tz})…"):
+        summary = digests.build(store.connect(settings), store.Indices(settings.index_prefix), settings, chosen)
+    target = channel or settings.digest_channel or settings.slack_channel
+    if not (post or dry_run):
+        show(summary)
+        return
+    if dry_run:  # with or without --post: nothing is sent
+        es, indices = store.connect(settings), store.Indices(settings.index_prefix)
+        known = digest_posting.posted_message(es, indices, chosen, target)
+        verb = f"update message {known['ts']} in" if known else "post to"
+        chart = "upload the chart in its thread and " if summary.paths else ""
+        console.print(f"[yellow]dry run[/yellow]: would {verb} {target}, then {chart}send the digest.daily event:")
+        console.print(digest_message.text(summary), markup=False)
+        return
+    from redis import Redis
+
+    posted = digest_posting.deliver(summary, settings, channel=target)
+    queued = digest_posting.notify(summary, settings, Redis.from_url(settings.redis_url))
+    console.print(
+        f"[green]✔[/green] {'updated' if posted.updated else 'posted'} the {chosen} digest in {target} "
+        f"(ts {posted.ts}); chart {posted.file_id or 'none: no ticks'}; digest.daily on Kafka and to "
+        f"{queued} new webhook {digest_message.noun(queued, 'delivery', 'deliveries')}"
+    )
+
+
+def _day(text: str | None, tz: str) -> date:
+    """The --date asked for, or the last complete day; a day that has not begun in `tz` is refused."""
+    from pipeline.digest.summary import day_bounds, last_complete_day
+
+    if not text:
+        return last_complete_day(tz)
+    try:
+        chosen = date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"takes a day as YYYY-MM-DD, not {text!r}", param_hint="--date") from None
+    if day_bounds(chosen, tz)[0] > datetime.now(UTC):
+        raise typer.BadParameter(
+            f"{chosen} has not begun yet in {tz}; choose a past day (default: the last complete day)",
+            param_hint="--date",
+        )
+    return chosen
+
+
+def show(summary: Digest) -> None:
+    """The digest as Rich tables; a table with no rows is left out (an empty or quiet day stays short)."""
+    from pipeline.digest.message import noun
+
+    zone = ZoneInfo(summary.tz)
+    traded = (
+        f"{summary.symbols:,} {noun(summary.symbols, 'symbol')}, {summary.ticks:,} {noun(summary.ticks, 'tick')}"
+        if summary.symbols
+        else "no ticks stored (the market was closed, or no feed ran)"
+    )
+    console.print(
+        f"[bold]Market digest {summary.day}[/bold] ({summary.tz}): {traded}, {summary.anomalies_total:,} "
+        f"{noun(summary.anomalies_total, 'anomaly', 'anomalies')} ({summary.acknowledged_total:,} "
+        "acknowledged)",
+        highlight=False,
+    )
+    if not summary.complete:
+        console.print(
+            f"[yellow]The day is not over: figures up to {summary.generated_at.astimezone(zone):%H:%M}.[/yellow]"
+        )
+    moves = Table(
+        "symbol", "open", "close", "open→close", "low", "drawdown", "high", "rise", "ticks", title="Top movers"
+    )
+    for m in summary.movers:
+        moves.add_row(
+            m.symbol,
+            f"{m.open:.2f}",
+            f"{m.close:.2f}",
+            f"{m.change_pct:+.2f}%",
+            f"{m.low:.2f}",
+            f"{m.drawdown_pct:+.2f}%",
+            f"{m.high:.2f}",
+            f"{m.rise_pct:+.2f}%",
+            f"{m.ticks:,}",
+        )
+    extremes = Table("biggest drawdowns", "", "biggest rises", "")
+    for i in range(max(len(summary.drawdowns), len(summary.rises))):
+        down = summary.drawdowns[i] if i < len(summary.drawdowns) else None
+        up = summary.rises[i] if i < len(summary.rises) else None
+        extremes.add_row(
+            down.symbol if down else "",
+            f"{down.drawdown_pct:+.2f}%" if down else "",
+            up.symbol if up else "",
+            f"{up.rise_pct:+.2f}%" if up else "",
+        )
+    counts = Table("symbol", "rule", "anomalies", "acknowledged", "open", "resolved", "muted", title="Anomalies")
+    for c in summary.anomalies[:TERMINAL_ROWS]:
+        counts.add_row(c.symbol, c.rule, str(c.total), str(c.acknowledged), str(c.open), str(c.resolved), str(c.muted))
+    if summary.anomaly_pairs > TERMINAL_ROWS:
+        counts.caption = f"… and {summary.anomaly_pairs - TERMINAL_ROWS} more symbol/rule pairs"
+    mutes = Table("symbol", "muted by", "until", "reason", title="Muted at the end of the day")
+    for m in summary.muted_at_end:
+        mutes.add_row(
+            m.symbol, m.by, f"{m.until.astimezone(zone):%Y-%m-%d %H:%M}" if m.until else "until unmuted", m.reason
+        )
+    for table in (moves, extremes, counts, mutes):
+        if table.row_count:
+            console.print(table)
+    health = summary.health
+    dead = "unknown" if health.dead_letters is None else f"{health.dead_letters:,}"
+    console.print(
+        f"[bold]Data health[/bold]: {health.late_ticks:,} late {noun(health.late_ticks, 'tick')}, "
+        f"{health.suspect_ticks:,} suspect {noun(health.suspect_ticks, 'tick')}, {dead} dead "
+        f"{noun(health.dead_letters or 0, 'letter')}, {health.silent_total} "
+        f"{noun(health.silent_total, 'symbol')} silent ≥ {health.silence_minutes} min",
+        highlight=False,
+    )
+    for s in health.silent:
+        stopped = f", stopped at {s.last_at.astimezone(zone):%H:%M}" if s.stopped_early else ""
+        console.print(f"  {s.symbol}: silent {s.silent_minutes} min{stopped}")
+    console.print(f"[dim]Times in {summary.tz}.[/dim]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("digest")(digest)
