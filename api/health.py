@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel
 
 from api.deps import Services, services
-from pipeline.detect import state
+from pipeline import keys
 from pipeline.metrics import RedisCollector
 
 router = APIRouter(tags=["health"])
@@ -95,5 +95,5 @@ def readyz(request: Request, response: Response) -> Readiness:
 )
 def metrics(svc: Annotated[Services, Depends(services)]) -> Response:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(svc.redis, state.STATS_KEY))
+    registry.register(RedisCollector(svc.redis, keys.STATS))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

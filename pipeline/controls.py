@@ -19,7 +19,7 @@ import orjson
 from elasticsearch import Elasticsearch
 from redis import Redis
 
-from pipeline import store
+from pipeline import keys, store
 from pipeline.detect.detection import Rule
 from pipeline.detect.rules import MAX_CONFIRM_SECONDS, MAX_CONFIRM_TICKS, MAX_WINDOW_SECONDS, threshold_problem
 from pipeline.durations import format_duration, parse_seconds
@@ -27,8 +27,6 @@ from pipeline.schema import RuleName, iso, normalise_symbol
 from pipeline.settings import Settings
 
 RULES: tuple[RuleName, ...] = ("drop", "rise", "zscore", "volume")
-MUTES_KEY = "tickwatch:mutes"  # symbol -> {"until": epoch s or null, "by": who, "reason": …, "at": epoch s}
-RULES_KEY = "tickwatch:rules"  # "SYMBOL:rule" -> {"threshold_pct": …, "window_seconds": …, "cooldown_seconds": …}
 # (and "confirm_ticks" / "confirm_seconds" when they differ from the settings)
 MAX_MUTE = timedelta(days=90)
 MAX_REASON_CHARS = 500
@@ -66,8 +64,8 @@ def controls_for(redis: Redis, settings: Settings, symbols: list[str]) -> dict[s
         return {}
     defaults = default_rules(settings)
     pipe = redis.pipeline(transaction=False)
-    pipe.hmget(MUTES_KEY, symbols)
-    pipe.hmget(RULES_KEY, [f"{symbol}:{rule}" for symbol in symbols for rule in RULES])
+    pipe.hmget(keys.MUTES, symbols)
+    pipe.hmget(keys.RULES, [f"{symbol}:{rule}" for symbol in symbols for rule in RULES])
     mutes, overrides = pipe.execute()
     now = time.time()
     result = {}
@@ -212,7 +210,7 @@ class Controls:
 
     def rules(self, symbol: str) -> dict[RuleName, RuleView]:
         symbol = normalise_symbol(symbol)
-        raw = self.redis.hmget(RULES_KEY, [f"{symbol}:{rule}" for rule in RULES])
+        raw = self.redis.hmget(keys.RULES, [f"{symbol}:{rule}" for rule in RULES])
         defaults = default_rules(self.settings)
         views = {}
         for name, override in zip(RULES, raw, strict=True):
@@ -298,7 +296,7 @@ class Controls:
         default = default_rules(self.settings)[rule]
         if (new.confirm_ticks, new.confirm_seconds) != (default.confirm_ticks, default.confirm_seconds):
             stored.update(confirm_ticks=new.confirm_ticks, confirm_seconds=new.confirm_seconds)  # else: settings'
-        self.redis.hset(RULES_KEY, f"{symbol}:{rule}", orjson.dumps(stored))
+        self.redis.hset(keys.RULES, f"{symbol}:{rule}", orjson.dumps(stored))
         return change
 
     def reset_rule(self, symbol: str, rule: RuleName, actor: Actor) -> Change:
@@ -317,7 +315,7 @@ class Controls:
             default.confirm_seconds,
         )
         change = self._record("reset_rule", symbol, _rule_state(old), _rule_state(new), actor)
-        self.redis.hdel(RULES_KEY, f"{symbol}:{rule}")
+        self.redis.hdel(keys.RULES, f"{symbol}:{rule}")
         return change
 
     # --- mutes ------------------------------------------------------------------------------------
@@ -359,7 +357,7 @@ class Controls:
         new = Mute(symbol, until, actor.name, reason, now)
         change = self._record("mute", symbol, _mute_state(old), _mute_state(new), actor)
         self.redis.hset(
-            MUTES_KEY,
+            keys.MUTES,
             symbol,
             orjson.dumps(
                 {
@@ -377,15 +375,15 @@ class Controls:
         symbol = normalise_symbol(symbol)
         old = self.mute_of(symbol)
         if old is None:
-            self.redis.hdel(MUTES_KEY, symbol)  # an expired entry, if any
+            self.redis.hdel(keys.MUTES, symbol)  # an expired entry, if any
             return None
         change = self._record("unmute", symbol, _mute_state(old), None, actor)
-        self.redis.hdel(MUTES_KEY, symbol)
+        self.redis.hdel(keys.MUTES, symbol)
         return change
 
     def mute_of(self, symbol: str) -> Mute | None:
         symbol = normalise_symbol(symbol)
-        mute = _active(self.redis.hget(MUTES_KEY, symbol), time.time())
+        mute = _active(self.redis.hget(keys.MUTES, symbol), time.time())
         return None if mute is None else _mute(symbol, mute)
 
     def mutes(self) -> list[Mute]:
@@ -393,7 +391,7 @@ class Controls:
         now = time.time()
         found = [
             _mute(key.decode(), mute)
-            for key, raw in self.redis.hgetall(MUTES_KEY).items()
+            for key, raw in self.redis.hgetall(keys.MUTES).items()
             if (mute := _active(raw, now)) is not None
         ]
         return sorted(found, key=lambda m: (m.until is None, m.until or datetime.max.replace(tzinfo=UTC), m.symbol))

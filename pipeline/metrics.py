@@ -4,7 +4,7 @@ Why Redis rather than an HTTP port per process: a host runs several bridges and 
 (prefork), which cannot all listen on one port, and Celery children come and go. So each process adds
 its figures to Redis in the pipeline it already sends per batch (`state.commit`, `state.bump`, the
 delivery's own pipeline) — no extra round trip on the hot path — and the API reads them back with one
-HGETALL per scrape through `RedisCollector`. Counters that already exist in `state.STATS_KEY` (ticks,
+HGETALL per scrape through `RedisCollector`. Counters that already exist in `keys.STATS` (ticks,
 batches, anomalies…) are exposed as they are; this module adds histograms, per-channel deliveries and
 gauges. A Redis database is one deployment (tests and benches use their own), so figures never mix.
 
@@ -28,8 +28,8 @@ from prometheus_client.registry import Collector
 from redis import Redis
 from redis.client import Pipeline
 
-METRICS_KEY = "tickwatch:metrics"
-GAUGES_KEY = "tickwatch:metrics:gauges"
+from pipeline import keys
+
 PREFIX = "tickwatch_"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -59,7 +59,7 @@ SPECS: dict[str, Spec] = {
     ),
 }
 
-# The running counters workers and bridges keep in state.STATS_KEY, under their exported names.
+# The running counters workers and bridges keep in keys.STATS, under their exported names.
 STATS_COUNTERS: dict[str, tuple[str, str]] = {
     "consumed": ("ticks_consumed", "Kafka records read from the ticks topic by the bridges"),
     "dead_lettered": ("dead_lettered", "Records sent to the dead-letter topic"),
@@ -108,11 +108,11 @@ class Recorder:
     def add_to(self, pipe: Pipeline) -> None:
         """Queue the updates on `pipe`: one HINCRBY per counter or bucket touched, HINCRBYFLOAT per sum."""
         for key, amount in self.counts.items():
-            pipe.hincrby(METRICS_KEY, key, amount)
+            pipe.hincrby(keys.METRICS, key, amount)
         for key, total in self.sums.items():
-            pipe.hincrbyfloat(METRICS_KEY, key, total)
+            pipe.hincrbyfloat(keys.METRICS, key, total)
         if self.gauges:
-            pipe.hset(GAUGES_KEY, mapping=self.gauges)
+            pipe.hset(keys.METRICS_GAUGES, mapping=self.gauges)
 
     def send(self, redis: Redis) -> None:
         """For the rare figure with no pipeline to ride on (a failed delivery)."""
@@ -137,8 +137,8 @@ class RedisCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.stats_key)
-        pipe.hgetall(METRICS_KEY)
-        pipe.hgetall(GAUGES_KEY)
+        pipe.hgetall(keys.METRICS)
+        pipe.hgetall(keys.METRICS_GAUGES)
         stats, stored, gauges = ([(k.decode(), float(v)) for k, v in raw.items()] for raw in pipe.execute())
         counts = dict(stats)
         for key, (name, text) in STATS_COUNTERS.items():

@@ -17,11 +17,11 @@ from typing import Literal
 import orjson
 from redis import Redis
 
+from pipeline import keys
 from pipeline.settings import Settings
 
 Scope = Literal["read", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "admin")
-TOKENS_KEY = "tickwatch:api_tokens"  # sha256 hex -> {"name", "scope", "created_at"}
 TOKEN_PREFIX = "tw_"
 
 
@@ -49,7 +49,7 @@ def create(redis: Redis, settings: Settings, name: str, scope: Scope) -> str:
     if any(info.name == name for info in list_tokens(redis, settings)):
         raise ValueError(f"a token named {name!r} exists; revoke it first or choose another name")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    redis.hset(TOKENS_KEY, digest(token), orjson.dumps({"name": name, "scope": scope, "created_at": time.time()}))
+    redis.hset(keys.API_TOKENS, digest(token), orjson.dumps({"name": name, "scope": scope, "created_at": time.time()}))
     return token
 
 
@@ -61,7 +61,7 @@ def authenticate(redis: Redis, settings: Settings, token: str) -> TokenInfo | No
             found = TokenInfo(static.name, static.scope, "env")
     if found:
         return found
-    stored = redis.hget(TOKENS_KEY, digest(token))  # looked up by hash: timing says nothing about the token
+    stored = redis.hget(keys.API_TOKENS, digest(token))  # looked up by hash: timing says nothing about the token
     if stored is None:
         return None
     data = orjson.loads(stored)
@@ -71,7 +71,7 @@ def authenticate(redis: Redis, settings: Settings, token: str) -> TokenInfo | No
 def list_tokens(redis: Redis, settings: Settings) -> list[TokenInfo]:
     """Every token's owner and scope (never the token), static ones first."""
     static = [TokenInfo(t.name, t.scope, "env") for t in settings.api_tokens]
-    stored = [orjson.loads(raw) for raw in redis.hvals(TOKENS_KEY)]
+    stored = [orjson.loads(raw) for raw in redis.hvals(keys.API_TOKENS)]
     made = sorted(
         (TokenInfo(d["name"], d["scope"], "redis", d.get("created_at")) for d in stored), key=lambda info: info.name
     )
@@ -80,7 +80,7 @@ def list_tokens(redis: Redis, settings: Settings) -> list[TokenInfo]:
 
 def revoke(redis: Redis, name: str) -> bool:
     """Delete the stored token named `name`; False if there is none (static tokens are revoked in the env)."""
-    for key, raw in redis.hgetall(TOKENS_KEY).items():
+    for key, raw in redis.hgetall(keys.API_TOKENS).items():
         if orjson.loads(raw)["name"] == name:
-            return bool(redis.hdel(TOKENS_KEY, key))
+            return bool(redis.hdel(keys.API_TOKENS, key))
     return False

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from redis import Redis
 
 from api.app import create_app
-from pipeline import controls, history, store, tokens
+from pipeline import controls, history, keys, store, tokens
 from pipeline.schema import iso, to_ms
 from pipeline.settings import Settings
 from tests.conftest import redis_url_for
@@ -96,7 +96,7 @@ def test_a_read_token_cannot_change_controls(client: TestClient):
 
 def test_created_tokens_work_until_revoked(client: TestClient, settings: Settings, fresh_redis: Redis):
     token = tokens.create(fresh_redis, settings, "ci", "admin")
-    assert token.encode() not in b"".join(fresh_redis.hvals(tokens.TOKENS_KEY))  # only the hash is stored
+    assert token.encode() not in b"".join(fresh_redis.hvals(keys.API_TOKENS))  # only the hash is stored
     assert client.get("/v1/mutes", headers=bearer(token)).status_code == 200
     with pytest.raises(ValueError, match="exists"):
         tokens.create(fresh_redis, settings, "ci", "read")

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 from redis import Redis
 
-from pipeline import controls, store
+from pipeline import controls, keys, store
 from pipeline.controls import Actor, Controls
 from pipeline.settings import Settings
 
@@ -87,7 +87,7 @@ def test_confirmation_per_symbol_and_rule(service: Controls):
     assert (got["rise"].confirm_ticks, got["rise"].confirm_seconds) == (default, 10)
     assert service.audit_log(symbol="TSLA")[1].new["confirm_ticks"] == 3
     service.set_rule("TSLA", "drop", ALICE, confirm_ticks=default)  # back to the settings: not pinned
-    assert b"confirm" not in service.redis.hget(controls.RULES_KEY, "TSLA:drop")
+    assert b"confirm" not in service.redis.hget(keys.RULES, "TSLA:drop")
 
 
 def test_mutes_with_reason_and_expiry(service: Controls):

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
 from api.app import create_app
-from pipeline import metrics
+from pipeline import keys, metrics
 from pipeline.detect import state
 from pipeline.ingest.generator import Scenario
 from pipeline.ingest.publish import publish
@@ -51,7 +51,7 @@ def test_histograms_come_back_cumulative_with_sum_and_count(fresh_redis: Redis):
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(metrics.RedisCollector(fresh_redis, state.STATS_KEY))
+    registry.register(metrics.RedisCollector(fresh_redis, keys.STATS))
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(generate_latest(registry).decode())
@@ -147,12 +147,12 @@ def test_two_bridges_on_one_host_both_run(namespace: Namespace):
 
 def test_figures_of_another_version_do_not_break_the_scrape(fresh_redis: Redis):
     fresh_redis.hset(
-        metrics.METRICS_KEY,
+        keys.METRICS,
         mapping={"deliveries|channel=slack": 3, "renamed_metric|x=1": 1, "deliveries|channel=slack|outcome=sent": 2},
     )
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in metrics.RedisCollector(fresh_redis, state.STATS_KEY).collect()
+        for family in metrics.RedisCollector(fresh_redis, keys.STATS).collect()
         for s in family.samples
     }
     assert samples[("tickwatch_deliveries_total", (("channel", "slack"), ("outcome", "sent")))] == 2

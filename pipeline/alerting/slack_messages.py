@@ -29,7 +29,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from pipeline import store
+from pipeline import keys, store
 from pipeline.alerting import anomalies, storms
 from pipeline.alerting.messages import AlertContext, alert_message, storm_message
 from pipeline.schema import AlertEvent, Anomaly, SlackRef
@@ -54,13 +54,9 @@ def web_client(settings: Settings) -> WebClient:
     )
 
 
-def _key(name: str, kind: Kind, key: str) -> str:
-    return f"tickwatch:slack:{name}:{kind}:{key}"
-
-
 def remember(redis: Redis, anomaly: Anomaly) -> Anomaly:
     """Keep the pipeline's newest view of an anomaly (its ES document is written after alerts go out)."""
-    seen_key = _key("seen", "alert", anomaly.id)
+    seen_key = keys.slack_message("seen", "alert", anomaly.id)
     raw = redis.get(seen_key)
     newest = anomalies.latest(Anomaly.model_validate_json(raw), anomaly) if raw else anomaly
     redis.set(seen_key, newest.model_dump_json(), ex=SEEN_TTL_SECONDS)
@@ -80,8 +76,8 @@ def anomaly_changed(redis: Redis, settings: Settings, anomaly: Anomaly, enqueue:
 
 def _schedule(redis: Redis, kind: Kind, key: str, enqueue: Enqueue) -> None:
     """Queue one refresh for when the message's throttle expires, unless one is already pending."""
-    if redis.set(_key("pending", kind, key), 1, nx=True, ex=LOCK_SECONDS * 5):
-        enqueue(kind, key, max(0, redis.pttl(_key("throttle", kind, key))) / 1000)
+    if redis.set(keys.slack_message("pending", kind, key), 1, nx=True, ex=LOCK_SECONDS * 5):
+        enqueue(kind, key, max(0, redis.pttl(keys.slack_message("throttle", kind, key))) / 1000)
 
 
 def enqueue_refresh(kind: Kind, key: str, delay: float) -> None:
@@ -130,15 +126,17 @@ class SlackNotifier:
             self.render_alert(anomaly.id)
             return
         storms.put_member(self.redis, storm, anomaly)
-        if self.redis.set(_key("throttle", "storm", storm), 1, nx=True, px=self._interval_ms("storm")):
+        if self.redis.set(keys.slack_message("throttle", "storm", storm), 1, nx=True, px=self._interval_ms("storm")):
             self.render_storm(storm)
         else:
             _schedule(self.redis, "storm", storm, self.enqueue)
 
     def refresh(self, kind: Kind, key: str) -> None:
         """The follow-up of a throttled change (pipeline.tasks.slack_refresh): render the newest state now."""
-        self.redis.set(_key("throttle", kind, key), 1, px=self._interval_ms(kind))
-        self.redis.delete(_key("pending", kind, key))  # after the throttle: a change from now on queues anew
+        self.redis.set(keys.slack_message("throttle", kind, key), 1, px=self._interval_ms(kind))
+        self.redis.delete(
+            keys.slack_message("pending", kind, key)
+        )  # after the throttle: a change from now on queues anew
         if kind == "storm":
             self.render_storm(key)
         else:
@@ -155,7 +153,7 @@ class SlackNotifier:
     def render_alert(self, anomaly_id: str) -> SlackRef:
         """Post or edit the anomaly's message with its newest state; returns where it is."""
         with self.redis.lock(
-            _key("lock", "alert", anomaly_id), timeout=LOCK_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS
+            keys.slack_message("lock", "alert", anomaly_id), timeout=LOCK_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS
         ):
             anomaly = self._current(anomaly_id)
             text, blocks = alert_message(anomaly, self._context(anomaly))
@@ -167,12 +165,14 @@ class SlackNotifier:
             )
             if ref != anomaly.slack:
                 anomalies.record_slack_ref(self.es, self.indices, anomaly, ref)
-            self.redis.set(_key("throttle", "alert", anomaly_id), 1, px=self._interval_ms("alert"))
+            self.redis.set(keys.slack_message("throttle", "alert", anomaly_id), 1, px=self._interval_ms("alert"))
             return ref
 
     def render_storm(self, storm_id: str) -> SlackRef:
         """Post or edit a storm's grouped message; records its ref on members that do not have it yet."""
-        with self.redis.lock(_key("lock", "storm", storm_id), timeout=LOCK_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS):
+        with self.redis.lock(
+            keys.slack_message("lock", "storm", storm_id), timeout=LOCK_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS
+        ):
             seen = storms.members(self.redis, storm_id)
             stored = self._stored([a.id for a in seen])
             current = [anomalies.latest(stored.get(a.id), a) for a in seen]
@@ -211,7 +211,7 @@ class SlackNotifier:
             return AlertContext()
 
     def _current(self, anomaly_id: str) -> Anomaly:
-        raw = self.redis.get(_key("seen", "alert", anomaly_id))
+        raw = self.redis.get(keys.slack_message("seen", "alert", anomaly_id))
         stored = self._stored([anomaly_id]).get(anomaly_id)
         if raw is None:
             if stored is None:

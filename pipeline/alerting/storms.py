@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from redis import Redis
 
+from pipeline import keys
 from pipeline.alerting.messages import StormView
 from pipeline.schema import Anomaly, SlackRef
 
@@ -45,18 +46,6 @@ return false
 """
 
 
-def _of_key(anomaly_id: str) -> str:
-    return f"tickwatch:storm:of:{anomaly_id}"
-
-
-def _meta_key(storm_id: str) -> str:
-    return f"tickwatch:storm:{storm_id}:meta"
-
-
-def _members_key(storm_id: str) -> str:
-    return f"tickwatch:storm:{storm_id}:members"
-
-
 def register(
     redis: Redis, channel: str, anomaly_id: str, *, threshold: int, window_seconds: int, now_ms: int | None = None
 ) -> str | None:
@@ -67,44 +56,52 @@ def register(
     if existing := storm_of(redis, anomaly_id):
         return existing
     candidate = f"storm-{uuid.uuid4().hex[:12]}"
-    keys = [
-        f"tickwatch:storm:recent:{channel}",
-        f"tickwatch:storm:active:{channel}",
-        _meta_key(candidate),
-        _of_key(anomaly_id),
+    script_keys = [
+        keys.storm_recent(channel),
+        keys.storm_active(channel),
+        keys.storm_meta(candidate),
+        keys.storm_of(anomaly_id),
     ]
     now = round(time.time() * 1000) if now_ms is None else now_ms
     found = redis.eval(
-        _REGISTER, len(keys), *keys, now, window_seconds * 1000, threshold, anomaly_id, candidate, TTL_SECONDS
+        _REGISTER,
+        len(script_keys),
+        *script_keys,
+        now,
+        window_seconds * 1000,
+        threshold,
+        anomaly_id,
+        candidate,
+        TTL_SECONDS,
     )
     return found.decode() if isinstance(found, bytes) else found
 
 
 def storm_of(redis: Redis, anomaly_id: str) -> str | None:
-    found = redis.get(_of_key(anomaly_id))
+    found = redis.get(keys.storm_of(anomaly_id))
     return found.decode() if found else None
 
 
 def put_member(redis: Redis, storm_id: str, anomaly: Anomaly) -> None:
     """Add or update a member with its newest view (the grouped message shows it)."""
     pipe = redis.pipeline(transaction=False)
-    pipe.hset(_members_key(storm_id), anomaly.id, anomaly.model_dump_json())
-    pipe.expire(_members_key(storm_id), TTL_SECONDS)
+    pipe.hset(keys.storm_members(storm_id), anomaly.id, anomaly.model_dump_json())
+    pipe.expire(keys.storm_members(storm_id), TTL_SECONDS)
     pipe.execute()
 
 
 def members(redis: Redis, storm_id: str) -> list[Anomaly]:
-    return [Anomaly.model_validate_json(raw) for raw in redis.hvals(_members_key(storm_id))]
+    return [Anomaly.model_validate_json(raw) for raw in redis.hvals(keys.storm_members(storm_id))]
 
 
 def storm_members(redis: Redis, storm_id: str) -> list[str]:
     """The anomaly ids grouped in a storm's message (what "Acknowledge all" / "Mute all" act on)."""
-    return sorted(key.decode() for key in redis.hkeys(_members_key(storm_id)))
+    return sorted(key.decode() for key in redis.hkeys(keys.storm_members(storm_id)))
 
 
 def view(redis: Redis, storm_id: str, current: list[Anomaly]) -> StormView:
     """The grouped message's data: `current` members (their newest state) and when the storm started."""
-    meta = {key.decode(): value.decode() for key, value in redis.hgetall(_meta_key(storm_id)).items()}
+    meta = {key.decode(): value.decode() for key, value in redis.hgetall(keys.storm_meta(storm_id)).items()}
     started = datetime.fromtimestamp(int(meta.get("started_at", 0)) / 1000, tz=UTC)
     return StormView(
         storm_id, started, int(meta.get("threshold", 0)), current, int(meta.get("window_ms", 60_000)) // 1000
@@ -112,9 +109,9 @@ def view(redis: Redis, storm_id: str, current: list[Anomaly]) -> StormView:
 
 
 def message_ref(redis: Redis, storm_id: str) -> SlackRef | None:
-    meta = redis.hmget(_meta_key(storm_id), ["channel", "ts"])
+    meta = redis.hmget(keys.storm_meta(storm_id), ["channel", "ts"])
     return SlackRef(channel=meta[0].decode(), ts=meta[1].decode()) if meta[0] and meta[1] else None
 
 
 def set_message_ref(redis: Redis, storm_id: str, ref: SlackRef) -> None:
-    redis.hset(_meta_key(storm_id), mapping={"channel": ref.channel, "ts": ref.ts})
+    redis.hset(keys.storm_meta(storm_id), mapping={"channel": ref.channel, "ts": ref.ts})

@@ -20,24 +20,10 @@ from typing import Any
 import orjson
 from redis import Redis
 
+from pipeline import keys
 from pipeline.detect.detection import Episode, SymbolState
 from pipeline.detect.rules import Baseline, Pending
 from pipeline.metrics import Recorder
-
-STATS_KEY = "tickwatch:stats"
-PROGRESS_AT_KEY = "tickwatch:progress_at"  # "topic:partition" -> when its progress last moved (epoch s)
-
-
-def _state_key(symbol: str) -> str:
-    return f"tickwatch:state:{symbol}"
-
-
-def _progress_key(topic: str, partition: int) -> str:
-    return f"tickwatch:progress:{topic}:{partition}"
-
-
-def _lock_key(topic: str, partition: int) -> str:
-    return f"tickwatch:lock:{topic}:{partition}"
 
 
 @contextmanager
@@ -49,13 +35,13 @@ def partition_locks(redis: Redis, parts: Iterable[Mapping[str, Any]]) -> Iterato
     with ExitStack() as stack:
         for topic, partition in sorted({(part["topic"], part["partition"]) for part in parts}):
             # Longer than the slowest apply (ES client: 3 retries of 30 s), so a commit never outlives its lock.
-            stack.enter_context(redis.lock(_lock_key(topic, partition), timeout=300, blocking_timeout=30.0))
+            stack.enter_context(redis.lock(keys.partition_lock(topic, partition), timeout=300, blocking_timeout=30.0))
         yield
 
 
 def progress_of(redis: Redis, parts: list[Mapping[str, Any]]) -> dict[int, int | None]:
     """The next offset to apply for each partition of a batch (None: nothing applied yet)."""
-    values = redis.mget([_progress_key(part["topic"], part["partition"]) for part in parts])
+    values = redis.mget([keys.partition_progress(part["topic"], part["partition"]) for part in parts])
     return {
         part["partition"]: int(value) if value is not None else None for part, value in zip(parts, values, strict=True)
     }
@@ -63,22 +49,22 @@ def progress_of(redis: Redis, parts: list[Mapping[str, Any]]) -> dict[int, int |
 
 def start_partition(redis: Redis, topic: str, partition: int, offset: int) -> None:
     """Record where a partition starts if nothing was applied for it yet (a no-op otherwise)."""
-    redis.set(_progress_key(topic, partition), offset, nx=True)
+    redis.set(keys.partition_progress(topic, partition), offset, nx=True)
 
 
 def stalled_seconds(redis: Redis, parts: list[Mapping[str, Any]]) -> float:
     """How long the least recently advanced partition of a batch has not moved (inf if it never did)."""
-    moved = redis.hmget(PROGRESS_AT_KEY, [f"{part['topic']}:{part['partition']}" for part in parts])
+    moved = redis.hmget(keys.PROGRESS_AT, [f"{part['topic']}:{part['partition']}" for part in parts])
     return max((time.time() - float(value) if value else math.inf) for value in moved)
 
 
 def progress(redis: Redis, topic: str, partition: int) -> int | None:
-    value = redis.get(_progress_key(topic, partition))
+    value = redis.get(keys.partition_progress(topic, partition))
     return int(value) if value is not None else None
 
 
 def load_states(redis: Redis, symbols: list[str]) -> dict[str, SymbolState]:
-    raw = redis.mget([_state_key(symbol) for symbol in symbols]) if symbols else []
+    raw = redis.mget([keys.symbol_state(symbol) for symbol in symbols]) if symbols else []
     return {symbol: decode(data) if data else SymbolState() for symbol, data in zip(symbols, raw, strict=True)}
 
 
@@ -164,26 +150,26 @@ def commit(
     """Atomically store the new states, the partitions' progress, the running counters and `figures`."""
     pipe = redis.pipeline(transaction=True)
     if states:
-        pipe.mset({_state_key(symbol): encode(state) for symbol, state in states.items()})
-    pipe.mset({_progress_key(topic, partition): offset for (topic, partition), offset in progress.items()})
-    pipe.hset(PROGRESS_AT_KEY, mapping={f"{topic}:{partition}": time.time() for topic, partition in progress})
+        pipe.mset({keys.symbol_state(symbol): encode(state) for symbol, state in states.items()})
+    pipe.mset({keys.partition_progress(topic, partition): offset for (topic, partition), offset in progress.items()})
+    pipe.hset(keys.PROGRESS_AT, mapping={f"{topic}:{partition}": time.time() for topic, partition in progress})
     for name, amount in counts.items():
         if amount:
-            pipe.hincrby(STATS_KEY, name, amount)
+            pipe.hincrby(keys.STATS, name, amount)
     if figures is not None:
         figures.add_to(pipe)
     pipe.execute()
 
 
 def stats(redis: Redis) -> dict[str, int]:
-    return {key.decode(): int(value) for key, value in redis.hgetall(STATS_KEY).items()}
+    return {key.decode(): int(value) for key, value in redis.hgetall(keys.STATS).items()}
 
 
 def bump(redis: Redis, counts: Mapping[str, int], figures: Recorder | None = None) -> None:
     """Add to the running counters outside a batch commit (e.g. the bridge's dead-letter count)."""
     pipe = redis.pipeline(transaction=False)
     for name, amount in counts.items():
-        pipe.hincrby(STATS_KEY, name, amount)
+        pipe.hincrby(keys.STATS, name, amount)
     if figures is not None:
         figures.add_to(pipe)
     pipe.execute()

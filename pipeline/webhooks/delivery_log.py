@@ -28,14 +28,13 @@ from pydantic import BaseModel, Field
 from redis import Redis
 from redis.client import Pipeline
 
-from pipeline import cursors
+from pipeline import cursors, keys
 from pipeline.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from celery import Celery
 
-PREFIX = "tickwatch:webhooks:"
-DUE = PREFIX + "due"
+DUE = keys.DELIVERIES_DUE
 RETENTION_SECONDS = 30 * 86_400
 KEEP_PER_SUBSCRIPTION = 1000
 HISTORY_KEPT = 20
@@ -89,14 +88,6 @@ class DeliveryRecord(Delivery):
 def delivery_id(subscription_id: str, event_id: str) -> str:
     """Deterministic, so dispatching the same event twice (a re-run batch) creates one delivery."""
     return "dlv_" + hashlib.sha256(f"{subscription_id}|{event_id}".encode()).hexdigest()[:24]
-
-
-def _record_key(delivery: str) -> str:
-    return f"{PREFIX}delivery:{delivery}"
-
-
-def _log_key(subscription_id: str) -> str:
-    return f"{PREFIX}log:{subscription_id}"
 
 
 def _member(job: Job) -> str:
@@ -174,14 +165,14 @@ def create(redis: Redis, records: list[DeliveryRecord]) -> tuple[list[DeliveryRe
         pipe.eval(
             _CREATE,
             2,
-            _record_key(record.id),
-            _log_key(record.subscription_id),
+            keys.delivery_record(record.id),
+            keys.delivery_log(record.subscription_id),
             record.model_dump_json(),
             RETENTION_SECONDS,
             record.created_at.timestamp(),
             record.id,
             KEEP_PER_SUBSCRIPTION,
-            PREFIX + "delivery:",
+            keys.DELIVERY_RECORD_PREFIX,
         )
     answers = pipe.execute()
     return (
@@ -191,13 +182,13 @@ def create(redis: Redis, records: list[DeliveryRecord]) -> tuple[list[DeliveryRe
 
 
 def load(redis: Redis, delivery: str) -> DeliveryRecord | None:
-    raw = redis.get(_record_key(delivery))
+    raw = redis.get(keys.delivery_record(delivery))
     return DeliveryRecord.model_validate_json(raw) if raw else None
 
 
 def save(redis: Redis | Pipeline, record: DeliveryRecord) -> None:
     """Update a record in place (never re-creates one deleted meanwhile with its subscription)."""
-    redis.set(_record_key(record.id), record.model_dump_json(), xx=True, keepttl=True)
+    redis.set(keys.delivery_record(record.id), record.model_dump_json(), xx=True, keepttl=True)
 
 
 def page(
@@ -211,7 +202,9 @@ def page(
     found: list[DeliveryRecord] = []
     upper: float | str = f"({position[0]!r}" if position is not None else "+inf"
     while len(found) < limit:
-        rows = redis.zrevrangebyscore(_log_key(subscription_id), upper, "-inf", start=0, num=limit, withscores=True)
+        rows = redis.zrevrangebyscore(
+            keys.delivery_log(subscription_id), upper, "-inf", start=0, num=limit, withscores=True
+        )
         if not rows:
             return found, None
         for record in _load_many(redis, [member for member, _ in rows]):
@@ -225,24 +218,28 @@ def page(
 
 
 def created_since(redis: Redis, subscription_id: str, since: datetime) -> list[DeliveryRecord]:
-    members = redis.zrangebyscore(_log_key(subscription_id), since.timestamp(), "+inf")
+    members = redis.zrangebyscore(keys.delivery_log(subscription_id), since.timestamp(), "+inf")
     return _load_many(redis, members)
 
 
 def _load_many(redis: Redis, members: list[bytes]) -> list[DeliveryRecord]:
     if not members:
         return []
-    raws = redis.mget([_record_key(member.decode()) for member in members])
+    raws = redis.mget([keys.delivery_record(member.decode()) for member in members])
     return [DeliveryRecord.model_validate_json(raw) for raw in raws if raw]
 
 
 def forget(redis: Redis, subscription_id: str) -> None:
     """Drop a deleted subscription's log (its scheduled jobs then find no record and stand down)."""
-    members = redis.zrange(_log_key(subscription_id), 0, -1)
-    keys = [_record_key(member.decode()) for member in members]
-    keys += [_log_key(subscription_id), f"{PREFIX}slot:{subscription_id}", f"{PREFIX}waiting:{subscription_id}"]
-    for start in range(0, len(keys), 500):
-        redis.delete(*keys[start : start + 500])
+    members = redis.zrange(keys.delivery_log(subscription_id), 0, -1)
+    doomed = [keys.delivery_record(member.decode()) for member in members]
+    doomed += [
+        keys.delivery_log(subscription_id),
+        keys.delivery_slot(subscription_id),
+        keys.delivery_waiting(subscription_id),
+    ]
+    for start in range(0, len(doomed), 500):
+        redis.delete(*doomed[start : start + 500])
 
 
 def schedule(redis: Redis | Pipeline, job: Job, at: datetime) -> None:
@@ -254,7 +251,7 @@ def take_due(redis: Redis, now: datetime, limit: int = 500) -> list[Job]:
 
 
 def _slot_keys(subscription_id: str) -> list[str]:
-    return [f"{PREFIX}slot:{subscription_id}", f"{PREFIX}waiting:{subscription_id}", DUE]
+    return [keys.delivery_slot(subscription_id), keys.delivery_waiting(subscription_id), DUE]
 
 
 def acquire(redis: Redis | Pipeline, subscription_id: str, job: Job, *, hold_seconds: float) -> Any:
@@ -265,7 +262,7 @@ def acquire(redis: Redis | Pipeline, subscription_id: str, job: Job, *, hold_sec
         _ACQUIRE,
         4,
         *_slot_keys(subscription_id),
-        _record_key(job[0]),
+        keys.delivery_record(job[0]),
         _member(job),
         int(hold_seconds * 1000),
         now,

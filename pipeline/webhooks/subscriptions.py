@@ -24,13 +24,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from redis import Redis, WatchError
 from redis.client import Pipeline
 
+from pipeline import keys
 from pipeline.schema import EventType, iso, normalise_symbol
 from pipeline.settings import Settings
 from pipeline.webhooks import delivery_log, encryption, ssrf
 from pipeline.webhooks.delivery_log import Delivery, DeliveryRecord
 
-SUBSCRIPTIONS = "tickwatch:webhooks:subscriptions"
-FAILING_SINCE = "tickwatch:webhooks:failing-since"  # subscription id -> epoch s of the first failure in a row
+SUBSCRIPTIONS = keys.SUBSCRIPTIONS
+FAILING_SINCE = keys.FAILING_SINCE
 TEST_EVENT = "webhook.test"
 MAX_SYMBOLS = 500
 

@@ -25,7 +25,7 @@ from elasticsearch import Elasticsearch
 from kombu import serialization
 from redis import Redis
 
-from pipeline import store
+from pipeline import keys, store
 from pipeline.alerting import slack_messages
 from pipeline.alerting.channels import Notifier, build, channel_names
 from pipeline.controls import controls_for
@@ -300,7 +300,7 @@ def deliver(self: Task, channel: str, event: dict[str, Any]) -> str:
     """Send one alert on one channel, at most once per channel as far as we can tell."""
     res = resources()
     alert = AlertEvent.model_validate(event)
-    delivered = f"tickwatch:delivered:{channel}:{alert.id}"
+    delivered = keys.delivered(channel, alert.id)
     # Claim before sending, so two copies of this task never both send; release the claim on failure.
     figures = Recorder()
     if not res.redis.set(delivered, "sending", nx=True, ex=CLAIM_TTL_SECONDS):
@@ -320,16 +320,11 @@ def deliver(self: Task, channel: str, event: dict[str, Any]) -> str:
     if alert.data.published_at is not None and alert.type == "anomaly.detected":
         latency_ms = (datetime.now(UTC) - alert.data.published_at).total_seconds() * 1000
         figures.observe("delivery_latency_seconds", latency_ms / 1000, channel=channel)
-        pipe.lpush(latency_key(channel), round(latency_ms, 1))
-        pipe.ltrim(latency_key(channel), 0, LATENCY_SAMPLES - 1)
+        pipe.lpush(keys.delivery_latencies(channel), round(latency_ms, 1))
+        pipe.ltrim(keys.delivery_latencies(channel), 0, LATENCY_SAMPLES - 1)
     figures.add_to(pipe)
     pipe.execute()
     return "sent"
-
-
-def latency_key(channel: str) -> str:
-    """Redis list of recent produce-to-delivery latencies (ms) for a channel: the bench and demo read it."""
-    return f"tickwatch:latency:{channel}"
 
 
 @app.task(

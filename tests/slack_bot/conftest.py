@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from pipeline import store
 from pipeline.alerting.anomalies import alert_context, record_slack_ref
 from pipeline.alerting.messages import alert_message
-from pipeline.controls import MUTES_KEY, RULES_KEY
+from pipeline.keys import MUTES, RULES
 from pipeline.schema import SlackRef
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
@@ -76,6 +76,6 @@ def backend(bot: BotServer) -> Iterator[Any]:
 
     made = Backend.from_settings(bot.settings)
     bot.slack.clear_calls()
-    made.redis.delete(MUTES_KEY, RULES_KEY)
+    made.redis.delete(MUTES, RULES)
     yield made
-    made.redis.delete(MUTES_KEY, RULES_KEY)
+    made.redis.delete(MUTES, RULES)

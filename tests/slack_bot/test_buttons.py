@@ -18,7 +18,7 @@ from bot.enums import BlockId, ModalAction, ModalCallback
 from pipeline import store
 from pipeline.alerting import storms
 from pipeline.alerting.actions import AlertAction, MuteChoice
-from pipeline.controls import MUTES_KEY, RULES_KEY
+from pipeline.keys import MUTES, RULES
 from pipeline.schema import Anomaly, SlackRef
 from tests.bot_harness import BotServer, assert_valid_blocks
 from tests.conftest import wait_for
@@ -115,7 +115,7 @@ def test_custom_mute_opens_a_modal_whose_submission_mutes(bot: BotServer, backen
     view = opened.response["view"]
     assert view["callback_id"] == ModalCallback.MUTE and opened.ok
     assert_valid_blocks(view["blocks"])
-    assert backend.redis.hgetall(MUTES_KEY) == {}  # nothing until it is submitted
+    assert backend.redis.hgetall(MUTES) == {}  # nothing until it is submitted
 
     ack = bot.in_modal(
         view,
@@ -164,7 +164,7 @@ def test_adjust_threshold_previews_in_the_modal_then_saves_and_confirms_in_threa
     [updated] = bot.wait("views.update")
     assert updated.ok and updated.params["view_id"] == view["id"]
     assert "would have raised *2* alerts" in json.dumps(updated.params["view"]["blocks"])
-    assert backend.redis.hgetall(RULES_KEY) == {}
+    assert backend.redis.hgetall(RULES) == {}
 
     ack = bot.in_modal(view, user=ADMIN, values=typed)
     assert ack.status_code == 200
@@ -204,7 +204,7 @@ def test_adjusting_a_volume_rule_speaks_its_unit_and_checks_its_bounds(bot: BotS
 
     refused = submit("2000").json()
     assert refused["response_action"] == "errors" and "at most 1000" in refused["errors"][BlockId.THRESHOLD]
-    assert backend.redis.hgetall(RULES_KEY) == {}
+    assert backend.redis.hgetall(RULES) == {}
 
     assert submit("200").status_code == 200  # a multiple over 100 is fine for volume
     [note] = bot.wait("chat.postMessage")
@@ -229,7 +229,7 @@ def test_bad_modal_input_is_shown_next_to_the_field_and_saves_nothing(bot: BotSe
     body = ack.json()
     assert body["response_action"] == "errors"
     assert set(body["errors"]) == {BlockId.THRESHOLD, BlockId.WINDOW}
-    assert backend.redis.hgetall(RULES_KEY) == {}
+    assert backend.redis.hgetall(RULES) == {}
 
 
 def test_buttons_of_an_alert_no_longer_stored_say_so(bot: BotServer, backend: Any) -> None:

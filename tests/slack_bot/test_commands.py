@@ -19,9 +19,9 @@ from bot.enums import Command
 from bot.texts import COMMANDS, exported
 from pipeline import store
 from pipeline.alerting.actions import AlertAction
-from pipeline.controls import MUTES_KEY, RULES_KEY
 from pipeline.detect.backtest import replay
 from pipeline.detect.detection import Rule
+from pipeline.keys import MUTES, RULES
 from pipeline.schema import SlackRef
 from tests.bot_harness import SECRET, BotServer, assert_valid_blocks
 from tests.slack_bot.world import (
@@ -53,7 +53,7 @@ def test_unsigned_wrongly_signed_and_stale_requests_get_401_and_change_nothing(b
 
     assert [answer.status_code for answer in answers] == [401, 401, 401, 401]
     time.sleep(0.3)  # anything wrongly let through would have acted by now
-    assert backend.redis.hgetall(MUTES_KEY) == {}
+    assert backend.redis.hgetall(MUTES) == {}
     assert bot.slack.calls() == []
     assert not any(change.symbol == "TSLA" and change.action == "mute" for change in audit(backend))
 
@@ -94,7 +94,7 @@ def test_help_and_bad_input_are_answered_in_the_ack_body(bot: BotServer, backend
     assert "is not a threshold" in ack.json()["text"]
     time.sleep(0.2)
     assert bot.slack.calls() == []  # nothing else happened
-    assert backend.redis.hgetall(RULES_KEY) == {}
+    assert backend.redis.hgetall(RULES) == {}
 
 
 def test_unknown_symbol_gets_the_closest_matches(bot: BotServer, backend: Any) -> None:
@@ -183,7 +183,7 @@ def test_people_outside_the_allow_list_are_refused_and_nothing_changes(bot: BotS
     for name in (hook, hook2):
         answer = bot.answer(name)
         assert answer["response_type"] == "ephemeral" and "Sorry" in answer["text"]
-    assert backend.redis.hgetall(MUTES_KEY) == {} and backend.redis.hgetall(RULES_KEY) == {}
+    assert backend.redis.hgetall(MUTES) == {} and backend.redis.hgetall(RULES) == {}
     # reads stay open to everyone
     _, hook = bot.command("/threshold", "TSLA", user=OTHER)
     assert "Rules for TSLA" in bot.answer(hook)["text"]
@@ -195,7 +195,7 @@ def test_threshold_preview_replays_seven_days_without_saving_then_set_saves(bot:
     preview = bot.answer(hook)["text"]
     assert "would have raised 2 alerts" in preview  # both dips (-4 %, -8 %) cross 3 %
     assert "(the current `drop 5% in 5m`: 1)" in preview  # only the -8 % one crosses the default 5 %
-    assert backend.redis.hgetall(RULES_KEY) == {}
+    assert backend.redis.hgetall(RULES) == {}
 
     _, hook = bot.command("/threshold", "TSLA drop 3% 10m", user=ADMIN)
     answer = bot.answer(hook)

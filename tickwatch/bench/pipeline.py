@@ -25,12 +25,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from pipeline import store
+from pipeline import keys, store
 from pipeline.detect import state
 from pipeline.ingest.generator import Scenario, default_symbols, pace
 from pipeline.ingest.publish import publish
 from pipeline.settings import Settings
-from pipeline.worker.batches import latency_key
 from stack import all_services
 from tickwatch.fleet import Fleet, discard, isolated, pending
 
@@ -186,7 +185,7 @@ def alert_latency(current: Lane, rate: int, seconds: int, concurrency: int) -> t
     while pending(current.settings, redis) and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(2)
-    samples = [float(value) for value in redis.lrange(latency_key("kafka"), 0, -1)]
+    samples = [float(value) for value in redis.lrange(keys.delivery_latencies("kafka"), 0, -1)]
     return samples, produce_rate
 
 

@@ -1,0 +1,102 @@
+"""The Redis keyspace: every key Tickwatch keeps in Redis is named here, once.
+
+A Redis database is one deployment (tests and benches use their own), so keys carry no deployment prefix.
+Each entry says what the key holds; the module that owns the data says why it is kept that way.
+"""
+
+from __future__ import annotations
+
+ROOT = "tickwatch:"
+
+# --- detection state and progress (pipeline.detect.state) --------------------------------------------------
+STATS = ROOT + "stats"  # hash: running counters of bridges and workers (consumed, ticks, alerts, …)
+PROGRESS_AT = ROOT + "progress_at"  # hash "topic:partition" -> when its progress last moved (epoch s)
+
+
+def symbol_state(symbol: str) -> str:
+    """A symbol's window and episode state (pipeline.detect.state.encode)."""
+    return f"{ROOT}state:{symbol}"
+
+
+def partition_progress(topic: str, partition: int) -> str:
+    """The next offset of a partition to apply."""
+    return f"{ROOT}progress:{topic}:{partition}"
+
+
+def partition_lock(topic: str, partition: int) -> str:
+    return f"{ROOT}lock:{topic}:{partition}"
+
+
+# --- operator controls (pipeline.controls) ------------------------------------------------------------------
+MUTES = ROOT + "mutes"  # hash symbol -> {"until": epoch s or null, "by", "reason", "at"}
+RULES = ROOT + "rules"  # hash "SYMBOL:rule" -> {"threshold_pct", "window_seconds", "cooldown_seconds", …}
+API_TOKENS = ROOT + "api_tokens"  # hash sha256 hex -> {"name", "scope", "created_at"} (pipeline.tokens)
+
+# --- metrics (pipeline.metrics) ------------------------------------------------------------------------------
+METRICS = ROOT + "metrics"  # hash "name|label=value|…" -> number
+METRICS_GAUGES = ROOT + "metrics:gauges"
+
+# --- alert delivery (pipeline.alerting) ----------------------------------------------------------------------
+
+
+def delivered(channel: str, event_id: str) -> str:
+    """Claim of one event's delivery on one channel ("sending", then "sent")."""
+    return f"{ROOT}delivered:{channel}:{event_id}"
+
+
+def delivery_latencies(channel: str) -> str:
+    """List of recent produce-to-delivery latencies (ms) of a channel: the bench and the demo read it."""
+    return f"{ROOT}latency:{channel}"
+
+
+def slack_message(name: str, kind: str, key: str) -> str:
+    """Per Slack message of an alert or storm: `seen` (newest view), `throttle`, `pending`, `lock`."""
+    return f"{ROOT}slack:{name}:{kind}:{key}"
+
+
+def storm_of(anomaly_id: str) -> str:
+    return f"{ROOT}storm:of:{anomaly_id}"
+
+
+def storm_meta(storm_id: str) -> str:
+    return f"{ROOT}storm:{storm_id}:meta"
+
+
+def storm_members(storm_id: str) -> str:
+    return f"{ROOT}storm:{storm_id}:members"
+
+
+def storm_recent(channel: str) -> str:
+    return f"{ROOT}storm:recent:{channel}"
+
+
+def storm_active(channel: str) -> str:
+    return f"{ROOT}storm:active:{channel}"
+
+
+# --- webhooks (pipeline.webhooks) ----------------------------------------------------------------------------
+WEBHOOKS = ROOT + "webhooks:"
+SUBSCRIPTIONS = WEBHOOKS + "subscriptions"  # hash id -> JSON subscription
+FAILING_SINCE = WEBHOOKS + "failing-since"  # hash id -> epoch s of the first failure in a row
+DELIVERIES_DUE = WEBHOOKS + "due"  # sorted set of jobs "<delivery id>|<seq>" by when they may run
+DELIVERY_RECORD_PREFIX = WEBHOOKS + "delivery:"
+
+
+def delivery_record(delivery_id: str) -> str:
+    """A delivery's JSON record, with the exact body that is signed."""
+    return DELIVERY_RECORD_PREFIX + delivery_id
+
+
+def delivery_log(subscription_id: str) -> str:
+    """Sorted set of a subscription's delivery ids by creation time."""
+    return f"{WEBHOOKS}log:{subscription_id}"
+
+
+def delivery_slot(subscription_id: str) -> str:
+    """The job sending to a subscription now: one request in flight per endpoint."""
+    return f"{WEBHOOKS}slot:{subscription_id}"
+
+
+def delivery_waiting(subscription_id: str) -> str:
+    """Jobs that found the subscription's slot taken."""
+    return f"{WEBHOOKS}waiting:{subscription_id}"
