@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from api.auth import Reader
-from api.deps import Services, services
+from api.deps import services
 from api.errors import Problem, problem_responses
 from api.models import AnomalyOut, AnomalyPage
 from api.views import invalid_as_problem, next_link
 from pipeline import history
+from pipeline.context import Context
 from pipeline.schema import Anomaly, AnomalyStatus, RuleName, normalise_symbol, to_utc
 
 router = APIRouter(prefix="/v1", tags=["anomalies"], responses=problem_responses(401, 422, 503))
@@ -25,7 +26,7 @@ def slack_url(anomaly: Anomaly, workspace_url: str | None) -> str | None:
     return f"{workspace_url.rstrip('/')}/archives/{anomaly.slack.channel}/p{anomaly.slack.ts.replace('.', '')}"
 
 
-def _out(anomaly: Anomaly, svc: Services) -> AnomalyOut:
+def _out(anomaly: Anomaly, svc: Context) -> AnomalyOut:
     return AnomalyOut(**anomaly.model_dump(), slack_url=slack_url(anomaly, svc.settings.slack_workspace_url))
 
 
@@ -33,7 +34,7 @@ def _out(anomaly: Anomaly, svc: Services) -> AnomalyOut:
 def anomalies(
     _: Reader,
     request: Request,
-    svc: Annotated[Services, Depends(services)],
+    svc: Annotated[Context, Depends(services)],
     symbol: Annotated[str | None, Query(description="only this symbol", examples=["TSLA"])] = None,
     rule: Annotated[RuleName | None, Query(description="only anomalies of this rule")] = None,
     status: Annotated[AnomalyStatus | None, Query(description="only anomalies in this state")] = None,
@@ -88,7 +89,7 @@ def anomalies(
 )
 def anomaly(
     _: Reader,
-    svc: Annotated[Services, Depends(services)],
+    svc: Annotated[Context, Depends(services)],
     anomaly_id: Annotated[str, Path(description="an anomaly's id, as listed or in an alert event")],
 ) -> AnomalyOut:
     found = history.get_anomaly(svc.es, svc.indices, anomaly_id)

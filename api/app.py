@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api import anomalies, controls, errors, health, prices, webhooks
-from api.deps import Services
+from pipeline.context import Context
 from pipeline.settings import Settings, get_settings
 
 DESCRIPTION = """Market surveillance data and controls: symbols, prices, OHLCV bars, anomalies, thresholds,
@@ -50,7 +50,7 @@ TAGS = [
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="Tickwatch API", version="1", description=DESCRIPTION, docs_url="/docs", openapi_tags=TAGS)
-    svc = Services(settings)
+    svc = Context(settings)
     app.state.services = svc
     app.state.engine_checks = health.EngineChecks(svc)
     errors.install(app)

@@ -14,9 +14,10 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import Services, services
+from api.deps import services
 from api.errors import Problem
 from pipeline import tokens
+from pipeline.context import Context
 from pipeline.controls import Actor
 
 _bearer = HTTPBearer(auto_error=False, description="an API token: TICKWATCH_API_TOKENS or `tickwatch token create`")
@@ -41,7 +42,7 @@ def _unauthorized(detail: str) -> Problem:
 
 def authenticated(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    svc: Annotated[Services, Depends(services)],
+    svc: Annotated[Context, Depends(services)],
 ) -> Principal:
     if credentials is None:
         raise _unauthorized("send an API token: Authorization: Bearer <token>")

@@ -11,28 +11,29 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import Admin, Reader
-from api.deps import Services, services
+from api.deps import services
 from api.errors import Problem, problem_responses
 from api.models import AuditLog, ChangeOut, MuteList, MuteOut, MuteRequest, RuleOut, ThresholdChange, Thresholds
 from api.views import SymbolPath, invalid_as_problem, symbol_param
 from pipeline import history
+from pipeline.context import Context
 from pipeline.controls import RULES
 from pipeline.durations import parse_duration, parse_seconds
 from pipeline.schema import RuleName
 
 router = APIRouter(prefix="/v1", tags=["controls"], responses=problem_responses(401, 422, 503))
 ADMIN_ONLY = problem_responses(403)
-Svc = Annotated[Services, Depends(services)]
+Svc = Annotated[Context, Depends(services)]
 
 
-def _known(svc: Services, symbol: str) -> str:
+def _known(svc: Context, symbol: str) -> str:
     """A symbol with stored ticks (404 with the closest ones otherwise): a typo must not mute nothing."""
     symbol = symbol_param(symbol)
     history.require_symbol(svc.es, svc.indices, symbol)
     return symbol
 
 
-def _thresholds(svc: Services, symbol: str) -> Thresholds:
+def _thresholds(svc: Context, symbol: str) -> Thresholds:
     rules = svc.controls.rules(symbol)
     return Thresholds(symbol=symbol, rules={name: RuleOut.of(view) for name, view in rules.items()})
 
@@ -52,7 +53,7 @@ def _seconds(field: str, text: str | None, *, bare_unit: str = "s") -> float | N
         return None if text is None else parse_seconds(text, bare_unit=bare_unit)
 
 
-def _rule_parameters(svc: Services, symbol: str, change: ThresholdChange) -> dict[str, float | int]:
+def _rule_parameters(svc: Context, symbol: str, change: ThresholdChange) -> dict[str, float | int]:
     """The change as `Controls.set_rule` takes it, checked by Controls (its limits, the bot's too). Its message
     does not say which parameter it refuses, so they are added one at a time: the first one that makes
     Controls refuse is the field the 422 names."""

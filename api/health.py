@@ -12,8 +12,9 @@ from kafka import KafkaConsumer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
 
-from api.deps import Services, services
+from api.deps import services
 from pipeline import keys
+from pipeline.context import Context
 from pipeline.metrics import RedisCollector
 
 router = APIRouter(tags=["health"])
@@ -37,7 +38,7 @@ def healthz() -> Health:
 class EngineChecks:
     """Kafka, Redis and Elasticsearch answer (a real request each, in parallel, bounded in time)."""
 
-    def __init__(self, svc: Services) -> None:
+    def __init__(self, svc: Context) -> None:
         self.svc = svc
         self.pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="readyz")
         self._kafka: KafkaConsumer | None = None
@@ -93,7 +94,7 @@ def readyz(request: Request, response: Response) -> Readiness:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
-def metrics(svc: Annotated[Services, Depends(services)]) -> Response:
+def metrics(svc: Annotated[Context, Depends(services)]) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RedisCollector(svc.redis, keys.STATS))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -8,11 +8,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from api.auth import Reader
-from api.deps import Services, services
+from api.deps import services
 from api.errors import problem_responses
 from api.models import Ohlc, SymbolList, TickOut, TickPage
 from api.views import SymbolPath, invalid_as_problem, next_link, symbol_param
 from pipeline import history
+from pipeline.context import Context
 from pipeline.schema import to_utc
 
 router = APIRouter(prefix="/v1", tags=["prices"], responses=problem_responses(401, 422, 503))
@@ -33,14 +34,14 @@ Interval = Literal["1m", "5m", "15m", "1h", "1d"]
 @router.get("/symbols", response_model=SymbolList, summary="Known symbols with their last price and tick time")
 def symbols(
     _: Reader,
-    svc: Annotated[Services, Depends(services)],
+    svc: Annotated[Context, Depends(services)],
     limit: Annotated[int, Query(ge=1, le=history.SYMBOLS_LIMIT, description="at most this many, A to Z")] = 1000,
 ) -> SymbolList:
     return SymbolList(items=history.known_symbols(svc.es, svc.indices, limit=limit))
 
 
 def _range(
-    svc: Services,
+    svc: Context,
     symbol: str,
     start: datetime | None,
     end: datetime | None,
@@ -74,7 +75,7 @@ def _range(
 )
 def ohlc(
     _: Reader,
-    svc: Annotated[Services, Depends(services)],
+    svc: Annotated[Context, Depends(services)],
     symbol: SymbolPath,
     interval: Annotated[Interval, Query(description="bar length")] = "1m",
     start: Annotated[datetime | None, Query(description="default: a span before end that suits the interval")] = None,
@@ -99,7 +100,7 @@ def ohlc(
 def prices(
     _: Reader,
     request: Request,
-    svc: Annotated[Services, Depends(services)],
+    svc: Annotated[Context, Depends(services)],
     symbol: SymbolPath,
     start: Annotated[datetime | None, Query(description="default: an hour before end")] = None,
     end: Annotated[

@@ -17,9 +17,10 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from api.auth import Admin
-from api.deps import Services, services
+from api.deps import services
 from api.errors import Problem, problem_responses
 from api.views import invalid_as_problem, next_link
+from pipeline.context import Context
 from pipeline.schema import AlertEvent, to_utc
 from pipeline.webhooks import subscriptions
 from pipeline.webhooks.delivery_log import Delivery, Status
@@ -27,7 +28,7 @@ from pipeline.webhooks.ssrf import UnsafeURL
 from pipeline.webhooks.subscriptions import Subscription, SubscriptionPatch, SubscriptionSpec
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=problem_responses(401, 403, 422, 503))
-Svc = Annotated[Services, Depends(services)]
+Svc = Annotated[Context, Depends(services)]
 FOUND = problem_responses(404)
 DeliveryId = Annotated[str, PathParam(description="an id from the delivery log")]
 WebhookId = Annotated[str, PathParam(description="a subscription's id, as created or listed", examples=["sub_…"])]

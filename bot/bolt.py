@@ -20,8 +20,9 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import commands, interactive, timing
-from bot.backend import Backend, web_client
+from bot.backend import Backend
 from bot.messages import failure_message
+from pipeline.context import async_slack_client
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def create_bolt_app(settings: Settings, backend: Backend | None = None) -> Async
         raise NotConfigured("set SLACK_SIGNING_SECRET (the app's Basic Information page) to verify requests")
     if not settings.slack_bot_token:
         raise NotConfigured("set SLACK_BOT_TOKEN (xoxb-…, the app's OAuth & Permissions page)")
-    backend = backend or Backend.from_settings(settings)
+    backend = backend or Backend(settings)
     token = settings.slack_bot_token
 
     async def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
@@ -45,7 +46,7 @@ def create_bolt_app(settings: Settings, backend: Backend | None = None) -> Async
     app = AsyncApp(
         name="tickwatch",
         signing_secret=settings.slack_signing_secret,
-        client=web_client(settings),
+        client=async_slack_client(settings),
         authorize=authorize,
         process_before_response=False,
         raise_error_for_unhandled_request=False,

@@ -53,7 +53,7 @@ async def acknowledge(body: dict[str, Any], context: AsyncBoltContext) -> None:
     updated = await backend.run(
         anomalies.acknowledge, backend.es, backend.indices, context["anomaly"].id, who.id or who.name
     )
-    await backend.run(backend.notifier.changed, updated.id)
+    await backend.run(backend.messages.changed, updated.id)
 
 
 async def mute(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond, context: AsyncBoltContext) -> None:
@@ -201,7 +201,7 @@ async def storm_acknowledge_all(body: dict[str, Any], client: AsyncWebClient, co
             except LookupError:
                 continue  # alerted but not stored yet: its entry in the storm stays as it is
             done += 1
-        return done, backend.notifier.render_storm(context["storm_id"])  # reads the acknowledgements back
+        return done, backend.messages.render_storm(context["storm_id"])  # reads the acknowledgements back
 
     done, ref = await backend.run(acknowledge_all)
     await client.chat_postMessage(

@@ -57,12 +57,12 @@ def daily_digest() -> None:
     @task
     def extract(params: dict[str, Any] | None = None, logical_date: datetime | None = None, dag_run: Any = None) -> str:
         """The summary of the day, as JSON."""
-        from pipeline import store
+        from pipeline.context import Context
         from pipeline.digest import summary as digest
 
-        settings = Settings()
-        day = _day(params or {}, logical_date, getattr(dag_run, "run_after", None), settings)
-        summary = digest.build(store.connect(settings), store.Indices(settings.index_prefix), settings, day)
+        ctx = Context(Settings())
+        day = _day(params or {}, logical_date, getattr(dag_run, "run_after", None), ctx.settings)
+        summary = digest.build(ctx.es, ctx.indices, ctx.settings, day)
         return summary.model_dump_json()
 
     @task
@@ -86,19 +86,18 @@ def daily_digest() -> None:
     @task
     def post(summary: str, message: dict[str, Any], png: str | None) -> dict[str, Any]:
         """Post, or edit the day's message; the chart goes into its thread."""
-        from pipeline import store
-        from pipeline.alerting.slack_messages import web_client
+        from pipeline.context import Context
         from pipeline.digest import posting as digest_posting
         from pipeline.digest import summary as digest
 
-        settings = Settings()
+        ctx = Context(Settings())
         posted = digest_posting.post(
             digest.Digest.model_validate_json(summary),
             message,
-            settings,
-            store.connect(settings),
-            store.Indices(settings.index_prefix),
-            web_client(settings),
+            ctx.settings,
+            ctx.es,
+            ctx.indices,
+            ctx.slack(),
             png=base64.b64decode(png) if png else None,
         )
         return {"channel": posted.channel, "ts": posted.ts, "updated": posted.updated, "file_id": posted.file_id}
@@ -106,15 +105,12 @@ def daily_digest() -> None:
     @task
     def notify_webhooks(summary: str) -> int:
         """The digest.daily event to webhook subscribers and the Kafka alerts topic; deliveries queued."""
-        from redis import Redis
-
+        from pipeline.context import Context
         from pipeline.digest import posting as digest_posting
         from pipeline.digest import summary as digest
 
-        settings = Settings()
-        return digest_posting.notify(
-            digest.Digest.model_validate_json(summary), settings, Redis.from_url(settings.redis_url)
-        )
+        ctx = Context(Settings())
+        return digest_posting.notify(digest.Digest.model_validate_json(summary), ctx.settings, ctx.redis)
 
     summary = extract()
     posted = post(summary, render(summary), chart(summary))

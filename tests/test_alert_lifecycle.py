@@ -12,7 +12,8 @@ from redis import Redis
 
 from pipeline import store
 from pipeline.alerting import anomalies, storms
-from pipeline.alerting.slack_messages import SlackNotifier, anomaly_changed
+from pipeline.alerting.slack_messages import AlertMessages, anomaly_changed
+from pipeline.context import Context
 from pipeline.schema import AlertEvent, Anomaly, SlackRef
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
@@ -79,7 +80,7 @@ def slack():
 
 
 def notifier(real_stack: Settings, fresh_redis: Redis, es_indices, slack: FakeSlack, queued: list, **overrides):
-    es, indices = es_indices
+    _, indices = es_indices
     db = fresh_redis.connection_pool.connection_kwargs["db"]
     host, port = real_stack.redis_host_port
     settings = real_stack.model_copy(
@@ -92,9 +93,7 @@ def notifier(real_stack: Settings, fresh_redis: Redis, es_indices, slack: FakeSl
             **overrides,
         }
     )
-    return SlackNotifier(
-        settings, redis=fresh_redis, es=es, enqueue=lambda kind, key, delay: queued.append((kind, key, delay))
-    )
+    return AlertMessages(Context(settings), enqueue=lambda kind, key, delay: queued.append((kind, key, delay)))
 
 
 def test_detection_writes_keep_acknowledgement_and_slack_ref(es_indices):
@@ -135,7 +134,7 @@ def test_one_message_per_episode_edited_in_place_and_reposted_when_gone(real_sta
     queued: list = []
     sender = notifier(real_stack, fresh_redis, es_indices, slack, queued)
     slack.fail_next("chat.postMessage", status=429, retry_after=1)
-    sender.send(AlertEvent.for_anomaly(anomaly()))  # the alert goes out before detection stored it
+    sender.post(AlertEvent.for_anomaly(anomaly()))  # the alert goes out before detection stored it
     posts = slack.calls("chat.postMessage")
     assert [call.status for call in posts] == [429, 200] and posts[1].at - posts[0].at >= 0.9  # Retry-After
     assert "▁" in str(posts[1].params["blocks"]) and "*3,100* in the window" in str(posts[1].params["blocks"])
@@ -144,7 +143,7 @@ def test_one_message_per_episode_edited_in_place_and_reposted_when_gone(real_sta
     assert ref is not None and ref.ts == posts[1].response["ts"]
 
     ended = anomaly(resolved_at=AT + timedelta(minutes=12), status="resolved")
-    sender.send(AlertEvent.for_anomaly(ended, "anomaly.resolved"))
+    sender.post(AlertEvent.for_anomaly(ended, "anomaly.resolved"))
     update = slack.calls("chat.update")[-1]
     assert update.ok and update.params["ts"] == ref.ts
     assert "Recovered after 12 min" in str(update.params["blocks"])
@@ -168,7 +167,7 @@ def test_new_peaks_edit_at_most_once_per_interval_and_the_last_is_never_lost(
 ):
     queued: list = []
     sender = notifier(real_stack, fresh_redis, es_indices, slack, queued, slack_edit_interval_seconds=10)
-    sender.send(AlertEvent.for_anomaly(anomaly()))
+    sender.post(AlertEvent.for_anomaly(anomaly()))
     for peak in (-7.0, -8.5):  # two new peaks within the interval: one follow-up, for when it expires
         anomaly_changed(
             fresh_redis, sender.settings, anomaly(peak_price=100 + peak, peak_change_pct=peak), sender.enqueue
@@ -187,7 +186,7 @@ def test_a_storm_of_concurrent_alerts_posts_one_grouped_message(real_stack, fres
     sender = notifier(real_stack, fresh_redis, es_indices, slack, queued, storm_threshold=5, storm_window_seconds=120)
     crashes = [anomaly(f"s{i:02d}-drop", f"S{i:02d}", peak_change_pct=-6 - i) for i in range(12)]
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda a: sender.send(AlertEvent.for_anomaly(a)), crashes))
+        list(pool.map(lambda a: sender.post(AlertEvent.for_anomaly(a)), crashes))
 
     posts = slack.calls("chat.postMessage")
     grouped = [call for call in posts if "Market storm" in call.params["text"]]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from tickwatch.bench.pipeline import cpu_seconds
+from tickwatch.bench.common import cpu_seconds
 
 
 def test_bench_counts_the_cpu_of_a_process_and_its_descendants():

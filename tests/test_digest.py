@@ -15,7 +15,7 @@ import pytest
 from redis import Redis
 
 from pipeline import store
-from pipeline.alerting.slack_messages import web_client
+from pipeline.context import slack_client
 from pipeline.digest import message as digest_message
 from pipeline.digest import posting as digest_posting
 from pipeline.digest import summary as digest
@@ -274,7 +274,7 @@ def test_a_run_that_finds_another_posting_sends_nothing_and_a_stale_claim_is_tak
     index = digest_posting.ensure_digests_index(es, indices)
     with FakeSlack() as slack:
         settings = namespace.settings.model_copy(update={"slack_api_url": slack.url, "slack_bot_token": "xoxb-t"})
-        client = web_client(settings)
+        client = slack_client(settings)
         doc_id = f"{DAY.isoformat()}|#desk"
         es.index(
             index=index,

@@ -13,8 +13,9 @@
 
 Every render takes a Redis lock per message, so concurrent deliveries (the alerts worker runs threads)
 never post twice; the message shows the newest of the stored document and the pipeline's own view.
-The bot, after a button changed an anomaly, calls `SlackNotifier(settings).changed(anomaly_id)` (or
-`render_storm(storm_id)`) to have the message edited.
+`AlertMessages` is the service: the Slack channel (pipeline.alerting.channels.slack) posts through it, and
+the bot, after a button changed an anomaly, calls `changed(anomaly_id)` (or `render_storm(storm_id)`) to
+have the message edited.
 """
 
 from __future__ import annotations
@@ -23,17 +24,18 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from elasticsearch import ApiError, Elasticsearch, TransportError
+from elasticsearch import ApiError, TransportError
 from redis import Redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from pipeline import keys, store
 from pipeline.alerting import anomalies, storms
 from pipeline.alerting.messages import AlertContext, alert_message, storm_message
+from pipeline.context import Context
 from pipeline.schema import AlertEvent, Anomaly, SlackRef
 from pipeline.settings import Settings
+from pipeline.worker.app import SLACK_REFRESH, send
 
 logger = logging.getLogger(__name__)
 Kind = Literal["alert", "storm"]
@@ -42,16 +44,6 @@ GONE = {"message_not_found", "channel_not_found"}
 SEEN_TTL_SECONDS = storms.TTL_SECONDS
 LOCK_SECONDS = 60  # longer than one render with slack_sdk's retries
 LOCK_WAIT_SECONDS = 30
-
-
-def web_client(settings: Settings) -> WebClient:
-    """A WebClient for the configured API URL that waits out 429s (Retry-After) and retries dropped links."""
-    return WebClient(
-        token=settings.slack_bot_token,
-        base_url=settings.slack_api_url,
-        timeout=10,
-        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3), ConnectionErrorRetryHandler()],
-    )
 
 
 def remember(redis: Redis, anomaly: Anomaly) -> Anomaly:
@@ -80,38 +72,34 @@ def _schedule(redis: Redis, kind: Kind, key: str, enqueue: Enqueue) -> None:
         enqueue(kind, key, max(0, redis.pttl(keys.slack_message("throttle", kind, key))) / 1000)
 
 
-def enqueue_refresh(kind: Kind, key: str, delay: float) -> None:
-    """Queue `pipeline.tasks.slack_refresh` (on the alerts queue) to run `delay` seconds from now."""
-    from pipeline.worker.batches import slack_refresh  # the worker's task module; imported late, it imports notifiers
+def refresh_later(settings: Settings) -> Enqueue:
+    """Queue the `slack_refresh` task (on the alerts queue) to run `delay` seconds from now."""
 
-    slack_refresh.apply_async((kind, key), countdown=delay)
+    def enqueue(kind: Kind, key: str, delay: float) -> None:
+        send(settings, SLACK_REFRESH, kind, key, queue=settings.alerts_queue, countdown=delay)
+
+    return enqueue
 
 
-class SlackNotifier:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        client: WebClient | None = None,
-        redis: Redis | None = None,
-        es: Elasticsearch | None = None,
-        enqueue: Enqueue = enqueue_refresh,
-    ) -> None:
-        self.settings = settings
-        self.client = client or web_client(settings)
-        self.redis = redis or Redis.from_url(settings.redis_url)
-        self.es = es or store.connect(settings)
-        self.indices = store.Indices(settings.index_prefix)
-        self.channel = settings.slack_channel
-        self.enqueue = enqueue
+class AlertMessages:
+    """Each alert's (and storm's) one Slack message: posted once, then edited as its anomaly changes."""
+
+    def __init__(self, ctx: Context, *, client: WebClient | None = None, enqueue: Enqueue | None = None) -> None:
+        self.settings = ctx.settings
+        self.client = client or ctx.slack()
+        self.redis = ctx.redis
+        self.es = ctx.es
+        self.indices = ctx.indices
+        self.channel = ctx.settings.slack_channel
+        self.enqueue = enqueue or refresh_later(ctx.settings)
         self.intervals: dict[Kind, float] = {
-            "alert": settings.slack_edit_interval_seconds,
-            "storm": settings.storm_edit_interval_seconds,
+            "alert": ctx.settings.slack_edit_interval_seconds,
+            "storm": ctx.settings.storm_edit_interval_seconds,
         }
 
     # --- entry points ---------------------------------------------------------------------------------
-    def send(self, event: AlertEvent) -> None:
-        """Deliver a lifecycle event (pipeline.tasks.deliver); raises to have it retried."""
+    def post(self, event: AlertEvent) -> None:
+        """Deliver a lifecycle event (the Slack channel's send); raises to have it retried."""
         anomaly = remember(self.redis, event.data)
         storm = storms.storm_of(self.redis, anomaly.id)
         if storm is None and event.type == "anomaly.detected":
@@ -132,7 +120,7 @@ class SlackNotifier:
             _schedule(self.redis, "storm", storm, self.enqueue)
 
     def refresh(self, kind: Kind, key: str) -> None:
-        """The follow-up of a throttled change (pipeline.tasks.slack_refresh): render the newest state now."""
+        """The follow-up of a throttled change (pipeline.alerting.tasks.slack_refresh): render the newest state now."""
         self.redis.set(keys.slack_message("throttle", kind, key), 1, px=self._interval_ms(kind))
         self.redis.delete(
             keys.slack_message("pending", kind, key)

@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from pipeline import store
+from pipeline.context import Context
 from pipeline.digest.message import chart, chart_title, event, message
 from pipeline.digest.summary import Digest
 from pipeline.schema import iso
@@ -185,16 +186,14 @@ def post(
 
 def deliver(digest: Digest, settings: Settings, *, channel: str | None = None) -> Posted:
     """Everything `tickwatch digest --post` does in one call (the DAG runs the same steps as separate tasks)."""
-    from pipeline.alerting.slack_messages import web_client
-
-    es = store.connect(settings)
+    ctx = Context(settings)
     return post(
         digest,
         message(digest),
         settings,
-        es,
-        store.Indices(settings.index_prefix),
-        web_client(settings),
+        ctx.es,
+        ctx.indices,
+        ctx.slack(),
         channel=channel,
         png=chart(digest),
     )

@@ -27,7 +27,7 @@ from pipeline.ingest.topics import make_producer
 from pipeline.metrics import Recorder
 from pipeline.schema import InvalidTick, parse_tick, to_ms
 from pipeline.settings import Settings
-from pipeline.worker.batches import process_batch
+from pipeline.worker.app import PROCESS_BATCH, app_for
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ class Bridge:
         self.consumer.topics()
         self.dlq = make_producer(settings, linger_ms=5)
         self.redis = Redis.from_url(settings.redis_url)
+        self.tasks = app_for(settings)
 
     def run(self) -> None:
         """Poll and hand on until `stop` is set (SIGTERM in the CLI); then commit and leave the group."""
@@ -167,7 +168,7 @@ class Bridge:
         for lane in lanes.values():
             batch, rejected = to_batch(lane, max_future_ms=self.settings.max_future_seconds * 1000)
             # Sent even with no valid tick: the partitions' progress must move past these offsets too.
-            process_batch.apply_async((batch,), queue=self.settings.celery_queue)
+            self.tasks.send_task(PROCESS_BATCH, args=(batch,), queue=self.settings.celery_queue)
             BATCHES.inc()
             dead += [self._dead_letter(record, reason) for record, reason in rejected]
         for future in dead:

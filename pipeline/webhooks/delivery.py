@@ -38,12 +38,14 @@ from celery import Task, bootsteps
 from redis import Redis
 from standardwebhooks.webhooks import Webhook
 
+from pipeline.alerting.messages import webhook_disabled_text
+from pipeline.context import slack_client
 from pipeline.durations import format_duration
 from pipeline.metrics import Recorder
 from pipeline.settings import Settings
 from pipeline.webhooks import delivery_log, ssrf, subscriptions
 from pipeline.webhooks.delivery_log import Attempt, DeliveryRecord, Job
-from pipeline.worker.batches import app, resources
+from pipeline.worker.app import DELIVER_WEBHOOK, app, context
 
 logger = logging.getLogger(__name__)
 
@@ -190,14 +192,14 @@ def _ms(started: float) -> float:
 # --- the task ---------------------------------------------------------------------------------------------
 
 
-@app.task(bind=True, name=delivery_log.TASK_NAME, ignore_result=True, max_retries=20)
+@app.task(bind=True, name=DELIVER_WEBHOOK, ignore_result=True, max_retries=20)
 def deliver_webhook(self: Task, jobs: list[list[Any]]) -> dict[str, int]:
     """Attempt deliveries side by side in this process's delivery threads (each job is one delivery to one
     subscription, with its own timeout and slot, so a hanging endpoint holds one thread, not the others).
     Jobs that hit an error of ours (e.g. Redis away) are retried as a task of their own."""
-    res = resources()
+    ctx = context()
     futures = [
-        (_threads.submit(run, res.redis, res.settings, (delivery, int(seq))), [delivery, seq]) for delivery, seq in jobs
+        (_threads.submit(run, ctx.redis, ctx.settings, (delivery, int(seq))), [delivery, seq]) for delivery, seq in jobs
     ]
     outcomes: Counter[str] = Counter()
     broken = []
@@ -328,11 +330,8 @@ def _disable(redis: Redis, settings: Settings, stored: subscriptions.StoredSubsc
         return
     logger.warning("webhook %s (%s) disabled: %s", stored.id, stored.url, reason)
     if settings.slack_bot_token:
-        from pipeline.alerting.messages import webhook_disabled_text
-        from pipeline.alerting.slack_messages import web_client
-
         try:
-            web_client(settings).chat_postMessage(
+            slack_client(settings).chat_postMessage(
                 channel=settings.slack_channel,
                 unfurl_links=False,
                 text=webhook_disabled_text(stored.url, stored.id, reason),
@@ -357,7 +356,7 @@ class RetryScheduler(bootsteps.StartStopStep):
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
-        self.enabled = resources().settings.alerts_queue in worker.app.amqp.queues.consume_from
+        self.enabled = context().settings.alerts_queue in worker.app.amqp.queues.consume_from
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -372,10 +371,10 @@ class RetryScheduler(bootsteps.StartStopStep):
             self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        res = resources()
+        ctx = context()
         while not self._stop.wait(SCHEDULER_INTERVAL_SECONDS):
             try:
-                start_due(res.redis, res.settings)
+                start_due(ctx.redis, ctx.settings)
             except Exception:  # Redis away for a moment: try again next tick
                 logger.exception("webhook retry scheduler")
 

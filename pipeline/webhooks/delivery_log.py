@@ -21,24 +21,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from redis import Redis
 from redis.client import Pipeline
 
 from pipeline import cursors, keys
-from pipeline.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    from celery import Celery
+from pipeline.settings import Settings
+from pipeline.worker.app import DELIVER_WEBHOOK, app_for
 
 DUE = keys.DELIVERIES_DUE
 RETENTION_SECONDS = 30 * 86_400
 KEEP_PER_SUBSCRIPTION = 1000
 HISTORY_KEPT = 20
-TASK_NAME = "tickwatch.deliver_webhook"
 JOBS_PER_TASK = 10
 
 Status = Literal["pending", "succeeded", "failed"]
@@ -291,19 +287,12 @@ def enqueue(settings: Settings, jobs: Iterable[Job]) -> None:
     subscriptions go side by side in a worker's delivery threads; a Celery task per delivery would cost more
     than the delivery). Sent by name: senders need not import the task."""
     pending = list(jobs)
-    app = _sender(settings.redis_url)
+    app = app_for(settings)
     with app.producer_or_acquire() as producer:
         for start in range(0, len(pending), JOBS_PER_TASK):
             app.send_task(
-                TASK_NAME,
+                DELIVER_WEBHOOK,
                 args=(pending[start : start + JOBS_PER_TASK],),
                 queue=settings.alerts_queue,
                 producer=producer,
             )
-
-
-@lru_cache
-def _sender(redis_url: str) -> Celery:
-    from pipeline.worker.batches import make_app  # the pipeline's Celery configuration (serializer, routes)
-
-    return make_app(get_settings().model_copy(update={"redis_url": redis_url}))

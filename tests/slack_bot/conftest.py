@@ -74,7 +74,7 @@ def backend(bot: BotServer) -> Iterator[Any]:
     """Per test: a clean slate of calls, mutes and rules (the stored history is shared)."""
     from bot.backend import Backend
 
-    made = Backend.from_settings(bot.settings)
+    made = Backend(bot.settings)
     bot.slack.clear_calls()
     made.redis.delete(MUTES, RULES)
     yield made

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from pipeline import history, store
 from pipeline.settings import Settings
-from tickwatch.bench.pipeline import percentile
+from tickwatch.bench.common import percentile
 from tickwatch.bench.seed import DAY, SEED_PREFIX, SeedSpec, ensure_history
 from tickwatch.fleet import Fleet, env_for
 

@@ -21,7 +21,7 @@ from pipeline import history, store
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
 from stack.slack_requests import signed_headers, slash_command
-from tickwatch.bench.pipeline import BENCH_REDIS_DB, percentile
+from tickwatch.bench.common import BENCH_REDIS_DB, percentile
 from tickwatch.bench.seed import SEED_PREFIX, SeedSpec, ensure_history
 from tickwatch.fleet import Fleet, env_for
 

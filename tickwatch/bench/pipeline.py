@@ -1,6 +1,6 @@
 """`tickwatch bench`: throughput and alert latency figures, all measured in one run on the same stack.
 
-Ratios matter more than absolute numbers on a shared 2-core machine, so every rate is taken in the same
+Ratios matter more than absolute numbers on a shared machine, so every rate is taken in the same
 run: the raw kafka-python consume+decode rate (the ceiling), the pipeline's end-to-end rate (produced ->
 detected -> indexed), and the same pipeline forced to one Celery task per tick (the naive baseline).
 Alert latency is Kafka publish time -> notifier, with ticks paced at a fixed rate.
@@ -10,17 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
-import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from kafka import KafkaConsumer
-from redis import Redis
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -31,46 +24,8 @@ from pipeline.ingest.generator import Scenario, default_symbols, pace
 from pipeline.ingest.publish import publish
 from pipeline.settings import Settings
 from stack import all_services
-from tickwatch.fleet import Fleet, discard, isolated, pending
-
-BENCH_REDIS_DB = 63  # the last of redis-server's 64 databases; tests lease 1..62
-BENCH_SYMBOLS = 50
-
-
-@dataclass
-class Lane:
-    """A private slice of the stack for one measurement: its own topics, indices, Redis db and processes."""
-
-    settings: Settings
-    fleet: Fleet
-
-    @property
-    def redis(self) -> Redis:
-        return Redis.from_url(self.settings.redis_url)
-
-
-@contextmanager
-def lane(base: Settings, log_dir: Path, name: str, **overrides: str) -> Iterator[Lane]:
-    tag = f"bench-{name}-{uuid.uuid4().hex[:6]}"
-    settings, env = isolated(base, tag, BENCH_REDIS_DB, **overrides)
-    current = Lane(settings, Fleet(env, log_dir / tag))
-    try:
-        yield current
-    finally:
-        current.fleet.stop_all()
-        discard(settings)
-
-
-def scenario(count: int) -> Scenario:
-    start = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
-    return Scenario.build(
-        symbols=default_symbols(BENCH_SYMBOLS),
-        start=start,
-        interval_s=1,
-        count=count,
-        seed=1,
-        duration=f"{count // BENCH_SYMBOLS + 1}s",
-    )
+from tickwatch.bench.common import Lane, cpu_seconds, lane, percentile, scenario
+from tickwatch.fleet import pending
 
 
 def raw_consume_rate(settings: Settings, expected: int) -> float:
@@ -127,32 +82,6 @@ def pipeline_rate(current: Lane, expected: int, workers: int, concurrency: int) 
     return rate, per_tick_us
 
 
-def cpu_seconds(processes: dict[str, list[int]]) -> dict[str, float]:
-    """CPU time (user + system) used so far by each named group of processes and all their descendants.
-
-    Reads Linux's /proc (elsewhere: nothing). On a shared machine this, not wall time, says which component
-    a faster pipeline has to take time from.
-    """
-    tick = os.sysconf("SC_CLK_TCK")
-    parent: dict[int, int] = {}
-    used: dict[int, float] = {}
-    for entry in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = entry.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # the process ended meanwhile
-        pid = int(entry.parent.name)
-        parent[pid], used[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
-    children: dict[int, list[int]] = {}
-    for pid, ppid in parent.items():
-        children.setdefault(ppid, []).append(pid)
-
-    def tree(pid: int) -> float:
-        return used.get(pid, 0.0) + sum(tree(child) for child in children.get(pid, []))
-
-    return {name: sum(tree(pid) for pid in pids) for name, pids in processes.items() if any(p in used for p in pids)}
-
-
 def _indexed(es, indices: store.Indices) -> int:
     es.indices.refresh(index=indices.ticks, ignore_unavailable=True)  # none yet before the first write
     return es.count(index=indices.ticks, ignore_unavailable=True)["count"]
@@ -187,10 +116,6 @@ def alert_latency(current: Lane, rate: int, seconds: int, concurrency: int) -> t
     time.sleep(2)
     samples = [float(value) for value in redis.lrange(keys.delivery_latencies("kafka"), 0, -1)]
     return samples, produce_rate
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[int(pct) - 1] if len(samples) > 1 else samples[0]
 
 
 def run(
@@ -270,39 +195,3 @@ def _report_cpu(console: Console, per_tick_us: dict[str, float], rate: float) ->
 
 
 # --- sections: `tickwatch bench --only NAME` --------------------------------------------------------------
-
-SECTIONS = ("pipeline", "api", "bot", "digest", "storm", "detection", "webhooks")
-
-
-def run_sections(settings: Settings, console: Console, only: Iterable[str] = (), **pipeline_options: int) -> None:
-    """Run the named sections (all when none is named), so one figure can be reproduced quickly."""
-    chosen = list(dict.fromkeys(only)) or list(SECTIONS)
-    unknown = [name for name in chosen if name not in SECTIONS]
-    if unknown:
-        raise ValueError(f"unknown bench section {', '.join(unknown)}; sections: {', '.join(SECTIONS)}")
-    if "pipeline" in chosen:
-        run(settings, console, **pipeline_options)
-    if "api" in chosen:
-        from tickwatch.bench.api import api_figures  # it imports this module
-
-        api_figures(settings, console)
-    if "bot" in chosen:
-        from tickwatch.bench.bot import bot_price_figures  # it imports this module
-
-        bot_price_figures(settings, console)
-    if "digest" in chosen:
-        from tickwatch.bench.digest import digest_figures
-
-        digest_figures(settings, console)
-    if "storm" in chosen:
-        from tickwatch.bench.storm import storm_figures
-
-        storm_figures(settings, console)
-    if "detection" in chosen:
-        from tickwatch.bench.detection import detection_cost
-
-        detection_cost(console)
-    if "webhooks" in chosen:
-        from tickwatch.bench.webhooks import webhook_figures  # it imports this module
-
-        webhook_figures(settings, console)

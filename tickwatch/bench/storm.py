@@ -14,7 +14,7 @@ from rich.table import Table
 
 from pipeline.schema import AlertEvent, Anomaly
 from pipeline.settings import Settings
-from pipeline.worker.batches import make_app
+from pipeline.worker.app import DELIVER, app_for
 from stack.fake_slack import FakeSlack
 from tickwatch.fleet import Fleet, discard, isolated
 
@@ -61,12 +61,12 @@ def storm_figures(
         with FakeSlack() as slack:
             fleet.env.update({"SLACK_BOT_TOKEN": "xoxb-bench", "TICKWATCH_SLACK_API_URL": slack.url})
             fleet.worker(threads, "--queues", settings.alerts_queue, "--pool", "threads")
-            app = make_app(settings)
+            app = app_for(settings)
             time.sleep(3)  # let the worker connect before the clock starts
             started = time.time()
             for i, anomaly in enumerate(crashes):
                 app.send_task(
-                    "tickwatch.deliver",
+                    DELIVER,
                     ("slack", AlertEvent.for_anomaly(anomaly).model_dump(mode="json")),
                     queue=settings.alerts_queue,
                 )

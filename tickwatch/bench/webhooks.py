@@ -20,7 +20,7 @@ from pipeline.ingest.publish import publish
 from pipeline.settings import Settings
 from pipeline.webhooks import subscriptions
 from stack.webhook_receiver import HANG, WebhookReceiver
-from tickwatch.bench.pipeline import Lane, lane, percentile
+from tickwatch.bench.common import Lane, lane, percentile
 
 LOOPBACK = '["127.0.0.0/8"]'  # the receivers are local: allow-listed on purpose
 SPEED = 10  # event seconds per wall second
