@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -81,6 +81,61 @@ class Tick(BaseModel):
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
+
+
+# --- the compact forms the bridge and the workers pass each other (hot path: tuples, not models) ---------
+
+
+class TickRow(NamedTuple):
+    """A valid tick as a batch carries it (a JSON array on the wire: a model per tick would cost more than
+    detecting on it)."""
+
+    symbol: str
+    ts: int  # event time, epoch ms
+    price: float
+    volume: float | None
+    partition: int
+    offset: int
+    published: int | None  # when the record reached Kafka, epoch ms
+
+
+class PartitionRange(TypedDict):
+    """The offsets of one partition a batch covers: [first_offset, next_offset)."""
+
+    topic: str
+    partition: int
+    first_offset: int
+    next_offset: int
+
+
+class Batch(TypedDict):
+    """One `process_batch` task: a lane's partitions of one poll and their valid ticks."""
+
+    parts: list[PartitionRange]
+    ticks: list[TickRow]
+    sent_at: float  # when the bridge handed it on, epoch s
+
+
+class StoredTick(NamedTuple):
+    """A tick as the storage task indexes it: its row, whether it came late and why it is suspect (if it is)."""
+
+    symbol: str
+    ts: int
+    price: float
+    volume: float | None = None
+    partition: int = 0
+    offset: int = 0
+    published: int | None = None
+    late: bool = False
+    suspect_reason: str | None = None
+
+
+class SuspectFlag(NamedTuple):
+    """A tick stored by an earlier batch, found to be a bad print by a later one."""
+
+    symbol: str
+    ts: int
+    reason: str
 
 
 class InvalidTick(ValueError):

@@ -16,7 +16,7 @@ from typing import Any
 from elasticsearch import Elasticsearch, helpers
 from elasticsearch.serializer import OrjsonSerializer
 
-from pipeline.schema import Anomaly, from_ms
+from pipeline.schema import Anomaly, StoredTick, from_ms
 from pipeline.settings import Settings
 
 _TICK_PROPERTIES = {
@@ -131,30 +131,30 @@ def ensure_templates(es: Elasticsearch, indices: Indices) -> None:
     es.indices.put_mapping(index=f"{indices.ticks}-*", properties=_TICK_PROPERTIES, allow_no_indices=True)
 
 
-def tick_action(indices: Indices, tick: dict[str, Any]) -> dict[str, Any]:
-    """One bulk action for a tick in the compact form the workers use (see pipeline.tasks).
+def tick_action(indices: Indices, tick: StoredTick) -> dict[str, Any]:
+    """One bulk action for a tick the storage task indexes (pipeline.worker.batches.store_ticks).
 
     Create-only: a stored tick is never overwritten (write() takes the 409 that answers a repeat as done), so
     a retried or replayed write cannot drop the `suspect` flag a later batch set on it, and the first of two
     ticks with the same symbol and event time stays, as in detection.
     """
-    source = {
-        "symbol": tick["symbol"],
-        "timestamp": tick["ts"],
-        "price": tick["price"],
-        "late": tick["late"],
-        "kafka": {"partition": tick["partition"], "offset": tick["offset"]},
+    source: dict[str, Any] = {
+        "symbol": tick.symbol,
+        "timestamp": tick.ts,
+        "price": tick.price,
+        "late": tick.late,
+        "kafka": {"partition": tick.partition, "offset": tick.offset},
     }
-    if tick["volume"] is not None:
-        source["volume"] = tick["volume"]
-    if tick["published"] is not None:
-        source["published_at"] = tick["published"]
-    if tick.get("suspect_reason"):
-        source.update(suspect=True, suspect_reason=tick["suspect_reason"])
+    if tick.volume is not None:
+        source["volume"] = tick.volume
+    if tick.published is not None:
+        source["published_at"] = tick.published
+    if tick.suspect_reason:
+        source.update(suspect=True, suspect_reason=tick.suspect_reason)
     return {
         "_op_type": "create",
-        "_index": indices.tick_index(tick["ts"]),
-        "_id": f"{tick['symbol']}@{tick['ts']}",
+        "_index": indices.tick_index(tick.ts),
+        "_id": f"{tick.symbol}@{tick.ts}",
         "_source": source,
     }
 

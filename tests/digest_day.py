@@ -19,7 +19,7 @@ from kafka import KafkaProducer
 
 from pipeline import store
 from pipeline.controls import Actor, Change
-from pipeline.schema import Anomaly, to_ms
+from pipeline.schema import Anomaly, StoredTick, to_ms
 from pipeline.settings import Settings
 
 DAY = date(2026, 11, 20)
@@ -69,17 +69,19 @@ def _tick(
 ) -> dict:
     return store.tick_action(
         indices,
-        {
-            "symbol": symbol,
-            "ts": to_ms(at),
-            "price": price,
-            "volume": 100.0,
-            "late": late,
-            "partition": 0,
-            "offset": offset,
-            "published": None,
-            "suspect_reason": suspect_reason,
-        },
+        StoredTick(
+            **{
+                "symbol": symbol,
+                "ts": to_ms(at),
+                "price": price,
+                "volume": 100.0,
+                "late": late,
+                "partition": 0,
+                "offset": offset,
+                "published": None,
+                "suspect_reason": suspect_reason,
+            }
+        ),
     )
 
 

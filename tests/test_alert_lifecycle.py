@@ -14,7 +14,7 @@ from pipeline import store
 from pipeline.alerting import anomalies, storms
 from pipeline.alerting.slack_messages import AlertMessages, anomaly_changed
 from pipeline.context import Context
-from pipeline.schema import AlertEvent, Anomaly, SlackRef
+from pipeline.schema import AlertEvent, Anomaly, SlackRef, StoredTick
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
 
@@ -53,16 +53,18 @@ def es_indices(real_stack: Settings):
         [
             store.tick_action(
                 indices,
-                {
-                    "symbol": "TSLA",
-                    "ts": start + k * 10_000,
-                    "price": 100 - max(0, k - 12) * 0.4,
-                    "volume": 100.0,
-                    "published": None,
-                    "late": False,
-                    "partition": 0,
-                    "offset": k,
-                },
+                StoredTick(
+                    **{
+                        "symbol": "TSLA",
+                        "ts": start + k * 10_000,
+                        "price": 100 - max(0, k - 12) * 0.4,
+                        "volume": 100.0,
+                        "published": None,
+                        "late": False,
+                        "partition": 0,
+                        "offset": k,
+                    }
+                ),
             )
             for k in range(31)
         ],

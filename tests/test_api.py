@@ -16,7 +16,7 @@ from redis import Redis
 
 from api.app import create_app
 from pipeline import controls, history, keys, store, tokens
-from pipeline.schema import iso, to_ms
+from pipeline.schema import StoredTick, iso, to_ms
 from pipeline.settings import Settings
 from tests.conftest import redis_url_for
 from tickwatch.bench.seed import DAY, SeedSpec, discard, ensure_history
@@ -436,16 +436,18 @@ def test_a_symbol_with_a_slash_is_reachable_written_as_it_is(real_stack: Setting
         [
             store.tick_action(
                 indices,
-                {
-                    "symbol": "EUR/USD",
-                    "ts": start + n * 60_000,
-                    "price": 1.05 + n / 1000,
-                    "volume": None,
-                    "late": False,
-                    "partition": 0,
-                    "offset": n,
-                    "published": None,
-                },
+                StoredTick(
+                    **{
+                        "symbol": "EUR/USD",
+                        "ts": start + n * 60_000,
+                        "price": 1.05 + n / 1000,
+                        "volume": None,
+                        "late": False,
+                        "partition": 0,
+                        "offset": n,
+                        "published": None,
+                    }
+                ),
             )
             for n in range(5)
         ],

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from pipeline import store
-from pipeline.schema import to_ms
+from pipeline.schema import StoredTick, to_ms
 from pipeline.settings import Settings
 from tests.conftest import lease_database, redis_url_for, release_database
 from tickwatch.fleet import env_for
@@ -37,16 +37,18 @@ def tickwatch(real_stack: Settings) -> Iterator[Callable[..., subprocess.Complet
         [
             store.tick_action(
                 indices,
-                {
-                    "symbol": "TSLA",
-                    "ts": to_ms(datetime.now(UTC)),
-                    "price": 250.0,
-                    "volume": None,
-                    "published": None,
-                    "late": False,
-                    "partition": 0,
-                    "offset": 0,
-                },
+                StoredTick(
+                    **{
+                        "symbol": "TSLA",
+                        "ts": to_ms(datetime.now(UTC)),
+                        "price": 250.0,
+                        "volume": None,
+                        "published": None,
+                        "late": False,
+                        "partition": 0,
+                        "offset": 0,
+                    }
+                ),
             )
         ],
     )  # the one known symbol

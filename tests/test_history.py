@@ -10,7 +10,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from pipeline import history, store
-from pipeline.schema import Anomaly, to_ms
+from pipeline.schema import Anomaly, StoredTick, to_ms
 from pipeline.settings import Settings
 
 T0 = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
@@ -26,16 +26,18 @@ def aapl_price(i: int) -> float:
 def tick(symbol: str, at: datetime, price: float, volume: float | None) -> dict:
     return store.tick_action(
         INDICES,
-        {
-            "symbol": symbol,
-            "ts": to_ms(at),
-            "price": price,
-            "volume": volume,
-            "published": None,
-            "late": False,
-            "partition": 0,
-            "offset": 0,
-        },
+        StoredTick(
+            **{
+                "symbol": symbol,
+                "ts": to_ms(at),
+                "price": price,
+                "volume": volume,
+                "published": None,
+                "late": False,
+                "partition": 0,
+                "offset": 0,
+            }
+        ),
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 from elasticsearch.helpers import BulkIndexError
 
 from pipeline import store
+from pipeline.schema import StoredTick
 from pipeline.settings import Settings
 
 
@@ -38,10 +39,13 @@ def tick(symbol: str, ts: int, price: float) -> dict:
 def test_ticks_land_in_daily_indices_behind_the_alias_and_replays_leave_them_as_stored(indices):
     es, names = indices
     day1, day2 = 1_800_000_000_000, 1_800_000_000_000 + 86_400_000
-    actions = [store.tick_action(names, tick("TSLA", day1, 250.0)), store.tick_action(names, tick("TSLA", day2, 251))]
+    actions = [
+        store.tick_action(names, StoredTick(**tick("TSLA", day1, 250.0))),
+        store.tick_action(names, StoredTick(**tick("TSLA", day2, 251))),
+    ]
     assert store.write(es, actions) == 2
     store.write(es, [store.suspect_action(names, "TSLA", day1, "isolated print")])  # a later batch's judgment
-    replayed = [store.tick_action(names, tick("TSLA", day1, 999.0)), *actions]
+    replayed = [store.tick_action(names, StoredTick(**tick("TSLA", day1, 999.0))), *actions]
     assert store.write(es, replayed) == 0  # the same ids again: nothing written, and no error
     es.indices.refresh(index=names.ticks)
     assert es.count(index=names.ticks)["count"] == 2
@@ -62,7 +66,7 @@ def test_a_suspect_flag_for_a_tick_not_stored_yet_raises_so_it_is_retried(indice
 
 def test_a_rejected_document_raises_so_the_batch_is_retried(indices):
     es, names = indices
-    bad = store.tick_action(names, tick("TSLA", 1_800_000_000_000, 1.0))
+    bad = store.tick_action(names, StoredTick(**tick("TSLA", 1_800_000_000_000, 1.0)))
     bad["_source"]["unexpected"] = "strict mappings refuse this"
     with pytest.raises(BulkIndexError, match="1 document") as caught:
         store.write(es, [bad])

@@ -24,10 +24,11 @@ from pipeline import keys
 from pipeline.detect.detection import Episode, SymbolState
 from pipeline.detect.rules import Baseline, Pending
 from pipeline.metrics import Recorder
+from pipeline.schema import PartitionRange
 
 
 @contextmanager
-def partition_locks(redis: Redis, parts: Iterable[Mapping[str, Any]]) -> Iterator[None]:
+def partition_locks(redis: Redis, parts: Iterable[PartitionRange]) -> Iterator[None]:
     """Hold the locks of a batch's partitions (taken in a fixed order, so two batches never deadlock).
 
     They expire by themselves if their worker dies.
@@ -39,7 +40,7 @@ def partition_locks(redis: Redis, parts: Iterable[Mapping[str, Any]]) -> Iterato
         yield
 
 
-def progress_of(redis: Redis, parts: list[Mapping[str, Any]]) -> dict[int, int | None]:
+def progress_of(redis: Redis, parts: list[PartitionRange]) -> dict[int, int | None]:
     """The next offset to apply for each partition of a batch (None: nothing applied yet)."""
     values = redis.mget([keys.partition_progress(part["topic"], part["partition"]) for part in parts])
     return {
@@ -52,7 +53,7 @@ def start_partition(redis: Redis, topic: str, partition: int, offset: int) -> No
     redis.set(keys.partition_progress(topic, partition), offset, nx=True)
 
 
-def stalled_seconds(redis: Redis, parts: list[Mapping[str, Any]]) -> float:
+def stalled_seconds(redis: Redis, parts: list[PartitionRange]) -> float:
     """How long the least recently advanced partition of a batch has not moved (inf if it never did)."""
     moved = redis.hmget(keys.PROGRESS_AT, [f"{part['topic']}:{part['partition']}" for part in parts])
     return max((time.time() - float(value) if value else math.inf) for value in moved)

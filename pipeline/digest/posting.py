@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.error import URLError
 
+import orjson
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 from redis import Redis
 from slack_sdk import WebClient
@@ -22,8 +23,10 @@ from pipeline import store
 from pipeline.context import Context
 from pipeline.digest.message import chart, chart_title, event, message
 from pipeline.digest.summary import Digest
+from pipeline.ingest.topics import make_producer
 from pipeline.schema import iso
 from pipeline.settings import Settings
+from pipeline.webhooks import subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -203,11 +206,6 @@ def notify(digest: Digest, settings: Settings, redis: Redis) -> int:
     """The `digest.daily` event to webhook subscribers of that type (returns how many deliveries were queued;
     a re-run queues none, delivery ids derive from the event id) and onto the Kafka `alerts` topic (key
     `digest`), in the envelope every alert event has."""
-    import orjson
-
-    from pipeline.ingest.topics import make_producer
-    from pipeline.webhooks import subscriptions
-
     envelope = event(digest)
     queued = subscriptions.dispatch(redis, settings, envelope)
     producer = make_producer(settings, linger_ms=0)

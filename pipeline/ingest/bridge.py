@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -25,7 +24,7 @@ from redis import Redis
 from pipeline.detect import state
 from pipeline.ingest.topics import make_producer
 from pipeline.metrics import Recorder
-from pipeline.schema import InvalidTick, parse_tick, to_ms
+from pipeline.schema import Batch, InvalidTick, PartitionRange, TickRow, parse_tick, to_ms
 from pipeline.settings import Settings
 from pipeline.worker.app import PROCESS_BATCH, app_for
 
@@ -40,25 +39,25 @@ ASSIGNED = Gauge("tickwatch_bridge_assigned_partitions", "Partitions this bridge
 
 def to_batch(
     polled: Mapping[TopicPartition, Sequence[ConsumerRecord]], *, max_future_ms: int
-) -> tuple[dict[str, Any], list[tuple[ConsumerRecord, str]]]:
+) -> tuple[Batch, list[tuple[ConsumerRecord, str]]]:
     """Turn one poll (or one lane of it) into a Celery batch of valid ticks and a list of (record, reason).
 
     Besides schema errors, a record is rejected when its key is not its symbol (the symbol's ticks must
     all share one partition to stay in order) or when it is dated too far ahead (one tick from 2099 would
     otherwise make every real tick of that symbol "late").
     """
-    parts: list[dict[str, Any]] = []
-    ticks: list[list[Any]] = []
+    parts: list[PartitionRange] = []
+    ticks: list[TickRow] = []
     rejected: list[tuple[ConsumerRecord, str]] = []
     horizon = time.time() * 1000 + max_future_ms
     for tp, records in polled.items():
         parts.append(
-            {
-                "topic": tp.topic,
-                "partition": tp.partition,
-                "first_offset": records[0].offset,
-                "next_offset": records[-1].offset + 1,
-            }
+            PartitionRange(
+                topic=tp.topic,
+                partition=tp.partition,
+                first_offset=records[0].offset,
+                next_offset=records[-1].offset + 1,
+            )
         )
         for record in records:
             try:
@@ -72,8 +71,10 @@ def to_batch(
             elif ts > horizon:
                 rejected.append((record, f"timestamp is more than {max_future_ms // 1000}s in the future"))
             else:
-                ticks.append([tick.symbol, ts, tick.price, tick.volume, tp.partition, record.offset, record.timestamp])
-    return {"parts": parts, "ticks": ticks, "sent_at": time.time()}, rejected
+                ticks.append(
+                    TickRow(tick.symbol, ts, tick.price, tick.volume, tp.partition, record.offset, record.timestamp)
+                )
+    return Batch(parts=parts, ticks=ticks, sent_at=time.time()), rejected
 
 
 class _Restart(ConsumerRebalanceListener):

@@ -26,13 +26,20 @@ TASK_MODULES = ["pipeline.worker.batches", "pipeline.alerting.tasks", "pipeline.
 VISIBILITY_TIMEOUT_SECONDS = 300
 
 # Task messages carry whole batches: orjson encodes them ~10x and decodes them ~5x faster than kombu's json.
-serialization.register("orjson", orjson.dumps, orjson.loads, content_type="application/x-orjson")
+serialization.register("orjson", lambda body: orjson.dumps(body, default=_tuple), orjson.loads, "application/x-orjson")
 
 
-def make_app(settings: Settings) -> Celery:
-    app = Celery("tickwatch", broker=settings.redis_url)
+def _tuple(value: object) -> tuple[object, ...]:
+    """Rows travel as JSON arrays (orjson does not encode NamedTuples itself)."""
+    if isinstance(value, tuple):
+        return tuple(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
     ticks, alerts = settings.celery_queue, settings.alerts_queue
-    app.conf.update(
+    return dict(
+        broker_url=settings.redis_url,
         task_serializer="orjson",
         accept_content=["orjson", "json"],  # json: tasks queued by an older bridge
         task_ignore_result=True,
@@ -53,10 +60,22 @@ def make_app(settings: Settings) -> Celery:
             SLACK_REFRESH: {"queue": alerts},
         },
     )
+
+
+def make_app(settings: Settings) -> Celery:
+    app = Celery("tickwatch")
+    app.conf.update(celery_config(settings))
     return app
 
 
-app = make_app(get_settings())
+# This process's app, configured from its settings when first used (not at import: a module that only sends
+# tasks, or explains a bad setting, must import without valid settings).
+app = Celery("tickwatch")
+
+
+@app.on_configure.connect
+def _configure(sender: Celery, **_: Any) -> None:
+    sender.conf.update(celery_config(get_settings()))
 
 
 @lru_cache

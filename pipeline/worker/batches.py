@@ -14,7 +14,6 @@ import logging
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any
 
 from celery import Task
 
@@ -26,7 +25,7 @@ from pipeline.controls import controls_for
 from pipeline.detect import state
 from pipeline.detect.detection import SymbolState, TickPoint, advance
 from pipeline.metrics import Recorder
-from pipeline.schema import AlertEvent, Anomaly
+from pipeline.schema import AlertEvent, Anomaly, Batch, PartitionRange, StoredTick, SuspectFlag, TickRow
 from pipeline.webhooks import subscriptions
 from pipeline.worker.app import DELIVER, PROCESS_BATCH, STORE_TICKS, app, context, send
 
@@ -44,7 +43,7 @@ PREDECESSOR_WAIT_SECONDS = 30.0
     retry_backoff_max=60,
     retry_jitter=True,
 )
-def process_batch(self: Task, batch: dict[str, Any]) -> dict[str, int]:
+def process_batch(self: Task, batch: Batch) -> dict[str, int]:
     """Apply one batch as soon as, for each of its partitions, the previous range has been applied.
 
     Waiting here is safe: batches are queued in poll order and a worker takes a task only when a child is
@@ -73,23 +72,24 @@ def process_batch(self: Task, batch: dict[str, Any]) -> dict[str, int]:
         return apply_batch(ctx, batch, state.progress_of(ctx.redis, parts))
 
 
-def _all_ready(parts: list[dict[str, Any]], done: dict[int, int | None]) -> bool:
+def _all_ready(parts: list[PartitionRange], done: dict[int, int | None]) -> bool:
     return all(_ready(part, done) for part in parts)
 
 
-def _ready(part: dict[str, Any], done: dict[int, int | None]) -> bool:
+def _ready(part: PartitionRange, done: dict[int, int | None]) -> bool:
     """The partition's earlier offsets are applied (no progress at all: Redis was emptied, start anywhere)."""
     applied = done[part["partition"]]
     return applied is None or part["first_offset"] <= applied
 
 
-def apply_batch(ctx: Context, batch: dict[str, Any], done: dict[int, int | None]) -> dict[str, int]:
+def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict[str, int]:
     """Detect, store, alert and commit the ticks of `batch` not applied before (offset >= `done`)."""
     began = time.perf_counter()
-    fresh = [tick for tick in batch["ticks"] if done[tick[4]] is None or tick[5] >= done[tick[4]]]
+    rows = map(TickRow._make, batch["ticks"])  # JSON arrays on the wire
+    fresh = [tick for tick in rows if (applied := done[tick.partition]) is None or tick.offset >= applied]
     by_symbol: dict[str, list[TickPoint]] = defaultdict(list)
-    for symbol, ts, price, volume, _partition, _offset, published in fresh:
-        by_symbol[symbol].append(TickPoint(ts, price, volume, published))
+    for tick in fresh:
+        by_symbol[tick.symbol].append(TickPoint(tick.ts, tick.price, tick.volume, tick.published))
 
     symbols = sorted(by_symbol)
     controls = controls_for(ctx.redis, ctx.settings, symbols)
@@ -143,13 +143,15 @@ def apply_batch(ctx: Context, batch: dict[str, Any], done: dict[int, int | None]
     if anomalies:
         store.write(ctx.es, [store.anomaly_action(ctx.indices, anomaly) for anomaly in anomalies])
     if fresh:
-        keys = [(tick[0], tick[1]) for tick in fresh]  # (symbol, event time)
-        rows = [[*tick, key in late, suspects.get(key)] for tick, key in zip(fresh, keys, strict=True)]
+        keys = [(tick.symbol, tick.ts) for tick in fresh]
+        stored = [StoredTick(*tick, key in late, suspects.get(key)) for tick, key in zip(fresh, keys, strict=True)]
         # Bad prints of earlier batches (the tick that shows one up may come in the next batch) are flagged
         # on their stored documents.
         stored_now = set(keys)
-        earlier = [[symbol, ts, reason] for (symbol, ts), reason in suspects.items() if (symbol, ts) not in stored_now]
-        send(ctx.settings, STORE_TICKS, rows, earlier, queue=ctx.settings.celery_queue)
+        earlier = [
+            SuspectFlag(symbol, ts, why) for (symbol, ts), why in suspects.items() if (symbol, ts) not in stored_now
+        ]
+        send(ctx.settings, STORE_TICKS, stored, earlier, queue=ctx.settings.celery_queue)
 
     counts = {
         "ticks": len(fresh),
@@ -181,33 +183,16 @@ def apply_batch(ctx: Context, batch: dict[str, Any], done: dict[int, int | None]
     retry_backoff_max=240,
     retry_jitter=True,
 )
-def store_ticks(rows: list[list[Any]], suspects: list[list[Any]] | None = None) -> int:
+def store_ticks(ticks: list[StoredTick], suspects: list[SuspectFlag] | None = None) -> int:
     """Bulk-index one batch's ticks; retried until Elasticsearch takes them (ids make repeats harmless).
 
-    Rows are a batch's compact ticks plus whether each is late and why it is suspect (None: it is not); a
-    tick already stored is left as it is (see store.tick_action). `suspects` ([symbol, event time, reason])
-    flags ticks stored by earlier batches. The documents are built here, off the path the lane's next batch
-    waits on.
+    A tick already stored is left as it is (see store.tick_action); `suspects` flags ticks stored by earlier
+    batches. The documents are built here, off the path the lane's next batch waits on. Both arrive as JSON
+    arrays.
     """
     ctx = context()
     actions = itertools.chain(
-        (
-            store.tick_action(
-                ctx.indices,
-                {
-                    "symbol": symbol,
-                    "ts": ts,
-                    "price": price,
-                    "volume": volume,
-                    "published": published,
-                    "late": late,
-                    "partition": partition,
-                    "offset": offset,
-                    "suspect_reason": reason,
-                },
-            )
-            for symbol, ts, price, volume, partition, offset, published, late, reason in rows
-        ),
-        (store.suspect_action(ctx.indices, symbol, ts, reason) for symbol, ts, reason in suspects or ()),
+        (store.tick_action(ctx.indices, StoredTick._make(tick)) for tick in ticks),
+        (store.suspect_action(ctx.indices, *SuspectFlag._make(flag)) for flag in suspects or ()),
     )
     return store.write(ctx.es, actions)

@@ -16,7 +16,7 @@ from pipeline import store
 from pipeline.alerting.anomalies import alert_context, record_slack_ref
 from pipeline.alerting.messages import alert_message
 from pipeline.keys import MUTES, RULES
-from pipeline.schema import SlackRef
+from pipeline.schema import SlackRef, StoredTick
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
 from tests.bot_harness import SECRET, BotServer, serve
@@ -42,7 +42,7 @@ def bot(real_stack: Settings) -> Iterator[BotServer]:
     ]
     ticks += [tick("EUR/USD", START + i * STEP, 1.08, i) for i in range(count)]
     ticks.append({**tick("VOLM", START + timedelta(minutes=40, seconds=5), 5.0, count), "suspect_reason": "bad print"})
-    store.write(es, [store.tick_action(indices, t) for t in ticks])
+    store.write(es, [store.tick_action(indices, StoredTick(**t)) for t in ticks])
     with FakeSlack() as slack:
         settings = settings.model_copy(
             update={

@@ -29,24 +29,19 @@ As = Annotated[str | None, typer.Option("--as", help="who is making the change (
 
 def _controls() -> Controls:
     """Made on use: the clients' imports stay off every other command's start-up."""
-    from redis import Redis
+    from pipeline.context import Context
 
-    from pipeline import store
-    from pipeline.controls import Controls
-
-    settings = get_settings()
-    return Controls(
-        Redis.from_url(settings.redis_url), settings, store.connect(settings), store.Indices(settings.index_prefix)
-    )
+    return Context(get_settings()).controls
 
 
 def _require_known(symbol: str) -> None:
     """As in the bot and the API: a symbol no tick was stored for is most likely a typo (UnknownSymbol, with the
     closest known symbols; tickwatch.errors words it)."""
-    from pipeline import history, store
+    from pipeline import history
+    from pipeline.context import Context
 
-    settings = get_settings()
-    history.require_symbol(store.connect(settings), store.Indices(settings.index_prefix), symbol)
+    ctx = Context(get_settings())
+    history.require_symbol(ctx.es, ctx.indices, symbol)
 
 
 def _actor(name: str | None) -> Actor:

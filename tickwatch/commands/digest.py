@@ -41,31 +41,29 @@ def digest(
       [bold]tickwatch digest --date 2026-11-20 --post[/bold]     post (or update) that day's Slack message
       [bold]tickwatch digest --date 2026-11-20 --dry-run[/bold]  what --post would send, sending nothing
     """
-    from pipeline import store
+    from pipeline.context import Context
     from pipeline.digest import message as digest_message
     from pipeline.digest import posting as digest_posting
     from pipeline.digest import summary as digests
 
-    settings = get_settings()
+    ctx = Context(get_settings())
+    settings = ctx.settings
     chosen = _day(day, settings.digest_tz)
     with console.status(f"Summarising {chosen} ({settings.digest_tz})…"):
-        summary = digests.build(store.connect(settings), store.Indices(settings.index_prefix), settings, chosen)
+        summary = digests.build(ctx.es, ctx.indices, settings, chosen)
     target = channel or settings.digest_channel or settings.slack_channel
     if not (post or dry_run):
         show(summary)
         return
     if dry_run:  # with or without --post: nothing is sent
-        es, indices = store.connect(settings), store.Indices(settings.index_prefix)
-        known = digest_posting.posted_message(es, indices, chosen, target)
+        known = digest_posting.posted_message(ctx.es, ctx.indices, chosen, target)
         verb = f"update message {known['ts']} in" if known else "post to"
         chart = "upload the chart in its thread and " if summary.paths else ""
         console.print(f"[yellow]dry run[/yellow]: would {verb} {target}, then {chart}send the digest.daily event:")
         console.print(digest_message.text(summary), markup=False)
         return
-    from redis import Redis
-
     posted = digest_posting.deliver(summary, settings, channel=target)
-    queued = digest_posting.notify(summary, settings, Redis.from_url(settings.redis_url))
+    queued = digest_posting.notify(summary, settings, ctx.redis)
     console.print(
         f"[green]✔[/green] {'updated' if posted.updated else 'posted'} the {chosen} digest in {target} "
         f"(ts {posted.ts}); chart {posted.file_id or 'none: no ticks'}; digest.daily on Kafka and to "

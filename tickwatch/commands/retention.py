@@ -22,11 +22,10 @@ def retention(
     Example: [bold]tickwatch retention --days 7[/bold]
     """
     from pipeline import store
+    from pipeline.context import Context
 
-    settings = get_settings()
-    dropped = store.drop_expired_ticks(
-        store.connect(settings), store.Indices(settings.index_prefix), days or settings.tick_retention_days
-    )
+    ctx = Context(get_settings())
+    dropped = store.drop_expired_ticks(ctx.es, ctx.indices, days or ctx.settings.tick_retention_days)
     console.print(
         f"deleted {len(dropped)} tick {'index' if len(dropped) == 1 else 'indices'}"
         + (f": {', '.join(dropped)}" if dropped else "")

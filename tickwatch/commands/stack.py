@@ -43,12 +43,13 @@ def stack_init() -> None:
     Example: [bold]docker compose up -d && tickwatch stack init[/bold]
     """
     from pipeline import store
+    from pipeline.context import Context
     from pipeline.ingest.topics import ensure_topics
 
-    settings = get_settings()
+    ctx = Context(get_settings())
+    settings = ctx.settings
     created = ensure_topics(settings)
-    es = store.connect(settings)
-    store.ensure_templates(es, store.Indices(settings.index_prefix))
+    store.ensure_templates(ctx.es, ctx.indices)
     news = f" (created {', '.join(created)})" if created else ""
     console.print(f"[green]✔[/green] topics ready{news}; index templates for {settings.index_prefix}-* installed")
 
