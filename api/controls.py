@@ -6,7 +6,7 @@ Reading needs any token; changing needs an admin token, and the change is audite
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Query, Response
 
@@ -17,7 +17,7 @@ from api.models import AuditLog, ChangeOut, MuteList, MuteOut, MuteRequest, Rule
 from api.views import SymbolPath, invalid_as_problem, symbol_param
 from pipeline import history
 from pipeline.context import Context
-from pipeline.controls import RULES
+from pipeline.controls import RULES, RuleChange
 from pipeline.durations import parse_duration, parse_seconds
 from pipeline.schema import RuleName
 
@@ -53,7 +53,7 @@ def _seconds(field: str, text: str | None, *, bare_unit: str = "s") -> float | N
         return None if text is None else parse_seconds(text, bare_unit=bare_unit)
 
 
-def _rule_parameters(svc: Context, symbol: str, change: ThresholdChange) -> dict[str, float | int]:
+def _rule_parameters(svc: Context, symbol: str, change: ThresholdChange) -> RuleChange:
     """The change as `Controls.set_rule` takes it, checked by Controls (its limits, the bot's too). Its message
     does not say which parameter it refuses, so they are added one at a time: the first one that makes
     Controls refuse is the field the 422 names."""
@@ -67,16 +67,16 @@ def _rule_parameters(svc: Context, symbol: str, change: ThresholdChange) -> dict
         ("confirm_ticks", "confirm_ticks", change.confirm_ticks),
         ("confirm_for", "confirm_seconds", _seconds("confirm_for", change.confirm_for)),
     ]
-    given: dict[str, float | int] = {}
+    given: dict[str, float | int] = {}  # RuleChange, grown one field at a time
     for field, parameter, value in fields:
         if value is not None:
             given[parameter] = value
             with invalid_as_problem(f"body.{field}"):
-                svc.controls.candidate(symbol, change.rule, **given)  # type: ignore[arg-type]
+                svc.controls.candidate(symbol, change.rule, **cast(RuleChange, given))
     if not given:
         with invalid_as_problem("body"):
             raise ValueError("give at least one of threshold, window, cooldown, confirm_ticks, confirm_for")
-    return given
+    return cast(RuleChange, given)
 
 
 @router.put(

@@ -8,6 +8,7 @@ failures and `suggestions` for an unknown symbol.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -53,7 +54,13 @@ class Problem(Exception):
 
 
 def problem_response(
-    request: Request, status: int, kind: str, detail: str | None, *, headers: dict[str, str] | None = None, **extra: Any
+    request: Request,
+    status: int,
+    kind: str,
+    detail: str | None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body = ProblemDetails(
         type=TYPE_BASE + kind,
@@ -120,10 +127,10 @@ async def _unexpected(request: Request, _: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     """Answer every error of `app` with problem details."""
-    app.add_exception_handler(Problem, _problem)
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(StarletteHTTPException, _http)
-    app.add_exception_handler(UnknownSymbol, _unknown_symbol)
+    app.add_exception_handler(Problem, _problem)  # type: ignore[arg-type]  # Starlette types handlers for Exception
+    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]  # Starlette types handlers for Exception
+    app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]  # Starlette types handlers for Exception
+    app.add_exception_handler(UnknownSymbol, _unknown_symbol)  # type: ignore[arg-type]  # Starlette types handlers for Exception
     for unreachable in (EsConnectionError, RedisConnectionError):
         app.add_exception_handler(unreachable, _unavailable)
     app.add_exception_handler(Exception, _unexpected)
@@ -165,4 +172,4 @@ def document_problems(app: FastAPI) -> None:
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema

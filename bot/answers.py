@@ -9,6 +9,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Unpack
 
 from bot.backend import Backend
 from bot.messages import (
@@ -29,7 +30,7 @@ from bot.messages import (
 from bot.parsing import MuteRequest, ThresholdRequest
 from bot.texts import COMMANDS, render
 from pipeline import charts, history
-from pipeline.controls import Actor
+from pipeline.controls import Actor, RuleChange
 from pipeline.detect import backtest
 from pipeline.detect.detection import Rule
 from pipeline.history import UnknownSymbol
@@ -175,7 +176,7 @@ def preview_threshold(b: Backend, request: ThresholdRequest) -> Message:
     return preview_message(result.candidate, result.current)
 
 
-def preview(b: Backend, symbol: str, rule: RuleName, **change: float | int) -> Preview:
+def preview(b: Backend, symbol: str, rule: RuleName, **change: Unpack[RuleChange]) -> Preview:
     """The rule with `change` (what `Controls.set_rule` takes) and the current one, replayed over 7 days."""
     current = b.controls.rules(symbol)[rule]
     candidate = b.controls.candidate(symbol, rule, **change).as_rule()

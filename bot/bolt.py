@@ -72,7 +72,7 @@ async def answer_error(
     message = failure_message().payload()
     try:
         if body.get("response_url") or body.get("response_urls") or (respond and respond.response_url):
-            await respond(**message, response_type="ephemeral", replace_original=False)  # type: ignore[misc]
+            await respond(**message, response_type="ephemeral", replace_original=False)  # type: ignore[misc]  # Respond is typed optional; checked just above
         elif body.get("type") == "view_submission":
             subject = json.loads(body["view"].get("private_metadata") or "{}")
             if subject.get("channel"):

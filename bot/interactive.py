@@ -275,7 +275,7 @@ def threshold_inputs(view: dict[str, Any], rule: RuleName) -> tuple[float, int]:
         errors[BlockId.WINDOW] = str(error)
     if errors:
         raise InputErrors(errors)
-    return threshold, window  # type: ignore[return-value]
+    return threshold, window  # type: ignore[return-value]  # both set: any failure raised InputErrors above
 
 
 def mute_end(choice: MuteChoice, now: datetime) -> datetime:

@@ -6,12 +6,11 @@ Each parser returns a request, `HELP` for `help`, or raises `Usage` with a reaso
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final, cast
 
-from pipeline.controls import RULES, parse_rule_args
+from pipeline.controls import RULES, RuleChange, parse_rule_args
 from pipeline.durations import parse_duration, parse_window
 from pipeline.schema import RuleName, normalise_symbol
 
@@ -68,7 +67,7 @@ class ThresholdRequest:
 
     symbol: str
     rule: RuleName
-    change: Mapping[str, float | int] = field(default_factory=dict)
+    change: RuleChange = field(default_factory=lambda: RuleChange())
     reset: bool = False
     preview: bool = False
 

@@ -7,7 +7,7 @@ backend is selected globally, there is no global state, and charts can be drawn 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -53,7 +53,7 @@ def price_chart(title: str, bars: Sequence[Bar], *, marks: Sequence[tuple[dateti
     return out.getvalue()
 
 
-def normalised_paths(paths: dict[str, Sequence[tuple[datetime, float]]], *, title: str, tz: str = "UTC") -> bytes:
+def normalised_paths(paths: Mapping[str, Sequence[tuple[datetime, float]]], *, title: str, tz: str = "UTC") -> bytes:
     """One line per symbol, each starting at 100 (its open), times in `tz`: the daily digest's top movers."""
     if not paths:
         raise ValueError("nothing to draw: no paths")
@@ -63,7 +63,7 @@ def normalised_paths(paths: dict[str, Sequence[tuple[datetime, float]]], *, titl
     axes = figure.subplots()
     for symbol, points in paths.items():
         axes.plot(
-            [at.astimezone(zone) for at, _ in points],
+            [at.astimezone(zone) for at, _ in points],  # type: ignore[arg-type]  # plotted through matplotlib's date units; its stubs know numbers only
             [value for _, value in points],
             linewidth=1.4,
             label=f"{symbol} {points[-1][1] - 100:+.1f}%",

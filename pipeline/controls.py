@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypedDict, Unpack, cast
 
 import orjson
 from elasticsearch import Elasticsearch
@@ -30,6 +30,16 @@ RULES: tuple[RuleName, ...] = ("drop", "rise", "zscore", "volume")
 # (and "confirm_ticks" / "confirm_seconds" when they differ from the settings)
 MAX_MUTE = timedelta(days=90)
 MAX_REASON_CHARS = 500
+
+
+class RuleChange(TypedDict, total=False):
+    """Parameters of a rule to change (what the bot, the API and the CLI parse); those left out stay."""
+
+    threshold_pct: float
+    window_seconds: int
+    cooldown_seconds: int
+    confirm_ticks: int
+    confirm_seconds: float
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,7 @@ def controls_for(redis: Redis, settings: Settings, symbols: list[str]) -> dict[s
     return result
 
 
-def _active(raw: bytes | None, now: float) -> dict[str, Any] | None:
+def _active(raw: bytes | str | None, now: float) -> dict[str, Any] | None:
     """The stored mute if it is still in force."""
     if raw is None:
         return None
@@ -84,7 +94,7 @@ def _active(raw: bytes | None, now: float) -> dict[str, Any] | None:
     return mute if until is None or until > now else None
 
 
-def _apply(rule: Rule, raw: bytes | None) -> Rule:
+def _apply(rule: Rule, raw: bytes | str | None) -> Rule:
     if raw is None:
         return rule
     values = orjson.loads(raw)
@@ -226,68 +236,39 @@ class Controls:
             )
         return views
 
-    def candidate(
-        self,
-        symbol: str,
-        rule: RuleName,
-        *,
-        threshold_pct: float | None = None,
-        window_seconds: int | None = None,
-        cooldown_seconds: int | None = None,
-        confirm_ticks: int | None = None,
-        confirm_seconds: float | None = None,
-    ) -> RuleView:
+    def candidate(self, symbol: str, rule: RuleName, **change: Unpack[RuleChange]) -> RuleView:
         """The rule `set_rule` would store for these changes, validated, without storing it (for previews).
 
         Parameters not given keep their current values; a cooldown that followed the window keeps following it.
         """
         _check_rule_name(rule)
         old = self.rules(symbol)[rule]
-        window = old.window_seconds if window_seconds is None else int(window_seconds)
-        if cooldown_seconds is not None:
-            cooldown = int(cooldown_seconds)
+        window = int(change.get("window_seconds", old.window_seconds))
+        if "cooldown_seconds" in change:
+            cooldown = int(change["cooldown_seconds"])
         elif old.cooldown_seconds == old.window_seconds:
             cooldown = window
         else:
             cooldown = max(old.cooldown_seconds, window)
-        threshold = old.threshold_pct if threshold_pct is None else float(threshold_pct)
+        threshold = float(change.get("threshold_pct", old.threshold_pct))
         new = RuleView(
             rule,
             threshold,
             window,
             cooldown,
             overridden=True,
-            confirm_ticks=old.confirm_ticks if confirm_ticks is None else int(confirm_ticks),
-            confirm_seconds=old.confirm_seconds if confirm_seconds is None else float(confirm_seconds),
+            confirm_ticks=int(change.get("confirm_ticks", old.confirm_ticks)),
+            confirm_seconds=float(change.get("confirm_seconds", old.confirm_seconds)),
         )
         _validate(new)
         return new
 
-    def set_rule(
-        self,
-        symbol: str,
-        rule: RuleName,
-        actor: Actor,
-        *,
-        threshold_pct: float | None = None,
-        window_seconds: int | None = None,
-        cooldown_seconds: int | None = None,
-        confirm_ticks: int | None = None,
-        confirm_seconds: float | None = None,
-    ) -> Change:
+    def set_rule(self, symbol: str, rule: RuleName, actor: Actor, **change: Unpack[RuleChange]) -> Change:
         """Override some of a rule's parameters for one symbol; the others keep their current values."""
         symbol = normalise_symbol(symbol)
-        new = self.candidate(
-            symbol,
-            rule,
-            threshold_pct=threshold_pct,
-            window_seconds=window_seconds,
-            cooldown_seconds=cooldown_seconds,
-            confirm_ticks=confirm_ticks,
-            confirm_seconds=confirm_seconds,
-        )
+        new = self.candidate(symbol, rule, **change)
         old = self.rules(symbol)[rule]
-        change = self._record("set_rule", symbol, _rule_state(old), _rule_state(new), actor)
+        audited = self._record("set_rule", symbol, _rule_state(old), _rule_state(new), actor)
         stored: dict[str, Any] = {
             "threshold_pct": new.threshold_pct,
             "window_seconds": new.window_seconds,
@@ -297,7 +278,7 @@ class Controls:
         if (new.confirm_ticks, new.confirm_seconds) != (default.confirm_ticks, default.confirm_seconds):
             stored.update(confirm_ticks=new.confirm_ticks, confirm_seconds=new.confirm_seconds)  # else: settings'
         self.redis.hset(keys.RULES, f"{symbol}:{rule}", orjson.dumps(stored))
-        return change
+        return audited
 
     def reset_rule(self, symbol: str, rule: RuleName, actor: Actor) -> Change:
         """Back to the defaults from settings."""
@@ -390,7 +371,7 @@ class Controls:
         """Mutes in force, soonest to end first (open-ended ones last)."""
         now = time.time()
         found = [
-            _mute(key.decode(), mute)
+            _mute(keys.text(key), mute)
             for key, raw in self.redis.hgetall(keys.MUTES).items()
             if (mute := _active(raw, now)) is not None
         ]
@@ -435,7 +416,7 @@ def format_threshold(rule: RuleName, threshold: float) -> str:
     return f"{threshold:g}{THRESHOLD_UNITS[rule][0]}"
 
 
-def parse_rule_args(words: Sequence[str]) -> tuple[RuleName, dict[str, float | int]]:
+def parse_rule_args(words: Sequence[str]) -> tuple[RuleName, RuleChange]:
     """`drop 3% 10m` -> ("drop", {"threshold_pct": 3.0, "window_seconds": 600}), as the bot and CLI take them.
 
     `off` (or 0) as the threshold turns the rule off; `cooldown 15m` sets the re-arm time; `confirm 3` the
@@ -455,7 +436,7 @@ def parse_rule_args(words: Sequence[str]) -> tuple[RuleName, dict[str, float | i
             threshold_pct = float(number)
         except ValueError:
             raise ValueError(f"{threshold!r} is not a threshold for {rule}; expected {RULE_USAGE}") from None
-    change: dict[str, float | int] = {"threshold_pct": threshold_pct}
+    change = RuleChange(threshold_pct=threshold_pct)
     if rest and rest[0] not in ("cooldown", "confirm"):
         change["window_seconds"] = round(parse_seconds(rest.pop(0), bare_unit="m"))
     while rest:

@@ -376,7 +376,7 @@ def count_anomalies(
 
 def _search(es: Elasticsearch, index: str, **body: Any) -> dict[str, Any]:
     """A search that answers empty, not 404, before the first tick index exists."""
-    return es.search(index=index, ignore_unavailable=True, allow_no_indices=True, track_total_hits=False, **body)
+    return es.search(index=index, ignore_unavailable=True, allow_no_indices=True, track_total_hits=False, **body).body
 
 
 def _buckets(response: dict[str, Any], name: str) -> list[dict[str, Any]]:

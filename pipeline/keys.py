@@ -8,6 +8,12 @@ from __future__ import annotations
 
 ROOT = "tickwatch:"
 
+
+def text(raw: bytes | str) -> str:
+    """A key or value Redis answered: bytes (clients do not decode, as window states are binary)."""
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
 # --- detection state and progress (pipeline.detect.state) --------------------------------------------------
 STATS = ROOT + "stats"  # hash: running counters of bridges and workers (consumed, ticks, alerts, …)
 PROGRESS_AT = ROOT + "progress_at"  # hash "topic:partition" -> when its progress last moved (epoch s)

@@ -20,7 +20,7 @@ import errno
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, cast
 
 from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -112,7 +112,7 @@ class Recorder:
         for key, total in self.sums.items():
             pipe.hincrbyfloat(keys.METRICS, key, total)
         if self.gauges:
-            pipe.hset(keys.METRICS_GAUGES, mapping=self.gauges)
+            pipe.hset(keys.METRICS_GAUGES, mapping=cast(dict[Any, Any], self.gauges))  # redis-py: str keys are fine
 
     def send(self, redis: Redis) -> None:
         """For the rare figure with no pipeline to ride on (a failed delivery)."""
@@ -157,18 +157,20 @@ def _families(stored: list[tuple[str, float]], gauges: list[tuple[str, float]]) 
     for name, spec in SPECS.items():
         full, rows = PREFIX + name, samples.get(name, [])
         if spec.kind == "counter":
-            family = CounterMetricFamily(full, spec.help, labels=spec.labels)
+            counter = CounterMetricFamily(full, spec.help, labels=spec.labels)
             for _, labels, value in rows:
-                family.add_metric([labels[label] for label in spec.labels], value)
+                counter.add_metric([labels[label] for label in spec.labels], value)
+            yield counter
         elif spec.kind == "gauge":
-            family = GaugeMetricFamily(full, spec.help, labels=spec.labels)
+            gauge = GaugeMetricFamily(full, spec.help, labels=spec.labels)
             for _, labels, value in sorted(rows, key=lambda row: sorted(row[1].items())):
-                family.add_metric([labels[label] for label in spec.labels], value)
+                gauge.add_metric([labels[label] for label in spec.labels], value)
+            yield gauge
         else:
-            family = HistogramMetricFamily(full, spec.help, labels=spec.labels)
-            for key, series in _histograms(rows, spec.labels).items():
-                family.add_metric(list(key), *series)
-        yield family
+            histogram = HistogramMetricFamily(full, spec.help, labels=spec.labels)
+            for key, (buckets, total) in _histograms(rows, spec.labels).items():
+                histogram.add_metric(list(key), buckets, total)
+            yield histogram
 
 
 def _histograms(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from elasticsearch import Elasticsearch, helpers
 from elasticsearch.serializer import OrjsonSerializer
@@ -19,7 +19,7 @@ from elasticsearch.serializer import OrjsonSerializer
 from pipeline.schema import Anomaly, StoredTick, from_ms
 from pipeline.settings import Settings
 
-_TICK_PROPERTIES = {
+_TICK_PROPERTIES: dict[str, Any] = {
     "symbol": {"type": "keyword"},
     "timestamp": {"type": "date"},
     "price": {"type": "double"},
@@ -31,7 +31,7 @@ _TICK_PROPERTIES = {
     "kafka": {"properties": {"partition": {"type": "integer"}, "offset": {"type": "long"}}},
 }
 
-_ANOMALY_PROPERTIES = {
+_ANOMALY_PROPERTIES: dict[str, Any] = {
     "id": {"type": "keyword"},
     "symbol": {"type": "keyword"},
     "rule": {"type": "keyword"},
@@ -60,7 +60,7 @@ _ANOMALY_PROPERTIES = {
 }
 
 # Every change to mutes and rules: who, when, old -> new, through which front-end (see pipeline.controls).
-_AUDIT_PROPERTIES = {
+_AUDIT_PROPERTIES: dict[str, Any] = {
     "at": {"type": "date"},
     "action": {"type": "keyword"},
     "symbol": {"type": "keyword"},
@@ -214,7 +214,7 @@ def write(es: Elasticsearch, actions: Iterable[dict[str, Any]]) -> int:
         # sending.
         filter_path="errors,items.*.status,items.*.error,items.*._id",
     )
-    failed = [item for item in errors if item.get("create", {}).get("status") != 409]
+    failed = [item for item in cast(list[dict[str, Any]], errors) if item.get("create", {}).get("status") != 409]
     if failed:
         raise helpers.BulkIndexError(f"{len(failed)} document(s) failed to index.", failed)
     return done

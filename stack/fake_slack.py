@@ -126,7 +126,7 @@ class FakeSlack:
         if self._server is None:
             raise RuntimeError("FakeSlack is not running; call start() first")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/api/"
+        return f"http://{host!s}:{port}/api/"
 
     def __enter__(self) -> FakeSlack:
         self.start()
@@ -234,7 +234,7 @@ class FakeSlack:
         with self._cond:
             upload = self._uploads.get(file_id)
             ok = upload is not None and upload["length"] == len(data)
-            if ok:
+            if upload is not None and ok:
                 upload["data"] = data
         status = 200 if ok else 400
         self._record_outside_api("files.upload_bytes", {"file_id": file_id, "length": len(data)}, status, {"ok": ok})

@@ -272,7 +272,7 @@ class Elasticsearch(Service):
 
     def ready(self) -> bool:
         health = self._get("/_cluster/health?wait_for_status=yellow&timeout=1s")
-        return bool(health) and health.get("status") in {"green", "yellow"}
+        return health is not None and health.get("status") in {"green", "yellow"}
 
     def version(self) -> str | None:
         # This distribution has no rest-root module, so `GET /` is absent; ask the node instead.

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -38,7 +37,7 @@ COMMAND_ORDER = (
 class _NewcomerOrder(TyperGroup):
     """Lists commands in COMMAND_ORDER instead of the order the modules happen to register them in."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:  # typer's own (vendored) click.Context
         rank = {name: place for place, name in enumerate(COMMAND_ORDER)}
         return sorted(super().list_commands(ctx), key=lambda name: rank.get(name, len(rank)))
 

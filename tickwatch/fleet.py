@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from kafka import KafkaConsumer
@@ -50,7 +51,8 @@ def isolated(base: Settings, tag: str, redis_db: int, **overrides: str) -> tuple
         "TICKWATCH_METRICS_PORT": "0",
         **overrides,
     }
-    settings = Settings(**{key.removeprefix("TICKWATCH_").lower(): value for key, value in values.items()})
+    fields: dict[str, Any] = {key.removeprefix("TICKWATCH_").lower(): value for key, value in values.items()}
+    settings = Settings(**fields)  # strings, validated as if they came from the environment
     Redis.from_url(settings.redis_url).flushdb()
     ensure_topics(settings)
     store.ensure_templates(store.connect(settings), store.Indices(settings.index_prefix))

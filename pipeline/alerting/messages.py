@@ -152,6 +152,11 @@ def _environment() -> Environment:
     return env
 
 
+def macro(module: object, name: str) -> str:
+    """Render a template's macro (`{% macro name() %}`) from its module (`Template.make_module`)."""
+    return str(getattr(module, name)())
+
+
 def template(name: str) -> Template:
     """A template of `templates/` with the shared filters (price, pct, count, span, ...): for every module that
     words a message, so they all load templates one way."""

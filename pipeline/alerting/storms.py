@@ -79,7 +79,7 @@ def register(
 
 def storm_of(redis: Redis, anomaly_id: str) -> str | None:
     found = redis.get(keys.storm_of(anomaly_id))
-    return found.decode() if found else None
+    return keys.text(found) if found else None
 
 
 def put_member(redis: Redis, storm_id: str, anomaly: Anomaly) -> None:
@@ -96,12 +96,12 @@ def members(redis: Redis, storm_id: str) -> list[Anomaly]:
 
 def storm_members(redis: Redis, storm_id: str) -> list[str]:
     """The anomaly ids grouped in a storm's message (what "Acknowledge all" / "Mute all" act on)."""
-    return sorted(key.decode() for key in redis.hkeys(keys.storm_members(storm_id)))
+    return sorted(keys.text(key) for key in redis.hkeys(keys.storm_members(storm_id)))
 
 
 def view(redis: Redis, storm_id: str, current: list[Anomaly]) -> StormView:
     """The grouped message's data: `current` members (their newest state) and when the storm started."""
-    meta = {key.decode(): value.decode() for key, value in redis.hgetall(keys.storm_meta(storm_id)).items()}
+    meta = {keys.text(key): keys.text(value) for key, value in redis.hgetall(keys.storm_meta(storm_id)).items()}
     started = datetime.fromtimestamp(int(meta.get("started_at", 0)) / 1000, tz=UTC)
     return StormView(
         storm_id, started, int(meta.get("threshold", 0)), current, int(meta.get("window_ms", 60_000)) // 1000
@@ -110,7 +110,7 @@ def view(redis: Redis, storm_id: str, current: list[Anomaly]) -> StormView:
 
 def message_ref(redis: Redis, storm_id: str) -> SlackRef | None:
     meta = redis.hmget(keys.storm_meta(storm_id), ["channel", "ts"])
-    return SlackRef(channel=meta[0].decode(), ts=meta[1].decode()) if meta[0] and meta[1] else None
+    return SlackRef(channel=keys.text(meta[0]), ts=keys.text(meta[1])) if meta[0] and meta[1] else None
 
 
 def set_message_ref(redis: Redis, storm_id: str, ref: SlackRef) -> None:

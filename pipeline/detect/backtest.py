@@ -116,7 +116,7 @@ def _tick_points(es: Elasticsearch, indices: Indices, query: dict[str, Any]) -> 
             sort=[{"timestamp": "asc"}],
             search_after=after,
             source=False,
-            docvalue_fields=["price", "volume"],
+            docvalue_fields=[{"field": "price"}, {"field": "volume"}],
             track_total_hits=False,
             ignore_unavailable=True,
             allow_no_indices=True,

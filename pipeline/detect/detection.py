@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -215,7 +215,7 @@ class _Evaluation:
         baseline_seconds: int,
     ) -> None:
         self.state, self.symbol, self.rules, self.start = state, symbol, rules, start
-        self.episodes = {rule.name: source.get(rule.name, Episode()).copy() for rule in rules}
+        self.episodes: dict[str, Episode] = {rule.name: source.get(rule.name, Episode()).copy() for rule in rules}
         self.changes, self.reusable = changes, reusable
         self.published, self.now, self.muted = published, now, muted
         self.touched: dict[str, dict[str, Any]] = {}  # anomalies changed by this batch, by id
@@ -388,7 +388,7 @@ def _settle(
 
 
 def _contradicted(
-    episodes: dict[str, Episode], hits: dict[str, Crossing | None], prev_ts: int, prev_price: float, price: float
+    episodes: dict[str, Episode], hits: Mapping[str, Crossing | None], prev_ts: int, prev_price: float, price: float
 ) -> str | None:
     """Why the previous tick is a bad print: it alone made a condition hold, and this tick takes the move back."""
     for name, episode in episodes.items():

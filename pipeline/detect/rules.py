@@ -208,8 +208,9 @@ class SlidingExtremes:
         """(max, min) of prices[lo:hi], None for an empty window; `lo` and `hi` must not decrease."""
         if self.end is None:
             self._fill(lo, hi)
+        end = self.end or 0  # filled above
         prices, highs, lows, excluded = self.prices, self.highs, self.lows, self.excluded
-        for j in range(max(self.end, lo), hi):
+        for j in range(max(end, lo), hi):
             if excluded and j in excluded:
                 continue
             price = prices[j]
@@ -219,7 +220,7 @@ class SlidingExtremes:
             while lows and prices[lows[-1]] >= price:
                 lows.pop()
             lows.append(j)
-        self.end = max(self.end, hi)
+        self.end = max(end, hi)
         while highs and highs[0] < lo:
             highs.popleft()
         while lows and lows[0] < lo:
@@ -336,8 +337,10 @@ class WindowChecks:
     def exclude(self, index: int) -> None:
         """Take a tick out of every window from now on (it was found to be a bad print)."""
         self.excluded.add(index)
-        for window in (*self.extremes.values(), *self.sums.values()):
-            window.reset()
+        for extremes in self.extremes.values():
+            extremes.reset()
+        for sums in self.sums.values():
+            sums.reset()
 
     def check(self, rule: Limits, i: int) -> Crossing | None:
         ts, price = self.ts[i], self.prices[i]

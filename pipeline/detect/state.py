@@ -66,7 +66,10 @@ def progress(redis: Redis, topic: str, partition: int) -> int | None:
 
 def load_states(redis: Redis, symbols: list[str]) -> dict[str, SymbolState]:
     raw = redis.mget([keys.symbol_state(symbol) for symbol in symbols]) if symbols else []
-    return {symbol: decode(data) if data else SymbolState() for symbol, data in zip(symbols, raw, strict=True)}
+    return {
+        symbol: decode(data) if isinstance(data, bytes) and data else SymbolState()
+        for symbol, data in zip(symbols, raw, strict=True)
+    }
 
 
 _HEADER = struct.Struct("<II")  # length of the JSON part, number of ticks in the window
@@ -101,7 +104,7 @@ def decode(raw: bytes) -> SymbolState:
     meta_len, count = _HEADER.unpack_from(raw)
     offset = _HEADER.size + meta_len
     meta = orjson.loads(raw[_HEADER.size : offset])
-    columns = []
+    columns: list[list[Any]] = []  # event times (q), prices and volumes (d)
     for code in "qdd":
         column = array(code)
         column.frombytes(raw[offset : offset + count * column.itemsize])
@@ -163,7 +166,7 @@ def commit(
 
 
 def stats(redis: Redis) -> dict[str, int]:
-    return {key.decode(): int(value) for key, value in redis.hgetall(keys.STATS).items()}
+    return {keys.text(key): int(value) for key, value in redis.hgetall(keys.STATS).items()}
 
 
 def bump(redis: Redis, counts: Mapping[str, int], figures: Recorder | None = None) -> None:

@@ -18,7 +18,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from pipeline.alerting.messages import template
+from pipeline.alerting.messages import macro, template
 from pipeline.digest.summary import Digest
 from pipeline.schema import iso
 
@@ -71,14 +71,14 @@ def blocks(digest: Digest) -> list[Block]:
     """Block Kit for Slack: header, overview, then one section per part that has something to say."""
     module = template("digest_slack.j2").make_module(_context(digest))
     result: list[Block] = [
-        HeaderBlock(text=fit(str(module.header()), HEADER_CHARS)),
-        SectionBlock(text=MarkdownTextObject(text=fit(str(module.overview())))),
+        HeaderBlock(text=fit(macro(module, "header"), HEADER_CHARS)),
+        SectionBlock(text=MarkdownTextObject(text=fit(macro(module, "overview")))),
     ]
-    for part in (module.movers, module.extremes, module.anomalies, module.mutes, module.health):
-        text = str(part()).strip()
+    for part in ("movers", "extremes", "anomalies", "mutes", "health"):
+        text = macro(module, part).strip()
         if text:
             result += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text=fit(text)))]
-    result.append(ContextBlock(elements=[MarkdownTextObject(text=fit(str(module.footer())))]))
+    result.append(ContextBlock(elements=[MarkdownTextObject(text=fit(macro(module, "footer")))]))
     return result
 
 
@@ -97,7 +97,7 @@ def chart(digest: Digest) -> bytes | None:
 
 
 def chart_title(digest: Digest) -> str:
-    return str(template("digest_text.j2").make_module(_context(digest)).chart_title()).strip()
+    return macro(template("digest_text.j2").make_module(_context(digest)), "chart_title").strip()
 
 
 def message(digest: Digest) -> dict[str, Any]:

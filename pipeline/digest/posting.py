@@ -45,7 +45,7 @@ def digests_index(indices: store.Indices) -> str:
     return f"{indices.prefix}-digests"
 
 
-_DIGEST_PROPERTIES = {
+_DIGEST_PROPERTIES: dict[str, Any] = {
     "day": {"type": "keyword"},
     "channel": {"type": "keyword"},
     "channel_id": {"type": "keyword"},
@@ -144,7 +144,7 @@ def post(
     index = ensure_digests_index(es, indices)
     doc_id = f"{digest.day.isoformat()}|{channel}"
     known = _claim(es, index, doc_id, digest.day, channel)
-    options = {
+    options: dict[str, Any] = {
         "unfurl_links": False,
         "metadata": {"event_type": "digest.daily", "event_payload": {"day": digest.day.isoformat()}},
     }

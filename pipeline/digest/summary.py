@@ -143,7 +143,7 @@ class Digest(BaseModel):
     def event_id(self) -> str:
         return f"msg_digest_{self.day.isoformat()}"
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented way; mypy dislikes decorated properties
     @property
     def complete(self) -> bool:
         """False for a day not over when the digest was made: its figures stop at `generated_at`."""

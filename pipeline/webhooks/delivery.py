@@ -162,14 +162,14 @@ def send(
     except httpx.HTTPError as error:
         return Attempt(at=now, latency_ms=_ms(started), error=f"{type(error).__name__}: {error}"), None
     code = response.status_code
-    error = (
+    refusal = (
         None
         if 200 <= code < 300
         else f"HTTP {code}"
         + (f" to {response.headers.get('location')} (redirects are not followed)" if 300 <= code < 400 else "")
     )
     return (
-        Attempt(at=now, response_code=code, latency_ms=_ms(started), error=error),
+        Attempt(at=now, response_code=code, latency_ms=_ms(started), error=refusal),
         retry_after_seconds(response.headers.get("retry-after"), now),
     )
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 from redis import Redis
@@ -203,7 +203,7 @@ def page(
         )
         if not rows:
             return found, None
-        for record in _load_many(redis, [member for member, _ in rows]):
+        for record in _load_many(redis, [keys.text(member) for member, _ in cast(list[tuple[bytes, float]], rows)]):
             if status is None or record.status == status:
                 found.append(record)
         upper = f"({rows[-1][1]}"
@@ -215,20 +215,20 @@ def page(
 
 def created_since(redis: Redis, subscription_id: str, since: datetime) -> list[DeliveryRecord]:
     members = redis.zrangebyscore(keys.delivery_log(subscription_id), since.timestamp(), "+inf")
-    return _load_many(redis, members)
+    return _load_many(redis, [keys.text(member) for member in cast(list[bytes], members)])
 
 
-def _load_many(redis: Redis, members: list[bytes]) -> list[DeliveryRecord]:
+def _load_many(redis: Redis, members: list[str]) -> list[DeliveryRecord]:
     if not members:
         return []
-    raws = redis.mget([keys.delivery_record(member.decode()) for member in members])
+    raws = redis.mget([keys.delivery_record(member) for member in members])
     return [DeliveryRecord.model_validate_json(raw) for raw in raws if raw]
 
 
 def forget(redis: Redis, subscription_id: str) -> None:
     """Drop a deleted subscription's log (its scheduled jobs then find no record and stand down)."""
     members = redis.zrange(keys.delivery_log(subscription_id), 0, -1)
-    doomed = [keys.delivery_record(member.decode()) for member in members]
+    doomed = [keys.delivery_record(keys.text(member)) for member in cast(list[bytes], members)]
     doomed += [
         keys.delivery_log(subscription_id),
         keys.delivery_slot(subscription_id),

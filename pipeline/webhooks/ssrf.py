@@ -124,7 +124,7 @@ def system_resolver(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
         raise UnsafeURL(f"{host} does not resolve: {error}") from None
-    return [info[4][0] for info in infos]
+    return [str(info[4][0]) for info in infos]
 
 
 def check(url: str, allow: Sequence[Network] = (), resolver: Resolver = system_resolver) -> Target:

@@ -301,14 +301,15 @@ def send_test(redis: Redis, settings: Settings, subscription_id: str) -> Deliver
     if not stored.enabled:
         raise Conflict(f"subscription {subscription_id} is disabled ({stored.disabled_reason}); enable it first")
     now = datetime.now(UTC)
+    event_id = f"msg_test_{uuid.uuid4().hex[:16]}"
     event = {
         "type": TEST_EVENT,
-        "id": f"msg_test_{uuid.uuid4().hex[:16]}",
+        "id": event_id,
         "timestamp": iso(now),
         "data": {"subscription_id": subscription_id, "message": "a test event from Tickwatch"},
     }
     _queue(redis, settings, event, [subscription_id])
-    record = delivery_log.load(redis, delivery_log.delivery_id(subscription_id, event["id"]))
+    record = delivery_log.load(redis, delivery_log.delivery_id(subscription_id, event_id))
     assert record is not None
     return record.view()
 

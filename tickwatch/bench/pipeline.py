@@ -48,7 +48,7 @@ def raw_consume_rate(settings: Settings, expected: int) -> float:
                 for record in records:
                     json.loads(record.value)
                 seen += len(records)
-        return seen / (time.perf_counter() - started)
+        return seen / (time.perf_counter() - (started or time.perf_counter()))
     finally:
         consumer.close()
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 from elasticsearch import Elasticsearch, helpers
@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from pipeline import store
 from pipeline.detect.detection import anomaly_id
 from pipeline.ingest.generator import default_symbols
-from pipeline.schema import Anomaly, SlackRef, from_ms, to_ms
+from pipeline.schema import Anomaly, AnomalyStatus, SlackRef, from_ms, to_ms
 from pipeline.settings import Settings
 
 SEED_PREFIX = "tickwatch-seed"
@@ -151,7 +151,7 @@ def _load(es: Elasticsearch, indices: store.Indices, spec: SeedSpec, console: Co
 
 @dataclass(frozen=True)
 class Move:
-    rule: str  # drop or rise
+    rule: Literal["drop", "rise"]
     start: int  # tick index where the move begins (the window's extreme)
     length: int  # ticks until its peak
     pct: float
@@ -166,7 +166,7 @@ def _market(rng: np.random.Generator, spec: SeedSpec) -> tuple[np.ndarray, np.nd
     for k in range(spec.moves_per_symbol):
         start = spacing * (k + 1) + int(rng.integers(-spacing // 4, spacing // 4))
         move = Move(
-            rule=str(rng.choice(["drop", "rise"])),
+            rule=cast(Literal["drop", "rise"], str(rng.choice(["drop", "rise"]))),
             start=start,
             length=int(rng.integers(15, 45)),
             pct=float(rng.uniform(6, 12)),
@@ -196,7 +196,7 @@ def _anomaly(symbol: str, move: Move, prices: np.ndarray, spec: SeedSpec, rng: n
     crossed_at = at(crossing)
     reference_at = from_ms(to_ms(DAY) + move.start * spec.interval_ms)
     muted = rng.random() < 0.1
-    state = str(rng.choice(["open", "acknowledged", "resolved"], p=[0.15, 0.25, 0.6]))
+    state = cast(AnomalyStatus, str(rng.choice(["open", "acknowledged", "resolved"], p=[0.15, 0.25, 0.6])))
     return Anomaly(
         id=anomaly_id(symbol, move.rule, to_ms(reference_at)),
         symbol=symbol,

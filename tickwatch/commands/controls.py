@@ -129,7 +129,7 @@ def threshold(
     try:
         _require_known(symbol)
         if reset:
-            controls.reset_rule(symbol, reset.lower(), _actor(actor))  # type: ignore[arg-type]
+            controls.reset_rule(symbol, reset.lower(), _actor(actor))  # type: ignore[arg-type]  # a wrong name is refused by Controls
         elif change:
             from pipeline.controls import parse_rule_args
 

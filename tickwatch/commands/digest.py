@@ -140,10 +140,9 @@ def show(summary: Digest) -> None:
     if summary.anomaly_pairs > TERMINAL_ROWS:
         counts.caption = f"… and {summary.anomaly_pairs - TERMINAL_ROWS} more symbol/rule pairs"
     mutes = Table("symbol", "muted by", "until", "reason", title="Muted at the end of the day")
-    for m in summary.muted_at_end:
-        mutes.add_row(
-            m.symbol, m.by, f"{m.until.astimezone(zone):%Y-%m-%d %H:%M}" if m.until else "until unmuted", m.reason
-        )
+    for mute in summary.muted_at_end:
+        until = f"{mute.until.astimezone(zone):%Y-%m-%d %H:%M}" if mute.until else "until unmuted"
+        mutes.add_row(mute.symbol, mute.by, until, mute.reason)
     for table in (moves, extremes, counts, mutes):
         if table.row_count:
             console.print(table)

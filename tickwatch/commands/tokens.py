@@ -34,7 +34,7 @@ def token_create(
     from pipeline import tokens
 
     try:
-        token = tokens.create(_redis(), get_settings(), name, scope)  # type: ignore[arg-type]
+        token = tokens.create(_redis(), get_settings(), name, scope)  # type: ignore[arg-type]  # Typer gave one of its choices, read or admin
     except ValueError as error:
         console.print(f"[red]✘ {error}[/red]")
         raise typer.Exit(2) from None
