@@ -31,6 +31,13 @@ REDIS_DATABASES = 64  # `tickwatch stack up` starts redis-server with this many;
 _LEASE = "tickwatch:test-db-lease:{}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the real stack (directly or through a fixture) is `e2e`: `-m "not e2e"` runs the rest."""
+    for item in items:
+        if "real_stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
+
+
 def wait_for(check: Callable[[], T], *, timeout: float = 60, what: str = "condition") -> T:
     deadline = time.monotonic() + timeout
     while True:

@@ -12,8 +12,8 @@ from pipeline import store
 from pipeline.digest import posting as digest_posting
 from stack.fake_slack import FakeSlack
 from tests.airflow.conftest import REPO
-from tests.digest_day import DAY, seed
-from tests.test_digest import digest_deliveries, posted_numbers, subscribe_to_digests
+from tests.pipeline.digest.day import DAY, seed
+from tests.pipeline.digest.test_digest import digest_deliveries, posted_numbers, subscribe_to_digests
 
 
 @pytest.fixture(scope="module")

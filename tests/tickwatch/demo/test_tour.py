@@ -8,7 +8,6 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from rich.console import Console
 
 from pipeline.ingest.generator import Scenario
@@ -16,8 +15,6 @@ from pipeline.ingest.publish import publish
 from stack.fake_slack import FakeSlack
 from tests.conftest import Namespace, wait_for
 from tickwatch.demo import tour
-
-pytestmark = pytest.mark.e2e
 
 CHANNEL = "#tour-test"
 

@@ -7,14 +7,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-import pytest
-
 from pipeline.ingest.generator import Scenario
 from pipeline.ingest.publish import publish
 from stack.fake_slack import FakeSlack
 from tests.conftest import Namespace, wait_for
-
-pytestmark = pytest.mark.e2e
 
 SYMBOLS = [f"CR{i:02d}" for i in range(12)]
 # A one-minute window and cooldown keep the whole lifecycle within 5 minutes of event time.

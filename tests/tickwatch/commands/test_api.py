@@ -18,7 +18,6 @@ from pipeline.settings import Settings
 from tests.conftest import redis_url_for
 from tickwatch.fleet import env_for
 
-pytestmark = pytest.mark.e2e
 TICKWATCH = Path(sys.executable).parent / "tickwatch"
 
 

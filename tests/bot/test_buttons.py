@@ -11,7 +11,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from slack_sdk import WebClient
 
 from bot.enums import BlockId, ModalAction, ModalCallback
@@ -20,9 +19,8 @@ from pipeline.alerting import storms
 from pipeline.alerting.actions import AlertAction, MuteChoice
 from pipeline.keys import MUTES, RULES
 from pipeline.schema import Anomaly, SlackRef
-from tests.bot_harness import BotServer, assert_valid_blocks
-from tests.conftest import wait_for
-from tests.slack_bot.world import (
+from tests.bot.harness import BotServer, assert_valid_blocks
+from tests.bot.world import (
     ADMIN,
     CHANNEL,
     OTHER,
@@ -30,9 +28,7 @@ from tests.slack_bot.world import (
     anomaly,
     audit,
 )
-
-pytestmark = pytest.mark.e2e
-
+from tests.conftest import wait_for
 
 # --- alert buttons ----------------------------------------------------------------------------------
 

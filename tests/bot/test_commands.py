@@ -23,8 +23,8 @@ from pipeline.detect.backtest import replay
 from pipeline.detect.detection import Rule
 from pipeline.keys import MUTES, RULES
 from pipeline.schema import SlackRef
-from tests.bot_harness import SECRET, BotServer, assert_valid_blocks
-from tests.slack_bot.world import (
+from tests.bot.harness import SECRET, BotServer, assert_valid_blocks
+from tests.bot.world import (
     ADMIN,
     CHANNEL,
     END,
@@ -35,9 +35,6 @@ from tests.slack_bot.world import (
     anomaly,
     audit,
 )
-
-pytestmark = pytest.mark.e2e
-
 
 # --- the door: signatures ---------------------------------------------------------------------------
 

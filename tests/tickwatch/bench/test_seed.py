@@ -14,7 +14,6 @@ from pipeline import history, store
 from pipeline.settings import Settings
 from tickwatch.bench.seed import DAY, SeedSpec, discard, ensure_history, is_complete, marker_index
 
-pytestmark = pytest.mark.e2e
 SPEC = SeedSpec(symbols=4, ticks_per_symbol=400, moves_per_symbol=2)
 
 

@@ -32,8 +32,6 @@ from stack.fake_slack import FakeSlack
 from stack.webhook_receiver import HANG, Reply, WebhookReceiver
 from tests.conftest import Namespace, wait_for
 
-pytestmark = pytest.mark.e2e
-
 LOOPBACK = '["127.0.0.0/8"]'
 
 

@@ -12,7 +12,6 @@ import random
 from datetime import UTC, datetime
 from ipaddress import ip_network
 
-import pytest
 from standardwebhooks.webhooks import Webhook
 
 from pipeline import controls
@@ -22,8 +21,6 @@ from pipeline.webhooks import subscriptions
 from stack.fake_slack import FakeSlack
 from stack.webhook_receiver import WebhookReceiver
 from tests.conftest import Namespace, wait_for
-
-pytestmark = pytest.mark.e2e
 
 LOOPBACK = '["127.0.0.0/8"]'  # webhook receivers here are local: allow-listed on purpose
 START = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)

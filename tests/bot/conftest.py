@@ -19,9 +19,9 @@ from pipeline.keys import MUTES, RULES
 from pipeline.schema import SlackRef, StoredTick
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
-from tests.bot_harness import SECRET, BotServer, serve
+from tests.bot.harness import SECRET, BotServer, serve
+from tests.bot.world import ADMIN, CHANNEL, DIPS, END, START, STEP, anomaly, tick, tsla_price, volm_volume
 from tests.conftest import lease_database, redis_url_for, release_database
-from tests.slack_bot.world import ADMIN, CHANNEL, DIPS, END, START, STEP, anomaly, tick, tsla_price, volm_volume
 
 
 @pytest.fixture(scope="module")

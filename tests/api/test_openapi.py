@@ -25,7 +25,6 @@ from pipeline.settings import Settings
 from tests.conftest import redis_url_for
 from tickwatch.bench.seed import SeedSpec, discard, ensure_history
 
-pytestmark = pytest.mark.e2e
 # No 5xx, and responses as documented. Not "schema-valid requests are accepted": some rules cannot be written in
 # OpenAPI (end after start, at most 31 days, a cursor this API handed out) and answer 422, as documented.
 CHECKS = [

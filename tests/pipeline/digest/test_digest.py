@@ -22,7 +22,7 @@ from pipeline.digest import summary as digest
 from pipeline.settings import Settings
 from pipeline.webhooks import subscriptions
 from stack.fake_slack import FakeSlack
-from tests.digest_day import DAY, seed
+from tests.pipeline.digest.day import DAY, seed
 
 # --- pure parts --------------------------------------------------------------------------------------------
 

@@ -23,8 +23,7 @@ from pipeline.schema import Tick
 from pipeline.settings import Settings
 from tickwatch.cli import app
 
-pytestmark = pytest.mark.e2e
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 runner = CliRunner()
 
 

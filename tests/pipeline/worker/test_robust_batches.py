@@ -8,14 +8,10 @@ import math
 import random
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from pipeline.ingest.generator import Scenario
 from pipeline.ingest.topics import make_producer
 from pipeline.schema import Tick, to_ms
 from tests.conftest import Namespace, wait_for
-
-pytestmark = pytest.mark.e2e
 
 
 def feed(start: datetime) -> tuple[list[Tick], Tick, Tick]:

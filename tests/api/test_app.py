@@ -21,8 +21,6 @@ from pipeline.settings import Settings
 from tests.conftest import redis_url_for
 from tickwatch.bench.seed import DAY, SeedSpec, discard, ensure_history
 
-pytestmark = pytest.mark.e2e
-
 ADMIN = "admin-token-0123456789"
 READER = "read-token-0123456789"
 SPEC = SeedSpec(symbols=3, ticks_per_symbol=600, moves_per_symbol=2)  # AAPL, MSFT, TSLA; 40 minutes each

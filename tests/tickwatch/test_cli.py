@@ -20,7 +20,7 @@ from tickwatch.errors import explain
 from tickwatch.fleet import env_for
 
 runner = CliRunner()
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 TICKWATCH = Path(sys.executable).parent / "tickwatch"  # the console script, as installed by uv sync
 
 
@@ -99,7 +99,7 @@ def tickwatch(*args: str, module: bool = False, **env: str) -> subprocess.Comple
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     )
 
 

@@ -70,7 +70,6 @@ def test_histograms_come_back_cumulative_with_sum_and_count(fresh_redis: Redis):
     assert samples[("tickwatch_ticks_consumed_total", ())] == 6
 
 
-@pytest.mark.e2e
 def test_metrics_show_the_workers_figures_after_real_batches(namespace: Namespace):
     ns = namespace
     market = Scenario.build(
@@ -117,7 +116,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.e2e
 def test_two_bridges_on_one_host_both_run(namespace: Namespace):
     ns = namespace
     port = str(_free_port())

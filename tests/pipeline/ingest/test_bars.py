@@ -22,7 +22,7 @@ from pipeline.ingest.bars import (
     split_volume,
 )
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 NEW_YORK = parse_zone("America/New_York")
 START = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
 HEADER = "timestamp,open,high,low,close,volume\n"

@@ -32,7 +32,7 @@ from pipeline.controls import Mute
 from pipeline.detect.backtest import count_alerts
 from pipeline.detect.detection import Rule, TickPoint
 from pipeline.schema import Anomaly, SlackRef
-from tests.bot_harness import assert_valid_blocks
+from tests.bot.harness import assert_valid_blocks
 from tickwatch.commands.bot import manifest_text
 
 H = timedelta(hours=1)
