@@ -20,7 +20,7 @@ test: setup airflow
 bench: setup
 	$(TW) bench
 
-# Bytecode is compiled ahead (this machine sets PYTHONDONTWRITEBYTECODE): it cuts every worker's, bridge's and
+# Bytecode is compiled ahead (where PYTHONDONTWRITEBYTECODE is set, nothing else would): it cuts every worker's, bridge's and
 # command's start from ~2.8 s to ~0.8 s of CPU.
 setup: $(VENV)/.synced
 	$(VENV)/bin/python -m compileall -q pipeline stack tickwatch bot api
@@ -30,7 +30,7 @@ $(VENV)/.synced: pyproject.toml uv.lock scripts/bootstrap.sh
 	$(UV) sync --frozen --compile-bytecode
 	touch $@
 
-# Airflow's own environment (.airflow/): it caps fastapi below what api/ and bot/ use, see the README's digest.
+# Airflow's own environment (.airflow/): it caps fastapi below what api/ and bot/ use, see docs/digest.md.
 airflow:
 	scripts/airflow-env.sh
 

@@ -70,7 +70,7 @@ class DigestEvent(BaseModel):
     timestamp: datetime
     data: dict[str, Any] = Field(
         description="the day's summary: movers, drawdowns, anomalies per rule, mutes, data "
-        "health (the JSON the digest posts, see the README)"
+        "health (the JSON the digest posts, see docs/digest.md)"
     )
 
 

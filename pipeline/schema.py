@@ -1,6 +1,6 @@
 """The public data contracts: the tick on `financial_prices`, the anomaly, and the alert event envelope.
 
-See ../shared/DESIGN.md. Validation lives here so that every entry point (bridge, API, tests) rejects the
+See docs/architecture.md (Contracts). Validation lives here so that every entry point (bridge, API, tests) rejects the
 same inputs with the same human-readable reason.
 """
 

@@ -37,27 +37,38 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TICKWATCH_", env_file=".env", extra="ignore")
 
     # --- engines -----------------------------------------------------------------------------------
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    es_url: str = "http://127.0.0.1:9200"
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis: detection state, controls, webhook deliveries and the Celery broker",
+    )
+    es_url: str = Field("http://127.0.0.1:9200", description="Elasticsearch: ticks, anomalies, the audit and digests")
 
     # --- Kafka topics and consumer group ------------------------------------------------------------
-    ticks_topic: str = "financial_prices"
-    dlq_topic: str = "financial_prices.dlq"
-    alerts_topic: str = "alerts"
-    ticks_partitions: int = Field(6, ge=1)
-    consumer_group: str = "tickwatch-bridge"
+    ticks_topic: str = Field("financial_prices", description="the topic ticks are published to (key = symbol)")
+    dlq_topic: str = Field(
+        "financial_prices.dlq", description="malformed ticks go here with the original bytes and the reason"
+    )
+    alerts_topic: str = Field(
+        "alerts", description="alert lifecycle events (anomaly.detected, anomaly.resolved, digest.daily)"
+    )
+    ticks_partitions: int = Field(
+        6, ge=1, description="partitions of the ticks topic when `tickwatch stack init` creates it"
+    )
+    consumer_group: str = Field("tickwatch-bridge", description="the bridges' Kafka consumer group")
 
     # --- Elasticsearch ------------------------------------------------------------------------------
-    index_prefix: str = "tickwatch"
-    tick_retention_days: int = Field(30, ge=1)
+    index_prefix: str = Field("tickwatch", description="prefix of every Elasticsearch index and alias")
+    tick_retention_days: int = Field(
+        30, ge=1, description="days of tick indices `tickwatch retention` keeps by default"
+    )
 
     # --- detection defaults (per-symbol overrides live in Redis, see pipeline.controls) -------------
     drop_pct: float = Field(5.0, ge=0, lt=100, description="0 turns the drop rule off")
     rise_pct: float = Field(5.0, ge=0, lt=100, description="0 turns the rise rule off")
-    window_seconds: int = Field(300, gt=0, le=MAX_WINDOW_SECONDS)
+    window_seconds: int = Field(300, gt=0, le=MAX_WINDOW_SECONDS, description="default window W of the rules")
     cooldown_seconds: int | None = Field(None, ge=0, description="default and minimum: window_seconds")
-    lateness_seconds: int = Field(30, ge=0)
+    lateness_seconds: int = Field(30, ge=0, description="how far out of order ticks may arrive and still be evaluated")
     max_future_seconds: int = Field(86_400, ge=0, description="ticks dated further ahead are dead-lettered")
 
     # --- robust detection (pipeline.rules): skewed clocks, bad prints, volatility-aware rules ----------
@@ -94,25 +105,40 @@ class Settings(BaseSettings):
         return value
 
     # --- bridge batching ----------------------------------------------------------------------------
-    batch_max_ticks: int = Field(2000, ge=1)
-    batch_max_wait_ms: int = Field(25, ge=1)
+    batch_max_ticks: int = Field(2000, ge=1, description="most ticks in one batch the bridge hands to a worker")
+    batch_max_wait_ms: int = Field(25, ge=1, description="how long the bridge collects a batch after its first record")
     lanes: int = Field(2, ge=1, description="batches per poll, by partition; worth one per worker process")
-    celery_queue: str = "ticks"
-    alerts_queue: str = "alerts"
+    celery_queue: str = Field("ticks", description="the Celery queue of tick batches")
+    alerts_queue: str = Field("alerts", description="the Celery queue of alert deliveries (Slack, Kafka, webhooks)")
     gap_timeout_seconds: int = Field(
         600, ge=1, description="how long a batch waits for a missing predecessor before skipping the gap"
     )
 
     # --- alert channels -----------------------------------------------------------------------------
-    slack_bot_token: str | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))
-    slack_signing_secret: str | None = Field(None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET"))
-    slack_app_token: str | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
-    slack_api_url: str = "https://slack.com/api/"
-    slack_channel: str = "#market-alerts"
+    slack_bot_token: str | None = Field(
+        None,
+        validation_alias=AliasChoices("SLACK_BOT_TOKEN"),
+        description="Slack bot token (xoxb-…); with it, alerts and the digest go to Slack",
+    )
+    slack_signing_secret: str | None = Field(
+        None,
+        validation_alias=AliasChoices("SLACK_SIGNING_SECRET"),
+        description="the Slack bot verifies every request with it (v0= HMAC-SHA256, 5-minute window)",
+    )
+    slack_app_token: str | None = Field(
+        None,
+        validation_alias=AliasChoices("SLACK_APP_TOKEN"),
+        description="app-level token (xapp-…, scope connections:write) for the bot in Socket Mode",
+    )
+    slack_api_url: str = Field(
+        "https://slack.com/api/",
+        description="Slack Web API base URL (a local fake Slack in tests and the offline demo)",
+    )
+    slack_channel: str = Field("#market-alerts", description="the channel alerts are posted to")
     # Removed (webhooks are subscriptions now); declared only so that setting them fails loudly.
-    webhook_urls: str | None = Field(None, description="removed: see README, Webhook subscriptions")
-    webhook_secret: str | None = Field(None, description="removed: see README, Webhook subscriptions")
-    delivery_max_retries: int = Field(8, ge=0)
+    webhook_urls: str | None = Field(None, description="removed: see docs/webhooks.md")
+    webhook_secret: str | None = Field(None, description="removed: see docs/webhooks.md")
+    delivery_max_retries: int = Field(8, ge=0, description="retries of one alert's delivery on one channel")
 
     # --- alert messages in Slack: edits and storms (pipeline.notifiers.slack, pipeline.storms) ------
     slack_edit_interval_seconds: float = Field(
@@ -123,7 +149,9 @@ class Settings(BaseSettings):
         ge=1,
         description="more alerts than this to one channel within storm_window_seconds are grouped in one message",
     )
-    storm_window_seconds: int = Field(60, ge=1)
+    storm_window_seconds: int = Field(
+        60, ge=1, description="the storm window; a storm lasts while alerts keep coming within it"
+    )
     storm_edit_interval_seconds: float = Field(
         3, ge=0, description="at most one edit of a storm's message this often (chat.update is ~50/min)"
     )
@@ -204,12 +232,18 @@ class Settings(BaseSettings):
         return value
 
     # --- local stack --------------------------------------------------------------------------------
-    stack_dir: Path = Path("/var/tmp/tickwatch")
-    cache_dir: Path = Path.home() / ".cache" / "tickwatch"
-    kafka_version: str = "4.1.1"
-    es_version: str = "8.19.21"
-    es_heap: str = "768m"
-    kafka_heap: str = "512m"
+    stack_dir: Path = Field(
+        Path("/var/tmp/tickwatch"), description="the local stack's data, logs, pid files and generated secret key"
+    )
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "tickwatch", description="downloaded Kafka jars and Elasticsearch zip"
+    )
+    kafka_version: str = Field("4.1.1", description="the Kafka the local stack runs")
+    es_version: str = Field(
+        "8.19.21", description="the Elasticsearch the local stack runs (the Python client's major matches it)"
+    )
+    es_heap: str = Field("768m", description="JVM heap of the local Elasticsearch")
+    kafka_heap: str = Field("512m", description="JVM heap of the local Kafka")
 
     @field_validator("webhook_urls", "webhook_secret")
     @classmethod
@@ -218,7 +252,7 @@ class Settings(BaseSettings):
             raise ValueError(
                 "TICKWATCH_WEBHOOK_URLS and TICKWATCH_WEBHOOK_SECRET were removed: webhook endpoints are "
                 "subscriptions now, each with its own secret. Create one with POST /v1/webhooks (see "
-                "README, Webhook subscriptions) and unset these variables."
+                "docs/webhooks.md) and unset these variables."
             )
         return None
 

@@ -82,7 +82,7 @@ class Service(ABC):
                 return "already running (not started by tickwatch; left alone)"
             raise StackError(
                 f"Port {self.address} is taken by another program, so {self.name} cannot start. "
-                f"Stop that program or set another address (see README, Configuration)."
+                f"Stop that program or set another address (see docs/configuration.md)."
             )
         self._launch()
         wait_until(self.ready, timeout=self.start_timeout, what=self.name, proc=self.proc)

@@ -8,7 +8,20 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from tickwatch.commands import api, bench, bot, controls, demo, digest, generate, processes, retention, stack, tokens
+from tickwatch.commands import (
+    api,
+    bench,
+    bot,
+    config,
+    controls,
+    demo,
+    digest,
+    generate,
+    processes,
+    retention,
+    stack,
+    tokens,
+)
 from tickwatch.errors import DEBUG_ENV
 
 # The order `tickwatch --help` lists the commands in: as a newcomer meets them (start, run, operate, maintain).
@@ -31,6 +44,7 @@ COMMAND_ORDER = (
     "seed",
     "token",
     "retention",
+    "config",
 )
 
 
@@ -48,7 +62,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     cls=_NewcomerOrder,
 )
-for command in (stack, demo, generate, processes, api, bot, digest, controls, bench, tokens, retention):
+for command in (stack, demo, generate, processes, api, bot, digest, controls, bench, tokens, retention, config):
     command.register(app)
 
 

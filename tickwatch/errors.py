@@ -88,7 +88,7 @@ def _settings_error(error: Exception) -> Failure:
         shown = "input" in item and name not in SECRET_SETTINGS  # never print a token or a key
         problems.append(f"{variable}={item['input']}: {message}" if shown else f"{variable}: {message}")
     return Failure(
-        f"invalid setting {'; '.join(problems)} — fix it in the environment or .env (see the README, Configuration)",
+        f"invalid setting {'; '.join(problems)} — fix it in the environment or .env (see docs/configuration.md)",
         EXIT_INPUT,
     )
 

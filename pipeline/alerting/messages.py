@@ -33,7 +33,7 @@ from pipeline.schema import Anomaly
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
-# Slack's limits (see ../shared/DESIGN.md): beyond them chat.postMessage/chat.update answer invalid_blocks.
+# Slack's limits (see docs/architecture.md): beyond them chat.postMessage/chat.update answer invalid_blocks.
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
 MAX_HEADER_CHARS = 150

@@ -106,7 +106,7 @@ def message(digest: Digest) -> dict[str, Any]:
 
 
 def event(digest: Digest) -> dict[str, Any]:
-    """The `digest.daily` event in the envelope every channel carries (DESIGN.md, alert lifecycle events)."""
+    """The `digest.daily` event in the envelope every channel carries (docs/architecture.md, Contracts)."""
     return {
         "type": "digest.daily",
         "id": digest.event_id,

@@ -118,7 +118,7 @@ class Bridge:
         # Refresh metadata once more now that we are subscribed, before the first join. Otherwise the first
         # join races the subscription's own metadata refresh and is followed by a second rebalance, and
         # kafka-python 3.0.12 can finish that one without ever applying its assignment: the bridge then
-        # sits with no partitions (seen about once in 40 starts on a busy 2-core machine).
+        # sits with no partitions (seen about once in 40 starts on a busy machine).
         self.consumer.topics()
         self.dlq = make_producer(settings, linger_ms=5)
         self.redis = Redis.from_url(settings.redis_url)

@@ -186,7 +186,7 @@ def test_an_invalid_setting_names_the_variable_and_what_is_allowed():
     assert result.returncode == 2
     assert one_line(result) == (
         "✘ invalid setting TICKWATCH_DROP_PCT=-5: Input should be greater than or equal to 0 "
-        "— fix it in the environment or .env (see the README, Configuration)"
+        "— fix it in the environment or .env (see docs/configuration.md)"
     )
 
 

@@ -57,7 +57,7 @@ def serve(
         if not value
     ]
     if missing:
-        console.print(f"[red]✘ set {', '.join(missing)} first (see README, Slack bot)[/red]")
+        console.print(f"[red]✘ set {', '.join(missing)} first (see docs/bot.md)[/red]")
         raise typer.Exit(2)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if socket:

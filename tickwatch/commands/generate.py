@@ -78,7 +78,7 @@ def generate(
     Synthetic prices follow geometric Brownian motion with injected moves; a replay reads the documented layout,
     Yahoo Finance, kline exports, or any via --columns.
 
-    A replay reads and checks every file before the first tick is sent (README: Replaying market data files):
+    A replay reads and checks every file before the first tick is sent (docs/cli.md, Replaying market data files):
     rows out of order are sorted, duplicate timestamps kept once, a bad row stops it (--skip-bad-rows: skipped).
     Each bar becomes four ticks spread over it: open, the extremes, close.
 

@@ -30,7 +30,7 @@ def worker(
 ) -> None:
     """Run a Celery worker: applies tick batches (detect, index, alert) and delivers alerts.
 
-    Run as many as you like; results do not depend on how many (see README, Guarantees). For the lowest
+    Run as many as you like; results do not depend on how many (see docs/detection.md). For the lowest
     alert latency give deliveries their own worker, so they never queue behind tick batches.
 
     Examples:
