@@ -43,8 +43,8 @@ COMMAND_ORDER = (
     "bench",
     "seed",
     "token",
-    "retention",
     "config",
+    "retention",
 )
 
 
