@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis.exceptions import RedisError
 
 from api.deps import services
 from api.errors import Problem
@@ -50,6 +51,21 @@ def authenticated(
     if info is None:
         raise _unauthorized("unknown or revoked token")
     return Principal(info.name, info.scope)
+
+
+def is_admin(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    svc: Annotated[Context, Depends(services)],
+) -> bool:
+    """For open routes that show more to admins: whether the request carries a valid admin token (no error
+    otherwise; Redis away counts as no)."""
+    if credentials is None:
+        return False
+    try:
+        info = tokens.authenticate(svc.redis, svc.settings, credentials.credentials)
+    except RedisError:
+        return False
+    return info is not None and info.scope == "admin"
 
 
 def require_scope(scope: tokens.Scope) -> Callable[..., Principal]:

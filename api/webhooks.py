@@ -161,10 +161,15 @@ def list_webhooks(_: Admin, svc: Svc) -> WebhookList:
     return WebhookList(items=subscriptions.list_all(svc.redis))
 
 
-@router.get("/{webhook_id}", response_model=Subscription, responses=FOUND, summary="One subscription")
-def get_webhook(_: Admin, svc: Svc, webhook_id: WebhookId) -> Subscription:
+@router.get(
+    "/{webhook_id}",
+    response_model=subscriptions.SubscriptionStatus,
+    responses=FOUND,
+    summary="One subscription, with its circuit breaker",
+)
+def get_webhook(_: Admin, svc: Svc, webhook_id: WebhookId) -> subscriptions.SubscriptionStatus:
     with _as_problems():
-        return subscriptions.get(svc.redis, webhook_id)
+        return subscriptions.status(svc.redis, svc.settings, webhook_id)
 
 
 @router.patch(

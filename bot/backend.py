@@ -24,7 +24,7 @@ class Backend(Context):
     @cached_property
     def messages(self) -> AlertMessages:
         """Redraws alert and storm messages the pipeline's way (re-posts one Slack lost)."""
-        return AlertMessages(self)
+        return AlertMessages(self, client=self.slack())  # a person waits: ride out a 429 inside the call
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call a blocking core function off the event loop."""

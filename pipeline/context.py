@@ -54,16 +54,15 @@ class Context:
         return slack_client(self.settings)
 
 
-def slack_client(settings: Settings) -> WebClient:
-    """A WebClient for the configured API URL that waits out 429s (Retry-After) and retries dropped links."""
+def slack_client(settings: Settings, *, retries: bool = True) -> WebClient:
+    """A WebClient for the configured API URL that waits out 429s (Retry-After) and retries dropped links; with
+    `retries=False` it answers at once (alert deliveries keep their own schedule in Redis instead of waiting)."""
+    handlers = [RateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES), ConnectionErrorRetryHandler()]
     return WebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
         timeout=SLACK_TIMEOUT_SECONDS,
-        retry_handlers=[
-            RateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES),
-            ConnectionErrorRetryHandler(),
-        ],
+        retry_handlers=handlers if retries else [],
     )
 
 

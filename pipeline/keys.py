@@ -80,6 +80,14 @@ def storm_active(channel: str) -> str:
     return f"{ROOT}storm:active:{channel}"
 
 
+def circuit(name: str) -> str:
+    """A circuit breaker's state (pipeline.circuit): `slack`, or `webhook:<subscription id>`."""
+    return f"{ROOT}circuit:{name}"
+
+
+TASKS_DUE = ROOT + "tasks:due"  # sorted set of delayed Celery tasks (JSON) by when they are due (worker.later)
+SLACK_PROBLEMS = ROOT + "slack:problems"  # hash Slack error -> JSON {at, fix, count}: what waiting cannot fix
+
 # --- webhooks (pipeline.webhooks) ----------------------------------------------------------------------------
 WEBHOOKS = ROOT + "webhooks:"
 SUBSCRIPTIONS = WEBHOOKS + "subscriptions"  # hash id -> JSON subscription

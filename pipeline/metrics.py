@@ -54,6 +54,10 @@ SPECS: dict[str, Spec] = {
         "attempts: succeeded, retrying, failed…)",
         ("channel", "outcome"),
     ),
+    "webhook_circuit_open": Spec(
+        "gauge", "1 while a webhook subscription's circuit is open (no attempts, deliveries wait)", ("subscription",)
+    ),
+    "slack_errors": Spec("counter", "Slack refusals no retry can fix, per Slack error", ("error",)),
     "bridge_lag": Spec(
         "gauge", "Records on the ticks topic not yet read by the bridges, per partition", ("partition",)
     ),

@@ -138,7 +138,15 @@ class Settings(BaseSettings):
     # Removed (webhooks are subscriptions now); declared only so that setting them fails loudly.
     webhook_urls: str | None = Field(None, description="removed: see docs/webhooks.md")
     webhook_secret: str | None = Field(None, description="removed: see docs/webhooks.md")
-    delivery_max_retries: int = Field(8, ge=0, description="retries of one alert's delivery on one channel")
+    slack_circuit_failures: int = Field(
+        3, ge=1, description="failed Slack calls in a row after which alerts wait (no calls) for a probe to succeed"
+    )
+    slack_circuit_cooloff_seconds: float = Field(5, gt=0, description="how often an open Slack circuit is probed")
+    delivery_max_retries: int = Field(
+        8,
+        ge=0,
+        description="retries of one alert's delivery on one channel (waits while a circuit is open do not count)",
+    )
 
     # --- alert messages in Slack: edits and storms (pipeline.notifiers.slack, pipeline.storms) ------
     slack_edit_interval_seconds: float = Field(
@@ -219,6 +227,15 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(15.0, gt=0, description="per attempt; connecting gets at most 3 s")
     webhook_disable_after_seconds: int = Field(
         5 * 86_400, gt=0, description="an endpoint failing without a success for this long is disabled"
+    )
+    webhook_circuit_failures: int = Field(
+        5,
+        ge=1,
+        description="failed attempts in a row after which an endpoint's circuit opens (no attempts; "
+        "deliveries wait on their schedule)",
+    )
+    webhook_circuit_cooloff_seconds: float = Field(
+        60, gt=0, description="how long an open circuit waits before one probe attempt (success closes it)"
     )
     webhook_secret_grace_seconds: int = Field(
         86_400, ge=0, description="after rotate-secret, the old secret keeps signing for this long"

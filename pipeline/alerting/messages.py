@@ -167,9 +167,10 @@ def _macro(module: Any, name: str, *args: Any) -> str:
     return str(getattr(module, name)(*args)).strip()
 
 
-def webhook_disabled_text(url: str, subscription_id: str, reason: str) -> str:
-    """The Slack notice that a webhook endpoint was disabled, and how to bring it back."""
-    return template("webhook_disabled.j2").render(url=url, id=subscription_id, reason=reason).strip()
+def webhook_disabled_text(host: str, subscription_id: str, reason: str) -> str:
+    """The Slack notice that a webhook endpoint was disabled, and how to bring it back. It names the endpoint's
+    host only: a URL's path or query may carry a receiver's token."""
+    return template("webhook_disabled.j2").render(host=host, id=subscription_id, reason=reason).strip()
 
 
 def alert_text(anomaly: Anomaly) -> str:

@@ -21,6 +21,7 @@ have the message edited.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -28,22 +29,24 @@ from elasticsearch import ApiError, TransportError
 from redis import Redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web import SlackResponse
 
 from pipeline import keys, store
-from pipeline.alerting import anomalies, storms
+from pipeline.alerting import anomalies, slack_errors, storms
 from pipeline.alerting.messages import AlertContext, alert_message, storm_message
-from pipeline.context import Context
+from pipeline.context import Context, slack_client
 from pipeline.schema import AlertEvent, Anomaly, SlackRef
 from pipeline.settings import Settings
-from pipeline.worker.app import SLACK_REFRESH, send
+from pipeline.worker import later
+from pipeline.worker.app import SLACK_REFRESH
 
 logger = logging.getLogger(__name__)
 Kind = Literal["alert", "storm"]
 Enqueue = Callable[[Kind, str, float], None]  # (kind, key, delay in seconds): run `refresh` later
 GONE = {"message_not_found", "channel_not_found"}
 SEEN_TTL_SECONDS = storms.TTL_SECONDS
-LOCK_SECONDS = 60  # longer than one render with slack_sdk's retries
-LOCK_WAIT_SECONDS = 30
+LOCK_SECONDS = 30  # longer than one render (Slack calls time out after 10 s, and are not retried inside it)
+LOCK_WAIT_SECONDS = 15
 
 
 def remember(redis: Redis, anomaly: Anomaly) -> Anomaly:
@@ -72,11 +75,12 @@ def _schedule(redis: Redis, kind: Kind, key: str, enqueue: Enqueue) -> None:
         enqueue(kind, key, max(0, redis.pttl(keys.slack_message("throttle", kind, key))) / 1000)
 
 
-def refresh_later(settings: Settings) -> Enqueue:
-    """Queue the `slack_refresh` task (on the alerts queue) to run `delay` seconds from now."""
+def refresh_later(redis: Redis, settings: Settings) -> Enqueue:
+    """Schedule the `slack_refresh` task (on the alerts queue) `delay` seconds from now, in Redis
+    (pipeline.worker.later), so a worker that dies meanwhile loses no edit."""
 
     def enqueue(kind: Kind, key: str, delay: float) -> None:
-        send(settings, SLACK_REFRESH, kind, key, queue=settings.alerts_queue, countdown=delay)
+        later.send_later(redis, SLACK_REFRESH, kind, key, queue=settings.alerts_queue, at=time.time() + delay)
 
     return enqueue
 
@@ -86,12 +90,13 @@ class AlertMessages:
 
     def __init__(self, ctx: Context, *, client: WebClient | None = None, enqueue: Enqueue | None = None) -> None:
         self.settings = ctx.settings
-        self.client = client or ctx.slack()
+        # Deliveries must not wait inside a call (a 429's Retry-After is kept by the delivery's own schedule).
+        self.client = client or slack_client(ctx.settings, retries=False)
         self.redis = ctx.redis
         self.es = ctx.es
         self.indices = ctx.indices
         self.channel = ctx.settings.slack_channel
-        self.enqueue = enqueue or refresh_later(ctx.settings)
+        self.enqueue = enqueue or refresh_later(ctx.redis, ctx.settings)
         self.intervals: dict[Kind, float] = {
             "alert": ctx.settings.slack_edit_interval_seconds,
             "storm": ctx.settings.storm_edit_interval_seconds,
@@ -178,15 +183,27 @@ class AlertMessages:
     def _post_or_update(self, ref: SlackRef | None, text: str, blocks: list[Any], metadata: dict[str, Any]) -> SlackRef:
         if ref is not None:
             try:
-                self.client.chat_update(channel=ref.channel, ts=ref.ts, text=text, blocks=blocks)
+                self._plain_if_refused(self.client.chat_update, blocks, channel=ref.channel, ts=ref.ts, text=text)
                 return ref
             except SlackApiError as error:
                 if error.response.get("error") not in GONE:
                     raise
-        posted = self.client.chat_postMessage(
-            channel=self.channel, text=text, blocks=blocks, metadata=metadata, unfurl_links=False
+        posted = self._plain_if_refused(
+            self.client.chat_postMessage, blocks, channel=self.channel, text=text, metadata=metadata, unfurl_links=False
         )
         return SlackRef(channel=posted["channel"], ts=posted["ts"])
+
+    @staticmethod
+    def _plain_if_refused(call: Callable[..., SlackResponse], blocks: list[Any], **arguments: Any) -> SlackResponse:
+        """Send with the blocks; if Slack refuses them (too long, invalid), send the text alone: a plainer
+        message, never silence."""
+        try:
+            return call(blocks=blocks, **arguments)
+        except SlackApiError as error:
+            if slack_errors.code_of(error) not in slack_errors.TOO_RICH:
+                raise
+            logger.warning("Slack refused the message's blocks (%s); sent as plain text", slack_errors.code_of(error))
+            return call(**arguments)
 
     def _context(self, anomaly: Anomaly) -> AlertContext:
         """The "why" from stored ticks; an alert goes out without it rather than wait for Elasticsearch (e.g.

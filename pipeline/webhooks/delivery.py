@@ -8,18 +8,22 @@ disables the endpoint; anything else is retried on TICKWATCH_WEBHOOK_RETRY_SCHED
 never sooner than a `Retry-After` asks. An endpoint failing without a success for
 TICKWATCH_WEBHOOK_DISABLE_AFTER_SECONDS is disabled, with a notice to Slack.
 
-A task carries up to 10 deliveries (an event's, to different subscriptions) and runs them side by side in
-the worker process's delivery threads: a Celery task costs more CPU than a delivery, and at 100
-subscribers that decides the latency. Isolation does not rest on tasks: every delivery has its own timeout,
-and a subscription has one request in flight at a time (pipeline.delivery_log's slot), so a dead or slow
-endpoint holds one delivery thread for at most the timeout, whatever its backlog; its other deliveries wait
-in Redis, not in threads. Retries are not Celery countdowns (those sit in a worker's memory and come back
-twice once they outlast the broker's visibility timeout): they wait in a Redis sorted set, and every alerts
-worker runs a small scheduler thread that queues them when due.
+Nothing an endpoint does may slow another or the task queue:
+- a task carries up to 10 deliveries and hands them to the process's delivery loop (asyncio), then returns: it
+  never waits for an endpoint, so Celery threads stay free however many endpoints hang;
+- one wall-clock deadline bounds a whole attempt (connect, headers, body), enforced even against a peer that
+  trickles its answer a byte at a time;
+- a subscription has one request in flight at a time (pipeline.webhooks.delivery_log's slot, held at least as
+  long as the deadline), and a circuit breaker per subscription (pipeline.circuit) stops attempts to an
+  endpoint failing again and again: its deliveries wait on their schedule and one probe per cool-off tests it;
+- before an attempt starts, its own re-run is scheduled in Redis (a lease) and moved or removed when it ends,
+  so a worker killed mid-attempt loses nothing: retries and leases wait in a Redis sorted set, not in a
+  worker's memory, and pipeline.worker.scheduler queues them when due.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import logging
@@ -27,17 +31,17 @@ import random
 import ssl
 import threading
 import time
-from collections import Counter, OrderedDict
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from celery import Task, bootsteps
 from redis import Redis
 from standardwebhooks.webhooks import Webhook
 
+from pipeline import circuit
 from pipeline.alerting.messages import webhook_disabled_text
 from pipeline.context import slack_client
 from pipeline.durations import format_duration
@@ -51,10 +55,11 @@ logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 3.0
 JITTER = 0.1
-SCHEDULER_INTERVAL_SECONDS = 0.2
 CLIENTS_KEPT = 512
 BODY_READ_BYTES = 64 * 1024
-DELIVERY_THREADS = 16  # per worker process: requests in flight at once (each endpoint has at most one)
+IN_FLIGHT = 512  # attempts one worker process makes at once (each endpoint has at most one)
+SLOT_MARGIN_SECONDS = 10  # the slot and the lease outlast an attempt's deadline by this much
+T = TypeVar("T")
 
 
 # --- policy (pure) ----------------------------------------------------------------------------------------
@@ -107,56 +112,82 @@ def webhook_headers(message_id: str, body: str, secrets: Sequence[str], at: date
 # --- sending ----------------------------------------------------------------------------------------------
 
 
-class Clients:
-    """httpx clients per (subscription, URL), so a connection only ever carries one endpoint's requests; they
-    share one TLS context (building one costs milliseconds). Thread-safe; the oldest are closed past a bound."""
+class DeliveryLoop:
+    """The worker process's asyncio loop, in a thread of its own: every attempt waits there, so an endpoint that
+    hangs costs a suspended coroutine, not a thread. Started on first use (after the worker's fork)."""
 
     def __init__(self) -> None:
-        self._clients: OrderedDict[tuple[str, str], httpx.Client] = OrderedDict()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
-        self._tls = ssl.create_default_context()
+        self.clients: OrderedDict[tuple[str, str], httpx.AsyncClient] = OrderedDict()
+        self.tls = ssl.create_default_context()
+        self.in_flight: asyncio.Semaphore | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # old clients closing (kept so they are not collected)
 
-    def get(self, subscription_id: str, url: str, timeout: float) -> httpx.Client:
-        key = (subscription_id, url)
+    def submit(self, work: Coroutine[Any, Any, T]) -> Future[T]:
         with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                client = httpx.Client(
-                    timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT_SECONDS, timeout)),
-                    follow_redirects=False,
-                    trust_env=False,
-                    verify=self._tls,  # no proxies: they would resolve
-                    limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
-                )
-                self._clients[key] = client
-                while len(self._clients) > CLIENTS_KEPT:
-                    self._clients.popitem(last=False)[1].close()
-            self._clients.move_to_end(key)
-            return client
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name="webhooks", daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(work, self._loop)
+
+    def client(self, subscription_id: str, url: str) -> httpx.AsyncClient:
+        """One client per (subscription, URL), so a connection only ever carries one endpoint's requests; no
+        proxies from the environment (they would resolve the name again), redirects never followed."""
+        key = (subscription_id, url)
+        client = self.clients.get(key)
+        if client is None:
+            client = httpx.AsyncClient(
+                timeout=httpx.Timeout(None, connect=CONNECT_TIMEOUT_SECONDS),  # the attempt's deadline bounds the rest
+                follow_redirects=False,
+                trust_env=False,
+                verify=self.tls,
+                limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
+            )
+            self.clients[key] = client
+            while len(self.clients) > CLIENTS_KEPT:
+                closing = asyncio.ensure_future(self.clients.popitem(last=False)[1].aclose())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
+        self.clients.move_to_end(key)
+        return client
 
 
-_clients = Clients()
-_threads = ThreadPoolExecutor(max_workers=DELIVERY_THREADS, thread_name_prefix="webhook")
+loop = DeliveryLoop()
 
 
-def send(
+async def send(
     settings: Settings, stored: subscriptions.StoredSubscription, record: DeliveryRecord, now: datetime
 ) -> tuple[Attempt, float | None]:
-    """One attempt; returns what happened and the Retry-After it asked for. Never raises for the endpoint's
-    faults: a refused address, a timeout or a status are all recorded as the attempt's outcome."""
+    """One attempt, within one wall-clock deadline; returns what happened and the Retry-After it asked for.
+    Never raises for the endpoint's faults: a refused address, a timeout or a status are the attempt's outcome."""
+    deadline = settings.webhook_timeout_seconds
     try:
-        target = ssrf.check(stored.url, settings.webhook_allow_networks)
+        target = await asyncio.to_thread(ssrf.check, stored.url, settings.webhook_allow_networks)
     except ssrf.UnsafeURL as error:
         return Attempt(at=now, error=f"not sent: {error}"), None
     secrets = subscriptions.signing_secrets(settings, stored, now)
     headers = {**webhook_headers(record.event_id, record.body, secrets, now), **target.headers()}
-    client = _clients.get(stored.id, stored.url, settings.webhook_timeout_seconds)
+    client = loop.client(stored.id, stored.url)
     started = time.perf_counter()
+    request = client.build_request(
+        "POST", target.request_url(), content=record.body.encode(), headers=headers, extensions=target.extensions()
+    )
+    ends = asyncio.get_running_loop().time() + deadline
     try:
-        with client.stream(
-            "POST", target.request_url(), content=record.body.encode(), headers=headers, extensions=target.extensions()
-        ) as response:
-            _skim(response, started + settings.webhook_timeout_seconds)
+        async with asyncio.timeout_at(ends):
+            response = await client.send(request, stream=True)
+        try:
+            async with asyncio.timeout_at(ends):  # the answer counts once its status is in; its body may be cut
+                await _skim(response)
+        except TimeoutError:
+            pass
+        finally:
+            await response.aclose()
+    except TimeoutError:
+        return Attempt(
+            at=now, latency_ms=_ms(started), error=f"timed out: no complete answer within {deadline:g}s"
+        ), None
     except httpx.TimeoutException as error:
         return Attempt(at=now, latency_ms=_ms(started), error=f"timed out ({type(error).__name__})"), None
     except httpx.HTTPError as error:
@@ -174,14 +205,13 @@ def send(
     )
 
 
-def _skim(response: httpx.Response, deadline: float) -> None:
-    """Read at most BODY_READ_BYTES of the answer's body, until `deadline`: nothing in it matters, but a small
-    body read to its end lets the connection serve the next delivery. An endless or dripping body is cut
-    off (the connection is then closed), so it holds a delivery thread no longer than the timeout."""
+async def _skim(response: httpx.Response) -> None:
+    """Read at most BODY_READ_BYTES of the answer's body (nothing in it matters, but a small body read to its end
+    lets the connection serve the next delivery); the attempt's deadline cuts off an endless or dripping one."""
     read = 0
-    for chunk in response.iter_raw():
+    async for chunk in response.aiter_raw():
         read += len(chunk)
-        if read > BODY_READ_BYTES or time.perf_counter() > deadline:
+        if read > BODY_READ_BYTES:
             return
 
 
@@ -192,53 +222,76 @@ def _ms(started: float) -> float:
 # --- the task ---------------------------------------------------------------------------------------------
 
 
-@app.task(bind=True, name=DELIVER_WEBHOOK, ignore_result=True, max_retries=20)
-def deliver_webhook(self: Task, jobs: list[list[Any]]) -> dict[str, int]:
-    """Attempt deliveries side by side in this process's delivery threads (each job is one delivery to one
-    subscription, with its own timeout and slot, so a hanging endpoint holds one thread, not the others).
-    Jobs that hit an error of ours (e.g. Redis away) are retried as a task of their own."""
+def hold_seconds(settings: Settings) -> float:
+    """How long an attempt may keep its endpoint's slot and lease: longer than its deadline."""
+    return settings.webhook_timeout_seconds + SLOT_MARGIN_SECONDS
+
+
+@app.task(name=DELIVER_WEBHOOK, ignore_result=True, soft_time_limit=60, time_limit=90)
+def deliver_webhook(jobs: list[list[Any]]) -> int:
+    """Hand deliveries to this process's delivery loop and return: each job is one delivery to one subscription,
+    with its own deadline, slot and circuit, and its lease (scheduled here, before the task is acknowledged)
+    starts it again should this worker die before it ends."""
     ctx = context()
-    futures = [
-        (_threads.submit(run, ctx.redis, ctx.settings, (delivery, int(seq))), [delivery, seq]) for delivery, seq in jobs
-    ]
-    outcomes: Counter[str] = Counter()
-    broken = []
-    for future, job in futures:
-        try:
-            outcomes[future.result()] += 1
-        except Exception:
-            logger.exception("webhook delivery %s", job[0])
-            broken.append(job)
-    if broken:
-        raise self.retry(args=(broken,), countdown=min(60, 2**self.request.retries))
-    return dict(outcomes)
+    started = [(str(delivery), int(seq)) for delivery, seq in jobs]
+    delivery_log.lease(ctx.redis, started, seconds=hold_seconds(ctx.settings))
+    for job in started:
+        loop.submit(_run_logged(ctx.redis, ctx.settings, job))
+    return len(started)
+
+
+async def _run_logged(redis: Redis, settings: Settings, job: Job) -> str:
+    try:
+        async with _in_flight():
+            return await attempt_job(redis, settings, job)
+    except Exception:  # an error of ours (e.g. Redis away): the lease starts the job again
+        logger.exception("webhook delivery %s", job[0])
+        return "error"
+
+
+def _in_flight() -> asyncio.Semaphore:
+    if loop.in_flight is None:
+        loop.in_flight = asyncio.Semaphore(IN_FLIGHT)
+    return loop.in_flight
 
 
 def run(redis: Redis, settings: Settings, job: Job) -> str:
+    """Make the attempt `job` stands for now, on the delivery loop, and wait for what happened (tools, tests)."""
+    return loop.submit(attempt_job(redis, settings, job)).result()
+
+
+async def attempt_job(redis: Redis, settings: Settings, job: Job) -> str:
     """Make the attempt `job` stands for, if it is still due; returns what happened (for logs and tests).
 
     Three Redis round trips on the way of a delivery: read its record; read the subscription and take its
     slot (re-checking the record atomically: a duplicate task finds it moved on); write the outcome, the
     retry and the figures while freeing the slot for the next waiting delivery.
     """
-    record = delivery_log.load(redis, job[0])
+    record = await asyncio.to_thread(delivery_log.load, redis, job[0])
     if record is None or record.seq != job[1] or record.status != "pending":
+        await asyncio.to_thread(delivery_log.unlease, redis, job)
         return "stale"
-    subscription_id = record.subscription_id
-    pipe = redis.pipeline(transaction=False)
-    pipe.hget(subscriptions.SUBSCRIPTIONS, subscription_id)
-    delivery_log.acquire(pipe, subscription_id, job, hold_seconds=settings.webhook_timeout_seconds + 10)
-    raw, result = pipe.execute()
+    raw, result = await asyncio.to_thread(_take_slot, redis, settings, record.subscription_id, job)
     current = delivery_log.acquired(result)
     if isinstance(current, str):
+        if current == "stale":
+            await asyncio.to_thread(delivery_log.unlease, redis, job)
         return current
     try:
-        outcome, waiting = _attempt(redis, settings, raw, current)
+        outcome, waiting = await _attempt(redis, settings, raw, current)
     except BaseException:
-        _start(settings, delivery_log.waiter(delivery_log.release(redis, subscription_id, job)))
+        released = await asyncio.to_thread(delivery_log.release, redis, record.subscription_id, job)
+        await asyncio.to_thread(_start, settings, delivery_log.waiter(released))
         raise
-    _start(settings, waiting)
+    await asyncio.to_thread(_start, settings, waiting)
     return outcome
+
+
+def _take_slot(redis: Redis, settings: Settings, subscription_id: str, job: Job) -> list[Any]:
+    pipe = redis.pipeline(transaction=False)
+    pipe.hget(subscriptions.SUBSCRIPTIONS, subscription_id)
+    delivery_log.acquire(pipe, subscription_id, job, hold_seconds=hold_seconds(settings))
+    return pipe.execute()
 
 
 def _start(settings: Settings, job: Job | None) -> None:
@@ -246,65 +299,109 @@ def _start(settings: Settings, job: Job | None) -> None:
         delivery_log.enqueue(settings, [job])
 
 
-def _attempt(redis: Redis, settings: Settings, raw: bytes | None, record: DeliveryRecord) -> tuple[str, Job | None]:
-    """Send (unless the subscription is gone or disabled) and settle; returns the outcome and the next job."""
+async def _attempt(
+    redis: Redis, settings: Settings, raw: bytes | None, record: DeliveryRecord
+) -> tuple[str, Job | None]:
+    """Send (unless the subscription is gone or disabled, or its circuit is open) and settle; returns the outcome
+    and the next job."""
     now = datetime.now(UTC)
     if raw is None:  # deleted meanwhile (its log went with it)
-        return "gone", delivery_log.waiter(delivery_log.release(redis, record.subscription_id, record.job))
+        released = await asyncio.to_thread(delivery_log.release, redis, record.subscription_id, record.job)
+        return "gone", delivery_log.waiter(released)
     stored = subscriptions.StoredSubscription.model_validate_json(raw)
     if not stored.enabled:
         refused = Attempt(at=now, error=f"not sent: endpoint disabled ({stored.disabled_reason})")
-        return "disabled", _settle(redis, record, refused, "failed", counted=False)
-    attempt, retry_after = send(settings, stored, record, now)
+        return "disabled", await asyncio.to_thread(_settle, redis, record, refused, "failed", counted=False)
+    name = subscriptions.circuit_name(stored.id)
+    gate = await asyncio.to_thread(
+        circuit.allow, redis, name, now=now.timestamp(), cooloff=settings.webhook_circuit_cooloff_seconds
+    )
+    if not gate.go:
+        waits = datetime.fromtimestamp((gate.until or now.timestamp()) + random.uniform(0, 1), UTC)
+        return "circuit open", await asyncio.to_thread(_settle, redis, record, None, "pending", retry_at=waits)
+    attempt, retry_after = await send(settings, stored, record, now)
+    return await asyncio.to_thread(_conclude, redis, settings, stored, record, attempt, retry_after, now)
+
+
+def _conclude(
+    redis: Redis,
+    settings: Settings,
+    stored: subscriptions.StoredSubscription,
+    record: DeliveryRecord,
+    attempt: Attempt,
+    retry_after: float | None,
+    now: datetime,
+) -> tuple[str, Job | None]:
+    """Settle an attempt that was made: success, retry, failure or a disabled endpoint; moves the circuit."""
     code = attempt.response_code
-    if code is not None and 200 <= code < 300:
-        return "succeeded", _settle(redis, record, attempt, "succeeded")
+    ok = code is not None and 200 <= code < 300
+    change = circuit.record(
+        redis,
+        subscriptions.circuit_name(stored.id),
+        ok=ok,
+        now=now.timestamp(),
+        threshold=settings.webhook_circuit_failures,
+    )
+    if change:
+        logger.warning("webhook %s (%s): circuit %s", stored.id, ssrf.host_of(stored.url), change)
+    if ok:
+        return "succeeded", _settle(redis, record, attempt, "succeeded", circuit_open=False if change else None)
     disable_for = "the endpoint answered 410 Gone" if code == 410 else None
     failing = subscriptions.failing_for(redis, stored.id, now)
     if disable_for is None and failing >= settings.webhook_disable_after_seconds:
         disable_for = f"failing for {format_duration(failing)} without a success"
     delay = None if disable_for else next_delay(record.step + 1, settings.webhook_retry_schedule, retry_after)
+    opened = True if change == "opened" else None
     if delay is None:
-        waiting = _settle(redis, record, attempt, "failed")
+        waiting = _settle(redis, record, attempt, "failed", circuit_open=opened)
         if disable_for:
             _disable(redis, settings, stored, disable_for)
         return "failed", waiting
-    return "retrying", _settle(redis, record, attempt, "pending", retry_at=now + timedelta(seconds=delay))
+    retry_at = now + timedelta(seconds=delay)
+    return "retrying", _settle(redis, record, attempt, "pending", retry_at=retry_at, circuit_open=opened)
 
 
 def _settle(
     redis: Redis,
     record: DeliveryRecord,
-    attempt: Attempt,
+    attempt: Attempt | None,
     status: delivery_log.Status,
     *,
     retry_at: datetime | None = None,
     counted: bool = True,
+    circuit_open: bool | None = None,
 ) -> Job | None:
-    """In one round trip: record the attempt (`counted`: one was made) and the new status, schedule the
-    retry (its job carries the next seq), count the outcome, free the slot. Returns the job to start next."""
-    made = int(counted)
-    updated = record.model_copy(
-        update={
-            "status": status,
-            "attempts": record.attempts + made,
-            "step": record.step + made,
-            "seq": record.seq + (retry_at is not None),
-            "next_attempt_at": retry_at,
-            "response_code": attempt.response_code,
-            "latency_ms": attempt.latency_ms,
-            "error": attempt.error,
-            "last_attempt_at": attempt.at,
-            "history": [*record.history, attempt][-delivery_log.HISTORY_KEPT :],
-        }
-    )
+    """In one round trip: record the attempt (none: deferred by an open circuit; `counted`: one was made) and the
+    new status, schedule the retry (its job carries the next seq) in place of the lease, count the outcome, free
+    the slot. Returns the job to start next."""
+    made = int(counted and attempt is not None)
+    changes: dict[str, Any] = {
+        "status": status,
+        "attempts": record.attempts + made,
+        "step": record.step + made,
+        "seq": record.seq + (retry_at is not None),
+        "next_attempt_at": retry_at,
+    }
+    if attempt is not None:
+        changes.update(
+            response_code=attempt.response_code,
+            latency_ms=attempt.latency_ms,
+            error=attempt.error,
+            last_attempt_at=attempt.at,
+            history=[*record.history, attempt][-delivery_log.HISTORY_KEPT :],
+        )
+    updated = record.model_copy(update=changes)
     figures = Recorder()
-    figures.count("deliveries", channel="webhook", outcome="retrying" if retry_at else status)
+    if attempt is not None:
+        figures.count("deliveries", channel="webhook", outcome="retrying" if retry_at else status)
+    if circuit_open is not None:
+        figures.set("webhook_circuit_open", float(circuit_open), subscription=record.subscription_id)
     published = _published_at(record) if status == "succeeded" else None
     if published is not None:
         figures.observe("delivery_latency_seconds", (datetime.now(UTC) - published).total_seconds(), channel="webhook")
     pipe = redis.pipeline(transaction=False)
     delivery_log.save(pipe, updated)
+    delivery_log.unlease(pipe, record.job)
     if retry_at is not None:
         delivery_log.schedule(pipe, updated.job, retry_at)  # after the save: the job must find its seq stored
     if status == "succeeded":
@@ -328,55 +425,13 @@ def _published_at(record: DeliveryRecord) -> datetime | None:
 def _disable(redis: Redis, settings: Settings, stored: subscriptions.StoredSubscription, reason: str) -> None:
     if not subscriptions.disable(redis, stored.id, reason):
         return
-    logger.warning("webhook %s (%s) disabled: %s", stored.id, stored.url, reason)
+    logger.warning("webhook %s (%s) disabled: %s", stored.id, ssrf.host_of(stored.url), reason)
     if settings.slack_bot_token:
         try:
             slack_client(settings).chat_postMessage(
                 channel=settings.slack_channel,
                 unfurl_links=False,
-                text=webhook_disabled_text(stored.url, stored.id, reason),
+                text=webhook_disabled_text(ssrf.host_of(stored.url), stored.id, reason),
             )
         except Exception:  # the notice is a courtesy: the endpoint is disabled either way
             logger.exception("could not post the webhook-disabled notice to Slack")
-
-
-# --- the retry scheduler ----------------------------------------------------------------------------------
-
-
-def start_due(redis: Redis, settings: Settings, now: datetime | None = None) -> int:
-    """Queue the deliveries whose retry (or wait) is over; returns how many."""
-    jobs = delivery_log.take_due(redis, now or datetime.now(UTC))
-    if jobs:
-        delivery_log.enqueue(settings, jobs)
-    return len(jobs)
-
-
-class RetryScheduler(bootsteps.StartStopStep):
-    """A thread in every worker that consumes the alerts queue, starting due retries every 0.2 s."""
-
-    def __init__(self, worker: Any, **kwargs: Any) -> None:
-        super().__init__(worker, **kwargs)
-        self.enabled = context().settings.alerts_queue in worker.app.amqp.queues.consume_from
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self, worker: Any) -> None:
-        if self.enabled:
-            self._thread = threading.Thread(target=self._loop, name="webhook-retries", daemon=True)
-            self._thread.start()
-
-    def stop(self, worker: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        ctx = context()
-        while not self._stop.wait(SCHEDULER_INTERVAL_SECONDS):
-            try:
-                start_due(ctx.redis, ctx.settings)
-            except Exception:  # Redis away for a moment: try again next tick
-                logger.exception("webhook retry scheduler")
-
-
-app.steps["worker"].add(RetryScheduler)

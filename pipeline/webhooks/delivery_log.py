@@ -11,7 +11,7 @@ an extra SCRIPT EXISTS round trip each time.
 Keys (prefix `tickwatch:webhooks:`):
 - `delivery:<id>`   JSON DeliveryRecord (with the exact body that is signed, so replays send the same bytes)
 - `log:<sub id>`    sorted set of delivery ids by creation time (newest last), trimmed with their records
-- `due`             sorted set of jobs `<delivery id>|<seq>` by when they may run (retries, waiters)
+- `due`             sorted set of jobs `<delivery id>|<seq>` by when they may run (retries, waiters, leases)
 - `slot:<sub id>`   the job currently sending to that subscription: one request in flight per endpoint
 - `waiting:<sub id>` jobs that found the slot taken; the next one is started as soon as it frees
 """
@@ -244,6 +244,25 @@ def schedule(redis: Redis | Pipeline, job: Job, at: datetime) -> None:
 
 def take_due(redis: Redis, now: datetime, limit: int = 500) -> list[Job]:
     return [_job(member) for member in redis.eval(_TAKE_DUE, 1, DUE, now.timestamp(), limit)]
+
+
+def start_due(redis: Redis, settings: Settings, now: float) -> int:
+    """Queue the deliveries whose retry, wait or lease is over; returns how many."""
+    jobs = take_due(redis, datetime.fromtimestamp(now, UTC))
+    if jobs:
+        enqueue(settings, jobs)
+    return len(jobs)
+
+
+def lease(redis: Redis | Pipeline, jobs: Iterable[Job], *, seconds: float) -> None:
+    """Schedule each job's own re-run `seconds` from now, before it starts: if its worker dies mid-attempt, the
+    scheduler starts it again; an attempt that ends moves or removes the entry (`unlease`, `schedule`)."""
+    at = datetime.now(UTC).timestamp() + seconds
+    redis.zadd(DUE, {_member(job): at for job in jobs})
+
+
+def unlease(redis: Redis | Pipeline, job: Job) -> None:
+    redis.zrem(DUE, _member(job))
 
 
 def _slot_keys(subscription_id: str) -> list[str]:

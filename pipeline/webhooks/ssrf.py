@@ -127,6 +127,14 @@ def system_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+def host_of(url: str) -> str:
+    """The host of a URL, for what people read (logs, Slack notices): never its path, query or credentials."""
+    try:
+        return httpx.URL(url).host or "?"
+    except httpx.InvalidURL:
+        return "?"
+
+
 def check(url: str, allow: Sequence[Network] = (), resolver: Resolver = system_resolver) -> Target:
     """Resolve `url`'s host and refuse it unless every address is public or allow-listed.
 

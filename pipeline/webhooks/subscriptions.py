@@ -18,13 +18,13 @@ import secrets
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from redis import Redis, WatchError
 from redis.client import Pipeline
 
-from pipeline import keys
+from pipeline import circuit, keys
 from pipeline.schema import EventType, iso, normalise_symbol
 from pipeline.settings import Settings
 from pipeline.webhooks import delivery_log, encryption, ssrf
@@ -98,6 +98,21 @@ class Subscription(BaseModel):
     disabled_reason: str | None = None
 
 
+class CircuitView(BaseModel):
+    """The subscription's circuit breaker: `open` means no attempts until `retry_at` (then one probe)."""
+
+    state: Literal["closed", "open", "half_open"]
+    failures: int = Field(description="failed attempts in a row while closed")
+    opened_at: datetime | None = None
+    retry_at: datetime | None = Field(None, description="when the next (probe) attempt may go")
+
+
+class SubscriptionStatus(Subscription):
+    """A subscription with its circuit breaker (GET /v1/webhooks/{id})."""
+
+    circuit: CircuitView
+
+
 class StoredSecret(BaseModel):
     encrypted: str
     created_at: datetime
@@ -116,6 +131,11 @@ class StoredSubscription(Subscription):
             and event_type in self.events
             and (self.symbols is None or symbol is None or symbol in self.symbols)
         )
+
+
+def circuit_name(subscription_id: str) -> str:
+    """The subscription's circuit breaker (pipeline.circuit)."""
+    return f"webhook:{subscription_id}"
 
 
 def new_secret() -> str:
@@ -155,6 +175,22 @@ def load(redis: Redis, subscription_id: str) -> StoredSubscription:
 
 def get(redis: Redis, subscription_id: str) -> Subscription:
     return load(redis, subscription_id).view()
+
+
+def status(redis: Redis, settings: Settings, subscription_id: str) -> SubscriptionStatus:
+    """A subscription and the state of its circuit breaker."""
+    view = get(redis, subscription_id)
+    state = circuit.status(redis, circuit_name(subscription_id), cooloff=settings.webhook_circuit_cooloff_seconds)
+
+    def stamp(seconds: float | None) -> datetime | None:
+        return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+    return SubscriptionStatus(
+        **view.model_dump(),
+        circuit=CircuitView(
+            state=state.state, failures=state.failures, opened_at=stamp(state.opened_at), retry_at=stamp(state.retry_at)
+        ),
+    )
 
 
 def list_all(redis: Redis) -> list[Subscription]:

@@ -22,7 +22,12 @@ DELIVER = "tickwatch.deliver"  # pipeline.alerting.tasks: one alert event on one
 SLACK_REFRESH = "tickwatch.slack_refresh"  # pipeline.alerting.tasks: edit a throttled Slack message
 DELIVER_WEBHOOK = "tickwatch.deliver_webhook"  # pipeline.webhooks.delivery: webhook deliveries, side by side
 
-TASK_MODULES = ["pipeline.worker.batches", "pipeline.alerting.tasks", "pipeline.webhooks.delivery"]
+TASK_MODULES = [
+    "pipeline.worker.batches",
+    "pipeline.alerting.tasks",
+    "pipeline.webhooks.delivery",
+    "pipeline.worker.scheduler",  # the alerts workers' clock: delayed tasks and webhook retries
+]
 VISIBILITY_TIMEOUT_SECONDS = 300
 
 # Task messages carry whole batches: orjson encodes them ~10x and decodes them ~5x faster than kombu's json.
@@ -50,6 +55,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # task to a second worker.
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a worker waits out Redis however long it is away
+        # Every task ends well before the visibility timeout (each also sets its own, lower, limits): a task
+        # running past it would be handed to a second worker. The threads pool cannot enforce them; there each
+        # call has its own deadline (Slack 10 s, webhooks TICKWATCH_WEBHOOK_TIMEOUT_SECONDS).
+        task_soft_time_limit=VISIBILITY_TIMEOUT_SECONDS - 100,
+        task_time_limit=VISIBILITY_TIMEOUT_SECONDS - 60,
         task_default_queue=ticks,
         include=TASK_MODULES,
         task_routes={
@@ -69,13 +80,9 @@ def make_app(settings: Settings) -> Celery:
 
 
 # This process's app, configured from its settings when first used (not at import: a module that only sends
-# tasks, or explains a bad setting, must import without valid settings).
+# tasks, or explains a bad setting, must import without valid settings). add_defaults takes a promise.
 app = Celery("tickwatch")
-
-
-@app.on_configure.connect
-def _configure(sender: Celery, **_: Any) -> None:
-    sender.conf.update(celery_config(get_settings()))
+app.add_defaults(lambda: celery_config(get_settings()))
 
 
 @lru_cache

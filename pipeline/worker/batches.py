@@ -37,6 +37,8 @@ PREDECESSOR_WAIT_SECONDS = 30.0
 @app.task(
     bind=True,
     name=PROCESS_BATCH,
+    soft_time_limit=120,  # waiting for a predecessor takes at most 30 s, applying far less
+    time_limit=150,
     max_retries=None,
     autoretry_for=(Exception,),
     retry_backoff=1,
@@ -124,7 +126,7 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
     # Alerts first: they must not wait for (or on) storage. A re-run of this batch re-sends nothing, as
     # deliveries are claimed per channel and event id (detected and resolved have their own).
     channels = channel_names(ctx.settings)
-    refresh = slack_messages.refresh_later(ctx.settings)
+    refresh = slack_messages.refresh_later(ctx.redis, ctx.settings)
     events = [AlertEvent.for_anomaly(a) for a in alerts] + [
         AlertEvent.for_anomaly(a, "anomaly.resolved") for a in resolved
     ]
@@ -177,6 +179,8 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
 
 @app.task(
     name=STORE_TICKS,
+    soft_time_limit=150,  # the Elasticsearch client retries 3 times, 30 s each
+    time_limit=180,
     max_retries=None,
     autoretry_for=(Exception,),
     retry_backoff=1,

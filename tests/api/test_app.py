@@ -73,7 +73,11 @@ def problem(response, status: int) -> dict:
 def test_health_is_open_and_everything_else_needs_a_token(client: TestClient):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"kafka": "ok", "redis": "ok", "elasticsearch": "ok"}
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "checks": None, "delivery": None}
+    assert client.get("/readyz", headers=bearer(READER)).json()["checks"] is None  # details: admins only
+    detailed = client.get("/readyz", headers=bearer(ADMIN)).json()
+    assert detailed["checks"] == {"kafka": "ok", "redis": "ok", "elasticsearch": "ok"}
+    assert detailed["delivery"] == {"slack_problems": {}, "slack_circuit": "closed", "open_webhook_circuits": []}
     assert client.get("/metrics").status_code == 200
     for path in ("/v1/symbols", "/v1/anomalies", "/v1/mutes", "/v1/audit", "/v1/prices/AAPL"):
         missing = client.get(path)

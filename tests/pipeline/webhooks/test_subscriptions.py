@@ -14,7 +14,6 @@ import socket
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
 from typing import Any
@@ -324,13 +323,12 @@ def test_an_endless_answer_holds_a_delivery_no_longer_than_the_timeout(namespace
     sub, _ = subscribe(namespace, f"http://127.0.0.1:{server.getsockname()[1]}/hook")
     subscriptions.dispatch(namespace.redis, settings, event(1))
     record = delivery_log.load(namespace.redis, log_of(namespace, sub)[0].id)
-    with ThreadPoolExecutor(1) as pool:
-        sending = pool.submit(
-            webhook_delivery.send, settings, subscriptions.load(namespace.redis, sub), record, datetime.now(UTC)
-        )
-        try:
-            attempt, _ = sending.result(timeout=3)  # cut off at the 1 s timeout, not read forever
-        finally:
-            stop.set()
-            server.close()
+    sending = webhook_delivery.loop.submit(
+        webhook_delivery.send(settings, subscriptions.load(namespace.redis, sub), record, datetime.now(UTC))
+    )
+    try:
+        attempt, _ = sending.result(timeout=3)  # cut off at the 1 s timeout, not read forever
+    finally:
+        stop.set()
+        server.close()
     assert attempt.response_code == 200 and attempt.error is None
