@@ -10,14 +10,14 @@ scripts, so every worker sees and moves the same circuit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from redis import Redis
+from redis.client import Pipeline
 
 from pipeline import keys
 
 State = Literal["closed", "open", "half_open"]
-PROBE_LEASE_SECONDS = 60.0  # a probe that never reports back (its worker died) frees the circuit after this
 
 # {1} go; {2} go, as the probe; {0, when} wait until `when` (epoch s).
 _ALLOW = """
@@ -71,17 +71,27 @@ class Status:
     retry_at: float | None
 
 
-def allow(redis: Redis, name: str, *, now: float, cooloff: float) -> Gate:
-    answer = redis.eval(_ALLOW, 1, keys.circuit(name), now, cooloff, PROBE_LEASE_SECONDS)
+def allow(redis: Redis | Pipeline, name: str, *, now: float, cooloff: float, probe_lease: float) -> Any:
+    """Whether an attempt may go now (read the answer with `gate`; on a pipeline it comes with `execute`).
+    `probe_lease`: how long one attempt may take; a probe that never reports back (its worker died) frees the
+    circuit after that."""
+    return redis.eval(_ALLOW, 1, keys.circuit(name), now, cooloff, probe_lease)
+
+
+def gate(answer: list[Any]) -> Gate:
     if answer[0] == 0:
         return Gate(go=False, until=float(answer[1]))
     return Gate(go=True, probe=answer[0] == 2)
 
 
-def record(redis: Redis, name: str, *, ok: bool, now: float, threshold: int) -> str:
-    """Count an attempt's outcome; returns 'opened' or 'closed' when it changed the circuit, else ''."""
-    _, change = redis.eval(_RECORD, 1, keys.circuit(name), "1" if ok else "0", now, threshold)
-    return keys.text(change)
+def record(redis: Redis | Pipeline, name: str, *, ok: bool, now: float, threshold: int) -> Any:
+    """Count an attempt's outcome (read the answer with `change`)."""
+    return redis.eval(_RECORD, 1, keys.circuit(name), "1" if ok else "0", now, threshold)
+
+
+def change(answer: list[Any]) -> str:
+    """'opened' or 'closed' when the outcome changed the circuit, else ''."""
+    return keys.text(answer[1])
 
 
 def status(redis: Redis, name: str, *, cooloff: float) -> Status:

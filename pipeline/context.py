@@ -23,7 +23,6 @@ from pipeline.settings import Settings
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
-SLACK_TIMEOUT_SECONDS = 10
 SLACK_RATE_LIMIT_RETRIES = 3
 
 
@@ -61,7 +60,7 @@ def slack_client(settings: Settings, *, retries: bool = True) -> WebClient:
     return WebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
-        timeout=SLACK_TIMEOUT_SECONDS,
+        timeout=settings.slack_timeout_seconds,
         retry_handlers=handlers if retries else [],
     )
 
@@ -81,7 +80,7 @@ def async_slack_client(settings: Settings, *, token: str | None = None) -> Async
     return AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,
-        timeout=SLACK_TIMEOUT_SECONDS,
+        timeout=settings.slack_timeout_seconds,
         retry_handlers=[
             AsyncRateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES),
             AsyncConnectionErrorRetryHandler(),

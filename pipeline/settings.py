@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     # Removed (webhooks are subscriptions now); declared only so that setting them fails loudly.
     webhook_urls: str | None = Field(None, description="removed: see docs/webhooks.md")
     webhook_secret: str | None = Field(None, description="removed: see docs/webhooks.md")
+    slack_timeout_seconds: int = Field(
+        10, ge=1, le=30, description="how long a Slack Web API call may take before it counts as failed"
+    )
     slack_circuit_failures: int = Field(
         3, ge=1, description="failed Slack calls in a row after which alerts wait (no calls) for a probe to succeed"
     )

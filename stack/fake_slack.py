@@ -64,6 +64,23 @@ def load_calls(path: Path) -> list[RecordedCall]:
         return [RecordedCall(**json.loads(line)) for line in lines if line.strip()]
 
 
+@dataclass(frozen=True)
+class Outage:
+    """How Slack misbehaves for a while: `status` and `error` for `methods` (all when empty), optionally only
+    for calls with blocks (`blocks_only`: Slack refusing a message's blocks), after `delay` seconds."""
+
+    until: float
+    status: int = 200
+    error: str = "fatal_error"
+    methods: tuple[str, ...] = ()
+    retry_after: int | None = None
+    delay: float = 0.0
+    blocks_only: bool = False
+
+    def applies(self, method: str, params: dict[str, Any]) -> bool:
+        return (not self.methods or method in self.methods) and (not self.blocks_only or bool(params.get("blocks")))
+
+
 class FakeSlack:
     """The fake server: start it, point a client at `url`, then inspect `calls()`.
 
@@ -78,6 +95,7 @@ class FakeSlack:
         self._cond = threading.Condition()
         self._calls: list[RecordedCall] = []
         self._failures: dict[str, deque[tuple[int, int | None]]] = {}
+        self._outages: list[Outage] = []
         self._messages: dict[tuple[str, str], Response] = {}
         self._views: dict[str, Response] = {}
         self._uploads: dict[str, dict[str, Any]] = {}  # file id -> {"filename", "length", "data": bytes | None}
@@ -198,6 +216,20 @@ class FakeSlack:
         with self._cond:
             self._failures.setdefault(method, deque()).extend([(status, retry_after)] * times)
 
+    def outage(self, outage: Outage) -> None:
+        """From now until `outage.until` (time.monotonic()), answer calls as `outage` says: a status with
+        Retry-After, a Web API error, or only after a delay (a client's timeout fires first)."""
+        with self._cond:
+            self._outages.append(outage)
+
+    def end_outages(self) -> None:
+        with self._cond:
+            self._outages.clear()
+
+    def _outage_for(self, method: str, params: dict[str, Any]) -> Outage | None:
+        now = time.monotonic()
+        return next((o for o in self._outages if now < o.until and o.applies(method, params)), None)
+
     # --- serving ------------------------------------------------------------------------------------
     def _matching(self, method: str | None) -> list[RecordedCall]:
         return [call for call in self._calls if method is None or call.method == method]
@@ -207,6 +239,10 @@ class FakeSlack:
     ) -> tuple[int, dict[str, str], Response]:
         headers: dict[str, str] = {}
         with self._cond:
+            outage = self._outage_for(method, params)
+        if outage is not None and outage.delay:
+            time.sleep(outage.delay)
+        with self._cond:
             pending = self._failures.get(method)
             simulated = bool(pending)
             if pending:
@@ -214,6 +250,11 @@ class FakeSlack:
                 if retry_after is not None:
                     headers["Retry-After"] = str(retry_after)
                 response = error("ratelimited" if status == 429 else "fatal_error")
+            elif outage is not None:
+                simulated = True
+                status, response = outage.status, error(outage.error)
+                if outage.retry_after is not None:
+                    headers["Retry-After"] = str(outage.retry_after)
             else:
                 status, response = 200, self._dispatch(method, params, authorization)
             call = RecordedCall(method, params, authorization, content_type, status, response, simulated)

@@ -2,8 +2,10 @@
 
 Stdlib only (a `ThreadingHTTPServer` in a daemon thread). Each POST gets the next planned reply — a status,
 optionally with headers (`Reply(302, {"location": …})`, `Reply(503, {"retry-after": "1"})`) or `HANG` (never
-answers, like a dead endpoint that accepted the connection) — and the last reply repeats once the plan is
-used up (default: 204 for all). Receipts carry the wall time they arrived, for latency figures.
+answers, like a dead endpoint that accepted the connection) or `TRICKLE` (starts its answer, then sends one
+byte of its headers every 0.3 s, forever: a peer that would hold a per-read timeout open) — and the last
+reply repeats once the plan is used up (default: 204 for all). Receipts carry the wall time they arrived,
+for latency figures.
 
     with WebhookReceiver(500, 204) as hooks:   # fails once, then accepts
         ...subscribe hooks.url...
@@ -12,6 +14,7 @@ used up (default: 204 for all). Receipts carry the wall time they arrived, for l
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,9 +27,12 @@ class Reply:
     status: int = 204
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
+    trickle: bool = False
 
 
 HANG = Reply(hang=True)
+TRICKLE = Reply(trickle=True)
+TRICKLE_SECONDS = 0.3
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,12 @@ class WebhookReceiver:
                 at = time.time()
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 reply = receiver._record(Receipt(at, {k.lower(): v for k, v in self.headers.items()}, body))
-                if reply.hang:
+                if reply.hang or reply.trickle:
+                    if reply.trickle:
+                        with contextlib.suppress(OSError):  # the sender gave up on us: what the trickle is for
+                            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                            while not receiver._released.wait(TRICKLE_SECONDS):
+                                self.wfile.write(b"x")
                     receiver._released.wait()
                     self.close_connection = True
                     return

@@ -36,9 +36,13 @@ from pipeline.worker.app import DELIVER, SLACK_REFRESH, app, context
 logger = logging.getLogger(__name__)
 
 DELIVERED_TTL_SECONDS = 7 * 24 * 3600
-LEASE_SECONDS = 30  # longer than one delivery (a Slack call times out after 10 s); then its lease re-runs it
 LATENCY_SAMPLES = 10_000
 RETRY_CAP_SECONDS = 10  # a failed delivery is tried again within this (or as Retry-After asks)
+
+
+def lease_seconds(settings: Settings) -> int:
+    """How long one delivery may take (a Slack call and its fallback, plus margin); then its lease re-runs it."""
+    return 3 * settings.slack_timeout_seconds
 
 
 @cache
@@ -64,15 +68,20 @@ def deliver(channel: str, event: dict[str, Any], attempt: int = 0) -> str:
     redis, settings, now = ctx.redis, ctx.settings, time.time()
     alert = AlertEvent.model_validate(event)
     delivered = keys.delivered(channel, alert.id)
-    if not redis.set(delivered, "sending", nx=True, ex=LEASE_SECONDS):  # a copy of this task sends, or sent
-        _count(redis, channel, "duplicate")
-        return "duplicate"
+    lease = lease_seconds(settings)
+    if not redis.set(delivered, "sending", nx=True, ex=lease):
+        if redis.get(delivered) == b"sent":
+            _count(redis, channel, "duplicate")
+            return "duplicate"
+        # Another copy is sending now, or died sending: come back when its claim has expired.
+        _retry(redis, settings, channel, event, attempt, at=now + max(redis.ttl(delivered), 1))
+        return "waiting"
     gate = _gate(redis, settings, channel, now)
     if not gate.go:
         redis.delete(delivered)
         _retry(redis, settings, channel, event, attempt, at=(gate.until or now) + random.uniform(0, 1))
         return "waiting"
-    later.send_later(redis, DELIVER, channel, event, attempt, queue=settings.alerts_queue, at=now + LEASE_SECONDS)
+    later.send_later(redis, DELIVER, channel, event, attempt, queue=settings.alerts_queue, at=now + lease)
     try:
         notifier(channel).send(alert)
     except Exception as error:
@@ -89,7 +98,11 @@ def deliver(channel: str, event: dict[str, Any], attempt: int = 0) -> str:
 def _gate(redis: Redis, settings: Settings, channel: str, now: float) -> circuit.Gate:
     if channel != "slack":
         return circuit.Gate(go=True)
-    return circuit.allow(redis, "slack", now=now, cooloff=settings.slack_circuit_cooloff_seconds)
+    return circuit.gate(
+        circuit.allow(
+            redis, "slack", now=now, cooloff=settings.slack_circuit_cooloff_seconds, probe_lease=lease_seconds(settings)
+        )
+    )
 
 
 def _failed(
@@ -132,7 +145,9 @@ def _retry(redis: Redis, settings: Settings, channel: str, event: dict[str, Any]
 
 
 def _slack_answered(redis: Redis, settings: Settings, *, ok: bool) -> None:
-    change = circuit.record(redis, "slack", ok=ok, now=time.time(), threshold=settings.slack_circuit_failures)
+    change = circuit.change(
+        circuit.record(redis, "slack", ok=ok, now=time.time(), threshold=settings.slack_circuit_failures)
+    )
     if change == "opened":
         logger.warning(
             "Slack is failing: alerts wait (no calls) until a probe every %gs succeeds",

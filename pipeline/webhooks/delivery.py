@@ -33,12 +33,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
+from celery.signals import worker_process_init
 from redis import Redis
+from redis.exceptions import RedisError
 from standardwebhooks.webhooks import Webhook
 
 from pipeline import circuit
@@ -58,6 +60,7 @@ JITTER = 0.1
 CLIENTS_KEPT = 512
 BODY_READ_BYTES = 64 * 1024
 IN_FLIGHT = 512  # attempts one worker process makes at once (each endpoint has at most one)
+REDIS_THREADS = 16
 SLOT_MARGIN_SECONDS = 10  # the slot and the lease outlast an attempt's deadline by this much
 T = TypeVar("T")
 
@@ -128,6 +131,8 @@ class DeliveryLoop:
         with self._lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
+                # Redis round trips run here, side by side (their waits release the GIL): the loop never blocks.
+                self._loop.set_default_executor(ThreadPoolExecutor(REDIS_THREADS, thread_name_prefix="webhook-redis"))
                 threading.Thread(target=self._loop.run_forever, name="webhooks", daemon=True).start()
         return asyncio.run_coroutine_threadsafe(work, self._loop)
 
@@ -154,6 +159,23 @@ class DeliveryLoop:
 
 
 loop = DeliveryLoop()
+
+
+@worker_process_init.connect
+def warm_up(**_: Any) -> None:
+    """Start the delivery loop, its Redis threads and a client per subscription when a worker starts, not on
+    the first alert (Redis away: on first use)."""
+    try:
+        stored = subscriptions.list_all(context().redis)
+    except RedisError:
+        return
+    loop.submit(_clients_for([(sub.id, sub.url) for sub in stored])).result()
+
+
+async def _clients_for(endpoints: list[tuple[str, str]]) -> None:
+    await asyncio.gather(*(asyncio.to_thread(time.sleep, 0) for _ in range(REDIS_THREADS)))
+    for subscription_id, url in endpoints:
+        loop.client(subscription_id, url)
 
 
 async def send(
@@ -263,22 +285,17 @@ def run(redis: Redis, settings: Settings, job: Job) -> str:
 async def attempt_job(redis: Redis, settings: Settings, job: Job) -> str:
     """Make the attempt `job` stands for, if it is still due; returns what happened (for logs and tests).
 
-    Three Redis round trips on the way of a delivery: read its record; read the subscription and take its
-    slot (re-checking the record atomically: a duplicate task finds it moved on); write the outcome, the
-    retry and the figures while freeing the slot for the next waiting delivery.
+    Three Redis round trips on the way of a delivery, in the loop's Redis threads: read its record; read the
+    subscription, take its slot (re-checking the record atomically: a duplicate task finds it moved on) and ask
+    its circuit; write the outcome, the retry, the circuit's count and the figures while freeing the slot for
+    the next waiting one.
     """
-    record = await asyncio.to_thread(delivery_log.load, redis, job[0])
-    if record is None or record.seq != job[1] or record.status != "pending":
-        await asyncio.to_thread(delivery_log.unlease, redis, job)
-        return "stale"
-    raw, result = await asyncio.to_thread(_take_slot, redis, settings, record.subscription_id, job)
-    current = delivery_log.acquired(result)
-    if isinstance(current, str):
-        if current == "stale":
-            await asyncio.to_thread(delivery_log.unlease, redis, job)
-        return current
+    taken = await asyncio.to_thread(_take, redis, settings, job)
+    if isinstance(taken, str):
+        return taken
+    raw, record, gate = taken
     try:
-        outcome, waiting = await _attempt(redis, settings, raw, current)
+        outcome, waiting = await _attempt(redis, settings, raw, record, gate)
     except BaseException:
         released = await asyncio.to_thread(delivery_log.release, redis, record.subscription_id, job)
         await asyncio.to_thread(_start, settings, delivery_log.waiter(released))
@@ -287,11 +304,29 @@ async def attempt_job(redis: Redis, settings: Settings, job: Job) -> str:
     return outcome
 
 
-def _take_slot(redis: Redis, settings: Settings, subscription_id: str, job: Job) -> list[Any]:
+def _take(redis: Redis, settings: Settings, job: Job) -> str | tuple[bytes | None, DeliveryRecord, circuit.Gate]:
+    """The job's record, its subscription and its circuit's answer, with the slot taken; or why not."""
+    record = delivery_log.load(redis, job[0])
+    if record is None or record.seq != job[1] or record.status != "pending":
+        delivery_log.unlease(redis, job)
+        return "stale"
     pipe = redis.pipeline(transaction=False)
-    pipe.hget(subscriptions.SUBSCRIPTIONS, subscription_id)
-    delivery_log.acquire(pipe, subscription_id, job, hold_seconds=hold_seconds(settings))
-    return pipe.execute()
+    pipe.hget(subscriptions.SUBSCRIPTIONS, record.subscription_id)
+    delivery_log.acquire(pipe, record.subscription_id, job, hold_seconds=hold_seconds(settings))
+    circuit.allow(
+        pipe,
+        subscriptions.circuit_name(record.subscription_id),
+        now=time.time(),
+        cooloff=settings.webhook_circuit_cooloff_seconds,
+        probe_lease=hold_seconds(settings),
+    )
+    raw, result, answer = pipe.execute()
+    current = delivery_log.acquired(result)
+    if isinstance(current, str):
+        if current == "stale":
+            delivery_log.unlease(redis, job)
+        return current
+    return raw, current, circuit.gate(answer)
 
 
 def _start(settings: Settings, job: Job | None) -> None:
@@ -300,7 +335,7 @@ def _start(settings: Settings, job: Job | None) -> None:
 
 
 async def _attempt(
-    redis: Redis, settings: Settings, raw: bytes | None, record: DeliveryRecord
+    redis: Redis, settings: Settings, raw: bytes | None, record: DeliveryRecord, gate: circuit.Gate
 ) -> tuple[str, Job | None]:
     """Send (unless the subscription is gone or disabled, or its circuit is open) and settle; returns the outcome
     and the next job."""
@@ -311,14 +346,12 @@ async def _attempt(
     stored = subscriptions.StoredSubscription.model_validate_json(raw)
     if not stored.enabled:
         refused = Attempt(at=now, error=f"not sent: endpoint disabled ({stored.disabled_reason})")
-        return "disabled", await asyncio.to_thread(_settle, redis, record, refused, "failed", counted=False)
-    name = subscriptions.circuit_name(stored.id)
-    gate = await asyncio.to_thread(
-        circuit.allow, redis, name, now=now.timestamp(), cooloff=settings.webhook_circuit_cooloff_seconds
-    )
+        return "disabled", await asyncio.to_thread(_settle, redis, settings, record, refused, "failed", counted=False)
     if not gate.go:
         waits = datetime.fromtimestamp((gate.until or now.timestamp()) + random.uniform(0, 1), UTC)
-        return "circuit open", await asyncio.to_thread(_settle, redis, record, None, "pending", retry_at=waits)
+        return "circuit open", await asyncio.to_thread(
+            _settle, redis, settings, record, None, "pending", retry_at=waits
+        )
     attempt, retry_after = await send(settings, stored, record, now)
     return await asyncio.to_thread(_conclude, redis, settings, stored, record, attempt, retry_after, now)
 
@@ -334,46 +367,35 @@ def _conclude(
 ) -> tuple[str, Job | None]:
     """Settle an attempt that was made: success, retry, failure or a disabled endpoint; moves the circuit."""
     code = attempt.response_code
-    ok = code is not None and 200 <= code < 300
-    change = circuit.record(
-        redis,
-        subscriptions.circuit_name(stored.id),
-        ok=ok,
-        now=now.timestamp(),
-        threshold=settings.webhook_circuit_failures,
-    )
-    if change:
-        logger.warning("webhook %s (%s): circuit %s", stored.id, ssrf.host_of(stored.url), change)
-    if ok:
-        return "succeeded", _settle(redis, record, attempt, "succeeded", circuit_open=False if change else None)
+    if code is not None and 200 <= code < 300:
+        return "succeeded", _settle(redis, settings, record, attempt, "succeeded")
     disable_for = "the endpoint answered 410 Gone" if code == 410 else None
     failing = subscriptions.failing_for(redis, stored.id, now)
     if disable_for is None and failing >= settings.webhook_disable_after_seconds:
         disable_for = f"failing for {format_duration(failing)} without a success"
     delay = None if disable_for else next_delay(record.step + 1, settings.webhook_retry_schedule, retry_after)
-    opened = True if change == "opened" else None
     if delay is None:
-        waiting = _settle(redis, record, attempt, "failed", circuit_open=opened)
+        waiting = _settle(redis, settings, record, attempt, "failed")
         if disable_for:
             _disable(redis, settings, stored, disable_for)
         return "failed", waiting
     retry_at = now + timedelta(seconds=delay)
-    return "retrying", _settle(redis, record, attempt, "pending", retry_at=retry_at, circuit_open=opened)
+    return "retrying", _settle(redis, settings, record, attempt, "pending", retry_at=retry_at)
 
 
 def _settle(
     redis: Redis,
+    settings: Settings,
     record: DeliveryRecord,
     attempt: Attempt | None,
     status: delivery_log.Status,
     *,
     retry_at: datetime | None = None,
     counted: bool = True,
-    circuit_open: bool | None = None,
 ) -> Job | None:
     """In one round trip: record the attempt (none: deferred by an open circuit; `counted`: one was made) and the
-    new status, schedule the retry (its job carries the next seq) in place of the lease, count the outcome, free
-    the slot. Returns the job to start next."""
+    new status, schedule the retry (its job carries the next seq) in place of the lease, count the outcome (and
+    its effect on the circuit), free the slot. Returns the job to start next."""
     made = int(counted and attempt is not None)
     changes: dict[str, Any] = {
         "status": status,
@@ -394,11 +416,10 @@ def _settle(
     figures = Recorder()
     if attempt is not None:
         figures.count("deliveries", channel="webhook", outcome="retrying" if retry_at else status)
-    if circuit_open is not None:
-        figures.set("webhook_circuit_open", float(circuit_open), subscription=record.subscription_id)
     published = _published_at(record) if status == "succeeded" else None
     if published is not None:
         figures.observe("delivery_latency_seconds", (datetime.now(UTC) - published).total_seconds(), channel="webhook")
+    name = subscriptions.circuit_name(record.subscription_id)
     pipe = redis.pipeline(transaction=False)
     delivery_log.save(pipe, updated)
     delivery_log.unlease(pipe, record.job)
@@ -407,8 +428,18 @@ def _settle(
     if status == "succeeded":
         subscriptions.note_success(pipe, record.subscription_id)
     figures.add_to(pipe)
+    if made:
+        circuit.record(
+            pipe, name, ok=status == "succeeded", now=time.time(), threshold=settings.webhook_circuit_failures
+        )
     delivery_log.release(pipe, record.subscription_id, record.job)
-    return delivery_log.waiter(pipe.execute()[-1])
+    answers = pipe.execute()
+    if made and (change := circuit.change(answers[-2])):
+        logger.warning("webhook %s: circuit %s", record.subscription_id, change)
+        opened = Recorder()
+        opened.set("webhook_circuit_open", float(change == "opened"), subscription=record.subscription_id)
+        opened.send(redis)
+    return delivery_log.waiter(answers[-1])
 
 
 def _published_at(record: DeliveryRecord) -> datetime | None:

@@ -226,3 +226,9 @@ def test_retention_refuses_to_keep_no_days(days: str):
     """`--days 0` or less would delete today's ticks too: refused before Elasticsearch is asked."""
     result = runner.invoke(app, ["retention", "--days", days], env={"TICKWATCH_ES_URL": "http://127.0.0.1:1"})
     assert result.exit_code == 2 and "greater than or equal to 1" in result.output
+
+
+def test_worker_refuses_to_mix_tick_batches_and_deliveries_in_one_pool():
+    result = tickwatch("worker", "--queues", "ticks,alerts")
+    assert result.returncode == 2
+    assert "share no pool" in one_line(result) and "tickwatch worker" in one_line(result)

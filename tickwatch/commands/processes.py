@@ -59,18 +59,21 @@ def worker(
         console.print(
             f"[red]✘ tick batches ({settings.celery_queue}) share no pool with anything else: run `tickwatch worker` "
             f"(both, each in its own pool) or one worker per queue (--queues {settings.celery_queue} and "
-            f"--queues {settings.alerts_queue} --pool threads)[/red]"
+            f"--queues {settings.alerts_queue} --pool threads)[/red]",
+            soft_wrap=True,
         )
         raise typer.Exit(2)
     _pool(",".join(chosen), concurrency, pool, loglevel)
 
 
 def _pool(queues: str, concurrency: int, pool: str, loglevel: str) -> None:
-    from pipeline.alerting.tasks import warm_up
+    from pipeline.alerting.tasks import warm_up as channels_ready
+    from pipeline.webhooks.delivery import warm_up as webhooks_ready
     from pipeline.worker.app import app as celery_app
 
-    if pool == "threads":
-        warm_up()  # threads run in this process; prefork children warm up as they start
+    if pool == "threads":  # threads run in this process; prefork children warm up as they start
+        channels_ready()
+        webhooks_ready()
     celery_app.worker_main(
         [
             "worker",
