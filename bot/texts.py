@@ -7,12 +7,13 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment
 
-from pipeline.alerting.messages import TEMPLATES, arrow, move, pct, price, sparkline, who
+from pipeline.alerting.messages import arrow, move, pct, price, sparkline, who
 from pipeline.controls import describe_rule
 from pipeline.durations import format_duration
 from pipeline.schema import Anomaly
+from pipeline.templating import environment
 
 COMMANDS = "bot_commands.j2"
 ACTIONS = "bot_actions.j2"
@@ -48,23 +49,23 @@ def anomaly_line(anomaly: Anomaly) -> str:
 
 @lru_cache
 def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False)
-    env.filters.update(
-        price=price,
-        pct=pct,
-        dur=duration,
-        spark=sparkline,
-        rule_text=rule_text,
-        anomaly_line=anomaly_line,
-        arrow=arrow,
-        move=move,
-        who=who,
-        amount=lambda value: f"{value:,.0f}",
-        hhmm=lambda value: f"{value:%H:%M} UTC",
-        stamp=lambda value: f"{value:%Y-%m-%d %H:%M} UTC",
-        iso_stamp=lambda value: f"{datetime.fromisoformat(value):%Y-%m-%d %H:%M} UTC",
+    return environment(
+        dict(
+            price=price,
+            pct=pct,
+            dur=duration,
+            spark=sparkline,
+            rule_text=rule_text,
+            anomaly_line=anomaly_line,
+            arrow=arrow,
+            move=move,
+            who=who,
+            amount=lambda value: f"{value:,.0f}",
+            hhmm=lambda value: f"{value:%H:%M} UTC",
+            stamp=lambda value: f"{value:%Y-%m-%d %H:%M} UTC",
+            iso_stamp=lambda value: f"{datetime.fromisoformat(value):%Y-%m-%d %H:%M} UTC",
+        )
     )
-    return env
 
 
 @lru_cache

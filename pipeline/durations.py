@@ -14,6 +14,7 @@ UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _WHOLE = re.compile(r"(?:\s*\d+(?:\.\d+)?\s*[smhdw])+\s*")
 EXAMPLES = "e.g. 90s, 15m, 1h, 2h30m, 1d"
+MAX_SECONDS = 100 * 365 * 86_400  # longer than anything Tickwatch measures; beyond it dates overflow
 
 
 def parse_seconds(text: str | float, *, bare_unit: str = "s") -> float:
@@ -32,6 +33,8 @@ def parse_seconds(text: str | float, *, bare_unit: str = "s") -> float:
             raise ValueError(f"a duration is a number with a unit ({EXAMPLES}); got {text!r}")
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"a duration must be finite and not negative; got {text!r}")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"a duration of at most 100 years, please ({EXAMPLES}); got {text!r}")
     return seconds
 
 

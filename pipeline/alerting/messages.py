@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
+from jinja2 import Environment, Template
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -30,8 +29,7 @@ from slack_sdk.models.blocks import (
 
 from pipeline.alerting.actions import AlertAction, MuteChoice
 from pipeline.schema import Anomaly
-
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+from pipeline.templating import Markup, environment
 
 # Slack's limits (see docs/architecture.md): beyond them chat.postMessage/chat.update answer invalid_blocks.
 MAX_BLOCKS = 50
@@ -137,19 +135,17 @@ def move(anomaly: Anomaly, peak: bool = True) -> str:
 
 
 def who(name: str) -> str:
-    """A Slack user id renders as a mention (<@U123>), anything else as written."""
-    return f"<@{name}>" if _SLACK_USER.fullmatch(name) else name
+    """A Slack user id renders as a mention (<@U123>), anything else as written (escaped when printed)."""
+    return Markup(f"<@{name}>") if _SLACK_USER.fullmatch(name) else name
 
 
 @lru_cache
 def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False, trim_blocks=False
+    return environment(
+        dict(
+            span=span, pct=pct, price=price, count=count, clock=clock, spark=sparkline, who=who, arrow=arrow, move=move
+        )
     )
-    env.filters.update(
-        span=span, pct=pct, price=price, count=count, clock=clock, spark=sparkline, who=who, arrow=arrow, move=move
-    )
-    return env
 
 
 def macro(module: object, name: str) -> str:

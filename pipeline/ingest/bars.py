@@ -8,6 +8,7 @@ sorted and duplicate timestamps kept once, and both are counted so the user sees
 
 from __future__ import annotations
 
+import _csv
 import csv
 import heapq
 import math
@@ -383,7 +384,7 @@ def read_bars(
     layout: Layout | None = None
     with path.open(newline="", encoding="utf-8-sig") as file:
         rows = csv.reader(file)
-        for row in rows:
+        while (row := _next_row(rows, path, skipped if skip_bad_rows else None)) is not None:
             if not any(cell.strip() for cell in row):
                 continue
             if layout is None:
@@ -395,7 +396,7 @@ def read_bars(
                     continue
             try:
                 bars.append(parse_bar(row, layout, clock))
-            except ValueError as error:
+            except (ValueError, OverflowError) as error:  # OverflowError: a time far beyond what dates hold
                 problem = f"{path}:{rows.line_num}: {error}"
                 if not skip_bad_rows:
                     raise BarFileError(
@@ -412,6 +413,21 @@ def read_bars(
     return BarFile(
         path, symbol, layout, zone if clock.naive_seen else None, unique, out_of_order, len(bars) - len(unique), skipped
     )
+
+
+def _next_row(rows: _csv.Reader, path: Path, skipped: list[str] | None) -> list[str] | None:
+    """The next row of a CSV reader, None at the end. A line the csv module cannot read (e.g. a field over its
+    size limit) is a bad row: listed in `skipped`, or (None given) a BarFileError naming file and line."""
+    while True:
+        try:
+            return list(next(rows))
+        except StopIteration:
+            return None
+        except csv.Error as error:
+            problem = f"{path}:{rows.line_num}: unreadable CSV ({error})"
+            if skipped is None:
+                raise BarFileError(f"{problem} (nothing was published; fix the row or pass --skip-bad-rows)") from None
+            skipped.append(problem)
 
 
 def merge_streams(*streams: Iterable[Tick]) -> Iterator[Tick]:

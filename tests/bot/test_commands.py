@@ -19,6 +19,7 @@ from bot.enums import Command
 from bot.texts import COMMANDS, exported
 from pipeline import store
 from pipeline.alerting.actions import AlertAction
+from pipeline.controls import Actor
 from pipeline.detect.backtest import replay
 from pipeline.detect.detection import Rule
 from pipeline.keys import MUTES, RULES
@@ -280,3 +281,18 @@ def test_socket_mode_needs_an_app_token() -> None:
         with pytest.raises(NotConfigured, match="SLACK_APP_TOKEN"):
             asyncio.run(serve_socket_mode())
     get_settings.cache_clear()
+
+
+HOSTILE = "<!channel> <https://evil.example|click> & more"
+
+
+def test_text_from_people_reaches_slack_escaped_not_as_a_ping_or_a_link(bot: BotServer, backend: Any) -> None:
+    _, hook = bot.command("/mute", f"TSLA 2h {HOSTILE}", user=ADMIN)
+    answered = json.dumps(bot.answer(hook))
+    _, hook = bot.command("/mutes", "", user=OTHER)
+    listed = json.dumps(bot.answer(hook))
+    for shown in (answered, listed):
+        assert "&lt;!channel&gt; &lt;https://evil.example|click&gt; &amp; more" in shown
+        assert "<!channel>" not in shown and "<https://evil.example" not in shown
+    assert backend.controls.mute_of("TSLA").reason == HOSTILE  # stored as typed; escaped where it is shown
+    backend.controls.unmute("TSLA", Actor(name="test", via="cli"))

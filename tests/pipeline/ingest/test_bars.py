@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -243,3 +244,27 @@ def test_merge_streams_interleaves_by_time_keeping_ties_in_stream_order(tmp_path
     b = read_bars(write(tmp_path, "b.csv", f"{HEADER}2026-11-23T14:31Z,5,6,5,6,4\n2026-11-23T14:32Z,6,6,6,6,4\n"), "B")
     merged = list(merge_streams(a.ticks(), b.ticks()))
     assert "".join(t.symbol for t in merged) == "AAAAABABABABBBBB"
+
+
+def hostile_file(tmp_path: Path) -> Path:
+    path = tmp_path / "hostile.csv"
+    path.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "2026-11-23 14:30,10,11,9,10,100\n"
+        + "2026-11-23 14:31," + "9" * 140_000 + ",11,9,10,100\n"  # a field over the csv module's limit
+        + "9999-12-31 23:59,10,11,9,10,100\n"  # 23:59 in New York is year 10000 in UTC
+        + "2026-11-23 14:32,10,11,9,10,100\n"
+    )
+    return path
+
+
+def test_a_hostile_file_stops_with_file_and_line_before_anything_is_published(tmp_path: Path):
+    with pytest.raises(BarFileError, match=r"hostile\.csv:3: unreadable CSV \(field larger than field limit"):
+        read_bars(hostile_file(tmp_path), "AAPL", zone=ZoneInfo("America/New_York"))
+
+
+def test_a_hostile_file_with_skip_bad_rows_skips_and_counts_them(tmp_path: Path):
+    read = read_bars(hostile_file(tmp_path), "AAPL", zone=ZoneInfo("America/New_York"), skip_bad_rows=True)
+    assert len(read.bars) == 2 and len(read.skipped) == 2
+    assert read.skipped[0].endswith("hostile.csv:3: unreadable CSV (field larger than field limit (131072))")
+    assert "hostile.csv:4:" in read.skipped[1]
