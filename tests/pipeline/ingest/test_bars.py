@@ -251,7 +251,9 @@ def hostile_file(tmp_path: Path) -> Path:
     path.write_text(
         "timestamp,open,high,low,close,volume\n"
         "2026-11-23 14:30,10,11,9,10,100\n"
-        + "2026-11-23 14:31," + "9" * 140_000 + ",11,9,10,100\n"  # a field over the csv module's limit
+        + "2026-11-23 14:31,"
+        + "9" * 140_000
+        + ",11,9,10,100\n"  # a field over the csv module's limit
         + "9999-12-31 23:59,10,11,9,10,100\n"  # 23:59 in New York is year 10000 in UTC
         + "2026-11-23 14:32,10,11,9,10,100\n"
     )
