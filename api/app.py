@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import anomalies, controls, errors, health, prices, webhooks
+from api import anomalies, auth, controls, errors, health, prices, webhooks
+from pipeline.body_limit import BodyLimit
 from pipeline.context import Context
 from pipeline.settings import Settings, get_settings
 
@@ -58,4 +59,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (prices.router, anomalies.router, controls.router, webhooks.router):
         app.include_router(router)
     app.webhooks.include_router(webhooks.events)  # documents what subscribers receive
+    auth.check_token_first(app)
+    app.add_middleware(BodyLimit)
     return app

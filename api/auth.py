@@ -7,16 +7,16 @@ on an admin route: 403.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.exceptions import RedisError
 
 from api.deps import services
-from api.errors import Problem
+from api.errors import Problem, problem_response
 from pipeline import tokens
 from pipeline.context import Context
 from pipeline.controls import Actor
@@ -51,6 +51,24 @@ def authenticated(
     if info is None:
         raise _unauthorized("unknown or revoked token")
     return Principal(info.name, info.scope)
+
+
+def check_token_first(app: FastAPI) -> None:
+    """Every `/v1` request is authenticated before its body is read or parsed: no token, no work (a broken or
+    huge body from an anonymous caller gets 401, not 422 or a parse)."""
+
+    @app.middleware("http")
+    async def token_first(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if request.url.path.startswith("/v1"):
+            svc: Context = request.app.state.services
+            credentials = await _bearer(request)
+            try:
+                authenticated(credentials, svc)
+            except Problem as refused:
+                return problem_response(request, refused.status, refused.kind, refused.detail, headers=refused.headers)
+            except RedisError:
+                return problem_response(request, 503, "unavailable", "Redis is not reachable; try again shortly")
+        return await call_next(request)
 
 
 def is_admin(

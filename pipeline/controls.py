@@ -383,7 +383,6 @@ class Controls:
         """The newest changes first (all symbols, or one)."""
         if not 1 <= limit <= 1000:
             raise ValueError("limit must be between 1 and 1000")
-        self.es.indices.refresh(index=self.indices.audit)  # a change made a moment ago is listed
         query = {"term": {"symbol": normalise_symbol(symbol)}} if symbol else {"match_all": {}}
         hits = self.es.search(index=self.indices.audit, query=query, size=limit, sort=[{"at": "desc"}])["hits"]["hits"]
         return [Change.from_document(hit["_source"]) for hit in hits]
@@ -392,7 +391,8 @@ class Controls:
         self, action: str, symbol: str, old: dict[str, Any] | None, new: dict[str, Any] | None, actor: Actor
     ) -> Change:
         change = Change(action, symbol, old, new, actor, datetime.now(UTC))
-        self.es.index(index=self.indices.audit, document=change.document())
+        # Refreshed on write (changes are few, made by people), so reads list it at once and never refresh.
+        self.es.index(index=self.indices.audit, document=change.document(), refresh=True)
         return change
 
 

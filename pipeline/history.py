@@ -11,6 +11,7 @@ stored with event time in epoch milliseconds (see pipeline.store).
 from __future__ import annotations
 
 import difflib
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86_400}
 MAX_BUCKETS = 5000
 MAX_PAGE = 1000
 SYMBOLS_LIMIT = 10_000
+NAMES_TTL_SECONDS = 30.0  # a symbol seen for the first time is suggested at most this much later
 
 
 @dataclass(frozen=True)
@@ -112,10 +114,26 @@ def known_symbols(es: Elasticsearch, indices: Indices, *, limit: int = 1000) -> 
 def closest_symbols(es: Elasticsearch, indices: Indices, text: str, *, n: int = 3) -> list[str]:
     """The known symbols nearest to `text` (a typo, a prefix or a missing suffix such as BTC for BTC-USD)."""
     wanted = text.strip().upper()
-    names = [info.symbol for info in known_symbols(es, indices, limit=SYMBOLS_LIMIT)]
+    names = symbol_names(es, indices)
     starting = [name for name in names if name.startswith(wanted) and name != wanted]
     similar = difflib.get_close_matches(wanted, names, n=n, cutoff=0.5)
     return list(dict.fromkeys(similar + starting))[:n]
+
+
+_names: dict[str, tuple[float, list[str]]] = {}  # ticks alias -> (when read, names)
+
+
+def symbol_names(es: Elasticsearch, indices: Indices) -> list[str]:
+    """Every symbol with ticks, by name only, read at most once per NAMES_TTL_SECONDS per process: a typo (or
+    a flood of them) must not run an aggregation over all of history each time."""
+    now = time.monotonic()
+    cached = _names.get(indices.ticks)
+    if cached is None or now - cached[0] > NAMES_TTL_SECONDS:
+        response = _search(
+            es, indices.ticks, size=0, aggs={"symbols": {"terms": {"field": "symbol", "size": SYMBOLS_LIMIT}}}
+        )
+        cached = _names[indices.ticks] = (now, sorted(bucket["key"] for bucket in _buckets(response, "symbols")))
+    return cached[1]
 
 
 def require_symbol(es: Elasticsearch, indices: Indices, symbol: str) -> TickRow:

@@ -476,3 +476,18 @@ def test_a_symbol_with_a_slash_is_reachable_written_as_it_is(real_stack: Setting
         assert pair.delete("/v1/mutes/EUR/USD", headers=bearer(ADMIN)).status_code == 204
     finally:
         discard(es, indices)
+
+
+def test_a_request_is_authenticated_before_its_body_is_read_or_parsed(client: TestClient):
+    broken = client.post("/v1/webhooks", content=b"{not json", headers={"content-type": "application/json"})
+    assert problem(broken, 401)["detail"].startswith("send an API token")
+    huge = b'{"url": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    assert problem(client.post("/v1/webhooks", content=huge), 413)  # its declared length: refused unread
+    assert problem(client.post("/v1/webhooks", content=huge, headers=bearer(ADMIN)), 413)
+    chunks = iter([b'{"url": "', b"x" * 700_000, b"x" * 700_000, b'"}'])
+    assert client.post("/v1/webhooks", content=chunks, headers=bearer(ADMIN)).status_code == 413
+
+
+def test_absurd_durations_are_a_422_not_a_500(client: TestClient):
+    refused = client.post("/v1/mutes", json={"symbol": "AAPL", "duration": "99999999999d"}, headers=bearer(ADMIN))
+    assert problem(refused, 422)

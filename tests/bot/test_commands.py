@@ -296,3 +296,11 @@ def test_text_from_people_reaches_slack_escaped_not_as_a_ping_or_a_link(bot: Bot
         assert "<!channel>" not in shown and "<https://evil.example" not in shown
     assert backend.controls.mute_of("TSLA").reason == HOSTILE  # stored as typed; escaped where it is shown
     backend.controls.unmute("TSLA", Actor(name="test", via="cli"))
+
+
+def test_a_body_over_a_mebibyte_is_refused_before_it_is_read_or_verified(bot: BotServer) -> None:
+    huge = "text=" + "x" * (1024 * 1024 + 1)
+    assert bot.post(huge, signed=False).status_code == 413
+    assert bot.post(huge).status_code == 413  # signed or not: no parse, no HMAC over a mebibyte
+    chunked = bot.http.post(f"{bot.url}/slack/events", content=iter([b"x" * 600_000, b"x" * 600_000]))
+    assert chunked.status_code == 413  # no length declared: refused once past the cap
