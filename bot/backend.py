@@ -30,11 +30,6 @@ class Backend(Context):
         """Call a blocking core function off the event loop."""
         return await asyncio.to_thread(function, *args, **kwargs)
 
-    def may_change(self, user_id: str | None, channel_id: str | None) -> bool:
-        """Mutes and thresholds: everyone, unless allow-lists of users and/or channels are configured."""
-        users, channels = self.settings.slack_admin_users, self.settings.slack_admin_channels
-        return (not users or user_id in users) and (not channels or channel_id in channels)
-
 
 def actor(body: dict[str, Any]) -> Actor:
     """Who clicked or typed: slash commands carry user_id/user_name, interactions a user object."""

@@ -23,7 +23,7 @@ from bot import commands, interactive, timing
 from bot.backend import Backend
 from bot.messages import failure_message
 from pipeline.context import async_slack_client
-from pipeline.settings import Settings
+from pipeline.settings import Settings, reveal
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +38,14 @@ def create_bolt_app(settings: Settings, backend: Backend | None = None) -> Async
     if not settings.slack_bot_token:
         raise NotConfigured("set SLACK_BOT_TOKEN (xoxb-…, the app's OAuth & Permissions page)")
     backend = backend or Backend(settings)
-    token = settings.slack_bot_token
+    token = reveal(settings.slack_bot_token)
 
     async def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
 
     app = AsyncApp(
         name="tickwatch",
-        signing_secret=settings.slack_signing_secret,
+        signing_secret=reveal(settings.slack_signing_secret),
         client=async_slack_client(settings),
         authorize=authorize,
         process_before_response=False,

@@ -18,10 +18,10 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import answers, timing
+from bot import answers, authority, timing
 from bot.backend import Backend, actor
 from bot.enums import Command
-from bot.messages import Message, anomalies_message, help_message, refused_message, usage_message
+from bot.messages import Message, anomalies_message, help_message, usage_message
 from bot.parsing import (
     HELP,
     SymbolRequest,
@@ -100,9 +100,11 @@ async def threshold(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespon
     backend: Backend = context["backend"]
     if isinstance(request, SymbolRequest):
         await _answer(respond, await backend.run(answers.rules, backend, request.symbol))
+    elif not await _allowed(context, command, respond):  # a preview replays days of ticks: gated like a change
+        return
     elif request.preview:
         await _answer(respond, await backend.run(answers.preview_threshold, backend, request))
-    elif await _allowed(context, command, respond):
+    else:
         message, changed = await backend.run(answers.set_threshold, backend, request, actor(command))
         await _answer(respond, message, public=changed)
 
@@ -140,12 +142,10 @@ async def _parse_and_ack(ack: AsyncAck, command: Command, parser: Callable[[str]
 
 
 async def _allowed(context: AsyncBoltContext, body: dict[str, Any], respond: AsyncRespond) -> bool:
-    backend: Backend = context["backend"]
-    if backend.may_change(body.get("user_id"), body.get("channel_id")):
-        return True
-    settings = backend.settings
-    await _answer(respond, refused_message(settings.slack_admin_users, settings.slack_admin_channels))
-    return False
+    refusal = await authority.may_change(context["backend"], context.client, body, body.get("channel_id"))
+    if refusal is not None:
+        await _answer(respond, refusal)
+    return refusal is None
 
 
 async def _answer(respond: AsyncRespond, message: Message, *, public: bool = False) -> None:

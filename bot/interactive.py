@@ -16,7 +16,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import answers
+from bot import answers, authority
 from bot.backend import Backend, actor
 from bot.enums import BlockId, ModalAction, ModalCallback
 from bot.fields import picked_duration
@@ -25,7 +25,6 @@ from bot.messages import (
     control_error_message,
     history_context,
     preview_text,
-    refused_message,
     storm_acknowledged_message,
     storm_muted_message,
 )
@@ -46,9 +45,12 @@ STORM_MUTE = timedelta(hours=1)
 # --- alert buttons --------------------------------------------------------------------------------
 
 
-async def acknowledge(body: dict[str, Any], context: AsyncBoltContext) -> None:
+async def acknowledge(body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
     """Record who acknowledged (idempotent: the first click wins) and redraw the message in place."""
     backend: Backend = context["backend"]
+    if (refusal := await authority.may_acknowledge(backend, context.client, body)) is not None:
+        await respond(**refusal.payload(), response_type="ephemeral", replace_original=False)
+        return
     who = actor(body)
     updated = await backend.run(
         anomalies.acknowledge, backend.es, backend.indices, context["anomaly"].id, who.id or who.name
@@ -112,7 +114,10 @@ async def preview_in_modal(
     backend: Backend = context["backend"]
     subject: ModalSubject = context["subject"]
     view = body["view"]
+    refusal = await authority.may_change(backend, client, body, subject.channel)
     try:
+        if refusal is not None:  # a preview replays days of ticks: gated like a change
+            raise ValueError(refusal.text)
         threshold_pct, window_seconds = threshold_inputs(view, subject.rule)
         result = await backend.run(
             answers.preview,
@@ -153,8 +158,8 @@ async def threshold_submitted(
         await ack(response_action="errors", errors=error.errors)
         return
     await ack()
-    if not backend.may_change(body["user"]["id"], subject.channel):
-        await _tell(client, subject, body["user"]["id"], _refusal(backend))
+    if (refusal := await authority.may_change(backend, client, body, subject.channel)) is not None:
+        await _tell(client, subject, body["user"]["id"], refusal)
         return
     request = ThresholdRequest(
         subject.symbol, subject.rule, {"threshold_pct": threshold_pct, "window_seconds": window_seconds}
@@ -175,8 +180,8 @@ async def mute_submitted(
         await ack(response_action="errors", errors={BlockId.DURATION: str(error)})
         return
     await ack()
-    if not backend.may_change(body["user"]["id"], subject.channel):
-        await _tell(client, subject, body["user"]["id"], _refusal(backend))
+    if (refusal := await authority.may_change(backend, client, body, subject.channel)) is not None:
+        await _tell(client, subject, body["user"]["id"], refusal)
         return
     reason = submitted(view, BlockId.REASON, ModalAction.REASON) or ""
     message, changed = await backend.run(
@@ -188,9 +193,14 @@ async def mute_submitted(
 # --- storm buttons --------------------------------------------------------------------------------
 
 
-async def storm_acknowledge_all(body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
+async def storm_acknowledge_all(
+    body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
     """Acknowledge every member, then redraw the grouped message and say so in its thread."""
     backend: Backend = context["backend"]
+    if (refusal := await authority.may_acknowledge(backend, client, body)) is not None:
+        await respond(**refusal.payload(), response_type="ephemeral", replace_original=False)
+        return
     who = actor(body)
 
     def acknowledge_all() -> tuple[int, SlackRef]:
@@ -296,14 +306,10 @@ def _float_or_none(raw: Any) -> float | None:
 
 async def _allowed(backend: Backend, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> bool:
     channel, _ = context["message_ref"]
-    if backend.may_change(body["user"]["id"], channel):
-        return True
-    await respond(**_refusal(backend).payload(), response_type="ephemeral", replace_original=False)
-    return False
-
-
-def _refusal(backend: Backend) -> Message:
-    return refused_message(backend.settings.slack_admin_users, backend.settings.slack_admin_channels)
+    refusal = await authority.may_change(backend, context.client, body, channel)
+    if refusal is not None:
+        await respond(**refusal.payload(), response_type="ephemeral", replace_original=False)
+    return refusal is None
 
 
 async def _confirm(

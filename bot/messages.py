@@ -57,6 +57,18 @@ def refused_message(users: Sequence[str], channels: Sequence[str]) -> Message:
     return plain(render(COMMANDS, "refused", list(users), list(channels)))
 
 
+def not_this_message() -> Message:
+    return plain(render(ACTIONS, "not_this_message"))
+
+
+def guest_refused_message() -> Message:
+    return plain(render(COMMANDS, "guest_refused"))
+
+
+def unchecked_message() -> Message:
+    return plain(render(COMMANDS, "unchecked"))
+
+
 def failure_message() -> Message:
     return plain(render(COMMANDS, "failed"))
 

@@ -1,7 +1,9 @@
 """Listener middleware that puts the subject of an interaction into the context, so listeners stay short.
 
 Alert buttons are acknowledged here, before the anomaly is read: Slack wants the ack within 3 s and
-nothing else must come first. Modal submissions carry their subject in `private_metadata` (no lookup).
+nothing else must come first. A button acts only on what its own message is about: a click whose anomaly (or
+storm) is not the one the clicked message shows is refused, so a forged payload cannot reach another alert.
+Modal submissions carry their subject in `private_metadata` (no lookup).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.backend import Backend
-from bot.messages import alert_gone_message, storm_gone_message
+from bot.messages import alert_gone_message, not_this_message, storm_gone_message
 from bot.modals import ModalSubject
 from pipeline import history
 from pipeline.alerting import storms
@@ -49,8 +51,12 @@ async def load_alert(
     if anomaly is None:
         await respond(**alert_gone_message().payload(), response_type="ephemeral", replace_original=False)
         return
+    ref = message_ref(body)
+    if anomaly.slack is None or (anomaly.slack.channel, anomaly.slack.ts) != ref:  # a forged or stale click
+        await respond(**not_this_message().payload(), response_type="ephemeral", replace_original=False)
+        return
     context["anomaly"] = anomaly
-    context["message_ref"] = message_ref(body)
+    context["message_ref"] = ref
     await next()
 
 
@@ -65,8 +71,12 @@ async def load_storm(
     if not member_ids:
         await respond(**storm_gone_message().payload(), response_type="ephemeral", replace_original=False)
         return
+    ref, posted = message_ref(body), await backend.run(storms.message_ref, backend.redis, storm_id)
+    if posted is None or (posted.channel, posted.ts) != ref:  # a forged or stale click
+        await respond(**not_this_message().payload(), response_type="ephemeral", replace_original=False)
+        return
     context["storm_id"], context["storm_members"] = storm_id, member_ids
-    context["message_ref"] = message_ref(body)
+    context["message_ref"] = ref
     await next()
 
 

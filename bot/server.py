@@ -13,7 +13,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.bolt import create_bolt_app
 from pipeline.body_limit import BodyLimit
-from pipeline.settings import Settings, get_settings
+from pipeline.settings import Settings, get_settings, reveal
 
 EVENTS_PATH = "/slack/events"
 
@@ -21,7 +21,7 @@ EVENTS_PATH = "/slack/events"
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     handler = AsyncSlackRequestHandler(create_bolt_app(settings))
-    signed = SignatureVerifier((settings.slack_signing_secret or "").strip())
+    signed = SignatureVerifier((reveal(settings.slack_signing_secret) or "").strip())
     api = FastAPI(title="Tickwatch Slack bot", docs_url=None, redoc_url=None, openapi_url=None)
     api.add_middleware(BodyLimit)
 

@@ -14,14 +14,14 @@ import os
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.bolt import NotConfigured, create_bolt_app
-from pipeline.settings import get_settings
+from pipeline.settings import get_settings, reveal
 
 
 async def serve() -> None:
     settings = get_settings()
     if not settings.slack_app_token:
         raise NotConfigured("set SLACK_APP_TOKEN (xapp-…, an app-level token with connections:write)")
-    handler = AsyncSocketModeHandler(create_bolt_app(settings), settings.slack_app_token)
+    handler = AsyncSocketModeHandler(create_bolt_app(settings), reveal(settings.slack_app_token))
     await handler.start_async()
 
 

@@ -18,7 +18,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 
 from pipeline import store
 from pipeline.controls import Controls
-from pipeline.settings import Settings
+from pipeline.settings import Settings, reveal
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
@@ -58,7 +58,7 @@ def slack_client(settings: Settings, *, retries: bool = True) -> WebClient:
     `retries=False` it answers at once (alert deliveries keep their own schedule in Redis instead of waiting)."""
     handlers = [RateLimitErrorRetryHandler(max_retry_count=SLACK_RATE_LIMIT_RETRIES), ConnectionErrorRetryHandler()]
     return WebClient(
-        token=settings.slack_bot_token,
+        token=reveal(settings.slack_bot_token),
         base_url=settings.slack_api_url,
         timeout=settings.slack_timeout_seconds,
         retry_handlers=handlers if retries else [],

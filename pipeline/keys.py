@@ -60,6 +60,11 @@ def slack_message(name: str, kind: str, key: str) -> str:
     return f"{ROOT}slack:{name}:{kind}:{key}"
 
 
+def slack_member(user_id: str) -> str:
+    """Whether a Slack user is a guest or from another organisation (users.info), cached by the bot."""
+    return f"{ROOT}slack:member:{user_id}"
+
+
 def storm_of(anomaly_id: str) -> str:
     return f"{ROOT}storm:of:{anomaly_id}"
 

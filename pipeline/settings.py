@@ -5,14 +5,16 @@ Defaults point at the local real stack started by `tickwatch stack up`, so nothi
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     Field,
     IPvAnyNetwork,
     SecretStr,
@@ -20,16 +22,31 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline.detect.rules import MAX_CONFIRM_SECONDS, MAX_CONFIRM_TICKS, MAX_WINDOW_SECONDS, threshold_problem
+
+
+def _comma_list(value: object) -> object:
+    """A list setting as a person types it: JSON (`["U1", "U2"]`) or comma-separated (`U1,U2`); blank: empty."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        return json.loads(text)
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
 
 
 class ApiToken(BaseModel):
     """A static API token given in the environment (tokens made with `tickwatch token create` live in Redis)."""
 
     name: str = Field(min_length=1)
-    token: str = Field(min_length=16, description="at least 16 characters")
+    token: SecretStr = Field(min_length=16, description="at least 16 characters")
     scope: Literal["read", "admin"] = "read"
 
 
@@ -115,17 +132,17 @@ class Settings(BaseSettings):
     )
 
     # --- alert channels -----------------------------------------------------------------------------
-    slack_bot_token: str | None = Field(
+    slack_bot_token: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("SLACK_BOT_TOKEN"),
         description="Slack bot token (xoxb-…); with it, alerts and the digest go to Slack",
     )
-    slack_signing_secret: str | None = Field(
+    slack_signing_secret: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("SLACK_SIGNING_SECRET"),
         description="the Slack bot verifies every request with it (v0= HMAC-SHA256, 5-minute window)",
     )
-    slack_app_token: str | None = Field(
+    slack_app_token: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("SLACK_APP_TOKEN"),
         description="app-level token (xapp-…, scope connections:write) for the bot in Socket Mode",
@@ -168,10 +185,10 @@ class Settings(BaseSettings):
     )
 
     # --- Slack bot (bot/): who may change mutes and thresholds ---------------------------------------
-    slack_admin_users: list[str] = Field(
+    slack_admin_users: CommaList = Field(
         default_factory=list, description="JSON list of Slack user ids (U…); empty = everyone"
     )
-    slack_admin_channels: list[str] = Field(
+    slack_admin_channels: CommaList = Field(
         default_factory=list, description="JSON list of Slack channel ids (C…) changes may be made from; empty = any"
     )
 
@@ -212,11 +229,13 @@ class Settings(BaseSettings):
         return value
 
     # --- webhook subscriptions (pipeline.subscriptions, pipeline.webhook_delivery, pipeline.ssrf) ------
-    secret_key: SecretStr | None = Field(
-        None,
-        description="Fernet key encrypting webhook secrets at rest; unset: generated once into "
-        "<stack_dir>/secret.key (set it when processes do not share that directory)",
+    secret_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Fernet keys encrypting webhook secrets at rest, newest first (a comma-separated or JSON list): "
+        "the first encrypts, any decrypts; unset: one generated into <stack_dir>/secrets/secret.key (set them "
+        "where processes do not share that directory)",
     )
+    secret_key: SecretStr | None = Field(None, description="one key, as TICKWATCH_SECRET_KEYS with one element")
     webhook_allow_networks: list[IPvAnyNetwork] = Field(
         default_factory=list,
         description="JSON list of CIDRs webhooks may reach although not public, "
@@ -285,6 +304,42 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_means_unset(cls, data: Any) -> Any:
+        """`VAR=` (e.g. Compose's `${VAR:-}`) leaves an optional setting unset rather than setting it to ''."""
+        if not isinstance(data, dict):
+            return data
+        optional = {
+            name
+            for name, field in cls.model_fields.items()
+            if not field.is_required() and (field.default is None or field.default_factory is list)
+        }
+        aliases = {
+            name: str(getattr(field.validation_alias, "choices", [name])[0]).lower()
+            for name, field in cls.model_fields.items()
+        }
+        return {
+            key: value
+            for key, value in data.items()
+            if not (
+                isinstance(value, str)
+                and not value.strip()
+                and (key in optional or key.lower() in {aliases[name] for name in optional})
+            )
+        }
+
+    @field_validator("secret_keys", mode="before")
+    @classmethod
+    def _keys(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @property
+    def secret_keys_in_use(self) -> list[SecretStr]:
+        """The keys that encrypt webhook secrets: TICKWATCH_SECRET_KEYS, else TICKWATCH_SECRET_KEY, else none
+        (pipeline.webhooks.encryption generates one)."""
+        return self.secret_keys or ([self.secret_key] if self.secret_key is not None else [])
+
     @property
     def effective_cooldown_seconds(self) -> int:
         return self.window_seconds if self.cooldown_seconds is None else self.cooldown_seconds
@@ -303,6 +358,12 @@ class Settings(BaseSettings):
     def es_host_port(self) -> tuple[str, int]:
         parts = urlsplit(self.es_url)
         return parts.hostname or "127.0.0.1", parts.port or 9200
+
+
+def reveal(secret: SecretStr | str | None) -> str | None:
+    """A secret setting's value, where it must be used (a client's token); never logged or shown. (A plain str:
+    settings copied with `model_copy(update=…)`, which does not validate.)"""
+    return secret.get_secret_value() if isinstance(secret, SecretStr) else secret
 
 
 @lru_cache

@@ -57,7 +57,7 @@ def authenticate(redis: Redis, settings: Settings, token: str) -> TokenInfo | No
     """The token's owner, or None. Static tokens are all compared (constant time, no early exit)."""
     found: TokenInfo | None = None
     for static in settings.api_tokens:
-        if hmac.compare_digest(static.token.encode(), token.encode()):
+        if hmac.compare_digest(static.token.get_secret_value().encode(), token.encode()):
             found = TokenInfo(static.name, static.scope, "env")
     if found:
         return found

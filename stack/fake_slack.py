@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import Any
 
 from stack.slack_http import JSON_FIELDS, Response, SlackHttpServer, error
+from stack.slack_requests import TEAM
 
 TEAM_ID, USER_ID, BOT_ID = "T0FAKE0001", "U0FAKE0001", "B0FAKE0001"
 CONTENT_FIELDS = ("text", "blocks", "attachments")
@@ -113,7 +114,11 @@ class FakeSlack:
             "views.update": self._views_update,
             "files.getUploadURLExternal": self._get_upload_url,
             "files.completeUploadExternal": self._complete_upload,
+            "users.info": self._users_info,
         }
+        # users.info answers: every user is a full member of the fake workspace unless set here otherwise, e.g.
+        # fake.users["U0GUEST01"] = {"is_restricted": True} or {"team_id": "T0OTHER01", "is_stranger": True}.
+        self.users: dict[str, dict[str, Any]] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> str:
@@ -412,6 +417,21 @@ class FakeSlack:
 
     def _new_view_id(self) -> str:
         return f"V{len(self._views) + 1:010d}"
+
+    def _users_info(self, params: dict[str, Any]) -> Response:
+        user = str(params.get("user") or "")
+        if not user:
+            return error("user_not_found")
+        profile = {
+            "id": user,
+            "team_id": TEAM,
+            "name": user.lower(),
+            "tz": "UTC",
+            "is_restricted": False,
+            "is_ultra_restricted": False,
+            **self.users.get(user, {}),
+        }
+        return {"ok": True, "user": profile}
 
     def _get_upload_url(self, params: dict[str, Any]) -> Response:
         try:

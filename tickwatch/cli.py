@@ -19,6 +19,7 @@ from tickwatch.commands import (
     generate,
     processes,
     retention,
+    secrets,
     stack,
     tokens,
 )
@@ -43,6 +44,7 @@ COMMAND_ORDER = (
     "bench",
     "seed",
     "token",
+    "secrets",
     "config",
     "retention",
 )
@@ -62,7 +64,21 @@ app = typer.Typer(
     rich_markup_mode="rich",
     cls=_NewcomerOrder,
 )
-for command in (stack, demo, generate, processes, api, bot, digest, controls, bench, tokens, retention, config):
+for command in (
+    stack,
+    demo,
+    generate,
+    processes,
+    api,
+    bot,
+    digest,
+    controls,
+    bench,
+    tokens,
+    secrets,
+    retention,
+    config,
+):
     command.register(app)
 
 

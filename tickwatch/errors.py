@@ -65,7 +65,14 @@ def _kafka(error: Exception) -> Failure:
     )
 
 
-SECRET_SETTINGS = {"api_tokens", "secret_key", "slack_bot_token", "slack_signing_secret", "slack_app_token"}
+SECRET_SETTINGS = {
+    "api_tokens",
+    "secret_key",
+    "secret_keys",
+    "slack_bot_token",
+    "slack_signing_secret",
+    "slack_app_token",
+}
 
 
 def _settings_error(error: Exception) -> Failure:
@@ -108,6 +115,7 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
     from pipeline.digest.posting import DigestBusy
     from pipeline.history import UnknownSymbol
     from pipeline.ingest.publish import DeliveryError, MissingTopic
+    from pipeline.webhooks.encryption import SecretKeyError
 
     def redis(_: Exception) -> Failure:
         return Failure(f"Redis at {_setting('redis_url')} is not reachable — {STACK_UP}")
@@ -159,6 +167,7 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
         ((DigestBusy,), lambda error: Failure(str(error))),  # says what is going on and when to try again
         ((URLError,), slack_unreachable),  # the Slack Web API is the one HTTP client that raises it
         ((SlackApiError,), slack_refused),
+        ((SecretKeyError,), lambda error: Failure(str(error), EXIT_INPUT)),  # says what to fix
     ]
 
 

@@ -261,6 +261,22 @@ def rotate_secret(redis: Redis, settings: Settings, subscription_id: str) -> tup
     return secret, expires
 
 
+def reencrypt_all(redis: Redis, settings: Settings) -> int:
+    """Encrypt every stored secret again with the first of TICKWATCH_SECRET_KEYS (`tickwatch secrets rotate`);
+    returns how many subscriptions were rewritten."""
+
+    def again(stored: StoredSubscription) -> StoredSubscription:
+        fresh = [
+            s.model_copy(update={"encrypted": encryption.reencrypt(settings, s.encrypted)}) for s in stored.secrets
+        ]
+        return stored.model_copy(update={"secrets": fresh})
+
+    subscriptions = _all(redis)
+    for stored in subscriptions:
+        _mutate(redis, stored.id, again)
+    return len(subscriptions)
+
+
 def signing_secrets(settings: Settings, stored: StoredSubscription, now: datetime) -> list[str]:
     """The secrets that sign now: the newest, plus older ones still in their grace period."""
     return [

@@ -11,11 +11,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from slack_sdk import WebClient
 
 from bot.enums import BlockId, ModalAction, ModalCallback
 from pipeline import store
-from pipeline.alerting import storms
+from pipeline.alerting import anomalies, storms
 from pipeline.alerting.actions import AlertAction, MuteChoice
 from pipeline.keys import MUTES, RULES
 from pipeline.schema import Anomaly, SlackRef
@@ -181,7 +182,8 @@ def test_adjusting_a_volume_rule_speaks_its_unit_and_checks_its_bounds(bot: BotS
     )
     store.write(backend.es, [store.anomaly_action(backend.indices, spike)])
     backend.es.indices.refresh(index=backend.indices.anomalies)
-    ref = alert_ref(backend, "tsla-drop-80")  # any message: the thread note goes under the clicked one
+    ref = alert_ref(backend, "tsla-drop-80")
+    anomalies.record_slack_ref(backend.es, backend.indices, spike, ref)  # as if the spike's alert were posted there
     bot.click(AlertAction.ADJUST_THRESHOLD, spike.id, user=ADMIN, channel=ref.channel, ts=ref.ts)
     view = bot.wait("views.open")[0].response["view"]
     threshold_block = next(b for b in view["blocks"] if b.get("block_id") == BlockId.THRESHOLD)
@@ -269,3 +271,35 @@ def test_storm_buttons_acknowledge_all_and_mute_all(bot: BotServer, backend: Any
         ("AAPL", "Mute all, on a market storm's message"),
         ("TSLA", "Mute all, on a market storm's message"),
     }
+
+
+def stored(backend: Any, anomaly_id: str) -> Anomaly:
+    return Anomaly.model_validate(backend.es.get(index=backend.indices.anomalies, id=anomaly_id)["_source"])
+
+
+def test_a_click_carrying_another_alerts_id_acts_on_nothing(bot: BotServer, backend: Any) -> None:
+    ref = alert_ref(backend, "tsla-drop-30")  # the message of one alert...
+    before = stored(backend, "tsla-drop-80")
+    _, hook = bot.click(
+        AlertAction.ACKNOWLEDGE, "tsla-drop-80", user=OTHER, channel=ref.channel, ts=ref.ts
+    )  # ...its id
+    assert "does not belong to this message" in bot.answer(hook)["text"]
+    assert stored(backend, "tsla-drop-80").status == before.status
+
+
+@pytest.mark.parametrize(
+    "account", [{"is_restricted": True}, {"is_ultra_restricted": True}, {"is_stranger": True, "team_id": "T0OTHER01"}]
+)
+def test_guests_and_outsiders_may_read_but_not_acknowledge_or_change(bot: BotServer, backend: Any, account) -> None:
+    guest = f"U0GUEST{uuid.uuid4().hex[:4].upper()}"
+    bot.slack.users[guest] = account
+    ref = alert_ref(backend, "tsla-drop-30")
+    before = stored(backend, "tsla-drop-30")
+    _, hook = bot.click(AlertAction.ACKNOWLEDGE, "tsla-drop-30", user=guest, channel=ref.channel, ts=ref.ts)
+    assert "Guests and people from other organisations" in bot.answer(hook)["text"]
+    assert stored(backend, "tsla-drop-30").acknowledged_by == before.acknowledged_by
+    _, hook = bot.command("/mute", "TSLA 1h", user=guest)
+    assert "Guests and people from other organisations" in bot.answer(hook)["text"]
+    assert backend.controls.mute_of("TSLA") is None
+    _, hook = bot.command("/price", "TSLA 1h", user=guest)
+    assert "TSLA" in bot.answer(hook)["text"]  # reading stays open

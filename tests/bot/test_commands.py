@@ -189,6 +189,8 @@ def test_people_outside_the_allow_list_are_refused_and_nothing_changes(bot: BotS
 
 def test_threshold_preview_replays_seven_days_without_saving_then_set_saves(bot: BotServer, backend: Any) -> None:
     _, hook = bot.command("/threshold", "TSLA drop 3% 5m --preview", user=OTHER)
+    assert "can change mutes and thresholds" in bot.answer(hook)["text"]  # a replay of days: gated like a change
+    _, hook = bot.command("/threshold", "TSLA drop 3% 5m --preview", user=ADMIN)
 
     preview = bot.answer(hook)["text"]
     assert "would have raised 2 alerts" in preview  # both dips (-4 %, -8 %) cross 3 %

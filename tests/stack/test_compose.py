@@ -93,6 +93,6 @@ def test_tickwatch_services_share_the_secret_key_and_the_bot_waits_for_its_profi
     services = compose_file()["services"]
     for name in ("init", "worker", "bridge", "api", "bot"):
         assert "tickwatch-state:/var/tmp/tickwatch" in services[name]["volumes"], name
-        assert "TICKWATCH_SECRET_KEY" in services[name]["environment"], name
+        assert "TICKWATCH_SECRET_KEYS" in services[name]["environment"], name
     assert services["bot"]["profiles"] == ["slack"]
     assert {"SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN"} <= services["bot"]["environment"].keys()
