@@ -54,8 +54,8 @@ def authenticated(
 
 
 def check_token_first(app: FastAPI) -> None:
-    """Every `/v1` request is authenticated before its body is read or parsed: no token, no work (a broken or
-    huge body from an anonymous caller gets 401, not 422 or a parse)."""
+    """Every `/v1` request is authenticated, and counted against its token's rate limit, before its body is read
+    or parsed: no token, no work (a broken or huge body from an anonymous caller gets 401, not 422 or a parse)."""
 
     @app.middleware("http")
     async def token_first(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -63,11 +63,20 @@ def check_token_first(app: FastAPI) -> None:
             svc: Context = request.app.state.services
             credentials = await _bearer(request)
             try:
-                authenticated(credentials, svc)
+                principal = authenticated(credentials, svc)
+                wait = svc.rate_limits.hit("api", principal.name)
             except Problem as refused:
                 return problem_response(request, refused.status, refused.kind, refused.detail, headers=refused.headers)
             except RedisError:
                 return problem_response(request, 503, "unavailable", "Redis is not reachable; try again shortly")
+            if wait is not None:
+                return problem_response(
+                    request,
+                    429,
+                    "rate-limited",
+                    f"token {principal.name!r} made more than {svc.settings.api_rate_limit} requests; slow down",
+                    headers={"Retry-After": str(round(wait))},
+                )
         return await call_next(request)
 
 

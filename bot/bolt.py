@@ -15,13 +15,14 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import commands, interactive, timing
 from bot.backend import Backend
-from bot.messages import failure_message
+from bot.messages import failure_message, slow_down_message
 from pipeline.context import async_slack_client
 from pipeline.settings import Settings, reveal
 
@@ -57,6 +58,24 @@ def create_bolt_app(settings: Settings, backend: Backend | None = None) -> Async
         timing.start(body.get("command"))
         context["backend"] = backend
         await next()
+
+    @app.middleware
+    async def rate_limited(
+        body: dict[str, Any], ack: AsyncAck, respond: AsyncRespond | None, context: AsyncBoltContext, next: Any
+    ) -> None:
+        """Every command and click of a person counts against TICKWATCH_SLACK_RATE_LIMIT (shared by replicas)."""
+        user = body.get("user_id") or (body.get("user") or {}).get("id")
+        wait = await backend.run(backend.rate_limits.hit, "slack", user) if user else None
+        if wait is None:
+            await next()
+            return
+        message = slow_down_message(wait).payload()
+        if body.get("command"):
+            await ack(**message, response_type="ephemeral")
+            return
+        await ack()
+        if respond is not None and respond.response_url:
+            await respond(**message, response_type="ephemeral", replace_original=False)
 
     app.error(answer_error)
     commands.configure(app)

@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import answers, authority, timing
 from bot.backend import Backend, actor
 from bot.enums import Command
-from bot.messages import Message, anomalies_message, help_message, usage_message
+from bot.messages import Message, anomalies_message, help_message, slow_down_message, usage_message
 from bot.parsing import (
     HELP,
     SymbolRequest,
@@ -103,6 +103,9 @@ async def threshold(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespon
     elif not await _allowed(context, command, respond):  # a preview replays days of ticks: gated like a change
         return
     elif request.preview:
+        if (wait := await backend.run(backend.rate_limits.hit, "preview", command["user_id"])) is not None:
+            await _answer(respond, slow_down_message(wait))
+            return
         await _answer(respond, await backend.run(answers.preview_threshold, backend, request))
     else:
         message, changed = await backend.run(answers.set_threshold, backend, request, actor(command))

@@ -25,6 +25,7 @@ from bot.messages import (
     control_error_message,
     history_context,
     preview_text,
+    slow_down_message,
     storm_acknowledged_message,
     storm_muted_message,
 )
@@ -115,9 +116,12 @@ async def preview_in_modal(
     subject: ModalSubject = context["subject"]
     view = body["view"]
     refusal = await authority.may_change(backend, client, body, subject.channel)
+    wait = None if refusal else await backend.run(backend.rate_limits.hit, "preview", body["user"]["id"])
     try:
         if refusal is not None:  # a preview replays days of ticks: gated like a change
             raise ValueError(refusal.text)
+        if wait is not None:
+            raise ValueError(slow_down_message(wait).text)
         threshold_pct, window_seconds = threshold_inputs(view, subject.rule)
         result = await backend.run(
             answers.preview,

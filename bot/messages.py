@@ -17,6 +17,7 @@ from bot.texts import ACTIONS, COMMANDS, render
 from pipeline.alerting.messages import MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS, checked, fit
 from pipeline.controls import Change, Mute, RuleView
 from pipeline.detect.backtest import Replay
+from pipeline.durations import format_duration
 from pipeline.history import UnknownSymbol, WindowSummary
 from pipeline.schema import Anomaly
 
@@ -59,6 +60,10 @@ def refused_message(users: Sequence[str], channels: Sequence[str]) -> Message:
 
 def not_this_message() -> Message:
     return plain(render(ACTIONS, "not_this_message"))
+
+
+def slow_down_message(wait_seconds: float) -> Message:
+    return plain(render(COMMANDS, "slow_down", format_duration(max(1, round(wait_seconds)))))
 
 
 def guest_refused_message() -> Message:

@@ -18,6 +18,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 
 from pipeline import store
 from pipeline.controls import Controls
+from pipeline.rate_limits import RateLimits
 from pipeline.settings import Settings, reveal
 
 if TYPE_CHECKING:
@@ -47,6 +48,10 @@ class Context:
     @cached_property
     def controls(self) -> Controls:
         return Controls(self.redis, self.settings, self.es, self.indices)
+
+    @cached_property
+    def rate_limits(self) -> RateLimits:
+        return RateLimits(self.settings)
 
     def slack(self) -> WebClient:
         """The Web API client the pipeline posts with: see `slack_client`."""

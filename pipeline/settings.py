@@ -197,6 +197,24 @@ class Settings(BaseSettings):
         10.0, gt=0, description="how long `generate` waits for Kafka before saying it is not reachable"
     )
 
+    # --- rate limits (pipeline.rate_limits), shared by every replica through Redis -----------------------
+    api_rate_limit: str = Field("600/minute", description="requests per API token (e.g. 600/minute, 20/second)")
+    slack_rate_limit: str = Field("60/minute", description="slash commands and clicks per Slack user")
+    preview_rate_limit: str = Field(
+        "10/hour", description="threshold previews per Slack user (each replays up to 7 days of ticks)"
+    )
+
+    @field_validator("api_rate_limit", "slack_rate_limit", "preview_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("a rate is a count per period, e.g. 600/minute, 20/second or 10/hour") from None
+        return value
+
     # --- observability ------------------------------------------------------------------------------
     metrics_port: int = Field(9464, ge=0, description="bridge's own Prometheus port (taken: a free one); 0 = off")
 

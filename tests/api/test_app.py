@@ -491,3 +491,12 @@ def test_a_request_is_authenticated_before_its_body_is_read_or_parsed(client: Te
 def test_absurd_durations_are_a_422_not_a_500(client: TestClient):
     refused = client.post("/v1/mutes", json={"symbol": "AAPL", "duration": "99999999999d"}, headers=bearer(ADMIN))
     assert problem(refused, 422)
+
+
+def test_a_token_over_its_rate_gets_429_with_retry_after(settings: Settings):
+    limited = TestClient(create_app(settings.model_copy(update={"api_rate_limit": "3/minute"})))
+    answers = [limited.get("/v1/symbols", headers=bearer(READER)) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert problem(answers[-1], 429)["detail"].startswith("token 'grafana' made more than 3/minute")
+    assert 1 <= int(answers[-1].headers["retry-after"]) <= 60
+    assert limited.get("/v1/symbols", headers=bearer(ADMIN)).status_code == 200  # per token, not per app

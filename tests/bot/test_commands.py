@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from slack_sdk import WebClient
@@ -24,6 +26,7 @@ from pipeline.detect.backtest import replay
 from pipeline.detect.detection import Rule
 from pipeline.keys import MUTES, RULES
 from pipeline.schema import SlackRef
+from stack.slack_requests import signed_headers
 from tests.bot.harness import SECRET, BotServer, assert_valid_blocks
 from tests.bot.world import (
     ADMIN,
@@ -302,7 +305,24 @@ def test_text_from_people_reaches_slack_escaped_not_as_a_ping_or_a_link(bot: Bot
 
 def test_a_body_over_a_mebibyte_is_refused_before_it_is_read_or_verified(bot: BotServer) -> None:
     huge = "text=" + "x" * (1024 * 1024 + 1)
-    assert bot.post(huge, signed=False).status_code == 413
-    assert bot.post(huge).status_code == 413  # signed or not: no parse, no HMAC over a mebibyte
-    chunked = bot.http.post(f"{bot.url}/slack/events", content=iter([b"x" * 600_000, b"x" * 600_000]))
-    assert chunked.status_code == 413  # no length declared: refused once past the cap
+    url = f"{bot.url}/slack/events"
+    with httpx.Client(timeout=10) as own:  # refused mid-upload: the connection is closed, not reused
+        assert own.post(url, content=huge).status_code == 413
+        assert own.post(url, content=huge, headers=signed_headers(SECRET, huge)).status_code == 413  # no HMAC
+    with httpx.Client(timeout=10) as own:
+        chunked = own.post(url, content=iter([b"x" * 600_000, b"x" * 600_000]))
+        assert chunked.status_code == 413  # no length declared: refused once past the cap
+
+
+def test_previews_are_rate_limited_per_person(bot: BotServer) -> None:
+    person = f"U0PREV{uuid.uuid4().hex[:5].upper()}"
+    before = bot.settings.preview_rate_limit, bot.settings.slack_admin_users
+    bot.settings.preview_rate_limit = "1/hour"  # read on each preview by the bot serving these settings
+    bot.settings.slack_admin_users = [*before[1], person]
+    try:
+        _, hook = bot.command("/threshold", "TSLA drop 3% 5m --preview", user=person)
+        assert "would have raised" in bot.answer(hook)["text"]
+        _, hook = bot.command("/threshold", "TSLA drop 3% 5m --preview", user=person)
+        assert "try again in" in bot.answer(hook)["text"]
+    finally:
+        bot.settings.preview_rate_limit, bot.settings.slack_admin_users = before
