@@ -53,6 +53,14 @@ def start_partition(redis: Redis, topic: str, partition: int, offset: int) -> No
     redis.set(keys.partition_progress(topic, partition), offset, nx=True)
 
 
+def skip_to(redis: Redis, topic: str, partition: int, offset: int) -> None:
+    """Start applying a partition at `offset` (a replay skipping what others left unread); never moves back."""
+    key = keys.partition_progress(topic, partition)
+    current = redis.get(key)
+    if current is None or int(current) < offset:
+        redis.set(key, offset)
+
+
 def stalled_seconds(redis: Redis, parts: list[PartitionRange]) -> float:
     """How long the least recently advanced partition of a batch has not moved (inf if it never did)."""
     moved = redis.hmget(keys.PROGRESS_AT, [f"{part['topic']}:{part['partition']}" for part in parts])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -138,6 +138,8 @@ def generate(
             if target:
                 built = replace(built, start=target)
                 _warn_if_ahead(target, timedelta(seconds=built.duration_s), pace_speed, settings)
+            elif not start:
+                built = _going_on(built, settings)
             if ground_truth:
                 built.write_ground_truth(ground_truth)
             ticks, total = built.ticks(), built.tick_count
@@ -146,6 +148,23 @@ def generate(
         Console(stderr=True, soft_wrap=True).print(f"✘ {error}", style="red", markup=False)
         raise typer.Exit(2) from None
     console.print(f"[green]✔[/green] published {sent:,} tick{'' if sent == 1 else 's'}")
+
+
+def _going_on(built: Any, settings: Settings) -> Any:
+    """The market continued from where the stored one stands (prices and time), so nothing jumps that was not
+    injected; without Redis it starts afresh, and says so."""
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    from pipeline.ingest.continuity import going_on
+
+    try:
+        return going_on(Redis.from_url(settings.redis_url, socket_connect_timeout=2), built)
+    except RedisError:
+        console.print(
+            "Redis is not reachable: the market starts afresh (a jump from stored prices may alert)", style="yellow"
+        )
+        return built
 
 
 def _symbol_paths(items: list[str]) -> list[tuple[str, str]]:

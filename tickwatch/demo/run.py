@@ -26,9 +26,9 @@ from rich.table import Table
 
 from pipeline import store
 from pipeline.detect import state
+from pipeline.ingest.continuity import going_on, skip_backlog
 from pipeline.ingest.generator import Scenario, default_symbols, load_scenario, pace
 from pipeline.ingest.publish import publish
-from pipeline.schema import from_ms
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
 from tickwatch.demo import tour
@@ -39,24 +39,11 @@ DEMO_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "demo.toml"
 
 def demo_scenario(redis: Redis, symbols: int, seed: int) -> Scenario:
     """The scripted moves of scenarios/demo.toml over `symbols` symbols: 30 minutes of market ending about
-    now, or going on from where the last run stopped (time and prices).
-
-    Event time never goes backwards for a symbol: ticks older than the last ones seen (minus the allowed
-    lateness) are only stored, not evaluated, so a second run must continue after the first.
-    """
+    now, or going on from where the stored market stands (pipeline.ingest.continuity: time and prices)."""
     script = load_scenario(DEMO_SCENARIO)
     names = list(dict.fromkeys(default_symbols(symbols) + [event.symbol for event in script.events]))
-    last = {symbol: (s.ts[-1], s.prices[-1]) for symbol, s in state.load_states(redis, names).items() if s.ts}
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=script.duration_s)
-    if last:
-        start = max(start, from_ms(max(ts for ts, _ in last.values())).replace(microsecond=0) + timedelta(seconds=1))
-    return replace(
-        script,
-        symbols=tuple(names),
-        start=start,
-        seed=seed,
-        opening_prices={symbol: price for symbol, (_, price) in last.items()},
-    )
+    return going_on(redis, replace(script, symbols=tuple(names), start=start, seed=seed))
 
 
 def _stats_table(current: dict[str, int], base: dict[str, int], lag: int, rate: float, published: int) -> Table:
@@ -113,6 +100,12 @@ def run(
         published[0] = publish(pace(scenario.ticks(), speed), settings, progress=False)
 
     try:
+        skipped = skip_backlog(settings, redis)
+        if skipped:
+            console.print(
+                f"{skipped:,} ticks others left unread on {settings.ticks_topic} are skipped: the demo counts, "
+                "alerts on and shows only its own replay"
+            )
         fleet.split_workers(workers)
         fleet.bridge(TICKWATCH_METRICS_PORT="0")
         front = tour.start(fleet, slack, offline, console)
