@@ -18,15 +18,28 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import commands, interactive, timing
 from bot.backend import Backend
 from bot.messages import failure_message, slow_down_message
 from pipeline.context import async_slack_client
-from pipeline.settings import Settings, reveal
+from pipeline.settings import MISSING_SLACK_TOKEN, Settings, reveal
 
 log = logging.getLogger(__name__)
+
+
+class _TokenWarning(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment beside our client and warns that it is unused, at every
+    start: a warning no user can act on, so it is left out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+_quiet_bolt = logging.getLogger("slack_bolt.AsyncApp")
+_quiet_bolt.addFilter(_TokenWarning())
 
 
 class NotConfigured(RuntimeError):
@@ -37,7 +50,7 @@ def create_bolt_app(settings: Settings, backend: Backend | None = None) -> Async
     if not settings.slack_signing_secret:
         raise NotConfigured("set SLACK_SIGNING_SECRET (the app's Basic Information page) to verify requests")
     if not settings.slack_bot_token:
-        raise NotConfigured("set SLACK_BOT_TOKEN (xoxb-…, the app's OAuth & Permissions page)")
+        raise NotConfigured(MISSING_SLACK_TOKEN)
     backend = backend or Backend(settings)
     token = reveal(settings.slack_bot_token)
 
@@ -45,6 +58,7 @@ def create_bolt_app(settings: Settings, backend: Backend | None = None) -> Async
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
 
     app = AsyncApp(
+        logger=_quiet_bolt,
         name="tickwatch",
         signing_secret=reveal(settings.slack_signing_secret),
         client=async_slack_client(settings),

@@ -378,6 +378,9 @@ class Settings(BaseSettings):
         return parts.hostname or "127.0.0.1", parts.port or 9200
 
 
+MISSING_SLACK_TOKEN = "set SLACK_BOT_TOKEN (xoxb-…, the Slack app's OAuth & Permissions page)"
+
+
 def reveal(secret: SecretStr | str | None) -> str | None:
     """A secret setting's value, where it must be used (a client's token); never logged or shown. (A plain str:
     settings copied with `model_copy(update=…)`, which does not validate.)"""

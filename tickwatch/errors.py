@@ -8,6 +8,7 @@ same treatment without handling these errors themselves.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sys
 from collections.abc import Callable
@@ -108,6 +109,7 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
     from kafka.errors import KafkaError
     from kombu.exceptions import OperationalError as BrokerError
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from slack_sdk.errors import SlackApiError
@@ -122,6 +124,19 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
 
     def elasticsearch(_: Exception) -> Failure:
         return Failure(f"Elasticsearch at {_setting('es_url')} is not reachable — {STACK_UP}")
+
+    def unparsable_setting(error: Exception) -> Failure:
+        from pipeline.settings import Settings
+
+        field = re.search(r'field "(\w+)"', str(error))
+        name = field.group(1) if field else "?"
+        info = Settings.model_fields.get(name)
+        expected = f" ({info.description})" if info and info.description else ""
+        return Failure(
+            f"invalid setting TICKWATCH_{name.upper()}: not a value it takes{expected} — fix it in the "
+            "environment or .env (see docs/configuration.md)",
+            EXIT_INPUT,
+        )
 
     def settings_or_unexpected(error: Exception) -> Failure:
         return _settings_error(error) if getattr(error, "title", "") == "Settings" else unexpected(error)
@@ -160,6 +175,7 @@ def _rules() -> list[tuple[tuple[type[BaseException], ...], Callable[[Exception]
         ((RedisConnectionError, RedisTimeoutError, BrokerError), redis),
         ((ESConnectionError, ESConnectionTimeout), elasticsearch),
         ((ValidationError,), settings_or_unexpected),
+        ((SettingsError,), unparsable_setting),
         ((FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError), missing_file),
         ((DeliveryError,), delivery),
         ((MissingTopic,), lambda error: Failure(str(error), EXIT_INPUT)),

@@ -232,3 +232,29 @@ def test_worker_refuses_to_mix_tick_batches_and_deliveries_in_one_pool():
     result = tickwatch("worker", "--queues", "ticks,alerts")
     assert result.returncode == 2
     assert "share no pool" in one_line(result) and "tickwatch worker" in one_line(result)
+
+
+@pytest.mark.parametrize("command", ["api", "bot"])
+def test_a_port_in_use_is_one_line_naming_it_and_the_flag(command: str):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = tickwatch(command, "--port", str(port), SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s")
+    assert result.returncode == 2
+    assert (
+        one_line(result)
+        == f"✘ port {port} on 127.0.0.1 is already in use — pass another with --port, e.g. --port {port + 1}"
+    )
+
+
+def test_digest_post_without_a_token_says_to_set_it_as_the_bot_does():
+    result = tickwatch("digest", "--post")
+    assert result.returncode == 2
+    assert one_line(result) == "✘ set SLACK_BOT_TOKEN (xoxb-…, the Slack app's OAuth & Permissions page) first"
+
+
+def test_a_setting_that_is_not_json_names_it_and_its_form():
+    result = tickwatch("worker", TICKWATCH_API_TOKENS="garbage")
+    assert result.returncode == 2 and "TICKWATCH_API_TOKENS: not a value it takes (JSON list" in one_line(result)
+    assert "garbage" not in one_line(result)

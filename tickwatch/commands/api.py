@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from tickwatch.commands import require_free_port
+
 console = Console()
 
 
@@ -28,6 +30,7 @@ def api(
     """
     import uvicorn
 
+    require_free_port(host, port)
     uvicorn.run(
         "api.app:create_app",
         factory=True,

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from pipeline.settings import get_settings
+from tickwatch.commands import require_free_port
 
 MANIFEST = Path(__file__).resolve().parents[2] / "bot" / "manifest.yml"
 PLACEHOLDER_URL = "https://example.com/slack/events"
@@ -66,6 +67,7 @@ def serve(
         return
     import uvicorn
 
+    require_free_port(host, port)
     console.print(f"bot: http://{host}:{port}{EVENTS_PATH}; Ctrl-C to stop")
     uvicorn.run("bot.server:create_app", factory=True, host=host, port=port, log_level=log_level)
 

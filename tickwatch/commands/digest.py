@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.settings import get_settings
+from pipeline.settings import MISSING_SLACK_TOKEN, get_settings
 
 if TYPE_CHECKING:
     from pipeline.digest.summary import Digest
@@ -48,6 +48,9 @@ def digest(
 
     ctx = Context(get_settings())
     settings = ctx.settings
+    if post and not dry_run and not settings.slack_bot_token:
+        Console(stderr=True, soft_wrap=True).print(f"✘ {MISSING_SLACK_TOKEN} first", style="red", markup=False)
+        raise typer.Exit(2)
     chosen = _day(day, settings.digest_tz)
     with console.status(f"Summarising {chosen} ({settings.digest_tz})…"):
         summary = digests.build(ctx.es, ctx.indices, settings, chosen)
