@@ -76,7 +76,7 @@ class RuleOut(BaseModel):
             confirm_ticks=view.confirm_ticks,
             confirm_seconds=view.confirm_seconds,
             overridden=view.overridden,
-            summary=view.describe(),
+            summary=view.describe_fully(),
         )
 
 

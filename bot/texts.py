@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import Environment
 
 from pipeline.alerting.messages import arrow, move, pct, price, sparkline, who
-from pipeline.controls import describe_rule
+from pipeline.controls import describe_rule, describe_rule_fully
 from pipeline.durations import format_duration
 from pipeline.schema import Anomaly
 from pipeline.templating import environment
@@ -36,7 +36,7 @@ def duration(value: float | timedelta) -> str:
 def rule_text(rule: Any) -> str:
     """`drop 3% in 10m` for a Rule, a RuleView or a stored rule state (dict); `drop off` when disabled."""
     if isinstance(rule, Mapping):
-        return describe_rule(rule["rule"], rule["threshold_pct"], rule["window_seconds"])
+        return describe_rule_fully(rule)
     return describe_rule(rule.name, rule.threshold_pct, rule.window_seconds)
 
 

@@ -10,7 +10,7 @@ defaults for every symbol".
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypedDict, Unpack, cast
@@ -158,6 +158,10 @@ class RuleView:
 
     def describe(self) -> str:
         return describe_rule(self.name, self.threshold_pct, self.window_seconds)
+
+    def describe_fully(self) -> str:
+        """Every field, as people say it (see `describe_rule_fully`)."""
+        return describe_rule_fully(_rule_state(self))
 
 
 @dataclass(frozen=True)
@@ -492,8 +496,20 @@ def describe_rule(rule: RuleName, threshold: float, window_seconds: int) -> str:
     return f"{rule} {format_threshold(rule, threshold)} in {format_duration(window_seconds)}"
 
 
+def describe_rule_fully(state: Mapping[str, Any]) -> str:
+    """Every stored field of a rule (`_rule_state`), as people say it: `drop 5% in 5m, re-arms after 10m,
+    confirmed by 2 ticks` (and `held 10s` when it must also hold that long). Shown by every front-end and in
+    the audit, so a change to any field shows."""
+    text = describe_rule(state["rule"], state["threshold_pct"], state["window_seconds"])
+    if not state["threshold_pct"]:
+        return text
+    cooldown, ticks, held = state["cooldown_seconds"], state["confirm_ticks"], state["confirm_seconds"]
+    text += f", re-arms after {format_duration(cooldown)}, confirmed by {ticks} tick{'s' * (ticks != 1)}"
+    return text + (f" held {format_duration(held)}" if held else "")
+
+
 def _describe_rule(state: dict[str, Any] | None) -> str:
-    return "-" if state is None else describe_rule(state["rule"], state["threshold_pct"], state["window_seconds"])
+    return "-" if state is None else describe_rule_fully(state)
 
 
 def _mute(symbol: str, stored: dict[str, Any]) -> Mute:

@@ -245,7 +245,7 @@ def test_thresholds_through_the_api_reach_the_workers_and_the_audit(client: Test
         "confirm_ticks": settings.confirm_ticks,
         "confirm_seconds": settings.confirm_seconds,
         "overridden": False,
-        "summary": "drop 5% in 5m",
+        "summary": "drop 5% in 5m, re-arms after 5m, confirmed by 2 ticks",
     }
     put = client.put(
         "/v1/thresholds/aapl", json={"rule": "drop", "threshold": 3, "window": "10m"}, headers=bearer(ADMIN)
@@ -280,7 +280,10 @@ def test_every_rule_and_the_confirmation_can_be_set_through_the_api(client: Test
     )  # a volume spike is a multiple, not a percentage: 150x is fine; a bare 15 is minutes, as in Slack
     assert (rules["drop"].confirm_ticks, rules["drop"].confirm_seconds, rules["drop"].threshold_pct) == (3, 10.0, 5.0)
     shown = client.get("/v1/thresholds/AAPL", headers=bearer(READER)).json()["rules"]
-    assert shown["volume"]["summary"] == "volume 150x in 15m" and shown["drop"]["confirm_ticks"] == 3
+    assert (
+        shown["volume"]["summary"].startswith("volume 150x in 15m, re-arms after 15m, confirmed by")
+        and shown["drop"]["confirm_ticks"] == 3
+    )
 
 
 def test_threshold_errors_name_the_field(client: TestClient, settings: Settings):

@@ -166,7 +166,10 @@ def test_adjust_threshold_previews_in_the_modal_then_saves_and_confirms_in_threa
     ack = bot.in_modal(view, user=ADMIN, values=typed)
     assert ack.status_code == 200
     [note] = bot.wait("chat.postMessage")
-    assert note.params["thread_ts"] == ref.ts and "drop 5% in 5m → drop 3% in 5m" in note.params["text"]
+    assert (
+        note.params["thread_ts"] == ref.ts
+        and "drop 5% in 5m, re-arms after 5m, confirmed by 2 ticks → drop 3% in 5m," in note.params["text"]
+    )
     assert backend.controls.rules("TSLA")["drop"].threshold_pct == 3.0
     assert next(c.action for c in audit(backend) if c.symbol == "TSLA") == "set_rule"
 

@@ -202,7 +202,10 @@ def test_threshold_preview_replays_seven_days_without_saving_then_set_saves(bot:
 
     _, hook = bot.command("/threshold", "TSLA drop 3% 10m", user=ADMIN)
     answer = bot.answer(hook)
-    assert answer["response_type"] == "in_channel" and "drop 5% in 5m → drop 3% in 10m" in answer["text"]
+    assert (
+        answer["response_type"] == "in_channel"
+        and "confirmed by 2 ticks → drop 3% in 10m, re-arms after 10m" in answer["text"]
+    )
     rule = backend.controls.rules("TSLA")["drop"]
     assert (rule.threshold_pct, rule.window_seconds, rule.overridden) == (3.0, 600, True)
     _, hook = bot.command("/threshold", "TSLA", user=OTHER)

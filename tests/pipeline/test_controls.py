@@ -49,7 +49,10 @@ def test_an_override_is_what_workers_read_and_is_audited(service: Controls):
     service.set_rule("TSLA", "drop", API, threshold_pct=4)  # keeps the window set before
     rules = service.rules("TSLA")
     assert (rules["drop"].threshold_pct, rules["drop"].window_seconds, rules["drop"].overridden) == (4, 600, True)
-    assert rules["drop"].describe() == "drop 4% in 10m" and not rules["rise"].overridden
+    assert (
+        rules["drop"].describe_fully() == "drop 4% in 10m, re-arms after 10m, confirmed by 2 ticks"
+        and not rules["rise"].overridden
+    )
 
     service.reset_rule("TSLA", "drop", ALICE)
     assert controls.controls_for(service.redis, service.settings, ["TSLA"])["TSLA"].rules[0].threshold_pct == 5.0
@@ -61,7 +64,9 @@ def test_an_override_is_what_workers_read_and_is_audited(service: Controls):
         ("set_rule", "alice", "slack"),
     ]
     assert (log[1].old["threshold_pct"], log[1].new["threshold_pct"]) == (3, 4)
-    assert log[2].summary() == "drop 5% in 5m → drop 3% in 10m"
+    assert log[2].summary() == (
+        "drop 5% in 5m, re-arms after 5m, confirmed by 2 ticks → drop 3% in 10m, re-arms after 10m, confirmed by 2 ticks"
+    )
 
 
 def test_volatility_and_volume_rules_are_set_like_the_others(service: Controls):
@@ -74,8 +79,12 @@ def test_volatility_and_volume_rules_are_set_like_the_others(service: Controls):
     assert (got["volume"].threshold_pct, got["volume"].window_seconds, got["volume"].cooldown_seconds) == (5, 900, 900)
     assert got["zscore"].confirm_ticks == service.settings.confirm_ticks  # confirmation follows the settings
     views = service.rules("TSLA")
-    assert (views["zscore"].describe(), views["volume"].describe()) == ("zscore 4 sigma in 5m", "volume 5x in 15m")
-    assert service.audit_log(symbol="TSLA")[0].summary() == "volume off → volume 5x in 15m"
+    assert views["zscore"].describe_fully() == "zscore 4 sigma in 5m, re-arms after 5m, confirmed by 2 ticks"
+    assert views["volume"].describe_fully() == "volume 5x in 15m, re-arms after 15m, confirmed by 2 ticks"
+    assert (
+        service.audit_log(symbol="TSLA")[0].summary()
+        == "volume off → volume 5x in 15m, re-arms after 15m, confirmed by 2 ticks"
+    )
 
 
 def test_confirmation_per_symbol_and_rule(service: Controls):
@@ -193,3 +202,15 @@ def test_rule_arguments_as_people_type_them(words: str, expected):
 def test_bad_rule_arguments_say_the_form(words: str):
     with pytest.raises(ValueError, match=r"e\.g\.|unknown rule"):
         controls.parse_rule_args(words.split())
+
+
+def test_a_confirmation_set_and_reset_shows_in_the_audit_and_everywhere(service: Controls):
+    service.set_rule("TSLA", "drop", ALICE, confirm_seconds=10)
+    assert service.rules("TSLA")["drop"].describe_fully().endswith("confirmed by 2 ticks held 10s")
+    service.reset_rule("TSLA", "drop", ALICE)
+    set_change, reset_change = reversed(service.audit_log(symbol="TSLA")[:2])
+    assert set_change.summary().endswith("→ drop 5% in 5m, re-arms after 5m, confirmed by 2 ticks held 10s")
+    assert reset_change.summary() == (
+        "drop 5% in 5m, re-arms after 5m, confirmed by 2 ticks held 10s → drop 5% in 5m, re-arms after 5m, "
+        "confirmed by 2 ticks"
+    )

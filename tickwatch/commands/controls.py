@@ -140,13 +140,17 @@ def threshold(
         raise _refuse(error) from None
     from pipeline.controls import format_threshold
 
-    table = Table("rule", "threshold", "window", "cooldown", "", title=f"{symbol.upper()} rules")
+    table = Table("rule", "threshold", "window", "cooldown", "confirm", "", title=f"{symbol.upper()} rules")
     for view in views.values():
+        confirm = f"{view.confirm_ticks} tick{'s' * (view.confirm_ticks != 1)}" + (
+            f", {format_duration(view.confirm_seconds)}" if view.confirm_seconds else ""
+        )
         table.add_row(
             view.name,
             format_threshold(view.name, view.threshold_pct) if view.enabled else "off",
             format_duration(view.window_seconds),
             format_duration(view.cooldown_seconds),
+            confirm,
             "override" if view.overridden else "default",
         )
     console.print(table)

@@ -73,7 +73,7 @@ def test_controls_from_the_terminal_are_applied_and_audited(tickwatch):
     assert "TSLA" in listed and "earnings call" in listed and "dana" in listed
     assert "TSLA unmuted" in tickwatch("unmute", "tsla", "--as", "dana").stdout
     log = tickwatch("audit", "TSLA").stdout
-    assert "drop 5% in 5m → drop 3% in 10m" in log and "muted until" in log and "unmuted" in log
+    assert "confirmed by 2 ticks → drop 3% in 10m" in log and "muted until" in log and "unmuted" in log
     assert log.count("dana") == 3 and "cli" in log
 
 
