@@ -65,7 +65,8 @@ def test_an_override_is_what_workers_read_and_is_audited(service: Controls):
     ]
     assert (log[1].old["threshold_pct"], log[1].new["threshold_pct"]) == (3, 4)
     assert log[2].summary() == (
-        "drop 5% in 5m, re-arms after 5m, confirmed by 2 ticks → drop 3% in 10m, re-arms after 10m, confirmed by 2 ticks"
+        "drop 5% in 5m, re-arms after 5m, confirmed by 2 ticks → "
+        "drop 3% in 10m, re-arms after 10m, confirmed by 2 ticks"
     )
 
 
