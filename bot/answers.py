@@ -7,7 +7,6 @@ Bad input from a user comes back as a message saying what to do, never as an exc
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Unpack
 
@@ -32,18 +31,10 @@ from bot.texts import COMMANDS, render
 from pipeline import charts, history
 from pipeline.controls import Actor, RuleChange
 from pipeline.detect import backtest
-from pipeline.detect.detection import Rule
 from pipeline.history import UnknownSymbol
 from pipeline.schema import Anomaly, RuleName
 
-PREVIEW_DAYS = 7
 MAX_CHART_MARKS = 100  # anomalies marked on a chart (newest first)
-
-
-@dataclass(frozen=True)
-class Preview:
-    candidate: backtest.Replay
-    current: backtest.Replay
 
 
 def price_answer(
@@ -173,19 +164,9 @@ def preview_threshold(b: Backend, request: ThresholdRequest) -> Message:
         return unknown_symbol_message(error)
     except ValueError as error:
         return control_error_message(str(error))
-    return preview_message(result.candidate, result.current)
+    return preview_message(result)
 
 
-def preview(b: Backend, symbol: str, rule: RuleName, **change: Unpack[RuleChange]) -> Preview:
-    """The rule with `change` (what `Controls.set_rule` takes) and the current one, replayed over 7 days."""
-    current = b.controls.rules(symbol)[rule]
-    candidate = b.controls.candidate(symbol, rule, **change).as_rule()
-    last = history.last_tick(b.es, b.indices, symbol)
-    end = last.timestamp if last else None  # both replays over the same span
-
-    def replayed(rule: Rule) -> backtest.Replay:
-        return backtest.replay(
-            b.es, b.indices, symbol, rule, days=PREVIEW_DAYS, end=end, baseline_seconds=b.settings.baseline_seconds
-        )
-
-    return Preview(replayed(candidate), replayed(current.as_rule()))
+def preview(b: Backend, symbol: str, rule: RuleName, **change: Unpack[RuleChange]) -> backtest.Preview:
+    """The rule with `change` and the current one, replayed over the last days (pipeline.detect.backtest)."""
+    return backtest.preview(b.es, b.indices, b.controls, symbol, rule, **change)

@@ -24,7 +24,6 @@ from bot.messages import (
     Message,
     control_error_message,
     history_context,
-    preview_text,
     slow_down_message,
     storm_acknowledged_message,
     storm_muted_message,
@@ -35,6 +34,7 @@ from bot.parsing import ThresholdRequest
 from bot.texts import ACTIONS, render
 from pipeline.alerting import anomalies, storms
 from pipeline.alerting.actions import AlertAction, MuteChoice
+from pipeline.detect import backtest
 from pipeline.detect.rules import MAX_WINDOW_SECONDS, threshold_problem
 from pipeline.durations import format_duration, parse_seconds
 from pipeline.schema import Anomaly, RuleName, SlackRef
@@ -131,7 +131,7 @@ async def preview_in_modal(
             threshold_pct=threshold_pct,
             window_seconds=window_seconds,
         )
-        text = preview_text(result.candidate, result.current)
+        text = backtest.preview_text(result)
     except InputErrors as error:
         text = control_error_message(" ".join(error.errors.values())).text
     except ValueError as error:

@@ -16,7 +16,7 @@ from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTe
 from bot.texts import ACTIONS, COMMANDS, render
 from pipeline.alerting.messages import MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS, checked, fit
 from pipeline.controls import Change, Mute, RuleView
-from pipeline.detect.backtest import Replay
+from pipeline.detect import backtest
 from pipeline.durations import format_duration
 from pipeline.history import UnknownSymbol, WindowSummary
 from pipeline.schema import Anomaly
@@ -158,12 +158,8 @@ def rule_changed_message(change: Change, user_id: str) -> Message:
     return plain(render(COMMANDS, "rule_changed", change, user_id))
 
 
-def preview_text(replay: Replay, current: Replay | None) -> str:
-    return render(COMMANDS, "preview", replay, current)
-
-
-def preview_message(replay: Replay, current: Replay | None) -> Message:
-    return plain(preview_text(replay, current))
+def preview_message(tried: backtest.Preview) -> Message:
+    return plain(backtest.preview_text(tried))
 
 
 # --- alert buttons --------------------------------------------------------------------------------

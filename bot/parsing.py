@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Final, cast
+from typing import Final
 
-from pipeline.controls import RULES, RuleChange, parse_rule_args
+from pipeline.controls import RuleChange, parse_rule_words
 from pipeline.durations import parse_duration, parse_window
 from pipeline.schema import RuleName, normalise_symbol
 
@@ -142,17 +142,13 @@ def parse_threshold(text: str) -> ThresholdRequest | SymbolRequest | _Help:
         if preview:
             raise Usage("--preview needs a rule and a threshold, e.g. drop 3% 10m")
         return SymbolRequest(symbol)
-    if len(rule_words) == 2 and rule_words[1].lower() == "reset":
-        if rule_words[0].lower() not in RULES:
-            raise Usage(f"the rule is one of {', '.join(RULES)}; got {rule_words[0]!r}")
-        if preview:
-            raise Usage("reset cannot be previewed; preview the default's values instead")
-        return ThresholdRequest(symbol, cast(RuleName, rule_words[0].lower()), reset=True)
     try:
-        rule, change = parse_rule_args(rule_words)
+        asked = parse_rule_words(rule_words)
     except ValueError as error:
         raise Usage(str(error)) from None
-    return ThresholdRequest(symbol, rule, change, preview=preview)
+    if asked.reset and preview:
+        raise Usage("reset cannot be previewed; preview the default's values instead")
+    return ThresholdRequest(symbol, asked.rule, asked.change, reset=asked.reset, preview=preview)
 
 
 def _split(text: str, allowed: frozenset[str] = frozenset()) -> tuple[list[str], set[str]]:

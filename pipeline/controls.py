@@ -420,6 +420,26 @@ def format_threshold(rule: RuleName, threshold: float) -> str:
     return f"{threshold:g}{THRESHOLD_UNITS[rule][0]}"
 
 
+@dataclass(frozen=True)
+class RuleWords:
+    """What a threshold command's words ask for: a rule and its change, or putting it back to the default."""
+
+    rule: RuleName
+    change: RuleChange
+    reset: bool = False
+
+
+def parse_rule_words(words: Sequence[str]) -> RuleWords:
+    """The one grammar of a rule change, for the slash command, the CLI and (field by field) the API:
+    `drop 3% 10m`, `rise off`, `volume 5x … cooldown 15m … confirm 3`, or `drop reset` (back to the default)."""
+    if len(words) == 2 and words[1].strip().lower() == "reset":
+        rule = words[0].strip().lower()
+        _check_rule_name(rule)
+        return RuleWords(cast(RuleName, rule), RuleChange(), reset=True)
+    rule, change = parse_rule_args(words)
+    return RuleWords(rule, change)
+
+
 def parse_rule_args(words: Sequence[str]) -> tuple[RuleName, RuleChange]:
     """`drop 3% 10m` -> ("drop", {"threshold_pct": 3.0, "window_seconds": 600}), as the bot and CLI take them.
 

@@ -36,3 +36,8 @@ def environment(filters: dict[str, Callable[..., Any]]) -> Environment:
     )
     env.filters.update(filters)
     return env
+
+
+def macro(module: object, name: str, *args: Any) -> str:
+    """Render a template's macro (`{% macro name(…) %}`) from its module (`Template.make_module`)."""
+    return str(getattr(module, name)(*args))

@@ -29,7 +29,7 @@ from slack_sdk.models.blocks import (
 
 from pipeline.alerting.actions import AlertAction, MuteChoice
 from pipeline.schema import Anomaly
-from pipeline.templating import Markup, environment
+from pipeline.templating import Markup, environment, macro
 
 # Slack's limits (see docs/architecture.md): beyond them chat.postMessage/chat.update answer invalid_blocks.
 MAX_BLOCKS = 50
@@ -148,19 +148,10 @@ def _environment() -> Environment:
     )
 
 
-def macro(module: object, name: str) -> str:
-    """Render a template's macro (`{% macro name() %}`) from its module (`Template.make_module`)."""
-    return str(getattr(module, name)())
-
-
 def template(name: str) -> Template:
     """A template of `templates/` with the shared filters (price, pct, count, span, ...): for every module that
     words a message, so they all load templates one way."""
     return _environment().get_template(name)
-
-
-def _macro(module: Any, name: str, *args: Any) -> str:
-    return str(getattr(module, name)(*args)).strip()
 
 
 def webhook_disabled_text(host: str, subscription_id: str, reason: str) -> str:
@@ -182,22 +173,25 @@ def alert_message(anomaly: Anomaly, context: AlertContext) -> tuple[str, list[Bl
     """
     words = template("slack_alert.j2").make_module({"a": anomaly, "c": context})
     blocks: list[Block] = [
-        HeaderBlock(text=fit(_macro(words, "header"), MAX_HEADER_CHARS)),
-        SectionBlock(text=MarkdownTextObject(text=fit(_macro(words, "facts"), MAX_SECTION_CHARS))),
+        HeaderBlock(text=fit(macro(words, "header").strip(), MAX_HEADER_CHARS)),
+        SectionBlock(text=MarkdownTextObject(text=fit(macro(words, "facts").strip(), MAX_SECTION_CHARS))),
     ]
     for name in ("chart", "why", "state"):
-        if text := _macro(words, name):
+        if text := macro(words, name).strip():
             blocks.append(SectionBlock(text=MarkdownTextObject(text=fit(text, MAX_SECTION_CHARS))))
     if actions := _alert_actions(anomaly, words):
         blocks.append(ActionsBlock(block_id=f"alert:{anomaly.id}"[:255], elements=actions))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_macro(words, "context"))]))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=macro(words, "context").strip())]))
     return alert_text(anomaly), checked(blocks)
 
 
 def _alert_actions(anomaly: Anomaly, words: Any) -> list[Any]:
     def button(action: AlertAction, name: str, style: str | None = None) -> ButtonElement:
         return ButtonElement(
-            text=fit(_macro(words, "label", name), MAX_BUTTON_CHARS), action_id=action, value=anomaly.id, style=style
+            text=fit(macro(words, "label", name).strip(), MAX_BUTTON_CHARS),
+            action_id=action,
+            value=anomaly.id,
+            style=style,
         )
 
     history = button(AlertAction.HISTORY, "history")
@@ -210,9 +204,9 @@ def _alert_actions(anomaly: Anomaly, words: Any) -> list[Any]:
         elements.append(
             StaticSelectElement(
                 action_id=AlertAction.MUTE,
-                placeholder=_macro(words, "label", "mute"),
+                placeholder=macro(words, "label", "mute").strip(),
                 options=[
-                    Option(value=choice.value_for(anomaly.id), text=_macro(words, "label", choice.value))
+                    Option(value=choice.value_for(anomaly.id), text=macro(words, "label", choice.value).strip())
                     for choice in MuteChoice
                 ],
             )
@@ -229,29 +223,29 @@ def storm_message(storm: StormView) -> tuple[str, list[Block]]:
     view = StormView(storm.storm_id, storm.started_at, storm.threshold, members, storm.window_seconds)
     words = template("slack_storm.j2").make_module({"s": view})
     blocks: list[Block] = [
-        HeaderBlock(text=fit(_macro(words, "header"), MAX_HEADER_CHARS)),
-        SectionBlock(text=MarkdownTextObject(text=_macro(words, "intro"))),
+        HeaderBlock(text=fit(macro(words, "header").strip(), MAX_HEADER_CHARS)),
+        SectionBlock(text=MarkdownTextObject(text=macro(words, "intro").strip())),
     ]
     shown = members[:STORM_LINES]
     for start in range(0, len(shown), STORM_LINES_PER_SECTION):
-        lines = "\n".join(_macro(words, "line", a) for a in shown[start : start + STORM_LINES_PER_SECTION])
+        lines = "\n".join(macro(words, "line", a).strip() for a in shown[start : start + STORM_LINES_PER_SECTION])
         blocks.append(SectionBlock(text=MarkdownTextObject(text=fit(lines, MAX_SECTION_CHARS))))
     if len(members) > STORM_LINES:
         blocks.append(
-            ContextBlock(elements=[MarkdownTextObject(text=_macro(words, "more", len(members) - STORM_LINES))])
+            ContextBlock(elements=[MarkdownTextObject(text=macro(words, "more", len(members) - STORM_LINES).strip())])
         )
     blocks.append(
         ActionsBlock(
             block_id=f"storm:{storm.storm_id}"[:255],
             elements=[
                 ButtonElement(
-                    text=_macro(words, "label", "acknowledge_all"),
+                    text=macro(words, "label", "acknowledge_all").strip(),
                     action_id=AlertAction.STORM_ACKNOWLEDGE_ALL,
                     value=storm.storm_id,
                     style="primary",
                 ),
                 ButtonElement(
-                    text=_macro(words, "label", "mute_all"),
+                    text=macro(words, "label", "mute_all").strip(),
                     action_id=AlertAction.STORM_MUTE_ALL,
                     value=storm.storm_id,
                     style="danger",
@@ -259,7 +253,7 @@ def storm_message(storm: StormView) -> tuple[str, list[Block]]:
             ],
         )
     )
-    return fit(_macro(words, "text"), MAX_TEXT_CHARS), checked(blocks)
+    return fit(macro(words, "text").strip(), MAX_TEXT_CHARS), checked(blocks)
 
 
 def fit(text: str, limit: int) -> str:

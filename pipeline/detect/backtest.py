@@ -18,15 +18,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from itertools import islice
-from typing import Any
+from typing import Any, Unpack
 
 from elasticsearch import Elasticsearch
+from jinja2 import Environment
 
 from pipeline import history
+from pipeline.controls import Controls, RuleChange, describe_rule
 from pipeline.detect.detection import Rule, SymbolState, TickPoint, advance
-from pipeline.schema import normalise_symbol, to_ms
+from pipeline.schema import RuleName, normalise_symbol, to_ms
 from pipeline.store import Indices
+from pipeline.templating import environment, macro
 
 MAX_TICKS = 200_000
 PAGE_SIZE = 10_000
@@ -158,3 +162,47 @@ def _bar_points(es: Elasticsearch, indices: Indices, query: dict[str, Any], rule
         volume = bucket["volume"]["value"] / 2 if bucket["volume_count"]["value"] else None
         yield TickPoint(bucket["key"], first, volume)
         yield TickPoint(bucket["key"] + half, second, volume)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A rule change tried on the last PREVIEW_DAYS of a symbol's ticks, beside the rule as it is now."""
+
+    candidate: Replay
+    current: Replay
+
+
+PREVIEW_DAYS = 7
+
+
+def preview(
+    es: Elasticsearch, indices: Indices, controls: Controls, symbol: str, rule: RuleName, **change: Unpack[RuleChange]
+) -> Preview:
+    """The rule with `change` (what `Controls.set_rule` takes) and the current one, replayed over the same
+    PREVIEW_DAYS up to the symbol's last tick; nothing is saved. Shared by the bot, the API and the CLI."""
+    current = controls.rules(symbol)[rule]
+    candidate = controls.candidate(symbol, rule, **change).as_rule()
+    last = history.last_tick(es, indices, symbol)
+    end = last.timestamp if last else None
+
+    def replayed(tried: Rule) -> Replay:
+        baseline = controls.settings.baseline_seconds
+        return replay(es, indices, symbol, tried, days=PREVIEW_DAYS, end=end, baseline_seconds=baseline)
+
+    return Preview(replayed(candidate), replayed(current.as_rule()))
+
+
+def preview_text(tried: Preview) -> str:
+    """The preview in words (templates/preview.j2): the bot answers with it, the CLI prints it."""
+    module = _words().get_template("preview.j2").module
+    return macro(module, "preview", tried.candidate, tried.current).strip()
+
+
+@cache
+def _words() -> Environment:
+    return environment(
+        {
+            "rule_text": lambda rule: describe_rule(rule.name, rule.threshold_pct, rule.window_seconds),
+            "stamp": lambda value: f"{value:%Y-%m-%d %H:%M} UTC",
+        }
+    )

@@ -18,9 +18,10 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from pipeline.alerting.messages import macro, template
+from pipeline.alerting.messages import template
 from pipeline.digest.summary import Digest
 from pipeline.schema import iso
+from pipeline.templating import macro
 
 SECTION_CHARS = 3000  # Slack's limit per section text
 HEADER_CHARS = 150

@@ -114,27 +114,42 @@ def mutes() -> None:
 def threshold(
     symbol: Annotated[str, typer.Argument(help="e.g. TSLA")],
     change: Annotated[list[str] | None, typer.Argument(help=RULE_USAGE)] = None,
-    reset: Annotated[str | None, typer.Option(help="put this rule (drop, rise) back to the defaults")] = None,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="how many alerts the change would have raised in the last 7 days")
+    ] = False,
+    reset: Annotated[str | None, typer.Option(help="same as `RULE reset`: the rule back to its default")] = None,
     actor: As = None,
 ) -> None:
-    """Show a symbol's rules, or change one.
+    """Show a symbol's rules, or change one: the grammar of /threshold in Slack (and of the API's fields).
 
     Examples:
       [bold]tickwatch threshold TSLA[/bold]
       [bold]tickwatch threshold TSLA drop 3% 10m[/bold]
+      [bold]tickwatch threshold TSLA drop 3% 10m --preview[/bold]
+      [bold]tickwatch threshold TSLA volume 5x 15m confirm 10s[/bold]
       [bold]tickwatch threshold BTC-USD rise off[/bold]
-      [bold]tickwatch threshold TSLA --reset drop[/bold]
+      [bold]tickwatch threshold TSLA drop reset[/bold]
     """
+    from pipeline.controls import parse_rule_words
+    from pipeline.detect import backtest
+
     controls = _controls()
+    words = [*(change or ()), *((reset, "reset") if reset else ())]
     try:
         _require_known(symbol)
-        if reset:
-            controls.reset_rule(symbol, reset.lower(), _actor(actor))  # type: ignore[arg-type]  # a wrong name is refused by Controls
-        elif change:
-            from pipeline.controls import parse_rule_args
-
-            rule, values = parse_rule_args(change)
-            controls.set_rule(symbol, rule, _actor(actor), **values)
+        asked = parse_rule_words(words) if words else None
+        if asked and preview:
+            if asked.reset:
+                raise ValueError("reset cannot be previewed; preview the default's values instead")
+            tried = backtest.preview(controls.es, controls.indices, controls, symbol, asked.rule, **asked.change)
+            console.print(backtest.preview_text(tried), markup=False, soft_wrap=True)
+            return
+        if asked and asked.reset:
+            controls.reset_rule(symbol, asked.rule, _actor(actor))
+        elif asked:
+            controls.set_rule(symbol, asked.rule, _actor(actor), **asked.change)
+        elif preview:
+            raise ValueError("--preview needs a rule and a threshold, e.g. drop 3% 10m")
         views = controls.rules(symbol)
     except ValueError as error:
         raise _refuse(error) from None

@@ -100,3 +100,17 @@ def test_a_symbol_never_stored_is_refused_with_the_closest_known_one(tickwatch, 
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == "✘ no ticks stored for TSLQ; did you mean TSLA?"
     assert "No changes recorded" in tickwatch("audit").stdout and "No symbol is muted" in tickwatch("mutes").stdout
+
+
+def test_the_cli_speaks_the_slash_commands_grammar_with_its_preview(tickwatch):
+    def volume_row() -> str:
+        return next(line for line in tickwatch("threshold", "TSLA").stdout.splitlines() if "volume" in line)
+
+    before = volume_row()
+    tried = tickwatch("threshold", "TSLA", "volume", "4x", "--preview")
+    assert tried.returncode == 0 and "would have raised" in tried.stdout and "Nothing was saved" in tried.stdout
+    assert volume_row() == before  # the preview saved nothing
+    assert tickwatch("threshold", "TSLA", "volume", "5x", "confirm", "10s").returncode == 0
+    assert "2 ticks, 10s" in volume_row() and "override" in volume_row()  # the confirmation is shown
+    assert tickwatch("threshold", "TSLA", "volume", "reset").returncode == 0  # Slack's form works here too
+    assert volume_row() == before
