@@ -31,13 +31,16 @@ from pipeline.outage import Outage
 from pipeline.schema import AlertEvent
 from pipeline.settings import Settings, get_settings
 from pipeline.worker import later
-from pipeline.worker.app import DELIVER, SLACK_REFRESH, app, context
+from pipeline.worker.app import DELIVER, SLACK_REFRESH, app, context, send
 
 logger = logging.getLogger(__name__)
 
 DELIVERED_TTL_SECONDS = 7 * 24 * 3600
 LATENCY_SAMPLES = 10_000
 RETRY_CAP_SECONDS = 10  # a failed delivery is tried again within this (or as Retry-After asks)
+# A delivery a killed worker had taken but not started runs again after this (not after the broker's
+# visibility timeout); a copy still waiting in a long queue then finds it sent.
+QUEUED_BACKSTOP_SECONDS = 60
 
 
 def lease_seconds(settings: Settings) -> int:
@@ -61,6 +64,13 @@ def warm_up(**_: Any) -> None:
             Outage(f"the {channel} channel", logger).failed(error)
 
 
+def enqueue(redis: Redis, settings: Settings, channel: str, event: dict[str, Any]) -> None:
+    """Queue the delivery of one alert event on one channel, with its backstop in Redis."""
+    queue = settings.alerts_queue
+    later.send_later(redis, DELIVER, channel, event, 0, queue=queue, at=time.time() + QUEUED_BACKSTOP_SECONDS)
+    send(settings, DELIVER, channel, event, 0, queue=queue)
+
+
 @app.task(name=DELIVER, soft_time_limit=60, time_limit=90)
 def deliver(channel: str, event: dict[str, Any], attempt: int = 0) -> str:
     """Send one alert on one channel, at most once per channel as far as we can tell; returns what happened."""
@@ -71,6 +81,7 @@ def deliver(channel: str, event: dict[str, Any], attempt: int = 0) -> str:
     lease = lease_seconds(settings)
     if not redis.set(delivered, "sending", nx=True, ex=lease):
         if redis.get(delivered) == b"sent":
+            later.cancel(redis, DELIVER, channel, event, attempt, queue=settings.alerts_queue)
             _count(redis, channel, "duplicate")
             return "duplicate"
         # Another copy is sending now, or died sending: come back when its claim has expired.
@@ -123,8 +134,10 @@ def _failed(
         slack_errors.note_problem(redis, verdict.code, settings.slack_channel)
         _count(redis, channel, "failed")
         return "refused"
-    if channel == "slack":
-        _slack_answered(redis, settings, ok=False)
+    delay = min(RETRY_CAP_SECONDS, 2.0**attempt) * random.uniform(0.8, 1.2)
+    if channel == "slack" and _slack_answered(redis, settings, ok=False) == "open":
+        # The circuit holds every delivery back now: come back for its probe, not after a long backoff.
+        delay = min(delay, settings.slack_circuit_cooloff_seconds * random.uniform(1, 1.2))
     counted = attempt if probe else attempt + 1  # a failed probe tells about Slack, not about this alert
     if counted > settings.delivery_max_retries:
         logger.error(
@@ -132,7 +145,6 @@ def _failed(
         )
         _count(redis, channel, "failed")
         return "gave up"
-    delay = min(RETRY_CAP_SECONDS, 2.0**attempt) * random.uniform(0.8, 1.2)
     if verdict.retry_after is not None:
         delay = max(delay, verdict.retry_after)
     _retry(redis, settings, channel, event, counted, at=time.time() + delay)
@@ -144,19 +156,22 @@ def _retry(redis: Redis, settings: Settings, channel: str, event: dict[str, Any]
     later.send_later(redis, DELIVER, channel, event, attempt, queue=settings.alerts_queue, at=at)
 
 
-def _slack_answered(redis: Redis, settings: Settings, *, ok: bool) -> None:
-    change = circuit.change(
-        circuit.record(redis, "slack", ok=ok, now=time.time(), threshold=settings.slack_circuit_failures)
-    )
+def _slack_answered(redis: Redis, settings: Settings, *, ok: bool) -> str:
+    """Move Slack's circuit with a call's outcome; returns its state ('open' or 'closed')."""
+    answer = circuit.record(redis, "slack", ok=ok, now=time.time(), threshold=settings.slack_circuit_failures)
+    change = circuit.change(answer)
     if change == "opened":
         logger.warning(
             "Slack is failing: alerts wait (no calls) until a probe every %gs succeeds",
             settings.slack_circuit_cooloff_seconds,
         )
     elif change == "closed":
+        # Deliveries that backed off before the circuit opened go now too, not when their backoff ends.
+        later.hurry(redis, DELIVER, "slack", now=time.time())
         logger.warning("Slack answers again: waiting alerts go out")
     if ok:
         slack_errors.clear_problems(redis)
+    return keys.text(answer[0])
 
 
 def _count(redis: Redis, channel: str, outcome: str) -> None:

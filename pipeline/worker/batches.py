@@ -19,6 +19,7 @@ from celery import Task
 
 from pipeline import store
 from pipeline.alerting import slack_messages
+from pipeline.alerting import tasks as delivery_tasks
 from pipeline.alerting.channels import channel_names
 from pipeline.context import Context
 from pipeline.controls import controls_for
@@ -27,7 +28,7 @@ from pipeline.detect.detection import SymbolState, TickPoint, advance
 from pipeline.metrics import Recorder
 from pipeline.schema import AlertEvent, Anomaly, Batch, PartitionRange, StoredTick, SuspectFlag, TickRow
 from pipeline.webhooks import subscriptions
-from pipeline.worker.app import DELIVER, PROCESS_BATCH, STORE_TICKS, app, context, send
+from pipeline.worker.app import PROCESS_BATCH, STORE_TICKS, app, context, send
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
     for event in events:
         payload = event.model_dump(mode="json")
         for channel in channels:
-            send(ctx.settings, DELIVER, channel, payload, queue=ctx.settings.alerts_queue)
+            delivery_tasks.enqueue(ctx.redis, ctx.settings, channel, payload)
         subscriptions.dispatch(ctx.redis, ctx.settings, payload)  # webhooks: one delivery per subscription
     if deepened and "slack" in channels:
         for anomaly in deepened:

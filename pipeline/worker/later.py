@@ -42,6 +42,26 @@ def cancel(redis: Redis, name: str, *args: Any, queue: str) -> None:
     redis.zrem(keys.TASKS_DUE, _member(name, args, queue))
 
 
+# The waiting entries of one task whose first argument is ARGV[2] (e.g. Slack's deliveries), made due at ARGV[1].
+_HURRY = """
+local moved = 0
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')) do
+  local entry = cjson.decode(member)
+  if entry['task'] == ARGV[3] and entry['args'][1] == ARGV[2] then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[1], member)
+    moved = moved + 1
+  end
+end
+return moved
+"""
+
+
+def hurry(redis: Redis, name: str, first_arg: str, *, now: float) -> int:
+    """Make every waiting run of task `name` whose first argument is `first_arg` due now (e.g. the deliveries
+    that backed off while Slack was down, once it answers again); returns how many."""
+    return cast(int, redis.eval(_HURRY, 1, keys.TASKS_DUE, now, first_arg, name))
+
+
 def start_due(redis: Redis, settings: Settings, now: float, limit: int = 500) -> int:
     """Queue the tasks whose time has come; returns how many."""
     due = cast(list[bytes], redis.eval(_TAKE_DUE, 1, keys.TASKS_DUE, now, limit))

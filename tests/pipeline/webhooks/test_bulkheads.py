@@ -80,7 +80,10 @@ def test_bad_endpoints_never_slow_a_healthy_one_and_their_attempts_end_at_the_de
         assert max(receipt.at for receipt in healthy.receipts) - started < 3.0
 
         def first_attempt(name: str):
-            return log_of(ns, bad[name])[-1].history[0] if log_of(ns, bad[name])[-1].history else None
+            """The endpoint's earliest attempt, whichever event it was for (events dispatched in one
+            millisecond are listed in any order)."""
+            attempts = [attempt for delivery in log_of(ns, bad[name]) for attempt in delivery.history]
+            return min(attempts, key=lambda attempt: attempt.at, default=None)
 
         for name in ("header", "hang"):
             wait_for(lambda name=name: first_attempt(name), timeout=15, what=f"an attempt to the {name} endpoint")
@@ -111,7 +114,8 @@ def test_a_circuit_probes_after_its_cooloff_and_closes_when_the_endpoint_answers
             subscriptions.dispatch(ns.redis, ns.settings, event(n))
         wait_for(lambda: len(flaky.received) == 3, timeout=15, what="three failing attempts")
         opened = time.time()
-        wait_for(lambda: len(flaky.received) == 4, timeout=15, what="the probe after the cool-off")
+        # >=: once the probe succeeds, the waiting deliveries follow within milliseconds
+        wait_for(lambda: len(flaky.received) >= 4, timeout=15, what="the probe after the cool-off")
         assert flaky.receipts[3].at - opened >= 1.5
         wait_for(lambda: {d.status for d in log_of(ns, sub)} == {"succeeded"}, timeout=15, what="all delivered")
         assert subscriptions.status(ns.redis, ns.settings, sub).circuit.state == "closed"
