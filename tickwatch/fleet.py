@@ -15,7 +15,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 from kafka import KafkaConsumer
@@ -27,6 +26,7 @@ from pipeline import store
 from pipeline.detect import state
 from pipeline.ingest.topics import ensure_topics
 from pipeline.settings import Settings
+from tickwatch.leftovers import RunLog, settings_of
 
 
 def env_for(values: dict[str, str]) -> dict[str, str]:
@@ -51,12 +51,21 @@ def isolated(base: Settings, tag: str, redis_db: int, **overrides: str) -> tuple
         "TICKWATCH_METRICS_PORT": "0",
         **overrides,
     }
-    fields: dict[str, Any] = {key.removeprefix("TICKWATCH_").lower(): value for key, value in values.items()}
-    settings = Settings(**fields)  # strings, validated as if they came from the environment
+    settings = settings_of(values)
     Redis.from_url(settings.redis_url).flushdb()
     ensure_topics(settings)
     store.ensure_templates(store.connect(settings), store.Indices(settings.index_prefix))
     return settings, env_for(values)
+
+
+def lane_values(env: dict[str, str]) -> dict[str, str]:
+    """The TICKWATCH_* values of an `isolated` env: what selects its lane."""
+    return {key: value for key, value in env.items() if key.startswith("TICKWATCH_")}
+
+
+def discard_values(values: dict[str, str]) -> None:
+    """`discard` the lane that `values` (from `lane_values`) select."""
+    discard(settings_of(values))
 
 
 def discard(settings: Settings) -> None:
@@ -94,6 +103,7 @@ class Fleet:
     env: dict[str, str]
     log_dir: Path
     procs: list[subprocess.Popen] = field(default_factory=list)
+    run_log: RunLog | None = None  # where a bench or demo writes down what it starts (tickwatch.leftovers)
 
     def start(self, *args: str, name: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -106,6 +116,8 @@ class Fleet:
                 start_new_session=True,
             )
         self.procs.append(proc)
+        if self.run_log is not None:
+            self.run_log.started(proc.pid)
         return proc
 
     def worker(self, concurrency: int = 2, *options: str, loglevel: str = "WARNING") -> subprocess.Popen:

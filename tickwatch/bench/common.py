@@ -15,7 +15,8 @@ from redis import Redis
 
 from pipeline.ingest.generator import Scenario, default_symbols
 from pipeline.settings import Settings
-from tickwatch.fleet import Fleet, discard, isolated
+from tickwatch.fleet import Fleet, discard, isolated, lane_values
+from tickwatch.leftovers import RunLog
 
 BENCH_REDIS_DB = 63  # the last of redis-server's 64 databases; tests lease 1..62
 BENCH_SYMBOLS = 50
@@ -36,13 +37,16 @@ class Lane:
 @contextmanager
 def lane(base: Settings, log_dir: Path, name: str, **overrides: str) -> Iterator[Lane]:
     tag = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+    run_log = RunLog(base.stack_dir, tag)
     settings, env = isolated(base, tag, BENCH_REDIS_DB, **overrides)
-    current = Lane(settings, Fleet(env, log_dir / tag))
+    run_log.uses_lane(lane_values(env))
+    current = Lane(settings, Fleet(env, log_dir / tag, run_log=run_log))
     try:
         yield current
     finally:
         current.fleet.stop_all()
         discard(settings)
+        run_log.done()
 
 
 def scenario(count: int) -> Scenario:

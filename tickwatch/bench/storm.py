@@ -6,7 +6,6 @@ Its own module because several sections of the bench are written at once; `tickw
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
@@ -16,9 +15,7 @@ from pipeline.schema import AlertEvent, Anomaly
 from pipeline.settings import Settings
 from pipeline.worker.app import DELIVER, app_for
 from stack.fake_slack import FakeSlack
-from tickwatch.fleet import Fleet, discard, isolated
-
-BENCH_REDIS_DB = 63  # the bench's Redis database (tests lease 1..62)
+from tickwatch.bench.common import lane
 
 
 def storm_figures(
@@ -28,7 +25,6 @@ def storm_figures(
     alerts: int = 200,
     seconds: float = 60.0,
     threads: int = 8,
-    redis_db: int = BENCH_REDIS_DB,
 ) -> dict[str, float]:
     """A storm of `alerts` crashes reaching Slack within `seconds` (inside the 60 s storm window), driven
     through the real delivery path: `deliver` tasks on a threaded alerts worker, against a local fake Slack.
@@ -54,43 +50,37 @@ def storm_figures(
         )
         for i in range(alerts)
     ]
-    tag = f"bench-storm-{uuid.uuid4().hex[:6]}"
-    settings, env = isolated(base, tag, redis_db)  # emptied first: nothing else may use that database meanwhile
-    fleet = Fleet(env, base.stack_dir / "logs" / tag)
-    try:
-        with FakeSlack() as slack:
-            fleet.env.update({"SLACK_BOT_TOKEN": "xoxb-bench", "TICKWATCH_SLACK_API_URL": slack.url})
-            fleet.worker(threads, "--queues", settings.alerts_queue, "--pool", "threads")
-            app = app_for(settings)
-            time.sleep(3)  # let the worker connect before the clock starts
-            started = time.time()
-            for i, anomaly in enumerate(crashes):
-                app.send_task(
-                    DELIVER,
-                    ("slack", AlertEvent.for_anomaly(anomaly).model_dump(mode="json")),
-                    queue=settings.alerts_queue,
-                )
-                time.sleep(max(0.0, started + (i + 1) * seconds / alerts - time.time()))
-            last_sent = time.time()
-            lone = settings.storm_threshold
-            complete = f"🌪️ Market storm: {alerts - lone} alerts"
-            deadline = time.monotonic() + 60
-            done = None
-            while done is None and time.monotonic() < deadline:
-                done = next(
-                    (
-                        call.at
-                        for call in slack.calls()
-                        if call.ok and str(call.params.get("text", "")).startswith(complete)
-                    ),
-                    None,
-                )
-                time.sleep(0.1)
-            time.sleep(settings.storm_edit_interval_seconds + 1)  # any follow-up edit still to come
-            calls = slack.calls()
-    finally:
-        fleet.stop_all()
-        discard(settings)
+    with lane(base, base.stack_dir / "logs", "storm") as current, FakeSlack() as slack:
+        settings, fleet = current.settings, current.fleet
+        fleet.env.update({"SLACK_BOT_TOKEN": "xoxb-bench", "TICKWATCH_SLACK_API_URL": slack.url})
+        fleet.worker(threads, "--queues", settings.alerts_queue, "--pool", "threads")
+        app = app_for(settings)
+        time.sleep(3)  # let the worker connect before the clock starts
+        started = time.time()
+        for i, anomaly in enumerate(crashes):
+            app.send_task(
+                DELIVER,
+                ("slack", AlertEvent.for_anomaly(anomaly).model_dump(mode="json")),
+                queue=settings.alerts_queue,
+            )
+            time.sleep(max(0.0, started + (i + 1) * seconds / alerts - time.time()))
+        last_sent = time.time()
+        lone = settings.storm_threshold
+        complete = f"🌪️ Market storm: {alerts - lone} alerts"
+        deadline = time.monotonic() + 60
+        done = None
+        while done is None and time.monotonic() < deadline:
+            done = next(
+                (
+                    call.at
+                    for call in slack.calls()
+                    if call.ok and str(call.params.get("text", "")).startswith(complete)
+                ),
+                None,
+            )
+            time.sleep(0.1)
+        time.sleep(settings.storm_edit_interval_seconds + 1)  # any follow-up edit still to come
+        calls = slack.calls()
     figures = {
         "calls": len(calls),
         "posted": sum(c.method == "chat.postMessage" and c.ok for c in calls),

@@ -8,7 +8,9 @@ import typer
 from rich.console import Console
 
 from pipeline.settings import get_settings
+from tickwatch.commands import clear_leftovers
 from tickwatch.commands.stack import stack_up
+from tickwatch.leftovers import ended_by_signals
 
 console = Console()
 
@@ -45,18 +47,20 @@ def bench(
     from tickwatch.bench import run as bench_module
 
     stack_up()
+    clear_leftovers(console)
     try:
-        bench_module.run_sections(
-            get_settings(),
-            console,
-            only or (),
-            ticks=ticks,
-            naive_ticks=naive_ticks,
-            workers=workers,
-            concurrency=concurrency,
-            rate=rate,
-            seconds=seconds,
-        )
+        with ended_by_signals():
+            bench_module.run_sections(
+                get_settings(),
+                console,
+                only or (),
+                ticks=ticks,
+                naive_ticks=naive_ticks,
+                workers=workers,
+                concurrency=concurrency,
+                rate=rate,
+                seconds=seconds,
+            )
     except ValueError as error:
         console.print(f"[red]✘ {error}[/red]")
         raise typer.Exit(2) from None

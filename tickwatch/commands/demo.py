@@ -9,8 +9,10 @@ import typer
 from rich.console import Console
 
 from pipeline.settings import get_settings
+from tickwatch.commands import clear_leftovers
 from tickwatch.commands.generate import check_speed
 from tickwatch.commands.stack import stack_up
+from tickwatch.leftovers import ended_by_signals
 
 console = Console()
 
@@ -43,15 +45,17 @@ def demo(
     from tickwatch.demo import run as demo_module
 
     stack_up()
-    demo_module.run(
-        get_settings(),
-        console,
-        symbols=symbols,
-        speed=parse_speed(speed),
-        workers=workers,
-        seed=seed,
-        hold=sys.stdin.isatty() and console.is_terminal if hold is None else hold,
-    )
+    clear_leftovers(console)
+    with ended_by_signals():
+        demo_module.run(
+            get_settings(),
+            console,
+            symbols=symbols,
+            speed=parse_speed(speed),
+            workers=workers,
+            seed=seed,
+            hold=sys.stdin.isatty() and console.is_terminal if hold is None else hold,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -33,6 +33,7 @@ from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
 from tickwatch.demo import tour
 from tickwatch.fleet import Fleet, env_for, pending
+from tickwatch.leftovers import RunLog
 
 DEMO_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "demo.toml"
 
@@ -91,7 +92,7 @@ def run(
     else:
         slack.start()
         console.print(f"SLACK_BOT_TOKEN is set: alerts go to {settings.slack_channel} in your Slack workspace")
-    fleet = Fleet(env_for({**_tickwatch_env(), **values}), log_dir)
+    fleet = Fleet(env_for({**_tickwatch_env(), **values}), log_dir, run_log=RunLog(settings.stack_dir, "demo"))
     base = state.stats(redis)
     published = [0]
     front = None
@@ -127,6 +128,8 @@ def run(
         if front:
             tour.close(front)
         fleet.stop_all()
+        if fleet.run_log is not None:
+            fleet.run_log.done()
         slack.stop()
 
 
