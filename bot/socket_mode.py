@@ -8,12 +8,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.bolt import NotConfigured, create_bolt_app
+from pipeline import logs
 from pipeline.settings import get_settings, reveal
 
 
@@ -26,9 +25,7 @@ async def serve() -> None:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=os.environ.get("TICKWATCH_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(get_settings())
     asyncio.run(serve())
 
 

@@ -26,6 +26,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline.detect.rules import MAX_CONFIRM_SECONDS, MAX_CONFIRM_TICKS, MAX_WINDOW_SECONDS, threshold_problem
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
 
 def _comma_list(value: object) -> object:
     """A list setting as a person types it: JSON (`["U1", "U2"]`) or comma-separated (`U1,U2`); blank: empty."""
@@ -287,6 +289,14 @@ class Settings(BaseSettings):
         if any(delay < 0 for delay in value):
             raise ValueError("retry delays are seconds, not negative")
         return value
+
+    # --- logs ---------------------------------------------------------------------------------------
+    log_format: Literal["text", "json"] = Field(
+        "text", description="how every process logs: text lines, or JSON lines (with anomaly id, symbol, delivery id)"
+    )
+    log_level: Annotated[LogLevel, BeforeValidator(lambda value: str(value).upper())] = Field(
+        "INFO", description="every process's log level (a command's --log-level wins): DEBUG, INFO, WARNING, ERROR"
+    )
 
     # --- local stack --------------------------------------------------------------------------------
     stack_dir: Path = Field(

@@ -31,7 +31,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from pipeline import keys, store
+from pipeline import keys, logs, store
 from pipeline.alerting import anomalies, slack_errors, storms
 from pipeline.alerting.messages import AlertContext, alert_message, storm_message
 from pipeline.context import Context, slack_client
@@ -212,7 +212,12 @@ class AlertMessages:
         try:
             return anomalies.alert_context(self.es, self.indices, anomaly)
         except (ApiError, TransportError, KeyError) as error:
-            logger.warning("alert %s goes out without context: %s", anomaly.id, error)
+            logger.warning(
+                "alert %s goes out without context: %s",
+                anomaly.id,
+                error,
+                extra=logs.fields(anomaly_id=anomaly.id, symbol=anomaly.symbol),
+            )
             return AlertContext()
 
     def _current(self, anomaly_id: str) -> Anomaly:

@@ -21,7 +21,7 @@ from typing import Any
 from celery.signals import worker_process_init
 from redis import Redis
 
-from pipeline import circuit, keys
+from pipeline import circuit, keys, logs
 from pipeline.alerting import slack_errors
 from pipeline.alerting.channels import Notifier, build, channel_names
 from pipeline.alerting.channels.slack import SlackChannel
@@ -141,7 +141,12 @@ def _failed(
     counted = attempt if probe else attempt + 1  # a failed probe tells about Slack, not about this alert
     if counted > settings.delivery_max_retries:
         logger.error(
-            "alert %s on %s: giving up after %d attempts (%s)", event["id"], channel, attempt + 1, verdict.code
+            "alert %s on %s: giving up after %d attempts (%s)",
+            event["id"],
+            channel,
+            attempt + 1,
+            verdict.code,
+            extra=logs.fields(event_id=event["id"], anomaly_id=event["data"]["id"], symbol=event["data"]["symbol"]),
         )
         _count(redis, channel, "failed")
         return "gave up"

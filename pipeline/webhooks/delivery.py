@@ -43,7 +43,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from standardwebhooks.webhooks import Webhook
 
-from pipeline import circuit
+from pipeline import circuit, logs
 from pipeline.alerting.messages import webhook_disabled_text
 from pipeline.context import slack_client
 from pipeline.durations import format_duration
@@ -267,7 +267,7 @@ async def _run_logged(redis: Redis, settings: Settings, job: Job) -> str:
         async with _in_flight():
             return await attempt_job(redis, settings, job)
     except Exception:  # an error of ours (e.g. Redis away): the lease starts the job again
-        logger.exception("webhook delivery %s", job[0])
+        logger.exception("webhook delivery %s", job[0], extra=logs.fields(delivery_id=job[0]))
         return "error"
 
 
@@ -374,6 +374,14 @@ def _conclude(
     if disable_for is None and failing >= settings.webhook_disable_after_seconds:
         disable_for = f"failing for {format_duration(failing)} without a success"
     delay = None if disable_for else next_delay(record.step + 1, settings.webhook_retry_schedule, retry_after)
+    logger.info(
+        "webhook delivery %s to %s failed (%s): %s",
+        record.id,
+        record.subscription_id,
+        attempt.error or code,
+        f"retry in {delay:g}s" if delay is not None else "no more retries",
+        extra=logs.fields(delivery_id=record.id, subscription_id=record.subscription_id, event_id=record.event_id),
+    )
     if delay is None:
         waiting = _settle(redis, settings, record, attempt, "failed")
         if disable_for:
@@ -435,7 +443,12 @@ def _settle(
     delivery_log.release(pipe, record.subscription_id, record.job)
     answers = pipe.execute()
     if made and (change := circuit.change(answers[-2])):
-        logger.warning("webhook %s: circuit %s", record.subscription_id, change)
+        logger.warning(
+            "webhook %s: circuit %s",
+            record.subscription_id,
+            change,
+            extra=logs.fields(subscription_id=record.subscription_id),
+        )
         opened = Recorder()
         opened.set("webhook_circuit_open", float(change == "opened"), subscription=record.subscription_id)
         opened.send(redis)
@@ -456,7 +469,13 @@ def _published_at(record: DeliveryRecord) -> datetime | None:
 def _disable(redis: Redis, settings: Settings, stored: subscriptions.StoredSubscription, reason: str) -> None:
     if not subscriptions.disable(redis, stored.id, reason):
         return
-    logger.warning("webhook %s (%s) disabled: %s", stored.id, ssrf.host_of(stored.url), reason)
+    logger.warning(
+        "webhook %s (%s) disabled: %s",
+        stored.id,
+        ssrf.host_of(stored.url),
+        reason,
+        extra=logs.fields(subscription_id=stored.id),
+    )
     if settings.slack_bot_token:
         try:
             slack_client(settings).chat_postMessage(

@@ -6,13 +6,16 @@ defines the task, and this module imports no wing: the task modules (`include`) 
 
 from __future__ import annotations
 
+import logging
 from functools import cache, lru_cache
 from typing import Any
 
 import orjson
 from celery import Celery
+from celery.signals import setup_logging
 from kombu import serialization
 
+from pipeline import logs
 from pipeline.context import Context
 from pipeline.settings import Settings, get_settings
 
@@ -105,3 +108,9 @@ def context() -> Context:
 def send(settings: Settings, name: str, *args: Any, queue: str, countdown: float | None = None) -> None:
     """Queue task `name` with `args` on `queue` of `settings`' broker."""
     app_for(settings).send_task(name, args=args, queue=queue, countdown=countdown)
+
+
+@setup_logging.connect
+def _log_as_tickwatch(loglevel: int | str | None = None, **_: Any) -> None:
+    """A worker logs as every Tickwatch process does (pipeline.logs: text or JSON), not in Celery's format."""
+    logs.configure(get_settings(), logging.getLevelName(loglevel) if isinstance(loglevel, int) else loglevel)

@@ -14,9 +14,9 @@ from typing import Any
 from kafka.admin import KafkaAdminClient
 
 from pipeline.settings import Settings
+from tests.conftest import wait_for
 from tickwatch import leftovers
 from tickwatch.fleet import discard_values
-from tests.conftest import wait_for
 
 
 def start_bench(settings: Settings) -> tuple[subprocess.Popen, Path]:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from pipeline.settings import get_settings
 from tickwatch.commands import require_free_port
 
 console = Console()
@@ -19,9 +20,12 @@ def api(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 to serve other hosts")] = "127.0.0.1",
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
-    loglevel: Annotated[
-        str, typer.Option(help="uvicorn's log level: critical, error, warning, info, debug, trace")
-    ] = "info",
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level", "--loglevel", help="DEBUG, INFO, WARNING or ERROR (default: TICKWATCH_LOG_LEVEL, INFO)"
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (/v1, OpenAPI docs at /docs, /healthz, /readyz, /metrics).
 
@@ -30,6 +34,9 @@ def api(
     """
     import uvicorn
 
+    from pipeline import logs
+
+    settings = get_settings()
     require_free_port(host, port)
     uvicorn.run(
         "api.app:create_app",
@@ -37,7 +44,7 @@ def api(
         host=host,
         port=port,
         workers=workers,
-        log_level=loglevel.lower(),
+        log_config=logs.config(settings, log_level),
         proxy_headers=False,
     )
 

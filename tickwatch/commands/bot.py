@@ -6,7 +6,6 @@ module, and the manifest is read as a file.
 
 from __future__ import annotations
 
-import logging
 import runpy
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from pipeline import logs
 from pipeline.settings import get_settings
 from tickwatch.commands import require_free_port
 
@@ -33,7 +33,15 @@ def serve(
     socket: Annotated[
         bool, typer.Option("--socket", help="Socket Mode instead of HTTP (needs SLACK_APP_TOKEN)")
     ] = False,
-    log_level: Annotated[str, typer.Option(help="log level (info logs each command's server time)")] = "info",
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            "--loglevel",
+            help="DEBUG, INFO, WARNING or ERROR (default: TICKWATCH_LOG_LEVEL, INFO; INFO logs each command's "
+            "server time)",
+        ),
+    ] = None,
 ) -> None:
     """Serve the Slack bot: HTTP at POST /slack/events (commands, interactivity, events), or Socket Mode.
 
@@ -60,7 +68,7 @@ def serve(
     if missing:
         console.print(f"[red]✘ set {', '.join(missing)} first (see docs/bot.md)[/red]")
         raise typer.Exit(2)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings, log_level)
     if socket:
         console.print("bot: Socket Mode; Ctrl-C to stop")
         runpy.run_module("bot.socket_mode", run_name="__main__")
@@ -69,7 +77,9 @@ def serve(
 
     require_free_port(host, port)
     console.print(f"bot: http://{host}:{port}{EVENTS_PATH}; Ctrl-C to stop")
-    uvicorn.run("bot.server:create_app", factory=True, host=host, port=port, log_level=log_level)
+    uvicorn.run(
+        "bot.server:create_app", factory=True, host=host, port=port, log_config=logs.config(settings, log_level)
+    )
 
 
 @bot_app.command("manifest")

@@ -19,8 +19,12 @@ from pipeline.settings import get_settings
 console = Console()
 
 
-def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+LogLevel = Annotated[
+    str | None,
+    typer.Option(
+        "--log-level", "--loglevel", help="DEBUG, INFO, WARNING or ERROR (default: TICKWATCH_LOG_LEVEL, INFO)"
+    ),
+]
 
 
 DELIVERY_THREADS = 8
@@ -37,7 +41,7 @@ def worker(
     delivery_threads: Annotated[
         int, typer.Option(help="threads of the alerts pool when both pools run (no --queues)")
     ] = DELIVERY_THREADS,
-    loglevel: Annotated[str, typer.Option()] = "INFO",
+    log_level: LogLevel = None,
 ) -> None:
     """Run Celery workers: tick batches (detect, index, hand alerts on) and deliveries (Slack, Kafka, webhooks).
 
@@ -52,6 +56,7 @@ def worker(
       [bold]tickwatch worker -c 8 --queues alerts --pool threads[/bold]   deliveries only
     """
     settings = get_settings()
+    loglevel = (log_level or settings.log_level).upper()
     chosen = [name.strip() for name in queues.split(",") if name.strip()]
     if not chosen:
         raise typer.Exit(_both_pools(concurrency, delivery_threads, loglevel))
@@ -123,7 +128,7 @@ def _both_pools(concurrency: int, threads: int, loglevel: str) -> int:
     return 0 if stopping.is_set() else next((code for code in codes if code), 0)
 
 
-def bridge(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
+def bridge(log_level: LogLevel = None) -> None:
     """Consume `financial_prices` and hand batches to the workers; SIGTERM finishes the batch and exits.
 
     A daemon: it waits out Kafka or Redis being away, at start or later (one log line when it goes, one when it
@@ -134,12 +139,12 @@ def bridge(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
 
     Example: [bold]tickwatch bridge[/bold]
     """
+    from pipeline import logs
     from pipeline.ingest.bridge import Bridge, MissingTopic
     from pipeline.metrics import serve_process_metrics
 
-    _logging(loglevel)
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # it logs every reconnect; the bridge logs the outage
     settings = get_settings()
+    logs.configure(settings, log_level)
     if settings.metrics_port:
         port = serve_process_metrics(settings.metrics_port)
         logging.getLogger("tickwatch.bridge").info("this bridge's metrics: http://127.0.0.1:%d/metrics", port)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from pipeline import logs
 from pipeline.alerting.messages import alert_text
 from pipeline.schema import AlertEvent
 
@@ -12,4 +13,14 @@ logger = logging.getLogger("tickwatch.alerts")
 
 class LogNotifier:
     def send(self, event: AlertEvent) -> None:
-        logger.warning("%s %s", event.type, alert_text(event.data), extra={"alert": event.model_dump(mode="json")})
+        logger.warning(
+            "%s %s",
+            event.type,
+            alert_text(event.data),
+            extra=logs.fields(
+                event_id=event.id,
+                anomaly_id=event.data.id,
+                symbol=event.data.symbol,
+                alert=event.model_dump(mode="json"),
+            ),
+        )
