@@ -27,7 +27,7 @@ setup: $(VENV)/.synced
 
 $(VENV)/.synced: pyproject.toml uv.lock scripts/bootstrap.sh
 	scripts/bootstrap.sh
-	$(UV) sync --frozen --compile-bytecode
+	$(UV) sync --frozen --all-extras --compile-bytecode
 	touch $@
 
 # Airflow's own environment (.airflow/): it caps fastapi below what api/ and bot/ use, see docs/digest.md.

@@ -6,6 +6,7 @@ Bad input from a user comes back as a message saying what to do, never as an exc
 
 from __future__ import annotations
 
+import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Unpack
@@ -28,7 +29,7 @@ from bot.messages import (
 )
 from bot.parsing import MuteRequest, ThresholdRequest
 from bot.texts import COMMANDS, render
-from pipeline import charts, history
+from pipeline import history
 from pipeline.controls import Actor, RuleChange
 from pipeline.detect import backtest
 from pipeline.history import UnknownSymbol
@@ -67,9 +68,19 @@ def price_answer(
     return price_message(summary, window, anomalies[:MAX_LISTED], more=len(anomalies) > MAX_LISTED, context=context)
 
 
+CHARTS_MISSING = "Charts need matplotlib, which this installation left out: install `tickwatch[charts]`."
+
+
+def charts_installed() -> bool:
+    """Whether the `charts` extra (matplotlib) is installed: only `/price --chart` needs it."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def price_chart(b: Backend, symbol: str, window: timedelta) -> tuple[bytes, str] | None:
     """`/price --chart`: (PNG, title) of the window up to the last tick, its anomalies marked; None without
-    ticks (the text answer has said so)."""
+    ticks (the text answer has said so). Needs `charts_installed()`."""
+    from pipeline import charts  # matplotlib is the optional `charts` extra
+
     last = history.last_tick(b.es, b.indices, symbol)
     if last is None:
         return None

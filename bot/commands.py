@@ -46,7 +46,9 @@ async def price(
         return
     backend: Backend = context["backend"]
     await _answer(respond, await backend.run(answers.price_answer, backend, request.symbol, request.window))
-    if request.chart:
+    if request.chart and not answers.charts_installed():
+        await respond(response_type="ephemeral", text=answers.CHARTS_MISSING)
+    elif request.chart:
         await _upload_chart(backend, client, command["channel_id"], request.symbol, request.window)
 
 

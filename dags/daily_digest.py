@@ -13,11 +13,32 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Param, dag, task
 
 from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+SLACK_CONN_ID = "slack_api_default"
+
+
+def _slack(settings: Settings) -> WebClient:
+    """Airflow keeps credentials in connections: the Slack connection `slack_api_default` when one is defined
+    (SlackHook: its token, and `base_url` in its extras), else SLACK_BOT_TOKEN and TICKWATCH_SLACK_API_URL as
+    `tickwatch digest` uses them; the same retries (429s, dropped links) either way."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.providers.slack.hooks.slack import SlackHook
+
+    from pipeline.context import slack_client
+
+    fallback = slack_client(settings)
+    try:
+        return SlackHook(slack_conn_id=SLACK_CONN_ID, retry_handlers=fallback.retry_handlers).client
+    except AirflowNotFoundException:
+        return fallback
 
 
 def _day(params: dict[str, Any], logical_date: datetime | None, run_after: datetime | None, settings: Settings) -> date:
@@ -97,7 +118,7 @@ def daily_digest() -> None:
             ctx.settings,
             ctx.es,
             ctx.indices,
-            ctx.slack(),
+            _slack(ctx.settings),
             png=base64.b64decode(png) if png else None,
         )
         return {"channel": posted.channel, "ts": posted.ts, "updated": posted.updated, "file_id": posted.file_id}

@@ -3,7 +3,8 @@ day posts the numbers the seed implies, then edits that message on a second run 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
@@ -23,6 +24,7 @@ def dagbag() -> DagBag:
 
 def test_dag_imports_with_its_schedule_and_tasks(dagbag: DagBag) -> None:
     assert dagbag.import_errors == {}
+    assert set(dagbag.dags) == {"daily_digest", "tick_retention"}
     dag = dagbag.dags["daily_digest"]
     assert dag is not None
     assert dag.timetable.expression == "30 21 * * 1-5"
@@ -79,3 +81,40 @@ def test_dag_run_posts_the_seeded_day_then_edits_it(dagbag: DagBag, airflow_db, 
     )
     assert record["runs"] == 2
     assert digest_deliveries(namespace.settings, subscription) == [("digest.daily", "msg_digest_2026-11-20")]
+
+
+def test_the_digest_posts_with_the_airflow_slack_connection_when_one_is_defined(
+    dagbag: DagBag, airflow_db, namespace, monkeypatch
+) -> None:
+    seed(namespace.settings)
+    dag = dagbag.dags["daily_digest"]
+    with FakeSlack() as slack:
+        for key, value in namespace.env.items():
+            if key.startswith("TICKWATCH_"):
+                monkeypatch.setenv(key, value)
+        monkeypatch.setenv("TICKWATCH_SLACK_API_URL", "http://127.0.0.1:9/unused/")  # the connection wins
+        monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-settings")
+        connection = {"conn_type": "slack", "password": "xoxb-from-connection", "extra": {"base_url": slack.url}}
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_API_DEFAULT", json.dumps(connection))
+
+        assert dag.test(logical_date=datetime(2026, 11, 20, 21, 30, tzinfo=UTC)).state == "success"
+        [posted] = slack.calls("chat.postMessage")
+        assert posted.authorization == "Bearer xoxb-from-connection"
+
+
+def test_retention_runs_daily_and_deletes_only_expired_tick_indices(dagbag: DagBag, airflow_db, namespace, monkeypatch):
+    dag = dagbag.dags["tick_retention"]
+    assert dag.timetable.expression == "15 3 * * *" and dag.catchup is False
+    es, indices = store.connect(namespace.settings), store.Indices(namespace.settings.index_prefix)
+    today = datetime.now(UTC)
+    old, recent = (indices.tick_index(int((today - timedelta(days=d)).timestamp() * 1000)) for d in (40, 1))
+    for name in (old, recent):
+        es.indices.create(index=name)
+    for key, value in namespace.env.items():
+        if key.startswith("TICKWATCH_"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("TICKWATCH_TICK_RETENTION_DAYS", "30")
+
+    assert dag.test().state == "success"
+    assert not es.indices.exists(index=old) and es.indices.exists(index=recent)
+    assert es.indices.exists(index=indices.anomalies)  # anomalies are kept

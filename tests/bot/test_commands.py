@@ -17,6 +17,7 @@ import pytest
 import yaml
 from slack_sdk import WebClient
 
+from bot import answers
 from bot.enums import Command
 from bot.texts import COMMANDS, exported
 from pipeline import store
@@ -39,6 +40,7 @@ from tests.bot.world import (
     anomaly,
     audit,
 )
+from tests.conftest import wait_for
 
 # --- the door: signatures ---------------------------------------------------------------------------
 
@@ -114,6 +116,22 @@ def test_price_chart_is_uploaded_with_files_upload_v2(bot: BotServer, backend: A
     png = bot.slack.uploaded(upload.params["file_id"])
     assert png is not None and png.startswith(b"\x89PNG\r\n\x1a\n")
     assert complete.params["files"][0]["title"].startswith("TSLA · last 1h")
+
+
+def test_without_the_charts_extra_a_chart_request_says_how_to_get_it(
+    bot: BotServer, backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(answers, "charts_installed", lambda: False)  # as if matplotlib were not installed
+    _, hook = bot.command("/price", "TSLA 1h --chart", user=OTHER, channel="C0NOCHART1")
+
+    assert bot.answer(hook)["text"].startswith("TSLA")  # the text answer comes all the same
+    [notice] = wait_for(
+        lambda: [c for c in bot.slack.calls("response_url") if "tickwatch[charts]" in c.params.get("text", "")],
+        timeout=10,
+        what="the missing-extra line",
+    )
+    assert notice.params["response_type"] == "ephemeral"
+    assert not [c for c in bot.slack.calls("files.completeUploadExternal") if c.params["channel_id"] == "C0NOCHART1"]
 
 
 def test_a_chart_of_a_symbol_with_a_slash_gets_a_plain_file_name(bot: BotServer, backend: Any) -> None:
