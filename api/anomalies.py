@@ -19,15 +19,9 @@ from pipeline.schema import Anomaly, AnomalyStatus, RuleName, normalise_symbol, 
 router = APIRouter(prefix="/v1", tags=["anomalies"], responses=problem_responses(401, 422, 503))
 
 
-def slack_url(anomaly: Anomaly, workspace_url: str | None) -> str | None:
-    """The message's permalink, built as Slack builds them (no Web API call per request)."""
-    if anomaly.slack is None or not workspace_url:
-        return None
-    return f"{workspace_url.rstrip('/')}/archives/{anomaly.slack.channel}/p{anomaly.slack.ts.replace('.', '')}"
-
-
 def _out(anomaly: Anomaly, svc: Context) -> AnomalyOut:
-    return AnomalyOut(**anomaly.model_dump(), slack_url=slack_url(anomaly, svc.settings.slack_workspace_url))
+    link = anomaly.slack.permalink(svc.settings.slack_workspace_url) if anomaly.slack else None
+    return AnomalyOut(**anomaly.model_dump(), slack_url=link)
 
 
 @router.get("/anomalies", response_model=AnomalyPage, summary="Anomalies, newest first, filtered")

@@ -17,8 +17,8 @@ from api.models import AuditLog, ChangeOut, MuteList, MuteOut, MuteRequest, Rule
 from api.views import SymbolPath, invalid_as_problem, symbol_param
 from pipeline import history
 from pipeline.context import Context
-from pipeline.controls import RULES, RuleChange
-from pipeline.durations import parse_duration, parse_seconds
+from pipeline.controls import RULES, RuleChange, mute_length
+from pipeline.durations import parse_seconds
 from pipeline.schema import RuleName
 
 router = APIRouter(prefix="/v1", tags=["controls"], responses=problem_responses(401, 422, 503))
@@ -127,7 +127,7 @@ def list_mutes(_: Reader, svc: Svc) -> MuteList:
 def create_mute(principal: Admin, svc: Svc, request: MuteRequest) -> MuteOut:
     symbol = _known(svc, request.symbol)
     with invalid_as_problem("body.duration"):
-        duration = None if request.duration is None else parse_duration(request.duration)
+        duration = None if request.until else mute_length(request.duration)
     with invalid_as_problem("body.until" if request.until else "body.duration"):  # what bounds the mute
         svc.controls.mute(symbol, principal.actor, duration=duration, until=request.until, reason=request.reason)
     mute = svc.controls.mute_of(symbol)

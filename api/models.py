@@ -130,7 +130,9 @@ class MuteRequest(BaseModel):
 
     symbol: str
     duration: str | None = Field(
-        None, description="e.g. 30m, 2h, 1d; leave out (and until) to mute until unmuted", examples=["2h"]
+        None,
+        description="e.g. 30m, 2h, 1d, or forever (until unmuted); leave out (and until) for 1h, as in Slack",
+        examples=["2h"],
     )
     until: datetime | None = Field(None, description="end time (ISO-8601); instead of duration")
     reason: str = Field("", max_length=MAX_REASON_CHARS)

@@ -6,7 +6,6 @@ in the channel so the team sees who muted what. `configure(app)` registers one l
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -33,9 +32,11 @@ from bot.parsing import (
     parse_symbol_only,
     parse_threshold,
 )
+from pipeline import keys
 from pipeline.durations import format_duration
 
 _NOT_PARSED = object()
+WORKSPACE_URL_CACHE_SECONDS = 24 * 3600
 
 
 async def price(
@@ -64,9 +65,8 @@ async def anomalies(
         await _answer(respond, found)
         return
     items, truncated = found
-    refs = [(a.slack.channel, a.slack.ts) if a.slack else None for a in items]
-    links = await _permalinks(client, [ref for ref in refs if ref])
-    listed = [(a, links.get(ref) if ref else None) for a, ref in zip(items, refs, strict=True)]
+    workspace = await _workspace_url(backend, client) if any(a.slack for a in items) else None
+    listed = [(a, a.slack.permalink(workspace) if a.slack else None) for a in items]
     await _answer(respond, anomalies_message(request.symbol, request.window, listed, truncated=truncated))
 
 
@@ -158,18 +158,21 @@ async def _answer(respond: AsyncRespond, message: Message, *, public: bool = Fal
     await respond(**message.payload(), response_type="in_channel" if public else "ephemeral")
 
 
-async def _permalinks(client: AsyncWebClient, refs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """Links to the alert messages Slack still knows, one call per message (a storm's members share one)."""
-    unique = list(dict.fromkeys(refs))
-
-    async def link(ref: tuple[str, str]) -> str | None:
-        try:
-            return (await client.chat_getPermalink(channel=ref[0], message_ts=ref[1])).get("permalink")
-        except SlackApiError:
-            return None
-
-    found = await asyncio.gather(*(link(ref) for ref in unique))
-    return {ref: url for ref, url in zip(unique, found, strict=True) if url}
+async def _workspace_url(backend: Backend, client: AsyncWebClient) -> str | None:
+    """The workspace's URL for permalinks: TICKWATCH_SLACK_WORKSPACE_URL, else what `auth.test` says, asked once
+    a day and kept in Redis for every replica; None when Slack cannot say (the list goes without links)."""
+    if backend.settings.slack_workspace_url:
+        return backend.settings.slack_workspace_url
+    cached = await backend.run(backend.redis.get, keys.SLACK_WORKSPACE_URL)
+    if cached:
+        return keys.text(cached)
+    try:
+        url = (await client.auth_test()).get("url")
+    except SlackApiError:
+        return None
+    if url:
+        await backend.run(backend.redis.set, keys.SLACK_WORKSPACE_URL, url, ex=WORKSPACE_URL_CACHE_SECONDS)
+    return url
 
 
 async def _upload_chart(backend: Backend, client: AsyncWebClient, channel: str, symbol: str, window: timedelta) -> None:

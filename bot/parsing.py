@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 
-from pipeline.controls import RuleChange, parse_rule_words
+from pipeline.controls import DEFAULT_MUTE, FOREVER, RuleChange, mute_length, parse_rule_words
 from pipeline.durations import parse_duration, parse_window
 from pipeline.schema import RuleName, normalise_symbol
 
 DEFAULT_PRICE_WINDOW = timedelta(hours=1)
 DEFAULT_ANOMALIES_WINDOW = timedelta(days=1)
-DEFAULT_MUTE = timedelta(hours=1)
 
 
 class Usage(ValueError):
@@ -47,7 +46,7 @@ class AnomaliesRequest:
 @dataclass(frozen=True)
 class MuteRequest:
     symbol: str
-    duration: timedelta
+    duration: timedelta | None  # None: until unmuted
     reason: str
 
 
@@ -102,10 +101,10 @@ def parse_mute(text: str) -> MuteRequest | _Help:
     if not words:
         raise Usage("give the symbol to mute")
     symbol, rest = _symbol(words[0]), words[1:]
-    duration = DEFAULT_MUTE
-    if rest and _looks_like_duration(rest[0]):
-        duration = parse_duration(rest.pop(0))
-        if duration <= timedelta(0):
+    duration: timedelta | None = DEFAULT_MUTE
+    if rest and (rest[0].lower() == FOREVER or _looks_like_duration(rest[0])):
+        duration = mute_length(rest.pop(0))
+        if duration is not None and duration <= timedelta(0):
             raise Usage("a mute lasts longer than zero, e.g. 30m, 2h, 1d")
     return MuteRequest(symbol, duration, " ".join(rest))
 

@@ -22,14 +22,26 @@ from redis import Redis
 from pipeline import keys, store
 from pipeline.detect.detection import Rule
 from pipeline.detect.rules import MAX_CONFIRM_SECONDS, MAX_CONFIRM_TICKS, MAX_WINDOW_SECONDS, threshold_problem
-from pipeline.durations import format_duration, parse_seconds
+from pipeline.durations import format_duration, parse_duration, parse_seconds
 from pipeline.schema import RuleName, iso, normalise_symbol
 from pipeline.settings import Settings
 
 RULES: tuple[RuleName, ...] = ("drop", "rise", "zscore", "volume")
 # (and "confirm_ticks" / "confirm_seconds" when they differ from the settings)
 MAX_MUTE = timedelta(days=90)
+DEFAULT_MUTE = timedelta(hours=1)  # a mute given no length, in Slack, the CLI and the API alike: none is forgotten
+FOREVER = "forever"  # the word for a mute with no end (until someone unmutes)
 MAX_REASON_CHARS = 500
+
+
+def mute_length(text: str | None) -> timedelta | None:
+    """A mute's length as a person gives it: nothing -> DEFAULT_MUTE, `forever` -> None (until unmuted), else a
+    duration such as 30m, 2h, 1d (ValueError for anything else)."""
+    if text is None or not text.strip():
+        return DEFAULT_MUTE
+    if text.strip().lower() == FOREVER:
+        return None
+    return parse_duration(text)
 
 
 class RuleChange(TypedDict, total=False):

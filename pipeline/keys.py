@@ -60,6 +60,9 @@ def slack_message(name: str, kind: str, key: str) -> str:
     return f"{ROOT}slack:{name}:{kind}:{key}"
 
 
+SLACK_WORKSPACE_URL = ROOT + "slack:workspace_url"  # string: auth.test's url, for permalinks (the bot's cache)
+
+
 def slack_member(user_id: str) -> str:
     """Whether a Slack user is a guest or from another organisation (users.info), cached by the bot."""
     return f"{ROOT}slack:member:{user_id}"

@@ -178,6 +178,13 @@ class SlackRef(BaseModel):
     channel: str
     ts: str
 
+    def permalink(self, workspace_url: str | None) -> str | None:
+        """The message's link, built as Slack builds them (https://acme.slack.com/archives/C…/p<ts without the
+        dot>), so listing many alerts costs no Web API call per item; None without the workspace's URL."""
+        if not workspace_url:
+            return None
+        return f"{workspace_url.rstrip('/')}/archives/{self.channel}/p{self.ts.replace('.', '')}"
+
 
 class Anomaly(BaseModel):
     """One episode of a rule holding for a symbol. The id is the same however often the ticks replay."""

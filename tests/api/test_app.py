@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -348,6 +348,15 @@ def test_mutes_through_the_api(client: TestClient, settings: Settings):
     assert not controls.controls_for(redis, settings, ["TSLA"])["TSLA"].muted
     assert problem(client.delete("/v1/mutes/TSLA", headers=bearer(ADMIN)), 404)
     assert _audit(settings)[0].action == "unmute"
+
+
+def test_a_mute_given_no_length_lasts_an_hour_as_in_slack_and_forever_has_no_end(client: TestClient):
+    default = client.post("/v1/mutes", json={"symbol": "TSLA"}, headers=bearer(ADMIN)).json()
+    lasts = datetime.fromisoformat(default["until"]) - datetime.fromisoformat(default["at"])
+    assert timedelta(minutes=59) < lasts <= timedelta(hours=1)
+    endless = client.post("/v1/mutes", json={"symbol": "TSLA", "duration": "forever"}, headers=bearer(ADMIN)).json()
+    assert endless["until"] is None
+    client.delete("/v1/mutes/TSLA", headers=bearer(ADMIN))
 
 
 def test_mute_errors(client: TestClient):

@@ -82,6 +82,7 @@ def test_mute_takes_an_optional_duration_then_the_reason() -> None:
     assert parse_mute("TSLA") == MuteRequest("TSLA", H, "")
     assert parse_mute("tsla 2h earnings call") == MuteRequest("TSLA", 2 * H, "earnings call")
     assert parse_mute("TSLA 3 analysts downgrade") == MuteRequest("TSLA", H, "3 analysts downgrade")
+    assert parse_mute("TSLA forever delisted") == MuteRequest("TSLA", None, "delisted")  # until unmuted
     with pytest.raises(Usage, match="longer than zero"):
         parse_mute("TSLA 0m")
     with pytest.raises(Usage):

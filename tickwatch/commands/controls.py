@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.durations import format_duration, parse_duration
+from pipeline.controls import mute_length
+from pipeline.durations import format_duration
 from pipeline.settings import get_settings
 
 if TYPE_CHECKING:
@@ -58,7 +59,8 @@ def _refuse(error: ValueError) -> typer.Exit:
 def mute(
     symbol: Annotated[str, typer.Argument(help="e.g. TSLA or BTC-USD")],
     duration: Annotated[
-        str | None, typer.Option("--for", help="how long, e.g. 30m, 2h, 1d (default: until unmuted)")
+        str | None,
+        typer.Option("--for", help="how long: 30m, 2h, 1d, or forever (until unmuted); default 1h, as in Slack"),
     ] = None,
     reason: Annotated[str, typer.Option(help="why, shown with the mute")] = "",
     actor: As = None,
@@ -68,7 +70,7 @@ def mute(
     Example: [bold]tickwatch mute TSLA --for 2h --reason "earnings call"[/bold]
     """
     try:
-        wanted = parse_duration(duration) if duration else None
+        wanted = mute_length(duration)
         _require_known(symbol)
         change = _controls().mute(symbol, _actor(actor), duration=wanted, reason=reason)
     except ValueError as error:

@@ -92,7 +92,69 @@ def _day(text: str | None, tz: str) -> date:
     return chosen
 
 
-def show(summary: Digest) -> None:
+def fitted(title: str, rows: list[dict[str, str]], columns: list[str], width: int, dropped_first: list[str]) -> Table:
+    """A table of `rows` that fits `width` by leaving out columns (in the order of `dropped_first`), never by
+    cutting a cell: each column is as wide as its longest cell (symbols and prices stay whole)."""
+    widest = {name: max([len(name)] + [len(row[name]) for row in rows]) for name in columns}
+    kept = list(columns)
+    for name in dropped_first:
+        if sum(widest[column] + 3 for column in kept) + 1 <= width:  # each cell: padding and a border
+            break
+        kept.remove(name)
+    table = Table(title=title)
+    for name in kept:
+        table.add_column(name, min_width=widest[name], justify="right" if name in NUMERIC else "left")
+    for row in rows:
+        table.add_row(*(row[name] for name in kept))
+    return table
+
+
+NUMERIC = {"open", "close", "open→close", "low", "drawdown", "high", "rise", "ticks"}
+NUMERIC |= {"anomalies", "acknowledged", "resolved", "muted"}
+
+
+def _movers(summary: Digest, width: int) -> Table:
+    """Top movers; a narrow terminal loses ticks, high, low, rise, drawdown and open first, never a symbol, the
+    close or the day's change."""
+    rows = [
+        {
+            "symbol": m.symbol,
+            "open": f"{m.open:,.2f}",
+            "close": f"{m.close:,.2f}",
+            "open→close": f"{m.change_pct:+.2f}%",
+            "low": f"{m.low:,.2f}",
+            "drawdown": f"{m.drawdown_pct:+.2f}%",
+            "high": f"{m.high:,.2f}",
+            "rise": f"{m.rise_pct:+.2f}%",
+            "ticks": f"{m.ticks:,}",
+        }
+        for m in summary.movers
+    ]
+    columns = ["symbol", "open", "close", "open→close", "low", "drawdown", "high", "rise", "ticks"]
+    return fitted("Top movers", rows, columns, width, ["ticks", "high", "low", "rise", "drawdown", "open"])
+
+
+def _counts(summary: Digest, width: int) -> Table:
+    rows = [
+        {
+            "symbol": c.symbol,
+            "rule": c.rule,
+            "anomalies": str(c.total),
+            "acknowledged": str(c.acknowledged),
+            "open": str(c.open),
+            "resolved": str(c.resolved),
+            "muted": str(c.muted),
+        }
+        for c in summary.anomalies[:TERMINAL_ROWS]
+    ]
+    columns = ["symbol", "rule", "anomalies", "acknowledged", "open", "resolved", "muted"]
+    table = fitted("Anomalies", rows, columns, width, ["resolved", "open", "muted", "acknowledged"])
+    if summary.anomaly_pairs > TERMINAL_ROWS:
+        table.caption = f"… and {summary.anomaly_pairs - TERMINAL_ROWS} more symbol/rule pairs"
+    return table
+
+
+def show(summary: Digest, out: Console = console) -> None:
     """The digest as Rich tables; a table with no rows is left out (an empty or quiet day stays short)."""
     from pipeline.digest.message import noun
 
@@ -102,31 +164,15 @@ def show(summary: Digest) -> None:
         if summary.symbols
         else "no ticks stored (the market was closed, or no feed ran)"
     )
-    console.print(
+    out.print(
         f"[bold]Market digest {summary.day}[/bold] ({summary.tz}): {traded}, {summary.anomalies_total:,} "
         f"{noun(summary.anomalies_total, 'anomaly', 'anomalies')} ({summary.acknowledged_total:,} "
         "acknowledged)",
         highlight=False,
     )
     if not summary.complete:
-        console.print(
-            f"[yellow]The day is not over: figures up to {summary.generated_at.astimezone(zone):%H:%M}.[/yellow]"
-        )
-    moves = Table(
-        "symbol", "open", "close", "open→close", "low", "drawdown", "high", "rise", "ticks", title="Top movers"
-    )
-    for m in summary.movers:
-        moves.add_row(
-            m.symbol,
-            f"{m.open:.2f}",
-            f"{m.close:.2f}",
-            f"{m.change_pct:+.2f}%",
-            f"{m.low:.2f}",
-            f"{m.drawdown_pct:+.2f}%",
-            f"{m.high:.2f}",
-            f"{m.rise_pct:+.2f}%",
-            f"{m.ticks:,}",
-        )
+        out.print(f"[yellow]The day is not over: figures up to {summary.generated_at.astimezone(zone):%H:%M}.[/yellow]")
+    moves = _movers(summary, out.width)
     extremes = Table("biggest drawdowns", "", "biggest rises", "")
     for i in range(max(len(summary.drawdowns), len(summary.rises))):
         down = summary.drawdowns[i] if i < len(summary.drawdowns) else None
@@ -137,21 +183,17 @@ def show(summary: Digest) -> None:
             up.symbol if up else "",
             f"{up.rise_pct:+.2f}%" if up else "",
         )
-    counts = Table("symbol", "rule", "anomalies", "acknowledged", "open", "resolved", "muted", title="Anomalies")
-    for c in summary.anomalies[:TERMINAL_ROWS]:
-        counts.add_row(c.symbol, c.rule, str(c.total), str(c.acknowledged), str(c.open), str(c.resolved), str(c.muted))
-    if summary.anomaly_pairs > TERMINAL_ROWS:
-        counts.caption = f"… and {summary.anomaly_pairs - TERMINAL_ROWS} more symbol/rule pairs"
+    counts = _counts(summary, out.width)
     mutes = Table("symbol", "muted by", "until", "reason", title="Muted at the end of the day")
     for mute in summary.muted_at_end:
         until = f"{mute.until.astimezone(zone):%Y-%m-%d %H:%M}" if mute.until else "until unmuted"
         mutes.add_row(mute.symbol, mute.by, until, mute.reason)
     for table in (moves, extremes, counts, mutes):
         if table.row_count:
-            console.print(table)
+            out.print(table)
     health = summary.health
     dead = "unknown" if health.dead_letters is None else f"{health.dead_letters:,}"
-    console.print(
+    out.print(
         f"[bold]Data health[/bold]: {health.late_ticks:,} late {noun(health.late_ticks, 'tick')}, "
         f"{health.suspect_ticks:,} suspect {noun(health.suspect_ticks, 'tick')}, {dead} dead "
         f"{noun(health.dead_letters or 0, 'letter')}, {health.silent_total} "
@@ -160,8 +202,8 @@ def show(summary: Digest) -> None:
     )
     for s in health.silent:
         stopped = f", stopped at {s.last_at.astimezone(zone):%H:%M}" if s.stopped_early else ""
-        console.print(f"  {s.symbol}: silent {s.silent_minutes} min{stopped}")
-    console.print(f"[dim]Times in {summary.tz}.[/dim]")
+        out.print(f"  {s.symbol}: silent {s.silent_minutes} min{stopped}")
+    out.print(f"[dim]Times in {summary.tz}.[/dim]")
 
 
 def register(app: typer.Typer) -> None:

@@ -77,6 +77,16 @@ def test_controls_from_the_terminal_are_applied_and_audited(tickwatch):
     assert log.count("dana") == 3 and "cli" in log
 
 
+def test_the_cli_mutes_for_an_hour_by_default_as_slack_does(tickwatch):
+    assert tickwatch("mute", "TSLA", "--as", "dana").returncode == 0
+    [row] = [line for line in tickwatch("mutes").stdout.splitlines() if "TSLA" in line]
+    assert "UTC" in row and "unmuted" not in row  # an hour, not forever
+    assert tickwatch("mute", "TSLA", "--for", "forever", "--as", "dana").returncode == 0
+    [row] = [line for line in tickwatch("mutes").stdout.splitlines() if "TSLA" in line]
+    assert "unmuted" in row and "UTC" not in row
+    tickwatch("unmute", "TSLA", "--as", "dana")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
