@@ -7,6 +7,7 @@ api.auth), the health endpoints do not. Errors are RFC 9457 problem details (api
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api import anomalies, auth, controls, errors, health, prices, webhooks
 from pipeline.body_limit import BodyLimit
@@ -50,7 +51,9 @@ TAGS = [
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="Tickwatch API", version="1", description=DESCRIPTION, docs_url="/docs", openapi_tags=TAGS)
+    # Swagger UI (/docs) and ReDoc (/redoc) from assets shipped in the fastapi-offline wheel, not a CDN: the docs
+    # work on a machine with no internet, as the demo's.
+    app = FastAPIOffline(title="Tickwatch API", version="1", description=DESCRIPTION, openapi_tags=TAGS)
     svc = Context(settings)
     app.state.services = svc
     app.state.engine_checks = health.EngineChecks(svc)

@@ -6,6 +6,7 @@ The data is a small seeded history (tickwatch.seed) in a private index prefix, m
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -397,7 +398,18 @@ def test_openapi_and_docs(client: TestClient):
     assert sent["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/AlertEvent")
     assert {p["name"] for p in sent["parameters"]} == {"webhook-id", "webhook-timestamp", "webhook-signature"}
     assert set(schema["webhooks"]) == {"anomaly.detected", "anomaly.resolved", "digest.daily"}
-    assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_docs_pages_load_every_asset_from_the_server_itself(client: TestClient, page: str):
+    """Offline (no CDN): each script, stylesheet and icon the page names is served here, and is the real thing."""
+    html = client.get(page).text
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+    assert assets and all(url.startswith("/") for url in assets), assets  # nothing from another host
+    for url in assets:
+        served = client.get(url)
+        assert served.status_code == 200 and len(served.content) > 1000, url
+    assert "/openapi.json" in html
 
 
 def test_unknown_routes_methods_and_bodies_are_problems_that_say_what_to_do(client: TestClient):
