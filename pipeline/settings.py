@@ -256,15 +256,16 @@ class Settings(BaseSettings):
         "where processes do not share that directory)",
     )
     secret_key: SecretStr | None = Field(None, description="one key, as TICKWATCH_SECRET_KEYS with one element")
-    webhook_allow_networks: list[IPvAnyNetwork] = Field(
+    webhook_allow_networks: Annotated[list[IPvAnyNetwork], NoDecode, BeforeValidator(_comma_list)] = Field(
         default_factory=list,
-        description="JSON list of CIDRs webhooks may reach although not public, "
-        'e.g. ["127.0.0.0/8"] for local receivers',
+        description="CIDRs webhooks may reach although not public, comma-separated or a JSON list, "
+        "e.g. 127.0.0.0/8 for local receivers",
     )
-    webhook_retry_schedule: list[float] = Field(
+    webhook_retry_schedule: Annotated[list[float], NoDecode, BeforeValidator(_comma_list)] = Field(
         default=[0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400],
         min_length=1,
-        description="seconds before each attempt, after the previous one failed (Standard Webhooks' schedule)",
+        description="seconds before each attempt, after the previous one failed (Standard Webhooks' schedule); "
+        "comma-separated or a JSON list",
     )
     webhook_timeout_seconds: float = Field(15.0, gt=0, description="per attempt; connecting gets at most 3 s")
     webhook_disable_after_seconds: int = Field(

@@ -22,6 +22,15 @@ def test_list_settings_take_a_comma_separated_list_or_json(monkeypatch: pytest.M
     assert Settings().slack_admin_users == ["U1", "U2"]
 
 
+@pytest.mark.parametrize("typed", ["127.0.0.0/8,10.0.0.0/8", '["127.0.0.0/8", "10.0.0.0/8"]'])
+def test_networks_and_schedules_take_a_comma_separated_list_too(monkeypatch: pytest.MonkeyPatch, typed: str):
+    monkeypatch.setenv("TICKWATCH_WEBHOOK_ALLOW_NETWORKS", typed)
+    monkeypatch.setenv("TICKWATCH_WEBHOOK_RETRY_SCHEDULE", "0, 5, 300")
+    settings = Settings()
+    assert [str(network) for network in settings.webhook_allow_networks] == ["127.0.0.0/8", "10.0.0.0/8"]
+    assert settings.webhook_retry_schedule == [0, 5, 300]
+
+
 def test_secrets_are_never_in_a_repr(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-very-secret")
     monkeypatch.setenv("SLACK_SIGNING_SECRET", "signing-very-secret")

@@ -78,13 +78,17 @@ def test_controls_from_the_terminal_are_applied_and_audited(tickwatch):
 
 
 def test_the_cli_mutes_for_an_hour_by_default_as_slack_does(tickwatch):
-    assert tickwatch("mute", "TSLA", "--as", "dana").returncode == 0
-    [row] = [line for line in tickwatch("mutes").stdout.splitlines() if "TSLA" in line]
-    assert "UTC" in row and "unmuted" not in row  # an hour, not forever
-    assert tickwatch("mute", "TSLA", "--for", "forever", "--as", "dana").returncode == 0
-    [row] = [line for line in tickwatch("mutes").stdout.splitlines() if "TSLA" in line]
-    assert "unmuted" in row and "UTC" not in row
-    tickwatch("unmute", "TSLA", "--as", "dana")
+    def until_of_tsla() -> str:
+        [row] = [line for line in tickwatch("mutes").stdout.splitlines() if "TSLA" in line]
+        return row.split("│")[2].strip()  # the "until" cell
+
+    try:
+        assert tickwatch("mute", "TSLA", "--as", "dana").returncode == 0
+        assert until_of_tsla().endswith("UTC")  # an hour, not forever
+        assert tickwatch("mute", "TSLA", "--for", "forever", "--as", "dana").returncode == 0
+        assert until_of_tsla() == "unmuted"
+    finally:
+        tickwatch("unmute", "TSLA", "--as", "dana")
 
 
 @pytest.mark.parametrize(
