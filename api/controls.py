@@ -127,7 +127,7 @@ def list_mutes(_: Reader, svc: Svc) -> MuteList:
 def create_mute(principal: Admin, svc: Svc, request: MuteRequest) -> MuteOut:
     symbol = _known(svc, request.symbol)
     with invalid_as_problem("body.duration"):
-        duration = None if request.until else mute_length(request.duration)
+        duration = None if request.until and request.duration is None else mute_length(request.duration)
     with invalid_as_problem("body.until" if request.until else "body.duration"):  # what bounds the mute
         svc.controls.mute(symbol, principal.actor, duration=duration, until=request.until, reason=request.reason)
     mute = svc.controls.mute_of(symbol)

@@ -21,7 +21,7 @@ from api.deps import services
 from api.errors import Problem, problem_responses
 from api.views import invalid_as_problem, next_link
 from pipeline.context import Context
-from pipeline.schema import AlertEvent, to_utc
+from pipeline.schema import AlertEvent, FeedEvent, to_utc
 from pipeline.webhooks import subscriptions
 from pipeline.webhooks.delivery_log import Delivery, Status
 from pipeline.webhooks.ssrf import UnsafeURL
@@ -72,6 +72,16 @@ class DigestEvent(BaseModel):
         description="the day's summary: movers, drawdowns, anomalies per rule, mutes, data "
         "health (the JSON the digest posts, see docs/digest.md)"
     )
+
+
+class FeedHealthEvent(BaseModel):
+    type: Literal["feed.stale", "feed.recovered"]
+    id: str = Field(
+        description="msg_feed_<symbol>_<last tick ms>, and _recovered for its recovery",
+        examples=["msg_feed_BTC-USD_1764945060000"],
+    )
+    timestamp: datetime
+    data: FeedEvent
 
 
 ANSWERS: dict[int | str, dict[str, Any]] = {
@@ -125,6 +135,29 @@ def digest_daily(
     webhook_signature: SignatureHeader,
 ) -> None:
     """Sent to every subscription of `digest.daily` (symbol filters do not apply)."""
+
+
+@events.post(
+    "feed.stale", status_code=204, responses=ANSWERS, summary="A symbol stopped ticking while its market is open"
+)
+def feed_stale(
+    event: FeedHealthEvent,
+    webhook_id: WebhookIdHeader,
+    webhook_timestamp: TimestampHeader,
+    webhook_signature: SignatureHeader,
+) -> None:
+    """Sent when a symbol has been silent for longer than `TICKWATCH_STALE_FACTOR` times its usual gap (and at
+    least `TICKWATCH_STALE_MIN_SECONDS`) while its market is open (docs/feeds.md); symbol filters apply."""
+
+
+@events.post("feed.recovered", status_code=204, responses=ANSWERS, summary="A stale symbol ticks again")
+def feed_recovered(
+    event: FeedHealthEvent,
+    webhook_id: WebhookIdHeader,
+    webhook_timestamp: TimestampHeader,
+    webhook_signature: SignatureHeader,
+) -> None:
+    """Its `feed.stale`, with `recovered_at` and `silent_seconds`; the id is the stale event's plus `_recovered`."""
 
 
 @contextmanager

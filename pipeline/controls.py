@@ -97,6 +97,12 @@ def controls_for(redis: Redis, settings: Settings, symbols: list[str]) -> dict[s
     return result
 
 
+def muted_now(redis: Redis) -> set[str]:
+    """The symbols muted right now."""
+    now = time.time()
+    return {keys.text(key) for key, raw in redis.hgetall(keys.MUTES).items() if _active(raw, now) is not None}
+
+
 def _active(raw: bytes | str | None, now: float) -> dict[str, Any] | None:
     """The stored mute if it is still in force."""
     if raw is None:

@@ -68,6 +68,21 @@ def slack_member(user_id: str) -> str:
     return f"{ROOT}slack:member:{user_id}"
 
 
+FEEDS = ROOT + "feeds"  # hash symbol -> its live feed (pipeline.feeds.cadence.Feed, JSON)
+FEED_EPISODES = ROOT + "feeds:stale"  # hash symbol -> its open stale episode (pipeline.feeds.health.Episode)
+FEED_SLACK = ROOT + "feeds:slack"  # hash event id of a feed.stale -> JSON [channel, ts] of its Slack message
+
+
+def feed_check(slot: int) -> str:
+    """Taken by the one alerts worker that runs the feed check of interval `slot`."""
+    return f"{ROOT}feeds:check:{slot}"
+
+
+def feed_outage(calendar: str) -> str:
+    """Hash: the 'feed down' Slack message of a calendar (channel, ts, started_ms, back)."""
+    return f"{ROOT}feeds:outage:{calendar}"
+
+
 def storm_of(anomaly_id: str) -> str:
     return f"{ROOT}storm:of:{anomaly_id}"
 

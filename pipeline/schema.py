@@ -169,7 +169,7 @@ def describe(error: ValidationError) -> str:
 
 RuleName = Literal["drop", "rise", "zscore", "volume"]
 AnomalyStatus = Literal["open", "acknowledged", "resolved"]
-EventType = Literal["anomaly.detected", "anomaly.resolved", "digest.daily"]
+EventType = Literal["anomaly.detected", "anomaly.resolved", "digest.daily", "feed.stale", "feed.recovered"]
 
 
 class SlackRef(BaseModel):
@@ -245,3 +245,17 @@ class AlertEvent(BaseModel):
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()
+
+
+class FeedEvent(BaseModel):
+    """`data` of `feed.stale` (a symbol silent while its market is open) and `feed.recovered` (its next tick)."""
+
+    symbol: str
+    calendar: str = Field(description="exchange_calendars code of its market, or 24/7")
+    last_tick_at: datetime = Field(description="event time of its last tick before the silence")
+    last_price: float
+    usual_gap_seconds: float = Field(description="its usual gap between ticks while the market is open")
+    noticed_at: datetime = Field(description="when the silence was noticed")
+    recovered_at: datetime | None = Field(None, description="feed.recovered: event time of the tick that ended it")
+    silent_seconds: float | None = Field(None, description="feed.recovered: how long it was silent")
+    grouped: bool = Field(False, description="part of a 'feed down' of its whole calendar (one Slack message)")

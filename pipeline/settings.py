@@ -291,6 +291,30 @@ class Settings(BaseSettings):
             raise ValueError("retry delays are seconds, not negative")
         return value
 
+    # --- markets and feed health (pipeline.calendars, pipeline.feeds) -----------------------------------
+    calendars: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON object: symbol glob pattern -> exchange_calendars code (XNYS, XLON, XTKS, …) or "24/7"; '
+        "first match wins; unmatched: symbols with - or / (crypto pairs) are 24/7, others XNYS",
+    )
+    feed_check_seconds: float = Field(10, gt=0, description="how often silent feeds are looked for (once per interval)")
+    stale_factor: float = Field(
+        10, gt=1, description="a feed is stale after this many times its usual gap between ticks (market open)"
+    )
+    stale_min_seconds: float = Field(120, gt=0, description="and never before this many seconds of silence")
+    feed_down_threshold: int = Field(
+        5, ge=2, description="symbols of one calendar silent at once that make one 'feed down' message, not one each"
+    )
+
+    @field_validator("calendars")
+    @classmethod
+    def _known_calendars(cls, value: dict[str, str]) -> dict[str, str]:
+        from pipeline.calendars import unknown_codes
+
+        if unknown := unknown_codes(value.values()):
+            raise ValueError(f"unknown calendar {', '.join(unknown)}: use exchange_calendars codes or 24/7")
+        return value
+
     # --- logs ---------------------------------------------------------------------------------------
     log_format: Literal["text", "json"] = Field(
         "text", description="how every process logs: text lines, or JSON lines (with anomaly id, symbol, delivery id)"

@@ -160,6 +160,12 @@ def webhook_disabled_text(host: str, subscription_id: str, reason: str) -> str:
     return template("webhook_disabled.j2").render(host=host, id=subscription_id, reason=reason).strip()
 
 
+def feed_text(kind: str, *args: Any) -> str:
+    """A feed health message (templates/feeds.j2): `stale` or `recovered` of one FeedEvent, or a calendar's
+    `outage` (calendar, silent symbols, watched total, since, back)."""
+    return macro(template("feeds.j2").make_module(), kind, *args).strip()
+
+
 def alert_text(anomaly: Anomaly) -> str:
     """One line for notifications, logs and Slack's fallback `text`."""
     return template("alert_text.j2").render(a=anomaly).strip()[:MAX_TEXT_CHARS]

@@ -158,9 +158,13 @@ def commit(
     states: Mapping[str, SymbolState],
     counts: Mapping[str, int],
     figures: Recorder | None = None,
+    feeds: Mapping[str, bytes] | None = None,
 ) -> None:
-    """Atomically store the new states, the partitions' progress, the running counters and `figures`."""
+    """Atomically store the new states, the partitions' progress, the running counters, `figures` and the
+    symbols' live `feeds` (pipeline.feeds)."""
     pipe = redis.pipeline(transaction=True)
+    if feeds:
+        pipe.hset(keys.FEEDS, mapping={symbol: raw for symbol, raw in feeds.items()})
     if states:
         pipe.mset({keys.symbol_state(symbol): encode(state) for symbol, state in states.items()})
     pipe.mset({keys.partition_progress(topic, partition): offset for (topic, partition), offset in progress.items()})

@@ -24,11 +24,14 @@ STORE_TICKS = "tickwatch.store_ticks"  # pipeline.worker.batches: index a batch'
 DELIVER = "tickwatch.deliver"  # pipeline.alerting.tasks: one alert event on one channel
 SLACK_REFRESH = "tickwatch.slack_refresh"  # pipeline.alerting.tasks: edit a throttled Slack message
 DELIVER_WEBHOOK = "tickwatch.deliver_webhook"  # pipeline.webhooks.delivery: webhook deliveries, side by side
+FEED_EVENT = "tickwatch.feed_event"  # pipeline.feeds.tasks: one feed.stale or feed.recovered, every channel
+FEED_OUTAGE = "tickwatch.feed_outage"  # pipeline.feeds.tasks: a calendar's "feed down" Slack message
 
 TASK_MODULES = [
     "pipeline.worker.batches",
     "pipeline.alerting.tasks",
     "pipeline.webhooks.delivery",
+    "pipeline.feeds.tasks",
     "pipeline.worker.scheduler",  # the alerts workers' clock: delayed tasks and webhook retries
 ]
 VISIBILITY_TIMEOUT_SECONDS = 300
@@ -72,6 +75,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             DELIVER: {"queue": alerts},
             DELIVER_WEBHOOK: {"queue": alerts},
             SLACK_REFRESH: {"queue": alerts},
+            FEED_EVENT: {"queue": alerts},
+            FEED_OUTAGE: {"queue": alerts},
         },
     )
 

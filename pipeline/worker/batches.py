@@ -25,6 +25,7 @@ from pipeline.context import Context
 from pipeline.controls import controls_for
 from pipeline.detect import state
 from pipeline.detect.detection import SymbolState, TickPoint, advance
+from pipeline.feeds import watch
 from pipeline.metrics import Recorder
 from pipeline.schema import AlertEvent, Anomaly, Batch, PartitionRange, StoredTick, SuspectFlag, TickRow
 from pipeline.webhooks import subscriptions
@@ -174,7 +175,8 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
             figures.observe("detection_latency_seconds", (anomaly.detected_at - anomaly.published_at).total_seconds())
     figures.observe("batch_apply_seconds", time.perf_counter() - began)
     figures.observe("batch_latency_seconds", time.time() - batch["sent_at"])
-    state.commit(ctx.redis, progress=progress, states=states, counts=counts, figures=figures)
+    feeds = watch.learned(ctx.redis, ctx.settings, by_symbol, now)  # nothing (no Redis call) for replays
+    state.commit(ctx.redis, progress=progress, states=states, counts=counts, figures=figures, feeds=feeds)
     return counts
 
 

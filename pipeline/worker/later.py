@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import orjson
 from redis import Redis
+from redis.client import Pipeline
 
 from pipeline import keys
 from pipeline.settings import Settings
@@ -32,7 +33,7 @@ def _member(name: str, args: tuple[Any, ...], queue: str) -> bytes:
     return orjson.dumps({"task": name, "args": args, "queue": queue}, option=orjson.OPT_SORT_KEYS)
 
 
-def send_later(redis: Redis, name: str, *args: Any, queue: str, at: float) -> None:
+def send_later(redis: Redis | Pipeline, name: str, *args: Any, queue: str, at: float) -> None:
     """Queue task `name` with `args` on `queue` at `at` (epoch s); the same task scheduled again moves."""
     redis.zadd(keys.TASKS_DUE, {_member(name, args, queue): at})
 

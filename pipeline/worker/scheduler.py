@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import bootsteps
 
+from pipeline.feeds import watch
 from pipeline.outage import Outage
 from pipeline.webhooks import delivery_log
 from pipeline.worker import later
@@ -24,8 +26,10 @@ INTERVAL_SECONDS = 0.2
 
 
 def start_due(now: float) -> int:
-    """Queue every delayed task and webhook delivery due by `now`; returns how many."""
+    """Queue every delayed task and webhook delivery due by `now`, and run the feed check when this interval's
+    is not taken yet (pipeline.feeds.watch); returns how many tasks were queued."""
     ctx = context()
+    watch.check_if_due(ctx, datetime.fromtimestamp(now, UTC))
     return later.start_due(ctx.redis, ctx.settings, now) + delivery_log.start_due(ctx.redis, ctx.settings, now)
 
 

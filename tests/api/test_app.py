@@ -362,7 +362,7 @@ def test_a_mute_given_no_length_lasts_an_hour_as_in_slack_and_forever_has_no_end
 
 def test_mute_errors(client: TestClient):
     duration = problem(
-        client.post("/v1/mutes", json={"symbol": "AAPL", "duration": "forever"}, headers=bearer(ADMIN)), 422
+        client.post("/v1/mutes", json={"symbol": "AAPL", "duration": "eternity"}, headers=bearer(ADMIN)), 422
     )
     assert duration["errors"][0]["field"] == "body.duration"
     both = problem(
@@ -397,7 +397,13 @@ def test_openapi_and_docs(client: TestClient):
     sent = schema["webhooks"]["anomaly.detected"]["post"]  # what subscribers receive, documented too
     assert sent["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/AlertEvent")
     assert {p["name"] for p in sent["parameters"]} == {"webhook-id", "webhook-timestamp", "webhook-signature"}
-    assert set(schema["webhooks"]) == {"anomaly.detected", "anomaly.resolved", "digest.daily"}
+    assert set(schema["webhooks"]) == {
+        "anomaly.detected",
+        "anomaly.resolved",
+        "digest.daily",
+        "feed.stale",
+        "feed.recovered",
+    }
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

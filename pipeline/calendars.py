@@ -1,0 +1,106 @@
+"""Which market each symbol trades on, and whether it is open: sessions, holidays and early closes from
+`exchange_calendars`, never a hand-made list.
+
+`TICKWATCH_CALENDARS` maps glob patterns to calendar codes (`{"*.L": "XLON", "BTC-*": "24/7"}`), first match
+wins; a symbol no pattern matches is 24/7 when it looks like a crypto pair (`BTC-USD`, `ETH/EUR`), else XNYS.
+Pure computation once a calendar is built (building one takes ~0.1 s, so each is built once per process, and
+the library itself is imported only when a calendar is first needed: it brings pandas).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+ALWAYS_OPEN = "24/7"
+DEFAULT_EXCHANGE = "XNYS"
+
+
+def unknown_codes(codes: Iterable[str]) -> list[str]:
+    """The codes among `codes` that are neither 24/7 nor an exchange_calendars calendar."""
+    wanted = {code for code in codes if code != ALWAYS_OPEN}
+    if not wanted:
+        return []
+    import exchange_calendars
+
+    return sorted(wanted - set(exchange_calendars.get_calendar_names()))
+
+
+@cache
+def _calendar(code: str) -> Any:
+    import exchange_calendars
+
+    # pandas 3 deprecation notes from inside the library: nothing a Tickwatch user could act on
+    warnings.filterwarnings("ignore", message="DatetimeIndex.values returning", module="pandas")
+
+    return exchange_calendars.get_calendar(code)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A market at one moment: open or not, since when, and when that changes (None: never, for 24/7)."""
+
+    code: str
+    open: bool
+    since: datetime | None  # the session's open (open), or the last close (closed)
+    until: datetime | None  # the session's close (open), or the next open (closed)
+
+    def describe(self) -> str:
+        if self.code == ALWAYS_OPEN:
+            return "open 24/7"
+        if self.open:
+            return f"{self.code} open, closes {self.until:%a %H:%M} UTC" if self.until else f"{self.code} open"
+        return f"{self.code} closed, opens {self.until:%a %d %b %H:%M} UTC" if self.until else f"{self.code} closed"
+
+
+class Calendars:
+    """The calendar of each symbol, and sessions by calendar (cached per minute: asked often, changes rarely)."""
+
+    def __init__(self, patterns: Mapping[str, str]) -> None:
+        self._patterns = list(patterns.items())
+        self._codes: dict[str, str] = {}
+        self._sessions: dict[tuple[str, int], Session] = {}
+
+    def code_for(self, symbol: str) -> str:
+        code = self._codes.get(symbol)
+        if code is None:
+            code = next((c for pattern, c in self._patterns if fnmatch.fnmatchcase(symbol, pattern)), None)
+            code = code or (ALWAYS_OPEN if "-" in symbol or "/" in symbol else DEFAULT_EXCHANGE)
+            self._codes[symbol] = code
+        return code
+
+    def session(self, code: str, at: datetime) -> Session:
+        minute = int(at.timestamp()) // 60
+        found = self._sessions.get((code, minute))
+        if found is None:
+            found = self._sessions[(code, minute)] = _session(code, at)
+            if len(self._sessions) > 4096:
+                self._sessions.clear()
+        return found
+
+    def session_of(self, symbol: str, at: datetime) -> Session:
+        return self.session(self.code_for(symbol), at)
+
+
+def _session(code: str, at: datetime) -> Session:
+    if code == ALWAYS_OPEN:
+        return Session(code, True, None, None)
+    import pandas as pd
+
+    calendar = _calendar(code)
+    minute = pd.Timestamp(at.astimezone(UTC)).floor("min")
+    try:
+        is_open = bool(calendar.is_open_on_minute(minute))
+        if is_open:  # previous_open would skip the session that opened this very minute
+            session = calendar.minute_to_session(minute)
+            since, until = calendar.session_open(session), calendar.session_close(session)
+        else:
+            since, until = calendar.previous_close(minute), calendar.next_open(minute)
+    except (ValueError, KeyError, IndexError):  # outside the calendar's years (~20 back, 1 ahead): say open
+        return Session(code, True, None, None)
+    return Session(code, is_open, since.to_pydatetime(), until.to_pydatetime())
