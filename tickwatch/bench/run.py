@@ -12,10 +12,11 @@ from tickwatch.bench.api import api_figures
 from tickwatch.bench.bot import bot_price_figures
 from tickwatch.bench.detection import detection_cost
 from tickwatch.bench.digest import digest_figures
+from tickwatch.bench.feeds import feed_check_figures
 from tickwatch.bench.storm import storm_figures
 from tickwatch.bench.webhooks import webhook_figures
 
-SECTIONS = ("pipeline", "api", "bot", "digest", "storm", "detection", "webhooks")
+SECTIONS = ("pipeline", "api", "bot", "digest", "storm", "detection", "webhooks", "feeds")
 
 
 def run_sections(settings: Settings, console: Console, only: Iterable[str] = (), **pipeline_options: int) -> None:
@@ -38,3 +39,5 @@ def run_sections(settings: Settings, console: Console, only: Iterable[str] = (),
         detection_cost(console)
     if "webhooks" in chosen:
         webhook_figures(settings, console)
+    if "feeds" in chosen:
+        feed_check_figures(settings, console)

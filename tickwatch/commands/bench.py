@@ -27,7 +27,7 @@ def bench(
         typer.Option(
             "--only",
             help="run only this section (repeatable): pipeline, api, bot, digest, storm, detection, "
-            "webhooks; default: all",
+            "webhooks, feeds; default: all",
         ),
     ] = None,
 ) -> None:
@@ -41,6 +41,7 @@ def bench(
     [bold]storm[/bold]: 200 alerts to one Slack channel, grouped
     [bold]detection[/bold]: detection's cost per tick by rule set (quick: no stack)
     [bold]webhooks[/bold]: alerts delivered to 100 webhook subscribers
+    [bold]feeds[/bold]: one feed health check over 5 000 watched symbols
 
     Examples: [bold]tickwatch bench --ticks 100000[/bold], [bold]tickwatch bench --only detection[/bold]
     """
