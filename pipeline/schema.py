@@ -44,6 +44,9 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+BAR_SOURCE = "bars"  # a Tick's `source` when it was derived from a bar (open, high, low, close)
+
+
 class Tick(BaseModel):
     """One price observation, keyed by symbol on Kafka. `timestamp` is event time."""
 
@@ -53,6 +56,16 @@ class Tick(BaseModel):
     timestamp: datetime
     price: float = Field(gt=0, allow_inf_nan=False)
     volume: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    source: str | None = Field(
+        None,
+        max_length=64,
+        description=f"where the tick came from (optional), e.g. {BAR_SOURCE!r} for a market data file's bars, "
+        "whose prints are trusted (never judged bad prints)",
+    )
+
+    @property
+    def trusted(self) -> bool:
+        return self.source == BAR_SOURCE
 
     @field_validator("symbol", mode="before")
     @classmethod
@@ -97,6 +110,7 @@ class TickRow(NamedTuple):
     partition: int
     offset: int
     published: int | None  # when the record reached Kafka, epoch ms
+    trusted: bool = False  # derived from a bar (Tick.source), see pipeline.detect.detection.SymbolState
 
 
 class PartitionRange(TypedDict):

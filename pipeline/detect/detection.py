@@ -48,6 +48,7 @@ class TickPoint(NamedTuple):
     price: float
     volume: float | None = None
     published: int | None = None
+    trusted: bool = False  # a print a vendor already filtered (bars of a market data file): see SymbolState
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,9 @@ class SymbolState:
     known: dict[str, dict[str, Any]] = field(default_factory=dict)
     suspect: dict[int, int] = field(default_factory=dict)  # bad print's event time -> that of the tick judging it
     baseline: Baseline = field(default_factory=Baseline)  # the ticks pruned from the window, for zscore and volume
+    # The symbol's newest ticks are trusted prints (derived from bars, whose open, high, low and close are trades
+    # the vendor already filtered): never judged as bad prints, never held for tick-count confirmation.
+    trusted: bool = False
 
 
 @dataclass
@@ -161,6 +165,9 @@ def advance(
     resolution is notified exactly when its detection was). A rule turned off ends its open episode on the
     next tick. `baseline_seconds` is the time constant of the zscore and volume rules' baseline.
     """
+    ticks = list(ticks)
+    if ticks:
+        state.trusted = ticks[-1].trusted
     late, published, duplicates, earliest, skewed = _insert(
         state, ticks, None if clock_skew_ms is None else (to_ms(now), clock_skew_ms)
     )
@@ -261,7 +268,7 @@ class _Evaluation:
         prev = next((j for j in range(first - 1, -1, -1) if j not in excluded), None)  # the last trusted tick
         for i in range(first, len(state.ts)):
             hits = self._hits(i)
-            if prev is not None and self._bad_print(prev, i, hits):
+            if prev is not None and not state.trusted and self._bad_print(prev, i, hits):
                 hits = self._hits(i)  # measured again without it
             prev = i
             for rule in self.rules:
@@ -298,7 +305,8 @@ class _Evaluation:
                     if episode.pending is None
                     else episode.pending._replace(ticks=episode.pending.ticks + 1)
                 )
-                if not confirmed(pending, ts, rule.confirm_ticks, rule.confirm_seconds):
+                ticks_needed = 1 if state.trusted else rule.confirm_ticks
+                if not confirmed(pending, ts, ticks_needed, rule.confirm_seconds):
                     episode.pending = pending  # holds, not confirmed yet (Alertmanager's "pending")
                     self.changes.append((ts, rule.name, episode.copy()))
                     return

@@ -95,6 +95,7 @@ def encode(state: SymbolState) -> bytes:
             "known": state.known,
             "suspect": list(state.suspect.items()),
             "baseline": state.baseline.to_list(),
+            "trusted": state.trusted,
         }
     )
     return b"".join(
@@ -131,6 +132,7 @@ def decode(raw: bytes) -> SymbolState:
         known=meta["known"],
         suspect=dict(meta.get("suspect", ())),
         baseline=Baseline.from_list(meta.get("baseline")),
+        trusted=meta.get("trusted", False),
     )
 
 

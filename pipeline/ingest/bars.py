@@ -21,7 +21,7 @@ from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pipeline.schema import Tick, normalise_symbol
+from pipeline.schema import BAR_SOURCE, Tick, normalise_symbol
 
 ROLES = ("time", "open", "high", "low", "close", "volume")
 PRICE_ROLES = ("open", "high", "low", "close")
@@ -276,7 +276,7 @@ def bar_ticks(symbol: str, bar: Bar, span: timedelta, shift: timedelta = timedel
     volumes = [None] * len(prices) if bar.volume is None else split_volume(bar.volume, len(prices))
     step = span / len(prices)
     return [
-        Tick(symbol=symbol, timestamp=bar.opened + shift + step * i, price=price, volume=volume)
+        Tick(symbol=symbol, timestamp=bar.opened + shift + step * i, price=price, volume=volume, source=BAR_SOURCE)
         for i, (price, volume) in enumerate(zip(prices, volumes, strict=True))
     ]
 

@@ -81,7 +81,16 @@ def to_batch(
                 rejected.append((record, f"timestamp is more than {max_future_ms // 1000}s in the future"))
             else:
                 ticks.append(
-                    TickRow(tick.symbol, ts, tick.price, tick.volume, tp.partition, record.offset, record.timestamp)
+                    TickRow(
+                        tick.symbol,
+                        ts,
+                        tick.price,
+                        tick.volume,
+                        tp.partition,
+                        record.offset,
+                        record.timestamp,
+                        tick.trusted,
+                    )
                 )
     return Batch(parts=parts, ticks=ticks, sent_at=time.time()), rejected
 

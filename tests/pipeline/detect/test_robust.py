@@ -273,3 +273,29 @@ def test_alerts_of_the_new_rules_say_what_they_measured(rule: str, measure: dict
     words = "\n".join(block.to_dict().get("text", {}).get("text", "") for block in blocks)
     assert f"Rule `{rule}`: {says}" in words and "window's first price" in words
     assert alert_text(anomaly).startswith("📊" if rule == "volume" else "📉")
+
+
+def bar_wick(trusted: bool) -> list[TickPoint]:
+    """Ticks as a bar replay makes them: a calm market, then a bar whose low is 7 % down and whose close takes
+    half of it back (a real wick: the issue's TSLA 7-10 April 2025 bars looked like this)."""
+    calm = market(600)
+    start = calm[-1].ts
+    wick = [(start + 15 * SECOND, 100.0), (start + 30 * SECOND, 93.0), (start + 45 * SECOND, 100.4)]
+    after = [(start + 60 * SECOND + k * SECOND, 96.5) for k in range(30)]
+    return [t._replace(trusted=trusted) for t in calm] + [
+        TickPoint(ts, price, 300.0, None, trusted) for ts, price in wick + after
+    ]
+
+
+def test_bar_prints_are_trusted_a_wick_alerts_on_the_crossing_tick_and_is_never_flagged():
+    ticks = bar_wick(trusted=True)
+    found, new_ids, suspects, _, _ = run(ticks, rules=[DROP])
+    assert suspects == []  # the bar's low is a trade the vendor already filtered
+    [anomaly] = [found[i] for i in new_ids]
+    crossing = next(t for t in ticks if t.price == 93.0)
+    assert anomaly.timestamp == from_ms(crossing.ts)  # on the crossing tick: no wait for a second one
+
+
+def test_the_same_wick_from_a_raw_trade_feed_is_still_judged_a_bad_print():
+    _, new_ids, suspects, _, _ = run(bar_wick(trusted=False), rules=[DROP])
+    assert new_ids == [] and len(suspects) == 1

@@ -48,6 +48,7 @@ def test_a_minute_bar_is_four_ticks_at_15_second_steps_open_extremes_close() -> 
     ticks = bar_ticks("TSLA", up, timedelta(minutes=1))
     assert [(t.timestamp - START).total_seconds() for t in ticks] == [0, 15, 30, 45]
     assert [t.price for t in ticks] == [100.0, 99.5, 101.5, 101.0]  # an up bar dips first, then rallies
+    assert all(t.source == "bars" and t.trusted for t in ticks)  # the vendor's filtered prints: trusted
     assert [t.volume for t in ticks] == [251, 251, 250, 250]
     assert [t.price for t in bar_ticks("TSLA", down, timedelta(minutes=1))] == [101.0, 102.0, 98.0, 99.0]
     assert [t.volume for t in bar_ticks("TSLA", down, timedelta(minutes=1))] == [2.625] * 4

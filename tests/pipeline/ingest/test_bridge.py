@@ -52,3 +52,17 @@ def test_a_range_is_applied_only_right_after_the_previous_one():
     assert _ready(part, {2: 120})  # a redelivery overlapping what was applied: only the rest is applied
     assert not _ready(part, {2: 50})  # offsets 50..99 are still on their way
     assert _ready(part, {2: None})  # no progress at all: Redis was emptied, start here
+
+
+def test_a_ticks_source_says_whether_its_print_is_trusted_and_other_sources_are_not():
+    bar = b'{"symbol": "TSLA", "timestamp": "2026-11-23T14:30:00Z", "price": 10, "source": "bars"}'
+    feed = b'{"symbol": "TSLA", "timestamp": "2026-11-23T14:30:01Z", "price": 10, "source": "coinbase"}'
+    polled = {
+        TopicPartition(TOPIC, 0): [
+            record(0, 1, b"TSLA", bar),
+            record(0, 2, b"TSLA", feed),
+            record(0, 3, b"TSLA", tick("TSLA")),
+        ]
+    }
+    batch, rejected = to_batch(polled, max_future_ms=86_400_000)
+    assert rejected == [] and [t[7] for t in batch["ticks"]] == [True, False, False]
