@@ -8,12 +8,40 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline import history
+from pipeline.calendars import Session
 from pipeline.controls import MAX_REASON_CHARS, Change, Mute, RuleView
 from pipeline.schema import Anomaly, RuleName
 
 
+class MarketOut(BaseModel):
+    """The symbol's market now (TICKWATCH_CALENDARS, exchange_calendars)."""
+
+    calendar: str = Field(description="exchange_calendars code, or 24/7", examples=["XNYS"])
+    open: bool
+    since: datetime | None = Field(description="the session's open (open), or the last close (closed); null: 24/7")
+    until: datetime | None = Field(description="the session's close (open), or the next open (closed); null: 24/7")
+    status: str = Field(examples=["XNYS closed, opens Mon 07 Dec 14:30 UTC"])
+
+    @classmethod
+    def of(cls, session: Session) -> MarketOut:
+        return cls(
+            calendar=session.code,
+            open=session.open,
+            since=session.since,
+            until=session.until,
+            status=session.describe(),
+        )
+
+
+class SymbolOut(BaseModel):
+    symbol: str
+    last_price: float
+    last_timestamp: datetime
+    market: MarketOut
+
+
 class SymbolList(BaseModel):
-    items: list[history.SymbolInfo] = Field(description="A to Z")
+    items: list[SymbolOut] = Field(description="A to Z")
 
 
 class TickOut(BaseModel):

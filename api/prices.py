@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from api.auth import Reader
 from api.deps import services
 from api.errors import problem_responses
-from api.models import Ohlc, SymbolList, TickOut, TickPage
+from api.models import MarketOut, Ohlc, SymbolList, SymbolOut, TickOut, TickPage
 from api.views import SymbolPath, invalid_as_problem, next_link, symbol_param
-from pipeline import history
+from pipeline import calendars, history
 from pipeline.context import Context
 from pipeline.schema import to_utc
 
@@ -37,7 +37,18 @@ def symbols(
     svc: Annotated[Context, Depends(services)],
     limit: Annotated[int, Query(ge=1, le=history.SYMBOLS_LIMIT, description="at most this many, A to Z")] = 1000,
 ) -> SymbolList:
-    return SymbolList(items=history.known_symbols(svc.es, svc.indices, limit=limit))
+    found, now = calendars.for_patterns(svc.settings.calendars), datetime.now(UTC)
+    return SymbolList(
+        items=[
+            SymbolOut(
+                symbol=info.symbol,
+                last_price=info.last_price,
+                last_timestamp=info.last_timestamp,
+                market=MarketOut.of(found.session_of(info.symbol, now)),
+            )
+            for info in history.known_symbols(svc.es, svc.indices, limit=limit)
+        ]
+    )
 
 
 def _range(

@@ -29,7 +29,7 @@ from bot.messages import (
 )
 from bot.parsing import MuteRequest, ThresholdRequest
 from bot.texts import COMMANDS, render
-from pipeline import history
+from pipeline import calendars, history
 from pipeline.controls import Actor, RuleChange
 from pipeline.detect import backtest
 from pipeline.history import UnknownSymbol
@@ -65,7 +65,9 @@ def price_answer(
         anomalies = [a for a in newest.result().items if end - window <= a.timestamp <= end]
     if summary is None:
         return no_ticks_message(symbol, window, end)
-    return price_message(summary, window, anomalies[:MAX_LISTED], more=len(anomalies) > MAX_LISTED, context=context)
+    market = calendars.for_patterns(b.settings.calendars).session_of(summary.symbol, datetime.now(UTC)).describe()
+    listed, more = anomalies[:MAX_LISTED], len(anomalies) > MAX_LISTED
+    return price_message(summary, window, listed, more=more, context=context, market=market)
 
 
 CHARTS_MISSING = "Charts need matplotlib, which this installation left out: install `tickwatch[charts]`."

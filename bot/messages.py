@@ -86,7 +86,13 @@ def control_error_message(reason: str) -> Message:
 
 
 def price_message(
-    summary: WindowSummary, window: timedelta, anomalies: Sequence[Anomaly], *, more: bool, context: str | None = None
+    summary: WindowSummary,
+    window: timedelta,
+    anomalies: Sequence[Anomaly],
+    *,
+    more: bool,
+    context: str | None = None,
+    market: str = "",
 ) -> Message:
     header = render(COMMANDS, "price_header", summary, window)
     blocks: list[Block] = [HeaderBlock(text=fit(header, MAX_HEADER_CHARS))]
@@ -94,7 +100,7 @@ def price_message(
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
     blocks += [
         _section(render(COMMANDS, "price_summary", summary)),
-        ContextBlock(elements=[MarkdownTextObject(text=render(COMMANDS, "price_window", summary))]),
+        ContextBlock(elements=[MarkdownTextObject(text=render(COMMANDS, "price_window", summary, market))]),
         _section(render(COMMANDS, "anomalies_in_window", list(anomalies[:MAX_LISTED]), more)),
     ]
     return Message(header, blocks)

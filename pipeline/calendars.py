@@ -10,6 +10,7 @@ the library itself is imported only when a calendar is first needed: it brings p
 from __future__ import annotations
 
 import fnmatch
+import json
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -85,6 +86,16 @@ class Calendars:
 
     def session_of(self, symbol: str, at: datetime) -> Session:
         return self.session(self.code_for(symbol), at)
+
+
+@cache
+def _for_patterns(patterns: str) -> Calendars:
+    return Calendars(json.loads(patterns))
+
+
+def for_patterns(patterns: Mapping[str, str]) -> Calendars:
+    """This process's calendars for TICKWATCH_CALENDARS (`settings.calendars`), built once: they cache sessions."""
+    return _for_patterns(json.dumps(dict(patterns), sort_keys=True))
 
 
 def _session(code: str, at: datetime) -> Session:

@@ -13,14 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
-import orjson
 from redis import Redis
 
 from pipeline import keys
-from pipeline.calendars import Calendars
+from pipeline.calendars import for_patterns
 from pipeline.context import Context
 from pipeline.controls import muted_now
 from pipeline.detect.detection import TickPoint
@@ -35,16 +33,6 @@ from pipeline.worker.app import FEED_EVENT, FEED_OUTAGE
 logger = logging.getLogger(__name__)
 
 
-@cache
-def _calendars(patterns: str) -> Calendars:
-    return Calendars(orjson.loads(patterns))
-
-
-def calendars(settings: Settings) -> Calendars:
-    """This process's calendars for the configured patterns (built once: they cache sessions)."""
-    return _calendars(orjson.dumps(settings.calendars, option=orjson.OPT_SORT_KEYS).decode())
-
-
 def learned(redis: Redis, settings: Settings, ticks: Mapping[str, list[TickPoint]], now: datetime) -> dict[str, bytes]:
     """The feeds of the batch's symbols after its live ticks, to store with the batch's commit; nothing (and
     no Redis call) for a batch without a live tick, such as any replay of history."""
@@ -53,7 +41,7 @@ def learned(redis: Redis, settings: Settings, ticks: Mapping[str, list[TickPoint
     if not live:
         return {}
     known = dict(zip(live, redis.hmget(keys.FEEDS, live), strict=True))
-    found = calendars(settings)
+    found = for_patterns(settings.calendars)
     changed: dict[str, bytes] = {}
     for symbol in live:
         raw = known[symbol]
@@ -81,7 +69,7 @@ def check(redis: Redis, settings: Settings, now: datetime) -> Verdict:
     if not feeds:
         return Verdict()
     muted = muted_now(redis) if feeds else set()
-    found = calendars(settings)
+    found = for_patterns(settings.calendars)
     policy = Policy(settings.stale_factor, settings.stale_min_seconds, settings.feed_down_threshold)
     verdict = judge(now, feeds, episodes, lambda s: found.session_of(s, now), muted.__contains__, policy)
     if verdict.stale or verdict.recovered:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,6 +17,7 @@ from redis import Redis
 
 from api.app import create_app
 from pipeline import controls, history, keys, store, tokens
+from pipeline.calendars import Calendars
 from pipeline.schema import StoredTick, iso, to_ms
 from pipeline.settings import Settings
 from tests.conftest import redis_url_for
@@ -115,6 +116,11 @@ def test_symbols_with_their_last_price(client: TestClient, seeded: store.Indices
     assert [item["symbol"] for item in items] == ["AAPL", "MSFT", "TSLA"]
     last = DAY + timedelta(milliseconds=(SPEC.ticks_per_symbol - 1) * SPEC.interval_ms)
     assert all(item["last_timestamp"] == iso(last).replace(".000", "") for item in items)
+    market = items[0]["market"]
+    now = datetime.now(UTC)
+    expected = Calendars({}).session_of("AAPL", now)  # the library's answer for New York, now
+    assert market["calendar"] == "XNYS" and market["open"] is expected.open
+    assert datetime.fromisoformat(market["until"]) == expected.until and market["status"] == expected.describe()
 
 
 def test_prices_page_through_the_default_range_ending_at_the_last_tick(client: TestClient):

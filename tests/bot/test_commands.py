@@ -22,6 +22,7 @@ from bot.enums import Command
 from bot.texts import COMMANDS, exported
 from pipeline import store
 from pipeline.alerting.actions import AlertAction
+from pipeline.calendars import Calendars
 from pipeline.controls import Actor
 from pipeline.detect.backtest import replay
 from pipeline.detect.detection import Rule
@@ -80,6 +81,8 @@ def test_price_acks_at_once_then_answers_through_the_response_url(bot: BotServer
     assert "*High* 100.00" in text and "*low* 92.00" in text
     assert f"{int((END - START) / STEP) + 1:,} ticks" in text
     assert text.count("📉") == 2  # both stored anomalies fall in the window
+    market = Calendars({}).session_of("TSLA", datetime.now(UTC)).describe()  # e.g. "XNYS closed, opens Mon …"
+    assert f"market: {market}" in text
 
 
 def test_help_and_bad_input_are_answered_in_the_ack_body(bot: BotServer, backend: Any) -> None:
