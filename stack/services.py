@@ -229,8 +229,7 @@ class Kafka(Service):
                     classpath,
                     "kafka.tools.StorageTool",
                     "format",
-                    "-t",
-                    cluster_id,
+                    f"--cluster-id={cluster_id}",  # one form: an id may start with "-" (base64url)
                     "-c",
                     str(config),
                 ],

@@ -1,0 +1,210 @@
+"""Live trades from an exchange into ticks: the connection loop of `tickwatch ingest`.
+
+Careful with the wire: a dropped connection is retried with exponential backoff and jitter (ccxt resubscribes on
+the next watch); trades a venue sends again after a reconnect are recognised by their ids and dropped; a jump in
+a venue's consecutive trade ids is counted as a gap; a trade that does not make a valid tick is skipped and
+counted, never a crash. Event time is the exchange's own timestamp, never the receive time. The tick goes to
+`on_tick` (Kafka, or stdout for --dry-run), which may block: that is the backpressure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from pipeline.ingest.venues import VENUES, Venue, parse_pair, tick_symbol
+from pipeline.schema import Tick
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_FIRST_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 30.0
+REMEMBERED_IDS = 10_000  # per symbol: enough to recognise what a venue resends after a reconnect
+
+
+@dataclass
+class SymbolFigures:
+    ticks: int = 0
+    last_price: float | None = None
+    lag_ms: float | None = None  # exchange timestamp -> handed on
+
+
+@dataclass
+class Stats:
+    """What the live view and the metrics show."""
+
+    symbols: dict[str, SymbolFigures] = field(default_factory=dict)
+    reconnects: int = 0
+    gaps: int = 0
+    missing: int = 0  # trades the gaps skipped over
+    duplicates: int = 0
+    malformed: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class TradeFilter:
+    """Drops trades already seen (by id) and counts gaps in a venue's consecutive numeric trade ids. Pure."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[set[str], deque[str]]] = {}
+        self._last: dict[str, int] = {}
+
+    def accept(self, symbol: str, trade_id: str, stats: Stats) -> bool:
+        seen, order = self._seen.setdefault(symbol, (set(), deque()))
+        if trade_id in seen:
+            stats.duplicates += 1
+            return False
+        if trade_id.isdigit():
+            number, last = int(trade_id), self._last.get(symbol)
+            if last is not None and number <= last:
+                stats.duplicates += 1  # older than what was handed on: resent, already published
+                return False
+            if last is not None and number > last + 1:
+                stats.gaps += 1
+                stats.missing += number - last - 1
+                logger.warning("%s: trade ids %d to %d never arrived", symbol, last + 1, number - 1)
+            self._last[symbol] = number
+        seen.add(trade_id)
+        order.append(trade_id)
+        if len(order) > REMEMBERED_IDS:
+            seen.discard(order.popleft())
+        return True
+
+
+def to_tick(venue: Venue, trade: dict[str, Any]) -> Tick | None:
+    """The tick of a ccxt trade (exchange timestamp, price, amount), or None when it cannot make a valid one."""
+    try:
+        base, quote = parse_pair(str(trade["symbol"]))
+        return Tick(
+            symbol=tick_symbol(base, quote),
+            timestamp=datetime.fromtimestamp(int(trade["timestamp"]) / 1000, UTC),
+            price=float(trade["price"]),
+            volume=float(trade["amount"]) if trade.get("amount") is not None else None,
+            source=venue.name,
+        )
+    except (KeyError, TypeError, ValueError, ValidationError):
+        return None
+
+
+async def stream(
+    source: str,
+    pairs: list[str],
+    on_tick: Callable[[Tick], None],
+    stats: Stats,
+    stop: asyncio.Event,
+    *,
+    url: str | None = None,
+) -> None:
+    """Watch `pairs` on `source` until `stop` is set, handing each new trade's tick to `on_tick`."""
+    import ccxt.pro
+    from ccxt.base.errors import BaseError
+
+    venue = VENUES[source]
+    parsed = [parse_pair(pair) for pair in pairs]
+    exchange = getattr(ccxt.pro, venue.exchange)({"newUpdates": True})
+    _skip_bad_frames(exchange, stats)
+    if url:
+        venue.point_at(exchange, url)
+    exchange.set_markets([venue.market(base, quote) for base, quote in parsed])
+    symbols = [f"{base}/{quote}" for base, quote in parsed]
+    for base, quote in parsed:
+        stats.symbols.setdefault(tick_symbol(base, quote), SymbolFigures())
+    trades_seen = TradeFilter()
+    try:  # one follower per symbol: ccxt multiplexes their subscriptions on one connection
+        await asyncio.gather(
+            *(_follow(exchange, venue, symbol, on_tick, stats, stop, trades_seen, BaseError) for symbol in symbols)
+        )
+    finally:
+        await exchange.close()
+
+
+async def _follow(
+    exchange: Any,
+    venue: Venue,
+    symbol: str,
+    on_tick: Callable[[Tick], None],
+    stats: Stats,
+    stop: asyncio.Event,
+    trades_seen: TradeFilter,
+    wire_errors: type[Exception],
+) -> None:
+    """Watch one symbol's trades until `stop`, reconnecting with backoff when the connection fails."""
+    failures = 0
+    while not stop.is_set():
+        watching = asyncio.ensure_future(exchange.watch_trades(symbol))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({watching, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not watching.done():
+            watching.cancel()
+            return
+        try:
+            trades = watching.result()
+        except (TimeoutError, wire_errors, OSError) as error:
+            failures += 1
+            stats.reconnects += 1
+            delay = min(BACKOFF_CAP_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (failures - 1)) * random.uniform(0.5, 1)
+            if failures == 1:
+                logger.warning("%s %s: connection lost (%s); reconnecting", venue.name, symbol, type(error).__name__)
+            with contextlib.suppress(asyncio.TimeoutError):  # the stop event ended the wait
+                await asyncio.wait_for(stop.wait(), delay)
+            continue
+        if failures:
+            logger.warning("%s %s: connected again after %d attempt(s)", venue.name, symbol, failures)
+            failures = 0
+        _hand_on(venue, trades, trades_seen, on_tick, stats)
+
+
+def _skip_bad_frames(exchange: Any, stats: Stats) -> None:
+    """Make every connection of `exchange` skip (and count) a frame it cannot decode or handle.
+
+    ccxt decodes and dispatches frames in its receive loop's callback, where an exception (a frame that is not
+    JSON, a field of the wrong type) ends the loop silently: the connection stays open and nothing more
+    arrives. Wrapping each client's frame handler keeps one bad frame a bad frame.
+    """
+    make_client = exchange.client
+
+    def client(url: str) -> Any:
+        made = make_client(url)
+        if not getattr(made, "tickwatch_guarded", False):
+            handle = made.handle_text_or_binary_message
+
+            def guarded(data: Any) -> None:
+                try:
+                    handle(data)
+                except Exception as error:  # whatever a peer sends, the stream goes on
+                    stats.malformed += 1
+                    logger.warning("skipped a frame that could not be read (%s): %.120r", type(error).__name__, data)
+
+            made.handle_text_or_binary_message = guarded
+            made.tickwatch_guarded = True
+        return made
+
+    exchange.client = client
+
+
+def _hand_on(
+    venue: Venue, trades: list[dict[str, Any]], trades_seen: TradeFilter, on_tick: Callable[[Tick], None], stats: Stats
+) -> None:
+    for trade in trades:
+        tick = to_tick(venue, trade)
+        if tick is None:
+            stats.malformed += 1
+            continue
+        if not trades_seen.accept(tick.symbol, str(trade.get("id")), stats):
+            continue
+        on_tick(tick)
+        figures = stats.symbols.setdefault(tick.symbol, SymbolFigures())
+        figures.ticks += 1
+        figures.last_price = tick.price
+        figures.lag_ms = time.time() * 1000 - tick.timestamp.timestamp() * 1000
