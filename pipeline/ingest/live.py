@@ -15,11 +15,13 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from pydantic import ValidationError
 
 from pipeline.ingest.venues import VENUES, Venue, parse_pair, tick_symbol
@@ -50,6 +52,40 @@ class Stats:
     duplicates: int = 0
     malformed: int = 0
     started: float = field(default_factory=time.monotonic)
+
+
+class StatsCollector(Collector):
+    """`tickwatch ingest`'s figures as Prometheus metrics, served by the ingest process itself."""
+
+    def __init__(self, source: str, stats: Stats) -> None:
+        self.source, self.stats = source, stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats, labels = self.stats, [self.source]
+        ticks = CounterMetricFamily(
+            "tickwatch_ingest_ticks", "Ticks handed on, per symbol", labels=["source", "symbol"]
+        )
+        lag = GaugeMetricFamily(
+            "tickwatch_ingest_lag_seconds",
+            "Exchange timestamp -> tick handed on, last trade",
+            labels=["source", "symbol"],
+        )
+        for symbol, figures in stats.symbols.items():
+            ticks.add_metric([self.source, symbol], figures.ticks)
+            if figures.lag_ms is not None:
+                lag.add_metric([self.source, symbol], figures.lag_ms / 1000)
+        yield ticks
+        yield lag
+        for name, value, about in (
+            ("reconnects", stats.reconnects, "Connections lost and made again"),
+            ("gaps", stats.gaps, "Jumps in the venue's consecutive trade ids"),
+            ("missing_trades", stats.missing, "Trades the gaps skipped over"),
+            ("duplicates", stats.duplicates, "Trades resent after a reconnect, dropped"),
+            ("malformed_frames", stats.malformed, "Frames or trades that could not be read, skipped"),
+        ):
+            family = CounterMetricFamily(f"tickwatch_ingest_{name}", about, labels=["source"])
+            family.add_metric(labels, value)
+            yield family
 
 
 class TradeFilter:

@@ -1,0 +1,78 @@
+"""`tickwatch ingest` as a user runs it: a local venue, the real Kafka, SIGTERM; bad arguments get one line."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from stack.fake_venues import FakeVenue, coinbase_match
+from tests.conftest import Namespace, wait_for
+from tickwatch.fleet import free_port
+
+AT = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
+MATCHES = [coinbase_match("ETH-USD", n, 3_000 + n, 0.5, AT + timedelta(seconds=n)) for n in range(1, 6)]
+
+
+def start(ns: Namespace, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tickwatch", "ingest", *args],
+        env=ns.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _metrics(port: int, line: str) -> str | None:
+    with contextlib.suppress(httpx.HTTPError):
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        return text if line in text else None
+    return None
+
+
+def test_live_trades_reach_kafka_and_sigterm_sends_what_is_buffered(namespace: Namespace):
+    ns = namespace
+    port = free_port()
+    ns.env["TICKWATCH_METRICS_PORT"] = str(port)
+    with FakeVenue("coinbase", [MATCHES]) as venue:
+        ingest = start(ns, "coinbase", "eth/usd", "--url", venue.url)
+        wait_for(lambda: len(venue.subscriptions) == 1, timeout=30, what="the subscription")
+        metrics = wait_for(
+            lambda: _metrics(port, 'tickwatch_ingest_ticks_total{source="coinbase",symbol="ETH-USD"} 5.0'),
+            timeout=15,
+            what="the five ticks in the metrics",
+        )
+        assert 'tickwatch_ingest_reconnects_total{source="coinbase"} 0.0' in metrics
+        ingest.send_signal(signal.SIGTERM)
+        _, err = ingest.communicate(timeout=30)
+    assert ingest.returncode == 0, err
+    assert "5 ticks published" in err
+    ticks = [json.loads(m.value) for m in ns.topic_messages(ns.settings.ticks_topic, expect=5)]
+    assert [(t["symbol"], t["price"], t["source"]) for t in ticks] == [
+        ("ETH-USD", 3_000 + n, "coinbase") for n in range(1, 6)
+    ]
+    assert ticks[0]["timestamp"].startswith("2026-12-05T08:00:01")
+
+
+def test_dry_run_prints_the_ticks_instead(namespace: Namespace):
+    with FakeVenue("coinbase", [MATCHES]) as venue:
+        ingest = start(namespace, "coinbase", "ETH-USD", "--url", venue.url, "--dry-run")
+        wait_for(lambda: len(venue.subscriptions) == 1, timeout=30, what="the subscription")
+        time.sleep(1)
+        ingest.send_signal(signal.SIGINT)
+        out, _ = ingest.communicate(timeout=30)
+    assert [json.loads(line)["price"] for line in out.splitlines()] == [3_001, 3_002, 3_003, 3_004, 3_005]
+
+
+def test_an_unknown_source_or_a_pair_that_is_not_one_is_refused_in_one_line(namespace: Namespace):
+    for args, expected in [(["kraken", "BTC-USD"], "unknown source 'kraken'"), (["coinbase", "BTCUSD"], "not a pair")]:
+        done = start(namespace, *args)
+        _, err = done.communicate(timeout=60)
+        assert done.returncode == 2 and expected in err and "Traceback" not in err
