@@ -9,9 +9,11 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 
+from pipeline.schema import parse_tick
 from stack.fake_venues import FakeVenue, coinbase_match
 from tests.conftest import Namespace, wait_for
 from tickwatch.fleet import free_port
@@ -76,3 +78,36 @@ def test_an_unknown_source_or_a_pair_that_is_not_one_is_refused_in_one_line(name
         done = start(namespace, *args)
         _, err = done.communicate(timeout=60)
         assert done.returncode == 2 and expected in err and "Traceback" not in err
+
+
+def test_a_crash_on_the_venue_alerts_through_the_whole_pipeline(namespace: Namespace):
+    ns = namespace
+    calm = [coinbase_match("ETH-USD", n, 3_000.0, 0.5, AT + timedelta(seconds=n)) for n in range(1, 61)]
+    crash = [coinbase_match("ETH-USD", n, 2_760.0, 0.5, AT + timedelta(seconds=n)) for n in range(61, 66)]
+    ns.split_workers()
+    ns.bridge()
+    with FakeVenue("coinbase", [calm + crash]) as venue:
+        ingest = start(ns, "coinbase", "ETH-USD", "--url", venue.url)
+        try:
+            found = wait_for(lambda: ns.anomalies(), timeout=60, what="the anomaly of the crash")
+        finally:
+            ingest.send_signal(signal.SIGTERM)
+            ingest.communicate(timeout=30)
+    [anomaly] = found.values()
+    assert anomaly["symbol"] == "ETH-USD" and anomaly["rule"] == "drop" and anomaly["change_pct"] <= -5
+    assert anomaly["timestamp"].startswith("2026-12-05T08:01:0")  # the exchange's time of the crossing trade
+
+
+def test_the_documented_example_producer_publishes_ticks_the_bridge_accepts(namespace: Namespace):
+    ns = namespace
+    example = Path(__file__).resolve().parents[3] / "docs" / "examples" / "produce_ticks.py"
+    done = subprocess.run(
+        [sys.executable, str(example), "--bootstrap", ns.settings.kafka_bootstrap, "--topic", ns.settings.ticks_topic],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "sent 3 ticks" in done.stdout, done.stderr
+    records = ns.topic_messages(ns.settings.ticks_topic, expect=3)
+    assert [parse_tick(r.value).symbol for r in records] == ["ACME"] * 3  # valid ticks, none dead-lettered
+    assert {r.key for r in records} == {b"ACME"}
