@@ -134,6 +134,12 @@ class Settings(BaseSettings):
     )
 
     # --- alert channels -----------------------------------------------------------------------------
+    alpaca_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("ALPACA_API_KEY"), description="`tickwatch ingest alpaca`: your key id"
+    )
+    alpaca_api_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("ALPACA_API_SECRET"), description="`tickwatch ingest alpaca`: its secret"
+    )
     slack_bot_token: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("SLACK_BOT_TOKEN"),

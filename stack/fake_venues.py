@@ -9,6 +9,11 @@ Frames follow the venues' public API documentation:
   `{"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": N}`; the server answers `{"result": null, "id": N}`,
   then `trade` events (`e`, `E`, `s`, `t` trade id, `p`, `q`, `T` trade time, `m`).
 
+- Alpaca market data (wss://stream.data.alpaca.markets/v2/iex), msgpack frames, each a list of messages: the
+  server greets `[{"T": "success", "msg": "connected"}]`, the client sends `{"action": "auth", "key", "secret"}`
+  (answered `authenticated`) and `{"action": "subscribe", "trades": [...]}` (answered `subscription`), then
+  trades `{"T": "t", "S", "i", "x", "p", "s", "t", "c", "z"}`.
+
 A venue plays `sessions`, one per connection: the frames to send once the client subscribed, and whether to
 drop the connection after them (`Drop`). The last session's connection stays open. It records every
 subscription, so a test sees the client resubscribe.
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgpack
 from aiohttp import WSMsgType, web
 
 
@@ -60,6 +66,20 @@ def binance_trade(market: str, trade_id: int, price: float, quantity: float, at:
         "T": ms,
         "m": True,
         "M": True,
+    }
+
+
+def alpaca_trade(symbol: str, trade_id: int, price: float, size: float, at: datetime) -> dict[str, Any]:
+    return {
+        "T": "t",
+        "S": symbol,
+        "i": trade_id,
+        "x": "V",
+        "p": price,
+        "s": size,
+        "t": msgpack.Timestamp.from_datetime(at),
+        "c": ["@"],
+        "z": "C",
     }
 
 
@@ -113,7 +133,8 @@ class FakeVenue:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = self._runner.addresses[0][1]
-        self.url = f"ws://127.0.0.1:{port}/ws" if self.protocol == "binance" else f"ws://127.0.0.1:{port}/"
+        path = {"binance": "/ws", "alpaca": "/v2/iex"}.get(self.protocol, "/")
+        self.url = f"ws://127.0.0.1:{port}{path}"
 
     async def _stop(self) -> None:
         if self._runner is not None:
@@ -124,21 +145,37 @@ class FakeVenue:
         await ws.prepare(request)
         session = self.sessions[min(self._connections, len(self.sessions) - 1)]
         self._connections += 1
+        if self.protocol == "alpaca":
+            await ws.send_bytes(msgpack.packb([{"T": "success", "msg": "connected"}]))
         async for message in ws:
-            if message.type != WSMsgType.TEXT:
+            if message.type == WSMsgType.BINARY:
+                asked = msgpack.unpackb(message.data)
+            elif message.type == WSMsgType.TEXT:
+                asked = json.loads(message.data)
+            else:
                 continue
-            asked = json.loads(message.data)
+            if asked.get("action") == "auth":
+                await ws.send_bytes(msgpack.packb([{"T": "success", "msg": "authenticated"}]))
+                continue
             self.subscriptions.append(asked)
-            await ws.send_str(json.dumps(self._ack(asked)))
+            await self._send(ws, self._ack(asked))
             for frame in session:
                 if isinstance(frame, Drop):
                     await ws.close()
                     return ws
-                await ws.send_str(frame if isinstance(frame, str) else json.dumps(frame))
+                await self._send(ws, frame)
                 await asyncio.sleep(0.01)
         return ws
 
+    async def _send(self, ws: web.WebSocketResponse, frame: Any) -> None:
+        if self.protocol == "alpaca":
+            await ws.send_bytes(frame if isinstance(frame, bytes) else msgpack.packb([frame]))
+        else:
+            await ws.send_str(frame if isinstance(frame, str) else json.dumps(frame))
+
     def _ack(self, asked: dict[str, Any]) -> dict[str, Any]:
+        if self.protocol == "alpaca":
+            return {"T": "subscription", "trades": asked.get("trades", []), "quotes": [], "bars": []}
         if self.protocol == "binance":
             return {"result": None, "id": asked.get("id")}
         return {"type": "subscriptions", "channels": [{"name": "matches", "product_ids": asked.get("product_ids")}]}

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from prometheus_client.registry import Collector
 from pydantic import ValidationError
 
 from pipeline.ingest.venues import VENUES, Venue, parse_pair, tick_symbol
-from pipeline.schema import Tick
+from pipeline.schema import Tick, normalise_symbol
 
 logger = logging.getLogger(__name__)
 
@@ -91,16 +92,17 @@ class StatsCollector(Collector):
 class TradeFilter:
     """Drops trades already seen (by id) and counts gaps in a venue's consecutive numeric trade ids. Pure."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, consecutive: bool = True) -> None:
         self._seen: dict[str, tuple[set[str], deque[str]]] = {}
         self._last: dict[str, int] = {}
+        self._consecutive = consecutive
 
     def accept(self, symbol: str, trade_id: str, stats: Stats) -> bool:
         seen, order = self._seen.setdefault(symbol, (set(), deque()))
         if trade_id in seen:
             stats.duplicates += 1
             return False
-        if trade_id.isdigit():
+        if self._consecutive and trade_id.isdigit():
             number, last = int(trade_id), self._last.get(symbol)
             if last is not None and number <= last:
                 stats.duplicates += 1  # older than what was handed on: resent, already published
@@ -140,12 +142,16 @@ async def stream(
     stop: asyncio.Event,
     *,
     url: str | None = None,
+    credentials: tuple[str, str] | None = None,
 ) -> None:
     """Watch `pairs` on `source` until `stop` is set, handing each new trade's tick to `on_tick`."""
+    venue = VENUES[source]
+    if not venue.pairs:
+        await _alpaca(venue, pairs, on_tick, stats, stop, url=url, credentials=credentials)
+        return
     import ccxt.pro
     from ccxt.base.errors import BaseError
 
-    venue = VENUES[source]
     parsed = [parse_pair(pair) for pair in pairs]
     exchange = getattr(ccxt.pro, venue.exchange)({"newUpdates": True})
     _skip_bad_frames(exchange, stats)
@@ -155,7 +161,7 @@ async def stream(
     symbols = [f"{base}/{quote}" for base, quote in parsed]
     for base, quote in parsed:
         stats.symbols.setdefault(tick_symbol(base, quote), SymbolFigures())
-    trades_seen = TradeFilter()
+    trades_seen = TradeFilter(consecutive=venue.consecutive_ids)
     try:  # one follower per symbol: ccxt multiplexes their subscriptions on one connection
         await asyncio.gather(
             *(_follow(exchange, venue, symbol, on_tick, stats, stop, trades_seen, BaseError) for symbol in symbols)
@@ -233,14 +239,66 @@ def _hand_on(
     venue: Venue, trades: list[dict[str, Any]], trades_seen: TradeFilter, on_tick: Callable[[Tick], None], stats: Stats
 ) -> None:
     for trade in trades:
-        tick = to_tick(venue, trade)
-        if tick is None:
-            stats.malformed += 1
-            continue
-        if not trades_seen.accept(tick.symbol, str(trade.get("id")), stats):
-            continue
-        on_tick(tick)
-        figures = stats.symbols.setdefault(tick.symbol, SymbolFigures())
-        figures.ticks += 1
-        figures.last_price = tick.price
-        figures.lag_ms = time.time() * 1000 - tick.timestamp.timestamp() * 1000
+        _one(to_tick(venue, trade), str(trade.get("id")), trades_seen, on_tick, stats)
+
+
+def _one(
+    tick: Tick | None, trade_id: str, trades_seen: TradeFilter, on_tick: Callable[[Tick], None], stats: Stats
+) -> None:
+    if tick is None:
+        stats.malformed += 1
+        return
+    if not trades_seen.accept(tick.symbol, trade_id, stats):
+        return
+    on_tick(tick)
+    figures = stats.symbols.setdefault(tick.symbol, SymbolFigures())
+    figures.ticks += 1
+    figures.last_price = tick.price
+    figures.lag_ms = time.time() * 1000 - tick.timestamp.timestamp() * 1000
+
+
+def alpaca_tick(trade: dict[str, Any]) -> Tick | None:
+    """The tick of an Alpaca trade message (`S` symbol, `p` price, `s` size, `t` time), or None."""
+    try:
+        at = trade["t"]
+        timestamp = at.to_datetime() if hasattr(at, "to_datetime") else at  # msgpack Timestamp, or RFC 3339
+        return Tick(symbol=trade["S"], timestamp=timestamp, price=trade["p"], volume=trade.get("s"), source="alpaca")
+    except (KeyError, TypeError, ValueError, ValidationError):
+        return None
+
+
+async def _alpaca(
+    venue: Venue,
+    symbols: list[str],
+    on_tick: Callable[[Tick], None],
+    stats: Stats,
+    stop: asyncio.Event,
+    *,
+    url: str | None,
+    credentials: tuple[str, str] | None,
+) -> None:
+    """US equities through alpaca-py's StockDataStream (IEX feed), which connects, authenticates, resubscribes
+    and reconnects itself; it runs its own event loop, so in a thread of its own, stopped with `stop()`."""
+    from alpaca.data.enums import DataFeed
+    from alpaca.data.live import StockDataStream
+
+    if credentials is None:
+        raise ValueError("alpaca needs ALPACA_API_KEY and ALPACA_API_SECRET (a free Alpaca account's keys)")
+    feed = StockDataStream(*credentials, raw_data=True, feed=DataFeed.IEX, url_override=url)
+    trades_seen = TradeFilter(consecutive=venue.consecutive_ids)
+    for symbol in symbols:
+        stats.symbols.setdefault(normalise_symbol(symbol), SymbolFigures())
+
+    async def handle(trade: Any) -> None:  # a dict: the stream gives raw messages (raw_data=True)
+        _one(alpaca_tick(trade), str(trade.get("i")), trades_seen, on_tick, stats)
+
+    feed.subscribe_trades(handle, *(normalise_symbol(symbol) for symbol in symbols))
+    running = threading.Thread(target=feed.run, name="alpaca", daemon=True)
+    running.start()
+    try:
+        while running.is_alive() and not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+    finally:
+        feed.stop()
+        await asyncio.to_thread(running.join, 10)

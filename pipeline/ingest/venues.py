@@ -25,6 +25,8 @@ class Venue:
     exchange: str  # the ccxt.pro class
     ws_path: tuple[str, ...]  # where ccxt keeps its websocket endpoint in `urls["api"]`
     separator: str  # in the venue's own market id: BTC-USD (Coinbase), BTCUSDT (Binance)
+    consecutive_ids: bool = True  # trade ids count up by one per pair, so a jump is a gap
+    pairs: bool = True  # crypto pairs (BASE-QUOTE), or stock symbols (Alpaca)
 
     def market_id(self, base: str, quote: str) -> str:
         return f"{base}{self.separator}{quote}"
@@ -64,6 +66,8 @@ class Venue:
 VENUES = {
     "coinbase": Venue("coinbase", "coinbaseexchange", ("ws",), "-"),
     "binance": Venue("binance", "binance", ("ws", "spot"), ""),
+    # US equities through alpaca-py's market data stream (IEX feed; its trade ids are not consecutive per symbol)
+    "alpaca": Venue("alpaca", "", (), "", consecutive_ids=False, pairs=False),
 }
 _PAIR = re.compile(r"^([A-Z0-9]{1,10})[-/]([A-Z0-9]{1,10})$")
 

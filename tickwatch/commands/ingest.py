@@ -14,7 +14,8 @@ from rich.live import Live
 from rich.table import Table
 
 from pipeline.ingest.publish import DeliveryError
-from pipeline.settings import get_settings
+from pipeline.schema import normalise_symbol
+from pipeline.settings import get_settings, reveal
 
 console = Console(stderr=True)
 KAFKA_BLOCK_SECONDS = 30  # how long a full send buffer may wait for Kafka before ingest gives up
@@ -22,8 +23,11 @@ MAX_BUFFERED = 10_000  # ticks sent but not yet acknowledged by Kafka; beyond th
 
 
 def ingest(
-    source: Annotated[str, typer.Argument(help="coinbase or binance")],
-    pairs: Annotated[list[str], typer.Argument(help="pairs to follow, e.g. BTC-USD ETH-USD (BTC/USDT works too)")],
+    source: Annotated[str, typer.Argument(help="coinbase, binance (crypto, no key) or alpaca (US stocks, your key)")],
+    pairs: Annotated[
+        list[str],
+        typer.Argument(help="pairs such as BTC-USD ETH/USDT, or stocks such as AAPL (alpaca)"),
+    ],
     url: Annotated[
         str | None, typer.Option(help="the venue's websocket endpoint (default: its public one; a local one in tests)")
     ] = None,
@@ -41,20 +45,29 @@ def ingest(
     Examples:
       [bold]tickwatch ingest coinbase BTC-USD ETH-USD[/bold]
       [bold]tickwatch ingest binance BTC/USDT --dry-run[/bold]
+      [bold]ALPACA_API_KEY=… ALPACA_API_SECRET=… tickwatch ingest alpaca AAPL MSFT[/bold]   (IEX feed)
     """
     from pipeline.ingest.live import Stats
     from pipeline.ingest.venues import VENUES, parse_pair
 
     if source not in VENUES:
         raise typer.BadParameter(f"unknown source {source!r}; sources: {', '.join(VENUES)}", param_hint="SOURCE")
+    venue = VENUES[source]
     for pair in pairs:
         try:
-            parse_pair(pair)
+            parse_pair(pair) if venue.pairs else normalise_symbol(pair)
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="PAIRS") from None
+    settings = get_settings()
+    credentials = None
+    if not venue.pairs:
+        key, secret = reveal(settings.alpaca_api_key), reveal(settings.alpaca_api_secret)
+        if not (key and secret):
+            console.print("[red]✘ set ALPACA_API_KEY and ALPACA_API_SECRET first (a free Alpaca account's keys)[/red]")
+            raise typer.Exit(2)
+        credentials = (key, secret)
     stats = Stats()
     sink = _Stdout() if dry_run else _Kafka()
-    settings = get_settings()
     if not dry_run and settings.metrics_port:
         from prometheus_client import REGISTRY
 
@@ -65,7 +78,8 @@ def ingest(
         port = serve_process_metrics(settings.metrics_port)
         console.print(f"ingest: {source} {' '.join(pairs)}; metrics at http://127.0.0.1:{port}/metrics; Ctrl-C to stop")
     try:
-        asyncio.run(_run(source, pairs, url, sink, stats, live_view=not dry_run and console.is_terminal))
+        view = not dry_run and console.is_terminal
+        asyncio.run(_run(source, pairs, url, credentials, sink, stats, live_view=view))
     finally:
         sent = sink.close()
     figures = f"{sent:,} ticks {'printed' if dry_run else 'published'}, {stats.reconnects} reconnects, "
@@ -73,14 +87,23 @@ def ingest(
     console.print(f"[green]✔[/green] {figures}", highlight=False)
 
 
-async def _run(source: str, pairs: list[str], url: str | None, sink: Any, stats: Any, *, live_view: bool) -> None:
+async def _run(
+    source: str,
+    pairs: list[str],
+    url: str | None,
+    credentials: tuple[str, str] | None,
+    sink: Any,
+    stats: Any,
+    *,
+    live_view: bool,
+) -> None:
     from pipeline.ingest.live import stream
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    streaming = asyncio.ensure_future(stream(source, pairs, sink.send, stats, stop, url=url))
+    streaming = asyncio.ensure_future(stream(source, pairs, sink.send, stats, stop, url=url, credentials=credentials))
     if not live_view:
         await streaming
         return

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from pipeline.ingest.live import Stats, stream
 from pipeline.schema import Tick
-from stack.fake_venues import DROP, FakeVenue, binance_trade, coinbase_heartbeat, coinbase_match
+from stack.fake_venues import DROP, FakeVenue, alpaca_trade, binance_trade, coinbase_heartbeat, coinbase_match
 
 AT = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
 
@@ -79,3 +79,33 @@ def test_binance_trades_become_ticks_of_the_normalised_symbol():
     ]
     assert ticks[2].timestamp == AT + timedelta(seconds=2)
     assert venue.subscriptions[0]["method"] == "SUBSCRIBE" and venue.subscriptions[0]["params"] == ["btcusdt@trade"]
+
+
+def test_alpaca_trades_become_ticks_with_the_credentials_sent_and_resent_trades_dropped():
+    trades = [alpaca_trade("AAPL", 96_921 + 7 * i, 226.5 + i, 100, AT + timedelta(seconds=i)) for i in range(3)]
+    sessions = [[*trades[:2], DROP], [trades[1], trades[2]]]
+    ticks: list[Tick] = []
+    stats = Stats()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            stream("alpaca", ["aapl"], ticks.append, stats, stop, url=venue.url, credentials=("key-id", "secret"))
+        )
+        deadline = time.monotonic() + 30
+        while len(ticks) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+    with FakeVenue("alpaca", sessions) as venue:
+        asyncio.run(run())
+    assert [(t.symbol, t.price, t.volume, t.source) for t in ticks] == [
+        ("AAPL", 226.5, 100, "alpaca"),
+        ("AAPL", 227.5, 100, "alpaca"),
+        ("AAPL", 228.5, 100, "alpaca"),
+    ]
+    assert ticks[1].timestamp == AT + timedelta(seconds=1)
+    assert stats.duplicates == 1 and stats.gaps == 0  # Alpaca's ids are not consecutive: no gap is claimed
+    assert venue.subscriptions[0]["trades"] == ["AAPL"] and len(venue.subscriptions) == 2

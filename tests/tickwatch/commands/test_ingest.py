@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from pipeline.schema import parse_tick
-from stack.fake_venues import FakeVenue, coinbase_match
+from stack.fake_venues import FakeVenue, alpaca_trade, coinbase_match
 from tests.conftest import Namespace, wait_for
 from tickwatch.fleet import free_port
 
@@ -111,3 +111,18 @@ def test_the_documented_example_producer_publishes_ticks_the_bridge_accepts(name
     records = ns.topic_messages(ns.settings.ticks_topic, expect=3)
     assert [parse_tick(r.value).symbol for r in records] == ["ACME"] * 3  # valid ticks, none dead-lettered
     assert {r.key for r in records} == {b"ACME"}
+
+
+def test_alpaca_needs_its_keys_and_then_streams_us_stocks(namespace: Namespace):
+    done = start(namespace, "alpaca", "AAPL")
+    _, err = done.communicate(timeout=60)
+    assert done.returncode == 2 and "set ALPACA_API_KEY and ALPACA_API_SECRET first" in err
+    namespace.env.update({"ALPACA_API_KEY": "key-id", "ALPACA_API_SECRET": "its-secret"})
+    trades = [alpaca_trade("AAPL", 10 + i, 226.5 + i, 100, AT + timedelta(seconds=i)) for i in range(3)]
+    with FakeVenue("alpaca", [trades]) as venue:
+        ingest = start(namespace, "alpaca", "aapl", "--url", venue.url, "--dry-run")
+        wait_for(lambda: venue.subscriptions, timeout=30, what="the subscription")
+        time.sleep(1)
+        ingest.send_signal(signal.SIGTERM)
+        out, _ = ingest.communicate(timeout=30)
+    assert [json.loads(line)["price"] for line in out.splitlines()] == [226.5, 227.5, 228.5]
