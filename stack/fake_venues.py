@@ -14,9 +14,9 @@ Frames follow the venues' public API documentation:
   (answered `authenticated`) and `{"action": "subscribe", "trades": [...]}` (answered `subscription`), then
   trades `{"T": "t", "S", "i", "x", "p", "s", "t", "c", "z"}`.
 
-A venue plays `sessions`, one per connection: the frames to send once the client subscribed, and whether to
-drop the connection after them (`Drop`). The last session's connection stays open. It records every
-subscription, so a test sees the client resubscribe.
+A venue plays `sessions`, one per connection: the frames to send once the client subscribed (with `Pause`s
+between them), and whether to drop the connection after them (`Drop`). The last session's connection stays
+open. It records every subscription, so a test sees the client resubscribe.
 """
 
 from __future__ import annotations
@@ -37,6 +37,13 @@ class Drop:
 
 
 DROP = Drop()
+
+
+@dataclass(frozen=True)
+class Pause:
+    """In a session: wait this long before the next frame (trades that keep coming while something is down)."""
+
+    seconds: float
 
 
 def coinbase_match(product: str, trade_id: int, price: float, size: float, at: datetime) -> dict[str, Any]:
@@ -101,6 +108,7 @@ class FakeVenue:
     sessions: list[list[Any]]
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
+    pace: float = 0.01  # seconds between frames; 0: as fast as the connection takes them (the bench)
 
     def __post_init__(self) -> None:
         self._loop = asyncio.new_event_loop()
@@ -163,8 +171,12 @@ class FakeVenue:
                 if isinstance(frame, Drop):
                     await ws.close()
                     return ws
+                if isinstance(frame, Pause):
+                    await asyncio.sleep(frame.seconds)
+                    continue
                 await self._send(ws, frame)
-                await asyncio.sleep(0.01)
+                if self.pace:
+                    await asyncio.sleep(self.pace)
         return ws
 
     async def _send(self, ws: web.WebSocketResponse, frame: Any) -> None:

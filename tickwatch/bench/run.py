@@ -13,10 +13,11 @@ from tickwatch.bench.bot import bot_price_figures
 from tickwatch.bench.detection import detection_cost
 from tickwatch.bench.digest import digest_figures
 from tickwatch.bench.feeds import feed_check_figures
+from tickwatch.bench.ingest import ingest_figures
 from tickwatch.bench.storm import storm_figures
 from tickwatch.bench.webhooks import webhook_figures
 
-SECTIONS = ("pipeline", "api", "bot", "digest", "storm", "detection", "webhooks", "feeds")
+SECTIONS = ("pipeline", "api", "bot", "digest", "storm", "detection", "webhooks", "feeds", "ingest")
 
 
 def run_sections(settings: Settings, console: Console, only: Iterable[str] = (), **pipeline_options: int) -> None:
@@ -41,3 +42,5 @@ def run_sections(settings: Settings, console: Console, only: Iterable[str] = (),
         webhook_figures(settings, console)
     if "feeds" in chosen:
         feed_check_figures(settings, console)
+    if "ingest" in chosen:
+        ingest_figures(settings, console)

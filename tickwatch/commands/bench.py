@@ -27,7 +27,7 @@ def bench(
         typer.Option(
             "--only",
             help="run only this section (repeatable): pipeline, api, bot, digest, storm, detection, "
-            "webhooks, feeds; default: all",
+            "webhooks, feeds, ingest; default: all",
         ),
     ] = None,
 ) -> None:
@@ -42,6 +42,7 @@ def bench(
     [bold]detection[/bold]: detection's cost per tick by rule set (quick: no stack)
     [bold]webhooks[/bold]: alerts delivered to 100 webhook subscribers
     [bold]feeds[/bold]: one feed health check over 5 000 watched symbols
+    [bold]ingest[/bold]: exchange trades to Kafka through one `tickwatch ingest` (local replay server)
 
     Examples: [bold]tickwatch bench --ticks 100000[/bold], [bold]tickwatch bench --only detection[/bold]
     """

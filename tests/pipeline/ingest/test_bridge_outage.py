@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-import pytest
 
 from pipeline import store
 from pipeline.ingest.generator import Scenario
 from pipeline.ingest.publish import publish
 from pipeline.ingest.topics import ensure_topics
-from pipeline.settings import Settings
-from stack.services import Kafka, Redis
 from tests.conftest import Namespace, wait_for
 from tickwatch.fleet import discard, env_for
 
@@ -41,44 +35,6 @@ def scenario(start_minute: int, symbol: str) -> Scenario:
         seed=start_minute,
         events=[f"drop:{symbol}:8%:60s@5m"],
     )
-
-
-def free_pair() -> int:
-    """A port P with P + 1 free too (Kafka's controller listens on P + 1)."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        with socket.socket() as other:
-            try:
-                other.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-
-
-@pytest.fixture
-def engines(real_stack: Settings, tmp_path: Path) -> Iterator[tuple[Settings, Kafka, Redis]]:
-    """Settings of a private Kafka and Redis (not started yet) plus the shared Elasticsearch."""
-    tag = f"tw-o{uuid.uuid4().hex[:6]}"
-    kafka_port, redis_port = free_pair(), free_pair()
-    settings = real_stack.model_copy(
-        update={
-            "kafka_bootstrap": f"127.0.0.1:{kafka_port}",
-            "redis_url": f"redis://127.0.0.1:{redis_port}/0",
-            "stack_dir": tmp_path / "engines",
-            "kafka_heap": "256m",
-            "index_prefix": tag,
-            "metrics_port": 0,
-        }
-    )
-    kafka, redis = Kafka(settings), Redis(settings)
-    yield settings, kafka, redis
-    for service in (kafka, redis):
-        service.down()
-    es = store.connect(settings)
-    for index in es.indices.get(index=f"{tag}-*"):
-        es.indices.delete(index=index)
 
 
 def alerts_by_id(ns: Namespace) -> dict[str, int]:

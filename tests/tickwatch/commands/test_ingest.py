@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,10 +14,11 @@ from pathlib import Path
 
 import httpx
 
+from pipeline.ingest.topics import ensure_topics
 from pipeline.schema import parse_tick
-from stack.fake_venues import FakeVenue, alpaca_trade, coinbase_match
+from stack.fake_venues import FakeVenue, Pause, alpaca_trade, coinbase_match
 from tests.conftest import Namespace, wait_for
-from tickwatch.fleet import free_port
+from tickwatch.fleet import env_for, free_port
 
 AT = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
 MATCHES = [coinbase_match("ETH-USD", n, 3_000 + n, 0.5, AT + timedelta(seconds=n)) for n in range(1, 6)]
@@ -126,3 +128,44 @@ def test_alpaca_needs_its_keys_and_then_streams_us_stocks(namespace: Namespace):
         ingest.send_signal(signal.SIGTERM)
         out, _ = ingest.communicate(timeout=30)
     assert [json.loads(line)["price"] for line in out.splitlines()] == [226.5, 227.5, 228.5]
+
+
+def test_kafka_stopped_for_ten_seconds_loses_no_trade(engines, tmp_path: Path):
+    """A private Kafka, killed -9 while trades keep coming and started again 10 s later."""
+    settings, kafka, _ = engines
+    kafka.up()
+    ensure_topics(settings)
+    env = env_for({"TICKWATCH_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "TICKWATCH_METRICS_PORT": "0"})
+    ns = Namespace(env, tmp_path / "logs", settings=settings)
+    trades = [coinbase_match("ETH-USD", n, 3_000 + n, 0.5, AT + timedelta(seconds=n)) for n in range(1, 16)]
+    session = [*trades[:5], Pause(4), *trades[5:10], Pause(10), *trades[10:]]  # 6-10 come while Kafka is down
+    with FakeVenue("coinbase", [session]) as venue:
+        ingest = start(ns, "coinbase", "ETH-USD", "--url", venue.url)
+        try:
+            wait_for(
+                lambda: len(ns.topic_messages(settings.ticks_topic, expect=5, timeout=2)) >= 5,
+                timeout=60,
+                what="the first five ticks",
+            )
+            pid = kafka.proc.pid()
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            time.sleep(10)
+            kafka.up()  # same data directory: the topic survives
+            wait_for(
+                lambda: (
+                    len({json.loads(m.value)["price"] for m in ns.topic_messages(settings.ticks_topic, 15, 3)}) == 15
+                ),
+                timeout=90,
+                what="all fifteen trades on Kafka",
+            )
+            assert ingest.poll() is None, "ingest gave up while Kafka was away for 10 s"
+        finally:
+            ingest.send_signal(signal.SIGTERM)
+            _, err = ingest.communicate(timeout=60)
+    assert ingest.returncode == 0, err
+    assert sorted(prices_on(ns)) == [3_000 + n for n in range(1, 16)]
+
+
+def prices_on(ns: Namespace) -> set[float]:
+    return {json.loads(m.value)["price"] for m in ns.topic_messages(ns.settings.ticks_topic, expect=15, timeout=3)}
