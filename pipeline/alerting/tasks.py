@@ -135,8 +135,11 @@ def _failed(
         _count(redis, channel, "failed")
         return "refused"
     delay = min(RETRY_CAP_SECONDS, 2.0**attempt) * random.uniform(0.8, 1.2)
-    if channel == "slack" and _slack_answered(redis, settings, ok=False) == "open":
-        # The circuit holds every delivery back now: come back for its probe, not after a long backoff.
+    if channel == "slack":
+        # Slack's circuit, not each delivery's backoff, keeps a failing Slack from being hammered (after a few
+        # failures every delivery waits for its probe), so a delivery comes back within one cool-off: a call
+        # that failed just as Slack recovered (it was slow to answer) goes out seconds later, not 10 s later.
+        _slack_answered(redis, settings, ok=False)
         delay = min(delay, settings.slack_circuit_cooloff_seconds * random.uniform(1, 1.2))
     counted = attempt if probe else attempt + 1  # a failed probe tells about Slack, not about this alert
     if counted > settings.delivery_max_retries:
@@ -161,8 +164,8 @@ def _retry(redis: Redis, settings: Settings, channel: str, event: dict[str, Any]
     later.send_later(redis, DELIVER, channel, event, attempt, queue=settings.alerts_queue, at=at)
 
 
-def _slack_answered(redis: Redis, settings: Settings, *, ok: bool) -> str:
-    """Move Slack's circuit with a call's outcome; returns its state ('open' or 'closed')."""
+def _slack_answered(redis: Redis, settings: Settings, *, ok: bool) -> None:
+    """Move Slack's circuit with a call's outcome (and tell operators when it opens or closes)."""
     answer = circuit.record(redis, "slack", ok=ok, now=time.time(), threshold=settings.slack_circuit_failures)
     change = circuit.change(answer)
     if change == "opened":
@@ -176,7 +179,6 @@ def _slack_answered(redis: Redis, settings: Settings, *, ok: bool) -> str:
         logger.warning("Slack answers again: waiting alerts go out")
     if ok:
         slack_errors.clear_problems(redis)
-    return keys.text(answer[0])
 
 
 def _count(redis: Redis, channel: str, outcome: str) -> None:
