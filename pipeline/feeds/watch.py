@@ -68,7 +68,7 @@ def check(redis: Redis, settings: Settings, now: datetime) -> Verdict:
     episodes = {keys.text(k): Episode.decode(v) for k, v in redis.hgetall(keys.FEED_EPISODES).items()}
     if not feeds:
         return Verdict()
-    muted = muted_now(redis) if feeds else set()
+    muted = muted_now(redis)
     found = for_patterns(settings.calendars)
     policy = Policy(settings.stale_factor, settings.stale_min_seconds, settings.feed_down_threshold)
     verdict = judge(now, feeds, episodes, lambda s: found.session_of(s, now), muted.__contains__, policy)
