@@ -68,8 +68,10 @@ def test_each_episode_gets_one_message_after_429_500_and_timeouts_and_a_killed_w
         ns.worker(4, "--queues", ns.settings.alerts_queue, "--pool", "threads")
         wait_for(lambda: time.monotonic() > now + 3 * WINDOW, timeout=60, what="the end of the outage")
         recovered = time.monotonic()
-        wait_for(lambda: len(posted_episodes(slack)) == 3, timeout=30, what="one message per episode")
-        assert time.monotonic() - recovered < 15, f"the messages came long after Slack recovered: {timeline(slack)}"
+        wait_for(lambda: len(posted_episodes(slack)) == 3, timeout=45, what="one message per episode")
+        # Seconds, not the broker's 5-minute visibility timeout: usually under 5 s here, but a cold 2-core CI
+        # machine once took 17 s (a stall after the circuit opened that was not reproduced), hence 30.
+        assert time.monotonic() - recovered < 30, f"the messages came long after Slack recovered: {timeline(slack)}"
         time.sleep(3)  # nothing more may come: no second message for any episode
         assert set(posted_episodes(slack).values()) == {1}
         failed = [call for call in slack.calls("chat.postMessage") if not call.ok]
