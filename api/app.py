@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from api import anomalies, auth, controls, errors, health, prices, webhooks
+from api import anomalies, auth, controls, errors, groups, health, prices, webhooks
 from pipeline.body_limit import BodyLimit
 from pipeline.context import Context
 from pipeline.settings import Settings, get_settings
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine_checks = health.EngineChecks(svc)
     errors.install(app)
     app.include_router(health.router)
-    for router in (prices.router, anomalies.router, controls.router, webhooks.router):
+    for router in (prices.router, anomalies.router, controls.router, groups.router, webhooks.router):
         app.include_router(router)
     app.webhooks.include_router(webhooks.events)  # documents what subscribers receive
     auth.check_token_first(app)

@@ -18,8 +18,8 @@ from redis.exceptions import RedisError
 from api.deps import services
 from api.errors import Problem, problem_response
 from pipeline import tokens
+from pipeline.audit import Actor
 from pipeline.context import Context
-from pipeline.controls import Actor
 
 _bearer = HTTPBearer(auto_error=False, description="an API token: TICKWATCH_API_TOKENS or `tickwatch token create`")
 

@@ -1,4 +1,5 @@
-"""Thresholds, mutes and the audit log: views over pipeline.controls (the same validation and audit as the bot).
+"""Thresholds, mutes (and recurring windows) and the audit log: views over pipeline.controls (the same
+validation and audit as the bot). Thresholds and mutes take a symbol or a group (`group:NAME`).
 
 Reading needs any token; changing needs an admin token, and the change is audited as the token's name via
 "api".
@@ -8,29 +9,48 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from api.auth import Admin, Reader
 from api.deps import services
 from api.errors import Problem, problem_responses
-from api.models import AuditLog, ChangeOut, MuteList, MuteOut, MuteRequest, RuleOut, ThresholdChange, Thresholds
-from api.views import SymbolPath, invalid_as_problem, symbol_param
+from api.models import (
+    AuditLog,
+    ChangeOut,
+    MuteList,
+    MuteOut,
+    MuteRequest,
+    RuleOut,
+    ThresholdChange,
+    Thresholds,
+    WindowOut,
+    WindowRequest,
+)
+from api.views import TargetPath, invalid_as_problem, target_param
 from pipeline import history
 from pipeline.context import Context
-from pipeline.controls import RULES, RuleChange, mute_length
-from pipeline.durations import parse_seconds
-from pipeline.schema import RuleName
+from pipeline.durations import parse_duration, parse_seconds
+from pipeline.groups import is_group
+from pipeline.mutes import check_window_length, mute_length, recurrence, time_zone
+from pipeline.rule_words import RuleChange
+from pipeline.schema import RULES, RuleName
 
 router = APIRouter(prefix="/v1", tags=["controls"], responses=problem_responses(401, 422, 503))
 ADMIN_ONLY = problem_responses(403)
 Svc = Annotated[Context, Depends(services)]
+WindowId = Annotated[str, Path(pattern=r"^win_[0-9a-f]{12}$", examples=["win_0123456789ab"])]
 
 
-def _known(svc: Context, symbol: str) -> str:
-    """A symbol with stored ticks (404 with the closest ones otherwise): a typo must not mute nothing."""
-    symbol = symbol_param(symbol)
-    history.require_symbol(svc.es, svc.indices, symbol)
-    return symbol
+def _known(svc: Context, target: str, field: str = "path.symbol") -> str:
+    """A symbol with stored ticks (404 with the closest ones otherwise: a typo must not mute nothing), or a
+    group that exists (404 otherwise)."""
+    target = target_param(target, field)
+    if is_group(target):
+        if svc.controls.group(target) is None:
+            raise Problem(404, "unknown-group", f"there is no group {target}; PUT /v1/groups/NAME makes one")
+    else:
+        history.require_symbol(svc.es, svc.indices, target)
+    return target
 
 
 def _thresholds(svc: Context, symbol: str) -> Thresholds:
@@ -42,9 +62,9 @@ def _thresholds(svc: Context, symbol: str) -> Thresholds:
     "/thresholds/{symbol:path}",
     response_model=Thresholds,
     responses=problem_responses(404),
-    summary="The rules that apply to a symbol now (defaults or its overrides)",
+    summary="The rules that apply to a symbol or group now, and where each comes from",
 )
-def get_thresholds(_: Reader, svc: Svc, symbol: SymbolPath) -> Thresholds:
+def get_thresholds(_: Reader, svc: Svc, symbol: TargetPath) -> Thresholds:
     return _thresholds(svc, _known(svc, symbol))
 
 
@@ -83,9 +103,9 @@ def _rule_parameters(svc: Context, symbol: str, change: ThresholdChange) -> Rule
     "/thresholds/{symbol:path}",
     response_model=Thresholds,
     responses={**ADMIN_ONLY, **problem_responses(404)},
-    summary="Set a rule's threshold, window, cooldown or confirmation for a symbol (audited)",
+    summary="Set a rule's threshold, window, cooldown or confirmation for a symbol or group (audited)",
 )
-def put_thresholds(principal: Admin, svc: Svc, symbol: SymbolPath, change: ThresholdChange) -> Thresholds:
+def put_thresholds(principal: Admin, svc: Svc, symbol: TargetPath, change: ThresholdChange) -> Thresholds:
     """Parameters left out keep their current values (a cooldown that followed the window keeps following it).
     A threshold of 0 turns the rule off; DELETE goes back to the defaults."""
     symbol = _known(svc, symbol)
@@ -97,24 +117,27 @@ def put_thresholds(principal: Admin, svc: Svc, symbol: SymbolPath, change: Thres
     "/thresholds/{symbol:path}",
     response_model=Thresholds,
     responses=ADMIN_ONLY,
-    summary="Back to the default rules for a symbol (one rule, or all)",
+    summary="Drop a symbol's or group's own rules (one rule, or all): its group's or the defaults apply",
 )
 def delete_thresholds(
     principal: Admin,
     svc: Svc,
-    symbol: SymbolPath,
+    symbol: TargetPath,
     rule: Annotated[RuleName | None, Query(description="default: every rule")] = None,
 ) -> Thresholds:
-    symbol = symbol_param(symbol)
+    symbol = target_param(symbol)
     for name in [rule] if rule else RULES:
         if svc.controls.rules(symbol)[name].overridden:
             svc.controls.reset_rule(symbol, name, principal.actor)
     return _thresholds(svc, symbol)
 
 
-@router.get("/mutes", response_model=MuteList, summary="Mutes in force")
+@router.get("/mutes", response_model=MuteList, summary="Mutes in force, and recurring windows")
 def list_mutes(_: Reader, svc: Svc) -> MuteList:
-    return MuteList(items=[MuteOut.of(mute) for mute in svc.controls.mutes()])
+    return MuteList(
+        items=[MuteOut.of(mute) for mute in svc.controls.mutes()],
+        windows=[WindowOut.of(window) for window in svc.controls.windows()],
+    )
 
 
 @router.post(
@@ -122,17 +145,65 @@ def list_mutes(_: Reader, svc: Svc) -> MuteList:
     response_model=MuteOut,
     status_code=201,
     responses={**ADMIN_ONLY, **problem_responses(404)},
-    summary="Mute a symbol's notifications (its anomalies are still stored, flagged muted)",
+    summary="Mute a symbol's or group's notifications (its anomalies are still stored, flagged muted)",
 )
 def create_mute(principal: Admin, svc: Svc, request: MuteRequest) -> MuteOut:
-    symbol = _known(svc, request.symbol)
+    """Ends after `duration` (1h when nothing else bounds it), at `until`, when its open episodes resolve
+    (`until_resolved`), or when a tick crosses `above` / `below`; `unless` lets big moves through."""
+    symbol = _known(svc, request.symbol, "body.symbol")
     with invalid_as_problem("body.duration"):
-        duration = None if request.until and request.duration is None else mute_length(request.duration)
-    with invalid_as_problem("body.until" if request.until else "body.duration"):  # what bounds the mute
-        svc.controls.mute(symbol, principal.actor, duration=duration, until=request.until, reason=request.reason)
+        duration = None if request.ends_otherwise() and request.duration is None else mute_length(request.duration)
+    with invalid_as_problem(f"body.{request.bound_by()}"):  # what bounds the mute
+        svc.controls.mute(
+            symbol,
+            principal.actor,
+            duration=duration,
+            until=request.until,
+            reason=request.reason,
+            until_resolved=request.until_resolved,
+            above=request.above,
+            below=request.below,
+            unless=request.unless,
+        )
     mute = svc.controls.mute_of(symbol)
     assert mute is not None  # just written
     return MuteOut.of(mute)
+
+
+@router.post(
+    "/mutes/windows",
+    response_model=WindowOut,
+    status_code=201,
+    responses={**ADMIN_ONLY, **problem_responses(404)},
+    summary="Mute a symbol or group on a schedule (an RRULE and a length: a recurring maintenance window)",
+)
+def create_window(principal: Admin, svc: Svc, request: WindowRequest) -> WindowOut:
+    target = _known(svc, request.target, "body.target")
+    with invalid_as_problem("body.duration"):
+        length = parse_duration(request.duration)
+        check_window_length(length)
+    with invalid_as_problem("body.timezone"):
+        time_zone(request.timezone)
+    with invalid_as_problem("body.rrule"):
+        every = recurrence(request.rrule, length, request.timezone)
+    change = svc.controls.mute(target, principal.actor, every=every, reason=request.reason, unless=request.unless)
+    window = next(w for w in svc.controls.windows(target) if w.id == (change.new or {}).get("id"))
+    return WindowOut.of(window)
+
+
+@router.delete(
+    "/mutes/windows/{window_id}",
+    status_code=204,
+    response_class=Response,
+    responses={**ADMIN_ONLY, **problem_responses(404)},
+    summary="Remove a recurring mute",
+)
+def delete_window(
+    principal: Admin, svc: Svc, window_id: Annotated[str, Path(pattern=r"^win_[0-9a-f]{12}$")]
+) -> Response:
+    if svc.controls.remove_window(window_id, principal.actor) is None:
+        raise Problem(404, "unknown-window", f"there is no window {window_id}")
+    return Response(status_code=204)
 
 
 @router.delete(
@@ -140,11 +211,11 @@ def create_mute(principal: Admin, svc: Svc, request: MuteRequest) -> MuteOut:
     status_code=204,
     response_class=Response,
     responses={**ADMIN_ONLY, **problem_responses(404)},
-    summary="Unmute a symbol",
+    summary="Unmute a symbol or group (its recurring windows are removed too)",
 )
-def delete_mute(principal: Admin, svc: Svc, symbol: SymbolPath) -> Response:
-    if svc.controls.unmute(symbol_param(symbol), principal.actor) is None:
-        raise Problem(404, "not-muted", f"{symbol_param(symbol)} is not muted")
+def delete_mute(principal: Admin, svc: Svc, symbol: TargetPath) -> Response:
+    if not svc.controls.unmute(target_param(symbol), principal.actor):
+        raise Problem(404, "not-muted", f"{target_param(symbol)} is not muted")
     return Response(status_code=204)
 
 
@@ -156,5 +227,5 @@ def audit(
     limit: Annotated[int, Query(ge=1, le=1000, description="changes at most")] = 50,
 ) -> AuditLog:
     if symbol is not None:
-        symbol = symbol_param(symbol)
+        symbol = target_param(symbol, "query.symbol")
     return AuditLog(items=[ChangeOut.of(change) for change in svc.controls.audit_log(symbol=symbol, limit=limit)])

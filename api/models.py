@@ -8,8 +8,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline import history
+from pipeline.audit import Change
 from pipeline.calendars import Session
-from pipeline.controls import MAX_REASON_CHARS, Change, Mute, RuleView
+from pipeline.controls import RuleView
+from pipeline.groups import Group
+from pipeline.mutes import MAX_REASON_CHARS, Mute, Window
 from pipeline.schema import Anomaly, RuleName
 
 
@@ -92,7 +95,11 @@ class RuleOut(BaseModel):
     cooldown_seconds: int
     confirm_ticks: int = Field(description="ticks in a row the condition must hold before it alerts (1: at once)")
     confirm_seconds: float = Field(description="how long the condition must hold before it alerts (0: at once)")
-    overridden: bool = Field(description="true when set for this symbol, false when the defaults apply")
+    overridden: bool = Field(description="true when set for this very symbol or group")
+    source: str = Field(
+        description="where the rule comes from: the symbol itself, one of its groups (group:NAME), or default",
+        examples=["default", "group:crypto", "TSLA"],
+    )
     summary: str = Field(description="the rule as people say it", examples=["drop 5% in 5m"])
 
     @classmethod
@@ -104,6 +111,7 @@ class RuleOut(BaseModel):
             confirm_ticks=view.confirm_ticks,
             confirm_seconds=view.confirm_seconds,
             overridden=view.overridden,
+            source=view.source,
             summary=view.describe_fully(),
         )
 
@@ -138,37 +146,136 @@ class ThresholdChange(BaseModel):
 
 
 class MuteOut(BaseModel):
-    symbol: str
-    until: datetime | None = Field(description="null: until unmuted")
+    symbol: str = Field(description="the target: a symbol or group:NAME")
+    until: datetime | None = Field(description="null: no set end (until unmuted, or until its condition)")
     by: str
     reason: str
     at: datetime | None
+    says: str = Field(description="the mute as people say it", examples=["until above 250 unless 2x"])
+    above: float | None = Field(None, description="ends when a tick is at or above this price")
+    below: float | None = Field(None, description="ends when a tick is at or below this price")
+    until_resolved: list[str] = Field([], description="ends when these anomalies (its open episodes) resolve")
+    unless: float | None = Field(None, description="a move of this multiple of its rule's threshold breaks through")
 
     @classmethod
     def of(cls, mute: Mute) -> MuteOut:
-        return cls(symbol=mute.symbol, until=mute.until, by=mute.by, reason=mute.reason, at=mute.at)
+        return cls(
+            symbol=mute.symbol,
+            until=mute.until,
+            by=mute.by,
+            reason=mute.reason,
+            at=mute.at,
+            says=mute.says(),
+            above=mute.above,
+            below=mute.below,
+            until_resolved=list(mute.episodes),
+            unless=mute.unless,
+        )
+
+
+class WindowOut(BaseModel):
+    """A recurring mute (a maintenance window)."""
+
+    id: str
+    target: str
+    rrule: str = Field(description="RFC 5545 recurrence, occurrences counted from the day it was made")
+    duration_seconds: int
+    timezone: str
+    says: str
+    by: str
+    reason: str
+    at: datetime | None
+    unless: float | None = None
+
+    @classmethod
+    def of(cls, window: Window) -> WindowOut:
+        every = window.every
+        return cls(
+            id=window.id,
+            target=window.target,
+            rrule=every.rule,
+            duration_seconds=every.seconds,
+            timezone=every.timezone,
+            says=window.says(),
+            by=window.by,
+            reason=window.reason,
+            at=window.at,
+            unless=window.unless,
+        )
 
 
 class MuteList(BaseModel):
     items: list[MuteOut] = Field(description="mutes in force, soonest to end first")
+    windows: list[WindowOut] = Field([], description="recurring mutes, in force or not, by target")
 
 
 class MuteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt duration must not become a mute without end
 
-    symbol: str
+    symbol: str = Field(description="a symbol or group:NAME", examples=["TSLA", "group:crypto"])
     duration: str | None = Field(
         None,
-        description="e.g. 30m, 2h, 1d, or forever (until unmuted); leave out (and until) for 1h, as in Slack",
+        description="e.g. 30m, 2h, 1d, or forever (until unmuted); leave out (and the other ends) for 1h, as in Slack",
         examples=["2h"],
     )
     until: datetime | None = Field(None, description="end time (ISO-8601); instead of duration")
+    until_resolved: bool = Field(False, description="until the symbol's open episodes resolve")
+    above: float | None = Field(None, gt=0, description="until a tick is at or above this price")
+    below: float | None = Field(None, gt=0, description="until a tick is at or below this price")
+    unless: float | None = Field(None, gt=1, le=100, description="let moves of this multiple of the threshold through")
     reason: str = Field("", max_length=MAX_REASON_CHARS)
+
+    def ends_otherwise(self) -> bool:
+        """Bounded by something other than a length (so no default length applies)."""
+        return self.bound_by() != "duration"
+
+    def bound_by(self) -> str:
+        """The field that ends the mute (the one an error about its end names)."""
+        given = {"until": self.until, "until_resolved": self.until_resolved, "above": self.above, "below": self.below}
+        return next((name for name, value in given.items() if value), "duration")
+
+
+class WindowRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: str = Field(description="a symbol or group:NAME", examples=["group:crypto"])
+    rrule: str = Field(
+        description="when it starts: an RFC 5545 RRULE, hourly or coarser",
+        examples=["FREQ=WEEKLY;BYDAY=SU;BYHOUR=0;BYMINUTE=0"],
+        max_length=500,
+    )
+    duration: str = Field(description="how long each occurrence lasts, 1m to 7d", examples=["2h"])
+    timezone: str = Field("UTC", description="the time zone of the RRULE's hours", examples=["UTC", "America/New_York"])
+    unless: float | None = Field(None, gt=1, le=100)
+    reason: str = Field("", max_length=MAX_REASON_CHARS)
+
+
+class GroupOut(BaseModel):
+    name: str
+    members: list[str] = Field(description="symbols and glob patterns (e.g. *-USD)")
+    by: str
+    at: datetime | None
+
+    @classmethod
+    def of(cls, group: Group) -> GroupOut:
+        return cls(name=group.name, members=list(group.members), by=group.by, at=group.at)
+
+
+class GroupList(BaseModel):
+    items: list[GroupOut] = Field(description="by name")
+
+
+class GroupRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    members: list[str] = Field(
+        min_length=1, max_length=500, description="the group's members (replacing them)", examples=[["NVDA", "AMD"]]
+    )
 
 
 class ActorOut(BaseModel):
     name: str
-    via: Literal["slack", "api", "cli"]
+    via: Literal["slack", "api", "cli", "tickwatch"]
     id: str | None
 
 

@@ -16,6 +16,9 @@ from bot.messages import (
     MAX_LISTED,
     Message,
     control_error_message,
+    group_changed_message,
+    group_message,
+    groups_message,
     muted_message,
     mutes_message,
     no_ticks_message,
@@ -27,12 +30,14 @@ from bot.messages import (
     unknown_symbol_message,
     unmuted_message,
 )
-from bot.parsing import MuteRequest, ThresholdRequest
+from bot.parsing import GroupRequest, MuteRequest, ThresholdRequest
 from bot.texts import COMMANDS, render
 from pipeline import calendars, history
-from pipeline.controls import Actor, RuleChange
+from pipeline.audit import Actor
 from pipeline.detect import backtest
+from pipeline.groups import is_group
 from pipeline.history import UnknownSymbol
+from pipeline.rule_words import RuleChange
 from pipeline.schema import Anomaly, RuleName
 
 MAX_CHART_MARKS = 100  # anomalies marked on a chart (newest first)
@@ -111,9 +116,20 @@ def recent_anomalies(b: Backend, symbol: str | None, window: timedelta) -> tuple
 
 def mute(b: Backend, request: MuteRequest, who: Actor) -> tuple[Message, bool]:
     """(answer, whether anything changed)."""
+    ask = request.ask
     try:
-        history.require_symbol(b.es, b.indices, request.symbol)
-        change = b.controls.mute(request.symbol, who, duration=request.duration, reason=request.reason)
+        _require_target(b, request.symbol)
+        change = b.controls.mute(
+            request.symbol,
+            who,
+            duration=ask.duration,
+            reason=ask.reason,
+            until_resolved=ask.until_resolved,
+            above=ask.above,
+            below=ask.below,
+            unless=ask.unless,
+            every=ask.every,
+        )
     except UnknownSymbol as error:
         return unknown_symbol_message(error), False
     except ValueError as error:
@@ -131,32 +147,63 @@ def mute_until(b: Backend, symbol: str, who: Actor, until: datetime, reason: str
 
 def unmute(b: Backend, symbol: str, who: Actor) -> Message:
     """Unmuting needs no stored ticks (a mute may outlive them); a typo that was never muted gets suggestions."""
-    change = b.controls.unmute(symbol, who)
-    if change is not None:
+    if b.controls.unmute(symbol, who):
         return unmuted_message(symbol, who.id or who.name)
     try:
-        history.require_symbol(b.es, b.indices, symbol)
+        _require_target(b, symbol)
     except UnknownSymbol as error:
         return unknown_symbol_message(error)
+    except ValueError as error:
+        return control_error_message(str(error))
     return not_muted_message(symbol)
 
 
 def mutes(b: Backend) -> Message:
-    return mutes_message(b.controls.mutes())
+    return mutes_message(b.controls.mutes(), b.controls.windows())
+
+
+def groups(b: Backend, request: GroupRequest, who: Actor) -> tuple[Message, bool]:
+    """`/group`: list, show, or change a group; (answer, whether anything changed)."""
+    if request.name is None:
+        return groups_message(list(b.controls.groups().values())), False
+    try:
+        if request.action == "show":
+            group = b.controls.group(request.name)
+            if group is None:
+                raise ValueError(f"there is no group {request.name}; make it with /group {request.name} add NVDA AMD")
+            return group_message(
+                group, b.controls.rules(group.target).values(), b.controls.mute_of(group.target)
+            ), False
+        if request.action == "delete":
+            change = b.controls.delete_group(request.name, who)
+        else:
+            change = b.controls.change_group(request.name, who, **{request.action: request.members})
+    except ValueError as error:
+        return control_error_message(str(error)), False
+    return group_changed_message(change, who.id or who.name), True
+
+
+def _require_target(b: Backend, target: str) -> None:
+    """A symbol must have stored ticks (a typo must not mute nothing); a group must exist (Controls checks)."""
+    if not is_group(target):
+        history.require_symbol(b.es, b.indices, target)
 
 
 def rules(b: Backend, symbol: str) -> Message:
     try:
-        history.require_symbol(b.es, b.indices, symbol)
+        _require_target(b, symbol)
+        views = b.controls.rules(symbol).values()
     except UnknownSymbol as error:
         return unknown_symbol_message(error)
-    return rules_message(symbol, b.controls.rules(symbol).values())
+    except ValueError as error:
+        return control_error_message(str(error))
+    return rules_message(symbol, views)
 
 
 def set_threshold(b: Backend, request: ThresholdRequest, who: Actor) -> tuple[Message, bool]:
     """Save (or reset) a rule; (answer, whether anything changed)."""
     try:
-        history.require_symbol(b.es, b.indices, request.symbol)
+        _require_target(b, request.symbol)
         if request.reset:
             change = b.controls.reset_rule(request.symbol, request.rule, who)
         else:
@@ -171,6 +218,8 @@ def set_threshold(b: Backend, request: ThresholdRequest, who: Actor) -> tuple[Me
 def preview_threshold(b: Backend, request: ThresholdRequest) -> Message:
     """`--preview`: the candidate and the current rule replayed over the last 7 days; nothing saved."""
     try:
+        if is_group(request.symbol):
+            raise ValueError("a preview replays one symbol's ticks: preview a member of the group")
         history.require_symbol(b.es, b.indices, request.symbol)
         result = preview(b, request.symbol, request.rule, **request.change)
     except UnknownSymbol as error:

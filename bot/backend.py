@@ -12,8 +12,8 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from pipeline.alerting.slack_messages import AlertMessages
+from pipeline.audit import Actor
 from pipeline.context import Context
-from pipeline.controls import Actor
 
 T = TypeVar("T")
 

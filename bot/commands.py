@@ -26,10 +26,11 @@ from bot.parsing import (
     SymbolRequest,
     Usage,
     parse_anomalies,
+    parse_group,
     parse_mute,
     parse_no_arguments,
     parse_price,
-    parse_symbol_only,
+    parse_target_only,
     parse_threshold,
 )
 from pipeline import keys
@@ -80,7 +81,7 @@ async def mute(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, co
 
 
 async def unmute(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
-    request = await _parse_and_ack(ack, Command.UNMUTE, parse_symbol_only, command)
+    request = await _parse_and_ack(ack, Command.UNMUTE, parse_target_only, command)
     if request is _NOT_PARSED or not await _allowed(context, command, respond):
         return
     backend: Backend = context["backend"]
@@ -93,6 +94,17 @@ async def mutes(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, c
         return
     backend: Backend = context["backend"]
     await _answer(respond, await backend.run(answers.mutes, backend))
+
+
+async def group(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
+    request = await _parse_and_ack(ack, Command.GROUP, parse_group, command)
+    if request is _NOT_PARSED:
+        return
+    if request.name is not None and request.action != "show" and not await _allowed(context, command, respond):
+        return
+    backend: Backend = context["backend"]
+    message, changed = await backend.run(answers.groups, backend, request, actor(command))
+    await _answer(respond, message, public=changed)
 
 
 async def threshold(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
@@ -120,6 +132,7 @@ LISTENERS: dict[Command, Callable[..., Any]] = {
     Command.MUTE: mute,
     Command.UNMUTE: unmute,
     Command.MUTES: mutes,
+    Command.GROUP: group,
     Command.THRESHOLD: threshold,
 }
 

@@ -16,6 +16,7 @@ class Command(StrEnum):
     MUTE = "/mute"
     UNMUTE = "/unmute"
     MUTES = "/mutes"
+    GROUP = "/group"
     THRESHOLD = "/threshold"
 
 

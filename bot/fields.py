@@ -14,8 +14,8 @@ from slack_sdk.models.blocks import (
 
 from bot.enums import BlockId, ModalAction
 from bot.texts import ACTIONS, render
-from pipeline.controls import MAX_REASON_CHARS
 from pipeline.durations import parse_duration
+from pipeline.mutes import MAX_REASON_CHARS
 
 DURATIONS = ("1h", "4h", "8h", "1d", "3d", "1w", "2w")
 

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
 from bot.texts import ACTIONS, COMMANDS, render
 from pipeline.alerting.messages import MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS, checked, fit
-from pipeline.controls import Change, Mute, RuleView
+from pipeline.audit import Change
+from pipeline.controls import RuleView
 from pipeline.detect import backtest
 from pipeline.durations import format_duration
+from pipeline.groups import Group
 from pipeline.history import UnknownSymbol, WindowSummary
+from pipeline.mutes import Mute, Window
 from pipeline.schema import Anomaly
 
 MAX_LISTED = 25
@@ -133,11 +136,13 @@ def anomalies_message(
 # --- mutes ----------------------------------------------------------------------------------------
 
 
-def mutes_message(mutes: Sequence[Mute]) -> Message:
-    if not mutes:
+def mutes_message(mutes: Sequence[Mute], windows: Sequence[Window] = ()) -> Message:
+    if not mutes and not windows:
         return plain(render(COMMANDS, "no_mutes"))
-    header = render(COMMANDS, "mutes_header", len(mutes))
-    lines = [f"• {render(COMMANDS, 'mute_line', mute)}" for mute in mutes[: MAX_LISTED * 4]]
+    header = render(COMMANDS, "mutes_header", len(mutes) + len(windows))
+    now = datetime.now(UTC)
+    lines = [f"• {render(COMMANDS, 'mute_line', mute, now)}" for mute in mutes[: MAX_LISTED * 4]]
+    lines += [f"• {render(COMMANDS, 'window_line', window, now)}" for window in windows[: MAX_LISTED * 4]]
     return Message(header, [HeaderBlock(text=header), *_sections(lines)])
 
 
@@ -151,6 +156,21 @@ def unmuted_message(symbol: str, user_id: str) -> Message:
 
 def not_muted_message(symbol: str) -> Message:
     return plain(render(COMMANDS, "not_muted", symbol))
+
+
+# --- groups -------------------------------------------------------------------------------------
+
+
+def groups_message(groups: Sequence[Group]) -> Message:
+    return plain(render(COMMANDS, "groups", groups))
+
+
+def group_message(group: Group, views: Iterable[RuleView], mute: Mute | None) -> Message:
+    return plain(render(COMMANDS, "group", group, [v for v in views if v.overridden], mute))
+
+
+def group_changed_message(change: Change, user_id: str) -> Message:
+    return plain(render(COMMANDS, "group_changed", change, user_id))
 
 
 # --- thresholds -----------------------------------------------------------------------------------

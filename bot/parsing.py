@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 
-from pipeline.controls import DEFAULT_MUTE, FOREVER, RuleChange, mute_length, parse_rule_words
-from pipeline.durations import parse_duration, parse_window
+from pipeline.durations import parse_window
+from pipeline.groups import normalise_target
+from pipeline.mutes import MuteAsk, is_duration, parse_mute_words
+from pipeline.rule_words import RuleChange, parse_rule_words
 from pipeline.schema import RuleName, normalise_symbol
 
 DEFAULT_PRICE_WINDOW = timedelta(hours=1)
@@ -45,14 +47,22 @@ class AnomaliesRequest:
 
 @dataclass(frozen=True)
 class MuteRequest:
-    symbol: str
-    duration: timedelta | None  # None: until unmuted
-    reason: str
+    symbol: str  # the target: a symbol or group:NAME
+    ask: MuteAsk
+
+
+@dataclass(frozen=True)
+class GroupRequest:
+    """`/group` (list them), `/group NAME` (show one), `/group NAME add|remove MEMBER…`, `/group NAME delete`."""
+
+    name: str | None = None
+    action: str = "show"  # show, add, remove, delete
+    members: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class SymbolRequest:
-    """`/unmute SYMBOL`, and `/threshold SYMBOL` (show the rules)."""
+    """`/unmute TARGET`, and `/threshold TARGET` (show the rules); a target is a symbol or group:NAME."""
 
     symbol: str
 
@@ -88,34 +98,56 @@ def parse_anomalies(text: str) -> AnomaliesRequest | _Help:
         return HELP
     if len(words) > 2:
         raise Usage("give at most a symbol and a window")
-    if len(words) == 1 and _looks_like_duration(words[0]):
+    if len(words) == 1 and is_duration(words[0]):
         return AnomaliesRequest(None, _window(words[0]))
     symbol = _symbol(words[0]) if words else None
     return AnomaliesRequest(symbol, _window(words[1]) if len(words) > 1 else DEFAULT_ANOMALIES_WINDOW)
 
 
 def parse_mute(text: str) -> MuteRequest | _Help:
+    """`TARGET [length|forever|until-resolved|until above/below PRICE|every …] [unless Nx] [reason]`
+    (pipeline.mutes.parse_mute_words)."""
     words, _ = _split(text)
     if words == ["help"]:
         return HELP
     if not words:
-        raise Usage("give the symbol to mute")
-    symbol, rest = _symbol(words[0]), words[1:]
-    duration: timedelta | None = DEFAULT_MUTE
-    if rest and (rest[0].lower() == FOREVER or _looks_like_duration(rest[0])):
-        duration = mute_length(rest.pop(0))
-        if duration is not None and duration <= timedelta(0):
-            raise Usage("a mute lasts longer than zero, e.g. 30m, 2h, 1d")
-    return MuteRequest(symbol, duration, " ".join(rest))
+        raise Usage("give the symbol (or group:NAME) to mute")
+    target = _target(words[0])
+    try:
+        return MuteRequest(target, parse_mute_words(words[1:]))
+    except ValueError as error:
+        raise Usage(str(error)) from None
 
 
-def parse_symbol_only(text: str) -> SymbolRequest | _Help:
+def parse_group(text: str) -> GroupRequest | _Help:
+    words, _ = _split(text)
+    if words == ["help"]:
+        return HELP
+    if not words:
+        return GroupRequest()
+    try:
+        name = normalise_target("group:" + words[0].removeprefix("group:"))[len("group:") :]
+    except ValueError as error:
+        raise Usage(str(error)) from None
+    if len(words) == 1:
+        return GroupRequest(name)
+    action, members = words[1].lower(), tuple(words[2:])
+    if action not in ("add", "remove", "delete"):
+        raise Usage(f"{words[1]!r}: after the group's name comes add, remove or delete")
+    if action == "delete" and members:
+        raise Usage("delete takes no members; to drop some, use remove")
+    if action != "delete" and not members:
+        raise Usage(f"{action} takes symbols or patterns, e.g. NVDA AMD or *-USD")
+    return GroupRequest(name, action, members)
+
+
+def parse_target_only(text: str) -> SymbolRequest | _Help:
     words, _ = _split(text)
     if words == ["help"]:
         return HELP
     if len(words) != 1:
-        raise Usage("give one symbol")
-    return SymbolRequest(_symbol(words[0]))
+        raise Usage("give one symbol or group:NAME")
+    return SymbolRequest(_target(words[0]))
 
 
 def parse_no_arguments(text: str) -> _Help | None:
@@ -134,8 +166,8 @@ def parse_threshold(text: str) -> ThresholdRequest | SymbolRequest | _Help:
     if words == ["help"]:
         return HELP
     if not words:
-        raise Usage("give a symbol")
-    symbol, rule_words = _symbol(words[0]), words[1:]
+        raise Usage("give a symbol or group:NAME")
+    symbol, rule_words = _target(words[0]), words[1:]
     preview = "--preview" in flags
     if not rule_words:
         if preview:
@@ -169,6 +201,13 @@ def _symbol(word: str) -> str:
         raise Usage(f"{word!r}: {error}") from None
 
 
+def _target(word: str) -> str:
+    try:
+        return normalise_target(word)
+    except ValueError as error:
+        raise Usage(f"{word!r}: {error}") from None
+
+
 def _window(word: str) -> timedelta:
     if word.isdigit():  # 5 seconds, minutes or days? Say which rather than guess
         raise Usage(f"give the window a unit: {word}m, {word}h or {word}d")
@@ -176,11 +215,3 @@ def _window(word: str) -> timedelta:
         return parse_window(word)
     except ValueError as error:
         raise Usage(str(error)) from None
-
-
-def _looks_like_duration(word: str) -> bool:
-    try:
-        parse_duration(word)
-    except ValueError:
-        return False
-    return not word.isdigit()  # a bare number is more likely the start of a reason

@@ -10,8 +10,8 @@ from typing import Any
 from jinja2 import Environment
 
 from pipeline.alerting.messages import arrow, move, pct, price, sparkline, who
-from pipeline.controls import describe_rule, describe_rule_fully
 from pipeline.durations import format_duration
+from pipeline.rule_words import describe_rule, describe_rule_fully
 from pipeline.schema import Anomaly
 from pipeline.templating import environment
 

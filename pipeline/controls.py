@@ -1,63 +1,52 @@
-"""Operator controls kept in Redis: muted symbols and per-symbol rule overrides, every change audited.
+"""Operator controls kept in Redis: mutes (plain, conditional, recurring), rule overrides and symbol groups.
 
-Workers read them once per batch (`controls_for`), in one round trip (two hashes, so the cost does not grow
-with the number of keys). Front-ends (the Slack bot, the API, the CLI) change them only through `Controls`,
-which validates once for all of them and appends each change (who, when, old -> new, via which front-end)
-to the audit index in Elasticsearch. Defaults come from settings, so an empty Redis means "the documented
-defaults for every symbol".
+Workers read them once per batch (`controls_for`): the groups, the windows and the symbols' own entries in one
+round trip, their groups' entries in a second only when groups exist, so the cost does not grow with the
+number of keys. Front-ends (the Slack bot, the API, the CLI) change them only through `Controls`, which
+validates once for all of them and audits each change (pipeline.audit) before making it. Defaults come from
+settings, so an empty Redis means "the documented defaults for every symbol".
+
+Precedence: a symbol's own rule beats its group's (the first group by name), which beats the default. A symbol
+is muted when it, or any group it is in, is muted or inside a recurring window.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypedDict, Unpack, cast
+from typing import Any, Unpack
 
 import orjson
 from elasticsearch import Elasticsearch
 from redis import Redis
 
+from pipeline import groups as groups_
 from pipeline import keys, store
+from pipeline.audit import PIPELINE, Actor, Audit, Change
+from pipeline.detect import state as states
 from pipeline.detect.detection import Rule
 from pipeline.detect.rules import MAX_CONFIRM_SECONDS, MAX_CONFIRM_TICKS, MAX_WINDOW_SECONDS, threshold_problem
-from pipeline.durations import format_duration, parse_duration, parse_seconds
-from pipeline.schema import RuleName, iso, normalise_symbol
+from pipeline.detect.silence import Hush
+from pipeline.durations import format_duration
+from pipeline.groups import Group, groups_of, is_group, normalise_target
+from pipeline.mutes import MAX_MUTE, MAX_REASON_CHARS, Mute, Recurrence, Window, active_window, new_window_id
+from pipeline.rule_words import RuleChange, check_rule_name, describe_rule, describe_rule_fully
+from pipeline.schema import RULES, RuleName
 from pipeline.settings import Settings
 
-RULES: tuple[RuleName, ...] = ("drop", "rise", "zscore", "volume")
-# (and "confirm_ticks" / "confirm_seconds" when they differ from the settings)
-MAX_MUTE = timedelta(days=90)
-DEFAULT_MUTE = timedelta(hours=1)  # a mute given no length, in Slack, the CLI and the API alike: none is forgotten
-FOREVER = "forever"  # the word for a mute with no end (until someone unmutes)
-MAX_REASON_CHARS = 500
-
-
-def mute_length(text: str | None) -> timedelta | None:
-    """A mute's length as a person gives it: nothing -> DEFAULT_MUTE, `forever` -> None (until unmuted), else a
-    duration such as 30m, 2h, 1d (ValueError for anything else)."""
-    if text is None or not text.strip():
-        return DEFAULT_MUTE
-    if text.strip().lower() == FOREVER:
-        return None
-    return parse_duration(text)
-
-
-class RuleChange(TypedDict, total=False):
-    """Parameters of a rule to change (what the bot, the API and the CLI parse); those left out stay."""
-
-    threshold_pct: float
-    window_seconds: int
-    cooldown_seconds: int
-    confirm_ticks: int
-    confirm_seconds: float
+DEFAULT = "default"
 
 
 @dataclass(frozen=True)
 class SymbolControls:
     rules: list[Rule]
-    muted: bool
+    hushes: list[Hush]  # the mutes in force over the symbol (its own, its groups', recurring windows)
+
+    @property
+    def muted(self) -> bool:
+        return bool(self.hushes)
 
 
 def default_rules(settings: Settings) -> dict[RuleName, Rule]:
@@ -80,41 +69,85 @@ def default_rules(settings: Settings) -> dict[RuleName, Rule]:
     }
 
 
+@dataclass
+class _Read:
+    """What one batch's controls come from, read from Redis."""
+
+    groups: dict[str, Group]
+    windows: list[Window]
+    mutes: dict[str, bytes | None]  # by target
+    overrides: dict[str, bytes | None]  # by "target:rule"
+    memberships: dict[str, list[str]]  # symbol -> its groups' targets, in precedence order
+
+
+def _read(redis: Redis, symbols: Sequence[str], *, with_rules: bool) -> _Read:
+    pipe = redis.pipeline(transaction=False)
+    pipe.hgetall(keys.GROUPS)
+    pipe.hgetall(keys.MUTE_WINDOWS)
+    pipe.hmget(keys.MUTES, list(symbols))
+    rule_keys = [f"{s}:{r}" for s in symbols for r in RULES] if with_rules else []
+    if rule_keys:
+        pipe.hmget(keys.RULES, rule_keys)
+    raw_groups, raw_windows, own_mutes, *own_rules = pipe.execute()
+    found = groups_.decode_all(raw_groups)
+    memberships = {s: [groups_.PREFIX + g for g in groups_of(s, found)] for s in symbols}
+    mutes = dict(zip(symbols, own_mutes, strict=True))
+    overrides = dict(zip(rule_keys, own_rules[0], strict=True)) if rule_keys else {}
+    targets = sorted({t for ts in memberships.values() for t in ts})
+    if targets:
+        pipe = redis.pipeline(transaction=False)
+        pipe.hmget(keys.MUTES, targets)
+        group_rule_keys = [f"{t}:{r}" for t in targets for r in RULES] if with_rules else []
+        if group_rule_keys:
+            pipe.hmget(keys.RULES, group_rule_keys)
+        group_mutes, *group_rules = pipe.execute()
+        mutes.update(zip(targets, group_mutes, strict=True))
+        if group_rule_keys:
+            overrides.update(zip(group_rule_keys, group_rules[0], strict=True))
+    windows = [Window.decode(keys.text(k), v) for k, v in raw_windows.items()]
+    return _Read(found, windows, mutes, overrides, memberships)
+
+
+def _hushes(read: _Read, symbol: str, now: float) -> list[Hush]:
+    targets = [symbol, *read.memberships[symbol]]
+    found = [mute.hush() for t in targets if (raw := read.mutes.get(t)) and (mute := Mute.decode(t, raw)).in_force(now)]
+    at = datetime.fromtimestamp(now, UTC)
+    return found + [w.hush() for w in read.windows if w.target in targets and active_window(w, at)]
+
+
 def controls_for(redis: Redis, settings: Settings, symbols: list[str]) -> dict[str, SymbolControls]:
-    """Rules and mute flags for many symbols in one round trip (called once per batch)."""
+    """Rules and mutes for many symbols (called once per batch)."""
     if not symbols:
         return {}
+    read = _read(redis, symbols, with_rules=True)
     defaults = default_rules(settings)
-    pipe = redis.pipeline(transaction=False)
-    pipe.hmget(keys.MUTES, symbols)
-    pipe.hmget(keys.RULES, [f"{symbol}:{rule}" for symbol in symbols for rule in RULES])
-    mutes, overrides = pipe.execute()
     now = time.time()
     result = {}
-    for i, symbol in enumerate(symbols):
-        rules = [_apply(defaults[rule], overrides[i * len(RULES) + j]) for j, rule in enumerate(RULES)]
-        result[symbol] = SymbolControls(rules, _active(mutes[i], now) is not None)
+    for symbol in symbols:
+        rules = [_rule_for(defaults[r], read.overrides, [symbol, *read.memberships[symbol]])[0] for r in RULES]
+        result[symbol] = SymbolControls(rules, _hushes(read, symbol, now))
     return result
 
 
-def muted_now(redis: Redis) -> set[str]:
-    """The symbols muted right now."""
+def muted_among(redis: Redis, symbols: Sequence[str]) -> set[str]:
+    """The symbols among `symbols` muted right now (by any mute: theirs, their groups', a window)."""
+    if not symbols:
+        return set()
+    read = _read(redis, symbols, with_rules=False)
     now = time.time()
-    return {keys.text(key) for key, raw in redis.hgetall(keys.MUTES).items() if _active(raw, now) is not None}
+    return {s for s in symbols if _hushes(read, s, now)}
 
 
-def _active(raw: bytes | str | None, now: float) -> dict[str, Any] | None:
-    """The stored mute if it is still in force."""
-    if raw is None:
-        return None
-    mute = orjson.loads(raw)
-    until = mute.get("until")
-    return mute if until is None or until > now else None
+def _rule_for(default: Rule, overrides: Mapping[str, bytes | str | None], targets: Sequence[str]) -> tuple[Rule, str]:
+    """The rule and where it comes from: the first of `targets` (the symbol, then its groups) that overrides it."""
+    for target in targets:
+        raw = overrides.get(f"{target}:{default.name}")
+        if raw is not None:
+            return _apply(default, raw), target
+    return default, DEFAULT
 
 
-def _apply(rule: Rule, raw: bytes | str | None) -> Rule:
-    if raw is None:
-        return rule
+def _apply(rule: Rule, raw: bytes | str) -> Rule:
     values = orjson.loads(raw)
     return replace(
         rule,
@@ -130,26 +163,9 @@ def _apply(rule: Rule, raw: bytes | str | None) -> Rule:
 
 
 @dataclass(frozen=True)
-class Actor:
-    """Who made a change, and through which front-end (`id`: e.g. a Slack user id)."""
-
-    name: str
-    via: Literal["slack", "api", "cli"]
-    id: str | None = None
-
-
-@dataclass(frozen=True)
-class Mute:
-    symbol: str
-    until: datetime | None  # None: until unmuted
-    by: str
-    reason: str
-    at: datetime | None
-
-
-@dataclass(frozen=True)
 class RuleView:
-    """A rule as it applies to one symbol now; `overridden` when it differs from the defaults by choice."""
+    """A rule as it applies to a target now, and where it comes from (`source`: the target itself, one of its
+    groups, or `default`); `overridden` when the target itself sets it."""
 
     name: RuleName
     threshold_pct: float
@@ -158,6 +174,7 @@ class RuleView:
     overridden: bool
     confirm_ticks: int = 1  # the condition must hold on this many ticks in a row ...
     confirm_seconds: float = 0.0  # ... and for this long before the rule alerts
+    source: str = DEFAULT
 
     @property
     def enabled(self) -> bool:
@@ -182,51 +199,8 @@ class RuleView:
         return describe_rule_fully(_rule_state(self))
 
 
-@dataclass(frozen=True)
-class Change:
-    """One audited change: what it did, to which symbol, the state before and after, who and when."""
-
-    action: str  # set_rule, reset_rule, mute, unmute
-    symbol: str
-    old: dict[str, Any] | None
-    new: dict[str, Any] | None
-    actor: Actor
-    at: datetime
-
-    def summary(self) -> str:
-        """One line for people: `drop 5% in 5m → drop 3% in 10m`, `muted until 2026-11-24 18:00 UTC: earnings`."""
-        if self.action in ("set_rule", "reset_rule"):
-            return f"{_describe_rule(self.old)} → {_describe_rule(self.new)}"
-        if self.action == "mute" and self.new:
-            until = self.new["until"]
-            ends = f"until {until[:16].replace('T', ' ')} UTC" if until else "until unmuted"
-            return f"muted {ends}" + (f": {self.new['reason']}" if self.new.get("reason") else "")
-        return "unmuted"
-
-    def document(self) -> dict[str, Any]:
-        return {
-            "at": iso(self.at),
-            "action": self.action,
-            "symbol": self.symbol,
-            "old": self.old,
-            "new": self.new,
-            "actor": asdict(self.actor),
-        }
-
-    @classmethod
-    def from_document(cls, doc: dict[str, Any]) -> Change:
-        return cls(
-            doc["action"],
-            doc["symbol"],
-            doc.get("old"),
-            doc.get("new"),
-            Actor(**doc["actor"]),
-            datetime.fromisoformat(doc["at"]),
-        )
-
-
 class Controls:
-    """Mutes and per-symbol rules for the bot, the API and the CLI: validated, written to Redis, audited.
+    """Mutes, rules and groups for the bot, the API and the CLI: validated, written to Redis, audited.
 
     Every method raises ValueError with a message a user can act on when the input is wrong. The audit
     record is written first: if Elasticsearch cannot take it, nothing changes.
@@ -235,36 +209,43 @@ class Controls:
     def __init__(self, redis: Redis, settings: Settings, es: Elasticsearch, indices: store.Indices) -> None:
         self.redis = redis
         self.settings = settings
-        self.es = es
-        self.indices = indices
+        self.audit = Audit(es, indices)
 
     # --- rules ------------------------------------------------------------------------------------
 
-    def rules(self, symbol: str) -> dict[RuleName, RuleView]:
-        symbol = normalise_symbol(symbol)
-        raw = self.redis.hmget(keys.RULES, [f"{symbol}:{rule}" for rule in RULES])
+    def rules(self, target: str) -> dict[RuleName, RuleView]:
+        """The rules that apply to a symbol (its own, else its group's, else the default) or to a group."""
+        return self._views(normalise_target(target), own=True)
+
+    def _views(self, target: str, *, own: bool) -> dict[RuleName, RuleView]:
+        """The rules of `target`, from its own overrides (unless not `own`: what applies once they are gone)."""
+        chain = ([target] if own else []) + ([] if is_group(target) else self._memberships(target))
+        names = [f"{t}:{r}" for t in chain for r in RULES]
+        overrides = dict(zip(names, self.redis.hmget(keys.RULES, names), strict=True)) if names else {}
         defaults = default_rules(self.settings)
         views = {}
-        for name, override in zip(RULES, raw, strict=True):
-            rule = _apply(defaults[name], override)
+        for name in RULES:
+            rule, source = _rule_for(defaults[name], overrides, chain)
             views[name] = RuleView(
                 name,
                 rule.threshold_pct,
                 rule.window_seconds,
                 max(rule.cooldown_seconds, rule.window_seconds),
-                overridden=rule != defaults[name],
+                overridden=source == target,
                 confirm_ticks=rule.confirm_ticks,
                 confirm_seconds=rule.confirm_seconds,
+                source=source,
             )
         return views
 
-    def candidate(self, symbol: str, rule: RuleName, **change: Unpack[RuleChange]) -> RuleView:
+    def candidate(self, target: str, rule: RuleName, **change: Unpack[RuleChange]) -> RuleView:
         """The rule `set_rule` would store for these changes, validated, without storing it (for previews).
 
         Parameters not given keep their current values; a cooldown that followed the window keeps following it.
         """
-        _check_rule_name(rule)
-        old = self.rules(symbol)[rule]
+        check_rule_name(rule)
+        target = normalise_target(target)
+        old = self.rules(target)[rule]
         window = int(change.get("window_seconds", old.window_seconds))
         if "cooldown_seconds" in change:
             cooldown = int(change["cooldown_seconds"])
@@ -281,16 +262,17 @@ class Controls:
             overridden=True,
             confirm_ticks=int(change.get("confirm_ticks", old.confirm_ticks)),
             confirm_seconds=float(change.get("confirm_seconds", old.confirm_seconds)),
+            source=target,
         )
         _validate(new)
         return new
 
-    def set_rule(self, symbol: str, rule: RuleName, actor: Actor, **change: Unpack[RuleChange]) -> Change:
-        """Override some of a rule's parameters for one symbol; the others keep their current values."""
-        symbol = normalise_symbol(symbol)
-        new = self.candidate(symbol, rule, **change)
-        old = self.rules(symbol)[rule]
-        audited = self._record("set_rule", symbol, _rule_state(old), _rule_state(new), actor)
+    def set_rule(self, target: str, rule: RuleName, actor: Actor, **change: Unpack[RuleChange]) -> Change:
+        """Override some of a rule's parameters for a symbol or a group; the others keep their current values."""
+        target = self._existing(normalise_target(target))
+        new = self.candidate(target, rule, **change)
+        old = self.rules(target)[rule]
+        audited = self.audit.record("set_rule", target, _rule_state(old), _rule_state(new), actor)
         stored: dict[str, Any] = {
             "threshold_pct": new.threshold_pct,
             "window_seconds": new.window_seconds,
@@ -299,204 +281,218 @@ class Controls:
         default = default_rules(self.settings)[rule]
         if (new.confirm_ticks, new.confirm_seconds) != (default.confirm_ticks, default.confirm_seconds):
             stored.update(confirm_ticks=new.confirm_ticks, confirm_seconds=new.confirm_seconds)  # else: settings'
-        self.redis.hset(keys.RULES, f"{symbol}:{rule}", orjson.dumps(stored))
+        self.redis.hset(keys.RULES, f"{target}:{rule}", orjson.dumps(stored))
         return audited
 
-    def reset_rule(self, symbol: str, rule: RuleName, actor: Actor) -> Change:
-        """Back to the defaults from settings."""
-        symbol = normalise_symbol(symbol)
-        _check_rule_name(rule)
-        old = self.rules(symbol)[rule]
-        default = default_rules(self.settings)[rule]
-        new = RuleView(
-            rule,
-            default.threshold_pct,
-            default.window_seconds,
-            default.cooldown_seconds,
-            False,
-            default.confirm_ticks,
-            default.confirm_seconds,
-        )
-        change = self._record("reset_rule", symbol, _rule_state(old), _rule_state(new), actor)
-        self.redis.hdel(keys.RULES, f"{symbol}:{rule}")
+    def reset_rule(self, target: str, rule: RuleName, actor: Actor) -> Change:
+        """Drop the target's own override: a symbol falls back to its group's rule or the default."""
+        target = normalise_target(target)
+        check_rule_name(rule)
+        old = self.rules(target)[rule]
+        new = self._views(target, own=False)[rule]
+        change = self.audit.record("reset_rule", target, _rule_state(old), _rule_state(new), actor)
+        self.redis.hdel(keys.RULES, f"{target}:{rule}")
         return change
 
     # --- mutes ------------------------------------------------------------------------------------
 
     def mute(
         self,
-        symbol: str,
+        target: str,
         actor: Actor,
         *,
         duration: timedelta | None = None,
         until: datetime | None = None,
         reason: str = "",
+        until_resolved: bool = False,
+        above: float | None = None,
+        below: float | None = None,
+        unless: float | None = None,
+        every: Recurrence | None = None,
     ) -> Change:
-        """Silence a symbol's notifications (its anomalies are still stored, flagged muted).
+        """Silence a symbol's or a group's notifications (anomalies are still stored, flagged muted).
 
-        `duration` or `until` bound it; neither means until someone unmutes.
+        `duration` or `until` bound it; `until_resolved` ends it when the symbol's open episodes resolve, `above`
+        / `below` when a tick crosses that price, and `every` makes it a recurring window; none of them means
+        until someone unmutes. `unless` lets a move of that multiple of its rule's threshold through.
         """
-        symbol = normalise_symbol(symbol)
+        target = self._existing(normalise_target(target))
         now = datetime.now(UTC)
-        if duration is not None and until is not None:
-            raise ValueError("give a duration or an end time, not both")
-        if duration is not None:
-            if duration <= timedelta(0):
-                raise ValueError("a mute lasts longer than zero, e.g. 30m, 2h, 1d")
-            until = now + duration
-        if until is not None:
-            until = until.astimezone(UTC)
-            if until <= now:
-                raise ValueError("a mute must end in the future")
-            if until - now > MAX_MUTE:
-                raise ValueError(
-                    f"a mute can last at most {format_duration(MAX_MUTE.total_seconds())}; "
-                    "leave the duration out to mute until unmuted"
-                )
         reason = reason.strip()
         if len(reason) > MAX_REASON_CHARS:
             raise ValueError(f"the reason can be at most {MAX_REASON_CHARS} characters")
-        old = self.mute_of(symbol)
-        new = Mute(symbol, until, actor.name, reason, now)
-        change = self._record("mute", symbol, _mute_state(old), _mute_state(new), actor)
-        self.redis.hset(
-            keys.MUTES,
-            symbol,
-            orjson.dumps(
-                {
-                    "until": until.timestamp() if until else None,
-                    "by": actor.name,
-                    "reason": reason,
-                    "at": now.timestamp(),
-                }
-            ),
-        )
+        kinds = [duration is not None or until is not None, until_resolved, above is not None or below is not None]
+        if sum(kinds) + (every is not None) > 1 or (above is not None and below is not None):
+            raise ValueError("a mute ends one way: a length or end time, until-resolved, a price, or every …")
+        if every is not None:
+            window = Window(new_window_id(), target, every, actor.name, reason, now, unless)
+            change = self.audit.record("add_window", target, None, window.state(), actor)
+            self.redis.hset(keys.MUTE_WINDOWS, window.id, window.encode())
+            return change
+        until = _end(now, duration, until)
+        episodes = self._open_episodes(target) if until_resolved else ()
+        if above is not None or below is not None:
+            self._check_price(target, above, below)
+        old = self.mute_of(target)
+        new = Mute(target, until, actor.name, reason, now, above, below, episodes, unless, actor.id)
+        change = self.audit.record("mute", target, old.state() if old else None, new.state(), actor)
+        self.redis.hset(keys.MUTES, target, new.encode())
         return change
 
-    def unmute(self, symbol: str, actor: Actor) -> Change | None:
-        """None when the symbol was not muted (nothing to record)."""
-        symbol = normalise_symbol(symbol)
-        old = self.mute_of(symbol)
-        if old is None:
-            self.redis.hdel(keys.MUTES, symbol)  # an expired entry, if any
+    def unmute(self, target: str, actor: Actor) -> list[Change]:
+        """End the target's mute and remove its recurring windows; nothing to record: an empty list."""
+        target = normalise_target(target)
+        changes = []
+        old = self.mute_of(target)
+        if old is not None:
+            changes.append(self.audit.record("unmute", target, old.state(), None, actor))
+        self.redis.hdel(keys.MUTES, target)  # an expired entry, if any
+        for window in self.windows(target):
+            changes.append(self.audit.record("remove_window", target, window.state(), None, actor))
+            self.redis.hdel(keys.MUTE_WINDOWS, window.id)
+        return changes
+
+    def lift(self, hush: Hush, why: str) -> Change | None:
+        """End a mute whose condition was met (`why`), unless it was replaced since; audited as the pipeline's."""
+        current = self.mute_of(hush.target)
+        if current is None or current.hush().at != hush.at:
             return None
-        change = self._record("unmute", symbol, _mute_state(old), None, actor)
-        self.redis.hdel(keys.MUTES, symbol)
+        change = self.audit.record("unmute", hush.target, current.state(), {"ended": why}, PIPELINE)
+        with self.redis.pipeline() as pipe:  # only if still that very mute
+            pipe.watch(keys.MUTES)
+            raw = pipe.hget(keys.MUTES, hush.target)
+            if raw is not None and Mute.decode(hush.target, raw).hush().at == hush.at:
+                pipe.multi()
+                pipe.hdel(keys.MUTES, hush.target)
+                pipe.execute()
         return change
 
-    def mute_of(self, symbol: str) -> Mute | None:
-        symbol = normalise_symbol(symbol)
-        mute = _active(self.redis.hget(keys.MUTES, symbol), time.time())
-        return None if mute is None else _mute(symbol, mute)
+    def mute_of(self, target: str) -> Mute | None:
+        target = normalise_target(target)
+        raw = self.redis.hget(keys.MUTES, target)
+        mute = None if raw is None else Mute.decode(target, raw)
+        return mute if mute is not None and mute.in_force(time.time()) else None
 
     def mutes(self) -> list[Mute]:
         """Mutes in force, soonest to end first (open-ended ones last)."""
         now = time.time()
         found = [
-            _mute(keys.text(key), mute)
+            mute
             for key, raw in self.redis.hgetall(keys.MUTES).items()
-            if (mute := _active(raw, now)) is not None
+            if (mute := Mute.decode(keys.text(key), raw)).in_force(now)
         ]
         return sorted(found, key=lambda m: (m.until is None, m.until or datetime.max.replace(tzinfo=UTC), m.symbol))
+
+    def windows(self, target: str | None = None) -> list[Window]:
+        """Recurring windows (of one target, or all), by target."""
+        found = [Window.decode(keys.text(k), v) for k, v in self.redis.hgetall(keys.MUTE_WINDOWS).items()]
+        return sorted((w for w in found if target is None or w.target == target), key=lambda w: (w.target, w.id))
+
+    def remove_window(self, window_id: str, actor: Actor) -> Change | None:
+        raw = self.redis.hget(keys.MUTE_WINDOWS, window_id)
+        if raw is None:
+            return None
+        window = Window.decode(window_id, raw)
+        change = self.audit.record("remove_window", window.target, window.state(), None, actor)
+        self.redis.hdel(keys.MUTE_WINDOWS, window_id)
+        return change
+
+    # --- groups -----------------------------------------------------------------------------------
+
+    def groups(self) -> dict[str, Group]:
+        return groups_.decode_all(self.redis.hgetall(keys.GROUPS))
+
+    def group(self, name: str) -> Group | None:
+        name = groups_.group_name(name)
+        raw = self.redis.hget(keys.GROUPS, name)
+        return None if raw is None else Group.decode(name, raw)
+
+    def change_group(self, name: str, actor: Actor, *, add: Sequence[str] = (), remove: Sequence[str] = ()) -> Change:
+        """Add and remove members (symbols or patterns); a group is made by its first member, and deleted with
+        its mute, windows and rules when its last one goes."""
+        name = groups_.group_name(name)
+        old = self.group(name)
+        if old is None and not add:
+            raise ValueError(f"there is no group {name}; make it by adding members, e.g. /group {name} add NVDA AMD")
+        new = groups_.with_members(old, name, add, remove, actor.name)
+        if not new.members:
+            return self.delete_group(name, actor)
+        action = "group_change" if add and remove else "group_add" if add else "group_remove"
+        change = self.audit.record(action, new.target, old.state() if old else None, new.state(), actor)
+        self.redis.hset(keys.GROUPS, name, new.encode())
+        return change
+
+    def delete_group(self, name: str, actor: Actor) -> Change:
+        name = groups_.group_name(name)
+        old = self.group(name)
+        if old is None:
+            raise ValueError(f"there is no group {name}")
+        change = self.audit.record("group_delete", old.target, old.state(), None, actor)
+        windows = [w.id for w in self.windows(old.target)]
+        with self.redis.pipeline() as pipe:
+            pipe.hdel(keys.GROUPS, name)
+            pipe.hdel(keys.MUTES, old.target)
+            pipe.hdel(keys.RULES, *[f"{old.target}:{r}" for r in RULES])
+            if windows:
+                pipe.hdel(keys.MUTE_WINDOWS, *windows)
+            pipe.execute()
+        return change
 
     # --- audit ------------------------------------------------------------------------------------
 
     def audit_log(self, *, symbol: str | None = None, limit: int = 50) -> list[Change]:
-        """The newest changes first (all symbols, or one)."""
-        if not 1 <= limit <= 1000:
-            raise ValueError("limit must be between 1 and 1000")
-        query = {"term": {"symbol": normalise_symbol(symbol)}} if symbol else {"match_all": {}}
-        hits = self.es.search(index=self.indices.audit, query=query, size=limit, sort=[{"at": "desc"}])["hits"]["hits"]
-        return [Change.from_document(hit["_source"]) for hit in hits]
+        """The newest changes first (all targets, or one symbol or group)."""
+        return self.audit.log(target=normalise_target(symbol) if symbol else None, limit=limit)
 
-    def _record(
-        self, action: str, symbol: str, old: dict[str, Any] | None, new: dict[str, Any] | None, actor: Actor
-    ) -> Change:
-        change = Change(action, symbol, old, new, actor, datetime.now(UTC))
-        # Refreshed on write (changes are few, made by people), so reads list it at once and never refresh.
-        self.es.index(index=self.indices.audit, document=change.document(), refresh=True)
-        return change
+    # --- helpers ----------------------------------------------------------------------------------
 
+    def _memberships(self, symbol: str) -> list[str]:
+        return [groups_.PREFIX + g for g in groups_of(symbol, self.groups())]
 
-RULE_USAGE = (
-    "RULE THRESHOLD [WINDOW] [cooldown DURATION] [confirm TICKS|DURATION], e.g. `drop 3% 10m`, "
-    "`rise 8%`, `zscore 4`, `volume 5x 15m`, `drop 5% confirm 3`, `drop off`"
-)
-# How each rule's threshold is written: a percentage, k (sigmas), a multiple of the usual volume.
-THRESHOLD_UNITS: dict[RuleName, tuple[str, ...]] = {
-    "drop": ("%",),
-    "rise": ("%",),
-    "zscore": ("sigma", "\u03c3", "sd"),
-    "volume": ("x",),
-}
+    def _existing(self, target: str) -> str:
+        if is_group(target) and self.redis.hget(keys.GROUPS, target[len(groups_.PREFIX) :]) is None:
+            name = target[len(groups_.PREFIX) :]
+            raise ValueError(f"there is no group {name}; make it first, e.g. /group {name} add NVDA AMD")
+        return target
 
+    def _open_episodes(self, target: str) -> tuple[str, ...]:
+        if is_group(target):
+            raise ValueError("until-resolved mutes one symbol's open episode; give a group a length instead")
+        found = states.load_states(self.redis, [target])[target]
+        episodes = tuple(sorted(ep.anomaly["id"] for ep in found.live.values() if ep.anomaly is not None))
+        if not episodes:
+            raise ValueError(f"{target} has no open episode to mute until it resolves; give a length, e.g. 2h")
+        return episodes
 
-def format_threshold(rule: RuleName, threshold: float) -> str:
-    """`5%`, `4 sigma`, `5x`: a threshold as people write it for that rule."""
-    if rule == "zscore":
-        return f"{threshold:g} sigma"
-    return f"{threshold:g}{THRESHOLD_UNITS[rule][0]}"
-
-
-@dataclass(frozen=True)
-class RuleWords:
-    """What a threshold command's words ask for: a rule and its change, or putting it back to the default."""
-
-    rule: RuleName
-    change: RuleChange
-    reset: bool = False
+    def _check_price(self, target: str, above: float | None, below: float | None) -> None:
+        if is_group(target):
+            raise ValueError("a price ends one symbol's mute; give a group a length instead")
+        found = states.load_states(self.redis, [target])[target]
+        if not found.prices:
+            return
+        last = found.prices[-1]
+        if (above is not None and last >= above) or (below is not None and last <= below):
+            side = "above" if above is not None else "below"
+            raise ValueError(f"{target} is already at {last:g}, {side} {above if above is not None else below:g}")
 
 
-def parse_rule_words(words: Sequence[str]) -> RuleWords:
-    """The one grammar of a rule change, for the slash command, the CLI and (field by field) the API:
-    `drop 3% 10m`, `rise off`, `volume 5x … cooldown 15m … confirm 3`, or `drop reset` (back to the default)."""
-    if len(words) == 2 and words[1].strip().lower() == "reset":
-        rule = words[0].strip().lower()
-        _check_rule_name(rule)
-        return RuleWords(cast(RuleName, rule), RuleChange(), reset=True)
-    rule, change = parse_rule_args(words)
-    return RuleWords(rule, change)
-
-
-def parse_rule_args(words: Sequence[str]) -> tuple[RuleName, RuleChange]:
-    """`drop 3% 10m` -> ("drop", {"threshold_pct": 3.0, "window_seconds": 600}), as the bot and CLI take them.
-
-    `off` (or 0) as the threshold turns the rule off; `cooldown 15m` sets the re-arm time; `confirm 3` the
-    ticks in a row and `confirm 10s` the time the condition must hold before it alerts.
-    """
-    if len(words) < 2:
-        raise ValueError(f"expected {RULE_USAGE}")
-    rule, threshold, *rest = (word.strip().lower() for word in words)
-    _check_rule_name(rule)
-    if threshold == "off":
-        threshold_pct = 0.0
-    else:
-        number = threshold
-        for unit in THRESHOLD_UNITS[cast(RuleName, rule)]:
-            number = number.removesuffix(unit)
-        try:
-            threshold_pct = float(number)
-        except ValueError:
-            raise ValueError(f"{threshold!r} is not a threshold for {rule}; expected {RULE_USAGE}") from None
-    change = RuleChange(threshold_pct=threshold_pct)
-    if rest and rest[0] not in ("cooldown", "confirm"):
-        change["window_seconds"] = round(parse_seconds(rest.pop(0), bare_unit="m"))
-    while rest:
-        if len(rest) < 2 or rest[0] not in ("cooldown", "confirm"):
-            raise ValueError(f"unexpected {' '.join(rest)!r}; expected {RULE_USAGE}")
-        option, value, *rest = rest
-        if option == "cooldown":
-            change["cooldown_seconds"] = round(parse_seconds(value, bare_unit="m"))
-        elif value.isdigit():
-            change["confirm_ticks"] = int(value)
-        else:
-            change["confirm_seconds"] = parse_seconds(value)
-    return cast(RuleName, rule), change
-
-
-def _check_rule_name(rule: str) -> None:
-    if rule not in RULES:
-        raise ValueError(f"unknown rule {rule!r}; rules: {', '.join(RULES)}")
+def _end(now: datetime, duration: timedelta | None, until: datetime | None) -> datetime | None:
+    if duration is not None and until is not None:
+        raise ValueError("give a duration or an end time, not both")
+    if duration is not None:
+        if duration <= timedelta(0):
+            raise ValueError("a mute lasts longer than zero, e.g. 30m, 2h, 1d")
+        until = now + duration
+    if until is not None:
+        until = until.astimezone(UTC)
+        if until <= now:
+            raise ValueError("a mute must end in the future")
+        if until - now > MAX_MUTE:
+            raise ValueError(
+                f"a mute can last at most {format_duration(MAX_MUTE.total_seconds())}; "
+                "leave the duration out to mute until unmuted"
+            )
+    return until
 
 
 def _validate(rule: RuleView) -> None:
@@ -525,43 +521,3 @@ def _rule_state(rule: RuleView) -> dict[str, Any]:
         "confirm_ticks": rule.confirm_ticks,
         "confirm_seconds": rule.confirm_seconds,
     }
-
-
-def describe_rule(rule: RuleName, threshold: float, window_seconds: int) -> str:
-    """`drop 5% in 5m` / `zscore 4 sigma in 5m` / `volume 5x in 15m` / `rise off`: a rule as people say it."""
-    if not threshold:
-        return f"{rule} off"
-    return f"{rule} {format_threshold(rule, threshold)} in {format_duration(window_seconds)}"
-
-
-def describe_rule_fully(state: Mapping[str, Any]) -> str:
-    """Every stored field of a rule (`_rule_state`), as people say it: `drop 5% in 5m, re-arms after 10m,
-    confirmed by 2 ticks` (and `held 10s` when it must also hold that long). Shown by every front-end and in
-    the audit, so a change to any field shows."""
-    text = describe_rule(state["rule"], state["threshold_pct"], state["window_seconds"])
-    if not state["threshold_pct"]:
-        return text
-    cooldown, ticks, held = state["cooldown_seconds"], state["confirm_ticks"], state["confirm_seconds"]
-    text += f", re-arms after {format_duration(cooldown)}, confirmed by {ticks} tick{'s' * (ticks != 1)}"
-    return text + (f" held {format_duration(held)}" if held else "")
-
-
-def _describe_rule(state: dict[str, Any] | None) -> str:
-    return "-" if state is None else describe_rule_fully(state)
-
-
-def _mute(symbol: str, stored: dict[str, Any]) -> Mute:
-    until, at = stored.get("until"), stored.get("at")
-    return Mute(
-        symbol,
-        datetime.fromtimestamp(until, UTC) if until else None,
-        stored.get("by", ""),
-        stored.get("reason", ""),
-        datetime.fromtimestamp(at, UTC) if at else None,
-    )
-
-
-def _mute_state(mute: Mute | None) -> dict[str, Any] | None:
-    if mute is None:
-        return None
-    return {"until": iso(mute.until) if mute.until else None, "by": mute.by, "reason": mute.reason}

@@ -34,8 +34,11 @@ def partition_lock(topic: str, partition: int) -> str:
 
 
 # --- operator controls (pipeline.controls) ------------------------------------------------------------------
-MUTES = ROOT + "mutes"  # hash symbol -> {"until": epoch s or null, "by", "reason", "at"}
-RULES = ROOT + "rules"  # hash "SYMBOL:rule" -> {"threshold_pct", "window_seconds", "cooldown_seconds", …}
+MUTES = ROOT + "mutes"  # hash target (symbol or group:NAME) -> a mute (pipeline.mutes.Mute, JSON)
+MUTE_WINDOWS = ROOT + "mutes:windows"  # hash window id -> a recurring mute (pipeline.mutes.Window, JSON)
+MUTE_REMINDED = ROOT + "mutes:reminded"  # hash target -> the `at` of the mute whose author was reminded
+GROUPS = ROOT + "groups"  # hash group name -> {"members": [symbols and patterns], "by", "at"} (pipeline.groups)
+RULES = ROOT + "rules"  # hash "TARGET:rule" -> {"threshold_pct", "window_seconds", "cooldown_seconds", …}
 API_TOKENS = ROOT + "api_tokens"  # hash sha256 hex -> {"name", "scope", "created_at"} (pipeline.tokens)
 
 # --- metrics (pipeline.metrics) ------------------------------------------------------------------------------

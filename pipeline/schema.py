@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NamedTuple, TypedDict
+from typing import Annotated, Any, Literal, NamedTuple, TypedDict, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -182,6 +182,7 @@ def describe(error: ValidationError) -> str:
 
 
 RuleName = Literal["drop", "rise", "zscore", "volume"]
+RULES: tuple[RuleName, ...] = get_args(RuleName)
 AnomalyStatus = Literal["open", "acknowledged", "resolved"]
 EventType = Literal["anomaly.detected", "anomaly.resolved", "digest.daily", "feed.stale", "feed.recovered"]
 
@@ -229,6 +230,9 @@ class Anomaly(BaseModel):
     published_at: datetime | None = Field(None, description="when the crossing tick reached Kafka")
     detected_at: datetime
     muted: bool = False
+    broke_through: str | None = Field(
+        None, description="the mutes in force that the move broke through (`unless 2x`): who muted, and why"
+    )
     # Human state (the bot and the API change it; detection never overwrites it).
     status: AnomalyStatus = "open"
     acknowledged_by: str | None = None

@@ -52,6 +52,7 @@ _ANOMALY_PROPERTIES: dict[str, Any] = {
     "published_at": {"type": "date"},
     "detected_at": {"type": "date"},
     "muted": {"type": "boolean"},
+    "broke_through": {"type": "keyword", "index": False},
     "status": {"type": "keyword"},
     "acknowledged_by": {"type": "keyword"},
     "acknowledged_at": {"type": "date"},

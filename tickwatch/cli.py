@@ -41,6 +41,7 @@ COMMAND_ORDER = (
     "mute",
     "unmute",
     "mutes",
+    "group",
     "threshold",
     "audit",
     "bench",

@@ -26,8 +26,9 @@ from elasticsearch import Elasticsearch
 from jinja2 import Environment
 
 from pipeline import history
-from pipeline.controls import Controls, RuleChange, describe_rule
+from pipeline.controls import Controls
 from pipeline.detect.detection import Rule, SymbolState, TickPoint, advance
+from pipeline.rule_words import RuleChange, describe_rule
 from pipeline.schema import RuleName, normalise_symbol, to_ms
 from pipeline.store import Indices
 from pipeline.templating import environment, macro

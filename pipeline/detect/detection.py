@@ -36,6 +36,7 @@ from pipeline.detect.rules import (
     contradicts,
     skew_reason,
 )
+from pipeline.detect.silence import Hush, Silence
 from pipeline.schema import Anomaly, RuleName, from_ms, to_ms
 
 __all__ = ["Episode", "Outcome", "Rule", "SymbolState", "TickPoint", "advance"]
@@ -138,6 +139,7 @@ class Outcome:
     deepened_ids: list[str] = field(default_factory=list)
     resolved_ids: list[str] = field(default_factory=list)
     suspects: list[tuple[int, str]] = field(default_factory=list)
+    lifted: list[Hush] = field(default_factory=list)  # mutes whose condition the batch met (pipeline.detect.silence)
 
 
 def advance(
@@ -148,7 +150,7 @@ def advance(
     *,
     lateness_ms: int,
     now: datetime,
-    muted: bool = False,
+    silence: Sequence[Hush] = (),
     clock_skew_ms: int | None = None,
     baseline_seconds: int = 3600,
 ) -> Outcome:
@@ -161,9 +163,10 @@ def advance(
     A tick dated more than `clock_skew_ms` ahead of `now` and of the symbol's newest tick is quarantined
     (see rules.skew_reason): it never enters the window, so it cannot move the watermark. A tick that opens
     a pending condition and is contradicted by the next tick is a bad print: it leaves the windows.
-    `muted` applies to the episodes this batch opens (an episode keeps the mute it opened with, so its
-    resolution is notified exactly when its detection was). A rule turned off ends its open episode on the
-    next tick. `baseline_seconds` is the time constant of the zscore and volume rules' baseline.
+    `silence` (the mutes in force) applies to the episodes this batch opens (an episode keeps the mute it opened
+    with, so its resolution is notified exactly when its detection was), unless a move breaks through it. A
+    rule turned off ends its open episode on the next tick. `baseline_seconds` is the time constant of the
+    zscore and volume rules' baseline.
     """
     ticks = list(ticks)
     if ticks:
@@ -182,7 +185,7 @@ def advance(
         earliest,
         published=published,
         now=now,
-        muted=muted,
+        silence=Silence(silence),
         lateness_ms=lateness_ms,
         baseline_seconds=baseline_seconds,
     )
@@ -217,14 +220,14 @@ class _Evaluation:
         *,
         published: dict[int, int],
         now: datetime,
-        muted: bool,
+        silence: Silence,
         lateness_ms: int,
         baseline_seconds: int,
     ) -> None:
         self.state, self.symbol, self.rules, self.start = state, symbol, rules, start
         self.episodes: dict[str, Episode] = {rule.name: source.get(rule.name, Episode()).copy() for rule in rules}
         self.changes, self.reusable = changes, reusable
-        self.published, self.now, self.muted = published, now, muted
+        self.published, self.now, self.silence = published, now, silence
         self.touched: dict[str, dict[str, Any]] = {}  # anomalies changed by this batch, by id
         self.deepened: set[str] = set()
         self.suspects: list[tuple[int, str]] = []
@@ -266,7 +269,10 @@ class _Evaluation:
         first = bisect.bisect_right(state.ts, self.start)
         excluded = self.checks.excluded
         prev = next((j for j in range(first - 1, -1, -1) if j not in excluded), None)  # the last trusted tick
+        silence = self.silence
         for i in range(first, len(state.ts)):
+            if silence.hushes:
+                silence.tick(state.prices[i])
             hits = self._hits(i)
             if prev is not None and not state.trusted and self._bad_print(prev, i, hits):
                 hits = self._hits(i)  # measured again without it
@@ -322,12 +328,14 @@ class _Evaluation:
                     state.prices[hit.ref],
                     pending.since,
                     self.now,
-                    self.muted,
+                    self.silence,
                     state.known,
                     self.reusable.get(rule.name),
                 )
             elif _deepen(episode.anomaly, price, ts):
                 self.deepened.add(episode.anomaly["id"])
+                if episode.anomaly["muted"] and self.silence.hushes:
+                    _break_through(episode.anomaly, self.silence.breaks(_multiple(rule, episode.anomaly, hit)))
             episode.last_hold = ts
             self.touched[episode.anomaly["id"]] = episode.anomaly
         elif episode.pending is not None:
@@ -337,6 +345,7 @@ class _Evaluation:
             # the rule re-arms.
             episode.anomaly["resolved_at"] = ts
             self.touched[episode.anomaly["id"]] = episode.anomaly
+            self.silence.resolved(episode.anomaly["id"])
             episode.anomaly = None
         else:
             return
@@ -346,7 +355,10 @@ class _Evaluation:
         """What the batch changed, remembering in `state.known` what was reported (so a re-evaluation of the
         same ticks reports no anomaly as new, and no resolution, twice)."""
         known, touched = self.state.known, self.touched
-        new_ids = [key for key in touched if key not in known]
+        # New to whoever is told: never reported, or reported muted and now broken through
+        new_ids = [
+            key for key, data in touched.items() if key not in known or (known[key].get("muted") and not data["muted"])
+        ]
         resolved_ids = [
             key
             for key, data in touched.items()
@@ -363,17 +375,18 @@ class _Evaluation:
                 "timestamp": data["timestamp"],
                 "published_at": data["published_at"],
                 "detected_at": data["detected_at"],
-                "muted": data.get("muted", self.muted),
+                "muted": data["muted"],
                 "resolved": known.get(key, {}).get("resolved", False) or key in resolved_ids,
             }
         return Outcome(
-            [_model(data, self.muted) for data in touched.values()],
+            [_model(data) for data in touched.values()],
             new_ids,
             late,
             duplicates,
             deepened_ids=deepened_ids,
             resolved_ids=resolved_ids,
             suspects=self.suspects,
+            lifted=self.silence.lifted,
         )
 
 
@@ -468,7 +481,7 @@ def _open(
     ref_price: float,
     started: int,
     now: datetime,
-    muted: bool,
+    silence: Silence,
     known: dict[str, dict[str, Any]],
     reusable: list[str] | None,
 ) -> dict[str, Any]:
@@ -476,7 +489,8 @@ def _open(
     key = reusable.pop(0) if reusable else anomaly_id(symbol, rule.name, ref_ts)
     seen = known.get(key, {})
     same_tick = seen.get("timestamp") == tick.ts
-    return {
+    broke = silence.breaks(_multiple(rule, {"change_pct": change}, hit)) if silence.hushes else None
+    anomaly = {
         "id": key,
         "symbol": symbol,
         "rule": rule.name,
@@ -497,8 +511,28 @@ def _open(
         # Re-evaluating the same episode must not move when it was published or first detected.
         "published_at": seen.get("published_at") if same_tick and tick.published is None else tick.published,
         "detected_at": seen.get("detected_at") or round(now.timestamp() * 1000),
-        "muted": seen.get("muted", muted),  # whether it was notified is decided once, when it opened
+        # Whether it was notified is decided once, when it opened (or when it broke through its mute)
+        "muted": seen.get("muted", silence.muted) and broke is None,
     }
+    _break_through(anomaly, broke)
+    return anomaly
+
+
+def _multiple(rule: Rule, anomaly: Mapping[str, Any], hit: Crossing) -> float:
+    """How many times its rule's threshold a move is: what `unless 2x` compares."""
+    if rule.name == "zscore" and hit.zscore is not None:
+        measure = abs(hit.zscore)
+    elif rule.name == "volume" and hit.volume_ratio is not None:
+        measure = hit.volume_ratio
+    else:
+        measure = abs(anomaly.get("peak_change_pct", anomaly["change_pct"]))
+    return measure / rule.threshold_pct if rule.threshold_pct else 0.0
+
+
+def _break_through(anomaly: dict[str, Any], broke: str | None) -> None:
+    """The move broke through the mutes in force (`broke` says whose): it is notified after all."""
+    if broke is not None:
+        anomaly.update(muted=False, broke_through=broke)
 
 
 def _deepen(anomaly: dict[str, Any], price: float, ts: int) -> bool:
@@ -532,8 +566,8 @@ def _prune(state: SymbolState, window_ms: int, tau_ms: float | None) -> None:
     }
 
 
-def _model(data: dict[str, Any], muted: bool) -> Anomaly:
-    """The anomaly as stored; `muted` is for episodes opened by a state saved before episodes kept theirs."""
+def _model(data: dict[str, Any]) -> Anomaly:
+    """The anomaly as stored."""
     times = (
         "timestamp",
         "reference_timestamp",
@@ -544,6 +578,4 @@ def _model(data: dict[str, Any], muted: bool) -> Anomaly:
         "resolved_at",
     )
     status = {"status": "resolved"} if data.get("resolved_at") is not None else {}
-    return Anomaly(
-        **{"muted": muted, **data, **{key: from_ms(data[key]) for key in times if data.get(key) is not None}, **status}
-    )
+    return Anomaly(**{**data, **{key: from_ms(data[key]) for key in times if data.get(key) is not None}, **status})

@@ -20,7 +20,7 @@ from redis import Redis
 from pipeline import keys
 from pipeline.calendars import for_patterns
 from pipeline.context import Context
-from pipeline.controls import muted_now
+from pipeline.controls import muted_among
 from pipeline.detect.detection import TickPoint
 from pipeline.feeds import cadence
 from pipeline.feeds.cadence import Feed
@@ -68,7 +68,7 @@ def check(redis: Redis, settings: Settings, now: datetime) -> Verdict:
     episodes = {keys.text(k): Episode.decode(v) for k, v in redis.hgetall(keys.FEED_EPISODES).items()}
     if not feeds:
         return Verdict()
-    muted = muted_now(redis)
+    muted = muted_among(redis, list(feeds))
     found = for_patterns(settings.calendars)
     policy = Policy(settings.stale_factor, settings.stale_min_seconds, settings.feed_down_threshold)
     verdict = judge(now, feeds, episodes, lambda s: found.session_of(s, now), muted.__contains__, policy)

@@ -25,6 +25,7 @@ from pipeline.context import Context
 from pipeline.controls import controls_for
 from pipeline.detect import state
 from pipeline.detect.detection import SymbolState, TickPoint, advance
+from pipeline.detect.silence import Hush
 from pipeline.feeds import watch
 from pipeline.metrics import Recorder
 from pipeline.schema import AlertEvent, Anomaly, Batch, PartitionRange, StoredTick, SuspectFlag, TickRow
@@ -105,6 +106,7 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
     resolved: list[Anomaly] = []  # episodes that ended, not muted
     deepened: list[Anomaly] = []  # a new peak of an alert already out: only its Slack message is edited
     late: set[tuple[str, int]] = set()
+    lifted: list[Hush] = []  # mutes whose condition a tick met
     suspects: dict[tuple[str, int], str] = {}  # skewed timestamps and bad prints -> why
     for symbol in symbols:
         outcome = advance(
@@ -114,7 +116,7 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
             controls[symbol].rules,
             lateness_ms=ctx.settings.lateness_seconds * 1000,
             now=now,
-            muted=controls[symbol].muted,
+            silence=controls[symbol].hushes,
             clock_skew_ms=clock_skew_ms,
             baseline_seconds=ctx.settings.baseline_seconds,
         )
@@ -124,6 +126,7 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
         resolved += [a for a in outcome.anomalies if a.id in outcome.resolved_ids and not a.muted]
         deepened += [a for a in outcome.anomalies if a.id in outcome.deepened_ids and not a.muted]
         late.update((symbol, tick.ts) for tick in outcome.late)
+        lifted += outcome.lifted
 
     # Alerts first: they must not wait for (or on) storage. A re-run of this batch re-sends nothing, as
     # deliveries are claimed per channel and event id (detected and resolved have their own).
@@ -146,6 +149,8 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
     # then runs in parallel, off the path the next batch of this lane waits on.
     if anomalies:
         store.write(ctx.es, [store.anomaly_action(ctx.indices, anomaly) for anomaly in anomalies])
+    for hush in lifted:
+        ctx.controls.lift(hush, hush.condition())
     if fresh:
         keys = [(tick.symbol, tick.ts) for tick in fresh]
         stored = [

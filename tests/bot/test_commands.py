@@ -22,8 +22,8 @@ from bot.enums import Command
 from bot.texts import COMMANDS, exported
 from pipeline import store
 from pipeline.alerting.actions import AlertAction
+from pipeline.audit import Actor
 from pipeline.calendars import Calendars
-from pipeline.controls import Actor
 from pipeline.detect.backtest import replay
 from pipeline.detect.detection import Rule
 from pipeline.keys import MUTES, RULES, SLACK_WORKSPACE_URL

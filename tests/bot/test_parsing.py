@@ -13,24 +13,26 @@ from bot.messages import anomalies_message, mutes_message, refused_message
 from bot.parsing import (
     HELP,
     AnomaliesRequest,
+    GroupRequest,
     MuteRequest,
     PriceRequest,
     SymbolRequest,
     ThresholdRequest,
     Usage,
     parse_anomalies,
+    parse_group,
     parse_mute,
     parse_no_arguments,
     parse_price,
-    parse_symbol_only,
+    parse_target_only,
     parse_threshold,
 )
 from bot.texts import COMMANDS, exported
 from pipeline.alerting.actions import MuteChoice
 from pipeline.alerting.messages import MAX_BLOCKS, MAX_SECTION_CHARS
-from pipeline.controls import Mute
 from pipeline.detect.backtest import count_alerts
 from pipeline.detect.detection import Rule, TickPoint
+from pipeline.mutes import Mute, MuteAsk
 from pipeline.schema import Anomaly, SlackRef
 from tests.bot.harness import assert_valid_blocks
 from tickwatch.commands.bot import manifest_text
@@ -79,14 +81,48 @@ def test_anomalies_symbol_and_window_are_both_optional() -> None:
 
 
 def test_mute_takes_an_optional_duration_then_the_reason() -> None:
-    assert parse_mute("TSLA") == MuteRequest("TSLA", H, "")
-    assert parse_mute("tsla 2h earnings call") == MuteRequest("TSLA", 2 * H, "earnings call")
-    assert parse_mute("TSLA 3 analysts downgrade") == MuteRequest("TSLA", H, "3 analysts downgrade")
-    assert parse_mute("TSLA forever delisted") == MuteRequest("TSLA", None, "delisted")  # until unmuted
+    assert parse_mute("TSLA") == MuteRequest("TSLA", MuteAsk(H, reason=""))
+    assert parse_mute("tsla 2h earnings call") == MuteRequest("TSLA", MuteAsk(2 * H, reason="earnings call"))
+    assert parse_mute("TSLA 3 analysts downgrade") == MuteRequest("TSLA", MuteAsk(H, reason="3 analysts downgrade"))
+    assert parse_mute("TSLA forever delisted") == MuteRequest("TSLA", MuteAsk(None, reason="delisted"))
     with pytest.raises(Usage, match="longer than zero"):
         parse_mute("TSLA 0m")
     with pytest.raises(Usage):
         parse_mute("")
+
+
+def test_mute_takes_groups_and_every_kind_of_end() -> None:
+    assert parse_mute("Group:Crypto 2h") == MuteRequest("group:crypto", MuteAsk(2 * H))
+    assert parse_mute("TSLA until-resolved").ask == MuteAsk(None, until_resolved=True)
+    assert parse_mute("TSLA until above 250 unless 2x earnings").ask == MuteAsk(
+        None, above=250.0, unless=2.0, reason="earnings"
+    )
+    window = parse_mute("group:crypto every sun 00:00-02:00 UTC exchange maintenance").ask
+    assert window.every is not None and window.every.seconds == 7200 and window.reason == "exchange maintenance"
+    for bad, why in [
+        ("TSLA until above", "until takes above or below"),
+        ("TSLA until above cheap", "not a price"),
+        ("TSLA 2h unless 1x", "above 1"),
+        ("TSLA every someday 00:00-02:00", "days are mon"),
+        ("TSLA every sun 25:00-02:00", "not a time of day"),
+        ("group:no!such 2h", "group name"),
+    ]:
+        with pytest.raises(Usage, match=why):
+            parse_mute(bad)
+
+
+def test_group_lists_shows_and_changes() -> None:
+    assert parse_group("") == GroupRequest()
+    assert parse_group("Semis") == GroupRequest("semis")
+    assert parse_group("semis add nvda *-USD") == GroupRequest("semis", "add", ("nvda", "*-USD"))
+    assert parse_group("group:semis delete") == GroupRequest("semis", "delete")
+    for bad, why in [
+        ("semis rename x", "add, remove or delete"),
+        ("semis add", "takes symbols"),
+        ("semis delete x", "no members"),
+    ]:
+        with pytest.raises(Usage, match=why):
+            parse_group(bad)
 
 
 def test_threshold_shows_sets_resets_and_previews() -> None:
@@ -204,7 +240,7 @@ def test_replay_counts_one_alert_per_episode() -> None:
 def test_manifest_gets_the_request_url_everywhere() -> None:
     text = manifest_text("https://bot.example.org/", socket=True)
 
-    assert text.count("https://bot.example.org/slack/events") == 7  # six commands and interactivity
+    assert text.count("https://bot.example.org/slack/events") == 8  # seven commands and interactivity
     assert "example.com" not in text and "socket_mode_enabled: true" in text
     assert manifest_text("https://bot.example.org/slack/events") == manifest_text("https://bot.example.org")
     with pytest.raises(ValueError, match="https"):
@@ -236,7 +272,8 @@ def test_every_usage_line_parses_with_the_words_it_names() -> None:
         "/price": parse_price,
         "/anomalies": parse_anomalies,
         "/mute": parse_mute,
-        "/unmute": parse_symbol_only,
+        "/unmute": parse_target_only,
+        "/group": parse_group,
         "/mutes": parse_no_arguments,
         "/threshold": parse_threshold,
     }

@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
-from redis import Redis
 
-from pipeline import controls, keys, store
-from pipeline.controls import Actor, Controls
+from pipeline import controls, keys, rule_words
+from pipeline.audit import Actor
+from pipeline.controls import Controls
 from pipeline.settings import Settings
 
 ALICE = Actor("alice", "slack", "U0ALICE01")
 API = Actor("ci-token", "api")
-
-
-@pytest.fixture
-def service(fresh_redis: Redis, real_stack: Settings) -> Iterator[Controls]:
-    es = store.connect(real_stack)
-    indices = store.Indices(f"tw-ctl{uuid.uuid4().hex[:8]}")
-    store.ensure_templates(es, indices)
-    yield Controls(fresh_redis, Settings(drop_pct=5, rise_pct=5, window_seconds=300), es, indices)
-    for name in (indices.anomalies, indices.audit):
-        es.indices.delete(index=name, ignore_unavailable=True)
 
 
 def test_an_override_is_what_workers_read_and_is_audited(service: Controls):
@@ -71,9 +59,9 @@ def test_an_override_is_what_workers_read_and_is_audited(service: Controls):
 
 
 def test_volatility_and_volume_rules_are_set_like_the_others(service: Controls):
-    rule, change = controls.parse_rule_args(["zscore", "4"])
+    rule, change = rule_words.parse_rule_args(["zscore", "4"])
     service.set_rule("TSLA", rule, ALICE, **change)
-    rule, change = controls.parse_rule_args(["volume", "5x", "15m"])
+    rule, change = rule_words.parse_rule_args(["volume", "5x", "15m"])
     service.set_rule("TSLA", rule, API, **change)
     got = {r.name: r for r in controls.controls_for(service.redis, service.settings, ["TSLA"])["TSLA"].rules}
     assert (got["zscore"].threshold_pct, got["zscore"].window_seconds) == (4.0, 300)
@@ -89,8 +77,8 @@ def test_volatility_and_volume_rules_are_set_like_the_others(service: Controls):
 
 
 def test_confirmation_per_symbol_and_rule(service: Controls):
-    service.set_rule("TSLA", "drop", ALICE, **controls.parse_rule_args(["drop", "4%", "confirm", "3"])[1])
-    service.set_rule("TSLA", "rise", ALICE, **controls.parse_rule_args(["rise", "4%", "confirm", "10s"])[1])
+    service.set_rule("TSLA", "drop", ALICE, **rule_words.parse_rule_args(["drop", "4%", "confirm", "3"])[1])
+    service.set_rule("TSLA", "rise", ALICE, **rule_words.parse_rule_args(["rise", "4%", "confirm", "10s"])[1])
     got = {r.name: r for r in controls.controls_for(service.redis, service.settings, ["TSLA"])["TSLA"].rules}
     default = service.settings.confirm_ticks
     assert (got["drop"].confirm_ticks, got["drop"].confirm_seconds) == (3, 0)
@@ -111,9 +99,9 @@ def test_mutes_with_reason_and_expiry(service: Controls):
     time.sleep(1.1)
     assert controls.controls_for(service.redis, service.settings, ["ETH-USD"])["ETH-USD"].muted is False
     assert [m.symbol for m in service.mutes()] == ["BTC-USD"]
-    assert service.unmute("ETH-USD", ALICE) is None  # expired: nothing to undo, nothing audited
-    change = service.unmute("btc-usd", ALICE)
-    assert change is not None and change.old["reason"] == "exchange maintenance" and change.new is None
+    assert service.unmute("ETH-USD", ALICE) == []  # expired: nothing to undo, nothing audited
+    (change,) = service.unmute("btc-usd", ALICE)
+    assert change.old["reason"] == "exchange maintenance" and change.new is None
     assert service.mutes() == []
     assert [c.action for c in service.audit_log()] == ["unmute", "mute", "mute"]
 
@@ -183,7 +171,7 @@ def test_default_rules_in_the_settings_obey_the_limits_of_per_symbol_ones(settin
     ],
 )
 def test_rule_arguments_as_people_type_them(words: str, expected):
-    assert controls.parse_rule_args(words.split()) == expected
+    assert rule_words.parse_rule_args(words.split()) == expected
 
 
 @pytest.mark.parametrize(
@@ -202,7 +190,7 @@ def test_rule_arguments_as_people_type_them(words: str, expected):
 )
 def test_bad_rule_arguments_say_the_form(words: str):
     with pytest.raises(ValueError, match=r"e\.g\.|unknown rule"):
-        controls.parse_rule_args(words.split())
+        rule_words.parse_rule_args(words.split())
 
 
 def test_a_confirmation_set_and_reset_shows_in_the_audit_and_everywhere(service: Controls):

@@ -1,4 +1,4 @@
-"""`tickwatch mute | unmute | mutes | threshold | audit`: the operator controls from a terminal.
+"""`tickwatch mute | unmute | mutes | group | threshold | audit`: the operator controls from a terminal.
 
 The same `pipeline.controls.Controls` service as the Slack bot and the API, so the same validation and the
 same audit trail (recorded as via "cli", by `--as` or the login name).
@@ -13,12 +13,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.controls import mute_length
 from pipeline.durations import format_duration
+from pipeline.mutes import mute_length
 from pipeline.settings import get_settings
 
 if TYPE_CHECKING:
-    from pipeline.controls import Actor, Controls
+    from pipeline.audit import Actor
+    from pipeline.controls import Controls
 
 console = Console()
 RULE_USAGE = (
@@ -46,7 +47,7 @@ def _require_known(symbol: str) -> None:
 
 
 def _actor(name: str | None) -> Actor:
-    from pipeline.controls import Actor
+    from pipeline.audit import Actor
 
     return Actor(name or getpass.getuser(), "cli")
 
@@ -57,7 +58,11 @@ def _refuse(error: ValueError) -> typer.Exit:
 
 
 def mute(
-    symbol: Annotated[str, typer.Argument(help="e.g. TSLA or BTC-USD")],
+    symbol: Annotated[str, typer.Argument(help="e.g. TSLA, BTC-USD or group:crypto")],
+    how: Annotated[
+        list[str] | None,
+        typer.Argument(help="as in Slack: 2h, forever, until-resolved, until above 250, every sun 00:00-02:00 UTC …"),
+    ] = None,
     duration: Annotated[
         str | None,
         typer.Option("--for", help="how long: 30m, 2h, 1d, or forever (until unmuted); default 1h, as in Slack"),
@@ -65,31 +70,54 @@ def mute(
     reason: Annotated[str, typer.Option(help="why, shown with the mute")] = "",
     actor: As = None,
 ) -> None:
-    """Stop notifying a symbol's anomalies (they are still detected and stored, flagged muted).
+    """Stop notifying a symbol's or group's anomalies (they are still detected and stored, flagged muted).
 
-    Example: [bold]tickwatch mute TSLA --for 2h --reason "earnings call"[/bold]
+    Examples:
+      [bold]tickwatch mute TSLA --for 2h --reason "earnings call"[/bold]
+      [bold]tickwatch mute TSLA until above 250 unless 2x[/bold]
+      [bold]tickwatch mute group:crypto every sun 00:00-02:00 UTC exchange maintenance[/bold]
     """
+    from pipeline.groups import is_group, normalise_target
+    from pipeline.mutes import MuteAsk, parse_mute_words
+
     try:
-        wanted = mute_length(duration)
-        _require_known(symbol)
-        change = _controls().mute(symbol, _actor(actor), duration=wanted, reason=reason)
+        if how and duration:
+            raise ValueError("give the length either in the words or with --for, not both")
+        ask = parse_mute_words(how) if how else MuteAsk(duration=mute_length(duration))
+        target = normalise_target(symbol)
+        if not is_group(target):
+            _require_known(target)
+        change = _controls().mute(
+            target,
+            _actor(actor),
+            duration=ask.duration,
+            reason=" ".join(filter(None, (ask.reason, reason))),
+            until_resolved=ask.until_resolved,
+            above=ask.above,
+            below=ask.below,
+            unless=ask.unless,
+            every=ask.every,
+        )
     except ValueError as error:
         raise _refuse(error) from None
     console.print(f"[green]✔[/green] {change.symbol} {change.summary()}")
 
 
-def unmute(symbol: Annotated[str, typer.Argument(help="e.g. TSLA")], actor: As = None) -> None:
-    """Notify a muted symbol's anomalies again.
+def unmute(symbol: Annotated[str, typer.Argument(help="e.g. TSLA or group:crypto")], actor: As = None) -> None:
+    """Notify a muted symbol's or group's anomalies again (its recurring windows are removed too).
 
     Example: [bold]tickwatch unmute TSLA[/bold]
     """
+    from pipeline.groups import is_group, normalise_target
+
     try:
-        change = _controls().unmute(symbol, _actor(actor))
+        target = normalise_target(symbol)
+        changes = _controls().unmute(target, _actor(actor))
     except ValueError as error:
         raise _refuse(error) from None
-    if change is None:
-        _require_known(symbol)  # unmuting needs no stored ticks, but a typo that was never muted gets suggestions
-    console.print(f"[green]✔[/green] {symbol.upper()} unmuted" if change else f"{symbol.upper()} was not muted")
+    if not changes and not is_group(target):
+        _require_known(target)  # unmuting needs no stored ticks, but a typo that was never muted gets suggestions
+    console.print(f"[green]✔[/green] {target} unmuted" if changes else f"{target} was not muted")
 
 
 def mutes() -> None:
@@ -97,20 +125,60 @@ def mutes() -> None:
 
     Example: [bold]tickwatch mutes[/bold]
     """
-    found = _controls().mutes()
-    if not found:
-        console.print("No symbol is muted.")
+    controls = _controls()
+    found, windows = controls.mutes(), controls.windows()
+    if not found and not windows:
+        console.print("Nothing is muted.")
         return
-    table = Table("symbol", "until", "by", "reason", "since")
+    table = Table("target", "mute", "by", "reason", "since")
     for item in found:
-        table.add_row(
-            item.symbol,
-            f"{item.until:%Y-%m-%d %H:%M} UTC" if item.until else "unmuted",
-            item.by,
-            item.reason or "-",
-            f"{item.at:%Y-%m-%d %H:%M} UTC" if item.at else "-",
-        )
+        since = f"{item.at:%Y-%m-%d %H:%M} UTC" if item.at else "-"
+        table.add_row(item.symbol, item.says(), item.by, item.reason or "-", since)
+    for window in windows:
+        since = f"{window.at:%Y-%m-%d %H:%M} UTC" if window.at else "-"
+        table.add_row(window.target, f"{window.says()} ({window.id})", window.by, window.reason or "-", since)
     console.print(table)
+
+
+def group(
+    name: Annotated[str | None, typer.Argument(help="the group, e.g. semis (none: list every group)")] = None,
+    action: Annotated[str | None, typer.Argument(help="add, remove or delete")] = None,
+    members: Annotated[list[str] | None, typer.Argument(help="symbols or patterns such as *-USD")] = None,
+    actor: As = None,
+) -> None:
+    """List groups, show one, or change one: the grammar of /group in Slack.
+
+    Examples:
+      [bold]tickwatch group semis add NVDA AMD SOX*[/bold]
+      [bold]tickwatch group semis remove AMD[/bold]
+      [bold]tickwatch group semis delete[/bold]
+    """
+    controls = _controls()
+    try:
+        if name is None:
+            found = controls.groups()
+            for each in found.values():
+                console.print(f"group:{each.name}: {', '.join(each.members)}", markup=False)
+            if not found:
+                console.print("No groups yet.")
+            return
+        if action is None:
+            shown = controls.group(name)
+            if shown is None:
+                raise ValueError(f"there is no group {name}")
+            console.print(f"group:{shown.name}: {', '.join(shown.members)}", markup=False)
+            return
+        if action not in ("add", "remove", "delete"):
+            raise ValueError(f"{action!r}: after the group's name comes add, remove or delete")
+        if action == "delete":
+            change = controls.delete_group(name, _actor(actor))
+        elif not members:
+            raise ValueError(f"{action} takes symbols or patterns, e.g. NVDA AMD or *-USD")
+        else:
+            change = controls.change_group(name, _actor(actor), **{action: members})
+    except ValueError as error:
+        raise _refuse(error) from None
+    console.print(f"[green]✔[/green] {change.symbol}: {change.summary()}", markup=False)
 
 
 def threshold(
@@ -122,7 +190,8 @@ def threshold(
     reset: Annotated[str | None, typer.Option(help="same as `RULE reset`: the rule back to its default")] = None,
     actor: As = None,
 ) -> None:
-    """Show a symbol's rules, or change one: the grammar of /threshold in Slack (and of the API's fields).
+    """Show a symbol's or group's rules (and where each comes from), or change one: the grammar of /threshold
+    in Slack (and of the API's fields).
 
     Examples:
       [bold]tickwatch threshold TSLA[/bold]
@@ -132,18 +201,23 @@ def threshold(
       [bold]tickwatch threshold BTC-USD rise off[/bold]
       [bold]tickwatch threshold TSLA drop reset[/bold]
     """
-    from pipeline.controls import parse_rule_words
     from pipeline.detect import backtest
+    from pipeline.groups import is_group, normalise_target
+    from pipeline.rule_words import parse_rule_words
 
     controls = _controls()
     words = [*(change or ()), *((reset, "reset") if reset else ())]
     try:
-        _require_known(symbol)
+        symbol = normalise_target(symbol)
+        if not is_group(symbol):
+            _require_known(symbol)
         asked = parse_rule_words(words) if words else None
         if asked and preview:
             if asked.reset:
                 raise ValueError("reset cannot be previewed; preview the default's values instead")
-            tried = backtest.preview(controls.es, controls.indices, controls, symbol, asked.rule, **asked.change)
+            tried = backtest.preview(
+                controls.audit.es, controls.audit.indices, controls, symbol, asked.rule, **asked.change
+            )
             console.print(backtest.preview_text(tried), markup=False, soft_wrap=True)
             return
         if asked and asked.reset:
@@ -155,7 +229,7 @@ def threshold(
         views = controls.rules(symbol)
     except ValueError as error:
         raise _refuse(error) from None
-    from pipeline.controls import format_threshold
+    from pipeline.rule_words import format_threshold
 
     table = Table("rule", "threshold", "window", "cooldown", "confirm", "", title=f"{symbol.upper()} rules")
     for view in views.values():
@@ -168,7 +242,7 @@ def threshold(
             format_duration(view.window_seconds),
             format_duration(view.cooldown_seconds),
             confirm,
-            "override" if view.overridden else "default",
+            "own" if view.overridden else view.source,
         )
     console.print(table)
 
@@ -194,5 +268,5 @@ def audit(
 
 
 def register(app: typer.Typer) -> None:
-    for command in (mute, unmute, mutes, threshold, audit):
+    for command in (mute, unmute, mutes, group, threshold, audit):
         app.command()(command)

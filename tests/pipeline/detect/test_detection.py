@@ -9,12 +9,14 @@ import pytest
 
 from pipeline.detect.detection import Rule, SymbolState, TickPoint, advance
 from pipeline.detect.rules import Baseline, SlidingExtremes, WindowChecks
+from pipeline.detect.silence import Hush
 from pipeline.detect.state import decode, encode
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 T0 = 1_800_000_000_000  # ms
 DROP = Rule("drop", 5.0, 300, 300)
 RISE = Rule("rise", 5.0, 300, 300)
+HUSH = Hush("TSLA", 1.0, "muted by alice")
 
 
 def path(*segments: tuple[float, float, int]) -> list[TickPoint]:
@@ -147,7 +149,7 @@ def test_a_disabled_rule_never_fires():
 
 def test_muted_symbols_are_flagged():
     state = SymbolState()
-    out = advance(state, "TSLA", CRASH, [DROP], lateness_ms=30_000, now=NOW, muted=True)
+    out = advance(state, "TSLA", CRASH, [DROP], lateness_ms=30_000, now=NOW, silence=[HUSH])
     assert out.anomalies and all(a.muted for a in out.anomalies)
 
 
@@ -240,8 +242,9 @@ def test_an_episode_keeps_the_mute_it_opened_with():
     end = resolution_tick(CRASH)
     for muted_at_open in (False, True):
         state = SymbolState()
-        opened = advance(state, "TSLA", CRASH[:700], [DROP], lateness_ms=30_000, now=NOW, muted=muted_at_open)
-        later = advance(state, "TSLA", CRASH[700:], [DROP], lateness_ms=30_000, now=NOW, muted=not muted_at_open)
+        at_open, afterwards = ([HUSH], []) if muted_at_open else ([], [HUSH])
+        opened = advance(state, "TSLA", CRASH[:700], [DROP], lateness_ms=30_000, now=NOW, silence=at_open)
+        later = advance(state, "TSLA", CRASH[700:], [DROP], lateness_ms=30_000, now=NOW, silence=afterwards)
         (anomaly,) = later.anomalies
         assert opened.new_ids == later.resolved_ids == [anomaly.id] and end >= 700
         assert anomaly.muted is muted_at_open and opened.anomalies[0].muted is muted_at_open

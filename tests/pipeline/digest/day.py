@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from kafka import KafkaProducer
 
 from pipeline import store
-from pipeline.controls import Actor, Change
+from pipeline.audit import Actor, Change
 from pipeline.schema import Anomaly, StoredTick, to_ms
 from pipeline.settings import Settings
 

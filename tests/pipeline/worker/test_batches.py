@@ -15,6 +15,7 @@ from ipaddress import ip_network
 from standardwebhooks.webhooks import Webhook
 
 from pipeline import controls
+from pipeline.audit import Actor
 from pipeline.ingest.generator import Scenario
 from pipeline.ingest.topics import make_producer
 from pipeline.webhooks import subscriptions
@@ -78,7 +79,7 @@ def test_scenario_alerts_exactly_the_injected_events_on_every_channel(namespace:
     _, webhook_secret = subscriptions.create(
         ns.redis, local, subscriptions.SubscriptionSpec(url=hooks.url, events=["anomaly.detected"])
     )
-    controls.Controls(ns.redis, ns.settings, ns.es, ns.indices).mute("NVDA", controls.Actor("test", "cli"))
+    controls.Controls(ns.redis, ns.settings, ns.es, ns.indices).mute("NVDA", Actor("test", "cli"))
     # NVDA's crash is stored, flagged muted, and not notified
     with FakeSlack() as slack:  # context manager starts it
         ns.env.update(
