@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from pipeline import store
 from pipeline.alerting.anomalies import alert_context, record_slack_ref
 from pipeline.alerting.messages import alert_message
-from pipeline.keys import MUTES, RULES
+from pipeline.keys import GROUPS, MUTE_WINDOWS, MUTES, RULES
 from pipeline.schema import SlackRef, StoredTick
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
@@ -76,6 +76,6 @@ def backend(bot: BotServer) -> Iterator[Any]:
 
     made = Backend(bot.settings)
     bot.slack.clear_calls()
-    made.redis.delete(MUTES, RULES)
+    made.redis.delete(MUTES, RULES, GROUPS, MUTE_WINDOWS)
     yield made
-    made.redis.delete(MUTES, RULES)
+    made.redis.delete(MUTES, RULES, GROUPS, MUTE_WINDOWS)
