@@ -334,7 +334,8 @@ class Controls:
         if above is not None or below is not None:
             self._check_price(target, above, below)
         old = self.mute_of(target)
-        new = Mute(target, until, actor.name, reason, now, above, below, episodes, unless, actor.id)
+        slack_user = actor.id if actor.via == "slack" else None  # who a reminder can reach
+        new = Mute(target, until, actor.name, reason, now, above, below, episodes, unless, slack_user)
         change = self.audit.record("mute", target, old.state() if old else None, new.state(), actor)
         self.redis.hset(keys.MUTES, target, new.encode())
         return change

@@ -36,7 +36,6 @@ def partition_lock(topic: str, partition: int) -> str:
 # --- operator controls (pipeline.controls) ------------------------------------------------------------------
 MUTES = ROOT + "mutes"  # hash target (symbol or group:NAME) -> a mute (pipeline.mutes.Mute, JSON)
 MUTE_WINDOWS = ROOT + "mutes:windows"  # hash window id -> a recurring mute (pipeline.mutes.Window, JSON)
-MUTE_REMINDED = ROOT + "mutes:reminded"  # hash target -> the `at` of the mute whose author was reminded
 GROUPS = ROOT + "groups"  # hash group name -> {"members": [symbols and patterns], "by", "at"} (pipeline.groups)
 RULES = ROOT + "rules"  # hash "TARGET:rule" -> {"threshold_pct", "window_seconds", "cooldown_seconds", …}
 API_TOKENS = ROOT + "api_tokens"  # hash sha256 hex -> {"name", "scope", "created_at"} (pipeline.tokens)
@@ -74,6 +73,16 @@ def slack_member(user_id: str) -> str:
 FEEDS = ROOT + "feeds"  # hash symbol -> its live feed (pipeline.feeds.cadence.Feed, JSON)
 FEED_EPISODES = ROOT + "feeds:stale"  # hash symbol -> its open stale episode (pipeline.feeds.health.Episode)
 FEED_SLACK = ROOT + "feeds:slack"  # hash event id of a feed.stale -> JSON [channel, ts] of its Slack message
+
+
+def reminder_check(slot: int) -> str:
+    """string: set by the worker that checks this minute for mutes to remind of (pipeline.alerting.reminders)"""
+    return f"{ROOT}mutes:reminder-check:{slot}"
+
+
+def mute_reminded(target: str, at: float) -> str:
+    """string: the author of the mute of `target` made at `at` (epoch s) was reminded"""
+    return f"{ROOT}mutes:reminded:{target}:{at:.3f}"
 
 
 def feed_check(slot: int) -> str:

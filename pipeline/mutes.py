@@ -248,7 +248,6 @@ class Mute:
     episodes: tuple[str, ...] = ()
     unless: float | None = None
     by_id: str | None = None  # the Slack user who made it (for its reminder)
-    reminded: bool = False
 
     def says(self) -> str:
         """`until 2026-11-24 18:00 UTC`, `until unmuted`, `until above 250`, `until resolved (1 episode)` …"""
@@ -295,8 +294,6 @@ class Mute:
         stored.update({k: v for k, v in extra.items() if v})
         if self.by_id:
             stored["by_id"] = self.by_id
-        if self.reminded:
-            stored["reminded"] = True
         return orjson.dumps(stored)
 
     @classmethod
@@ -313,7 +310,6 @@ class Mute:
             tuple(d.get("episodes", ())),
             d.get("unless"),
             d.get("by_id"),
-            bool(d.get("reminded")),
         )
 
     def in_force(self, now: float) -> bool:

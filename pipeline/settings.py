@@ -303,6 +303,9 @@ class Settings(BaseSettings):
         description='JSON object: symbol glob pattern -> exchange_calendars code (XNYS, XLON, XTKS, …) or "24/7"; '
         "first match wins; unmatched: symbols with - or / (crypto pairs) are 24/7, others XNYS",
     )
+    mute_reminder_seconds: int = Field(
+        3600, ge=60, le=86_400, description="how long before a mute longer than a day ends its author gets a DM"
+    )
     feed_check_seconds: float = Field(10, gt=0, description="how often silent feeds are looked for (once per interval)")
     stale_factor: float = Field(
         10, gt=1, description="a feed is stale after this many times its usual gap between ticks (market open)"

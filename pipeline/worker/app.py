@@ -26,12 +26,14 @@ SLACK_REFRESH = "tickwatch.slack_refresh"  # pipeline.alerting.tasks: edit a thr
 DELIVER_WEBHOOK = "tickwatch.deliver_webhook"  # pipeline.webhooks.delivery: webhook deliveries, side by side
 FEED_EVENT = "tickwatch.feed_event"  # pipeline.feeds.tasks: one feed.stale or feed.recovered, every channel
 FEED_OUTAGE = "tickwatch.feed_outage"  # pipeline.feeds.tasks: a calendar's "feed down" Slack message
+MUTE_REMINDER = "tickwatch.mute_reminder"  # pipeline.alerting.reminders: DM a long mute's author before it ends
 
 TASK_MODULES = [
     "pipeline.worker.batches",
     "pipeline.alerting.tasks",
     "pipeline.webhooks.delivery",
     "pipeline.feeds.tasks",
+    "pipeline.alerting.reminders",
     "pipeline.worker.scheduler",  # the alerts workers' clock: delayed tasks and webhook retries
 ]
 VISIBILITY_TIMEOUT_SECONDS = 300
@@ -77,6 +79,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             SLACK_REFRESH: {"queue": alerts},
             FEED_EVENT: {"queue": alerts},
             FEED_OUTAGE: {"queue": alerts},
+            MUTE_REMINDER: {"queue": alerts},
         },
     )
 

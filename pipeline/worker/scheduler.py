@@ -15,6 +15,7 @@ from typing import Any
 
 from celery import bootsteps
 
+from pipeline.alerting import reminders
 from pipeline.feeds import watch
 from pipeline.outage import Outage
 from pipeline.webhooks import delivery_log
@@ -26,10 +27,13 @@ INTERVAL_SECONDS = 0.2
 
 
 def start_due(now: float) -> int:
-    """Queue every delayed task and webhook delivery due by `now`, and run the feed check when this interval's
-    is not taken yet (pipeline.feeds.watch); returns how many tasks were queued."""
+    """Queue every delayed task and webhook delivery due by `now`, and run the feed check and the mute reminders
+    when their interval's is not taken yet (pipeline.feeds.watch, pipeline.alerting.reminders); returns how many
+    tasks were queued."""
     ctx = context()
-    watch.check_if_due(ctx, datetime.fromtimestamp(now, UTC))
+    at = datetime.fromtimestamp(now, UTC)
+    watch.check_if_due(ctx, at)
+    reminders.check_if_due(ctx, at)
     return later.start_due(ctx.redis, ctx.settings, now) + delivery_log.start_due(ctx.redis, ctx.settings, now)
 
 
