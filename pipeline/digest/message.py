@@ -20,6 +20,7 @@ from slack_sdk.models.blocks import (
 
 from pipeline.alerting.messages import template
 from pipeline.digest.summary import Digest
+from pipeline.durations import format_duration
 from pipeline.schema import iso
 from pipeline.templating import macro
 
@@ -38,10 +39,14 @@ def _context(digest: Digest) -> dict[str, Any]:
     def day_time(value: datetime) -> str:
         return f"{value.astimezone(zone):%a %d %b %H:%M}"
 
+    def age(value: datetime) -> str:
+        return format_duration(max(0.0, (digest.end - value).total_seconds()))
+
     return {
         "d": digest,
         "local": local,
         "day_time": day_time,
+        "age": age,
         "noun": noun,
         "anomaly_lines": ANOMALY_LINES,
         "mute_lines": MUTE_LINES,

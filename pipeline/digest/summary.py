@@ -95,6 +95,7 @@ class MuteEntry(BaseModel):
     at: datetime
     until: datetime | None = None
     reason: str = ""
+    says: str = ""  # how it ends, as people say it (until above 250, until resolved …)
 
 
 class Silence(BaseModel):
@@ -138,6 +139,12 @@ class Digest(BaseModel):
     health: Health
     paths: dict[str, list[tuple[datetime, float]]]  # top movers, price normalised to 100 at the open
     timings_ms: dict[str, float]  # where the time went, per query
+
+    @property
+    def reviews_mutes(self) -> bool:
+        """Friday's digest lists every mute in force with its age, before a weekend in which forgotten ones
+        would silence Monday's open."""
+        return self.day.weekday() == 4
 
     @property
     def event_id(self) -> str:
@@ -443,6 +450,7 @@ def _mute_entry(doc: dict[str, Any]) -> MuteEntry:
         at=doc["at"],
         until=state.get("until"),
         reason=state.get("reason") or "",
+        says=state.get("says") or "",
     )
 
 

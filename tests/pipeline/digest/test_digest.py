@@ -180,6 +180,10 @@ def test_digest_of_a_seeded_day_has_the_numbers_the_seed_implies(namespace) -> N
     assert png is not None and png.startswith(b"\x89PNG")
     overview = digest_message.message(summary)["blocks"][1]["text"]["text"]
     assert f"*{expected.ticks:,}* ticks" in overview and "*3* anomalies (2 acknowledged)" in overview
+    # 20 November 2026 is a Friday: the mutes in force are listed with their age, for review before the weekend
+    assert summary.reviews_mutes
+    mutes = next(b["text"]["text"] for b in digest_message.message(summary)["blocks"] if "Mutes" in str(b))
+    assert "going into the weekend" in mutes and "*CCC* muted by bob" in mutes and " already — halted" in mutes
 
 
 def movers_low_ccc(summary: digest.Digest) -> float:
@@ -385,7 +389,7 @@ def test_cli_posts_once_then_edits_and_dry_run_sends_nothing(namespace) -> None:
         assert f"*4* symbols traded · *{expected.ticks:,}* ticks · *3* anomalies (2 acknowledged)" in text
         assert "🔴 *BBB* -10.00%" in text and "⚪ *DDD* +0.00%" in text  # DDD closed where it opened
         assert "Late ticks: 10" in text and "dead letters: 3" in text
-        assert "🔕 *CCC* muted by bob until unmuted — halted" in text
+        assert "🔕 *CCC* muted by bob until unmuted, for " in text and " already — halted" in text  # a Friday
         [upload] = slack.calls("files.completeUploadExternal")
         assert upload.params["thread_ts"] == first.response["ts"]
         file_id = upload.params["files"][0]["id"]
