@@ -14,7 +14,7 @@ import json
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
@@ -86,6 +86,49 @@ class Calendars:
 
     def session_of(self, symbol: str, at: datetime) -> Session:
         return self.session(self.code_for(symbol), at)
+
+
+@dataclass(frozen=True)
+class MarketDay:
+    """What a calendar day was for one market: a session (perhaps closing early), a holiday, or a weekend."""
+
+    code: str
+    kind: str  # session, early close, holiday, weekend
+    note: str = ""  # the holiday's name, or the early close's local time
+
+    def describe(self) -> str:
+        if self.kind == "session":
+            return f"{self.code} traded a full session"
+        if self.kind == "early close":
+            return f"{self.code} closed early, at {self.note}"
+        return f"{self.code} closed: {self.note or self.kind}"
+
+
+def market_day(code: str, day: date) -> MarketDay:
+    """The day `day` for the market `code` (24/7 markets always trade)."""
+    if code == ALWAYS_OPEN:
+        return MarketDay(code, "session")
+    import pandas as pd
+
+    calendar = _calendar(code)
+    stamp = pd.Timestamp(day)
+    try:
+        if calendar.is_session(stamp):
+            if stamp in calendar.early_closes:
+                close = calendar.session_close(stamp).tz_convert(calendar.tz)
+                return MarketDay(code, "early close", f"{close:%H:%M} {close.tzname()}")
+            return MarketDay(code, "session")
+        if day.weekday() >= 5:
+            return MarketDay(code, "weekend")
+        names = calendar.regular_holidays.holidays(stamp, stamp, return_name=True)
+        return MarketDay(code, "holiday", str(names.iloc[0]) if len(names) else "holiday")
+    except (ValueError, KeyError, IndexError):  # outside the calendar's years: nothing known, say it traded
+        return MarketDay(code, "session")
+
+
+def exchanges(patterns: Mapping[str, str]) -> list[str]:
+    """The exchanges symbols can trade on under TICKWATCH_CALENDARS (the default's XNYS included; not 24/7)."""
+    return sorted({code for code in patterns.values() if code != ALWAYS_OPEN} | {DEFAULT_EXCHANGE})
 
 
 @cache

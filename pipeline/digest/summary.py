@@ -30,6 +30,7 @@ from kafka.structs import TopicPartition
 from pydantic import BaseModel, computed_field
 
 from pipeline import store
+from pipeline.calendars import MarketDay, exchanges, market_day
 from pipeline.schema import from_ms, iso, to_ms
 from pipeline.settings import Settings
 
@@ -137,6 +138,7 @@ class Digest(BaseModel):
     mute_changes: list[MuteEntry]
     muted_at_end: list[MuteEntry]
     health: Health
+    markets: list[MarketDay] = []  # what the day was for each exchange (a holiday, an early close, a weekend)
     paths: dict[str, list[tuple[datetime, float]]]  # top movers, price normalised to 100 at the open
     timings_ms: dict[str, float]  # where the time went, per query
 
@@ -195,6 +197,8 @@ def build(
     with timer("paths"):
         paths = _paths(es, indices, movers, start, end)
     silent = silences(slots, slot)
+    with timer("calendars"):
+        markets = [market_day(code, day) for code in exchanges(settings.calendars)]
     late = sorted(((d.symbol, d.late) for d in days if d.late), key=lambda item: (-item[1], item[0]))
     by_symbol = {d.symbol: d for d in days}
     return Digest(
@@ -215,6 +219,7 @@ def build(
         acknowledged_total=sum(c.acknowledged for c in anomalies),
         mute_changes=changes,
         muted_at_end=muted_at_end,
+        markets=markets,
         health=Health(
             late_ticks=sum(n for _, n in late),
             late_by_symbol=late[:top],

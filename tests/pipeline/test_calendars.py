@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
-from pipeline.calendars import Calendars
+from pipeline.calendars import Calendars, exchanges, market_day
 from pipeline.settings import Settings
 
 
@@ -50,3 +50,12 @@ def test_a_closed_market_says_when_it_opens_and_24_7_is_always_open():
 def test_an_unknown_calendar_is_refused_with_the_setting_named():
     with pytest.raises(ValueError, match="unknown calendar XNOPE"):
         Settings(calendars={"*": "XNOPE"})
+
+
+def test_a_day_is_a_session_an_early_close_a_holiday_or_a_weekend():
+    assert market_day("XNYS", date(2026, 11, 25)).kind == "session"
+    assert market_day("XNYS", date(2026, 11, 26)).describe() == "XNYS closed: Thanksgiving"
+    assert market_day("XNYS", date(2026, 11, 27)).describe() == "XNYS closed early, at 13:00 EST"
+    assert market_day("XNYS", date(2026, 12, 5)).describe() == "XNYS closed: weekend"
+    assert market_day("24/7", date(2026, 12, 5)).kind == "session"
+    assert exchanges({"*.L": "XLON", "BTC-*": "24/7"}) == ["XLON", "XNYS"]

@@ -199,6 +199,8 @@ def test_an_empty_day_is_a_digest_too(namespace) -> None:
     sections = posted_numbers(message["blocks"])
     assert "_No ticks stored for this day_" in sections and "*Anomalies* · none" in sections
     assert "chart" not in message["blocks"][-1]["elements"][0]["text"]  # no chart to point at
+    holiday = digest_message.message(digest.build(es, indices, namespace.settings, date(2026, 11, 26)))
+    assert "📅 XNYS closed: Thanksgiving" in posted_numbers(holiday["blocks"])
 
 
 def _one_of_each() -> digest.Digest:
