@@ -34,7 +34,7 @@ TAGS = [
     },
     {
         "name": "controls",
-        "description": "Per-symbol rules (drop, rise, zscore, volume) and mutes, with the same "
+        "description": "Per-symbol and per-group rules (drop, rise, zscore, volume, gap) and mutes, with the same "
         "limits and audit log as the Slack bot. Changes need an admin token.",
     },
     {

@@ -37,7 +37,7 @@ def _calendar(code: str) -> Any:
     import exchange_calendars
 
     # pandas 3 deprecation notes from inside the library: nothing a Tickwatch user could act on
-    warnings.filterwarnings("ignore", message="DatetimeIndex.values returning", module="pandas")
+    warnings.filterwarnings("ignore", message=r"(DatetimeIndex|Series)\.values returning", module="pandas")
 
     return exchange_calendars.get_calendar(code)
 
@@ -124,6 +124,20 @@ def market_day(code: str, day: date) -> MarketDay:
         return MarketDay(code, "holiday", str(names.iloc[0]) if len(names) else "holiday")
     except (ValueError, KeyError, IndexError):  # outside the calendar's years: nothing known, say it traded
         return MarketDay(code, "session")
+
+
+@cache
+def opens_ms(code: str) -> tuple[int, ...]:
+    """Every session's opening time (epoch ms, sorted) of an exchange's calendar (~20 years back, 1 ahead); none
+    for 24/7. Built once per process: detection bisects it per tick."""
+    if code == ALWAYS_OPEN:
+        return ()
+    return tuple(round(t.timestamp() * 1000) for t in _calendar(code).opens)
+
+
+def session_opens(patterns: Mapping[str, str], symbol: str) -> tuple[int, ...]:
+    """The opening times detection is given for `symbol`: its calendar's under TICKWATCH_CALENDARS (`patterns`)."""
+    return opens_ms(for_patterns(patterns).code_for(symbol))
 
 
 def exchanges(patterns: Mapping[str, str]) -> list[str]:

@@ -55,6 +55,7 @@ def default_rules(settings: Settings) -> dict[RuleName, Rule]:
         "rise": settings.rise_pct,
         "zscore": settings.zscore_k,
         "volume": settings.volume_spike_x,
+        "gap": settings.gap_pct,
     }
     return {
         name: Rule(

@@ -34,6 +34,7 @@ THRESHOLD_UNITS: dict[RuleName, tuple[str, ...]] = {
     "rise": ("%",),
     "zscore": ("sigma", "\u03c3", "sd"),
     "volume": ("x",),
+    "gap": ("%",),
 }
 
 

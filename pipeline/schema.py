@@ -181,7 +181,7 @@ def describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-RuleName = Literal["drop", "rise", "zscore", "volume"]
+RuleName = Literal["drop", "rise", "zscore", "volume", "gap"]
 RULES: tuple[RuleName, ...] = get_args(RuleName)
 AnomalyStatus = Literal["open", "acknowledged", "resolved"]
 EventType = Literal["anomaly.detected", "anomaly.resolved", "digest.daily", "feed.stale", "feed.recovered"]

@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     # --- detection defaults (per-symbol overrides live in Redis, see pipeline.controls) -------------
     drop_pct: float = Field(5.0, ge=0, lt=100, description="0 turns the drop rule off")
     rise_pct: float = Field(5.0, ge=0, lt=100, description="0 turns the rise rule off")
+    gap_pct: float = Field(
+        0,
+        ge=0,
+        lt=100,
+        description="gap rule: alert when a session's first tick is this % from the last before the open; 0 = off",
+    )
     window_seconds: int = Field(300, gt=0, le=MAX_WINDOW_SECONDS, description="default window W of the rules")
     cooldown_seconds: int | None = Field(None, ge=0, description="default and minimum: window_seconds")
     lateness_seconds: int = Field(30, ge=0, description="how far out of order ticks may arrive and still be evaluated")

@@ -67,10 +67,12 @@ def real_stack() -> Settings:
 
 
 def lease_database(settings: Settings) -> int:
-    """A Redis database no other test (in this or a concurrent pytest run) is using, until `release_database`."""
+    """An empty Redis database no other test (in this or a concurrent pytest run) is using, until
+    `release_database`."""
     lessor = Redis.from_url(settings.redis_url)
     for db in range(1, REDIS_DATABASES - 1):
         if lessor.set(_LEASE.format(db), os.getpid(), nx=True, ex=3600):
+            Redis.from_url(redis_url_for(settings, db)).flushdb()  # whatever a test that failed left behind
             return db
     pytest.fail("every test Redis database is leased: stale leases expire after an hour")
 

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from pipeline.detect.rules import (
     BASELINE_RULES,
+    GAP,
     Baseline,
     Crossing,
     Pending,
@@ -151,6 +152,7 @@ def advance(
     lateness_ms: int,
     now: datetime,
     silence: Sequence[Hush] = (),
+    opens: Sequence[int] = (),
     clock_skew_ms: int | None = None,
     baseline_seconds: int = 3600,
 ) -> Outcome:
@@ -166,7 +168,8 @@ def advance(
     `silence` (the mutes in force) applies to the episodes this batch opens (an episode keeps the mute it opened
     with, so its resolution is notified exactly when its detection was), unless a move breaks through it. A
     rule turned off ends its open episode on the next tick. `baseline_seconds` is the time constant of the
-    zscore and volume rules' baseline.
+    zscore and volume rules' baseline. `opens` are the sessions' opening times (ms, sorted) of the symbol's
+    exchange: no window reaches back before the latest open, and the gap rule judges a session's first tick.
     """
     ticks = list(ticks)
     if ticks:
@@ -186,6 +189,7 @@ def advance(
         published=published,
         now=now,
         silence=Silence(silence),
+        opens=opens,
         lateness_ms=lateness_ms,
         baseline_seconds=baseline_seconds,
     )
@@ -198,8 +202,9 @@ def advance(
     baseline = any(rule.name in BASELINE_RULES for rule in active)
     _prune(
         state,
-        max((rule.window_ms for rule in active), default=0) + (lateness_ms if baseline else 0),
+        max((rule.window_ms for rule in active if rule.name != GAP), default=0) + (lateness_ms if baseline else 0),
         baseline_seconds * 1000 if baseline else None,
+        keep_previous=any(rule.name == GAP for rule in active),
     )
     return outcome
 
@@ -221,6 +226,7 @@ class _Evaluation:
         published: dict[int, int],
         now: datetime,
         silence: Silence,
+        opens: Sequence[int],
         lateness_ms: int,
         baseline_seconds: int,
     ) -> None:
@@ -244,6 +250,7 @@ class _Evaluation:
             baseline=state.baseline,
             tau_ms=baseline_seconds * 1000,
             lateness_ms=lateness_ms,
+            opens=opens,
         )
 
     @classmethod
@@ -311,7 +318,8 @@ class _Evaluation:
                     if episode.pending is None
                     else episode.pending._replace(ticks=episode.pending.ticks + 1)
                 )
-                ticks_needed = 1 if state.trusted else rule.confirm_ticks
+                # A gap holds on one tick only; trusted prints need no confirmation
+                ticks_needed = 1 if state.trusted or rule.name == GAP else rule.confirm_ticks
                 if not confirmed(pending, ts, ticks_needed, rule.confirm_seconds):
                     episode.pending = pending  # holds, not confirmed yet (Alertmanager's "pending")
                     self.changes.append((ts, rule.name, episode.copy()))
@@ -546,11 +554,14 @@ def _deepen(anomaly: dict[str, Any], price: float, ts: int) -> bool:
     return False
 
 
-def _prune(state: SymbolState, window_ms: int, tau_ms: float | None) -> None:
+def _prune(state: SymbolState, window_ms: int, tau_ms: float | None, *, keep_previous: bool = False) -> None:
     """Drop ticks no future evaluation can see (folding them into the baseline when `tau_ms` is given, bad
-    prints left out), and ids no re-evaluation can produce again."""
+    prints left out), and ids no re-evaluation can produce again. `keep_previous` keeps the tick before the
+    first one a late tick can make re-evaluate (a gap is measured from it)."""
     assert state.watermark is not None
     keep_from = bisect.bisect_left(state.ts, state.watermark - window_ms)
+    if keep_previous:
+        keep_from = min(keep_from, max(0, bisect.bisect_right(state.ts, state.watermark) - 1))
     if keep_from:
         if tau_ms is not None:
             for j in range(keep_from):

@@ -5,7 +5,11 @@ knows about episodes. Each rule is a condition on one tick and the window of W b
 
 - `drop` / `rise`: the price against the window's high / low (`price_crossed`);
 - `zscore`: the log return over the window in units of the symbol's own volatility over W (`zscore`);
-- `volume`: the volume traded in the window against the symbol's usual volume for W (`volume_ratio`).
+- `volume`: the volume traded in the window against the symbol's usual volume for W (`volume_ratio`);
+- `gap`: at a session's first tick, the move from the last tick before the session opened (`gap_pct`).
+
+No window reaches back across a closed market: given the sessions' opening times of the symbol's exchange, a
+window starts at the latest open at the earliest (so an overnight move is a gap, never a drop).
 
 The two last measure against a `Baseline`: exponentially decayed sums over the ticks *older* than the
 window (and the lateness), so the move being judged never inflates its own yardstick, and a replay in any
@@ -24,6 +28,7 @@ from typing import NamedTuple, Protocol
 from pipeline.schema import RuleName
 
 PRICE_RULES: tuple[RuleName, ...] = ("drop", "rise")
+GAP: RuleName = "gap"
 BASELINE_RULES: tuple[RuleName, ...] = ("zscore", "volume")
 # A floor under volatility (1 basis point per √minute): a symbol whose price never moved would otherwise make
 # any move infinitely many sigma.
@@ -46,6 +51,11 @@ def zscore(price: float, start_price: float, elapsed_seconds: float, variance_pe
     """ln(price / start_price) in sigmas of a move that long: sigma = sqrt(variance per second * elapsed)."""
     sigma = math.sqrt(max(variance_per_second, MIN_VARIANCE_PER_SECOND) * max(elapsed_seconds, 1e-3))
     return math.log(price / start_price) / sigma
+
+
+def gap_pct(price: float, before_open: float) -> float:
+    """The opening move in %: the session's first price against the last one before it opened."""
+    return (price / before_open - 1) * 100
 
 
 def volume_ratio(window_volume: float, volume_per_second: float, window_seconds: float) -> float | None:
@@ -326,8 +336,10 @@ class WindowChecks:
         baseline: Baseline,
         tau_ms: float,
         lateness_ms: int,
+        opens: Sequence[int] = (),
     ) -> None:
         self.ts, self.prices, self.volumes = ts, prices, volumes
+        self.opens = opens  # the sessions' opening times (ms, sorted) of the symbol's exchange; () for 24/7
         self.excluded = excluded
         self.baseline, self.tau_ms, self.lateness_ms = baseline, tau_ms, lateness_ms
         self.extremes: dict[int, SlidingExtremes] = {}
@@ -342,9 +354,17 @@ class WindowChecks:
         for sums in self.sums.values():
             sums.reset()
 
+    def session_open(self, ts: int) -> int | None:
+        """The opening time of the latest session opened at or before `ts` (None: 24/7, or before the calendar)."""
+        k = bisect.bisect_right(self.opens, ts) - 1
+        return self.opens[k] if k >= 0 else None
+
     def check(self, rule: Limits, i: int) -> Crossing | None:
         ts, price = self.ts[i], self.prices[i]
-        lo = bisect.bisect_left(self.ts, ts - rule.window_ms, 0, i)
+        opened = self.session_open(ts) if self.opens else None
+        if rule.name == GAP:
+            return self._gap(rule, i, opened)
+        lo = bisect.bisect_left(self.ts, max(ts - rule.window_ms, opened or 0), 0, i)
         if rule.window_ms not in self.extremes:
             self.extremes[rule.window_ms] = SlidingExtremes(self.prices, self.excluded)
         extremes = self.extremes[rule.window_ms]
@@ -370,6 +390,13 @@ class WindowChecks:
         return (
             Crossing(start, volume_ratio=round(ratio, 3)) if ratio is not None and ratio >= rule.threshold_pct else None
         )
+
+    def _gap(self, rule: Limits, i: int, opened: int | None) -> Crossing | None:
+        """At the first tick after a session opened: the move from the last tick before it."""
+        before = next((j for j in range(i - 1, -1, -1) if j not in self.excluded), None)
+        if opened is None or before is None or self.ts[before] >= opened:
+            return None
+        return Crossing(before) if abs(gap_pct(self.prices[i], self.prices[before])) >= rule.threshold_pct else None
 
     def _usual(self, window_ms: int, ts: int) -> tuple[float, float] | None:
         """(variance, volume) per second before t - W - lateness; None with less than W of history there."""

@@ -13,12 +13,13 @@ from datetime import UTC, datetime, timedelta
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.calendars import opens_ms
 from pipeline.detect.detection import Rule, SymbolState, TickPoint, advance
 from pipeline.detect.state import decode, encode
 from pipeline.ingest.generator import Scenario, default_symbols
 from pipeline.schema import RuleName, to_ms
 
-THRESHOLDS: dict[RuleName, float] = {"drop": 5.0, "rise": 5.0, "zscore": 6.0, "volume": 5.0}
+THRESHOLDS: dict[RuleName, float] = {"drop": 5.0, "rise": 5.0, "zscore": 6.0, "volume": 5.0, "gap": 3.0}
 PRICE: tuple[RuleName, ...] = ("drop", "rise")
 EVERY: tuple[RuleName, ...] = ("drop", "rise", "zscore", "volume")
 
@@ -27,11 +28,15 @@ def _rules(names: tuple[RuleName, ...], confirm_ticks: int) -> list[Rule]:
     return [Rule(name, THRESHOLDS[name], 300, 300, confirm_ticks=confirm_ticks) for name in names]
 
 
-VARIANTS: dict[str, tuple[list[Rule], int | None]] = {
-    "drop + rise, alert at once (before)": (_rules(PRICE, 1), None),
-    "drop + rise, confirmed on 2 ticks": (_rules(PRICE, 2), None),
-    "+ zscore + volume": (_rules(EVERY, 2), None),
-    "+ clock guard (all on)": (_rules(EVERY, 2), 60_000),
+XNYS = "XNYS"
+# name -> (rules, clock guard ms, calendar whose sessions windows stay within)
+VARIANTS: dict[str, tuple[list[Rule], int | None, str | None]] = {
+    "drop + rise, alert at once (before)": (_rules(PRICE, 1), None, None),
+    "drop + rise, confirmed on 2 ticks": (_rules(PRICE, 2), None, None),
+    "+ zscore + volume": (_rules(EVERY, 2), None, None),
+    "+ clock guard": (_rules(EVERY, 2), 60_000, None),
+    "+ calendar (XNYS sessions)": (_rules(EVERY, 2), 60_000, XNYS),
+    "+ gap rule (all on)": (_rules((*EVERY, "gap"), 2), 60_000, XNYS),
 }
 
 
@@ -55,7 +60,8 @@ def detection_cost(
     now = market.start + timedelta(seconds=market.duration_s)
     figures: dict[str, float] = {}
     for _ in range(repeats):
-        for name, (rules, skew) in VARIANTS.items():
+        for name, (rules, skew, calendar) in VARIANTS.items():
+            opens = opens_ms(calendar) if calendar else ()
             states = {symbol: SymbolState() for symbol in by_symbol}
             started = time.perf_counter()
             for begin in range(0, market.steps, batch_seconds):
@@ -69,6 +75,7 @@ def detection_cost(
                         lateness_ms=30_000,
                         now=now,
                         clock_skew_ms=skew,
+                        opens=opens,
                     )
                     states[symbol] = decode(encode(state))
             us = (time.perf_counter() - started) / total * 1e6

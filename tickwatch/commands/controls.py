@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.durations import format_duration
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from pipeline.controls import Controls
 
 console = Console()
+errors = Console(stderr=True)
 RULE_USAGE = (
     "RULE THRESHOLD [WINDOW] [cooldown DURATION] [confirm N|DURATION], e.g. drop 3% 10m, rise 8%, "
     "zscore 4, volume 5x 15m, drop off"
@@ -53,7 +55,7 @@ def _actor(name: str | None) -> Actor:
 
 
 def _refuse(error: ValueError) -> typer.Exit:
-    console.print(f"[red]✘ {error}[/red]")
+    errors.print(f"[red]✘ {escape(str(error))}[/red]")
     return typer.Exit(2)
 
 
@@ -178,7 +180,7 @@ def group(
             change = controls.change_group(name, _actor(actor), **{action: members})
     except ValueError as error:
         raise _refuse(error) from None
-    console.print(f"[green]✔[/green] {change.symbol}: {change.summary()}", markup=False)
+    console.print(f"[green]✔[/green] {escape(change.symbol)}: {escape(change.summary())}")
 
 
 def threshold(
@@ -242,7 +244,7 @@ def threshold(
             format_duration(view.window_seconds),
             format_duration(view.cooldown_seconds),
             confirm,
-            "own" if view.overridden else view.source,
+            "override" if view.overridden else view.source,
         )
     console.print(table)
 

@@ -86,7 +86,7 @@ def test_the_cli_mutes_for_an_hour_by_default_as_slack_does(tickwatch):
         assert tickwatch("mute", "TSLA", "--as", "dana").returncode == 0
         assert until_of_tsla().endswith("UTC")  # an hour, not forever
         assert tickwatch("mute", "TSLA", "--for", "forever", "--as", "dana").returncode == 0
-        assert until_of_tsla() == "unmuted"
+        assert until_of_tsla() == "until unmuted"
     finally:
         tickwatch("unmute", "TSLA", "--as", "dana")
 
@@ -113,7 +113,7 @@ def test_a_symbol_never_stored_is_refused_with_the_closest_known_one(tickwatch, 
     result = tickwatch(*args)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == "✘ no ticks stored for TSLQ; did you mean TSLA?"
-    assert "No changes recorded" in tickwatch("audit").stdout and "No symbol is muted" in tickwatch("mutes").stdout
+    assert "No changes recorded" in tickwatch("audit").stdout and "Nothing is muted" in tickwatch("mutes").stdout
 
 
 def test_the_cli_speaks_the_slash_commands_grammar_with_its_preview(tickwatch):
@@ -128,3 +128,19 @@ def test_the_cli_speaks_the_slash_commands_grammar_with_its_preview(tickwatch):
     assert "2 ticks, 10s" in volume_row() and "override" in volume_row()  # the confirmation is shown
     assert tickwatch("threshold", "TSLA", "volume", "reset").returncode == 0  # Slack's form works here too
     assert volume_row() == before
+
+
+def test_groups_and_mute_kinds_from_the_terminal(tickwatch):
+    made = tickwatch("group", "semis", "add", "TSLA", "NVDA", "--as", "dana")
+    assert made.returncode == 0 and "group:semis: added NVDA, TSLA" in made.stdout
+    set_rule = tickwatch("threshold", "group:semis", "drop", "8%", "--as", "dana")
+    assert set_rule.returncode == 0, set_rule.stdout + set_rule.stderr
+    assert "group:semis" in tickwatch("threshold", "TSLA").stdout  # where TSLA's drop rule comes from
+    muted = tickwatch("mute", "TSLA", "until", "above", "99999", "unless", "2x", "--as", "dana")
+    assert muted.returncode == 0 and "until above 99999 unless 2x" in muted.stdout
+    assert "until above 99999 unless 2x" in tickwatch("mutes").stdout
+    for careless in (("group", "semis", "rename"), ("mute", "TSLA", "until", "above"), ("mute", "group:nope")):
+        refused = tickwatch(*careless)
+        assert refused.returncode == 2 and refused.stderr.startswith("✘"), careless
+    assert tickwatch("unmute", "TSLA").returncode == 0 and tickwatch("group", "semis", "delete").returncode == 0
+    assert "No groups yet." in tickwatch("group").stdout
