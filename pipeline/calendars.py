@@ -135,6 +135,14 @@ def opens_ms(code: str) -> tuple[int, ...]:
     return tuple(round(t.timestamp() * 1000) for t in _calendar(code).opens)
 
 
+@cache
+def closes_ms(code: str) -> tuple[int, ...]:
+    """Every session's closing time (epoch ms), aligned with `opens_ms`."""
+    if code == ALWAYS_OPEN:
+        return ()
+    return tuple(round(t.timestamp() * 1000) for t in _calendar(code).closes)
+
+
 def session_opens(patterns: Mapping[str, str], symbol: str) -> tuple[int, ...]:
     """The opening times detection is given for `symbol`: its calendar's under TICKWATCH_CALENDARS (`patterns`)."""
     return opens_ms(for_patterns(patterns).code_for(symbol))

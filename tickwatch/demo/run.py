@@ -31,7 +31,7 @@ from pipeline.ingest.generator import Scenario, default_symbols, load_scenario, 
 from pipeline.ingest.publish import publish
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
-from tickwatch.demo import tour
+from tickwatch.demo import market_acts, tour
 from tickwatch.fleet import Fleet, env_for, pending
 from tickwatch.leftovers import RunLog
 
@@ -117,6 +117,7 @@ def run(
         _settle(redis, settings.alerts_queue)
         _summary(console, settings, es, scenario, slack if offline else None)
         tour.run(console, front, fleet, _day(settings, scenario), channel)
+        market_acts.run(console, settings, redis, slack, offline)
         with console.status("Letting the last Slack edits go out…"):
             _drain(redis, settings.alerts_queue)
         _where_to_look(console, settings)

@@ -50,6 +50,11 @@ def fleet_env() -> dict[str, str]:
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "TICKWATCH_API_TOKENS": json.dumps([{"name": "demo", "token": API_TOKEN, "scope": "admin"}]),
         "TICKWATCH_WEBHOOK_ALLOW_NETWORKS": '["127.0.0.0/8"]',
+        # the market acts (tickwatch.demo.market_acts): a feed silent for seconds, not minutes, is noticed at
+        # once; and opening gaps alert
+        "TICKWATCH_FEED_CHECK_SECONDS": "1",
+        "TICKWATCH_STALE_MIN_SECONDS": "3",
+        "TICKWATCH_GAP_PCT": "4",
     }
 
 
@@ -127,7 +132,7 @@ def run(console: Console, front: FrontEnds, fleet: Fleet, day: date, digest_chan
             if not front.offline
             else "no alert message with an Acknowledge button was posted"
         )
-        _panel(console, "a+b · Slack alert and Acknowledge", f"[yellow]skipped[/yellow]: {why}.")
+        panel(console, "a+b · Slack alert and Acknowledge", f"[yellow]skipped[/yellow]: {why}.")
     else:
         _show_alert(console, alert)
         _acknowledge(console, front, alert)
@@ -177,7 +182,7 @@ def _show_alert(console: Console, alert: Posted) -> None:
             "header, a line per alert, then the buttons. More alerts than TICKWATCH_STORM_THRESHOLD to a "
             "channel within a minute are grouped like this"
         )
-    _panel(
+    panel(
         console,
         title,
         f"[dim]chat.postMessage → {alert.name} ({alert.channel}), ts {alert.ts}[/dim]\n\n"
@@ -201,7 +206,7 @@ def _acknowledge(console: Console, front: FrontEnds, alert: Posted) -> None:
     answer = front.http.post(
         f"{front.bot.url}/slack/events", content=body, headers=signed_headers(SIGNING_SECRET, body)
     )
-    update = _wait(
+    update = wait(
         lambda: next(
             (c for c in front.slack.calls("chat.update") if c.at >= clicked and c.params.get("ts") == alert.ts), None
         )
@@ -213,12 +218,12 @@ def _acknowledge(console: Console, front: FrontEnds, alert: Posted) -> None:
     )
     title = f"b · {USER_NAME} clicks {alert.label}"
     if update is None:
-        _panel(console, title, request + f"\n[red]no chat.update came within 15 s[/red]; see {front.bot.log}")
+        panel(console, title, request + f"\n[red]no chat.update came within 15 s[/red]; see {front.bot.log}")
         return
     before = set(blocks_text(alert.message["blocks"]).splitlines())
     after = blocks_text(update.params.get("blocks", []), {USER_ID: USER_NAME}).splitlines()
     changed = "\n".join(line for line in after if line not in before)
-    _panel(
+    panel(
         console,
         title,
         f"{request}\n\nThe bot edits the message in place (chat.update); what changed:\n{changed}",
@@ -236,33 +241,31 @@ def _price(console: Console, front: FrontEnds) -> None:
     answer = front.http.post(
         f"{front.bot.url}/slack/events", content=body, headers=signed_headers(SIGNING_SECRET, body)
     )
-    reply = _wait(
-        lambda: next((c for c in front.slack.calls("response_url") if c.params.get("_name") == "price"), None)
-    )
+    reply = wait(lambda: next((c for c in front.slack.calls("response_url") if c.params.get("_name") == "price"), None))
     head = (
         f"{USER_NAME} types [bold]/price TSLA 1h[/bold] → POST {front.bot.url}/slack/events → HTTP "
         f"{answer.status_code} (ack{': ' + answer.text if answer.text else ''})"
     )
     if reply is None:
-        _panel(
+        panel(
             console,
             "c · /price TSLA 1h",
             head + f"\n[red]no answer on the response_url within 15 s[/red]; see {front.bot.log}",
         )
         return
     shown = blocks_text(reply.params["blocks"]) if reply.params.get("blocks") else reply.params.get("text", "")
-    _panel(console, "c · A slash command: /price TSLA 1h", f"{head}, then the answer on its response_url:\n\n{shown}")
+    panel(console, "c · A slash command: /price TSLA 1h", f"{head}, then the answer on its response_url:\n\n{shown}")
 
 
 # --- (d) webhooks -----------------------------------------------------------------------------------------
 
 
 def _webhooks(console: Console, front: FrontEnds) -> None:
-    receipts = _wait(lambda: front.receiver.receipts[:] or None, timeout=10) or []
+    receipts = wait(lambda: front.receiver.receipts[:] or None, timeout=10) or []
     events = [(receipt, front.verified(receipt)) for receipt in receipts]
     good = [event for _, event in events if event is not None]
     if not receipts:
-        _panel(console, "d · Webhook deliveries", "[red]the receiver got nothing[/red] (see the alerts worker's log)")
+        panel(console, "d · Webhook deliveries", "[red]the receiver got nothing[/red] (see the alerts worker's log)")
         return
     kinds = Counter(event["type"] for event in good)
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
@@ -286,7 +289,7 @@ def _webhooks(console: Console, front: FrontEnds) -> None:
         f"  body: {escape(json.dumps(summary))} [dim](abridged)[/dim]",
         "  " + ("[green]✔ signature verified[/green]" if event else "[red]✘ signature not verified[/red]"),
     ]
-    _panel(
+    panel(
         console,
         f"d · What the webhook subscriber received ({front.subscription['id']})",
         "\n".join(lines),
@@ -313,10 +316,10 @@ def _digest(console: Console, front: FrontEnds, fleet: Fleet, day: date, channel
         )
     head = f"$ tickwatch {' '.join(command)}\n"
     if done.returncode != 0:
-        _panel(console, "e · The daily digest", head + f"[red]{escape(done.stderr.strip()[-1500:])}[/red]")
+        panel(console, "e · The daily digest", head + f"[red]{escape(done.stderr.strip()[-1500:])}[/red]")
         return
     if not front.offline:
-        _panel(
+        panel(
             console,
             "e · The daily digest",
             head + escape(done.stdout.strip()[-1500:]),
@@ -334,7 +337,7 @@ def _digest(console: Console, front: FrontEnds, fleet: Fleet, day: date, channel
     files = [c for c in front.slack.calls("files.completeUploadExternal") if c.at >= began]
     body = _digest_lines(posted[-1]) if posted else "[red]nothing reached the fake Slack[/red]"
     chart = f"\n[dim]+ the chart in its thread: {_titles(files)}[/dim]" if files else ""
-    delivered = _wait(
+    delivered = wait(
         lambda: next(
             (e for r in front.receiver.receipts[:] if (e := front.verified(r)) and e["type"] == "digest.daily"), None
         ),
@@ -345,7 +348,7 @@ def _digest(console: Console, front: FrontEnds, fleet: Fleet, day: date, channel
         if delivered
         else "\n[yellow]no digest.daily webhook delivery within 10 s[/yellow] (see the alerts worker's log)"
     )
-    _panel(console, f"e · The daily digest of {day}", f"{head}\n\n{body}{chart}{hook}")
+    panel(console, f"e · The daily digest of {day}", f"{head}\n\n{body}{chart}{hook}")
 
 
 def _digest_lines(call: RecordedCall, limit: int = 24) -> str:
@@ -361,7 +364,7 @@ def _titles(files: list[RecordedCall]) -> str:
 # --- helpers ------------------------------------------------------------------------------------------------
 
 
-def _wait(probe: Callable[[], T | None], timeout: float = 15) -> T | None:
+def wait(probe: Callable[[], T | None], timeout: float = 15) -> T | None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (found := probe()) is not None:
@@ -370,7 +373,7 @@ def _wait(probe: Callable[[], T | None], timeout: float = 15) -> T | None:
     return None
 
 
-def _panel(console: Console, title: str, body: str, note: str = "") -> None:
+def panel(console: Console, title: str, body: str, note: str = "") -> None:
     parts: list[Any] = [Text.from_markup(body)]
     if note:
         parts.append(Text.from_markup(f"\n[dim]{note}[/dim]"))
