@@ -78,12 +78,13 @@ def daily_digest() -> None:
     @task
     def extract(params: dict[str, Any] | None = None, logical_date: datetime | None = None, dag_run: Any = None) -> str:
         """The summary of the day, as JSON."""
+        from pipeline import groups
         from pipeline.context import Context
         from pipeline.digest import summary as digest
 
         ctx = Context(Settings())
         day = _day(params or {}, logical_date, getattr(dag_run, "run_after", None), ctx.settings)
-        summary = digest.build(ctx.es, ctx.indices, ctx.settings, day)
+        summary = digest.build(ctx.es, ctx.indices, ctx.settings, day, groups=groups.load(ctx.redis))
         return summary.model_dump_json()
 
     @task

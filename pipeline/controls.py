@@ -402,7 +402,7 @@ class Controls:
     # --- groups -----------------------------------------------------------------------------------
 
     def groups(self) -> dict[str, Group]:
-        return groups_.decode_all(self.redis.hgetall(keys.GROUPS))
+        return groups_.load(self.redis)
 
     def group(self, name: str) -> Group | None:
         name = groups_.group_name(name)

@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from redis import Redis
 
+from pipeline import keys
 from pipeline.schema import SYMBOL_PATTERN, normalise_symbol
 
 PREFIX = "group:"
@@ -88,6 +90,11 @@ class Group:
         return cls(
             name, tuple(data.get("members", ())), data.get("by", ""), datetime.fromtimestamp(at, UTC) if at else None
         )
+
+
+def load(redis: Redis) -> dict[str, Group]:
+    """Every group, by name."""
+    return decode_all(redis.hgetall(keys.GROUPS))
 
 
 def decode_all(raw: Mapping[bytes | str, bytes | str]) -> dict[str, Group]:

@@ -80,7 +80,7 @@ def blocks(digest: Digest) -> list[Block]:
         HeaderBlock(text=fit(macro(module, "header"), HEADER_CHARS)),
         SectionBlock(text=MarkdownTextObject(text=fit(macro(module, "overview")))),
     ]
-    for part in ("movers", "extremes", "anomalies", "mutes", "health"):
+    for part in ("movers", "groups", "extremes", "anomalies", "mutes", "health"):
         text = macro(module, part).strip()
         if text:
             result += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text=fit(text)))]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
@@ -31,6 +31,7 @@ from pydantic import BaseModel, computed_field
 
 from pipeline import store
 from pipeline.calendars import MarketDay, exchanges, market_day
+from pipeline.groups import Group, contains
 from pipeline.schema import from_ms, iso, to_ms
 from pipeline.settings import Settings
 
@@ -99,6 +100,19 @@ class MuteEntry(BaseModel):
     says: str = ""  # how it ends, as people say it (until above 250, until resolved …)
 
 
+class GroupDay(BaseModel):
+    """A symbol group's day (pipeline.groups): how its members traded together."""
+
+    name: str
+    symbols: int  # members that traded
+    change_pct: float  # their average move, open -> close
+    worst: str
+    worst_pct: float
+    best: str
+    best_pct: float
+    anomalies: int
+
+
 class Silence(BaseModel):
     """A symbol with at least one whole slot without ticks while the market traded."""
 
@@ -139,6 +153,7 @@ class Digest(BaseModel):
     muted_at_end: list[MuteEntry]
     health: Health
     markets: list[MarketDay] = []  # what the day was for each exchange (a holiday, an early close, a weekend)
+    groups: list[GroupDay] = []  # the day split by symbol group, when groups are defined
     paths: dict[str, list[tuple[datetime, float]]]  # top movers, price normalised to 100 at the open
     timings_ms: dict[str, float]  # where the time went, per query
 
@@ -176,9 +191,16 @@ class _Timer:
 
 
 def build(
-    es: Elasticsearch, indices: store.Indices, settings: Settings, day: date, *, now: datetime | None = None
+    es: Elasticsearch,
+    indices: store.Indices,
+    settings: Settings,
+    day: date,
+    *,
+    now: datetime | None = None,
+    groups: Mapping[str, Group] | None = None,
 ) -> Digest:
-    """The digest of `day` (a calendar day in settings.digest_tz), from Elasticsearch and the DLQ topic."""
+    """The digest of `day` (a calendar day in settings.digest_tz), from Elasticsearch and the DLQ topic; split
+    by `groups` (pipeline.groups) too when given."""
     start, end = day_bounds(day, settings.digest_tz)
     slot = timedelta(minutes=settings.digest_silence_minutes)
     top = settings.digest_top
@@ -220,6 +242,7 @@ def build(
         mute_changes=changes,
         muted_at_end=muted_at_end,
         markets=markets,
+        groups=group_days(groups or {}, days, anomalies),
         health=Health(
             late_ticks=sum(n for _, n in late),
             late_by_symbol=late[:top],
@@ -236,6 +259,32 @@ def build(
         paths=paths,
         timings_ms=timer.ms,
     )
+
+
+def group_days(groups: Mapping[str, Group], days: list[SymbolDay], anomalies: list[RuleCount]) -> list[GroupDay]:
+    """Each group with a member that traded, by name: its members' average move, the worst and the best, and
+    how many anomalies they had."""
+    found = []
+    for name in sorted(groups):
+        members = [d for d in days if contains(groups[name].members, d.symbol)]
+        if not members:
+            continue
+        names = {d.symbol for d in members}
+        worst = min(members, key=lambda d: (d.change_pct, d.symbol))
+        best = max(members, key=lambda d: (d.change_pct, d.symbol))
+        found.append(
+            GroupDay(
+                name=name,
+                symbols=len(members),
+                change_pct=round(sum(d.change_pct for d in members) / len(members), 4),
+                worst=worst.symbol,
+                worst_pct=worst.change_pct,
+                best=best.symbol,
+                best_pct=best.change_pct,
+                anomalies=sum(c.total for c in anomalies if c.symbol in names),
+            )
+        )
+    return found
 
 
 def _day_range(field: str, start: datetime, end: datetime) -> dict[str, Any]:

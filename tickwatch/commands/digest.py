@@ -41,6 +41,7 @@ def digest(
       [bold]tickwatch digest --date 2026-11-20 --post[/bold]     post (or update) that day's Slack message
       [bold]tickwatch digest --date 2026-11-20 --dry-run[/bold]  what --post would send, sending nothing
     """
+    from pipeline import groups
     from pipeline.context import Context
     from pipeline.digest import message as digest_message
     from pipeline.digest import posting as digest_posting
@@ -53,7 +54,7 @@ def digest(
         raise typer.Exit(2)
     chosen = _day(day, settings.digest_tz)
     with console.status(f"Summarising {chosen} ({settings.digest_tz})…"):
-        summary = digests.build(ctx.es, ctx.indices, settings, chosen)
+        summary = digests.build(ctx.es, ctx.indices, settings, chosen, groups=groups.load(ctx.redis))
     target = channel or settings.digest_channel or settings.slack_channel
     if not (post or dry_run):
         show(summary)

@@ -19,6 +19,7 @@ from pipeline.context import slack_client
 from pipeline.digest import message as digest_message
 from pipeline.digest import posting as digest_posting
 from pipeline.digest import summary as digest
+from pipeline.groups import Group
 from pipeline.settings import Settings
 from pipeline.webhooks import subscriptions
 from stack.fake_slack import FakeSlack
@@ -180,6 +181,13 @@ def test_digest_of_a_seeded_day_has_the_numbers_the_seed_implies(namespace) -> N
     assert png is not None and png.startswith(b"\x89PNG")
     overview = digest_message.message(summary)["blocks"][1]["text"]["text"]
     assert f"*{expected.ticks:,}* ticks" in overview and "*3* anomalies (2 acknowledged)" in overview
+    by_group = digest.build(
+        es, indices, namespace.settings, DAY, groups={"ab": Group("ab", ("AAA", "B*")), "zz": Group("zz", ("ZZZ",))}
+    )
+    (ab,) = by_group.groups  # a group none of whose members traded is left out
+    assert (ab.name, ab.symbols, ab.worst, ab.worst_pct) == ("ab", 2, "BBB", pytest.approx(-10.0))
+    assert ab.anomalies == sum(c.total for c in summary.anomalies if c.symbol in ("AAA", "BBB"))
+    assert "*group:ab* " in str(digest_message.message(by_group)["blocks"])
     # 20 November 2026 is a Friday: the mutes in force are listed with their age, for review before the weekend
     assert summary.reviews_mutes
     mutes = next(b["text"]["text"] for b in digest_message.message(summary)["blocks"] if "Mutes" in str(b))
