@@ -21,14 +21,17 @@ from api.models import (
     MuteOut,
     MuteRequest,
     RuleOut,
+    SuggestionOut,
+    Suggestions,
     ThresholdChange,
     Thresholds,
     WindowOut,
     WindowRequest,
 )
-from api.views import TargetPath, invalid_as_problem, target_param
+from api.views import SymbolPath, TargetPath, invalid_as_problem, target_param
 from pipeline import history
 from pipeline.context import Context
+from pipeline.detect import tuning
 from pipeline.durations import parse_duration, parse_seconds
 from pipeline.groups import is_group
 from pipeline.mutes import check_window_length, mute_length, recurrence, time_zone
@@ -56,6 +59,21 @@ def _known(svc: Context, target: str, field: str = "path.symbol") -> str:
 def _thresholds(svc: Context, symbol: str) -> Thresholds:
     rules = svc.controls.rules(symbol)
     return Thresholds(symbol=symbol, rules={name: RuleOut.of(view) for name, view in rules.items()})
+
+
+@router.get(
+    "/thresholds/{symbol:path}/suggestion",
+    response_model=Suggestions,
+    responses=problem_responses(404),
+    summary="The thresholds the reasons alerts were acknowledged with suggest, each replayed over 7 days",
+)
+def get_suggestion(_: Reader, svc: Svc, symbol: SymbolPath) -> Suggestions:
+    """Per rule with alerts acknowledged with a reason in the last 30 days: the threshold that keeps those
+    marked a real move, news or expected and drops those marked too sensitive or bad data. PUT
+    /v1/thresholds/{symbol} applies one."""
+    symbol = _known(svc, symbol)
+    found = tuning.suggest(svc.es, svc.indices, svc.controls, symbol)
+    return Suggestions(symbol=symbol, items=[SuggestionOut.of(s) for s in found])
 
 
 @router.get(

@@ -11,6 +11,7 @@ from pipeline import history
 from pipeline.audit import Change
 from pipeline.calendars import Session
 from pipeline.controls import RuleView
+from pipeline.detect.tuning import Suggestion
 from pipeline.groups import Group
 from pipeline.mutes import MAX_REASON_CHARS, Mute, Window
 from pipeline.schema import Anomaly, RuleName
@@ -114,6 +115,36 @@ class RuleOut(BaseModel):
             source=view.source,
             summary=view.describe_fully(),
         )
+
+
+class SuggestionOut(BaseModel):
+    """What acknowledgements suggest for one rule (pipeline.detect.tuning)."""
+
+    rule: RuleName
+    current: float = Field(description="the threshold in force")
+    suggested: float | None = Field(description="null: keep the current one (nothing marked too sensitive)")
+    deserved: int = Field(description="alerts acknowledged as a real move, news or expected (last 30 days)")
+    undeserved: int = Field(description="alerts acknowledged as too sensitive or bad data")
+    alerts_suggested: int | None = Field(None, description="alerts the suggestion would have raised, last 7 days")
+    alerts_current: int | None = Field(None, description="alerts the current rule would have raised, same span")
+
+    @classmethod
+    def of(cls, s: Suggestion) -> SuggestionOut:
+        replay = s.preview
+        return cls(
+            rule=s.rule,
+            current=s.current,
+            suggested=s.suggested,
+            deserved=s.deserved,
+            undeserved=s.undeserved,
+            alerts_suggested=replay.candidate.alerts if replay else None,
+            alerts_current=replay.current.alerts if replay else None,
+        )
+
+
+class Suggestions(BaseModel):
+    symbol: str
+    items: list[SuggestionOut] = Field(description="rules with labelled alerts; others are left out")
 
 
 class Thresholds(BaseModel):

@@ -27,6 +27,7 @@ from bot.messages import (
     price_message,
     rule_changed_message,
     rules_message,
+    suggestions_message,
     unknown_symbol_message,
     unmuted_message,
 )
@@ -34,7 +35,7 @@ from bot.parsing import GroupRequest, MuteRequest, ThresholdRequest
 from bot.texts import COMMANDS, render
 from pipeline import calendars, history
 from pipeline.audit import Actor
-from pipeline.detect import backtest
+from pipeline.detect import backtest, tuning
 from pipeline.groups import is_group
 from pipeline.history import UnknownSymbol
 from pipeline.rule_words import RuleChange
@@ -213,6 +214,15 @@ def set_threshold(b: Backend, request: ThresholdRequest, who: Actor) -> tuple[Me
     except ValueError as error:
         return control_error_message(str(error)), False
     return rule_changed_message(change, who.id or who.name), True
+
+
+def suggest_thresholds(b: Backend, symbol: str) -> Message:
+    """`/threshold SYMBOL suggest`: per rule with labelled alerts, what the acknowledgements suggest."""
+    try:
+        history.require_symbol(b.es, b.indices, symbol)
+    except UnknownSymbol as error:
+        return unknown_symbol_message(error)
+    return suggestions_message(symbol, tuning.suggest(b.es, b.indices, b.controls, symbol))
 
 
 def preview_threshold(b: Backend, request: ThresholdRequest) -> Message:

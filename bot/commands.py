@@ -23,6 +23,7 @@ from bot.enums import Command
 from bot.messages import Message, anomalies_message, help_message, slow_down_message, usage_message
 from bot.parsing import (
     HELP,
+    SuggestRequest,
     SymbolRequest,
     Usage,
     parse_anomalies,
@@ -114,6 +115,8 @@ async def threshold(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespon
     backend: Backend = context["backend"]
     if isinstance(request, SymbolRequest):
         await _answer(respond, await backend.run(answers.rules, backend, request.symbol))
+    elif isinstance(request, SuggestRequest):
+        await _answer(respond, await backend.run(answers.suggest_thresholds, backend, request.symbol))
     elif not await _allowed(context, command, respond):  # a preview replays days of ticks: gated like a change
         return
     elif request.preview:

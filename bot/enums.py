@@ -20,6 +20,12 @@ class Command(StrEnum):
     THRESHOLD = "/threshold"
 
 
+class SuggestionAction(StrEnum):
+    """Buttons on a `/threshold SYMBOL suggest` answer; the value is `SYMBOL|rule|threshold`."""
+
+    APPLY = "threshold.apply_suggestion"
+
+
 class ModalCallback(StrEnum):
     MUTE = "modal.mute"
     THRESHOLD = "modal.threshold"

@@ -8,7 +8,7 @@ the alert's thread, where the whole team sees it.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import answers, authority
 from bot.backend import Backend, actor
-from bot.enums import BlockId, ModalAction, ModalCallback
+from bot.enums import BlockId, ModalAction, ModalCallback, SuggestionAction
 from bot.fields import picked_duration
 from bot.messages import (
     Message,
@@ -28,7 +28,7 @@ from bot.messages import (
     storm_acknowledged_message,
     storm_muted_message,
 )
-from bot.middleware import load_alert, load_modal_subject, load_storm
+from bot.middleware import element_value, load_alert, load_modal_subject, load_storm
 from bot.modals import ModalSubject, mute_modal, submitted, threshold_modal
 from bot.parsing import ThresholdRequest
 from bot.texts import ACTIONS, render
@@ -37,7 +37,7 @@ from pipeline.alerting.actions import AlertAction, MuteChoice
 from pipeline.detect import backtest
 from pipeline.detect.rules import MAX_WINDOW_SECONDS, threshold_problem
 from pipeline.durations import format_duration, parse_seconds
-from pipeline.schema import Anomaly, RuleName, SlackRef
+from pipeline.schema import AckReason, Anomaly, RuleName, SlackRef, normalise_symbol
 
 HISTORY_WINDOW = timedelta(hours=1)
 STORM_MUTE = timedelta(hours=1)
@@ -47,15 +47,19 @@ STORM_MUTE = timedelta(hours=1)
 
 
 async def acknowledge(body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
-    """Record who acknowledged (idempotent: the first click wins) and redraw the message in place."""
+    """Record who acknowledged, and why when they picked a reason (idempotent: the first click wins; a reason
+    can still be added), audit it, and redraw the message in place."""
     backend: Backend = context["backend"]
     if (refusal := await authority.may_acknowledge(backend, context.client, body)) is not None:
         await respond(**refusal.payload(), response_type="ephemeral", replace_original=False)
         return
-    who = actor(body)
+    who, anomaly, reason = actor(body), context["anomaly"], context.get("ack_reason")
     updated = await backend.run(
-        anomalies.acknowledge, backend.es, backend.indices, context["anomaly"].id, who.id or who.name
+        anomalies.acknowledge, backend.es, backend.indices, anomaly.id, who.id or who.name, reason=reason
     )
+    if isinstance(reason, AckReason) and updated.ack_reason is reason:
+        state = {"anomaly": anomaly.id, "rule": anomaly.rule, "reason": reason.value}
+        await backend.run(backend.controls.audit.record, "acknowledge", anomaly.symbol, None, state, who)
     await backend.run(backend.messages.changed, updated.id)
 
 
@@ -246,14 +250,37 @@ async def storm_mute_all(
     )
 
 
+async def apply_suggestion(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
+    """Apply a threshold `/threshold SYMBOL suggest` offered: gated and audited like any change, told in the
+    channel."""
+    await ack()
+    backend: Backend = context["backend"]
+    channel = (body.get("channel") or {}).get("id")
+    if (refusal := await authority.may_change(backend, context.client, body, channel)) is not None:
+        await respond(**refusal.payload(), response_type="ephemeral", replace_original=False)
+        return
+    try:  # a forged value gets nowhere: Controls checks the rule and the threshold like any change
+        symbol, rule, threshold = element_value(body).split("|")
+        request = ThresholdRequest(normalise_symbol(symbol), cast(RuleName, rule), {"threshold_pct": float(threshold)})
+    except ValueError:
+        await respond(**control_error_message("that is not a suggestion").payload(), response_type="ephemeral")
+        return
+    message, changed = await backend.run(answers.set_threshold, backend, request, actor(body))
+    await respond(**message.payload(), response_type="in_channel" if changed else "ephemeral", replace_original=False)
+
+
 def configure(app: AsyncApp) -> None:
     app.action(AlertAction.ACKNOWLEDGE, middleware=[load_alert])(acknowledge)
+    app.action(AlertAction.ACKNOWLEDGE_AS, middleware=[load_alert])(acknowledge)
     app.action(AlertAction.MUTE, middleware=[load_alert])(mute)
     app.action(AlertAction.HISTORY, middleware=[load_alert])(show_history)
     app.action(AlertAction.ADJUST_THRESHOLD, middleware=[load_alert])(adjust_threshold)
     app.action(AlertAction.STORM_ACKNOWLEDGE_ALL, middleware=[load_storm])(storm_acknowledge_all)
     app.action(AlertAction.STORM_MUTE_ALL, middleware=[load_storm])(storm_mute_all)
     app.action(ModalAction.PREVIEW, middleware=[load_modal_subject])(preview_in_modal)
+    app.action(SuggestionAction.APPLY)(apply_suggestion)
     app.view(ModalCallback.THRESHOLD, middleware=[load_modal_subject])(threshold_submitted)
     app.view(ModalCallback.MUTE, middleware=[load_modal_subject])(mute_submitted)
 

@@ -11,13 +11,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
 
+from bot.enums import SuggestionAction
 from bot.texts import ACTIONS, COMMANDS, render
 from pipeline.alerting.messages import MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS, checked, fit
 from pipeline.audit import Change
 from pipeline.controls import RuleView
-from pipeline.detect import backtest
+from pipeline.detect import backtest, tuning
 from pipeline.durations import format_duration
 from pipeline.groups import Group
 from pipeline.history import UnknownSymbol, WindowSummary
@@ -25,6 +34,7 @@ from pipeline.mutes import Mute, Window
 from pipeline.schema import Anomaly
 
 MAX_LISTED = 25
+MAX_ACTIONS = 25  # elements in one actions block (Slack's limit)
 
 
 @dataclass(frozen=True)
@@ -182,6 +192,24 @@ def rules_message(symbol: str, views: Iterable[RuleView]) -> Message:
 
 def rule_changed_message(change: Change, user_id: str) -> Message:
     return plain(render(COMMANDS, "rule_changed", change, user_id))
+
+
+def suggestions_message(symbol: str, found: Sequence[tuning.Suggestion]) -> Message:
+    """The suggestions in words, with an Apply button under each one that changes the rule."""
+    text = render(COMMANDS, "suggestions", symbol, list(found))
+    blocks: list[Block] = [_section(text)]
+    buttons = [
+        ButtonElement(
+            text=render(COMMANDS, "apply_suggestion", s.rule, s.suggested),
+            action_id=SuggestionAction.APPLY,
+            value=f"{symbol}|{s.rule}|{s.suggested:g}",
+        )
+        for s in found
+        if s.changes and s.suggested is not None
+    ]
+    if buttons:
+        blocks.append(ActionsBlock(elements=buttons[:MAX_ACTIONS]))
+    return Message(_fallback(text), blocks)
 
 
 def preview_message(tried: backtest.Preview) -> Message:

@@ -20,7 +20,7 @@ from bot.messages import alert_gone_message, not_this_message, storm_gone_messag
 from bot.modals import ModalSubject
 from pipeline import history
 from pipeline.alerting import storms
-from pipeline.alerting.actions import AlertAction, MuteChoice
+from pipeline.alerting.actions import AlertAction, MuteChoice, parse_reason
 
 Next = Callable[[], Awaitable[Any]]
 
@@ -41,12 +41,20 @@ def message_ref(body: dict[str, Any]) -> tuple[str | None, str | None]:
 async def load_alert(
     ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, next: Next
 ) -> None:
-    """Ack, then `context["anomaly"]` (and `context["mute_choice"]` for the Mute menu) and `message_ref`."""
+    """Ack, then `context["anomaly"]` (and `context["mute_choice"]` for the Mute menu, `context["ack_reason"]`
+    for "Acknowledge: …") and `message_ref`."""
     await ack()
     backend: Backend = context["backend"]
     value = element_value(body)
-    if body["actions"][0]["action_id"] == AlertAction.MUTE:
-        value, context["mute_choice"] = MuteChoice.parse(value)
+    action = body["actions"][0]["action_id"]
+    try:
+        if action == AlertAction.MUTE:
+            value, context["mute_choice"] = MuteChoice.parse(value)
+        elif action == AlertAction.ACKNOWLEDGE_AS:
+            value, context["ack_reason"] = parse_reason(value)
+    except ValueError:  # not an option this message offered
+        await respond(**not_this_message().payload(), response_type="ephemeral", replace_original=False)
+        return
     anomaly = await backend.run(history.get_anomaly, backend.es, backend.indices, value)
     if anomaly is None:
         await respond(**alert_gone_message().payload(), response_type="ephemeral", replace_original=False)

@@ -68,6 +68,13 @@ class SymbolRequest:
 
 
 @dataclass(frozen=True)
+class SuggestRequest:
+    """`/threshold SYMBOL suggest`: thresholds tuned by the reasons alerts were acknowledged with."""
+
+    symbol: str
+
+
+@dataclass(frozen=True)
 class ThresholdRequest:
     """Set (or with `reset`, restore the default of) one rule; `preview` replays instead of saving.
 
@@ -159,7 +166,7 @@ def parse_no_arguments(text: str) -> _Help | None:
     return None
 
 
-def parse_threshold(text: str) -> ThresholdRequest | SymbolRequest | _Help:
+def parse_threshold(text: str) -> ThresholdRequest | SuggestRequest | SymbolRequest | _Help:
     """`SYMBOL` shows the rules; `SYMBOL drop reset` restores the default; otherwise `SYMBOL` + the rule
     arguments every front-end takes (`controls.parse_rule_args`: `drop 3% 10m`, `rise off`, `… cooldown 15m`)."""
     words, flags = _split(text, allowed=frozenset({"--preview"}))
@@ -169,6 +176,12 @@ def parse_threshold(text: str) -> ThresholdRequest | SymbolRequest | _Help:
         raise Usage("give a symbol or group:NAME")
     symbol, rule_words = _target(words[0]), words[1:]
     preview = "--preview" in flags
+    if [w.lower() for w in rule_words] == ["suggest"]:
+        if preview:
+            raise Usage("a suggestion comes with its preview already; leave --preview out")
+        if symbol.startswith("group:"):
+            raise Usage("suggestions are per symbol: ask for a member of the group")
+        return SuggestRequest(symbol)
     if not rule_words:
         if preview:
             raise Usage("--preview needs a rule and a threshold, e.g. drop 3% 10m")

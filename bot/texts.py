@@ -11,7 +11,7 @@ from jinja2 import Environment
 
 from pipeline.alerting.messages import arrow, move, pct, price, sparkline, who
 from pipeline.durations import format_duration
-from pipeline.rule_words import describe_rule, describe_rule_fully
+from pipeline.rule_words import describe_rule, describe_rule_fully, format_threshold
 from pipeline.schema import Anomaly
 from pipeline.templating import environment
 
@@ -56,6 +56,7 @@ def _environment() -> Environment:
             dur=duration,
             spark=sparkline,
             rule_text=rule_text,
+            threshold=lambda value, rule: format_threshold(rule, value),
             anomaly_line=anomaly_line,
             arrow=arrow,
             move=move,

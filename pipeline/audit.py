@@ -15,7 +15,7 @@ from elasticsearch import Elasticsearch
 
 from pipeline import store
 from pipeline.rule_words import describe_rule_fully
-from pipeline.schema import iso
+from pipeline.schema import AckReason, iso
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ PIPELINE = Actor("tickwatch", "tickwatch")
 class Change:
     """One audited change: what it did, to which target (a symbol or `group:NAME`), before and after, who, when."""
 
-    action: str  # set_rule, reset_rule, mute, unmute, add_window, remove_window, group_add|remove|change|delete
+    action: str  # set_rule, reset_rule, mute, unmute, add_window, remove_window, group_…, acknowledge
     symbol: str
     old: dict[str, Any] | None
     new: dict[str, Any] | None
@@ -52,6 +52,8 @@ class Change:
             return f"window removed: {self.old.get('says', '')}"
         if self.action.startswith("group_"):
             return _group_summary(self.action, self.old, self.new)
+        if self.action == "acknowledge" and self.new:
+            return f"acknowledged {self.new['anomaly']}: {AckReason(self.new['reason']).label}"
         ended = (self.new or {}).get("ended")
         return f"unmuted: {ended}" if ended else "unmuted"
 

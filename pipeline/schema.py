@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal, NamedTuple, TypedDict, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -184,6 +185,27 @@ def describe(error: ValidationError) -> str:
 RuleName = Literal["drop", "rise", "zscore", "volume", "gap"]
 RULES: tuple[RuleName, ...] = get_args(RuleName)
 AnomalyStatus = Literal["open", "acknowledged", "resolved"]
+
+
+class AckReason(StrEnum):
+    """Why an alert was acknowledged: what tunes thresholds (pipeline.tuning)."""
+
+    REAL = "real"
+    NEWS = "news"
+    EXPECTED = "expected"
+    BAD_DATA = "bad_data"
+    TOO_SENSITIVE = "too_sensitive"
+
+    @property
+    def label(self) -> str:
+        return "real move" if self is AckReason.REAL else self.value.replace("_", " ")
+
+    @property
+    def deserved(self) -> bool:
+        """The move deserved its alert (a threshold should keep it); bad data and too sensitive did not."""
+        return self not in (AckReason.BAD_DATA, AckReason.TOO_SENSITIVE)
+
+
 EventType = Literal["anomaly.detected", "anomaly.resolved", "digest.daily", "feed.stale", "feed.recovered"]
 
 
@@ -237,6 +259,7 @@ class Anomaly(BaseModel):
     status: AnomalyStatus = "open"
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
+    ack_reason: AckReason | None = Field(None, description="why it was acknowledged, when the person said")
     resolved_at: datetime | None = Field(None, description="event time at which the episode ended")
     slack: SlackRef | None = None
 

@@ -56,6 +56,7 @@ _ANOMALY_PROPERTIES: dict[str, Any] = {
     "status": {"type": "keyword"},
     "acknowledged_by": {"type": "keyword"},
     "acknowledged_at": {"type": "date"},
+    "ack_reason": {"type": "keyword"},
     "resolved_at": {"type": "date"},
     "slack": {"properties": {"channel": {"type": "keyword"}, "ts": {"type": "keyword"}}},
 }

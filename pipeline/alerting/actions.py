@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from pipeline.schema import AckReason
+
 
 class AlertAction(StrEnum):
     """`action_id`s of the alert message's elements; the element's value carries what it acts on."""
 
     ACKNOWLEDGE = "alert.acknowledge"  # button, value: anomaly id
+    ACKNOWLEDGE_AS = "alert.acknowledge_as"  # overflow menu, option values: reason_value(anomaly id, AckReason)
     MUTE = "alert.mute"  # static select, option values: MuteChoice.value_for(anomaly id)
     HISTORY = "alert.history"  # button, value: anomaly id
     ADJUST_THRESHOLD = "alert.adjust_threshold"  # button, value: anomaly id
@@ -33,7 +36,23 @@ class MuteChoice(StrEnum):
     @staticmethod
     def parse(value: str) -> tuple[str, MuteChoice]:
         """`anomaly-id|1h` -> (anomaly id, choice); raises ValueError on anything else."""
-        anomaly_id, _, choice = value.rpartition("|")
-        if not anomaly_id:
-            raise ValueError(f"not a mute option value: {value!r}")
+        anomaly_id, choice = _split(value)
         return anomaly_id, MuteChoice(choice)
+
+
+def reason_value(anomaly_id: str, reason: AckReason) -> str:
+    """An "Acknowledge as …" option's value."""
+    return f"{anomaly_id}|{reason.value}"
+
+
+def parse_reason(value: str) -> tuple[str, AckReason]:
+    """`anomaly-id|too_sensitive` -> (anomaly id, reason); raises ValueError on anything else."""
+    anomaly_id, reason = _split(value)
+    return anomaly_id, AckReason(reason)
+
+
+def _split(value: str) -> tuple[str, str]:
+    anomaly_id, _, choice = value.rpartition("|")
+    if not anomaly_id:
+        raise ValueError(f"not an option value: {value!r}")
+    return anomaly_id, choice

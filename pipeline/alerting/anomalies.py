@@ -20,7 +20,7 @@ from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
 from pipeline import history
 from pipeline.alerting.messages import AlertContext
-from pipeline.schema import Anomaly, SlackRef
+from pipeline.schema import AckReason, Anomaly, SlackRef
 from pipeline.store import HUMAN_FIELDS, UPDATE_RETRIES, Indices
 
 SPARKLINE_POINTS = 24
@@ -52,14 +52,21 @@ def alert_context(es: Elasticsearch, indices: Indices, anomaly: Anomaly) -> Aler
 
 
 def acknowledge(
-    es: Elasticsearch, indices: Indices, anomaly_id: str, actor_name: str, *, at: datetime | None = None
+    es: Elasticsearch,
+    indices: Indices,
+    anomaly_id: str,
+    actor_name: str,
+    *,
+    at: datetime | None = None,
+    reason: AckReason | None = None,
 ) -> Anomaly:
-    """Mark the anomaly acknowledged by `actor_name` (a Slack user id renders as a mention) and return it.
+    """Mark the anomaly acknowledged by `actor_name` (a Slack user id renders as a mention), with the `reason`
+    when given, and return it.
 
-    Idempotent: if someone already acknowledged it, nothing changes and the first acknowledgement is
-    returned. A resolved anomaly stays `resolved` (it records who acknowledged it). Compare-and-set on the
-    document's sequence number, so two people clicking at once give one acknowledgement. Raises LookupError
-    for an unknown id.
+    Idempotent: if someone already acknowledged it, nothing changes (but a reason, if none was given) and the
+    first acknowledgement is returned. A resolved anomaly stays `resolved` (it records who acknowledged it).
+    Compare-and-set on the document's sequence number, so two people clicking at once give one
+    acknowledgement. Raises LookupError for an unknown id.
     """
     for _ in range(_ACK_ATTEMPTS):
         try:
@@ -67,13 +74,15 @@ def acknowledge(
         except NotFoundError:
             raise LookupError(f"no anomaly {anomaly_id!r}") from None
         anomaly = Anomaly.model_validate(found["_source"])
-        if anomaly.acknowledged_by is not None:
+        change: dict[str, Any] = {"ack_reason": reason.value} if reason else {}
+        if anomaly.acknowledged_by is None:
+            change |= {
+                "status": "resolved" if anomaly.status == "resolved" else "acknowledged",
+                "acknowledged_by": actor_name,
+                "acknowledged_at": (at or datetime.now(UTC)).isoformat(),
+            }
+        elif anomaly.ack_reason is not None or not change:
             return anomaly
-        change: dict[str, Any] = {
-            "status": "resolved" if anomaly.status == "resolved" else "acknowledged",
-            "acknowledged_by": actor_name,
-            "acknowledged_at": (at or datetime.now(UTC)).isoformat(),
-        }
         try:
             es.update(
                 index=indices.anomalies,

@@ -23,12 +23,13 @@ from slack_sdk.models.blocks import (
     HeaderBlock,
     MarkdownTextObject,
     Option,
+    OverflowMenuElement,
     SectionBlock,
     StaticSelectElement,
 )
 
-from pipeline.alerting.actions import AlertAction, MuteChoice
-from pipeline.schema import Anomaly
+from pipeline.alerting.actions import AlertAction, MuteChoice, reason_value
+from pipeline.schema import AckReason, Anomaly
 from pipeline.templating import Markup, environment, macro
 
 # Slack's limits (see docs/architecture.md): beyond them chat.postMessage/chat.update answer invalid_blocks.
@@ -201,11 +202,21 @@ def _alert_actions(anomaly: Anomaly, words: Any) -> list[Any]:
         )
 
     history = button(AlertAction.HISTORY, "history")
+    # Why it was acknowledged tunes thresholds (/threshold SYMBOL suggest), so it is asked even once resolved
+    reasons = OverflowMenuElement(
+        action_id=AlertAction.ACKNOWLEDGE_AS,
+        options=[
+            Option(value=reason_value(anomaly.id, r), text=macro(words, "ack_label", r.label).strip())
+            for r in AckReason
+        ],
+    )
+    asking = [reasons] if anomaly.ack_reason is None else []
     if anomaly.status == "resolved":
-        return [history]
+        return [history, *asking]
     elements: list[Any] = []
     if anomaly.acknowledged_by is None:
         elements.append(button(AlertAction.ACKNOWLEDGE, "acknowledge", "primary"))
+    elements += asking
     if not anomaly.muted:
         elements.append(
             StaticSelectElement(

@@ -202,6 +202,7 @@ def threshold(
       [bold]tickwatch threshold TSLA volume 5x 15m confirm 10s[/bold]
       [bold]tickwatch threshold BTC-USD rise off[/bold]
       [bold]tickwatch threshold TSLA drop reset[/bold]
+      [bold]tickwatch threshold TSLA suggest[/bold]   (what acknowledgements with a reason suggest)
     """
     from pipeline.detect import backtest
     from pipeline.groups import is_group, normalise_target
@@ -213,6 +214,9 @@ def threshold(
         symbol = normalise_target(symbol)
         if not is_group(symbol):
             _require_known(symbol)
+        if [w.lower() for w in words] == ["suggest"]:
+            _print_suggestions(controls, symbol)
+            return
         asked = parse_rule_words(words) if words else None
         if asked and preview:
             if asked.reset:
@@ -247,6 +251,26 @@ def threshold(
             "override" if view.overridden else view.source,
         )
     console.print(table)
+
+
+def _print_suggestions(controls: Controls, symbol: str) -> None:
+    """`threshold SYMBOL suggest`: what acknowledgements suggest, as the bot says it."""
+    from pipeline.detect import tuning
+    from pipeline.rule_words import format_threshold
+
+    found = tuning.suggest(controls.audit.es, controls.audit.indices, controls, symbol)
+    if not found:
+        console.print(f"No alert of {symbol} was acknowledged with a reason in the last {tuning.TUNING_DAYS} days.")
+    for s in found:
+        verdict = "keep it" if not s.changes or s.suggested is None else format_threshold(s.rule, s.suggested)
+        replay = (
+            f" ({s.preview.candidate.alerts} alerts in 7 days, now {s.preview.current.alerts})" if s.preview else ""
+        )
+        console.print(
+            f"{s.rule} {format_threshold(s.rule, s.current)}: {s.deserved} deserved, {s.undeserved} too sensitive "
+            f"or bad data → {verdict}{replay}",
+            markup=False,
+        )
 
 
 def audit(
