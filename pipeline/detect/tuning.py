@@ -74,18 +74,14 @@ class Suggestion:
 
 def suggest(es: Elasticsearch, indices: Indices, controls: Controls, symbol: str) -> list[Suggestion]:
     """A suggestion for every rule the symbol has labelled alerts of (others are left out)."""
-    labelled = _labelled(es, indices, symbol)
+    found_labels = labelled(es, indices, symbol)
     rules = controls.rules(symbol)
     found = []
     for name in RULES:
-        marked = [(a.ack_reason, m) for a in labelled if a.rule == name and (m := magnitude(a)) is not None]
-        if not marked:
+        deserved, undeserved = split(found_labels, name)
+        if not deserved and not undeserved:
             continue
-        deserved = [m for reason, m in marked if reason is not None and reason.deserved]
-        undeserved = [m for reason, m in marked if reason is not None and not reason.deserved]
-        threshold = separate(deserved, undeserved)
-        if threshold is not None and threshold_problem(name, threshold):
-            threshold = None  # outside what the rule takes (e.g. a zscore below 1)
+        threshold = suggested(name, deserved, undeserved)
         current = rules[name].threshold_pct
         preview = (
             backtest.preview(es, indices, controls, symbol, name, threshold_pct=threshold)
@@ -96,8 +92,24 @@ def suggest(es: Elasticsearch, indices: Indices, controls: Controls, symbol: str
     return found
 
 
-def _labelled(es: Elasticsearch, indices: Indices, symbol: str) -> list[Anomaly]:
-    since = datetime.now(UTC) - timedelta(days=TUNING_DAYS)
+def split(found: Sequence[Anomaly], rule: RuleName) -> tuple[list[float], list[float]]:
+    """The magnitudes of `rule`'s labelled alerts: (deserved, undeserved)."""
+    marked = [(a.ack_reason, m) for a in found if a.rule == rule and (m := magnitude(a)) is not None]
+    return (
+        [m for reason, m in marked if reason is not None and reason.deserved],
+        [m for reason, m in marked if reason is not None and not reason.deserved],
+    )
+
+
+def suggested(rule: RuleName, deserved: Sequence[float], undeserved: Sequence[float]) -> float | None:
+    """`separate`, within what the rule takes (e.g. never a zscore below 1)."""
+    threshold = separate(deserved, undeserved)
+    return None if threshold is None or threshold_problem(rule, threshold) else threshold
+
+
+def labelled(es: Elasticsearch, indices: Indices, symbol: str, *, end: datetime | None = None) -> list[Anomaly]:
+    """The symbol's anomalies acknowledged with a reason in the TUNING_DAYS before `end` (default: now)."""
+    since = (end or datetime.now(UTC)) - timedelta(days=TUNING_DAYS)
     hits = es.search(
         index=indices.anomalies,
         size=MAX_LABELLED,
@@ -107,7 +119,7 @@ def _labelled(es: Elasticsearch, indices: Indices, symbol: str) -> list[Anomaly]
                 "filter": [
                     {"term": {"symbol": symbol}},
                     {"terms": {"ack_reason": [r.value for r in AckReason]}},
-                    {"range": {"timestamp": {"gte": iso(since)}}},
+                    {"range": {"timestamp": {"gte": iso(since), **({"lt": iso(end)} if end else {})}}},
                 ]
             }
         },

@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
 from pipeline.alerting.messages import template
 from pipeline.digest.summary import Digest
 from pipeline.durations import format_duration
+from pipeline.rule_words import format_threshold
 from pipeline.schema import iso
 from pipeline.templating import macro
 
@@ -47,6 +48,7 @@ def _context(digest: Digest) -> dict[str, Any]:
         "local": local,
         "day_time": day_time,
         "age": age,
+        "threshold": lambda value, rule: format_threshold(rule, value),
         "noun": noun,
         "anomaly_lines": ANOMALY_LINES,
         "mute_lines": MUTE_LINES,
@@ -80,7 +82,7 @@ def blocks(digest: Digest) -> list[Block]:
         HeaderBlock(text=fit(macro(module, "header"), HEADER_CHARS)),
         SectionBlock(text=MarkdownTextObject(text=fit(macro(module, "overview")))),
     ]
-    for part in ("movers", "groups", "extremes", "anomalies", "mutes", "health"):
+    for part in ("movers", "groups", "extremes", "anomalies", "noisiest", "mutes", "health"):
         text = macro(module, part).strip()
         if text:
             result += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text=fit(text)))]

@@ -31,8 +31,9 @@ from pydantic import BaseModel, computed_field
 
 from pipeline import store
 from pipeline.calendars import MarketDay, exchanges, market_day
+from pipeline.detect import tuning
 from pipeline.groups import Group, contains
-from pipeline.schema import from_ms, iso, to_ms
+from pipeline.schema import AckReason, from_ms, iso, to_ms
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,16 @@ class GroupDay(BaseModel):
     anomalies: int
 
 
+class NoisyRule(BaseModel):
+    """One of the week's noisiest rules (Friday's digest) and what acknowledgements suggest for it."""
+
+    symbol: str
+    rule: str
+    alerts: int  # in the 7 days to the digest's end
+    too_sensitive: int  # of those, acknowledged as too sensitive
+    suggested: float | None  # pipeline.detect.tuning over the last 30 days' labels; None: nothing to suggest
+
+
 class Silence(BaseModel):
     """A symbol with at least one whole slot without ticks while the market traded."""
 
@@ -154,6 +165,7 @@ class Digest(BaseModel):
     health: Health
     markets: list[MarketDay] = []  # what the day was for each exchange (a holiday, an early close, a weekend)
     groups: list[GroupDay] = []  # the day split by symbol group, when groups are defined
+    noisiest: list[NoisyRule] = []  # Fridays: the week's five noisiest rules
     paths: dict[str, list[tuple[datetime, float]]]  # top movers, price normalised to 100 at the open
     timings_ms: dict[str, float]  # where the time went, per query
 
@@ -219,6 +231,10 @@ def build(
     with timer("paths"):
         paths = _paths(es, indices, movers, start, end)
     silent = silences(slots, slot)
+    noisiest: list[NoisyRule] = []
+    if day.weekday() == 4:
+        with timer("noisiest"):
+            noisiest = noisiest_rules(es, indices, end)
     with timer("calendars"):
         markets = [market_day(code, day) for code in exchanges(settings.calendars)]
     late = sorted(((d.symbol, d.late) for d in days if d.late), key=lambda item: (-item[1], item[0]))
@@ -243,6 +259,7 @@ def build(
         muted_at_end=muted_at_end,
         markets=markets,
         groups=group_days(groups or {}, days, anomalies),
+        noisiest=noisiest,
         health=Health(
             late_ticks=sum(n for _, n in late),
             late_by_symbol=late[:top],
@@ -259,6 +276,50 @@ def build(
         paths=paths,
         timings_ms=timer.ms,
     )
+
+
+NOISIEST = 5
+
+
+def noisiest_rules(es: Elasticsearch, indices: store.Indices, end: datetime) -> list[NoisyRule]:
+    """The NOISIEST (symbol, rule) pairs by alerts in the week to `end`, with the share acknowledged as too
+    sensitive and the threshold their labels suggest."""
+    result = es.search(
+        index=indices.anomalies,
+        size=0,
+        ignore_unavailable=True,
+        query={"range": {"timestamp": {"gte": iso(end - timedelta(days=7)), "lt": iso(end)}}},
+        aggs={
+            "symbols": {
+                "terms": {"field": "symbol", "size": 1000},
+                "aggs": {
+                    "rules": {
+                        "terms": {"field": "rule", "size": 10},
+                        "aggs": {"too_sensitive": {"filter": {"term": {"ack_reason": AckReason.TOO_SENSITIVE.value}}}},
+                    }
+                },
+            }
+        },
+    )
+    buckets = result.get("aggregations", {}).get("symbols", {"buckets": []})["buckets"]
+    pairs = [
+        (s["key"], r["key"], r["doc_count"], r["too_sensitive"]["doc_count"])
+        for s in buckets
+        for r in s["rules"]["buckets"]
+    ]
+    found = []
+    for symbol, rule, alerts, too_sensitive in sorted(pairs, key=lambda p: (-p[2], p[0], p[1]))[:NOISIEST]:
+        deserved, undeserved = tuning.split(tuning.labelled(es, indices, symbol, end=end), rule)
+        found.append(
+            NoisyRule(
+                symbol=symbol,
+                rule=rule,
+                alerts=alerts,
+                too_sensitive=too_sensitive,
+                suggested=tuning.suggested(rule, deserved, undeserved),
+            )
+        )
+    return found
 
 
 def group_days(groups: Mapping[str, Group], days: list[SymbolDay], anomalies: list[RuleCount]) -> list[GroupDay]:
