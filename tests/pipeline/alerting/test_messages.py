@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from slack_sdk.models.blocks import Block
 
-from pipeline.alerting.actions import AlertAction, MuteChoice
+from pipeline.alerting.actions import AlertAction, MuteChoice, reason_value
 from pipeline.alerting.messages import (
     MAX_BLOCKS,
     MAX_SECTION_CHARS,
@@ -20,6 +20,7 @@ from pipeline.alerting.messages import (
     sparkline,
     storm_message,
 )
+from pipeline.schema import AckReason
 from tests.factories import AT, tsla_crash
 
 CONTEXT = AlertContext(
@@ -57,10 +58,14 @@ def test_an_open_alert_says_what_why_and_offers_every_action():
     assert "*3.0\u00d7* the 7-day usual of 12,000" in words and "2 earlier alerts for TSLA" in words
     assert actions(body) == [
         AlertAction.ACKNOWLEDGE,
+        AlertAction.ACKNOWLEDGE_AS,
         AlertAction.MUTE,
         AlertAction.HISTORY,
         AlertAction.ADJUST_THRESHOLD,
     ]
+    why = next(e for b in body if b["type"] == "actions" for e in b["elements"] if e["type"] == "overflow")
+    assert [o["value"] for o in why["options"]] == [reason_value("tsla-drop-1", r) for r in AckReason]
+    assert [o["text"]["text"] for o in why["options"]][-1] == "Acknowledge: too sensitive"
     ack = next(e for b in body if b["type"] == "actions" for e in b["elements"])
     assert ack["style"] == "primary" and ack["value"] == "tsla-drop-1"
     mute = next(e for b in body if b["type"] == "actions" for e in b["elements"] if e["type"] == "static_select")
@@ -78,7 +83,10 @@ def test_acknowledged_resolved_and_muted_states_render_differently():
     text, blocks = alert_message(resolved, CONTEXT)
     body = payload(blocks)
     assert "🟢 Recovered after 12 min" in texts(body) and "recovered after 12 min" in text
-    assert actions(body) == [AlertAction.HISTORY]  # nothing left to act on
+    assert actions(body) == [AlertAction.HISTORY, AlertAction.ACKNOWLEDGE_AS]  # only the history, and why
+    reasoned = tsla_crash(status="resolved", resolved_at=AT, acknowledged_by="U0123ABCD", ack_reason="news")
+    body = payload(alert_message(reasoned, CONTEXT)[1])
+    assert actions(body) == [AlertAction.HISTORY] and "Acknowledged by <@U0123ABCD>: news." in texts(body)
 
     muted = payload(alert_message(tsla_crash(muted=True), AlertContext())[1])
     assert "is muted" in texts(muted) and AlertAction.MUTE not in actions(muted)
