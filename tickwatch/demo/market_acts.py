@@ -1,6 +1,6 @@
-"""The demo's market acts, meaningful on any day it runs, weekends and holidays included: (f) a 24/7 feed
+"""The demo's market acts, before the replay, meaningful on any day, weekends and holidays included: (1) a 24/7 feed
 that goes silent is noticed and recovers (`feed.stale`, then the message edited to `feed.recovered`), and
-(g) a stock opening 6 % below its previous close alerts as a gap (a past session of XNYS, from
+(2) a stock opening 6 % below its previous close alerts as a gap (a past session of XNYS, from
 exchange_calendars: a different one each run, so each run shows a new alert).
 
 Both use symbols only these acts tick (`ADA-USD`, `ACME`) and clean up after themselves: the silent feed is
@@ -41,7 +41,7 @@ def run(console: Console, settings: Settings, redis: Redis, slack: FakeSlack, of
         producer.close()
 
 
-# --- (f) a silent feed ------------------------------------------------------------------------------------
+# --- (1) a silent feed ------------------------------------------------------------------------------------
 
 
 def silent_feed(
@@ -49,22 +49,21 @@ def silent_feed(
 ) -> None:
     """Tick live every half second until the feed is learned, fall silent until it is called stale, resume."""
     price = 0.45
-    with console.status(f"f · {FEED} ticks live every {TICK_EVERY:g} s, then falls silent…"):
+    with console.status(f"market · {FEED} ticks live every {TICK_EVERY:g} s, then falls silent…"):
         price = _tick_live(settings, producer, price, count=8)
         learned = wait(lambda: _watched(redis), timeout=20)
         silent_at = time.monotonic()
         stale = learned and wait(lambda: redis.hget(keys.FEED_EPISODES, FEED), timeout=30)
     if not stale:
-        panel(console, "f · A silent feed", f"[red]{FEED}'s silence was not noticed within 30 s[/red]")
+        panel(console, "market · A silent feed", f"[red]{FEED}'s silence was not noticed within 30 s[/red]")
         _forget(redis)
         return
     noticed = time.monotonic() - silent_at
-    stale_text = _latest_feed_message(slack, "feed silent")
-    with console.status(f"f · {FEED} ticks again…"):
+    stale_text = wait(lambda: _latest_feed_message(slack, "feed silent"), timeout=10) if slack else None
+    with console.status(f"market · {FEED} ticks again…"):
         _tick_live(settings, producer, price, count=3)
         recovered = wait(lambda: None if redis.hexists(keys.FEED_EPISODES, FEED) else True, timeout=20)
-        time.sleep(1)  # the recovery's edit goes out on the alerts queue
-    back_text = _latest_feed_message(slack, "feed back")
+        back_text = wait(lambda: _latest_feed_message(slack, "feed back"), timeout=10) if slack else None
     _forget(redis)
     body = (
         f"{FEED} ticked every {TICK_EVERY:g} s, then stopped: the feed check (once a second here, across every "
@@ -77,7 +76,7 @@ def silent_feed(
     )
     panel(
         console,
-        "f · A silent feed, noticed and recovered",
+        "market · A silent feed, noticed and recovered",
         body,
         note="feed.stale and feed.recovered also went to webhook subscribers and the alerts topic. Nothing fires "
         "while a symbol's market is closed (nights, weekends, holidays), for replays of history, or for a "
@@ -115,7 +114,7 @@ def _latest_feed_message(slack: FakeSlack | None, words: str) -> str | None:
     return None
 
 
-# --- (g) an opening gap ------------------------------------------------------------------------------------
+# --- (2) an opening gap ------------------------------------------------------------------------------------
 
 
 def opening_gap(
@@ -128,7 +127,7 @@ def opening_gap(
     after = [from_ms(opened) + timedelta(minutes=i) for i in range(5)]
     ticks = [Tick(symbol=GAP_STOCK, timestamp=at, price=100.0) for at in before]
     ticks += [Tick(symbol=GAP_STOCK, timestamp=at, price=94.2 + i * 0.1) for i, at in enumerate(after)]
-    with console.status(f"g · {GAP_STOCK} closes at 100 and opens at 94.20 the next session…"):
+    with console.status(f"market · {GAP_STOCK} closes at 100 and opens at 94.20 the next session…"):
         for tick in ticks:
             producer.send(settings.ticks_topic, key=GAP_STOCK.encode(), value=tick.to_json())
         producer.flush()
@@ -136,7 +135,7 @@ def opening_gap(
     shown = found or ("[dim](posted to your Slack workspace)[/dim]" if slack is None else "[red]no gap alert[/red]")
     panel(
         console,
-        f"g · An opening gap ({from_ms(opened):%a %d %b %Y} on XNYS)",
+        f"market · An opening gap ({from_ms(opened):%a %d %b %Y} on XNYS)",
         f"{GAP_STOCK}'s last tick before the close was 100.00; its first after the next open, 94.20:\n\n{shown}",
         note="The gap rule (TICKWATCH_GAP_PCT, 4 % in the demo; off by default; `/threshold ACME gap 4%`) "
         "judges a session's first tick. Drops and rises never compare across a closed market.",

@@ -110,6 +110,7 @@ def run(
         fleet.split_workers(workers)
         fleet.bridge(TICKWATCH_METRICS_PORT="0")
         front = tour.start(fleet, slack, offline, console)
+        market_acts.run(console, settings, redis, slack, offline)  # before the replay's alerts make a storm
         producer = threading.Thread(target=produce, daemon=True)
         started = time.monotonic()
         producer.start()
@@ -117,7 +118,6 @@ def run(
         _settle(redis, settings.alerts_queue)
         _summary(console, settings, es, scenario, slack if offline else None)
         tour.run(console, front, fleet, _day(settings, scenario), channel)
-        market_acts.run(console, settings, redis, slack, offline)
         with console.status("Letting the last Slack edits go out…"):
             _drain(redis, settings.alerts_queue)
         _where_to_look(console, settings)
