@@ -190,10 +190,11 @@ def test_digest_of_a_seeded_day_has_the_numbers_the_seed_implies(namespace) -> N
     assert "*group:ab* " in str(digest_message.message(by_group)["blocks"])
     # 20 November 2026 is a Friday: the mutes in force are listed with their age, for review before the weekend
     assert summary.reviews_mutes
-    expected_noise = sorted(((c.symbol, c.rule, c.total) for c in summary.anomalies), key=lambda p: (-p[2], p[0]))
-    assert [(n.symbol, n.rule, n.alerts, n.suggested) for n in summary.noisiest] == [
-        (*pair, None) for pair in expected_noise[:5]
-    ]  # and none labelled: nothing to suggest
+    # the week's alerts: BBB's of the day before count too; none was acknowledged with a reason
+    assert [(n.symbol, n.rule, n.alerts, n.suggested) for n in summary.noisiest][:2] == [
+        ("AAA", "drop", 2, None),
+        ("BBB", "drop", 2, None),
+    ]
     assert "The week's noisiest rules" in str(digest_message.message(summary)["blocks"])
     mutes = next(b["text"]["text"] for b in digest_message.message(summary)["blocks"] if "Mutes" in str(b))
     assert "going into the weekend" in mutes and "*CCC* muted by bob" in mutes and " already — halted" in mutes
