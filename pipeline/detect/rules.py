@@ -340,6 +340,7 @@ class WindowChecks:
     ) -> None:
         self.ts, self.prices, self.volumes = ts, prices, volumes
         self.opens = opens  # the sessions' opening times (ms, sorted) of the symbol's exchange; () for 24/7
+        self._session: tuple[float, float, int | None] = (math.inf, -math.inf, None)  # [start, end): nothing yet
         self.excluded = excluded
         self.baseline, self.tau_ms, self.lateness_ms = baseline, tau_ms, lateness_ms
         self.extremes: dict[int, SlidingExtremes] = {}
@@ -355,9 +356,16 @@ class WindowChecks:
             sums.reset()
 
     def session_open(self, ts: int) -> int | None:
-        """The opening time of the latest session opened at or before `ts` (None: 24/7, or before the calendar)."""
+        """The opening time of the latest session opened at or before `ts` (None: 24/7, or before the calendar).
+        Kept with the span it holds for (to the next open): consecutive ticks, and every rule of one tick, ask
+        about the same session."""
+        start, end, opened = self._session
+        if start <= ts < end:
+            return opened
         k = bisect.bisect_right(self.opens, ts) - 1
-        return self.opens[k] if k >= 0 else None
+        opened = self.opens[k] if k >= 0 else None
+        self._session = (opened or -math.inf, self.opens[k + 1] if k + 1 < len(self.opens) else math.inf, opened)
+        return opened
 
     def check(self, rule: Limits, i: int) -> Crossing | None:
         ts, price = self.ts[i], self.prices[i]
