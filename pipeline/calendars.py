@@ -18,6 +18,8 @@ from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
+from pipeline.detect.rules import Sessions
+
 ALWAYS_OPEN = "24/7"
 DEFAULT_EXCHANGE = "XNYS"
 
@@ -143,9 +145,15 @@ def closes_ms(code: str) -> tuple[int, ...]:
     return tuple(round(t.timestamp() * 1000) for t in _calendar(code).closes)
 
 
-def session_opens(patterns: Mapping[str, str], symbol: str) -> tuple[int, ...]:
-    """The opening times detection is given for `symbol`: its calendar's under TICKWATCH_CALENDARS (`patterns`)."""
-    return opens_ms(for_patterns(patterns).code_for(symbol))
+def sessions_of(patterns: Mapping[str, str], symbol: str) -> Sessions:
+    """The sessions detection is given for `symbol`: its calendar's under TICKWATCH_CALENDARS (`patterns`)."""
+    return sessions_ms(for_patterns(patterns).code_for(symbol))
+
+
+@cache
+def sessions_ms(code: str) -> Sessions:
+    """An exchange's sessions for detection (built once per process); none for 24/7."""
+    return Sessions(opens_ms(code), closes_ms(code))
 
 
 def exchanges(patterns: Mapping[str, str]) -> list[str]:

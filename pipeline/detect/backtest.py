@@ -15,7 +15,7 @@ when it was used.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -26,9 +26,10 @@ from elasticsearch import Elasticsearch
 from jinja2 import Environment
 
 from pipeline import history
-from pipeline.calendars import session_opens
+from pipeline.calendars import sessions_of
 from pipeline.controls import Controls
 from pipeline.detect.detection import Rule, SymbolState, TickPoint, advance
+from pipeline.detect.rules import Sessions
 from pipeline.rule_words import RuleChange, describe_rule
 from pipeline.schema import RuleName, normalise_symbol, to_ms
 from pipeline.store import Indices
@@ -64,12 +65,12 @@ def replay(
     end: datetime | None = None,
     max_ticks: int = MAX_TICKS,
     baseline_seconds: int = 3600,
-    opens: Sequence[int] = (),
+    sessions: Sessions | None = None,
 ) -> Replay:
     """Replay the `days` before `end` (default: the symbol's last tick); no stored ticks gives 0 alerts.
 
-    `baseline_seconds`: the workers' (settings.baseline_seconds), so zscore and volume count as live; `opens`: the
-    sessions' opening times of the symbol's exchange, as the workers pass them (gaps, windows within a session)."""
+    `baseline_seconds`: the workers' (settings.baseline_seconds), so zscore and volume count as live; `sessions`: the
+    symbol's exchange's, as the workers pass them (gaps, windows within a session)."""
     symbol = normalise_symbol(symbol)
     if end is None:
         last = history.last_tick(es, indices, symbol)
@@ -79,12 +80,17 @@ def replay(
     stored = es.count(index=indices.ticks, query=query, ignore_unavailable=True, allow_no_indices=True)["count"]
     from_bars = stored > max_ticks
     points = _bar_points(es, indices, query, rule) if from_bars else _tick_points(es, indices, query)
-    alerts, replayed = count_alerts(symbol, rule, points, baseline_seconds=baseline_seconds, opens=opens)
+    alerts, replayed = count_alerts(symbol, rule, points, baseline_seconds=baseline_seconds, sessions=sessions)
     return Replay(symbol, rule, start, end, alerts, replayed, from_bars)
 
 
 def count_alerts(
-    symbol: str, rule: Rule, points: Iterable[TickPoint], *, baseline_seconds: int = 3600, opens: Sequence[int] = ()
+    symbol: str,
+    rule: Rule,
+    points: Iterable[TickPoint],
+    *,
+    baseline_seconds: int = 3600,
+    sessions: Sessions | None = None,
 ) -> tuple[int, int]:
     """(episodes opened, points replayed) for points in event-time order: the pure part of `replay`."""
     state = SymbolState()
@@ -99,7 +105,7 @@ def count_alerts(
             lateness_ms=0,
             now=_REPLAYED_AT,
             baseline_seconds=baseline_seconds,
-            opens=opens,
+            sessions=sessions,
         )
         alerts += len(outcome.new_ids)
         replayed += len(chunk)
@@ -196,11 +202,13 @@ def preview(
     last = history.last_tick(es, indices, symbol)
     end = last.timestamp if last else None
 
-    opens = session_opens(controls.settings.calendars, symbol)
+    sessions = sessions_of(controls.settings.calendars, symbol)
 
     def replayed(tried: Rule) -> Replay:
         baseline = controls.settings.baseline_seconds
-        return replay(es, indices, symbol, tried, days=PREVIEW_DAYS, end=end, baseline_seconds=baseline, opens=opens)
+        return replay(
+            es, indices, symbol, tried, days=PREVIEW_DAYS, end=end, baseline_seconds=baseline, sessions=sessions
+        )
 
     return Preview(replayed(candidate), replayed(current.as_rule()))
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -28,9 +28,12 @@ from typing import Any, NamedTuple
 from pipeline.detect.rules import (
     BASELINE_RULES,
     GAP,
+    OFF_HOURS_REVERT_SHARE,
+    REVERT_SHARE,
     Baseline,
     Crossing,
     Pending,
+    Sessions,
     WindowChecks,
     bad_print_reason,
     confirmed,
@@ -152,7 +155,7 @@ def advance(
     lateness_ms: int,
     now: datetime,
     silence: Sequence[Hush] = (),
-    opens: Sequence[int] = (),
+    sessions: Sessions | None = None,
     clock_skew_ms: int | None = None,
     baseline_seconds: int = 3600,
 ) -> Outcome:
@@ -168,8 +171,9 @@ def advance(
     `silence` (the mutes in force) applies to the episodes this batch opens (an episode keeps the mute it opened
     with, so its resolution is notified exactly when its detection was), unless a move breaks through it. A
     rule turned off ends its open episode on the next tick. `baseline_seconds` is the time constant of the
-    zscore and volume rules' baseline. `opens` are the sessions' opening times (ms, sorted) of the symbol's
-    exchange: no window reaches back before the latest open, and the gap rule judges a session's first tick.
+    zscore and volume rules' baseline. `sessions` are the symbol's exchange's (none: 24/7): no window reaches
+    back before the latest open, the gap rule judges a session's first tick, and outside regular hours a
+    smaller take-back shows a print up as bad.
     """
     ticks = list(ticks)
     if ticks:
@@ -189,7 +193,7 @@ def advance(
         published=published,
         now=now,
         silence=Silence(silence),
-        opens=opens,
+        sessions=sessions,
         lateness_ms=lateness_ms,
         baseline_seconds=baseline_seconds,
     )
@@ -226,7 +230,7 @@ class _Evaluation:
         published: dict[int, int],
         now: datetime,
         silence: Silence,
-        opens: Sequence[int],
+        sessions: Sessions | None,
         lateness_ms: int,
         baseline_seconds: int,
     ) -> None:
@@ -250,7 +254,7 @@ class _Evaluation:
             baseline=state.baseline,
             tau_ms=baseline_seconds * 1000,
             lateness_ms=lateness_ms,
-            opens=opens,
+            sessions=sessions,
         )
 
     @classmethod
@@ -295,7 +299,12 @@ class _Evaluation:
         """Whether tick `prev` opened a condition that tick `i` takes back; if so it leaves every window and
         the conditions it opened are dropped."""
         state, ts = self.state, self.state.ts[i]
-        reason = _contradicted(self.episodes, hits, state.ts[prev], state.prices[prev], state.prices[i])
+        checks, prev_ts = self.checks, state.ts[prev]
+
+        def share() -> float:  # asked only of a print that opened a condition alone: rare, and not free
+            return OFF_HOURS_REVERT_SHARE if checks.off_hours(prev_ts) else REVERT_SHARE
+
+        reason = _contradicted(self.episodes, hits, prev_ts, state.prices[prev], state.prices[i], share)
         if reason is None:
             return False
         self.checks.exclude(prev)
@@ -417,7 +426,12 @@ def _settle(
 
 
 def _contradicted(
-    episodes: dict[str, Episode], hits: Mapping[str, Crossing | None], prev_ts: int, prev_price: float, price: float
+    episodes: dict[str, Episode],
+    hits: Mapping[str, Crossing | None],
+    prev_ts: int,
+    prev_price: float,
+    price: float,
+    share: Callable[[], float],
 ) -> str | None:
     """Why the previous tick is a bad print: it alone made a condition hold, and this tick takes the move back."""
     for name, episode in episodes.items():
@@ -427,7 +441,7 @@ def _contradicted(
             and pending.ticks == 1
             and pending.since == prev_ts
             and hits[name] is None
-            and contradicts(pending.reference_price, prev_price, price)
+            and contradicts(pending.reference_price, prev_price, price, share())
         ):
             return bad_print_reason(name, pending.reference_price, prev_price, price)
     return None

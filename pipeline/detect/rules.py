@@ -33,8 +33,10 @@ BASELINE_RULES: tuple[RuleName, ...] = ("zscore", "volume")
 # A floor under volatility (1 basis point per √minute): a symbol whose price never moved would otherwise make
 # any move infinitely many sigma.
 MIN_VARIANCE_PER_SECOND = 1e-4**2 / 60
-# A contradicting tick takes back at least this share of the outlier's move.
+# A contradicting tick takes back at least this share of the outlier's move; outside regular hours, where prints
+# are thin and wild, a smaller share shows one up.
 REVERT_SHARE = 0.5
+OFF_HOURS_REVERT_SHARE = 0.25
 
 
 # --- the conditions ---------------------------------------------------------------------------------
@@ -107,10 +109,10 @@ def skew_reason(ts: int, newest: int | None, now_ms: int, tolerance_ms: int) -> 
     return f"timestamp {ahead / 1000:.0f}s ahead of the clock, {after}"
 
 
-def contradicts(reference: float, outlier: float, price: float) -> bool:
+def contradicts(reference: float, outlier: float, price: float, share: float = REVERT_SHARE) -> bool:
     """`price` takes back at least half of the move from `reference` to `outlier`: the outlier was a bad print."""
     move = outlier - reference
-    return move != 0 and (outlier - price) / move >= REVERT_SHARE
+    return move != 0 and (outlier - price) / move >= share
 
 
 def bad_print_reason(rule: str, reference: float, outlier: float, price: float) -> str:
@@ -297,6 +299,18 @@ class SlidingSum:
         return max(self.total, 0.0)  # float drift must not make a volume negative
 
 
+@dataclass(frozen=True)
+class Sessions:
+    """An exchange's sessions as detection needs them: opening and closing times (epoch ms, sorted, aligned);
+    empty for a market open 24/7."""
+
+    opens: tuple[int, ...] = ()
+    closes: tuple[int, ...] = ()
+
+
+ALWAYS_OPEN = Sessions()
+
+
 class Crossing(NamedTuple):
     """A rule's condition holds at a tick: the reference tick it is measured from, and the measures."""
 
@@ -336,11 +350,11 @@ class WindowChecks:
         baseline: Baseline,
         tau_ms: float,
         lateness_ms: int,
-        opens: Sequence[int] = (),
+        sessions: Sessions | None = None,
     ) -> None:
         self.ts, self.prices, self.volumes = ts, prices, volumes
-        self.opens = opens  # the sessions' opening times (ms, sorted) of the symbol's exchange; () for 24/7
-        self._session: tuple[float, float, int | None] = (math.inf, -math.inf, None)  # [start, end): nothing yet
+        self.sessions = sessions or ALWAYS_OPEN
+        self._session: tuple[float, float, int | None, float] = (math.inf, -math.inf, None, math.inf)  # none yet
         self.excluded = excluded
         self.baseline, self.tau_ms, self.lateness_ms = baseline, tau_ms, lateness_ms
         self.extremes: dict[int, SlidingExtremes] = {}
@@ -359,17 +373,29 @@ class WindowChecks:
         """The opening time of the latest session opened at or before `ts` (None: 24/7, or before the calendar).
         Kept with the span it holds for (to the next open): consecutive ticks, and every rule of one tick, ask
         about the same session."""
-        start, end, opened = self._session
-        if start <= ts < end:
-            return opened
-        k = bisect.bisect_right(self.opens, ts) - 1
-        opened = self.opens[k] if k >= 0 else None
-        self._session = (opened or -math.inf, self.opens[k + 1] if k + 1 < len(self.opens) else math.inf, opened)
-        return opened
+        return self._lookup(ts)[2]
+
+    def off_hours(self, ts: int) -> bool:
+        """`ts` falls outside regular hours: after its session's close, or before the calendar's first open."""
+        if not self.sessions.opens:
+            return False
+        _, _, opened, close = self._lookup(ts)
+        return opened is None or ts >= close
+
+    def _lookup(self, ts: int) -> tuple[float, float, int | None, float]:
+        """(start, end, open, close) of the session `ts` falls in, from its open to the next one."""
+        if self._session[0] <= ts < self._session[1]:
+            return self._session
+        opens, closes = self.sessions.opens, self.sessions.closes
+        k = bisect.bisect_right(opens, ts) - 1
+        opened = opens[k] if k >= 0 else None
+        following = opens[k + 1] if k + 1 < len(opens) else math.inf
+        self._session = (opened or -math.inf, following, opened, closes[k] if k >= 0 else math.inf)
+        return self._session
 
     def check(self, rule: Limits, i: int) -> Crossing | None:
         ts, price = self.ts[i], self.prices[i]
-        opened = self.session_open(ts) if self.opens else None
+        opened = self.session_open(ts) if self.sessions.opens else None
         if rule.name == GAP:
             return self._gap(rule, i, opened)
         lo = bisect.bisect_left(self.ts, max(ts - rule.window_ms, opened or 0), 0, i)

@@ -21,7 +21,7 @@ from pipeline import store
 from pipeline.alerting import slack_messages
 from pipeline.alerting import tasks as delivery_tasks
 from pipeline.alerting.channels import channel_names
-from pipeline.calendars import session_opens
+from pipeline.calendars import sessions_of
 from pipeline.context import Context
 from pipeline.controls import controls_for
 from pipeline.detect import state
@@ -118,7 +118,7 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
             lateness_ms=ctx.settings.lateness_seconds * 1000,
             now=now,
             silence=controls[symbol].hushes,
-            opens=session_opens(ctx.settings.calendars, symbol),
+            sessions=sessions_of(ctx.settings.calendars, symbol),
             clock_skew_ms=clock_skew_ms,
             baseline_seconds=ctx.settings.baseline_seconds,
         )

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.calendars import opens_ms
+from pipeline.calendars import sessions_ms
 from pipeline.detect.detection import Rule, SymbolState, TickPoint, advance
 from pipeline.detect.state import decode, encode
 from pipeline.ingest.generator import Scenario, default_symbols
@@ -61,7 +61,7 @@ def detection_cost(
     figures: dict[str, float] = {}
     for _ in range(repeats):
         for name, (rules, skew, calendar) in VARIANTS.items():
-            opens = opens_ms(calendar) if calendar else ()
+            sessions = sessions_ms(calendar) if calendar else None
             states = {symbol: SymbolState() for symbol in by_symbol}
             started = time.perf_counter()
             for begin in range(0, market.steps, batch_seconds):
@@ -75,7 +75,7 @@ def detection_cost(
                         lateness_ms=30_000,
                         now=now,
                         clock_skew_ms=skew,
-                        opens=opens,
+                        sessions=sessions,
                     )
                     states[symbol] = decode(encode(state))
             us = (time.perf_counter() - started) / total * 1e6

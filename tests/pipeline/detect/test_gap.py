@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipeline.calendars import opens_ms
+from pipeline.calendars import sessions_ms
 from pipeline.detect.detection import Rule, SymbolState, TickPoint, advance
 from pipeline.schema import to_ms
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
-XNYS = opens_ms("XNYS")
+XNYS = sessions_ms("XNYS")
 FRIDAY_CLOSE = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)  # 16:00 New York
 MONDAY_OPEN = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)  # 09:30 New York
 GAP = Rule("gap", 4.0, 300, 300)
@@ -25,10 +25,10 @@ FRIDAY = minutes(FRIDAY_CLOSE - timedelta(minutes=30), [100.0] * 30)  # the last
 MONDAY = minutes(MONDAY_OPEN, [94.0, 94.5, 95.0] + [95.0] * 30)  # opens 6 % down
 
 
-def run(ticks: list[TickPoint], rules: list[Rule], opens=XNYS, batch: int = 1000):
+def run(ticks: list[TickPoint], rules: list[Rule], sessions=XNYS, batch: int = 1000):
     state, found, new = SymbolState(), {}, []
     for i in range(0, len(ticks), batch):
-        out = advance(state, "TSLA", ticks[i : i + batch], rules, lateness_ms=30_000, now=NOW, opens=opens)
+        out = advance(state, "TSLA", ticks[i : i + batch], rules, lateness_ms=30_000, now=NOW, sessions=sessions)
         found.update({a.id: a for a in out.anomalies})
         new += out.new_ids
     return found, new
@@ -45,14 +45,14 @@ def test_a_session_opening_past_the_threshold_alerts_once_as_a_gap():
 def test_a_small_opening_move_or_a_24_7_market_raises_no_gap():
     calm = minutes(MONDAY_OPEN, [98.0] * 10)
     assert run(FRIDAY + calm, [GAP]) == ({}, [])
-    assert run(FRIDAY + MONDAY, [GAP], opens=()) == ({}, [])  # no sessions: no opening
+    assert run(FRIDAY + MONDAY, [GAP], sessions=None) == ({}, [])  # no sessions: no opening
 
 
 def test_drop_never_compares_across_a_closed_market():
     tuesday = minutes(datetime(2026, 11, 24, 20, 30, tzinfo=UTC), [100.0] * 30)
     wednesday_open = datetime(2026, 11, 25, 14, 30, tzinfo=UTC)  # 17.5 hours later: inside the day-long window
     wednesday = minutes(wednesday_open, [94.0] * 10)
-    assert run(tuesday + wednesday, [DAY_DROP], opens=())[1] != []  # without sessions the night's move is a drop
+    assert run(tuesday + wednesday, [DAY_DROP], sessions=None)[1] != []  # without sessions the night's move is a drop
     assert run(tuesday + wednesday, [DAY_DROP]) == ({}, [])  # with them it is not
     crash = minutes(wednesday_open, [100.0] * 10 + [90.0] * 5)
     assert len(run(tuesday + crash, [DAY_DROP])[1]) == 1  # within the session it still is
@@ -74,3 +74,21 @@ def test_bar_replays_gap_on_the_first_bar_too():
         [GAP],
     )
     assert [a.change_pct for a in found.values()] == [6.0] and len(new) == 1
+
+
+def test_outside_regular_hours_a_smaller_take_back_shows_a_bad_print():
+    """A -6 % print taken back by 30 % by the next one: a bad print before the open (thin, wild prints), not
+    one in the session, where half of the move must be taken back."""
+    rule = Rule("drop", 5.0, 300, 300, confirm_ticks=2)
+    for start, flagged in ((MONDAY_OPEN - timedelta(minutes=90), True), (MONDAY_OPEN + timedelta(hours=1), False)):
+        out = advance(
+            SymbolState(),
+            "TSLA",
+            minutes(start, [100.0] * 4 + [94.0, 95.8] + [100.0] * 3),
+            [rule],
+            lateness_ms=0,
+            now=NOW,
+            sessions=XNYS,
+        )
+        assert [reason.startswith("isolated print") for _, reason in out.suspects] == ([True] if flagged else [])
+        assert out.new_ids == []
