@@ -582,6 +582,10 @@ def dead_letters(settings: Settings, start: datetime, end: datetime) -> int | No
         log.warning("dead letters not counted: %s", error)
         return None
     try:
+        # topics() waits for the cluster's metadata; partitions_for_topic alone may answer None before it came,
+        # which read as "no dead letters" (a re-run of the DAG once said 0 for a day with 3)
+        if settings.dlq_topic not in consumer.topics():
+            return 0
         partitions = [
             TopicPartition(settings.dlq_topic, p) for p in consumer.partitions_for_topic(settings.dlq_topic) or ()
         ]
