@@ -34,7 +34,7 @@ from pipeline.context import Context
 from pipeline.detect import tuning
 from pipeline.durations import parse_duration, parse_seconds
 from pipeline.groups import is_group
-from pipeline.mutes import check_window_length, mute_length, recurrence, time_zone
+from pipeline.mutes import MuteAsk, check_window_length, mute_length, recurrence, time_zone
 from pipeline.rule_words import RuleChange
 from pipeline.schema import RULES, RuleName
 
@@ -171,18 +171,16 @@ def create_mute(principal: Admin, svc: Svc, request: MuteRequest) -> MuteOut:
     symbol = _known(svc, request.symbol, "body.symbol")
     with invalid_as_problem("body.duration"):
         duration = None if request.ends_otherwise() and request.duration is None else mute_length(request.duration)
+    ask = MuteAsk(
+        duration=duration,
+        until_resolved=request.until_resolved,
+        above=request.above,
+        below=request.below,
+        unless=request.unless,
+        reason=request.reason,
+    )
     with invalid_as_problem(f"body.{request.bound_by()}"):  # what bounds the mute
-        svc.controls.mute(
-            symbol,
-            principal.actor,
-            duration=duration,
-            until=request.until,
-            reason=request.reason,
-            until_resolved=request.until_resolved,
-            above=request.above,
-            below=request.below,
-            unless=request.unless,
-        )
+        svc.controls.mute_as(symbol, principal.actor, ask, until=request.until)
     mute = svc.controls.mute_of(symbol)
     assert mute is not None  # just written
     return MuteOut.of(mute)

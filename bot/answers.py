@@ -117,20 +117,9 @@ def recent_anomalies(b: Backend, symbol: str | None, window: timedelta) -> tuple
 
 def mute(b: Backend, request: MuteRequest, who: Actor) -> tuple[Message, bool]:
     """(answer, whether anything changed)."""
-    ask = request.ask
     try:
         _require_target(b, request.symbol)
-        change = b.controls.mute(
-            request.symbol,
-            who,
-            duration=ask.duration,
-            reason=ask.reason,
-            until_resolved=ask.until_resolved,
-            above=ask.above,
-            below=ask.below,
-            unless=ask.unless,
-            every=ask.every,
-        )
+        change = b.controls.mute_as(request.symbol, who, request.ask)
     except UnknownSymbol as error:
         return unknown_symbol_message(error), False
     except ValueError as error:

@@ -31,7 +31,16 @@ from pipeline.detect.rules import MAX_CONFIRM_SECONDS, MAX_CONFIRM_TICKS, MAX_WI
 from pipeline.detect.silence import Hush
 from pipeline.durations import format_duration
 from pipeline.groups import Group, groups_of, is_group, normalise_target
-from pipeline.mutes import MAX_MUTE, MAX_REASON_CHARS, Mute, Recurrence, Window, active_window, new_window_id
+from pipeline.mutes import (
+    MAX_MUTE,
+    MAX_REASON_CHARS,
+    Mute,
+    MuteAsk,
+    Recurrence,
+    Window,
+    active_window,
+    new_window_id,
+)
 from pipeline.rule_words import RuleChange, check_rule_name, describe_rule, describe_rule_fully
 from pipeline.schema import RULES, RuleName
 from pipeline.settings import Settings
@@ -340,6 +349,21 @@ class Controls:
         change = self.audit.record("mute", target, old.state() if old else None, new.state(), actor)
         self.redis.hset(keys.MUTES, target, new.encode())
         return change
+
+    def mute_as(self, target: str, actor: Actor, ask: MuteAsk, *, until: datetime | None = None) -> Change:
+        """`mute` as a command asked for it (pipeline.mutes.parse_mute_words, or the API's fields)."""
+        return self.mute(
+            target,
+            actor,
+            duration=ask.duration,
+            until=until,
+            reason=ask.reason,
+            until_resolved=ask.until_resolved,
+            above=ask.above,
+            below=ask.below,
+            unless=ask.unless,
+            every=ask.every,
+        )
 
     def unmute(self, target: str, actor: Actor) -> list[Change]:
         """End the target's mute and remove its recurring windows; nothing to record: an empty list."""

@@ -21,7 +21,7 @@ from pipeline import store
 from pipeline.alerting import slack_messages
 from pipeline.alerting import tasks as delivery_tasks
 from pipeline.alerting.channels import channel_names
-from pipeline.calendars import sessions_of
+from pipeline.calendars import for_patterns, sessions_ms
 from pipeline.context import Context
 from pipeline.controls import controls_for
 from pipeline.detect import state
@@ -99,6 +99,7 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
 
     symbols = sorted(by_symbol)
     controls = controls_for(ctx.redis, ctx.settings, symbols)
+    calendars = for_patterns(ctx.settings.calendars)  # once per batch: each symbol's sessions, by its exchange
     states: dict[str, SymbolState] = state.load_states(ctx.redis, symbols)
     now = datetime.now(UTC)
     clock_skew_ms = ctx.settings.clock_skew_seconds * 1000 or None  # 0: the guard is off
@@ -118,7 +119,7 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
             lateness_ms=ctx.settings.lateness_seconds * 1000,
             now=now,
             silence=controls[symbol].hushes,
-            sessions=sessions_of(ctx.settings.calendars, symbol),
+            sessions=sessions_ms(calendars.code_for(symbol)),
             clock_skew_ms=clock_skew_ms,
             baseline_seconds=ctx.settings.baseline_seconds,
         )

@@ -9,21 +9,14 @@ tests cover them); the others run against made-up ids and must answer documented
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from redis import Redis
 from schemathesis import GenerationMode, checks
 from schemathesis.schemas import APIOperation
 
 from api.app import create_app
-from pipeline import store
-from pipeline.settings import Settings
-from tests.conftest import redis_url_for
-from tickwatch.bench.seed import SeedSpec, discard, ensure_history
+from pipeline.settings import ApiToken, Settings
 
 # No 5xx, and responses as documented. Not "schema-valid requests are accepted": some rules cannot be written in
 # OpenAPI (end after start, at most 31 days, a cursor this API handed out) and answer 422, as documented.
@@ -37,27 +30,11 @@ CHECKS = [
 TOKEN = "schema-admin-token-0123456789"
 
 
-@pytest.fixture(scope="module")
-def seeded(real_stack: Settings) -> Iterator[store.Indices]:
-    indices = ensure_history(
-        real_stack,
-        SeedSpec(symbols=3, ticks_per_symbol=300, moves_per_symbol=2),
-        prefix=f"tw-schema-{uuid.uuid4().hex[:8]}",
-    )
-    yield indices
-    discard(store.connect(real_stack), indices)
-
-
 @pytest.fixture
-def app_settings(real_stack: Settings, seeded: store.Indices, fresh_redis: Redis) -> Settings:
-    db = fresh_redis.connection_pool.connection_kwargs["db"]
-    return Settings(
-        redis_url=redis_url_for(real_stack, db),
-        es_url=real_stack.es_url,
-        kafka_bootstrap=real_stack.kafka_bootstrap,
-        index_prefix=seeded.prefix,
-        api_tokens=[{"name": "schemathesis", "token": TOKEN, "scope": "admin"}],
-    )
+def app_settings(settings: Settings) -> Settings:
+    """The API tests' settings (tests/api/conftest.py: a seeded history, a fresh Redis) with one admin token."""
+    token = ApiToken.model_validate({"name": "schemathesis", "token": TOKEN, "scope": "admin"})
+    return settings.model_copy(update={"api_tokens": [token]})
 
 
 def _operations(app_settings: Settings) -> list[APIOperation]:

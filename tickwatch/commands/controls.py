@@ -7,6 +7,7 @@ same audit trail (recorded as via "cli", by `--as` or the login name).
 from __future__ import annotations
 
 import getpass
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -89,16 +90,8 @@ def mute(
         target = normalise_target(symbol)
         if not is_group(target):
             _require_known(target)
-        change = _controls().mute(
-            target,
-            _actor(actor),
-            duration=ask.duration,
-            reason=" ".join(filter(None, (ask.reason, reason))),
-            until_resolved=ask.until_resolved,
-            above=ask.above,
-            below=ask.below,
-            unless=ask.unless,
-            every=ask.every,
+        change = _controls().mute_as(
+            target, _actor(actor), replace(ask, reason=" ".join(filter(None, (ask.reason, reason))))
         )
     except ValueError as error:
         raise _refuse(error) from None
