@@ -13,7 +13,6 @@ movers' paths; dead letters are counted from the DLQ topic's offsets at the day'
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Iterator, Mapping
@@ -24,19 +23,15 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from elasticsearch import Elasticsearch
-from kafka import KafkaConsumer
-from kafka.errors import KafkaError
-from kafka.structs import TopicPartition
 from pydantic import BaseModel, computed_field
 
 from pipeline import store
 from pipeline.calendars import MarketDay, exchanges, market_day
-from pipeline.detect import tuning
+from pipeline.digest.dead_letters import dead_letters
+from pipeline.digest.noise import NoisyRule, noisiest_rules
 from pipeline.groups import Group, contains
-from pipeline.schema import AckReason, from_ms, iso, to_ms
+from pipeline.schema import from_ms, iso
 from pipeline.settings import Settings
-
-log = logging.getLogger(__name__)
 
 MAX_SYMBOLS = 20_000  # composite paging stops here: a digest of more symbols than this is cut, and says so
 MAX_BUCKETS = 60_000  # under Elasticsearch's search.max_buckets (65,536) per page
@@ -112,16 +107,6 @@ class GroupDay(BaseModel):
     best: str
     best_pct: float
     anomalies: int
-
-
-class NoisyRule(BaseModel):
-    """One of the week's noisiest rules (Friday's digest) and what acknowledgements suggest for it."""
-
-    symbol: str
-    rule: str
-    alerts: int  # in the 7 days to the digest's end
-    too_sensitive: int  # of those, acknowledged as too sensitive
-    suggested: float | None  # pipeline.detect.tuning over the last 30 days' labels; None: nothing to suggest
 
 
 class Silence(BaseModel):
@@ -276,50 +261,6 @@ def build(
         paths=paths,
         timings_ms=timer.ms,
     )
-
-
-NOISIEST = 5
-
-
-def noisiest_rules(es: Elasticsearch, indices: store.Indices, end: datetime) -> list[NoisyRule]:
-    """The NOISIEST (symbol, rule) pairs by alerts in the week to `end`, with the share acknowledged as too
-    sensitive and the threshold their labels suggest."""
-    result = es.search(
-        index=indices.anomalies,
-        size=0,
-        ignore_unavailable=True,
-        query={"range": {"timestamp": {"gte": iso(end - timedelta(days=7)), "lt": iso(end)}}},
-        aggs={
-            "symbols": {
-                "terms": {"field": "symbol", "size": 1000},
-                "aggs": {
-                    "rules": {
-                        "terms": {"field": "rule", "size": 10},
-                        "aggs": {"too_sensitive": {"filter": {"term": {"ack_reason": AckReason.TOO_SENSITIVE.value}}}},
-                    }
-                },
-            }
-        },
-    )
-    buckets = result.get("aggregations", {}).get("symbols", {"buckets": []})["buckets"]
-    pairs = [
-        (s["key"], r["key"], r["doc_count"], r["too_sensitive"]["doc_count"])
-        for s in buckets
-        for r in s["rules"]["buckets"]
-    ]
-    found = []
-    for symbol, rule, alerts, too_sensitive in sorted(pairs, key=lambda p: (-p[2], p[0], p[1]))[:NOISIEST]:
-        deserved, undeserved = tuning.split(tuning.labelled(es, indices, symbol, end=end), rule)
-        found.append(
-            NoisyRule(
-                symbol=symbol,
-                rule=rule,
-                alerts=alerts,
-                too_sensitive=too_sensitive,
-                suggested=tuning.suggested(rule, deserved, undeserved),
-            )
-        )
-    return found
 
 
 def group_days(groups: Mapping[str, Group], days: list[SymbolDay], anomalies: list[RuleCount]) -> list[GroupDay]:
@@ -567,43 +508,6 @@ def _mute_entry(doc: dict[str, Any]) -> MuteEntry:
         reason=state.get("reason") or "",
         says=state.get("says") or "",
     )
-
-
-def dead_letters(settings: Settings, start: datetime, end: datetime) -> int | None:
-    """Records the DLQ topic received in [start, end), from offsets by timestamp; None if Kafka cannot say."""
-    try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            enable_auto_commit=False,
-            request_timeout_ms=15_000,
-            bootstrap_timeout_ms=round(settings.kafka_connect_timeout_seconds * 1000),
-        )
-    except KafkaError as error:
-        log.warning("dead letters not counted: %s", error)
-        return None
-    try:
-        # topics() waits for the cluster's metadata; partitions_for_topic alone may answer None before it came,
-        # which read as "no dead letters" (a re-run of the DAG once said 0 for a day with 3)
-        if settings.dlq_topic not in consumer.topics():
-            return 0
-        partitions = [
-            TopicPartition(settings.dlq_topic, p) for p in consumer.partitions_for_topic(settings.dlq_topic) or ()
-        ]
-        if not partitions:
-            return 0
-        ends = consumer.end_offsets(partitions)
-        at_start = consumer.offsets_for_times({tp: to_ms(start) for tp in partitions})
-        at_end = consumer.offsets_for_times({tp: to_ms(end) for tp in partitions})
-        # No record at or after a time: the partition's end offset stands for it.
-        return sum(
-            (at_end[tp].offset if at_end[tp] else ends[tp]) - (at_start[tp].offset if at_start[tp] else ends[tp])
-            for tp in partitions
-        )
-    except KafkaError as error:
-        log.warning("dead letters not counted: %s", error)
-        return None
-    finally:
-        consumer.close()
 
 
 def _paths(

@@ -19,6 +19,7 @@ from pipeline.context import slack_client
 from pipeline.digest import message as digest_message
 from pipeline.digest import posting as digest_posting
 from pipeline.digest import summary as digest
+from pipeline.digest.dead_letters import dead_letters
 from pipeline.groups import Group
 from pipeline.settings import Settings
 from pipeline.webhooks import subscriptions
@@ -138,7 +139,7 @@ def test_blocks_stay_within_slacks_limits() -> None:
 def test_unreachable_kafka_leaves_dead_letters_unknown_instead_of_failing() -> None:
     settings = Settings(kafka_bootstrap="127.0.0.1:1", kafka_connect_timeout_seconds=1)
     start, end = digest.day_bounds(DAY, "UTC")
-    assert digest.dead_letters(settings, start, end) is None
+    assert dead_letters(settings, start, end) is None
 
 
 # --- over the real Elasticsearch ---------------------------------------------------------------------------
