@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Unpack
 
@@ -52,6 +52,7 @@ DEFAULT = "default"
 class SymbolControls:
     rules: list[Rule]
     hushes: list[Hush]  # the mutes in force over the symbol (its own, its groups', recurring windows)
+    groups: list[str] = field(default_factory=list)  # its groups' targets (`group:NAME`), in precedence order
 
     @property
     def muted(self) -> bool:
@@ -65,6 +66,7 @@ def default_rules(settings: Settings) -> dict[RuleName, Rule]:
         "zscore": settings.zscore_k,
         "volume": settings.volume_spike_x,
         "gap": settings.gap_pct,
+        "relative": settings.relative_pct,
     }
     return {
         name: Rule(
@@ -135,7 +137,7 @@ def controls_for(redis: Redis, settings: Settings, symbols: list[str]) -> dict[s
     result = {}
     for symbol in symbols:
         rules = [_rule_for(defaults[r], read.overrides, [symbol, *read.memberships[symbol]])[0] for r in RULES]
-        result[symbol] = SymbolControls(rules, _hushes(read, symbol, now))
+        result[symbol] = SymbolControls(rules, _hushes(read, symbol, now), read.memberships[symbol])
     return result
 
 

@@ -24,6 +24,11 @@ def symbol_state(symbol: str) -> str:
     return f"{ROOT}state:{symbol}"
 
 
+def benchmark_track(symbol: str) -> str:
+    """A benchmark's recent prices (pipeline.detect.market.Track), written by the batch that holds its ticks."""
+    return f"{ROOT}market:{symbol}"
+
+
 def partition_progress(topic: str, partition: int) -> str:
     """The next offset of a partition to apply."""
     return f"{ROOT}progress:{topic}:{partition}"

@@ -35,6 +35,7 @@ THRESHOLD_UNITS: dict[RuleName, tuple[str, ...]] = {
     "zscore": ("sigma", "\u03c3", "sd"),
     "volume": ("x",),
     "gap": ("%",),
+    "relative": ("%",),
 }
 
 

@@ -182,7 +182,7 @@ def describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-RuleName = Literal["drop", "rise", "zscore", "volume", "gap"]
+RuleName = Literal["drop", "rise", "zscore", "volume", "gap", "relative"]
 RULES: tuple[RuleName, ...] = get_args(RuleName)
 AnomalyStatus = Literal["open", "acknowledged", "resolved"]
 
@@ -251,6 +251,16 @@ class Anomaly(BaseModel):
     volume_ratio: float | None = Field(None, description="volume rule: the window's volume / the usual for it")
     published_at: datetime | None = Field(None, description="when the crossing tick reached Kafka")
     detected_at: datetime
+    benchmark: str | None = Field(None, description="the symbol's benchmark (TICKWATCH_BENCHMARKS), when it has one")
+    market_change_pct: float | None = Field(
+        None, description="the benchmark's move in % over the same span as `change_pct` (reference to the tick)"
+    )
+    own_change_pct: float | None = Field(
+        None, description="the symbol's own move in %: `change_pct` minus `beta` times `market_change_pct`"
+    )
+    beta: float | None = Field(
+        None, description="the symbol's sensitivity to its benchmark, from its own history (1 until known)"
+    )
     muted: bool = False
     broke_through: str | None = Field(
         None, description="the mutes in force that the move broke through (`unless 2x`): who muted, and why"

@@ -91,6 +91,13 @@ class Settings(BaseSettings):
         lt=100,
         description="gap rule: alert when a session's first tick is this % from the last before the open; 0 = off",
     )
+    relative_pct: float = Field(
+        0,
+        ge=0,
+        lt=100,
+        description="relative rule: alert when a symbol's own move (net of beta times its benchmark's) reaches this %; "
+        "0 = off",
+    )
     window_seconds: int = Field(300, gt=0, le=MAX_WINDOW_SECONDS, description="default window W of the rules")
     cooldown_seconds: int | None = Field(None, ge=0, description="default and minimum: window_seconds")
     lateness_seconds: int = Field(30, ge=0, description="how far out of order ticks may arrive and still be evaluated")
@@ -309,6 +316,20 @@ class Settings(BaseSettings):
         description='JSON object: symbol glob pattern -> exchange_calendars code (XNYS, XLON, XTKS, …) or "24/7"; '
         "first match wins; unmatched: symbols with - or / (crypto pairs) are 24/7, others XNYS",
     )
+    benchmarks: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON object: calendar code or group:NAME -> benchmark symbol, e.g. {"XNYS": "SPY", '
+        '"24/7": "BTC-USD"}; a symbol\'s group wins over its calendar; alerts then give the market\'s and the own move',
+    )
+    beta_seconds: int = Field(
+        432_000, ge=3600, description="time constant of each symbol's running beta against its benchmark (5 days)"
+    )
+    benchmark_history_seconds: int = Field(
+        7200,
+        ge=600,
+        le=86_400,
+        description="how much of each benchmark's recent prices the workers keep (longer windows get no market move)",
+    )
     mute_reminder_seconds: int = Field(
         3600, ge=60, le=86_400, description="how long before a mute longer than a day ends its author gets a DM"
     )
@@ -320,6 +341,22 @@ class Settings(BaseSettings):
     feed_down_threshold: int = Field(
         5, ge=2, description="symbols of one calendar silent at once that make one 'feed down' message, not one each"
     )
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known_benchmarks(cls, value: dict[str, str]) -> dict[str, str]:
+        from pipeline.calendars import unknown_codes
+        from pipeline.groups import normalise_target
+
+        checked = {}
+        for key, symbol in value.items():
+            target = normalise_target(key) if key.lower().startswith("group:") else key
+            if not target.startswith("group:") and unknown_codes([target]):
+                raise ValueError(f"benchmarks: {key!r} is neither a calendar code (XNYS, 24/7, …) nor group:NAME")
+            checked[target] = normalise_target(symbol)
+            if checked[target].startswith("group:"):
+                raise ValueError(f"benchmarks: the benchmark of {key!r} must be a symbol, not a group")
+        return checked
 
     @field_validator("calendars")
     @classmethod

@@ -29,6 +29,7 @@ from slack_sdk.models.blocks import (
 )
 
 from pipeline.alerting.actions import AlertAction, MuteChoice, reason_value
+from pipeline.alerting.market_moves import MarketMove, market_move
 from pipeline.schema import AckReason, Anomaly
 from pipeline.templating import Markup, environment, macro
 
@@ -40,6 +41,8 @@ MAX_BUTTON_CHARS = 75
 MAX_TEXT_CHARS = 4000  # the fallback `text` Slack shows in notifications
 STORM_LINES = 40  # members listed in a storm message; the rest are counted
 STORM_LINES_PER_SECTION = 20
+OWN_MOVERS_WITH_BUTTONS = 5  # a market move's first movers on their own get their own buttons
+FOLLOWER_LINES = 30
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 MINUS = "\u2212"
 TIMES = "\u00d7"
@@ -218,16 +221,7 @@ def _alert_actions(anomaly: Anomaly, words: Any) -> list[Any]:
         elements.append(button(AlertAction.ACKNOWLEDGE, "acknowledge", "primary"))
     elements += asking
     if not anomaly.muted:
-        elements.append(
-            StaticSelectElement(
-                action_id=AlertAction.MUTE,
-                placeholder=macro(words, "label", "mute").strip(),
-                options=[
-                    Option(value=choice.value_for(anomaly.id), text=macro(words, "label", choice.value).strip())
-                    for choice in MuteChoice
-                ],
-            )
-        )
+        elements.append(_mute_menu(anomaly, words))
     elements += [history, button(AlertAction.ADJUST_THRESHOLD, "adjust_threshold")]
     return elements
 
@@ -235,42 +229,103 @@ def _alert_actions(anomaly: Anomaly, words: Any) -> list[Any]:
 def storm_message(storm: StormView) -> tuple[str, list[Block]]:
     """(fallback text, blocks) of a storm's grouped message: a line per member, largest move first, the
     first STORM_LINES of them (in sections of STORM_LINES_PER_SECTION), the rest counted, and the
-    Acknowledge-all / Mute-all buttons (value: the storm id)."""
+    Acknowledge-all / Mute-all buttons (value: the storm id).
+
+    When most members only followed their benchmark (pipeline.alerting.market_moves), it is a market move: the
+    benchmark's move and how many followed in the header, the symbols that moved on their own first, each with
+    its own Acknowledge and Mute, then the followers."""
+    if (moved := market_move(storm.members)) is not None:
+        return _market_move_message(storm, moved)
     members = sorted(storm.members, key=lambda a: (-abs(a.peak_change_pct), a.symbol))
     view = StormView(storm.storm_id, storm.started_at, storm.threshold, members, storm.window_seconds)
     words = template("slack_storm.j2").make_module({"s": view})
     blocks: list[Block] = [
         HeaderBlock(text=fit(macro(words, "header").strip(), MAX_HEADER_CHARS)),
         SectionBlock(text=MarkdownTextObject(text=macro(words, "intro").strip())),
+        *_member_lines(words, members),
+        _storm_actions(storm, words),
     ]
-    shown = members[:STORM_LINES]
+    return fit(macro(words, "text").strip(), MAX_TEXT_CHARS), checked(blocks)
+
+
+def _member_lines(words: Any, members: Sequence[Anomaly], limit: int = STORM_LINES) -> list[Block]:
+    """A line per member, the first `limit` in sections of STORM_LINES_PER_SECTION, the rest counted."""
+    blocks: list[Block] = []
+    shown = members[:limit]
     for start in range(0, len(shown), STORM_LINES_PER_SECTION):
         lines = "\n".join(macro(words, "line", a).strip() for a in shown[start : start + STORM_LINES_PER_SECTION])
         blocks.append(SectionBlock(text=MarkdownTextObject(text=fit(lines, MAX_SECTION_CHARS))))
-    if len(members) > STORM_LINES:
+    if len(members) > limit:
         blocks.append(
-            ContextBlock(elements=[MarkdownTextObject(text=macro(words, "more", len(members) - STORM_LINES).strip())])
+            ContextBlock(elements=[MarkdownTextObject(text=macro(words, "more", len(members) - limit).strip())])
         )
-    blocks.append(
-        ActionsBlock(
-            block_id=f"storm:{storm.storm_id}"[:255],
-            elements=[
-                ButtonElement(
-                    text=macro(words, "label", "acknowledge_all").strip(),
-                    action_id=AlertAction.STORM_ACKNOWLEDGE_ALL,
-                    value=storm.storm_id,
-                    style="primary",
-                ),
-                ButtonElement(
-                    text=macro(words, "label", "mute_all").strip(),
-                    action_id=AlertAction.STORM_MUTE_ALL,
-                    value=storm.storm_id,
-                    style="danger",
-                ),
-            ],
+    return blocks
+
+
+def _market_move_message(storm: StormView, moved: MarketMove) -> tuple[str, list[Block]]:
+    words = template("slack_market_move.j2").make_module({"s": storm, "m": moved})
+    blocks: list[Block] = [
+        HeaderBlock(text=fit(macro(words, "header").strip(), MAX_HEADER_CHARS)),
+        SectionBlock(text=MarkdownTextObject(text=fit(macro(words, "intro").strip(), MAX_SECTION_CHARS))),
+    ]
+    for anomaly in moved.own[:OWN_MOVERS_WITH_BUTTONS]:
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text=fit(macro(words, "own", anomaly).strip(), MAX_SECTION_CHARS)))
         )
-    )
+        if buttons := _member_actions(
+            anomaly, template("slack_alert.j2").make_module({"a": anomaly, "c": AlertContext()})
+        ):
+            blocks.append(ActionsBlock(block_id=f"alert:{anomaly.id}"[:255], elements=buttons))
+    blocks += _member_lines(words, moved.own[OWN_MOVERS_WITH_BUTTONS:] + moved.followed, FOLLOWER_LINES)
+    blocks.append(_storm_actions(storm, words))
     return fit(macro(words, "text").strip(), MAX_TEXT_CHARS), checked(blocks)
+
+
+def _member_actions(anomaly: Anomaly, words: Any) -> list[Any]:
+    """A mover's own Acknowledge and Mute in a market move message (while it is open and not yet so)."""
+    if anomaly.status == "resolved":
+        return []
+    elements: list[Any] = []
+    if anomaly.acknowledged_by is None:
+        elements.append(
+            ButtonElement(
+                text=macro(words, "label", "acknowledge").strip(), action_id=AlertAction.ACKNOWLEDGE, value=anomaly.id
+            )
+        )
+    if not anomaly.muted:
+        elements.append(_mute_menu(anomaly, words))
+    return elements
+
+
+def _mute_menu(anomaly: Anomaly, words: Any) -> StaticSelectElement:
+    return StaticSelectElement(
+        action_id=AlertAction.MUTE,
+        placeholder=macro(words, "label", "mute").strip(),
+        options=[
+            Option(value=choice.value_for(anomaly.id), text=macro(words, "label", choice.value).strip())
+            for choice in MuteChoice
+        ],
+    )
+
+
+def _storm_actions(storm: StormView, words: Any) -> ActionsBlock:
+    return ActionsBlock(
+        block_id=f"storm:{storm.storm_id}"[:255],
+        elements=[
+            ButtonElement(
+                text=macro(words, "label", "acknowledge_all").strip(),
+                action_id=AlertAction.STORM_ACKNOWLEDGE_ALL,
+                value=storm.storm_id,
+                style="primary",
+            ),
+            ButtonElement(
+                text=macro(words, "label", "mute_all").strip(),
+                action_id=AlertAction.STORM_MUTE_ALL,
+                value=storm.storm_id,
+                style="danger",
+            ),
+        ],
+    )
 
 
 def fit(text: str, limit: int) -> str:

@@ -26,9 +26,10 @@ from elasticsearch import Elasticsearch
 from jinja2 import Environment
 
 from pipeline import history
-from pipeline.calendars import sessions_of
-from pipeline.controls import Controls
+from pipeline.calendars import for_patterns, sessions_of
+from pipeline.controls import Controls, controls_for
 from pipeline.detect.detection import Rule, SymbolState, TickPoint, advance
+from pipeline.detect.market import Market, Track, benchmark_for
 from pipeline.detect.rules import Sessions
 from pipeline.rule_words import RuleChange, describe_rule
 from pipeline.schema import RuleName, normalise_symbol, to_ms
@@ -39,6 +40,7 @@ MAX_TICKS = 200_000
 PAGE_SIZE = 10_000
 BAR_SECONDS = 60
 _BATCH = 5_000
+_FOREVER = 10**13  # a replayed benchmark track keeps the whole span
 _REPLAYED_AT = datetime(2000, 1, 1, tzinfo=UTC)  # detection stamps detected_at with it; nothing reads it here
 
 
@@ -66,21 +68,30 @@ def replay(
     max_ticks: int = MAX_TICKS,
     baseline_seconds: int = 3600,
     sessions: Sessions | None = None,
+    benchmark: str | None = None,
 ) -> Replay:
     """Replay the `days` before `end` (default: the symbol's last tick); no stored ticks gives 0 alerts.
 
     `baseline_seconds`: the workers' (settings.baseline_seconds), so zscore and volume count as live; `sessions`: the
-    symbol's exchange's, as the workers pass them (gaps, windows within a session)."""
+    symbol's exchange's, as the workers pass them (gaps, windows within a session); `benchmark`: the symbol's, whose
+    stored ticks over the same span are its market (the relative rule, and β)."""
     symbol = normalise_symbol(symbol)
     if end is None:
         last = history.last_tick(es, indices, symbol)
         end = last.timestamp if last else datetime.now(UTC)
     start = end - timedelta(days=days)
-    query = _span_query(symbol, start, end)
-    stored = es.count(index=indices.ticks, query=query, ignore_unavailable=True, allow_no_indices=True)["count"]
-    from_bars = stored > max_ticks
-    points = _bar_points(es, indices, query, rule) if from_bars else _tick_points(es, indices, query)
-    alerts, replayed = count_alerts(symbol, rule, points, baseline_seconds=baseline_seconds, sessions=sessions)
+    points, from_bars = _points(es, indices, _span_query(symbol, start, end), rule, max_ticks)
+    market = None
+    if benchmark is not None:
+        track = Track()
+        track.add(
+            ((p.ts, p.price) for p in _points(es, indices, _span_query(benchmark, start, end), rule, max_ticks)[0]),
+            _FOREVER,
+        )
+        market = Market(benchmark, track)
+    alerts, replayed = count_alerts(
+        symbol, rule, points, baseline_seconds=baseline_seconds, sessions=sessions, market=market
+    )
     return Replay(symbol, rule, start, end, alerts, replayed, from_bars)
 
 
@@ -91,6 +102,7 @@ def count_alerts(
     *,
     baseline_seconds: int = 3600,
     sessions: Sessions | None = None,
+    market: Market | None = None,
 ) -> tuple[int, int]:
     """(episodes opened, points replayed) for points in event-time order: the pure part of `replay`."""
     state = SymbolState()
@@ -106,10 +118,21 @@ def count_alerts(
             now=_REPLAYED_AT,
             baseline_seconds=baseline_seconds,
             sessions=sessions,
+            market=market,
         )
         alerts += len(outcome.new_ids)
         replayed += len(chunk)
     return alerts, replayed
+
+
+def _points(
+    es: Elasticsearch, indices: Indices, query: dict[str, Any], rule: Rule, max_ticks: int
+) -> tuple[Iterator[TickPoint], bool]:
+    """The span's stored ticks, or its 1-minute bar points beyond `max_ticks` (True: from bars)."""
+    stored = es.count(index=indices.ticks, query=query, ignore_unavailable=True, allow_no_indices=True)["count"]
+    if stored > max_ticks:
+        return _bar_points(es, indices, query, rule), True
+    return _tick_points(es, indices, query), False
 
 
 def _span_query(symbol: str, start: datetime, end: datetime) -> dict[str, Any]:
@@ -202,12 +225,23 @@ def preview(
     last = history.last_tick(es, indices, symbol)
     end = last.timestamp if last else None
 
-    sessions = sessions_of(controls.settings.calendars, symbol)
+    settings = controls.settings
+    sessions = sessions_of(settings.calendars, symbol)
+    groups = controls_for(controls.redis, settings, [symbol])[symbol].groups
+    benchmark = benchmark_for(settings.benchmarks, symbol, groups, for_patterns(settings.calendars).code_for(symbol))
 
     def replayed(tried: Rule) -> Replay:
         baseline = controls.settings.baseline_seconds
         return replay(
-            es, indices, symbol, tried, days=PREVIEW_DAYS, end=end, baseline_seconds=baseline, sessions=sessions
+            es,
+            indices,
+            symbol,
+            tried,
+            days=PREVIEW_DAYS,
+            end=end,
+            baseline_seconds=baseline,
+            sessions=sessions,
+            benchmark=benchmark,
         )
 
     return Preview(replayed(candidate), replayed(current.as_rule()))

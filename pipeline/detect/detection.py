@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from pipeline.detect.market import Beta, Market
 from pipeline.detect.rules import (
     BASELINE_RULES,
     GAP,
@@ -127,6 +128,7 @@ class SymbolState:
     # The symbol's newest ticks are trusted prints (derived from bars, whose open, high, low and close are trades
     # the vendor already filtered): never judged as bad prints, never held for tick-count confirmation.
     trusted: bool = False
+    beta: Beta = field(default_factory=Beta)  # its sensitivity to its benchmark (pipeline.detect.market)
 
 
 @dataclass
@@ -156,8 +158,10 @@ def advance(
     now: datetime,
     silence: Sequence[Hush] = (),
     sessions: Sessions | None = None,
+    market: Market | None = None,
     clock_skew_ms: int | None = None,
     baseline_seconds: int = 3600,
+    beta_seconds: int = 432_000,
 ) -> Outcome:
     """Fold a batch of one symbol's ticks into `state` (mutated in place) and report what it found.
 
@@ -173,7 +177,9 @@ def advance(
     rule turned off ends its open episode on the next tick. `baseline_seconds` is the time constant of the
     zscore and volume rules' baseline. `sessions` are the symbol's exchange's (none: 24/7): no window reaches
     back before the latest open, the gap rule judges a session's first tick, and outside regular hours a
-    smaller take-back shows a print up as bad.
+    smaller take-back shows a print up as bad. `market` (the symbol's benchmark and its recent prices) puts each
+    new anomaly beside the market's move and feeds the `relative` rule; β folds the ticks leaving the window, with
+    time constant `beta_seconds`.
     """
     ticks = list(ticks)
     if ticks:
@@ -194,6 +200,7 @@ def advance(
         now=now,
         silence=Silence(silence),
         sessions=sessions,
+        market=market,
         lateness_ms=lateness_ms,
         baseline_seconds=baseline_seconds,
     )
@@ -209,6 +216,7 @@ def advance(
         max((rule.window_ms for rule in active if rule.name != GAP), default=0) + (lateness_ms if baseline else 0),
         baseline_seconds * 1000 if baseline else None,
         keep_previous=any(rule.name == GAP for rule in active),
+        market=None if market is None else (market, beta_seconds * 1000),
     )
     return outcome
 
@@ -231,10 +239,12 @@ class _Evaluation:
         now: datetime,
         silence: Silence,
         sessions: Sessions | None,
+        market: Market | None,
         lateness_ms: int,
         baseline_seconds: int,
     ) -> None:
         self.state, self.symbol, self.rules, self.start = state, symbol, rules, start
+        self.market, self.beta = market, state.beta.value
         self.episodes: dict[str, Episode] = {rule.name: source.get(rule.name, Episode()).copy() for rule in rules}
         self.changes, self.reusable = changes, reusable
         self.published, self.now, self.silence = published, now, silence
@@ -255,6 +265,8 @@ class _Evaluation:
             tau_ms=baseline_seconds * 1000,
             lateness_ms=lateness_ms,
             sessions=sessions,
+            market=market,
+            beta=self.beta,
         )
 
     @classmethod
@@ -349,6 +361,16 @@ class _Evaluation:
                     state.known,
                     self.reusable.get(rule.name),
                 )
+                if self.market is not None:
+                    anomaly = episode.anomaly
+                    anomaly.update(
+                        self.market.context(
+                            ref_ts=anomaly["reference_timestamp"],
+                            ts=ts,
+                            change_pct=anomaly["change_pct"],
+                            beta=self.beta,
+                        )
+                    )
             elif _deepen(episode.anomaly, price, ts):
                 self.deepened.add(episode.anomaly["id"])
                 if episode.anomaly["muted"] and self.silence.hushes:
@@ -568,10 +590,18 @@ def _deepen(anomaly: dict[str, Any], price: float, ts: int) -> bool:
     return False
 
 
-def _prune(state: SymbolState, window_ms: int, tau_ms: float | None, *, keep_previous: bool = False) -> None:
-    """Drop ticks no future evaluation can see (folding them into the baseline when `tau_ms` is given, bad
-    prints left out), and ids no re-evaluation can produce again. `keep_previous` keeps the tick before the
-    first one a late tick can make re-evaluate (a gap is measured from it)."""
+def _prune(
+    state: SymbolState,
+    window_ms: int,
+    tau_ms: float | None,
+    *,
+    keep_previous: bool = False,
+    market: tuple[Market, float] | None = None,
+) -> None:
+    """Drop ticks no future evaluation can see (folding them into the baseline when `tau_ms` is given, and into
+    β when `market` (with β's time constant) is, bad prints left out), and ids no re-evaluation can produce
+    again. `keep_previous` keeps the tick before the first one a late tick can make re-evaluate (a gap is
+    measured from it)."""
     assert state.watermark is not None
     keep_from = bisect.bisect_left(state.ts, state.watermark - window_ms)
     if keep_previous:
@@ -581,6 +611,11 @@ def _prune(state: SymbolState, window_ms: int, tau_ms: float | None, *, keep_pre
             for j in range(keep_from):
                 if state.ts[j] not in state.suspect:
                     state.baseline.fold(state.ts[j], state.prices[j], state.volumes[j], tau_ms)
+        if market is not None:
+            track, beta_tau = market[0].track, market[1]
+            for j in range(keep_from):
+                if state.ts[j] not in state.suspect:
+                    state.beta.fold(state.ts[j], state.prices[j], track.price_at(state.ts[j]), beta_tau)
         state.suspect = {ts: judged for ts, judged in state.suspect.items() if ts > state.ts[keep_from - 1]}
         del state.ts[:keep_from]
         del state.prices[:keep_from]

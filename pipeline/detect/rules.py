@@ -6,7 +6,8 @@ knows about episodes. Each rule is a condition on one tick and the window of W b
 - `drop` / `rise`: the price against the window's high / low (`price_crossed`);
 - `zscore`: the log return over the window in units of the symbol's own volatility over W (`zscore`);
 - `volume`: the volume traded in the window against the symbol's usual volume for W (`volume_ratio`);
-- `gap`: at a session's first tick, the move from the last tick before the session opened (`gap_pct`).
+- `gap`: at a session's first tick, the move from the last tick before the session opened (`gap_pct`);
+- `relative`: the move over the window net of β times the benchmark's over the same span (pipeline.detect.market).
 
 No window reaches back across a closed market: given the sessions' opening times of the symbol's exchange, a
 window starts at the latest open at the earliest (so an overnight move is a gap, never a drop).
@@ -25,10 +26,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from pipeline.detect.market import Market
 from pipeline.schema import RuleName
 
 PRICE_RULES: tuple[RuleName, ...] = ("drop", "rise")
 GAP: RuleName = "gap"
+RELATIVE: RuleName = "relative"
 BASELINE_RULES: tuple[RuleName, ...] = ("zscore", "volume")
 # A floor under volatility (1 basis point per √minute): a symbol whose price never moved would otherwise make
 # any move infinitely many sigma.
@@ -351,8 +354,11 @@ class WindowChecks:
         tau_ms: float,
         lateness_ms: int,
         sessions: Sessions | None = None,
+        market: Market | None = None,
+        beta: float = 1.0,
     ) -> None:
         self.ts, self.prices, self.volumes = ts, prices, volumes
+        self.market, self.beta = market, beta
         self.sessions = sessions or ALWAYS_OPEN
         self._session: tuple[float, float, int | None, float] = (math.inf, -math.inf, None, math.inf)  # none yet
         self.excluded = excluded
@@ -411,10 +417,12 @@ class WindowChecks:
                 return None
             # The latest tick at the extreme: the move is measured from where the price last stood there.
             return Crossing(extremes.latest_at(lo, i, extreme))
+        start = next(j for j in range(lo, i) if j not in self.excluded)  # window is not None: one exists
+        if rule.name == RELATIVE:
+            return self._relative(rule, start, i)
         usual = self._usual(rule.window_ms, ts)
         if usual is None:
             return None  # not enough history yet
-        start = next(j for j in range(lo, i) if j not in self.excluded)  # window is not None: one exists
         if rule.name == "zscore":
             score = zscore(price, self.prices[start], (ts - self.ts[start]) / 1000, usual[0])
             return Crossing(start, zscore=round(score, 3)) if abs(score) >= rule.threshold_pct else None
@@ -431,6 +439,13 @@ class WindowChecks:
         if opened is None or before is None or self.ts[before] >= opened:
             return None
         return Crossing(before) if abs(gap_pct(self.prices[i], self.prices[before])) >= rule.threshold_pct else None
+
+    def _relative(self, rule: Limits, start: int, i: int) -> Crossing | None:
+        """The own move from the window's first tick: nothing without a benchmark covering the window."""
+        if self.market is None:
+            return None
+        own = self.market.own_move(self.ts[start], self.prices[start], self.ts[i], self.prices[i], self.beta)
+        return Crossing(start) if own is not None and abs(own) >= rule.threshold_pct else None
 
     def _usual(self, window_ms: int, ts: int) -> tuple[float, float] | None:
         """(variance, volume) per second before t - W - lateness; None with less than W of history there."""

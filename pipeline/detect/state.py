@@ -22,6 +22,7 @@ from redis import Redis
 
 from pipeline import keys
 from pipeline.detect.detection import Episode, SymbolState
+from pipeline.detect.market import Beta, Track
 from pipeline.detect.rules import Baseline, Pending
 from pipeline.metrics import Recorder
 from pipeline.schema import PartitionRange
@@ -96,6 +97,7 @@ def encode(state: SymbolState) -> bytes:
             "suspect": list(state.suspect.items()),
             "baseline": state.baseline.to_list(),
             "trusted": state.trusted,
+            "beta": state.beta.to_list(),
         }
     )
     return b"".join(
@@ -133,7 +135,15 @@ def decode(raw: bytes) -> SymbolState:
         suspect=dict(meta.get("suspect", ())),
         baseline=Baseline.from_list(meta.get("baseline")),
         trusted=meta.get("trusted", False),
+        beta=Beta.from_list(meta.get("beta")),
     )
+
+
+def load_tracks(redis: Redis, benchmarks: Iterable[str]) -> dict[str, Track]:
+    """The benchmarks' recent prices (empty when none were kept yet)."""
+    names = sorted(benchmarks)
+    raw = redis.mget([keys.benchmark_track(name) for name in names]) if names else []
+    return {name: Track.decode(data) for name, data in zip(names, raw, strict=True)}
 
 
 def _episodes_out(episodes: dict[str, Episode]) -> dict[str, Any]:
@@ -161,10 +171,13 @@ def commit(
     counts: Mapping[str, int],
     figures: Recorder | None = None,
     feeds: Mapping[str, bytes] | None = None,
+    tracks: Mapping[str, Track] | None = None,
 ) -> None:
-    """Atomically store the new states, the partitions' progress, the running counters, `figures` and the
-    symbols' live `feeds` (pipeline.feeds)."""
+    """Atomically store the new states, the partitions' progress, the running counters, `figures`, the
+    symbols' live `feeds` (pipeline.feeds) and the benchmarks' `tracks` this batch moved."""
     pipe = redis.pipeline(transaction=True)
+    if tracks:
+        pipe.mset({keys.benchmark_track(name): track.encode() for name, track in tracks.items()})
     if feeds:
         pipe.hset(keys.FEEDS, mapping={symbol: raw for symbol, raw in feeds.items()})
     if states:

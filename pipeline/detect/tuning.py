@@ -28,7 +28,9 @@ STEP = 0.1  # thresholds are suggested to a tenth (of a %, a sigma, a multiple)
 
 def magnitude(anomaly: Anomaly) -> float | None:
     """What a rule's threshold is compared with, at the episode's peak: |%| for drop, rise and gap, sigmas for
-    zscore, the multiple for volume."""
+    zscore, the multiple for volume, |own move %| for relative (as detected)."""
+    if anomaly.rule == "relative":
+        return None if anomaly.own_change_pct is None else abs(anomaly.own_change_pct)
     if anomaly.rule == "zscore":
         return None if anomaly.zscore is None else abs(anomaly.zscore)
     if anomaly.rule == "volume":

@@ -13,6 +13,7 @@ import itertools
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from celery import Task
@@ -21,11 +22,12 @@ from pipeline import store
 from pipeline.alerting import slack_messages
 from pipeline.alerting import tasks as delivery_tasks
 from pipeline.alerting.channels import channel_names
-from pipeline.calendars import for_patterns, sessions_ms
+from pipeline.calendars import Calendars, for_patterns, sessions_ms
 from pipeline.context import Context
-from pipeline.controls import controls_for
+from pipeline.controls import SymbolControls, controls_for
 from pipeline.detect import state
-from pipeline.detect.detection import SymbolState, TickPoint, advance
+from pipeline.detect.detection import Outcome, SymbolState, TickPoint, advance
+from pipeline.detect.market import Market, Track, benchmark_for
 from pipeline.detect.silence import Hush
 from pipeline.feeds import watch
 from pipeline.metrics import Recorder
@@ -97,9 +99,11 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
     for tick in fresh:
         by_symbol[tick.symbol].append(TickPoint(tick.ts, tick.price, tick.volume, tick.published, tick.trusted))
 
-    symbols = sorted(by_symbol)
-    controls = controls_for(ctx.redis, ctx.settings, symbols)
+    controls = controls_for(ctx.redis, ctx.settings, sorted(by_symbol))
     calendars = for_patterns(ctx.settings.calendars)  # once per batch: each symbol's sessions, by its exchange
+    markets = _markets(ctx, by_symbol, controls, calendars)
+    # Benchmarks first: the symbols after them measure against their tracks with this batch's ticks in
+    symbols = sorted(by_symbol, key=lambda symbol: (symbol not in markets.tracks, symbol))
     states: dict[str, SymbolState] = state.load_states(ctx.redis, symbols)
     now = datetime.now(UTC)
     clock_skew_ms = ctx.settings.clock_skew_seconds * 1000 or None  # 0: the guard is off
@@ -120,9 +124,13 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
             now=now,
             silence=controls[symbol].hushes,
             sessions=sessions_ms(calendars.code_for(symbol)),
+            market=markets.of(symbol),
             clock_skew_ms=clock_skew_ms,
             baseline_seconds=ctx.settings.baseline_seconds,
+            beta_seconds=ctx.settings.beta_seconds,
         )
+        if symbol in markets.tracks:
+            markets.moved(symbol, by_symbol[symbol], outcome)
         suspects.update(((symbol, ts), reason) for ts, reason in outcome.suspects)
         anomalies += outcome.anomalies
         alerts += [a for a in outcome.anomalies if a.id in outcome.new_ids and not a.muted]
@@ -197,8 +205,46 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
     figures.observe("batch_apply_seconds", time.perf_counter() - began)
     figures.observe("batch_latency_seconds", time.time() - batch["sent_at"])
     feeds = watch.learned(ctx.redis, ctx.settings, by_symbol, now)  # nothing (no Redis call) for replays
-    state.commit(ctx.redis, progress=progress, states=states, counts=counts, figures=figures, feeds=feeds)
+    state.commit(
+        ctx.redis, progress=progress, states=states, counts=counts, figures=figures, feeds=feeds, tracks=markets.changed
+    )
     return counts
+
+
+@dataclass
+class _Markets:
+    """One batch's benchmarks: each symbol's, and the recent prices of those it needs or holds ticks of."""
+
+    benchmark: dict[str, str]  # symbol -> its benchmark
+    tracks: dict[str, Track]
+    horizon_ms: int
+    changed: dict[str, Track] = field(default_factory=dict)
+
+    def of(self, symbol: str) -> Market | None:
+        name = self.benchmark.get(symbol)
+        return None if name is None else Market(name, self.tracks[name])
+
+    def moved(self, benchmark: str, ticks: list[TickPoint], outcome: Outcome) -> None:
+        """A benchmark's ticks evaluated in this batch join its track (not the late, repeated or skewed)."""
+        left_out = {tick.ts for tick in (*outcome.late, *outcome.duplicates)} | {ts for ts, _ in outcome.suspects}
+        track = self.tracks[benchmark]
+        track.add(((tick.ts, tick.price) for tick in ticks if tick.ts not in left_out), self.horizon_ms)
+        self.changed[benchmark] = track
+
+
+def _markets(
+    ctx: Context, by_symbol: dict[str, list[TickPoint]], controls: dict[str, SymbolControls], calendars: Calendars
+) -> _Markets:
+    configured = ctx.settings.benchmarks
+    if not configured:
+        return _Markets({}, {}, 0)
+    benchmark = {
+        symbol: found
+        for symbol in by_symbol
+        if (found := benchmark_for(configured, symbol, controls[symbol].groups, calendars.code_for(symbol)))
+    }
+    needed = set(benchmark.values()) | (set(configured.values()) & set(by_symbol))
+    return _Markets(benchmark, state.load_tracks(ctx.redis, needed), ctx.settings.benchmark_history_seconds * 1000)
 
 
 @app.task(
