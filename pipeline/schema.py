@@ -261,6 +261,7 @@ class Anomaly(BaseModel):
     beta: float | None = Field(
         None, description="the symbol's sensitivity to its benchmark, from its own history (1 until known)"
     )
+    watcher: str | None = Field(None, description="a personal watch's alert: the Slack user it is for (by DM)")
     muted: bool = False
     broke_through: str | None = Field(
         None, description="the mutes in force that the move broke through (`unless 2x`): who muted, and why"

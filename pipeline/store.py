@@ -54,6 +54,7 @@ _ANOMALY_PROPERTIES: dict[str, Any] = {
     "muted": {"type": "boolean"},
     "broke_through": {"type": "keyword", "index": False},
     "benchmark": {"type": "keyword"},
+    "watcher": {"type": "keyword"},
     "market_change_pct": {"type": "double"},
     "own_change_pct": {"type": "double"},
     "beta": {"type": "double"},

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,7 +63,8 @@ class Rule:
     """One rule's parameters for one symbol; threshold 0 disables it.
 
     `threshold_pct` is a percentage for drop and rise, k (sigmas) for zscore and a ratio for volume. An episode
-    opens once the condition has held on `confirm_ticks` ticks in a row and for `confirm_seconds`.
+    opens once the condition has held on `confirm_ticks` ticks in a row and for `confirm_seconds`. A rule with a
+    `watcher` is that person's watch (pipeline.watches): its episodes are its own, never muted by the channel's.
     """
 
     name: RuleName
@@ -71,6 +73,12 @@ class Rule:
     cooldown_seconds: int
     confirm_ticks: int = 1
     confirm_seconds: float = 0.0
+    watcher: str | None = None
+    # What its episodes are kept under: the rule's name, and for a watch its watcher's id too
+    key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", episode_key(self.name, self.watcher))
 
     @property
     def enabled(self) -> bool:
@@ -86,7 +94,11 @@ class Rule:
         return max(self.cooldown_seconds, self.window_seconds) * 1000
 
 
-def anomaly_id(symbol: str, rule: RuleName, reference_ts: int) -> str:
+def episode_key(rule: str, watcher: str | None) -> str:
+    return rule if watcher is None else f"{rule}@{watcher}"
+
+
+def anomaly_id(symbol: str, rule: str, reference_ts: int) -> str:
     digest = hashlib.blake2b(f"{symbol}|{rule}|{reference_ts}".encode(), digest_size=10).hexdigest()
     return f"{symbol.lower().replace('/', '-')}-{rule}-{digest}"
 
@@ -206,7 +218,7 @@ def advance(
     )
     run.suspects += skewed
     run.evaluate()
-    _settle(state, run.episodes, run.changes, lateness_ms)
+    _settle(state, {**run.episodes, **run.watching}, run.changes, lateness_ms)
     outcome = run.outcome(late, duplicates)
     # The zscore and volume rules measure against ticks older than the window and the lateness: keep those
     # in the window until they are folded into the baseline.
@@ -243,9 +255,15 @@ class _Evaluation:
         lateness_ms: int,
         baseline_seconds: int,
     ) -> None:
-        self.state, self.symbol, self.rules, self.start = state, symbol, rules, start
+        self.state, self.symbol, self.start = state, symbol, start
+        self.rules = [rule for rule in rules if rule.watcher is None]
+        self.watches = _WatchGroups([rule for rule in rules if rule.watcher is not None])
         self.market, self.beta = market, state.beta.value
-        self.episodes: dict[str, Episode] = {rule.name: source.get(rule.name, Episode()).copy() for rule in rules}
+        # Each channel rule's episode, and the watches' under way (an armed watch has none: thousands cost nothing)
+        self.episodes: dict[str, Episode] = {rule.key: source.get(rule.key, Episode()).copy() for rule in self.rules}
+        self.watching: dict[str, Episode] = {
+            key: source[key].copy() for key in self.watches.by_key if key in source and _ongoing(source[key])
+        }
         self.changes, self.reusable = changes, reusable
         self.published, self.now, self.silence = published, now, silence
         self.touched: dict[str, dict[str, Any]] = {}  # anomalies changed by this batch, by id
@@ -282,7 +300,7 @@ class _Evaluation:
             start, source, changes, reusable = state.evaluated_upto, state.live, state.changes, {}
         else:
             start, source, changes, reusable = watermark, state.settled, [], _tentative_ids(state, watermark)
-        evaluated = [rule for rule in rules if rule.enabled or _ongoing(source.get(rule.name))]
+        evaluated = [rule for rule in rules if rule.enabled or _ongoing(source.get(rule.key))]
         return cls(state, symbol, evaluated, start, source, changes, reusable, **options)
 
     def evaluate(self) -> None:
@@ -296,16 +314,33 @@ class _Evaluation:
         for i in range(first, len(state.ts)):
             if silence.hushes:
                 silence.tick(state.prices[i])
-            hits = self._hits(i)
-            if prev is not None and not state.trusted and self._bad_print(prev, i, hits):
-                hits = self._hits(i)  # measured again without it
+            hits, watched = self._hits(i)
+            if (
+                prev is not None
+                and not state.trusted
+                and self._bad_print(prev, i, {**hits, **watched} if watched else hits)
+            ):
+                hits, watched = self._hits(i)  # measured again without it
             prev = i
             for rule in self.rules:
-                self._step(rule, self.episodes[rule.name], hits[rule.name], i)
+                self._step(rule, self.episodes[rule.key], hits[rule.key], i)
+            if watched:
+                self._step_watches(watched, i)
 
-    def _hits(self, i: int) -> dict[str, Crossing | None]:
-        """Each rule's condition at tick `i` (a disabled rule's never holds)."""
-        return {rule.name: self.checks.check(rule, i) if rule.enabled else None for rule in self.rules}
+    def _hits(self, i: int) -> tuple[dict[str, Crossing | None], dict[str, Crossing | None]]:
+        """Each rule's condition at tick `i` (a disabled rule's never holds), and the watches' that hold or have an
+        episode under way."""
+        hits = {rule.key: self.checks.check(rule, i) if rule.enabled else None for rule in self.rules}
+        return hits, self.watches.hits(self.checks, i, self.watching) if self.watches.groups else {}
+
+    def _step_watches(self, watched: dict[str, Crossing | None], i: int) -> None:
+        """The watches that hold or have an episode: a step each; an episode over leaves the armed watch bare."""
+        by_key, watching = self.watches.by_key, self.watching
+        for key, hit in watched.items():
+            episode = watching.setdefault(key, Episode())
+            self._step(by_key[key], episode, hit, i)
+            if not _ongoing(episode):
+                del watching[key]
 
     def _bad_print(self, prev: int, i: int, hits: dict[str, Crossing | None]) -> bool:
         """Whether tick `prev` opened a condition that tick `i` takes back; if so it leaves every window and
@@ -316,14 +351,15 @@ class _Evaluation:
         def share() -> float:  # asked only of a print that opened a condition alone: rare, and not free
             return OFF_HOURS_REVERT_SHARE if checks.off_hours(prev_ts) else REVERT_SHARE
 
-        reason = _contradicted(self.episodes, hits, prev_ts, state.prices[prev], state.prices[i], share)
+        episodes = itertools.chain(self.episodes.items(), self.watching.items())
+        reason = _contradicted(episodes, hits, prev_ts, state.prices[prev], state.prices[i], share)
         if reason is None:
             return False
         self.checks.exclude(prev)
         state.suspect[state.ts[prev]] = ts
         if state.ts[prev] not in self.flagged_before:
             self.suspects.append((state.ts[prev], reason))
-        for name, episode in self.episodes.items():
+        for name, episode in (*self.episodes.items(), *self.watching.items()):
             if episode.pending is not None and episode.pending.since == state.ts[prev]:
                 episode.pending = None
                 self.changes.append((ts, name, episode.copy()))
@@ -343,7 +379,7 @@ class _Evaluation:
                 ticks_needed = 1 if state.trusted or rule.name == GAP else rule.confirm_ticks
                 if not confirmed(pending, ts, ticks_needed, rule.confirm_seconds):
                     episode.pending = pending  # holds, not confirmed yet (Alertmanager's "pending")
-                    self.changes.append((ts, rule.name, episode.copy()))
+                    self.changes.append((ts, rule.key, episode.copy()))
                     return
                 episode.pending = None
                 volume = None if math.isnan(state.volumes[i]) else state.volumes[i]
@@ -359,7 +395,7 @@ class _Evaluation:
                     self.now,
                     self.silence,
                     state.known,
-                    self.reusable.get(rule.name),
+                    self.reusable.get(rule.key),
                 )
                 if self.market is not None:
                     anomaly = episode.anomaly
@@ -373,7 +409,7 @@ class _Evaluation:
                     )
             elif _deepen(episode.anomaly, price, ts):
                 self.deepened.add(episode.anomaly["id"])
-                if episode.anomaly["muted"] and self.silence.hushes:
+                if episode.anomaly["muted"] and self.silence.hushes and rule.watcher is None:
                     _break_through(episode.anomaly, self.silence.breaks(_multiple(rule, episode.anomaly, hit)))
             episode.last_hold = ts
             self.touched[episode.anomaly["id"]] = episode.anomaly
@@ -388,7 +424,7 @@ class _Evaluation:
             episode.anomaly = None
         else:
             return
-        self.changes.append((ts, rule.name, episode.copy()))
+        self.changes.append((ts, rule.key, episode.copy()))
 
     def outcome(self, late: list[TickPoint], duplicates: list[TickPoint]) -> Outcome:
         """What the batch changed, remembering in `state.known` what was reported (so a re-evaluation of the
@@ -411,6 +447,7 @@ class _Evaluation:
         for key, data in touched.items():
             known[key] = {
                 "rule": data["rule"],
+                "key": episode_key(data["rule"], data.get("watcher")),
                 "timestamp": data["timestamp"],
                 "published_at": data["published_at"],
                 "detected_at": data["detected_at"],
@@ -429,6 +466,37 @@ class _Evaluation:
         )
 
 
+class _WatchGroups:
+    """Personal watches grouped by rule and window, thresholds sorted: at each tick one measure per group tells
+    every watch of it that holds (a bisection), so the cost grows with the groups, not the watches."""
+
+    def __init__(self, watches: list[Rule]) -> None:
+        self.by_key = {rule.key: rule for rule in watches if rule.enabled}
+        grouped: dict[tuple[RuleName, int], list[Rule]] = {}
+        for rule in self.by_key.values():
+            grouped.setdefault((rule.name, rule.window_ms), []).append(rule)
+        self.groups = [
+            (name, window_ms, [r.threshold_pct for r in ordered], ordered)
+            for (name, window_ms), rules in grouped.items()
+            for ordered in [sorted(rules, key=lambda r: r.threshold_pct)]
+        ]
+
+    def hits(self, checks: WindowChecks, i: int, episodes: Mapping[str, Episode]) -> dict[str, Crossing | None]:
+        found: dict[str, Crossing | None] = {}
+        for name, window_ms, thresholds, rules in self.groups:
+            measured = checks.measure(name, window_ms, i)
+            if measured is None:
+                continue
+            holding = bisect.bisect_right(thresholds, measured.size)
+            if holding:
+                crossing = checks.crossing(window_ms, i, measured)
+                found.update((rule.key, crossing) for rule in rules[:holding])
+        for key in episodes:
+            if key not in found:
+                found[key] = None  # an episode under way that does not hold at this tick
+        return found
+
+
 def _ongoing(episode: Episode | None) -> bool:
     return episode is not None and (episode.anomaly is not None or episode.pending is not None)
 
@@ -442,13 +510,14 @@ def _settle(
     state.watermark = newest_allowed_late if state.watermark is None else max(state.watermark, newest_allowed_late)
     settled = {name: ep.copy() for name, ep in state.settled.items()}
     settled.update({name: ep for ts, name, ep in changes if ts <= state.watermark})
-    state.settled = settled
+    state.settled = {name: ep for name, ep in settled.items() if _ongoing(ep)}  # an armed rule needs no entry
     state.changes = [change for change in changes if change[0] > state.watermark]
-    state.live, state.evaluated_upto = episodes, state.ts[-1]
+    state.live = {name: ep for name, ep in episodes.items() if _ongoing(ep)}
+    state.evaluated_upto = state.ts[-1]
 
 
 def _contradicted(
-    episodes: dict[str, Episode],
+    episodes: Iterable[tuple[str, Episode]],
     hits: Mapping[str, Crossing | None],
     prev_ts: int,
     prev_price: float,
@@ -456,13 +525,13 @@ def _contradicted(
     share: Callable[[], float],
 ) -> str | None:
     """Why the previous tick is a bad print: it alone made a condition hold, and this tick takes the move back."""
-    for name, episode in episodes.items():
+    for name, episode in episodes:
         pending = episode.pending
         if (
             pending is not None
             and pending.ticks == 1
             and pending.since == prev_ts
-            and hits[name] is None
+            and hits.get(name) is None
             and contradicts(pending.reference_price, prev_price, price, share())
         ):
             return bad_print_reason(name, pending.reference_price, prev_price, price)
@@ -512,7 +581,7 @@ def _tentative_ids(state: SymbolState, watermark: int) -> dict[str, list[str]]:
     tentative: dict[str, list[tuple[int, str]]] = {}
     for key, seen in state.known.items():
         if (seen["timestamp"] or 0) > watermark:
-            tentative.setdefault(str(seen.get("rule")), []).append((seen["timestamp"] or 0, key))
+            tentative.setdefault(str(seen.get("key") or seen.get("rule")), []).append((seen["timestamp"] or 0, key))
     return {rule: [key for _, key in sorted(items)] for rule, items in tentative.items()}
 
 
@@ -530,10 +599,12 @@ def _open(
     reusable: list[str] | None,
 ) -> dict[str, Any]:
     change = round((tick.price / ref_price - 1) * 100, 4)
-    key = reusable.pop(0) if reusable else anomaly_id(symbol, rule.name, ref_ts)
+    key = reusable.pop(0) if reusable else anomaly_id(symbol, rule.key, ref_ts)
     seen = known.get(key, {})
     same_tick = seen.get("timestamp") == tick.ts
-    broke = silence.breaks(_multiple(rule, {"change_pct": change}, hit)) if silence.hushes else None
+    # The channel's mutes never silence a personal watch
+    hushed = silence.hushes and rule.watcher is None
+    broke = silence.breaks(_multiple(rule, {"change_pct": change}, hit)) if hushed else None
     anomaly = {
         "id": key,
         "symbol": symbol,
@@ -556,7 +627,8 @@ def _open(
         "published_at": seen.get("published_at") if same_tick and tick.published is None else tick.published,
         "detected_at": seen.get("detected_at") or round(now.timestamp() * 1000),
         # Whether it was notified is decided once, when it opened (or when it broke through its mute)
-        "muted": seen.get("muted", silence.muted) and broke is None,
+        "muted": seen.get("muted", silence.muted and hushed) and broke is None,
+        "watcher": rule.watcher,
     }
     _break_through(anomaly, broke)
     return anomaly

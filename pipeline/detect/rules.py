@@ -322,6 +322,19 @@ class Crossing(NamedTuple):
     volume_ratio: float | None = None
 
 
+class Reading(NamedTuple):
+    """What a rule reads at a tick: its `size` in the threshold's unit (|%| below the window's high for drop, above
+    its low for rise, |%| for gap and relative, sigmas for zscore, the multiple for volume), and what its crossing
+    needs."""
+
+    size: float
+    ref: int | None  # the reference tick's index (None for drop and rise: found only once they hold)
+    extreme: float = 0.0  # drop and rise: the window's high or low
+    lo: int = 0  # drop and rise: the window's first index
+    zscore: float | None = None
+    volume_ratio: float | None = None
+
+
 class Limits(Protocol):
     """What a rule check needs to know of one rule (pipeline.detection.Rule is one)."""
 
@@ -366,10 +379,12 @@ class WindowChecks:
         self.extremes: dict[int, SlidingExtremes] = {}
         self.sums: dict[int, SlidingSum] = {}
         self.cursors: dict[int, tuple[int, Baseline]] = {}
+        self._readings: dict[tuple[str, int], tuple[int, Reading | None]] = {}  # (rule, window) -> (tick, reading)
 
     def exclude(self, index: int) -> None:
         """Take a tick out of every window from now on (it was found to be a bad print)."""
         self.excluded.add(index)
+        self._readings.clear()
         for extremes in self.extremes.values():
             extremes.reset()
         for sums in self.sums.values():
@@ -400,52 +415,76 @@ class WindowChecks:
         return self._session
 
     def check(self, rule: Limits, i: int) -> Crossing | None:
-        ts, price = self.ts[i], self.prices[i]
-        opened = self.session_open(ts) if self.sessions.opens else None
-        if rule.name == GAP:
-            return self._gap(rule, i, opened)
-        lo = bisect.bisect_left(self.ts, max(ts - rule.window_ms, opened or 0), 0, i)
-        if rule.window_ms not in self.extremes:
-            self.extremes[rule.window_ms] = SlidingExtremes(self.prices, self.excluded)
-        extremes = self.extremes[rule.window_ms]
-        window = extremes(lo, i)
-        if window is None:
+        """Whether `rule` holds at tick `i`, and the crossing it measures from."""
+        found = self.reading(rule.name, rule.window_ms, i)
+        if found is None:
             return None
         if rule.name in PRICE_RULES:
-            extreme = window[0] if rule.name == "drop" else window[1]
-            if not price_crossed(rule.name, price, extreme, rule.threshold_pct):
+            if not price_crossed(rule.name, self.prices[i], found.extreme, rule.threshold_pct):
                 return None
-            # The latest tick at the extreme: the move is measured from where the price last stood there.
-            return Crossing(extremes.latest_at(lo, i, extreme))
+        elif found.size < rule.threshold_pct:
+            return None
+        return self.crossing(rule.window_ms, i, found)
+
+    def measure(self, name: RuleName, window_ms: int, i: int) -> Reading | None:
+        """Rule `name`'s reading at tick `i` (its `size` in the threshold's unit): many thresholds of one rule and
+        window (personal watches) then cost one reading, not one check each."""
+        return self.reading(name, window_ms, i)
+
+    def crossing(self, window_ms: int, i: int, found: Reading) -> Crossing:
+        """The crossing of a reading that met its threshold: for drop and rise, the latest tick at the window's
+        extreme (the move is measured from where the price last stood there)."""
+        ref = found.ref if found.ref is not None else self.extremes[window_ms].latest_at(found.lo, i, found.extreme)
+        return Crossing(ref, zscore=found.zscore, volume_ratio=found.volume_ratio)
+
+    def reading(self, name: RuleName, window_ms: int, i: int) -> Reading | None:
+        """What rule `name` reads at tick `i` over `window_ms` (None: nothing to measure yet), kept for the tick:
+        every rule and watch of that name and window asks the same."""
+        cached = self._readings.get((name, window_ms))
+        if cached is not None and cached[0] == i:
+            return cached[1]
+        found = self._read(name, window_ms, i)
+        self._readings[(name, window_ms)] = (i, found)
+        return found
+
+    def _read(self, name: RuleName, window_ms: int, i: int) -> Reading | None:
+        ts, price = self.ts[i], self.prices[i]
+        opened = self.session_open(ts) if self.sessions.opens else None
+        if name == GAP:
+            before = next((j for j in range(i - 1, -1, -1) if j not in self.excluded), None)
+            if opened is None or before is None or self.ts[before] >= opened:
+                return None
+            return Reading(abs(gap_pct(price, self.prices[before])), before)
+        lo, window = self._span(window_ms, i, ts, opened)
+        if window is None:
+            return None
+        if name in PRICE_RULES:
+            extreme = window[0] if name == "drop" else window[1]
+            moved = (1 - price / extreme) * 100 if name == "drop" else (price / extreme - 1) * 100
+            return Reading(moved, None, extreme, lo)
         start = next(j for j in range(lo, i) if j not in self.excluded)  # window is not None: one exists
-        if rule.name == RELATIVE:
-            return self._relative(rule, start, i)
-        usual = self._usual(rule.window_ms, ts)
+        if name == RELATIVE:
+            if self.market is None:
+                return None
+            own = self.market.own_move(self.ts[start], self.prices[start], ts, price, self.beta)
+            return None if own is None else Reading(abs(own), start)
+        usual = self._usual(window_ms, ts)
         if usual is None:
             return None  # not enough history yet
-        if rule.name == "zscore":
+        if name == "zscore":
             score = zscore(price, self.prices[start], (ts - self.ts[start]) / 1000, usual[0])
-            return Crossing(start, zscore=round(score, 3)) if abs(score) >= rule.threshold_pct else None
-        if rule.window_ms not in self.sums:
-            self.sums[rule.window_ms] = SlidingSum(self.volumes, self.excluded)
-        ratio = volume_ratio(self.sums[rule.window_ms](lo, i + 1), usual[1], rule.window_ms / 1000)
-        return (
-            Crossing(start, volume_ratio=round(ratio, 3)) if ratio is not None and ratio >= rule.threshold_pct else None
-        )
+            return Reading(abs(score), start, zscore=round(score, 3))
+        if window_ms not in self.sums:
+            self.sums[window_ms] = SlidingSum(self.volumes, self.excluded)
+        ratio = volume_ratio(self.sums[window_ms](lo, i + 1), usual[1], window_ms / 1000)
+        return None if ratio is None else Reading(ratio, start, volume_ratio=round(ratio, 3))
 
-    def _gap(self, rule: Limits, i: int, opened: int | None) -> Crossing | None:
-        """At the first tick after a session opened: the move from the last tick before it."""
-        before = next((j for j in range(i - 1, -1, -1) if j not in self.excluded), None)
-        if opened is None or before is None or self.ts[before] >= opened:
-            return None
-        return Crossing(before) if abs(gap_pct(self.prices[i], self.prices[before])) >= rule.threshold_pct else None
-
-    def _relative(self, rule: Limits, start: int, i: int) -> Crossing | None:
-        """The own move from the window's first tick: nothing without a benchmark covering the window."""
-        if self.market is None:
-            return None
-        own = self.market.own_move(self.ts[start], self.prices[start], self.ts[i], self.prices[i], self.beta)
-        return Crossing(start) if own is not None and abs(own) >= rule.threshold_pct else None
+    def _span(self, window_ms: int, i: int, ts: int, opened: int | None) -> tuple[int, tuple[float, float] | None]:
+        """(first index, (max, min) or None if empty) of tick `i`'s window of `window_ms`, within its session."""
+        lo = bisect.bisect_left(self.ts, max(ts - window_ms, opened or 0), 0, i)
+        if window_ms not in self.extremes:
+            self.extremes[window_ms] = SlidingExtremes(self.prices, self.excluded)
+        return lo, self.extremes[window_ms](lo, i)
 
     def _usual(self, window_ms: int, ts: int) -> tuple[float, float] | None:
         """(variance, volume) per second before t - W - lateness; None with less than W of history there."""

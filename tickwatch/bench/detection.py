@@ -28,7 +28,27 @@ def _rules(names: tuple[RuleName, ...], confirm_ticks: int) -> list[Rule]:
     return [Rule(name, THRESHOLDS[name], 300, 300, confirm_ticks=confirm_ticks) for name in names]
 
 
+def _watches(count: int, long_window: int = 300) -> list[Rule]:
+    """`count` personal watches of one symbol, as people set them: drop, rise or zscore, half of them over the
+    channel's 5 minutes and half over `long_window`, each its own threshold (10,000 watches over 500 symbols is 20
+    a symbol)."""
+    kinds: list[tuple[RuleName, int, float, float]] = [
+        ("drop", 300, 2.0, 6.0),
+        ("rise", 300, 2.0, 6.0),
+        ("zscore", 300, 4.0, 8.0),
+        ("drop", long_window, 3.0, 9.0),
+        ("rise", long_window, 3.0, 9.0),
+        ("zscore", long_window, 4.0, 8.0),
+    ]
+    found = []
+    for j in range(count):
+        name, window, low, high = kinds[j % len(kinds)]
+        found.append(Rule(name, round(low + (high - low) * ((j * 0.618) % 1), 1), window, window, 2, watcher=f"U{j}"))
+    return found
+
+
 XNYS = "XNYS"
+WATCHES_PER_SYMBOL = 20
 # name -> (rules, clock guard ms, calendar whose sessions windows stay within)
 VARIANTS: dict[str, tuple[list[Rule], int | None, str | None]] = {
     "drop + rise, alert at once (before)": (_rules(PRICE, 1), None, None),
@@ -37,6 +57,16 @@ VARIANTS: dict[str, tuple[list[Rule], int | None, str | None]] = {
     "+ clock guard": (_rules(EVERY, 2), 60_000, None),
     "+ calendar (XNYS sessions)": (_rules(EVERY, 2), 60_000, XNYS),
     "+ gap rule (all on)": (_rules((*EVERY, "gap"), 2), 60_000, XNYS),
+    f"+ {WATCHES_PER_SYMBOL} personal watches a symbol, 5 min": (
+        _rules((*EVERY, "gap"), 2) + _watches(WATCHES_PER_SYMBOL),
+        60_000,
+        XNYS,
+    ),
+    f"+ {WATCHES_PER_SYMBOL} personal watches a symbol, half 15 min": (
+        _rules((*EVERY, "gap"), 2) + _watches(WATCHES_PER_SYMBOL, long_window=900),
+        60_000,
+        XNYS,
+    ),
 }
 
 
