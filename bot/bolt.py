@@ -21,7 +21,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import commands, interactive, timing
+from bot import commands, interactive, timing, watches
 from bot.backend import Backend
 from bot.messages import failure_message, slow_down_message
 from pipeline.context import async_slack_client
@@ -94,6 +94,7 @@ def create_bolt_app(settings: Settings, backend: Backend | None = None) -> Async
     app.error(answer_error)
     commands.configure(app)
     interactive.configure(app)
+    watches.configure(app)
     return app
 
 

@@ -37,18 +37,18 @@ from bot.parsing import (
 from pipeline import keys
 from pipeline.durations import format_duration
 
-_NOT_PARSED = object()
+NOT_PARSED = object()
 WORKSPACE_URL_CACHE_SECONDS = 24 * 3600
 
 
 async def price(
     ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, context: AsyncBoltContext
 ) -> None:
-    request = await _parse_and_ack(ack, Command.PRICE, parse_price, command)
-    if request is _NOT_PARSED:
+    request = await parse_and_ack(ack, Command.PRICE, parse_price, command)
+    if request is NOT_PARSED:
         return
     backend: Backend = context["backend"]
-    await _answer(respond, await backend.run(answers.price_answer, backend, request.symbol, request.window))
+    await answer(respond, await backend.run(answers.price_answer, backend, request.symbol, request.window))
     if request.chart and not answers.charts_installed():
         await respond(response_type="ephemeral", text=answers.CHARTS_MISSING)
     elif request.chart:
@@ -58,75 +58,75 @@ async def price(
 async def anomalies(
     ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, context: AsyncBoltContext
 ) -> None:
-    request = await _parse_and_ack(ack, Command.ANOMALIES, parse_anomalies, command)
-    if request is _NOT_PARSED:
+    request = await parse_and_ack(ack, Command.ANOMALIES, parse_anomalies, command)
+    if request is NOT_PARSED:
         return
     backend: Backend = context["backend"]
     found = await backend.run(answers.recent_anomalies, backend, request.symbol, request.window)
     if isinstance(found, Message):
-        await _answer(respond, found)
+        await answer(respond, found)
         return
     items, truncated = found
     workspace = await _workspace_url(backend, client) if any(a.slack for a in items) else None
     listed = [(a, a.slack.permalink(workspace) if a.slack else None) for a in items]
-    await _answer(respond, anomalies_message(request.symbol, request.window, listed, truncated=truncated))
+    await answer(respond, anomalies_message(request.symbol, request.window, listed, truncated=truncated))
 
 
 async def mute(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
-    request = await _parse_and_ack(ack, Command.MUTE, parse_mute, command)
-    if request is _NOT_PARSED or not await _allowed(context, command, respond):
+    request = await parse_and_ack(ack, Command.MUTE, parse_mute, command)
+    if request is NOT_PARSED or not await _allowed(context, command, respond):
         return
     backend: Backend = context["backend"]
     message, changed = await backend.run(answers.mute, backend, request, actor(command))
-    await _answer(respond, message, public=changed)
+    await answer(respond, message, public=changed)
 
 
 async def unmute(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
-    request = await _parse_and_ack(ack, Command.UNMUTE, parse_target_only, command)
-    if request is _NOT_PARSED or not await _allowed(context, command, respond):
+    request = await parse_and_ack(ack, Command.UNMUTE, parse_target_only, command)
+    if request is NOT_PARSED or not await _allowed(context, command, respond):
         return
     backend: Backend = context["backend"]
     message = await backend.run(answers.unmute, backend, request.symbol, actor(command))
-    await _answer(respond, message, public=True)
+    await answer(respond, message, public=True)
 
 
 async def mutes(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
-    if await _parse_and_ack(ack, Command.MUTES, parse_no_arguments, command) is _NOT_PARSED:
+    if await parse_and_ack(ack, Command.MUTES, parse_no_arguments, command) is NOT_PARSED:
         return
     backend: Backend = context["backend"]
-    await _answer(respond, await backend.run(answers.mutes, backend))
+    await answer(respond, await backend.run(answers.mutes, backend))
 
 
 async def group(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
-    request = await _parse_and_ack(ack, Command.GROUP, parse_group, command)
-    if request is _NOT_PARSED:
+    request = await parse_and_ack(ack, Command.GROUP, parse_group, command)
+    if request is NOT_PARSED:
         return
     if request.name is not None and request.action != "show" and not await _allowed(context, command, respond):
         return
     backend: Backend = context["backend"]
     message, changed = await backend.run(answers.groups, backend, request, actor(command))
-    await _answer(respond, message, public=changed)
+    await answer(respond, message, public=changed)
 
 
 async def threshold(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
-    request = await _parse_and_ack(ack, Command.THRESHOLD, parse_threshold, command)
-    if request is _NOT_PARSED:
+    request = await parse_and_ack(ack, Command.THRESHOLD, parse_threshold, command)
+    if request is NOT_PARSED:
         return
     backend: Backend = context["backend"]
     if isinstance(request, SymbolRequest):
-        await _answer(respond, await backend.run(answers.rules, backend, request.symbol))
+        await answer(respond, await backend.run(answers.rules, backend, request.symbol))
     elif isinstance(request, SuggestRequest):
-        await _answer(respond, await backend.run(answers.suggest_thresholds, backend, request.symbol))
+        await answer(respond, await backend.run(answers.suggest_thresholds, backend, request.symbol))
     elif not await _allowed(context, command, respond):  # a preview replays days of ticks: gated like a change
         return
     elif request.preview:
         if (wait := await backend.run(backend.rate_limits.hit, "preview", command["user_id"])) is not None:
-            await _answer(respond, slow_down_message(wait))
+            await answer(respond, slow_down_message(wait))
             return
-        await _answer(respond, await backend.run(answers.preview_threshold, backend, request))
+        await answer(respond, await backend.run(answers.preview_threshold, backend, request))
     else:
         message, changed = await backend.run(answers.set_threshold, backend, request, actor(command))
-        await _answer(respond, message, public=changed)
+        await answer(respond, message, public=changed)
 
 
 LISTENERS: dict[Command, Callable[..., Any]] = {
@@ -148,16 +148,16 @@ def configure(app: AsyncApp) -> None:
 # --- helpers --------------------------------------------------------------------------------------
 
 
-async def _parse_and_ack(ack: AsyncAck, command: Command, parser: Callable[[str], Any], body: dict[str, Any]) -> Any:
+async def parse_and_ack(ack: AsyncAck, command: Command, parser: Callable[[str], Any], body: dict[str, Any]) -> Any:
     """Parse the text and ack at once: with help or the usage line when that is the whole answer."""
     try:
         request = parser(body.get("text") or "")
     except Usage as error:
         await ack(**usage_message(command, str(error)).payload(), response_type="ephemeral")
-        return _NOT_PARSED
+        return NOT_PARSED
     if request is HELP:
         await ack(**help_message(command).payload(), response_type="ephemeral")
-        return _NOT_PARSED
+        return NOT_PARSED
     await ack()
     return request
 
@@ -165,11 +165,11 @@ async def _parse_and_ack(ack: AsyncAck, command: Command, parser: Callable[[str]
 async def _allowed(context: AsyncBoltContext, body: dict[str, Any], respond: AsyncRespond) -> bool:
     refusal = await authority.may_change(context["backend"], context.client, body, body.get("channel_id"))
     if refusal is not None:
-        await _answer(respond, refusal)
+        await answer(respond, refusal)
     return refusal is None
 
 
-async def _answer(respond: AsyncRespond, message: Message, *, public: bool = False) -> None:
+async def answer(respond: AsyncRespond, message: Message, *, public: bool = False) -> None:
     timing.answered()
     await respond(**message.payload(), response_type="in_channel" if public else "ephemeral")
 

@@ -18,6 +18,9 @@ class Command(StrEnum):
     MUTES = "/mutes"
     GROUP = "/group"
     THRESHOLD = "/threshold"
+    WATCH = "/watch"
+    WATCHES = "/watches"
+    UNWATCH = "/unwatch"
 
 
 class SuggestionAction(StrEnum):

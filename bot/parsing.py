@@ -14,7 +14,8 @@ from pipeline.durations import parse_window
 from pipeline.groups import normalise_target
 from pipeline.mutes import MuteAsk, is_duration, parse_mute_words
 from pipeline.rule_words import RuleChange, parse_rule_words
-from pipeline.schema import RuleName, normalise_symbol
+from pipeline.schema import RULES, RuleName, normalise_symbol
+from pipeline.watches import QuietHours
 
 DEFAULT_PRICE_WINDOW = timedelta(hours=1)
 DEFAULT_ANOMALIES_WINDOW = timedelta(days=1)
@@ -193,6 +194,50 @@ def parse_threshold(text: str) -> ThresholdRequest | SuggestRequest | SymbolRequ
     if asked.reset and preview:
         raise Usage("reset cannot be previewed; preview the default's values instead")
     return ThresholdRequest(symbol, asked.rule, asked.change, reset=asked.reset, preview=preview)
+
+
+@dataclass(frozen=True)
+class WatchRequest:
+    words: list[str]  # SYMBOL|group:NAME RULE THRESHOLD [window], checked by pipeline.watches.parse_watch_words
+
+
+@dataclass(frozen=True)
+class QuietRequest:
+    quiet: QuietHours | None  # None: off
+
+
+@dataclass(frozen=True)
+class UnwatchRequest:
+    target: str
+    rule: RuleName | None
+
+
+def parse_watch(text: str) -> WatchRequest | QuietRequest | _Help:
+    """`TSLA drop 3% 10m` (checked in full by the pipeline, which knows the user), or `quiet 22:00-07:00|off`."""
+    words, _ = _split(text)
+    if not words or words == ["help"]:
+        return HELP
+    if words[0].lower() == "quiet":
+        try:
+            return QuietRequest(QuietHours.parse(" ".join(words[1:])))
+        except ValueError as error:
+            raise Usage(str(error)) from None
+    if len(words) < 3:
+        raise Usage("give a symbol or group:NAME, a rule and a threshold, e.g. TSLA drop 3% 10m")
+    _target(words[0])
+    return WatchRequest(words)
+
+
+def parse_unwatch(text: str) -> UnwatchRequest | _Help:
+    words, _ = _split(text)
+    if words == ["help"]:
+        return HELP
+    if not 1 <= len(words) <= 2:
+        raise Usage("give a symbol or group:NAME, and a rule to stop only that one")
+    rule = words[1].lower() if len(words) == 2 else None
+    if rule is not None and rule not in RULES:
+        raise Usage(f"unknown rule {words[1][:20]!r}; rules: {', '.join(RULES)}")
+    return UnwatchRequest(_target(words[0]), rule)
 
 
 def _split(text: str, allowed: frozenset[str] = frozenset()) -> tuple[list[str], set[str]]:

@@ -17,6 +17,7 @@ from pipeline.templating import environment
 
 COMMANDS = "bot_commands.j2"
 ACTIONS = "bot_actions.j2"
+WATCHES = "bot_watches.j2"
 
 
 def render(template: str, macro: str, *args: Any, **kwargs: Any) -> str:

@@ -29,6 +29,45 @@ def benchmark_track(symbol: str) -> str:
     return f"{ROOT}market:{symbol}"
 
 
+def watches_of(user: str) -> str:
+    """A person's watches (pipeline.watches): hash "target|rule" -> JSON."""
+    return f"{ROOT}watches:user:{user}"
+
+
+def watches_on(target: str) -> str:
+    """The watches on a symbol or group: hash "user|rule" -> JSON (what the workers read)."""
+    return f"{ROOT}watches:on:{target}"
+
+
+QUIET_HOURS = ROOT + "watches:quiet"  # hash user -> "HH:MM-HH:MM" in their own time zone
+DM_HELD = ROOT + "dm:held"  # hash user -> JSON [anomaly ids] held during their quiet hours (pipeline.alerting.dms)
+
+
+def dm_record(anomaly_id: str) -> str:
+    """A watch alert's DM: JSON {anomaly, target, channel, ts, catch_up, unwatched} (pipeline.alerting.dms)."""
+    return f"{ROOT}dm:alert:{anomaly_id}"
+
+
+def dm_recent(user: str) -> str:
+    """A person's latest watch alerts (list of anomaly ids, newest first): App Home lists them."""
+    return f"{ROOT}dm:recent:{user}"
+
+
+def dm_catch_up(catch_up_id: str) -> str:
+    """A catch-up DM: JSON {user, ids, channel, ts}."""
+    return f"{ROOT}dm:catchup:{catch_up_id}"
+
+
+def user_zone(user: str) -> str:
+    """A Slack user's time zone (users.info `tz`), cached a day."""
+    return f"{ROOT}slack:tz:{user}"
+
+
+def dm_check(slot: int) -> str:
+    """Claimed by the alerts worker that runs the quiet-hours catch-up of this minute."""
+    return f"{ROOT}dm:check:{slot}"
+
+
 def partition_progress(topic: str, partition: int) -> str:
     """The next offset of a partition to apply."""
     return f"{ROOT}progress:{topic}:{partition}"

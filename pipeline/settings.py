@@ -330,6 +330,12 @@ class Settings(BaseSettings):
         le=86_400,
         description="how much of each benchmark's recent prices the workers keep (longer windows get no market move)",
     )
+    max_watches_per_user: int = Field(
+        50, ge=1, le=1000, description="how many personal watches (/watch) one person may have"
+    )
+    quiet_check_seconds: float = Field(
+        60, gt=0, description="how often the alerts workers look for quiet hours that ended, to send the catch-up DM"
+    )
     mute_reminder_seconds: int = Field(
         3600, ge=60, le=86_400, description="how long before a mute longer than a day ends its author gets a DM"
     )

@@ -99,6 +99,7 @@ class FakeSlack:
         self._outages: list[Outage] = []
         self._messages: dict[tuple[str, str], Response] = {}
         self._views: dict[str, Response] = {}
+        self._homes: dict[str, str] = {}  # user id -> the view id of their App Home tab
         self._uploads: dict[str, dict[str, Any]] = {}  # file id -> {"filename", "length", "data": bytes | None}
         self._last_ts_us = 0
         self._server: SlackHttpServer | None = None
@@ -112,6 +113,7 @@ class FakeSlack:
             "views.open": self._views_open,
             "views.push": self._views_open,
             "views.update": self._views_update,
+            "views.publish": self._views_publish,
             "files.getUploadURLExternal": self._get_upload_url,
             "files.completeUploadExternal": self._complete_upload,
             "users.info": self._users_info,
@@ -414,6 +416,24 @@ class FakeSlack:
         stored = {**view, "id": view_id, "hash": self._next_ts(), "state": {"values": {}}}
         self._views[view_id] = stored
         return {"ok": True, "view": stored}
+
+    def _views_publish(self, params: dict[str, Any]) -> Response:
+        """An App Home tab: one view per user, replaced by each publish."""
+        user = str(params.get("user_id") or "")
+        view = params.get("view")
+        if not _USER_ID.fullmatch(user):
+            return error("invalid_arguments")
+        if not isinstance(view, dict) or view.get("type") != "home":
+            return error("invalid_arguments")
+        view_id = self._homes.get(user) or self._new_view_id()
+        self._homes[user] = view_id
+        return self._store_view(view_id, view)
+
+    def home(self, user: str) -> Response | None:
+        """The user's App Home view as last published, or None."""
+        with self._cond:
+            view_id = self._homes.get(user)
+            return dict(self._views[view_id]) if view_id else None
 
     def _new_view_id(self) -> str:
         return f"V{len(self._views) + 1:010d}"

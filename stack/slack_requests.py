@@ -96,3 +96,40 @@ def block_actions(
             "actions": [{"action_id": action_id, "block_id": "b", "action_ts": str(time.time()), **element}],
         }
     )
+
+
+def app_home_opened(user: str) -> str:
+    """The Events API body Slack sends when a person opens the app's Home tab (JSON)."""
+    return json.dumps(
+        {
+            "token": "legacy",
+            "team_id": TEAM,
+            "api_app_id": APP_ID,
+            "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+            "event_time": int(time.time()),
+            "event": {"type": "app_home_opened", "user": user, "channel": "D0HOME0001", "tab": "home"},
+        }
+    )
+
+
+def home_click(action_id: str, value: str, *, user: str, view_id: str) -> str:
+    """A click on a button of the person's Home tab (no channel, no response_url)."""
+    return interaction(
+        {
+            "type": "block_actions",
+            "user": slack_user(user),
+            "container": {"type": "view", "view_id": view_id},
+            "view": {"id": view_id, "type": "home"},
+            "trigger_id": f"trig-{uuid.uuid4().hex[:6]}",
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": "b",
+                    "type": "button",
+                    "value": value,
+                    "action_ts": str(time.time()),
+                }
+            ],
+        }
+    )

@@ -23,6 +23,15 @@ class AlertAction(StrEnum):
     STORM_MUTE_ALL = "storm.mute_all"  # button, value: storm id
 
 
+class WatchAction(StrEnum):
+    """`action_id`s on personal watch DMs and the App Home tab."""
+
+    ACKNOWLEDGE = "watch.acknowledge"  # button, value: anomaly id (a watch alert's)
+    UNWATCH = "watch.unwatch"  # button on a DM, value: anomaly id (stops the watch that raised it)
+    REMOVE = "home.unwatch"  # button in App Home, value: "target|rule"
+    UNMUTE = "home.unmute"  # button in App Home, value: the muted target
+
+
 class MuteChoice(StrEnum):
     """The Mute menu's options; `custom` opens a modal with a duration and a reason."""
 

@@ -26,6 +26,7 @@ SLACK_REFRESH = "tickwatch.slack_refresh"  # pipeline.alerting.tasks: edit a thr
 DELIVER_WEBHOOK = "tickwatch.deliver_webhook"  # pipeline.webhooks.delivery: webhook deliveries, side by side
 FEED_EVENT = "tickwatch.feed_event"  # pipeline.feeds.tasks: one feed.stale or feed.recovered, every channel
 FEED_OUTAGE = "tickwatch.feed_outage"  # pipeline.feeds.tasks: a calendar's "feed down" Slack message
+DELIVER_DM = "tickwatch.deliver_dm"  # pipeline.alerting.dms: a personal watch alert's DM (post or edit)
 MUTE_REMINDER = "tickwatch.mute_reminder"  # pipeline.alerting.reminders: DM a long mute's author before it ends
 
 TASK_MODULES = [
@@ -34,6 +35,7 @@ TASK_MODULES = [
     "pipeline.webhooks.delivery",
     "pipeline.feeds.tasks",
     "pipeline.alerting.reminders",
+    "pipeline.alerting.dms",
     "pipeline.worker.scheduler",  # the alerts workers' clock: delayed tasks and webhook retries
 ]
 VISIBILITY_TIMEOUT_SECONDS = 300

@@ -19,19 +19,20 @@ from datetime import UTC, datetime
 from celery import Task
 
 from pipeline import store
-from pipeline.alerting import slack_messages
+from pipeline.alerting import dms, slack_messages
 from pipeline.alerting import tasks as delivery_tasks
 from pipeline.alerting.channels import channel_names
 from pipeline.calendars import Calendars, for_patterns, sessions_ms
 from pipeline.context import Context
 from pipeline.controls import SymbolControls, controls_for
 from pipeline.detect import state
-from pipeline.detect.detection import Outcome, SymbolState, TickPoint, advance
+from pipeline.detect.detection import Outcome, Rule, SymbolState, TickPoint, advance, episode_key
 from pipeline.detect.market import Market, Track, benchmark_for
 from pipeline.detect.silence import Hush
 from pipeline.feeds import watch
 from pipeline.metrics import Recorder
 from pipeline.schema import AlertEvent, Anomaly, Batch, PartitionRange, StoredTick, SuspectFlag, TickRow
+from pipeline.watches import Watch, Watches, rules_for
 from pipeline.webhooks import subscriptions
 from pipeline.worker.app import PROCESS_BATCH, STORE_TICKS, app, context, send
 
@@ -100,6 +101,7 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
         by_symbol[tick.symbol].append(TickPoint(tick.ts, tick.price, tick.volume, tick.published, tick.trusted))
 
     controls = controls_for(ctx.redis, ctx.settings, sorted(by_symbol))
+    watched = _watched(ctx, controls)
     calendars = for_patterns(ctx.settings.calendars)  # once per batch: each symbol's sessions, by its exchange
     markets = _markets(ctx, by_symbol, controls, calendars)
     # Benchmarks first: the symbols after them measure against their tracks with this batch's ticks in
@@ -111,6 +113,7 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
     alerts: list[Anomaly] = []  # newly detected, not muted
     resolved: list[Anomaly] = []  # episodes that ended, not muted
     deepened: list[Anomaly] = []  # a new peak of an alert already out: only its Slack message is edited
+    personal: list[tuple[Anomaly, Watch]] = []  # watch alerts that changed: each to its watcher's DM
     late: set[tuple[str, int]] = set()
     lifted: list[Hush] = []  # mutes whose condition a tick met
     suspects: dict[tuple[str, int], str] = {}  # skewed timestamps and bad prints -> why
@@ -119,7 +122,7 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
             states[symbol],
             symbol,
             by_symbol[symbol],
-            controls[symbol].rules,
+            controls[symbol].rules + [rule for _, rule in watched.get(symbol, ())],
             lateness_ms=ctx.settings.lateness_seconds * 1000,
             now=now,
             silence=controls[symbol].hushes,
@@ -132,10 +135,19 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
         if symbol in markets.tracks:
             markets.moved(symbol, by_symbol[symbol], outcome)
         suspects.update(((symbol, ts), reason) for ts, reason in outcome.suspects)
-        anomalies += outcome.anomalies
-        alerts += [a for a in outcome.anomalies if a.id in outcome.new_ids and not a.muted]
-        resolved += [a for a in outcome.anomalies if a.id in outcome.resolved_ids and not a.muted]
-        deepened += [a for a in outcome.anomalies if a.id in outcome.deepened_ids and not a.muted]
+        found = [a for a in outcome.anomalies if a.watcher is None]
+        anomalies += found
+        alerts += [a for a in found if a.id in outcome.new_ids and not a.muted]
+        resolved += [a for a in found if a.id in outcome.resolved_ids and not a.muted]
+        deepened += [a for a in found if a.id in outcome.deepened_ids and not a.muted]
+        if symbol in watched:
+            told = {*outcome.new_ids, *outcome.resolved_ids, *outcome.deepened_ids}
+            watch_of = {rule.key: mine for mine, rule in watched[symbol]}
+            personal += [
+                (a, watch_of[episode_key(a.rule, a.watcher)])
+                for a in outcome.anomalies
+                if a.watcher is not None and a.id in told and episode_key(a.rule, a.watcher) in watch_of
+            ]
         late.update((symbol, tick.ts) for tick in outcome.late)
         lifted += outcome.lifted
 
@@ -151,6 +163,8 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
         for channel in channels:
             delivery_tasks.enqueue(ctx.redis, ctx.settings, channel, payload)
         subscriptions.dispatch(ctx.redis, ctx.settings, payload)  # webhooks: one delivery per subscription
+    for anomaly, mine in personal:  # by DM only: never the channel, webhooks or the alerts topic
+        dms.enqueue(ctx.redis, ctx.settings, anomaly, mine.target, mine.says())
     if deepened and "slack" in channels:
         for anomaly in deepened:
             slack_messages.anomaly_changed(ctx.redis, ctx.settings, anomaly, refresh)
@@ -191,6 +205,7 @@ def apply_batch(ctx: Context, batch: Batch, done: dict[int, int | None]) -> dict
         "late": len(late),
         "anomalies": len({a.id for a in anomalies}),
         "alerts": len(alerts),
+        "watch_alerts": len(personal),
         "batches": 1,
         "suspect": len(suspects),
     }
@@ -230,6 +245,16 @@ class _Markets:
         track = self.tracks[benchmark]
         track.add(((tick.ts, tick.price) for tick in ticks if tick.ts not in left_out), self.horizon_ms)
         self.changed[benchmark] = track
+
+
+def _watched(ctx: Context, controls: dict[str, SymbolControls]) -> dict[str, list[tuple[Watch, Rule]]]:
+    """The batch's symbols' personal watches as rules (their own and their groups'), read in one round trip."""
+    targets = {t for symbol, found in controls.items() for t in (symbol, *found.groups)}
+    on = Watches(ctx.redis, ctx.settings).for_targets(targets)
+    if not on:
+        return {}
+    groups = {symbol: found.groups for symbol, found in controls.items()}
+    return rules_for(sorted(controls), groups, on, ctx.settings)
 
 
 def _markets(

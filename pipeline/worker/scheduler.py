@@ -15,7 +15,7 @@ from typing import Any
 
 from celery import bootsteps
 
-from pipeline.alerting import reminders
+from pipeline.alerting import dms, reminders
 from pipeline.feeds import watch
 from pipeline.outage import Outage
 from pipeline.webhooks import delivery_log
@@ -28,12 +28,14 @@ INTERVAL_SECONDS = 0.2
 
 def start_due(now: float) -> int:
     """Queue every delayed task and webhook delivery due by `now`, and run the feed check and the mute reminders
-    when their interval's is not taken yet (pipeline.feeds.watch, pipeline.alerting.reminders); returns how many
+    when their interval's is not taken yet (pipeline.feeds.watch, pipeline.alerting.reminders), and the catch-up
+    DMs of quiet hours that ended (pipeline.alerting.dms); returns how many
     tasks were queued."""
     ctx = context()
     at = datetime.fromtimestamp(now, UTC)
     watch.check_if_due(ctx, at)
     reminders.check_if_due(ctx, at)
+    dms.catch_up_if_due(ctx, at)
     return later.start_due(ctx.redis, ctx.settings, now) + delivery_log.start_due(ctx.redis, ctx.settings, now)
 
 

@@ -20,7 +20,9 @@ from pipeline.alerting.messages import MAX_BLOCKS, MAX_SECTION_CHARS
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack, RecordedCall
 from stack.slack_requests import (
+    app_home_opened,
     block_actions,
+    home_click,
     interaction,
     signed_headers,
     slack_user,
@@ -98,6 +100,12 @@ class BotServer:
         )
         response = self.post(body, **post)
         return response, hook
+
+    def open_home(self, user: str) -> httpx.Response:
+        return self.post(app_home_opened(user), content_type="application/json")
+
+    def click_home(self, action_id: str, value: str, *, user: str, view_id: str) -> httpx.Response:
+        return self.post(home_click(action_id, value, user=user, view_id=view_id))
 
     def in_modal(
         self, view: dict[str, Any], *, user: str, values: dict[str, Any], action_id: str | None = None
