@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from api import anomalies, auth, controls, errors, groups, health, prices, webhooks
+from api import anomalies, auth, controls, errors, groups, health, prices, watches, webhooks
 from pipeline.body_limit import BodyLimit
 from pipeline.context import Context
 from pipeline.settings import Settings, get_settings
@@ -34,8 +34,13 @@ TAGS = [
     },
     {
         "name": "controls",
-        "description": "Per-symbol and per-group rules (drop, rise, zscore, volume, gap) and mutes, with the same "
-        "limits and audit log as the Slack bot. Changes need an admin token.",
+        "description": "Per-symbol and per-group rules (drop, rise, zscore, volume, gap, relative) and mutes, with "
+        "the same limits and audit log as the Slack bot. Changes need an admin token.",
+    },
+    {
+        "name": "watches",
+        "description": "Personal watches: a person's own rules on symbols or groups, alerted to them alone by Slack "
+        "DM (channel mutes do not apply), and their quiet hours. Admin tokens only.",
     },
     {
         "name": "webhooks",
@@ -59,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine_checks = health.EngineChecks(svc)
     errors.install(app)
     app.include_router(health.router)
-    for router in (prices.router, anomalies.router, controls.router, groups.router, webhooks.router):
+    for router in (prices.router, anomalies.router, controls.router, groups.router, watches.router, webhooks.router):
         app.include_router(router)
     app.webhooks.include_router(webhooks.events)  # documents what subscribers receive
     auth.check_token_first(app)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +15,7 @@ from pipeline.detect.tuning import Suggestion
 from pipeline.groups import Group
 from pipeline.mutes import MAX_REASON_CHARS, Mute, Window
 from pipeline.schema import Anomaly, RuleName
+from pipeline.watches import Watch
 
 
 class MarketOut(BaseModel):
@@ -328,3 +329,50 @@ class ChangeOut(BaseModel):
 
 class AuditLog(BaseModel):
     items: list[ChangeOut] = Field(description="newest first")
+
+
+class WatchRequest(BaseModel):
+    """A person's watch: their own rule on a symbol or a group, alerted to them alone by Slack DM."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str = Field(max_length=40, description="a symbol or group:NAME", examples=["TSLA"])
+    rule: RuleName = Field(examples=["drop"])
+    threshold_pct: float = Field(gt=0, description="in the rule's unit: % (drop, rise, gap, relative), sigmas, times")
+    window_seconds: int | None = Field(None, description="default: TICKWATCH_WINDOW_SECONDS", examples=[600])
+
+
+class WatchOut(BaseModel):
+    user: str
+    target: str
+    rule: RuleName
+    threshold_pct: float
+    window_seconds: int
+    says: str = Field(description="as people say it, e.g. `TSLA drop 3% in 10m`")
+    at: datetime
+
+    @classmethod
+    def of(cls, watch: Watch) -> WatchOut:
+        return cls(
+            user=watch.user,
+            target=watch.target,
+            rule=watch.rule,
+            threshold_pct=watch.threshold_pct,
+            window_seconds=watch.window_seconds,
+            says=watch.says(),
+            at=datetime.fromtimestamp(watch.at, UTC),
+        )
+
+
+class WatchList(BaseModel):
+    items: list[WatchOut] = Field(description="by target, then rule")
+    quiet_hours: str | None = Field(description="HH:MM-HH:MM in the person's Slack time zone; none: off")
+    limit: int = Field(description="the most watches one person may have (TICKWATCH_MAX_WATCHES_PER_USER)")
+
+
+class QuietHoursRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quiet_hours: str | None = Field(
+        max_length=11, description="HH:MM-HH:MM in the person's Slack time zone, or null: off", examples=["22:00-07:00"]
+    )

@@ -59,6 +59,6 @@ def test_watches_give_the_same_alerts_in_any_batching_and_keep_no_state_while_ar
 
 def test_a_channel_mute_does_not_silence_a_personal_watch():
     hush = Hush("TSLA", 0.0, "muted by alice: earnings")
-    found, new, *_ = run([CHANNEL, watch("U1", 3.0)], silence=[hush])
+    found, *_ = run([CHANNEL, watch("U1", 3.0)], silence=[hush])
     by = {a.watcher: a for a in found.values()}
     assert by[None].muted and not by["U1"].muted
