@@ -352,7 +352,14 @@ def test_openapi_and_docs(client: TestClient):
     paths = {"/v1/symbols", "/v1/prices/{symbol}/ohlc", "/v1/anomalies/{anomaly_id}", "/v1/mutes"}
     assert paths <= set(schema["paths"])
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
-    assert {tag["name"] for tag in schema["tags"]} == {"prices", "anomalies", "controls", "webhooks", "health"}
+    assert {tag["name"] for tag in schema["tags"]} == {
+        "prices",
+        "anomalies",
+        "controls",
+        "watches",
+        "webhooks",
+        "health",
+    }
     listed = schema["paths"]["/v1/anomalies"]["get"]
     assert all(parameter["description"] for parameter in listed["parameters"])
     assert {"401", "422", "503"} <= set(listed["responses"])

@@ -240,7 +240,8 @@ def test_replay_counts_one_alert_per_episode() -> None:
 def test_manifest_gets_the_request_url_everywhere() -> None:
     text = manifest_text("https://bot.example.org/", socket=True)
 
-    assert text.count("https://bot.example.org/slack/events") == 8  # seven commands and interactivity
+    # ten commands, events (the Home tab) and interactivity
+    assert text.count("https://bot.example.org/slack/events") == 12
     assert "example.com" not in text and "socket_mode_enabled: true" in text
     assert manifest_text("https://bot.example.org/slack/events") == manifest_text("https://bot.example.org")
     with pytest.raises(ValueError, match="https"):

@@ -27,6 +27,7 @@ def test_an_override_is_what_workers_read_and_is_audited(service: Controls):
         ("zscore", 0.0, 300, 300),
         ("volume", 0.0, 300, 300),
         ("gap", 0.0, 300, 300),
+        ("relative", 0.0, 300, 300),
     ]
     assert [(r.name, r.threshold_pct) for r in got["AAPL"].rules] == [
         ("drop", 5.0),
@@ -34,6 +35,7 @@ def test_an_override_is_what_workers_read_and_is_audited(service: Controls):
         ("zscore", 0.0),
         ("volume", 0.0),
         ("gap", 0.0),
+        ("relative", 0.0),
     ]
 
     service.set_rule("TSLA", "drop", API, threshold_pct=4)  # keeps the window set before

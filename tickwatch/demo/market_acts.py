@@ -1,7 +1,8 @@
 """The demo's market acts, before the replay, meaningful on any day, weekends and holidays included: (1) a 24/7 feed
-that goes silent is noticed and recovers (`feed.stale`, then the message edited to `feed.recovered`), and
+that goes silent is noticed and recovers (`feed.stale`, then the message edited to `feed.recovered`),
 (2) a stock opening 6 % below its previous close alerts as a gap (a past session of XNYS, from
-exchange_calendars: a different one each run, so each run shows a new alert).
+exchange_calendars: a different one each run, so each run shows a new alert), and (3) a market move with a
+personal watch's DM (tickwatch.demo.market_move_act).
 
 Both use symbols only these acts tick (`ADA-USD`, `ACME`) and clean up after themselves: the silent feed is
 no longer watched once the act ends, so nothing stale is left for the next run's workers to report.
@@ -23,6 +24,7 @@ from pipeline.ingest.topics import make_producer
 from pipeline.schema import Tick, from_ms
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
+from tickwatch.demo import market_move_act
 from tickwatch.demo.blocks_text import blocks_text
 from tickwatch.demo.tour import panel, wait
 
@@ -37,6 +39,7 @@ def run(console: Console, settings: Settings, redis: Redis, slack: FakeSlack, of
     try:
         silent_feed(console, settings, redis, producer, slack if offline else None)
         opening_gap(console, settings, redis, producer, slack if offline else None)
+        market_move_act.run(console, settings, redis, producer, slack if offline else None, _past_session(redis))
     finally:
         producer.close()
 

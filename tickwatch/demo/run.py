@@ -31,7 +31,7 @@ from pipeline.ingest.generator import Scenario, default_symbols, load_scenario, 
 from pipeline.ingest.publish import publish
 from pipeline.settings import Settings
 from stack.fake_slack import FakeSlack
-from tickwatch.demo import market_acts, tour
+from tickwatch.demo import market_acts, market_move_act, tour
 from tickwatch.fleet import Fleet, env_for, pending
 from tickwatch.leftovers import RunLog
 
@@ -78,7 +78,7 @@ def run(
     offline = not settings.slack_bot_token
     # With a real token the fake only receives the bot's response_url answers (Slack's own would go to Slack).
     slack = FakeSlack(record_to=log_dir / "slack-calls.jsonl")
-    values = tour.fleet_env()
+    values = tour.fleet_env() | market_move_act.benchmarks_env()
     channel = _run_channel() if offline else None
     if offline:
         values |= {

@@ -46,6 +46,7 @@ T = TypeVar("T")
 
 def fleet_env() -> dict[str, str]:
     """What the demo's processes need on top of the user's settings for the front-ends to be reachable."""
+
     return {
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "TICKWATCH_API_TOKENS": json.dumps([{"name": "demo", "token": API_TOKEN, "scope": "admin"}]),
