@@ -126,8 +126,10 @@ def _channel(settings: Settings) -> str:
 
 
 def _market_move(slack: FakeSlack | None) -> str | None:
+    """The market move message once every mover is in it (a storm's message is edited as members join)."""
     for call in reversed((slack.calls("chat.postMessage") + slack.calls("chat.update")) if slack else []):
-        if call.ok and f"Market move: {BENCHMARK}" in str(call.params.get("text", "")):
+        text = str(call.params.get("text", ""))
+        if call.ok and f"Market move: {BENCHMARK}" in text and all(m in text for m in MOVERS):
             return blocks_text(call.params.get("blocks") or [])
     return None
 
