@@ -141,6 +141,9 @@ class SymbolState:
     # the vendor already filtered): never judged as bad prints, never held for tick-count confirmation.
     trusted: bool = False
     beta: Beta = field(default_factory=Beta)  # its sensitivity to its benchmark (pipeline.detect.market)
+    # Per window length of zscore and volume: the usual folded over ticks no later batch can change, so a window
+    # shorter than the longest kept does not fold the same ticks again in every batch
+    folded: dict[int, Baseline] = field(default_factory=dict)
 
 
 @dataclass
@@ -223,6 +226,8 @@ def advance(
     # The zscore and volume rules measure against ticks older than the window and the lateness: keep those
     # in the window until they are folded into the baseline.
     baseline = any(rule.name in BASELINE_RULES for rule in active)
+    windows = {rule.window_ms for rule in active if rule.name in BASELINE_RULES}
+    _fold_for_good(state, windows, lateness_ms, baseline_seconds * 1000)
     _prune(
         state,
         max((rule.window_ms for rule in active if rule.name != GAP), default=0) + (lateness_ms if baseline else 0),
@@ -285,6 +290,7 @@ class _Evaluation:
             sessions=sessions,
             market=market,
             beta=self.beta,
+            folded=state.folded,
         )
 
     @classmethod
@@ -662,6 +668,32 @@ def _deepen(anomaly: dict[str, Any], price: float, ts: int) -> bool:
     return False
 
 
+def _fold_for_good(state: SymbolState, windows: set[int], lateness_ms: int, tau_ms: float) -> None:
+    """Fold each baseline window's usual forward over the ticks no later batch can change: older than the window
+    and the lateness before the watermark, before the last tick at or before it (a late tick re-evaluates from
+    there and may judge it a bad print) and before any bad print a tick after the watermark judged (judged again
+    then)."""
+    assert state.watermark is not None
+    ts, watermark = state.ts, state.watermark
+    stop = bisect.bisect_right(ts, watermark) - 1
+    unsettled = [t for t, judged in state.suspect.items() if judged > watermark]
+    if unsettled:
+        stop = min(stop, bisect.bisect_left(ts, min(unsettled)))
+    folded: dict[int, Baseline] = {}
+    for window_ms in windows:
+        end = min(stop, bisect.bisect_left(ts, watermark - window_ms - lateness_ms))
+        found = state.folded.get(window_ms)
+        if found is None or found.last_ts is None:
+            start, found = 0, state.baseline.copy()
+        else:
+            start = bisect.bisect_right(ts, found.last_ts)
+        for j in range(start, end):
+            if ts[j] not in state.suspect:
+                found.fold(ts[j], state.prices[j], state.volumes[j], tau_ms)
+        folded[window_ms] = found
+    state.folded = folded
+
+
 def _prune(
     state: SymbolState,
     window_ms: int,
@@ -692,6 +724,9 @@ def _prune(
         del state.ts[:keep_from]
         del state.prices[:keep_from]
         del state.volumes[:keep_from]
+        # A window's usual that missed ticks now pruned (folded into `baseline` instead) starts again from it
+        last = state.baseline.last_ts
+        state.folded = {w: b for w, b in state.folded.items() if last is None or (b.last_ts or 0) >= last}
     open_ids = {ep.anomaly["id"] for eps in (state.settled, state.live) for ep in eps.values() if ep.anomaly}
     state.known = {
         key: seen for key, seen in state.known.items() if (seen["timestamp"] or 0) > state.watermark or key in open_ids

@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -369,6 +369,7 @@ class WindowChecks:
         sessions: Sessions | None = None,
         market: Market | None = None,
         beta: float = 1.0,
+        folded: Mapping[int, Baseline] | None = None,
     ) -> None:
         self.ts, self.prices, self.volumes = ts, prices, volumes
         self.market, self.beta = market, beta
@@ -379,6 +380,7 @@ class WindowChecks:
         self.extremes: dict[int, SlidingExtremes] = {}
         self.sums: dict[int, SlidingSum] = {}
         self.cursors: dict[int, tuple[int, Baseline]] = {}
+        self.folded = folded or {}  # window -> its usual folded by earlier batches (SymbolState.folded)
         self._readings: dict[tuple[str, int], tuple[int, Reading | None]] = {}  # (rule, window) -> (tick, reading)
 
     def exclude(self, index: int) -> None:
@@ -486,9 +488,17 @@ class WindowChecks:
             self.extremes[window_ms] = SlidingExtremes(self.prices, self.excluded)
         return lo, self.extremes[window_ms](lo, i)
 
+    def _resume(self, window_ms: int) -> tuple[int, Baseline]:
+        """Where this window's usual starts folding: after what earlier batches folded for it for good (`folded`),
+        else the pruned ticks' baseline and the arrays from their start."""
+        stored = self.folded.get(window_ms)
+        if stored is None or stored.last_ts is None:
+            return 0, self.baseline.copy()
+        return bisect.bisect_right(self.ts, stored.last_ts), stored.copy()
+
     def _usual(self, window_ms: int, ts: int) -> tuple[float, float] | None:
         """(variance, volume) per second before t - W - lateness; None with less than W of history there."""
-        cursor, baseline = self.cursors.get(window_ms) or (0, self.baseline.copy())
+        cursor, baseline = self.cursors.get(window_ms) or self._resume(window_ms)
         cut = ts - window_ms - self.lateness_ms
         while cursor < len(self.ts) and self.ts[cursor] < cut:
             if cursor not in self.excluded:

@@ -98,6 +98,7 @@ def encode(state: SymbolState) -> bytes:
             "baseline": state.baseline.to_list(),
             "trusted": state.trusted,
             "beta": state.beta.to_list(),
+            "folded": [[window, baseline.to_list()] for window, baseline in state.folded.items()],
         }
     )
     return b"".join(
@@ -136,6 +137,7 @@ def decode(raw: bytes) -> SymbolState:
         baseline=Baseline.from_list(meta.get("baseline")),
         trusted=meta.get("trusted", False),
         beta=Beta.from_list(meta.get("beta")),
+        folded={int(window): Baseline.from_list(values) for window, values in meta.get("folded", ())},
     )
 
 

@@ -3,10 +3,13 @@ watch and watcher, never silenced by a channel mute, the same in any batching.""
 
 from __future__ import annotations
 
+import math
+import random
 from datetime import UTC, datetime, timedelta
 
 from pipeline.detect.detection import Rule, SymbolState, TickPoint, advance
 from pipeline.detect.silence import Hush
+from pipeline.detect.state import decode, encode
 from pipeline.schema import to_ms
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -62,3 +65,26 @@ def test_a_channel_mute_does_not_silence_a_personal_watch():
     found, *_ = run([CHANNEL, watch("U1", 3.0)], silence=[hush])
     by = {a.watcher: a for a in found.values()}
     assert by[None].muted and not by["U1"].muted
+
+
+def test_a_longer_watch_window_gives_the_channels_zscore_the_same_usual_in_any_batching():
+    """The channel's 5-minute zscore keeps folding its usual over the ticks a 15-minute watch keeps in the window;
+    what earlier batches folded for good (stored with the state) must give exactly what one batch computes."""
+    rng = random.Random(5)
+    prices, price = [], 100.0
+    for i in range(720):
+        price *= math.exp(rng.gauss(0, 0.0008) - (0.03 if i == 600 else 0))
+        prices.append(price)
+    ticks = [TickPoint(START + i * 5_000, p, 10.0 + rng.random()) for i, p in enumerate(prices)]
+    rules = [Rule("zscore", 4.0, 300, 300), Rule("volume", 3.0, 300, 300), watch("U1", 5.0, "zscore", 900)]
+    results = []
+    for size in (720, 1, 17):
+        state, found = SymbolState(), {}
+        for i in range(0, len(ticks), size):
+            out = advance(state, "X", ticks[i : i + size], rules, lateness_ms=30_000, now=NOW, baseline_seconds=600)
+            found.update({a.id: a.model_dump() for a in out.anomalies})
+            state = decode(encode(state))
+        results.append(found)
+        assert 300_000 in state.folded  # what earlier batches folded for the channel's window, kept with the state
+    assert results[0] and results[1] == results[0] and results[2] == results[0]
+    assert any(a["rule"] == "zscore" and a["watcher"] is None for a in results[0].values())
