@@ -8,9 +8,13 @@ import math
 import random
 from datetime import UTC, datetime, timedelta
 
+from pipeline import keys
+from pipeline.alerting import dms
 from pipeline.ingest.generator import Scenario
 from pipeline.ingest.topics import make_producer
 from pipeline.schema import Tick, to_ms
+from pipeline.watches import Watches, new_watch
+from stack.fake_slack import FakeSlack
 from tests.conftest import Namespace, wait_for
 
 
@@ -105,19 +109,49 @@ def run_market(ns: Namespace, ticks: list[Tick], *, workers: int, concurrency: i
     producer.close()
     wait_for(ns.applied, timeout=180, what=f"{workers} x {concurrency} run")
     return {
-        key: {k: v for k, v in doc.items() if k not in {"detected_at", "published_at"}}
+        key: {k: v for k, v in doc.items() if k not in {"detected_at", "published_at", "slack"}}
         for key, doc in ns.anomalies().items()
     }
 
 
+WATCHES = [("U0ALICE001", "TSLA", "drop", 4.0), ("U0BOB00001", "BTC-USD", "rise", 5.0)]
+OPENED = {"id", "symbol", "rule", "watcher", "timestamp", "price", "reference_price", "change_pct", "muted"}
+
+
+def watch_alerts(ns: Namespace, expect: int) -> dict:
+    """The personal watches' alerts as their DMs hold them (delivered after the batches: awaited), as they opened
+    (later edits may still be on their way)."""
+
+    def found() -> dict | None:
+        records = [dms.load(ns.redis, keys.text(k).rsplit(":", 1)[-1]) for k in ns.redis.scan_iter(keys.dm_record("*"))]
+        done = {r.anomaly.id: r.anomaly.model_dump(include=OPENED) for r in records if r}
+        return done if len(done) >= expect else None
+
+    return wait_for(found, timeout=60, what=f"{expect} watch alerts by DM")
+
+
 def test_one_and_four_workers_agree_with_every_rule_on(make_namespace):
     ticks = eventful_market()
-    one = make_namespace()
-    single = run_market(one, ticks, workers=1, concurrency=1)
-    found = {(a["symbol"], a["rule"]) for a in single.values()}
+    results = []
+    with FakeSlack() as slack:
+        for workers, concurrency, env in ((1, 1, {}), (2, 2, {"TICKWATCH_BATCH_MAX_TICKS": "200"})):
+            ns = make_namespace()
+            ns.env.update({"SLACK_BOT_TOKEN": "xoxb-test", "TICKWATCH_SLACK_API_URL": slack.url})
+            for user, target, rule, threshold in WATCHES:  # personal watches, in the same detection pass
+                Watches(ns.redis, ns.settings).add(new_watch(user, target, rule, threshold, 300))
+            found = run_market(ns, ticks, workers=workers, concurrency=concurrency, **env)
+            results.append((found, watch_alerts(ns, len(WATCHES)), int(ns.redis.hget("tickwatch:stats", "suspect"))))
+    single, watched, suspect = results[0]
     # Each move once per rule it trips; the AAPL bad print nothing (it is flagged and counted instead).
-    assert found == {("TSLA", "drop"), ("TSLA", "zscore"), ("BTC-USD", "rise"), ("BTC-USD", "zscore")}
-    assert int(one.redis.hget("tickwatch:stats", "suspect")) == 1
-
-    four = make_namespace()
-    assert run_market(four, ticks, workers=2, concurrency=2, TICKWATCH_BATCH_MAX_TICKS="200") == single
+    assert {(a["symbol"], a["rule"]) for a in single.values()} == {
+        ("TSLA", "drop"),
+        ("TSLA", "zscore"),
+        ("BTC-USD", "rise"),
+        ("BTC-USD", "zscore"),
+    }
+    assert suspect == 1
+    assert {(a["symbol"], a["watcher"]) for a in watched.values()} == {
+        ("TSLA", "U0ALICE001"),
+        ("BTC-USD", "U0BOB00001"),
+    }
+    assert results[1] == results[0]  # the same anomalies, watch alerts and bad prints
