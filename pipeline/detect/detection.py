@@ -24,126 +24,45 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from pipeline.detect.market import Beta, Market
+from pipeline.detect.market import Market
 from pipeline.detect.rules import (
     BASELINE_RULES,
     GAP,
     OFF_HOURS_REVERT_SHARE,
     REVERT_SHARE,
-    Baseline,
     Crossing,
     Pending,
+    Rule,
     Sessions,
     WindowChecks,
     bad_print_reason,
     confirmed,
     contradicts,
-    skew_reason,
+    episode_key,
 )
 from pipeline.detect.silence import Hush, Silence
-from pipeline.schema import Anomaly, RuleName, from_ms, to_ms
+from pipeline.detect.watch_groups import WatchGroups
+from pipeline.detect.window import (
+    Episode,
+    SymbolState,
+    TickPoint,
+    fold_for_good,
+    insert,
+    ongoing,
+    prune,
+    settle,
+    tentative_ids,
+)
+from pipeline.schema import Anomaly, from_ms, to_ms
 
 __all__ = ["Episode", "Outcome", "Rule", "SymbolState", "TickPoint", "advance"]
-
-
-class TickPoint(NamedTuple):
-    """The compact form of a tick the workers handle: event time, price, volume, Kafka record time."""
-
-    ts: int
-    price: float
-    volume: float | None = None
-    published: int | None = None
-    trusted: bool = False  # a print a vendor already filtered (bars of a market data file): see SymbolState
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One rule's parameters for one symbol; threshold 0 disables it.
-
-    `threshold_pct` is a percentage for drop and rise, k (sigmas) for zscore and a ratio for volume. An episode
-    opens once the condition has held on `confirm_ticks` ticks in a row and for `confirm_seconds`. A rule with a
-    `watcher` is that person's watch (pipeline.watches): its episodes are its own, never muted by the channel's.
-    """
-
-    name: RuleName
-    threshold_pct: float
-    window_seconds: int
-    cooldown_seconds: int
-    confirm_ticks: int = 1
-    confirm_seconds: float = 0.0
-    watcher: str | None = None
-    # What its episodes are kept under: the rule's name, and for a watch its watcher's id too
-    key: str = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "key", episode_key(self.name, self.watcher))
-
-    @property
-    def enabled(self) -> bool:
-        return self.threshold_pct > 0
-
-    @property
-    def window_ms(self) -> int:
-        return self.window_seconds * 1000
-
-    @property
-    def cooldown_ms(self) -> int:
-        """Never shorter than the window: a new episode must not measure from the previous one's reference."""
-        return max(self.cooldown_seconds, self.window_seconds) * 1000
-
-
-def episode_key(rule: str, watcher: str | None) -> str:
-    return rule if watcher is None else f"{rule}@{watcher}"
 
 
 def anomaly_id(symbol: str, rule: str, reference_ts: int) -> str:
     digest = hashlib.blake2b(f"{symbol}|{rule}|{reference_ts}".encode(), digest_size=10).hexdigest()
     return f"{symbol.lower().replace('/', '-')}-{rule}-{digest}"
-
-
-@dataclass
-class Episode:
-    """The open anomaly of one rule (None when armed), the last event time its condition held, and the
-    condition holding but not confirmed yet (`pending`)."""
-
-    anomaly: dict[str, Any] | None = None
-    last_hold: int = 0
-    pending: Pending | None = None
-
-    def copy(self) -> Episode:
-        return Episode(dict(self.anomaly) if self.anomaly else None, self.last_hold, self.pending)
-
-
-@dataclass
-class SymbolState:
-    """Everything detection remembers about one symbol between batches (pipeline.state stores it).
-
-    `ts`, `prices` and `volumes` are the window, sorted by event time. `settled` is each rule's episode as
-    of the `watermark`; `live` as of `evaluated_upto`, the newest tick evaluated; `changes` records every
-    episode change in between, so the settled state can move forward without re-evaluating. `known` holds,
-    for anomalies still open or newer than the watermark, what must not change when they are re-evaluated.
-    """
-
-    ts: list[int] = field(default_factory=list)
-    prices: list[float] = field(default_factory=list)
-    volumes: list[float] = field(default_factory=list)  # NaN where a tick had no volume
-    watermark: int | None = None
-    settled: dict[str, Episode] = field(default_factory=dict)
-    evaluated_upto: int | None = None
-    live: dict[str, Episode] = field(default_factory=dict)
-    changes: list[tuple[int, str, Episode]] = field(default_factory=list)
-    known: dict[str, dict[str, Any]] = field(default_factory=dict)
-    suspect: dict[int, int] = field(default_factory=dict)  # bad print's event time -> that of the tick judging it
-    baseline: Baseline = field(default_factory=Baseline)  # the ticks pruned from the window, for zscore and volume
-    # The symbol's newest ticks are trusted prints (derived from bars, whose open, high, low and close are trades
-    # the vendor already filtered): never judged as bad prints, never held for tick-count confirmation.
-    trusted: bool = False
-    beta: Beta = field(default_factory=Beta)  # its sensitivity to its benchmark (pipeline.detect.market)
-    # Per window length of zscore and volume: the usual folded over ticks no later batch can change, so a window
-    # shorter than the longest kept does not fold the same ticks again in every batch
-    folded: dict[int, Baseline] = field(default_factory=dict)
 
 
 @dataclass
@@ -199,7 +118,7 @@ def advance(
     ticks = list(ticks)
     if ticks:
         state.trusted = ticks[-1].trusted
-    late, published, duplicates, earliest, skewed = _insert(
+    late, published, duplicates, earliest, skewed = insert(
         state, ticks, None if clock_skew_ms is None else (to_ms(now), clock_skew_ms)
     )
     if earliest is None:
@@ -221,14 +140,14 @@ def advance(
     )
     run.suspects += skewed
     run.evaluate()
-    _settle(state, {**run.episodes, **run.watching}, run.changes, lateness_ms)
+    settle(state, {**run.episodes, **run.watching}, run.changes, lateness_ms)
     outcome = run.outcome(late, duplicates)
     # The zscore and volume rules measure against ticks older than the window and the lateness: keep those
     # in the window until they are folded into the baseline.
     baseline = any(rule.name in BASELINE_RULES for rule in active)
     windows = {rule.window_ms for rule in active if rule.name in BASELINE_RULES}
-    _fold_for_good(state, windows, lateness_ms, baseline_seconds * 1000)
-    _prune(
+    fold_for_good(state, windows, lateness_ms, baseline_seconds * 1000)
+    prune(
         state,
         max((rule.window_ms for rule in active if rule.name != GAP), default=0) + (lateness_ms if baseline else 0),
         baseline_seconds * 1000 if baseline else None,
@@ -262,12 +181,12 @@ class _Evaluation:
     ) -> None:
         self.state, self.symbol, self.start = state, symbol, start
         self.rules = [rule for rule in rules if rule.watcher is None]
-        self.watches = _WatchGroups([rule for rule in rules if rule.watcher is not None])
+        self.watches = WatchGroups([rule for rule in rules if rule.watcher is not None])
         self.market, self.beta = market, state.beta.value
         # Each channel rule's episode, and the watches' under way (an armed watch has none: thousands cost nothing)
         self.episodes: dict[str, Episode] = {rule.key: source.get(rule.key, Episode()).copy() for rule in self.rules}
         self.watching: dict[str, Episode] = {
-            key: source[key].copy() for key in self.watches.by_key if key in source and _ongoing(source[key])
+            key: source[key].copy() for key in self.watches.by_key if key in source and ongoing(source[key])
         }
         self.changes, self.reusable = changes, reusable
         self.published, self.now, self.silence = published, now, silence
@@ -298,15 +217,15 @@ class _Evaluation:
         cls, state: SymbolState, symbol: str, rules: Sequence[Rule], earliest: int, **options: Any
     ) -> _Evaluation:
         """Go on from the live state when every new tick is newer than those evaluated, else from the settled
-        state at the watermark (re-using the ids of the anomalies opened since, see `_tentative_ids`).
+        state at the watermark (re-using the ids of the anomalies opened since, see `tentative_ids`).
 
         Enabled rules are evaluated; a disabled rule only while it still has an episode to end."""
         watermark = state.watermark if state.watermark is not None else state.ts[0] - 1
         if state.evaluated_upto is not None and earliest > state.evaluated_upto:
             start, source, changes, reusable = state.evaluated_upto, state.live, state.changes, {}
         else:
-            start, source, changes, reusable = watermark, state.settled, [], _tentative_ids(state, watermark)
-        evaluated = [rule for rule in rules if rule.enabled or _ongoing(source.get(rule.key))]
+            start, source, changes, reusable = watermark, state.settled, [], tentative_ids(state, watermark)
+        evaluated = [rule for rule in rules if rule.enabled or ongoing(source.get(rule.key))]
         return cls(state, symbol, evaluated, start, source, changes, reusable, **options)
 
     def evaluate(self) -> None:
@@ -345,7 +264,7 @@ class _Evaluation:
         for key, hit in watched.items():
             episode = watching.setdefault(key, Episode())
             self._step(by_key[key], episode, hit, i)
-            if not _ongoing(episode):
+            if not ongoing(episode):
                 del watching[key]
 
     def _bad_print(self, prev: int, i: int, hits: dict[str, Crossing | None]) -> bool:
@@ -472,56 +391,6 @@ class _Evaluation:
         )
 
 
-class _WatchGroups:
-    """Personal watches grouped by rule and window, thresholds sorted: at each tick one measure per group tells
-    every watch of it that holds (a bisection), so the cost grows with the groups, not the watches."""
-
-    def __init__(self, watches: list[Rule]) -> None:
-        self.by_key = {rule.key: rule for rule in watches if rule.enabled}
-        grouped: dict[tuple[RuleName, int], list[Rule]] = {}
-        for rule in self.by_key.values():
-            grouped.setdefault((rule.name, rule.window_ms), []).append(rule)
-        self.groups = [
-            (name, window_ms, [r.threshold_pct for r in ordered], ordered)
-            for (name, window_ms), rules in grouped.items()
-            for ordered in [sorted(rules, key=lambda r: r.threshold_pct)]
-        ]
-
-    def hits(self, checks: WindowChecks, i: int, episodes: Mapping[str, Episode]) -> dict[str, Crossing | None]:
-        found: dict[str, Crossing | None] = {}
-        for name, window_ms, thresholds, rules in self.groups:
-            measured = checks.measure(name, window_ms, i)
-            if measured is None:
-                continue
-            holding = bisect.bisect_right(thresholds, measured.size)
-            if holding:
-                crossing = checks.crossing(window_ms, i, measured)
-                found.update((rule.key, crossing) for rule in rules[:holding])
-        for key in episodes:
-            if key not in found:
-                found[key] = None  # an episode under way that does not hold at this tick
-        return found
-
-
-def _ongoing(episode: Episode | None) -> bool:
-    return episode is not None and (episode.anomaly is not None or episode.pending is not None)
-
-
-def _settle(
-    state: SymbolState, episodes: dict[str, Episode], changes: list[tuple[int, str, Episode]], lateness_ms: int
-) -> None:
-    """Move the watermark to the newest tick minus the lateness, fold the changes up to it into the settled
-    episodes, and keep the rest (a later out-of-order tick re-evaluates from there)."""
-    newest_allowed_late = state.ts[-1] - lateness_ms
-    state.watermark = newest_allowed_late if state.watermark is None else max(state.watermark, newest_allowed_late)
-    settled = {name: ep.copy() for name, ep in state.settled.items()}
-    settled.update({name: ep for ts, name, ep in changes if ts <= state.watermark})
-    state.settled = {name: ep for name, ep in settled.items() if _ongoing(ep)}  # an armed rule needs no entry
-    state.changes = [change for change in changes if change[0] > state.watermark]
-    state.live = {name: ep for name, ep in episodes.items() if _ongoing(ep)}
-    state.evaluated_upto = state.ts[-1]
-
-
 def _contradicted(
     episodes: Iterable[tuple[str, Episode]],
     hits: Mapping[str, Crossing | None],
@@ -542,53 +411,6 @@ def _contradicted(
         ):
             return bad_print_reason(name, pending.reference_price, prev_price, price)
     return None
-
-
-def _insert(
-    state: SymbolState, ticks: Iterable[TickPoint], clock: tuple[int, int] | None
-) -> tuple[list[TickPoint], dict[int, int], list[TickPoint], int | None, list[tuple[int, str]]]:
-    """Merge ticks into the sorted window.
-
-    Returns the late ticks, Kafka times by event time, the duplicates, the earliest event time inserted
-    (None if nothing was), and the ticks quarantined for a timestamp too far ahead of `clock` (now in ms,
-    tolerance in ms) and of the symbol's newest tick.
-    """
-    late: list[TickPoint] = []
-    published: dict[int, int] = {}
-    duplicates: list[TickPoint] = []
-    skewed: list[tuple[int, str]] = []
-    earliest: int | None = None
-    for tick in ticks:
-        if state.watermark is not None and tick.ts <= state.watermark:
-            late.append(tick)
-            continue
-        if clock is not None and (reason := skew_reason(tick.ts, state.ts[-1] if state.ts else None, *clock)):
-            skewed.append((tick.ts, reason))
-            continue
-        i = bisect.bisect_left(state.ts, tick.ts)
-        if i < len(state.ts) and state.ts[i] == tick.ts:
-            duplicates.append(tick)  # same symbol and event time: the same tick again (a replay)
-            continue
-        state.ts.insert(i, tick.ts)
-        state.prices.insert(i, tick.price)
-        state.volumes.insert(i, math.nan if tick.volume is None else tick.volume)
-        if tick.published is not None:
-            published[tick.ts] = tick.published
-        earliest = tick.ts if earliest is None else min(earliest, tick.ts)
-    return late, published, duplicates, earliest, skewed
-
-
-def _tentative_ids(state: SymbolState, watermark: int) -> dict[str, list[str]]:
-    """Per rule, the ids of anomalies opened after the watermark, oldest first.
-
-    Re-evaluation re-opens those episodes; it reuses their ids even when the tick that now opens one (or
-    its reference) differs, so a late tick updates an alert already sent instead of sending another.
-    """
-    tentative: dict[str, list[tuple[int, str]]] = {}
-    for key, seen in state.known.items():
-        if (seen["timestamp"] or 0) > watermark:
-            tentative.setdefault(str(seen.get("key") or seen.get("rule")), []).append((seen["timestamp"] or 0, key))
-    return {rule: [key for _, key in sorted(items)] for rule, items in tentative.items()}
 
 
 def _open(
@@ -666,71 +488,6 @@ def _deepen(anomaly: dict[str, Any], price: float, ts: int) -> bool:
         anomaly.update(peak_price=price, peak_change_pct=change, peak_timestamp=ts)
         return True
     return False
-
-
-def _fold_for_good(state: SymbolState, windows: set[int], lateness_ms: int, tau_ms: float) -> None:
-    """Fold each baseline window's usual forward over the ticks no later batch can change: older than the window
-    and the lateness before the watermark, before the last tick at or before it (a late tick re-evaluates from
-    there and may judge it a bad print) and before any bad print a tick after the watermark judged (judged again
-    then)."""
-    assert state.watermark is not None
-    ts, watermark = state.ts, state.watermark
-    stop = bisect.bisect_right(ts, watermark) - 1
-    unsettled = [t for t, judged in state.suspect.items() if judged > watermark]
-    if unsettled:
-        stop = min(stop, bisect.bisect_left(ts, min(unsettled)))
-    folded: dict[int, Baseline] = {}
-    for window_ms in windows:
-        end = min(stop, bisect.bisect_left(ts, watermark - window_ms - lateness_ms))
-        found = state.folded.get(window_ms)
-        if found is None or found.last_ts is None:
-            start, found = 0, state.baseline.copy()
-        else:
-            start = bisect.bisect_right(ts, found.last_ts)
-        for j in range(start, end):
-            if ts[j] not in state.suspect:
-                found.fold(ts[j], state.prices[j], state.volumes[j], tau_ms)
-        folded[window_ms] = found
-    state.folded = folded
-
-
-def _prune(
-    state: SymbolState,
-    window_ms: int,
-    tau_ms: float | None,
-    *,
-    keep_previous: bool = False,
-    market: tuple[Market, float] | None = None,
-) -> None:
-    """Drop ticks no future evaluation can see (folding them into the baseline when `tau_ms` is given, and into
-    β when `market` (with β's time constant) is, bad prints left out), and ids no re-evaluation can produce
-    again. `keep_previous` keeps the tick before the first one a late tick can make re-evaluate (a gap is
-    measured from it)."""
-    assert state.watermark is not None
-    keep_from = bisect.bisect_left(state.ts, state.watermark - window_ms)
-    if keep_previous:
-        keep_from = min(keep_from, max(0, bisect.bisect_right(state.ts, state.watermark) - 1))
-    if keep_from:
-        if tau_ms is not None:
-            for j in range(keep_from):
-                if state.ts[j] not in state.suspect:
-                    state.baseline.fold(state.ts[j], state.prices[j], state.volumes[j], tau_ms)
-        if market is not None:
-            track, beta_tau = market[0].track, market[1]
-            for j in range(keep_from):
-                if state.ts[j] not in state.suspect:
-                    state.beta.fold(state.ts[j], state.prices[j], track.price_at(state.ts[j]), beta_tau)
-        state.suspect = {ts: judged for ts, judged in state.suspect.items() if ts > state.ts[keep_from - 1]}
-        del state.ts[:keep_from]
-        del state.prices[:keep_from]
-        del state.volumes[:keep_from]
-        # A window's usual that missed ticks now pruned (folded into `baseline` instead) starts again from it
-        last = state.baseline.last_ts
-        state.folded = {w: b for w, b in state.folded.items() if last is None or (b.last_ts or 0) >= last}
-    open_ids = {ep.anomaly["id"] for eps in (state.settled, state.live) for ep in eps.values() if ep.anomaly}
-    state.known = {
-        key: seen for key, seen in state.known.items() if (seen["timestamp"] or 0) > state.watermark or key in open_ids
-    }
 
 
 def _model(data: dict[str, Any]) -> Anomaly:

@@ -23,7 +23,7 @@ import bisect
 import math
 from collections import deque
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from pipeline.detect.market import Market
@@ -40,6 +40,46 @@ MIN_VARIANCE_PER_SECOND = 1e-4**2 / 60
 # are thin and wild, a smaller share shows one up.
 REVERT_SHARE = 0.5
 OFF_HOURS_REVERT_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule's parameters for one symbol; threshold 0 disables it.
+
+    `threshold_pct` is a percentage for drop and rise, k (sigmas) for zscore and a ratio for volume. An episode
+    opens once the condition has held on `confirm_ticks` ticks in a row and for `confirm_seconds`. A rule with a
+    `watcher` is that person's watch (pipeline.watches): its episodes are its own, never muted by the channel's.
+    """
+
+    name: RuleName
+    threshold_pct: float
+    window_seconds: int
+    cooldown_seconds: int
+    confirm_ticks: int = 1
+    confirm_seconds: float = 0.0
+    watcher: str | None = None
+    # What its episodes are kept under: the rule's name, and for a watch its watcher's id too
+    key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", episode_key(self.name, self.watcher))
+
+    @property
+    def enabled(self) -> bool:
+        return self.threshold_pct > 0
+
+    @property
+    def window_ms(self) -> int:
+        return self.window_seconds * 1000
+
+    @property
+    def cooldown_ms(self) -> int:
+        """Never shorter than the window: a new episode must not measure from the previous one's reference."""
+        return max(self.cooldown_seconds, self.window_seconds) * 1000
+
+
+def episode_key(rule: str, watcher: str | None) -> str:
+    return rule if watcher is None else f"{rule}@{watcher}"
 
 
 # --- the conditions ---------------------------------------------------------------------------------

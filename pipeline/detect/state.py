@@ -21,9 +21,9 @@ import orjson
 from redis import Redis
 
 from pipeline import keys
-from pipeline.detect.detection import Episode, SymbolState
 from pipeline.detect.market import Beta, Track
 from pipeline.detect.rules import Baseline, Pending
+from pipeline.detect.window import Episode, SymbolState
 from pipeline.metrics import Recorder
 from pipeline.schema import PartitionRange
 
