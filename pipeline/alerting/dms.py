@@ -125,7 +125,7 @@ def _deliver(ctx: Context, anomaly: Anomaly, target: str, says: str) -> str:
             pipe.lpush(keys.dm_recent(user), anomaly.id)
             pipe.ltrim(keys.dm_recent(user), 0, RECENT - 1)
             pipe.execute()
-        else:  # detection's newest view, keeping what the person did to it
+        elif newer(anomaly, record.anomaly):  # detection's newest view, keeping what the person did to it
             kept = record.anomaly.model_dump(include={"acknowledged_by", "acknowledged_at", "status"})
             if anomaly.status == "resolved":
                 kept.pop("status")
@@ -136,7 +136,30 @@ def _deliver(ctx: Context, anomaly: Anomaly, target: str, says: str) -> str:
             _hold(redis, user, anomaly.id)
             return "held"
         save(redis, record)
+        if record.channel and record.anomaly.status != "resolved" and _throttled(ctx, anomaly, target, says):
+            return "throttled"
         return show(ctx.redis, _slack(), record)
+
+
+def newer(anomaly: Anomaly, known: Anomaly) -> bool:
+    """Whether detection's `anomaly` is at least as recent as the stored one (a retried or follow-up task may
+    carry an older view): an episode's end, or a peak as late."""
+    if known.resolved_at is not None:
+        return anomaly.resolved_at is not None
+    return anomaly.resolved_at is not None or anomaly.peak_timestamp >= known.peak_timestamp
+
+
+def _throttled(ctx: Context, anomaly: Anomaly, target: str, says: str) -> bool:
+    """A new peak edits the DM at most once per `slack_edit_interval_seconds`; inside it, one follow-up renders
+    the newest stored view when the interval has passed, so the last peak is never lost."""
+    redis, every = ctx.redis, ctx.settings.slack_edit_interval_seconds
+    window_ms = max(1, round(every * 1000))
+    if redis.set(keys.slack_message("throttle", "dm", anomaly.id), 1, nx=True, px=window_ms):
+        return False
+    if redis.set(keys.slack_message("follow-up", "dm", anomaly.id), 1, nx=True, px=window_ms):
+        payload = (anomaly.model_dump(mode="json"), target, says, 0)
+        later.send_later(redis, DELIVER_DM, *payload, queue=ctx.settings.alerts_queue, at=time.time() + every)
+    return True
 
 
 def show(redis: Redis, client: WebClient, record: Record) -> str:
